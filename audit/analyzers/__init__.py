@@ -1,0 +1,7 @@
+"""Analyzers: one module each, registered by decorator in the order they run."""
+
+from audit.analyzers import performance  # noqa: F401  (registers the analyzer)
+from audit.analyzers.base import ANALYZERS, Analyzer, Figure, MetricSpec, Result, register_analyzer
+from audit.analyzers.performance import Performance
+
+__all__ = ["ANALYZERS", "Analyzer", "Figure", "MetricSpec", "Performance", "Result", "register_analyzer"]

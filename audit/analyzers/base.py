@@ -1,0 +1,182 @@
+"""The analyzer interface and the result every analyzer returns.
+
+An analyzer is a frozen, keyword-only dataclass: its fields are its whole
+configuration. `run(model, data, seed=...)` always returns a `Result`; the runner
+turns an exception into a Result with status "error".
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from audit.errors import AuditInputError
+
+if TYPE_CHECKING:
+    from audit.data.dataset import Dataset
+    from audit.model import Model
+
+STATUSES = ("ok", "error", "skipped")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A gateable metric: what it means and which direction is better."""
+
+    description: str
+    better: str  # "higher" or "lower"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A rendered plot with the caption that says what it shows and how to read it."""
+
+    title: str
+    caption: str
+    png: bytes
+
+    def data_uri(self) -> str:
+        return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one analyzer found. `metrics` are flat ("<prefix>.<name>" -> float) and gateable;
+    `intervals` holds confidence intervals (low, high) for some of them."""
+
+    analyzer: str
+    status: str = "ok"
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    intervals: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    tables: Mapping[str, pd.DataFrame] = field(default_factory=dict)
+    arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
+    figures: tuple[Figure, ...] = ()
+    config: Mapping = field(default_factory=dict)
+    details: Mapping = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    error: str | None = None
+    seconds: float = 0.0
+
+    def __post_init__(self):
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, not {self.status!r}")
+        for name in self.metrics:
+            if not name.startswith(self.analyzer_prefix + "."):
+                raise ValueError(f"metric {name!r} must start with {self.analyzer_prefix!r}.")
+
+    @property
+    def analyzer_prefix(self) -> str:
+        return ANALYZERS.get(self.analyzer).metric_prefix if self.analyzer in ANALYZERS else self.analyzer
+
+    def to_dict(self) -> dict:
+        """JSON-ready: metrics, tables as records, config and details; arrays by shape only."""
+        return {
+            "analyzer": self.analyzer,
+            "status": self.status,
+            "seconds": round(self.seconds, 3),
+            "config": _jsonable(dict(self.config)),
+            "metrics": {k: _json_number(v) for k, v in self.metrics.items()},
+            "intervals": {k: [_json_number(lo), _json_number(hi)] for k, (lo, hi) in self.intervals.items()},
+            "tables": {k: _jsonable(t.reset_index().to_dict(orient="records")) for k, t in self.tables.items()},
+            "arrays": {k: list(np.shape(v)) for k, v in self.arrays.items()},
+            "figures": [f.title for f in self.figures],
+            "details": _jsonable(dict(self.details)),
+            "warnings": list(self.warnings),
+            "error": self.error,
+        }
+
+    def _repr_html_(self) -> str:
+        from audit.report.html import render_result
+
+        return render_result(self)
+
+
+class Analyzer(ABC):
+    """Subclasses are `@dataclass(frozen=True, kw_only=True)` and set the class variables."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    description: ClassVar[str]
+    metric_prefix: ClassVar[str]
+    metrics: ClassVar[Mapping[str, MetricSpec]] = {}
+    default: ClassVar[bool] = True
+
+    def supports(self, model: Model, data: Dataset) -> bool:
+        return True
+
+    @abstractmethod
+    def run(self, model: Model, data: Dataset, *, seed: int = 0) -> Result:
+        """Analyze `model` on `data`; deterministic for a given seed."""
+
+    def config(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class AnalyzerRegistry:
+    def __init__(self):
+        self._classes: dict[str, type[Analyzer]] = {}
+
+    def register(self, cls: type[Analyzer]) -> type[Analyzer]:
+        if cls.name in self._classes:
+            raise ValueError(f"analyzer {cls.name!r} is registered twice")
+        self._classes[cls.name] = cls
+        return cls
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._classes
+
+    def get(self, name: str) -> type[Analyzer]:
+        if name not in self._classes:
+            raise AuditInputError(f"unknown analyzer {name!r}; available: {', '.join(self._classes)}")
+        return self._classes[name]
+
+    def create(self, name: str, **options) -> Analyzer:
+        cls = self.get(name)
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - set(fields))
+        if unknown:
+            raise AuditInputError(
+                f"analyzer {name!r} has no option(s) {', '.join(unknown)}; options: {', '.join(fields) or 'none'}"
+            )
+        return cls(**options)
+
+    def classes(self) -> list[type[Analyzer]]:
+        return list(self._classes.values())
+
+    def defaults(self) -> list[str]:
+        return [name for name, cls in self._classes.items() if cls.default]
+
+
+ANALYZERS = AnalyzerRegistry()
+register_analyzer = ANALYZERS.register
+
+
+def _json_number(value) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _jsonable(value):
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return _json_number(value)
+    if value is None or isinstance(value, (int, str)):
+        return value
+    return str(value)

@@ -1,0 +1,239 @@
+"""The `audit` command: thin commands over the library, mapped to exit codes.
+
+Exit codes: 0 pass (or no policy), 1 a gate failed, 2 bad usage or bad input,
+3 a gate's analyzer errored or did not run, 4 an internal error (a bug).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+
+from audit import checkpoint
+from audit.analyzers import ANALYZERS
+from audit.data.builtin import list_datasets, load_dataset
+from audit.data.sources import audit_data, training_splits
+from audit.errors import AuditInputError
+from audit.models import MODELS
+from audit.models.spec import ModelSpec
+from audit.models.training import TrainConfig, train
+from audit.policy import EXIT_USAGE, Policy, metric_catalog
+from audit.progress import set_quiet
+from audit.runner import run
+
+EXIT_INTERNAL = 4
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise AuditInputError(f"{self.prog}: {message}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = parser.parse_args(argv)
+        set_quiet(getattr(args, "quiet", False))
+        return args.handler(args)
+    except AuditInputError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one line, never a traceback, unless --debug
+        if debug:
+            raise
+        print(f"error: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="audit", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("datasets", help="list the built-in datasets")
+    p.set_defaults(handler=cmd_datasets)
+
+    p = sub.add_parser("models", help="list the registered architectures")
+    p.set_defaults(handler=cmd_models)
+
+    p = sub.add_parser("analyzers", help="list the analyzers and their options")
+    p.set_defaults(handler=cmd_analyzers)
+
+    p = sub.add_parser("metrics", help="list every gateable metric with its meaning and direction")
+    p.set_defaults(handler=cmd_metrics)
+
+    p = sub.add_parser("train", help="train an architecture, or a model spec (models/*.toml)")
+    p.add_argument("what", help="an architecture name (audit models) or a spec file NAME.toml")
+    _add_data_options(p)
+    p.add_argument("--dataset", help="a built-in dataset (audit datasets)")
+    p.add_argument("-o", "--output", help="checkpoint to write (default: models/<dataset>-<arch>.pt)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
+                   help="an architecture option, e.g. --set hidden=[128,64]")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("report", help="audit a model and write the HTML report")
+    p.add_argument("model", help="checkpoint (.pt) written by audit train, or a TorchScript file")
+    _add_data_options(p)
+    p.add_argument("-o", "--output", help="HTML report to write (default: reports/<model>.html)")
+    p.add_argument("--json", help="also write the JSON document here")
+    p.add_argument("--policy", help="TOML file of gates; the exit code follows its verdict")
+    p.add_argument("--analyzers", help="comma-separated analyzers to run (default: all that apply)")
+    p.add_argument("--set", action="append", default=[], metavar="ANALYZER.OPTION=VALUE",
+                   help="an analyzer option, e.g. --set performance.bins=15")
+    p.add_argument("--seed", type=int, default=0, help="drives every random choice (default 0)")
+    p.add_argument("--samples", type=int, help="examples the per-example analyzers work on")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow a pickled checkpoint (it can run arbitrary code: only for files you trust)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.set_defaults(handler=cmd_report)
+    return parser
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", help="a CSV or Parquet table, or an NPZ of images (arrays x, y)")
+    p.add_argument("--target", help="label column of --data")
+    p.add_argument("--sensitive", nargs="+", default=[], metavar="COL", help="sensitive attribute columns")
+    p.add_argument("--text-column", help="text column of --data (text models)")
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+
+def cmd_datasets(args) -> int:
+    rows = []
+    for entry in list_datasets():
+        rows.append((entry.name, f"{len(load_dataset(entry.name, 'all')):,}", entry.modality, entry.target,
+                     ", ".join(entry.sensitive) or "-", entry.description))
+    _print_table(("name", "rows", "modality", "target", "sensitive", "description"), rows)
+    return 0
+
+
+def cmd_models(args) -> int:
+    _print_table(("name", "modalities", "description"),
+                 [(e.name, ", ".join(e.modalities), e.description) for e in MODELS.entries()])
+    return 0
+
+
+def cmd_analyzers(args) -> int:
+    rows = []
+    for cls in ANALYZERS.classes():
+        options = ", ".join(f"{k}={v!r}" for k, v in cls().config().items()) or "-"
+        rows.append((cls.name, "yes" if cls.default else "no", cls.description, options))
+    _print_table(("name", "default", "what it does", "options (--set name.option=value)"), rows)
+    return 0
+
+
+def cmd_metrics(args) -> int:
+    _print_table(("metric", "better", "meaning"),
+                 [(name, spec.better, spec.description) for name, spec in metric_catalog().items()])
+    return 0
+
+
+def cmd_train(args) -> int:
+    if args.what.endswith(".toml"):
+        if args.dataset or args.data:
+            raise AuditInputError("a spec file names its own data; drop --dataset/--data or train an architecture")
+        spec = ModelSpec.from_toml(args.what)
+    else:
+        MODELS.get(args.what)
+        name = args.dataset or (Path(args.data).stem if args.data else "data")
+        spec = ModelSpec(architecture=args.what, output=Path(args.output or f"models/{name}-{args.what}.pt"),
+                         dataset=args.dataset, data=Path(args.data) if args.data else None, target=args.target,
+                         sensitive=tuple(args.sensitive), text_column=args.text_column)
+    overrides = {k: v for k, v in {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+                                   "seed": args.seed}.items() if v is not None}
+    config = TrainConfig.from_dict({**spec.training.__dict__, **overrides})
+    model_config = {**spec.model, **_parse_assignments(args.set, "architecture option")}
+    output = Path(args.output) if args.output else spec.output
+    splits = training_splits(dataset=spec.dataset, data=spec.data, target=spec.target, sensitive=spec.sensitive,
+                             text_column=spec.text_column, seed=config.seed)
+    outcome = train(spec.architecture, *splits, config=config, model_config=model_config, quiet=args.quiet)
+    checkpoint.save(outcome.model, output)
+    print(f"{spec.architecture} on {splits[0].name}: test accuracy {outcome.test_accuracy:.4f} "
+          f"(validation {outcome.validation_accuracy:.4f}, best epoch {outcome.epochs}), "
+          f"trained in {outcome.seconds:.1f} s -> {output}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    policy = Policy.from_toml(args.policy) if args.policy else None
+    options = _parse_analyzer_options(args.set)
+    names = [n.strip() for n in args.analyzers.split(",") if n.strip()] if args.analyzers else None
+    for name in names or []:
+        ANALYZERS.get(name)
+    if args.samples is not None and args.samples < 1:
+        raise AuditInputError(f"--samples must be at least 1, found {args.samples}")
+    model = checkpoint.load(args.model, trust_pickle=args.trust_pickle)
+    data = audit_data(dict(model.task.dataset), data=args.data, target=args.target, sensitive=args.sensitive,
+                      text_column=args.text_column)
+    result = run(model, data, names, seed=args.seed, policy=policy, samples=args.samples, options=options,
+                 command=" ".join(["audit", *sys.argv[1:]]))
+    output = Path(args.output or f"reports/{Path(args.model).stem}.html")
+    result.save_html(output)
+    if args.json:
+        result.save_json(args.json)
+    print(f"{result.verdict.summary} -> {output}")
+    for gate in result.verdict.failed:
+        print(f"  {gate.status}: {gate.message}")
+    for r in result.results:
+        if r.status == "error":
+            print(f"  analyzer {r.analyzer} errored: {r.error}", file=sys.stderr)
+    return result.verdict.exit_code
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _parse_value(text: str):
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _parse_assignments(items: Sequence[str], what: str) -> dict:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise AuditInputError(f"--set {item!r}: expected {what} as NAME=VALUE")
+        out[key.strip()] = _parse_value(value.strip())
+    return out
+
+
+def _parse_analyzer_options(items: Sequence[str]) -> dict[str, dict]:
+    options: dict[str, dict] = {}
+    for key, value in _parse_assignments(items, "analyzer option").items():
+        analyzer, sep, option = key.partition(".")
+        if not sep:
+            raise AuditInputError(f"--set {key}: expected ANALYZER.OPTION=VALUE, e.g. performance.bins=15")
+        ANALYZERS.get(analyzer)
+        options.setdefault(analyzer, {})[option] = value
+    return options
+
+
+def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
+    for row in (header, *rows):
+        print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,308 @@
+"""`Dataset`: inputs, labels and sensitive attributes, kept apart.
+
+Sensitive attributes live in their own DataFrame. For tables the input frame may
+hold the same columns too; a model only ever reads the columns its encoder was
+fitted on, so a sensitive column reaches a model only if it was trained on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from audit.errors import AuditInputError
+
+MODALITIES = ("tabular", "image", "text")
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Inputs with integer labels into `classes`, and sensitive attributes beside them.
+
+    `inputs` is a DataFrame for tables, a float32 array (N, C, H, W) for images,
+    and an object array of strings for text.
+    """
+
+    inputs: pd.DataFrame | np.ndarray
+    labels: np.ndarray
+    classes: tuple[str, ...]
+    modality: str
+    sensitive: pd.DataFrame = field(default_factory=pd.DataFrame)
+    name: str = "data"
+    target: str = "label"
+    source: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.modality not in MODALITIES:
+            raise AuditInputError(f"unknown modality {self.modality!r}; expected one of {', '.join(MODALITIES)}")
+        n = len(self.inputs)
+        if len(self.labels) != n:
+            raise AuditInputError(f"{self.name}: {n} inputs but {len(self.labels)} labels")
+        if len(self.sensitive.columns) and len(self.sensitive) != n:
+            raise AuditInputError(f"{self.name}: {n} inputs but {len(self.sensitive)} rows of sensitive attributes")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __repr__(self) -> str:
+        sensitive = ", ".join(self.sensitive.columns) or "none"
+        return (
+            f"Dataset({self.name!r}, modality={self.modality!r}, rows={len(self)}, "
+            f"classes={list(self.classes)}, sensitive=[{sensitive}])"
+        )
+
+    @property
+    def sensitive_names(self) -> tuple[str, ...]:
+        return tuple(self.sensitive.columns)
+
+    @property
+    def texts(self) -> list[str]:
+        if self.modality != "text":
+            raise AttributeError("texts exist only for text datasets")
+        return list(self.inputs)
+
+    @cached_property
+    def sha256(self) -> str:
+        """Content hash of inputs, labels, classes and sensitive attributes."""
+        h = hashlib.sha256()
+        h.update(self.modality.encode())
+        h.update("\x00".join(self.classes).encode())
+        h.update(np.ascontiguousarray(self.labels, dtype=np.int64).tobytes())
+        _hash_frame_into(h, self.sensitive)
+        if isinstance(self.inputs, pd.DataFrame):
+            _hash_frame_into(h, self.inputs)
+        elif self.modality == "text":
+            h.update("\x00".join(self.inputs).encode())
+        else:
+            h.update(str(self.inputs.shape).encode())
+            h.update(np.ascontiguousarray(self.inputs).tobytes())
+        return h.hexdigest()
+
+    def subset(self, indices) -> Dataset:
+        idx = np.asarray(indices)
+        if isinstance(self.inputs, pd.DataFrame):
+            inputs = self.inputs.iloc[idx].reset_index(drop=True)
+        else:
+            inputs = self.inputs[idx]
+        sensitive = self.sensitive.iloc[idx].reset_index(drop=True) if len(self.sensitive.columns) else self.sensitive
+        return replace(self, inputs=inputs, labels=self.labels[idx], sensitive=sensitive)
+
+    def sample(self, n: int | None, *, seed: int = 0) -> Dataset:
+        """At most `n` rows drawn without replacement (all rows, in order, when n is None or >= len)."""
+        if n is None or n >= len(self):
+            return self
+        rng = np.random.default_rng(seed)
+        return self.subset(np.sort(rng.choice(len(self), size=n, replace=False)))
+
+    def split(self, fractions: Sequence[float], *, seed: int) -> list[Dataset]:
+        """Seeded stratified split into parts of the given fractions (they sum to 1)."""
+        rng = np.random.default_rng(seed)
+        parts: list[list[int]] = [[] for _ in fractions]
+        bounds = np.cumsum(fractions)[:-1]
+        for label in np.unique(self.labels):
+            members = rng.permutation(np.flatnonzero(self.labels == label))
+            for part, chunk in zip(parts, np.split(members, np.round(bounds * len(members)).astype(int))):
+                part.extend(chunk.tolist())
+        return [self.subset(np.sort(np.array(part, dtype=int))) for part in parts]
+
+    # -- constructors -------------------------------------------------------------------
+
+    @classmethod
+    def from_dataframe(
+        cls,
+        frame: pd.DataFrame,
+        *,
+        target: str,
+        sensitive: Sequence[str] = (),
+        text_column: str | None = None,
+        classes: Sequence[str] | None = None,
+        name: str = "data",
+        source: dict | None = None,
+    ) -> Dataset:
+        """A table (or, with `text_column`, a text dataset) from a DataFrame.
+
+        Every column but the target is a candidate model input; `sensitive` columns are
+        also copied into `sensitive`.
+        """
+        where = (source or {}).get("path", name)
+        if len(frame) == 0:
+            raise AuditInputError(f"{where}: no rows (the table is empty)")
+        columns = [str(c) for c in frame.columns]
+        frame = frame.set_axis(columns, axis=1).reset_index(drop=True)
+        for role, col in [("--target", target), ("--text-column", text_column), *[("--sensitive", s) for s in sensitive]]:
+            if col is not None and col not in columns:
+                raise AuditInputError(f"{where}: column {col!r} ({role}) not found; columns are: {', '.join(columns)}")
+        labels, classes = _encode_labels(frame[target], classes, where=f"{where}: target column {target!r}")
+        sens = frame[list(sensitive)].copy()
+        for col in sens.columns:
+            _require_complete(sens[col], f"{where}: sensitive column {col!r}")
+        if text_column is not None:
+            texts = frame[text_column]
+            _require_complete(texts, f"{where}: text column {text_column!r}")
+            inputs = np.array([str(t) for t in texts], dtype=object)
+            modality = "text"
+        else:
+            inputs = frame.drop(columns=[target])
+            for col in inputs.columns:
+                _require_complete(inputs[col], f"{where}: column {col!r}")
+            modality = "tabular"
+        return cls(inputs=inputs, labels=labels, classes=classes, modality=modality, sensitive=sens,
+                   name=name, target=target, source=source or {})
+
+    @classmethod
+    def from_arrays(
+        cls,
+        x,
+        y,
+        *,
+        sensitive: pd.DataFrame | dict | None = None,
+        classes: Sequence[str] | None = None,
+        feature_names: Sequence[str] | None = None,
+        modality: str | None = None,
+        name: str = "data",
+        source: dict | None = None,
+    ) -> Dataset:
+        """From arrays: x of shape (N, F) for tables, (N, H, W) or (N, C, H, W) for images,
+        or a sequence of strings for text; y of shape (N,)."""
+        where = (source or {}).get("path", name)
+        if modality == "text" or (modality is None and len(x) and isinstance(x[0], str)):
+            inputs = np.array([str(t) for t in x], dtype=object)
+            modality = "text"
+        else:
+            x = np.asarray(x)
+            if modality is None:
+                modality = "tabular" if x.ndim == 2 else "image"
+            if modality == "tabular":
+                if x.ndim != 2:
+                    raise AuditInputError(f"{where}: tabular x must have shape (N, F), found {x.shape}")
+                names = list(feature_names) if feature_names is not None else [f"x{i}" for i in range(x.shape[1])]
+                if len(names) != x.shape[1]:
+                    raise AuditInputError(f"{where}: {len(names)} feature names for {x.shape[1]} columns")
+                inputs = pd.DataFrame(x, columns=names)
+            else:
+                if x.ndim == 3:
+                    x = x[:, None]
+                if x.ndim != 4:
+                    raise AuditInputError(
+                        f"{where}: images x must have shape (N, H, W) or (N, C, H, W), found {tuple(x.shape)}"
+                    )
+                if not np.issubdtype(x.dtype, np.number):
+                    raise AuditInputError(f"{where}: images x must be numeric, found dtype {x.dtype}")
+                if not np.isfinite(x).all():
+                    raise AuditInputError(f"{where}: images x contain NaN or infinite values; replace them first")
+                inputs = x.astype(np.float32)
+        y = np.asarray(y)
+        if y.ndim != 1:
+            raise AuditInputError(f"{where}: labels y must have shape (N,), found {y.shape}")
+        if len(y) != len(inputs):
+            raise AuditInputError(f"{where}: x has {len(inputs)} rows but y has {len(y)}")
+        if len(y) == 0:
+            raise AuditInputError(f"{where}: no rows (the arrays are empty)")
+        labels, classes = _encode_labels(pd.Series(y), classes, where=f"{where}: labels y")
+        sens = pd.DataFrame(sensitive if sensitive is not None else {})
+        if len(sens.columns) and len(sens) != len(y):
+            raise AuditInputError(f"{where}: sensitive attributes have {len(sens)} rows, expected {len(y)}")
+        return cls(inputs=inputs, labels=labels, classes=classes, modality=modality,
+                   sensitive=sens.reset_index(drop=True), name=name, source=source or {})
+
+
+def _hash_frame_into(h, frame: pd.DataFrame) -> None:
+    h.update("\x00".join(map(str, frame.columns)).encode())
+    if len(frame.columns):
+        h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+
+
+def _require_complete(column: pd.Series, what: str) -> None:
+    missing = column.isna()
+    if missing.any():
+        rows = ", ".join(str(i) for i in np.flatnonzero(missing.to_numpy())[:5])
+        raise AuditInputError(
+            f"{what} has {int(missing.sum())} missing value(s) (rows {rows}{', ...' if missing.sum() > 5 else ''}); "
+            "fill them (e.g. df[col].fillna(...)) or drop those rows (df.dropna()) before auditing"
+        )
+
+
+def _encode_labels(values: pd.Series, classes: Sequence[str] | None, *, where: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    _require_complete(values, where)
+    names = values.astype(str).str.strip().to_numpy()
+    if classes is None:
+        unique = pd.unique(values)
+        try:
+            ordered = sorted(unique)
+        except TypeError:
+            ordered = sorted(unique, key=str)
+        classes = tuple(dict.fromkeys(str(v).strip() for v in ordered))
+    classes = tuple(str(c) for c in classes)
+    index = {c: i for i, c in enumerate(classes)}
+    unknown = sorted(set(names) - set(index))
+    if unknown:
+        raise AuditInputError(f"{where} has values {unknown[:5]} outside the classes {list(classes)}")
+    if len(classes) < 2:
+        raise AuditInputError(f"{where} has a single class {list(classes)}; at least two are needed")
+    return np.array([index[n] for n in names], dtype=np.int64), classes
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A CSV or Parquet file as a DataFrame, with one clear error for unreadable files."""
+    path = Path(path)
+    if not path.is_file():
+        raise AuditInputError(f"{path}: no such file")
+    suffixes = "".join(path.suffixes[-2:]).lower()
+    try:
+        if suffixes.endswith(".parquet") or suffixes.endswith(".pq"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise AuditInputError(f"{path}: no rows (the file is empty)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
+        raise AuditInputError(f"{path}: cannot read as a table ({str(exc).splitlines()[0]})") from None
+
+
+def read_file(
+    path: str | Path,
+    *,
+    target: str | None = None,
+    sensitive: Sequence[str] = (),
+    text_column: str | None = None,
+    classes: Sequence[str] | None = None,
+) -> Dataset:
+    """A user's data file: CSV or Parquet (tables, text) or NPZ (images)."""
+    path = Path(path)
+    source = {"path": str(path), "target": target, "sensitive": list(sensitive), "text_column": text_column}
+    if path.suffix.lower() == ".npz":
+        return _read_npz(path, sensitive=sensitive, classes=classes, source=source)
+    if target is None:
+        raise AuditInputError(f"{path}: --target COL is needed to read labels from a table")
+    frame = read_table(path)
+    return Dataset.from_dataframe(frame, target=target, sensitive=sensitive, text_column=text_column,
+                                  classes=classes, name=path.stem, source=source)
+
+
+def _read_npz(path: Path, *, sensitive: Sequence[str], classes, source: dict) -> Dataset:
+    if not path.is_file():
+        raise AuditInputError(f"{path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (ValueError, OSError) as exc:
+        raise AuditInputError(f"{path}: cannot read as NPZ ({exc})") from None
+    for key in ("x", "y"):
+        if key not in arrays:
+            raise AuditInputError(f"{path}: array {key!r} missing; found {', '.join(arrays) or 'none'}")
+    extra = [k for k in arrays if k not in ("x", "y")]
+    names = list(sensitive) or extra
+    for key in names:
+        if key not in arrays:
+            raise AuditInputError(f"{path}: sensitive array {key!r} missing; found {', '.join(arrays)}")
+        if arrays[key].shape != arrays["y"].shape:
+            raise AuditInputError(
+                f"{path}: sensitive array {key!r} has shape {arrays[key].shape}, expected {arrays['y'].shape} like y"
+            )
+    return Dataset.from_arrays(arrays["x"], arrays["y"], sensitive={k: arrays[k] for k in names},
+                               classes=classes, modality="image", name=path.stem, source=source)

@@ -1,0 +1,241 @@
+"""Encoders turn a `Dataset`'s inputs into the tensor a model reads (its input space).
+
+One interface per modality: `fit` on training data, `transform` inputs to a tensor,
+`feature_names` of the model's input space, and `to_dict`/`from_dict` as plain data
+so a checkpoint stores them without pickling.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from audit.data.dataset import Dataset
+from audit.errors import AuditInputError
+
+
+@dataclass(frozen=True)
+class TabularEncoder:
+    """Standardized numeric columns and one-hot categorical columns.
+
+    With `passthrough=True` (a user's own model) the `numeric` columns, or every column
+    of the data when none are named, are fed as floats, unscaled, in that order.
+    """
+
+    numeric: tuple[str, ...] = ()
+    means: tuple[float, ...] = ()
+    stds: tuple[float, ...] = ()
+    categorical: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    passthrough: bool = False
+    kind = "tabular"
+
+    @classmethod
+    def fit(cls, data: Dataset, *, exclude: Sequence[str] = ()) -> TabularEncoder:
+        frame = data.inputs.drop(columns=[c for c in exclude if c in data.inputs.columns])
+        if frame.shape[1] == 0:
+            raise AuditInputError(f"{data.name}: no input columns left to train on")
+        numeric = [c for c in frame.columns if _is_numeric(frame[c])]
+        values = frame[numeric].to_numpy(dtype=np.float64)
+        stds = values.std(axis=0)
+        categorical = {
+            c: tuple(sorted(frame[c].astype(str).unique())) for c in frame.columns if c not in numeric
+        }
+        return cls(
+            numeric=tuple(numeric),
+            means=tuple(float(m) for m in values.mean(axis=0)),
+            stds=tuple(float(s) if s > 0 else 1.0 for s in stds),
+            categorical=categorical,
+        )
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.numeric + tuple(self.categorical)
+
+    def feature_names(self, data: Dataset | None = None) -> list[str]:
+        if self.passthrough and not self.numeric:
+            return [str(c) for c in data.inputs.columns] if data is not None else []
+        return list(self.numeric) + [f"{c}={v}" for c, cats in self.categorical.items() for v in cats]
+
+    def continuous_mask(self, data: Dataset | None = None) -> np.ndarray:
+        """True for features that take continuous values (not one-hot indicators)."""
+        if self.passthrough:
+            return np.ones(len(self.feature_names(data)), dtype=bool)
+        sizes = [len(c) for c in self.categorical.values()]
+        return np.array([True] * len(self.numeric) + [False] * sum(sizes), dtype=bool)
+
+    def transform(self, data: Dataset) -> torch.Tensor:
+        frame = data.inputs
+        where = data.source.get("path", data.name)
+        columns = list(self.columns) if self.columns else list(frame.columns)
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise AuditInputError(
+                f"{where}: column(s) {', '.join(map(repr, missing))} needed by the model are missing"
+            )
+        if self.passthrough:
+            return torch.from_numpy(_numeric_values(frame, columns, where).astype(np.float32))
+        parts = [(_numeric_values(frame, list(self.numeric), where) - self.means) / self.stds]
+        for col, cats in self.categorical.items():
+            values = frame[col].astype(str).str.strip().to_numpy()
+            parts.append((values[:, None] == np.array(cats, dtype=object)[None, :]).astype(np.float64))
+        return torch.from_numpy(np.concatenate(parts, axis=1).astype(np.float32))
+
+    def input_config(self, data: Dataset) -> dict:
+        return {"in_features": len(self.feature_names(data))}
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["categorical"] = {k: list(v) for k, v in self.categorical.items()}
+        return {"kind": self.kind, **{k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TabularEncoder:
+        return cls(
+            numeric=tuple(d["numeric"]), means=tuple(d["means"]), stds=tuple(d["stds"]),
+            categorical={k: tuple(v) for k, v in d["categorical"].items()}, passthrough=d["passthrough"],
+        )
+
+
+@dataclass(frozen=True)
+class ImageEncoder:
+    """Images enter the model as they are (N, C, H, W) floats; `low`/`high` is the valid range."""
+
+    shape: tuple[int, ...] | None = None
+    low: float = 0.0
+    high: float = 1.0
+    kind = "image"
+
+    @classmethod
+    def fit(cls, data: Dataset, *, exclude: Sequence[str] = ()) -> ImageEncoder:
+        x = data.inputs
+        return cls(shape=tuple(int(s) for s in x.shape[1:]), low=float(x.min()), high=float(x.max()))
+
+    def feature_names(self, data: Dataset | None = None) -> list[str]:
+        c, h, w = self.shape if self.shape else data.inputs.shape[1:]
+        return [f"c{ci}:{hi},{wi}" for ci in range(c) for hi in range(h) for wi in range(w)]
+
+    def transform(self, data: Dataset) -> torch.Tensor:
+        if data.modality != "image":
+            raise AuditInputError(f"{data.name}: the model reads images, the data is {data.modality}")
+        if self.shape is not None and tuple(data.inputs.shape[1:]) != self.shape:
+            raise AuditInputError(
+                f"{data.source.get('path', data.name)}: images of shape {tuple(data.inputs.shape[1:])}, "
+                f"the model expects (C, H, W) = {self.shape}"
+            )
+        return torch.from_numpy(np.ascontiguousarray(data.inputs, dtype=np.float32))
+
+    def input_config(self, data: Dataset) -> dict:
+        c, h, w = self.shape
+        return {"in_channels": c, "height": h, "width": w}
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "shape": list(self.shape) if self.shape else None, "low": self.low, "high": self.high}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ImageEncoder:
+        return cls(shape=tuple(d["shape"]) if d["shape"] else None, low=d["low"], high=d["high"])
+
+
+_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
+
+
+@dataclass(frozen=True)
+class Tokenizer:
+    """Lower-cased word tokens; id 0 pads, id 1 is an unknown word."""
+
+    vocab: tuple[str, ...] = ("<pad>", "<unk>")
+    max_length: int = 64
+    kind = "text"
+    PAD = 0
+    UNK = 1
+
+    @classmethod
+    def fit(cls, data: Dataset, *, exclude: Sequence[str] = (), min_count: int = 2, max_size: int = 20000,
+            max_length: int = 64) -> Tokenizer:
+        if data.modality != "text":
+            raise AuditInputError(f"{data.name}: a tokenizer needs text data, found {data.modality}")
+        counts = Counter(tok for text in data.inputs for tok in cls.split(text))
+        words = [w for w, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if n >= min_count]
+        return cls(vocab=("<pad>", "<unk>", *words[: max_size - 2]), max_length=max_length)
+
+    @staticmethod
+    def split(text: str) -> list[str]:
+        return _TOKEN.findall(text.lower())
+
+    def tokens(self, text: str) -> list[str]:
+        """The tokens the model sees for `text` (after truncation)."""
+        return self.split(text)[: self.max_length]
+
+    def feature_names(self, data: Dataset | None = None) -> list[str]:
+        return [f"token {i}" for i in range(self.max_length)]
+
+    def encode(self, texts: Sequence[str]) -> torch.Tensor:
+        index = self._index
+        ids = np.zeros((len(texts), self.max_length), dtype=np.int64)
+        for row, text in enumerate(texts):
+            toks = self.tokens(text)
+            ids[row, : len(toks)] = [index.get(t, self.UNK) for t in toks]
+        return torch.from_numpy(ids)
+
+    def transform(self, data: Dataset) -> torch.Tensor:
+        if data.modality != "text":
+            raise AuditInputError(f"{data.name}: the model reads text, the data is {data.modality}")
+        return self.encode(list(data.inputs))
+
+    def input_config(self, data: Dataset) -> dict:
+        return {"vocab_size": len(self.vocab), "max_length": self.max_length}
+
+    @property
+    def _index(self) -> dict[str, int]:
+        cache = self.__dict__.get("_index_cache")
+        if cache is None:
+            cache = {w: i for i, w in enumerate(self.vocab)}
+            object.__setattr__(self, "_index_cache", cache)
+        return cache
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "vocab": list(self.vocab), "max_length": self.max_length}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Tokenizer:
+        return cls(vocab=tuple(d["vocab"]), max_length=int(d["max_length"]))
+
+
+Encoder = TabularEncoder | ImageEncoder | Tokenizer
+ENCODERS = {"tabular": TabularEncoder, "image": ImageEncoder, "text": Tokenizer}
+
+
+def encoder_from_dict(d: dict) -> Encoder:
+    try:
+        return ENCODERS[d["kind"]].from_dict(d)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AuditInputError(f"checkpoint has a malformed input encoder ({exc!r})") from None
+
+
+def _is_numeric(col: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
+
+
+def _numeric_values(frame: pd.DataFrame, columns: list[str], where: str) -> np.ndarray:
+    for col in columns:
+        if not _is_numeric(frame[col]):
+            bad = frame[col][pd.to_numeric(frame[col], errors="coerce").isna()]
+            raise AuditInputError(
+                f"{where}: column {col!r} must be numeric, found {bad.iloc[0]!r}" if len(bad)
+                else f"{where}: column {col!r} must be numeric, found dtype {frame[col].dtype}"
+            )
+    values = frame[columns].to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise AuditInputError(
+            f"{where}: column {columns[col]!r} has {int(bad[:, col].sum())} missing or infinite value(s) "
+            f"(first at row {row}); fill or drop them before auditing"
+        )
+    return values

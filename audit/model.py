@@ -1,0 +1,222 @@
+"""`Model`: an `nn.Module` with its task, so analyzers never branch on architecture.
+
+The task says what the model reads (modality, input encoder, tokenizer) and what it
+predicts (classes). `Model` encodes a `Dataset` into the model's input space, runs
+batched forward passes on its device, and keeps one prediction cache per instance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from audit.data.dataset import Dataset
+from audit.data.encoders import Encoder, ImageEncoder, TabularEncoder, Tokenizer, encoder_from_dict
+from audit.errors import AuditInputError
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a model reads and predicts, plus where it came from; plain data only."""
+
+    modality: str
+    classes: tuple[str, ...]
+    encoder: Encoder
+    dataset: Mapping = field(default_factory=dict)
+    sensitive: tuple[str, ...] = ()
+    training: Mapping = field(default_factory=dict)
+    metrics: Mapping = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "modality": self.modality,
+            "classes": list(self.classes),
+            "encoder": self.encoder.to_dict(),
+            "dataset": dict(self.dataset),
+            "sensitive": list(self.sensitive),
+            "training": dict(self.training),
+            "metrics": dict(self.metrics),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> Task:
+        try:
+            return cls(
+                modality=str(d["modality"]),
+                classes=tuple(str(c) for c in d["classes"]),
+                encoder=encoder_from_dict(d["encoder"]),
+                dataset=dict(d.get("dataset", {})),
+                sensitive=tuple(d.get("sensitive", ())),
+                training=dict(d.get("training", {})),
+                metrics=dict(d.get("metrics", {})),
+            )
+        except (KeyError, TypeError) as exc:
+            raise AuditInputError(f"checkpoint has a malformed task ({exc!r} missing or wrong)") from None
+
+
+class Model:
+    """A classifier over one modality: batched probabilities, gradients, embeddings."""
+
+    def __init__(
+        self,
+        module: nn.Module,
+        task: Task,
+        *,
+        architecture: str | None = None,
+        config: Mapping | None = None,
+        device: str | torch.device | None = None,
+        batch_size: int = 512,
+        source: Mapping | None = None,
+    ):
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.module = module.to(self.device).eval()
+        self.task = task
+        self.architecture = architecture
+        self.config = dict(config or {})
+        self.batch_size = batch_size
+        self.source = dict(source or {})
+        self._proba_cache: dict[str, np.ndarray] = {}
+
+    def __repr__(self) -> str:
+        arch = self.architecture or type(self.module).__name__
+        return f"Model({arch!r}, modality={self.modality!r}, classes={list(self.classes)})"
+
+    @property
+    def modality(self) -> str:
+        return self.task.modality
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.task.classes
+
+    @property
+    def encoder(self) -> Encoder:
+        return self.task.encoder
+
+    @property
+    def embedding(self) -> nn.Embedding | None:
+        """The token embedding layer of a text model (attributions are taken there)."""
+        layer = getattr(self.module, "embedding", None)
+        return layer if isinstance(layer, nn.Embedding) else None
+
+    def feature_names(self, data: Dataset | None = None) -> list[str]:
+        return self.encoder.feature_names(data)
+
+    # -- input space ----------------------------------------------------------------------
+
+    def encode(self, data: Dataset) -> torch.Tensor:
+        """`data`'s inputs in the model's input space (on the CPU)."""
+        if data.modality != self.modality:
+            raise AuditInputError(f"{data.name}: the model reads {self.modality} data, the data is {data.modality}")
+        return self.encoder.transform(data)
+
+    def labels(self, data: Dataset) -> np.ndarray:
+        """`data`'s labels as indices into the model's classes (matched by name)."""
+        if tuple(data.classes) == self.classes:
+            return data.labels
+        index = {c: i for i, c in enumerate(self.classes)}
+        unknown = [c for c in data.classes if c not in index]
+        if unknown:
+            raise AuditInputError(
+                f"{data.source.get('path', data.name)}: labels {unknown[:5]} are not classes of the model "
+                f"{list(self.classes)}"
+            )
+        return np.array([index[c] for c in data.classes], dtype=np.int64)[data.labels]
+
+    # -- forward passes ---------------------------------------------------------------------
+
+    def logits(self, x: torch.Tensor, *, grad: bool = False) -> torch.Tensor:
+        """Logits for model-space inputs `x`, in batches; on the model's device when `grad`."""
+        if grad:
+            return self.module(x.to(self.device))
+        outs = []
+        with torch.inference_mode():
+            for start in range(0, len(x), self.batch_size):
+                batch = trim_padding(x[start : start + self.batch_size]) if self.modality == "text" else \
+                    x[start : start + self.batch_size]
+                outs.append(self.module(batch.to(self.device)).float().cpu())
+        if not outs:
+            return torch.empty(0, len(self.classes))
+        return torch.cat(outs)
+
+    def proba(self, x: torch.Tensor) -> np.ndarray:
+        """Class probabilities for model-space inputs."""
+        return torch.softmax(self.logits(x), dim=-1).numpy().astype(np.float64)
+
+    def predict_proba(self, data) -> np.ndarray:
+        """Class probabilities (N, classes) for a `Dataset`, or raw inputs: a DataFrame, an
+        array, a tensor in the model's input space, or a list of strings for text."""
+        if isinstance(data, Dataset):
+            key = data.sha256
+            if key not in self._proba_cache:
+                self._proba_cache[key] = self.proba(self.encode(data))
+            return self._proba_cache[key]
+        return self.proba(self._as_input(data))
+
+    def predict(self, data) -> np.ndarray:
+        return self.predict_proba(data).argmax(axis=1)
+
+    def _as_input(self, raw) -> torch.Tensor:
+        if isinstance(raw, torch.Tensor):
+            return raw
+        if self.modality == "text":
+            texts = [raw] if isinstance(raw, str) else list(raw)
+            return self.encoder.encode(texts)
+        if isinstance(raw, pd.DataFrame):
+            placeholder = np.zeros(len(raw), dtype=np.int64)
+            return self.encode(Dataset(raw.reset_index(drop=True), placeholder, self.classes, "tabular"))
+        x = np.asarray(raw, dtype=np.float32)
+        if self.modality == "image" and x.ndim == 3:
+            x = x[:, None]
+        return torch.from_numpy(x)
+
+    def input_gradients(self, x: torch.Tensor, target: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Gradient of the target-class logit with respect to continuous model-space inputs."""
+        x = x.detach().to(self.device).requires_grad_(True)
+        target = torch.as_tensor(target, device=self.device).long()
+        out = self.module(x)
+        grad, = torch.autograd.grad(out.gather(1, target[:, None]).sum(), x)
+        return grad.cpu()
+
+
+def trim_padding(ids: torch.Tensor) -> torch.Tensor:
+    """Token ids without the trailing columns that are padding in every row (same predictions, less work)."""
+    used = (ids != Tokenizer.PAD).any(dim=0).nonzero()
+    return ids[:, : int(used.max()) + 1] if len(used) else ids[:, :1]
+
+
+def wrap(
+    module: nn.Module,
+    *,
+    modality: str,
+    classes: Sequence[str],
+    feature_names: Sequence[str] | None = None,
+    tokenizer: Tokenizer | None = None,
+    encoder: Encoder | None = None,
+    device: str | None = None,
+    batch_size: int = 512,
+) -> Model:
+    """A `Model` for a user's own `nn.Module` of any architecture.
+
+    Tables: the module reads float features in the data's column order (or `encoder`'s).
+    Images: (N, C, H, W) floats. Text: token ids from `tokenizer`; the module's token
+    embedding should be its attribute `embedding` for token attributions.
+    """
+    if encoder is None:
+        if modality == "tabular":
+            encoder = TabularEncoder(numeric=tuple(feature_names or ()), passthrough=True)
+        elif modality == "image":
+            encoder = ImageEncoder()
+        elif modality == "text":
+            if tokenizer is None:
+                raise AuditInputError("wrap(modality='text') needs tokenizer=audit.Tokenizer.fit(train_data)")
+            encoder = tokenizer
+        else:
+            raise AuditInputError(f"unknown modality {modality!r}; expected tabular, image or text")
+    task = Task(modality=modality, classes=tuple(str(c) for c in classes), encoder=encoder)
+    return Model(module, task, device=device, batch_size=batch_size, source={"wrapped": type(module).__name__})

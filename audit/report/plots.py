@@ -1,0 +1,26 @@
+"""Matplotlib figures rendered to PNG bytes for inlining in reports (no display needed)."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+from audit.analyzers.base import Figure  # noqa: E402
+
+
+def new_figure(width: float = 5.0, height: float = 3.6, **kwargs):
+    return plt.subplots(figsize=(width, height), **kwargs)
+
+
+def to_figure(fig, *, title: str, caption: str) -> Figure:
+    """Render and close `fig`."""
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return Figure(title=title, caption=caption, png=buf.getvalue())

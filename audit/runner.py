@@ -1,0 +1,195 @@
+"""`run()` applies analyzers to a model and data; `AuditRun` holds what they found."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import random
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from audit.analyzers.base import ANALYZERS, Analyzer, Result
+from audit.data.dataset import Dataset
+from audit.errors import AuditInputError
+from audit.model import Model
+from audit.policy import Policy, Verdict
+from audit.progress import progress
+
+SCHEMA = "audit.report/1"
+LIBRARIES = ("audit", "torch", "captum", "shap", "lime", "fairlearn", "numpy", "pandas", "scikit-learn")
+
+
+@dataclass(frozen=True)
+class AuditRun:
+    """All results of one audit, with provenance and the policy's verdict."""
+
+    model: dict
+    data: dict
+    results: tuple[Result, ...]
+    verdict: Verdict
+    seed: int = 0
+    provenance: dict = field(default_factory=dict)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return {k: v for r in self.results for k, v in r.metrics.items()}
+
+    @property
+    def intervals(self) -> dict[str, tuple[float, float]]:
+        return {k: v for r in self.results for k, v in r.intervals.items()}
+
+    def result(self, analyzer: str) -> Result:
+        for r in self.results:
+            if r.analyzer == analyzer:
+                return r
+        raise KeyError(f"no result for analyzer {analyzer!r}; ran: {', '.join(r.analyzer for r in self.results)}")
+
+    def to_dict(self) -> dict:
+        results = {r.analyzer: r.to_dict() for r in self.results}
+        return {
+            "schema": SCHEMA,
+            "model": self.model,
+            "data": self.data,
+            "seed": self.seed,
+            "metrics": {k: v for r in results.values() for k, v in r["metrics"].items()},
+            "intervals": {k: v for r in results.values() for k, v in r["intervals"].items()},
+            "results": results,
+            "verdict": self.verdict.to_dict(),
+            "provenance": self.provenance,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
+
+    def save_json(self, path: str | Path) -> Path:
+        from audit.report.files import write_text_atomic
+
+        return write_text_atomic(path, self.to_json())
+
+    def save_html(self, path: str | Path) -> Path:
+        from audit.report.files import write_text_atomic
+        from audit.report.html import render_run
+
+        return write_text_atomic(path, render_run(self))
+
+    def _repr_html_(self) -> str:
+        from audit.report.html import render_run
+
+        return render_run(self, standalone=False)
+
+
+def resolve_analyzers(analyzers: Sequence[str | Analyzer] | None, options: dict[str, dict] | None = None
+                      ) -> list[Analyzer]:
+    """Analyzer objects from names or objects (`None`: the defaults), with per-name options."""
+    options = dict(options or {})
+    chosen = list(analyzers) if analyzers is not None else ANALYZERS.defaults()
+    objects = [a if isinstance(a, Analyzer) else ANALYZERS.create(a, **options.pop(a, {})) for a in chosen]
+    if options:
+        raise AuditInputError(f"options given for analyzer(s) not run: {', '.join(options)}")
+    return objects
+
+
+def run(
+    model: Model,
+    data: Dataset,
+    analyzers: Sequence[str | Analyzer] | None = None,
+    *,
+    seed: int = 0,
+    policy: Policy | None = None,
+    samples: int | None = None,
+    options: dict[str, dict] | None = None,
+    command: str | None = None,
+) -> AuditRun:
+    """Audit `model` on `data` with `analyzers` (names or configured objects; None: the defaults).
+
+    `samples` caps the examples that per-example analyzers (explanations, attacks) work on.
+    An analyzer that raises becomes a Result with status "error"; the run goes on.
+    """
+    model.labels(data)  # bad labels or inputs fail here, once, with a clear message
+    model.encode(data)
+    started = datetime.now(timezone.utc)
+    objects = resolve_analyzers(analyzers, options)
+    if samples is not None:
+        objects = [dataclasses.replace(a, samples=samples) if "samples" in a.config() else a for a in objects]
+    results = []
+    for analyzer in progress(objects, desc="audit"):
+        results.append(_run_one(analyzer, model, data, seed))
+    results = tuple(results)
+    skeleton = AuditRun(model=describe_model(model), data=describe_data(data), results=results,
+                        verdict=Verdict("ungated"), seed=seed)
+    verdict = (policy or Policy()).evaluate(skeleton)
+    provenance = {
+        "started": started.isoformat(timespec="seconds"),
+        "seconds": round(sum(r.seconds for r in results), 3),
+        "timings": {r.analyzer: round(r.seconds, 3) for r in results},
+        "command": command or " ".join(sys.argv),
+        "policy": policy.source if policy else None,
+        "versions": library_versions(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": str(model.device),
+    }
+    return dataclasses.replace(skeleton, verdict=verdict, provenance=provenance)
+
+
+def _run_one(analyzer: Analyzer, model: Model, data: Dataset, seed: int) -> Result:
+    start = time.perf_counter()
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if not analyzer.supports(model, data):
+        return Result(analyzer=analyzer.name, status="skipped", config=analyzer.config(),
+                      details={"reason": f"not applicable to this {model.modality} model and data"})
+    try:
+        result = analyzer.run(model, data, seed=seed)
+    except Exception as exc:  # noqa: BLE001 - a failing analyzer becomes an error result
+        return Result(analyzer=analyzer.name, status="error", config=analyzer.config(),
+                      error=f"{type(exc).__name__}: {exc}",
+                      details={"traceback": traceback.format_exc(limit=8)},
+                      seconds=time.perf_counter() - start)
+    return dataclasses.replace(result, seconds=time.perf_counter() - start)
+
+
+def describe_model(model: Model) -> dict:
+    return {
+        "path": model.source.get("path"),
+        "sha256": model.source.get("sha256"),
+        "architecture": model.architecture or type(model.module).__name__,
+        "modality": model.modality,
+        "classes": list(model.classes),
+        "trained_on": dict(model.task.dataset),
+        "training_metrics": dict(model.task.metrics),
+    }
+
+
+def describe_data(data: Dataset) -> dict:
+    return {
+        "name": data.name,
+        "sha256": data.sha256,
+        "rows": len(data),
+        "modality": data.modality,
+        "target": data.target,
+        "classes": list(data.classes),
+        "sensitive": list(data.sensitive_names),
+        "source": dict(data.source),
+    }
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
