@@ -1,0 +1,39 @@
+"""Shared fixtures: small models trained once per test session on the shipped data."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import audit
+from audit.models.training import TrainConfig, train
+
+torch.set_num_threads(max(1, torch.get_num_threads()))
+
+
+def train_quick(architecture: str, dataset: str, *, epochs: int, model_config: dict | None = None,
+                **training) -> audit.Model:
+    """A model trained briefly on a built-in dataset's train split (seeded)."""
+    splits = [audit.load_dataset(dataset, split) for split in ("train", "validation", "test")]
+    config = TrainConfig(epochs=epochs, patience=epochs, **training)
+    return train(architecture, *splits, config=config, model_config=model_config, quiet=True).model
+
+
+@pytest.fixture(scope="session")
+def digits_cnn() -> audit.Model:
+    return train_quick("cnn", "digits", epochs=10, lr=0.002)
+
+
+@pytest.fixture(scope="session")
+def adult_mlp() -> audit.Model:
+    return train_quick("mlp", "adult", epochs=3, batch_size=256)
+
+
+@pytest.fixture(scope="session")
+def compas_mlp() -> audit.Model:
+    return train_quick("mlp", "compas", epochs=8)
+
+
+@pytest.fixture(scope="session")
+def reviews_lstm() -> audit.Model:
+    return train_quick("lstm", "reviews", epochs=3, lr=0.003, model_config={"embed_dim": 32, "hidden": 32})
