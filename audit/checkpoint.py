@@ -15,6 +15,7 @@ import json
 import os
 import pickle
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -88,14 +89,16 @@ def load(path: str | Path, *, trust_pickle: bool = False, device: str | None = N
     if _is_torchscript(raw):
         return _load_torchscript(raw, path, source, device)
     try:
-        payload = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # torch notes pickle protocols it may not read
+            payload = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights_only" not in str(exc) and "Unsupported global" not in str(exc):
-            raise AuditInputError(NOT_A_CHECKPOINT.format(path=path, why=_first_line(exc))) from None
+        if "global" not in str(exc).lower():
+            raise AuditInputError(NOT_A_CHECKPOINT.format(path=path, why="unreadable pickle data")) from None
         if not trust_pickle:
             raise UnsafeCheckpointError(UNSAFE.format(path=path)) from None
         return _load_pickled(raw, path, source, device)
-    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - corrupt bytes surface as many exception types
         raise AuditInputError(NOT_A_CHECKPOINT.format(path=path, why=_first_line(exc))) from None
     return _from_payload(payload, path, source, device)
 
@@ -119,7 +122,9 @@ def _from_payload(payload, path: Path, source: dict, device) -> Model:
 def _load_torchscript(raw: bytes, path: Path, source: dict, device) -> Model:
     extra = {TASK_FILE: ""}
     try:
-        module = torch.jit.load(io.BytesIO(raw), map_location="cpu", _extra_files=extra)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated, still supported
+            module = torch.jit.load(io.BytesIO(raw), map_location="cpu", _extra_files=extra)
     except RuntimeError as exc:
         raise AuditInputError(NOT_A_CHECKPOINT.format(path=path, why=_first_line(exc))) from None
     if not extra[TASK_FILE]:

@@ -8,7 +8,8 @@ import torch
 import audit
 from audit.models.training import TrainConfig, train
 
-torch.set_num_threads(max(1, torch.get_num_threads()))
+# Tests run in two pytest-xdist workers on two cores: one thread each avoids oversubscription.
+torch.set_num_threads(1)
 
 
 def train_quick(architecture: str, dataset: str, *, epochs: int, model_config: dict | None = None,
