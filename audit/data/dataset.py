@@ -156,6 +156,19 @@ class Dataset:
                    name=name, target=target, source=source or {})
 
     @classmethod
+    def from_csv(
+        cls,
+        path: str | Path,
+        *,
+        target: str,
+        sensitive: Sequence[str] = (),
+        text_column: str | None = None,
+        classes: Sequence[str] | None = None,
+    ) -> Dataset:
+        """A CSV (or Parquet) file: a table, or text with `text_column`."""
+        return read_file(path, target=target, sensitive=sensitive, text_column=text_column, classes=classes)
+
+    @classmethod
     def from_arrays(
         cls,
         x,
