@@ -14,6 +14,7 @@ from pathlib import Path
 
 from audit import checkpoint
 from audit.analyzers import ANALYZERS
+from audit.compare import compare
 from audit.data.builtin import list_datasets, load_dataset
 from audit.data.sources import audit_data, training_splits
 from audit.errors import AuditInputError
@@ -22,7 +23,9 @@ from audit.models.spec import ModelSpec
 from audit.models.training import TrainConfig, train
 from audit.policy import EXIT_USAGE, Policy, metric_catalog
 from audit.progress import set_quiet
-from audit.runner import run
+from audit.report.ci import render_junit, render_markdown
+from audit.report.files import write_text_atomic
+from audit.runner import AuditRun, run
 
 EXIT_INTERNAL = 4
 
@@ -89,9 +92,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="audit a model and write the HTML report")
     p.add_argument("model", help="checkpoint (.pt) written by audit train, or a TorchScript file")
+    _add_audit_options(p, default_output="reports/<model>.html")
+    p.set_defaults(handler=cmd_report)
+
+    p = sub.add_parser("compare", help="audit a baseline and a candidate model on the same data")
+    p.add_argument("baseline", help="the model in use (checkpoint)")
+    p.add_argument("candidate", help="the model that would replace it (checkpoint)")
+    _add_audit_options(p, default_output="reports/<baseline>-vs-<candidate>.html")
+    p.set_defaults(handler=cmd_compare)
+    return parser
+
+
+def _add_audit_options(p: argparse.ArgumentParser, *, default_output: str) -> None:
     _add_data_options(p)
-    p.add_argument("-o", "--output", help="HTML report to write (default: reports/<model>.html)")
+    p.add_argument("-o", "--output", help=f"HTML report to write (default: {default_output})")
     p.add_argument("--json", help="also write the JSON document here")
+    p.add_argument("--junit", help="also write JUnit XML here (one testcase per gate)")
+    p.add_argument("--markdown", help="also write a Markdown summary here (pull-request comment, job summary)")
     p.add_argument("--policy", help="TOML file of gates; the exit code follows its verdict")
     p.add_argument("--analyzers", help="comma-separated analyzers to run (default: all that apply)")
     p.add_argument("--set", action="append", default=[], metavar="ANALYZER.OPTION=VALUE",
@@ -99,11 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="drives every random choice (default 0)")
     p.add_argument("--samples", type=int, help="examples the per-example analyzers work on")
     p.add_argument("--trust-pickle", action="store_true",
-                   help="allow a pickled checkpoint (it can run arbitrary code: only for files you trust)")
+                   help="allow pickled checkpoints (they can run arbitrary code: only for files you trust)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
-    p.set_defaults(handler=cmd_report)
-    return parser
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
@@ -173,29 +188,64 @@ def cmd_train(args) -> int:
 
 
 def cmd_report(args) -> int:
+    settings = _audit_settings(args)
+    model = checkpoint.load(args.model, trust_pickle=args.trust_pickle)
+    data = _audit_data(args, model)
+    result = run(model, data, **settings)
+    output = Path(args.output or f"reports/{Path(args.model).stem}.html")
+    result.save_html(output)
+    _write_ci_outputs(args, result, result, name=str(args.model))
+    return _finish(result, output)
+
+
+def cmd_compare(args) -> int:
+    settings = _audit_settings(args)
+    baseline = checkpoint.load(args.baseline, trust_pickle=args.trust_pickle)
+    candidate = checkpoint.load(args.candidate, trust_pickle=args.trust_pickle)
+    data = _audit_data(args, candidate)
+    comparison = compare(baseline, candidate, data, **settings)
+    output = Path(args.output or f"reports/{Path(args.baseline).stem}-vs-{Path(args.candidate).stem}.html")
+    comparison.save_html(output)
+    # The candidate's run carries the comparison's verdict.
+    _write_ci_outputs(args, comparison, comparison.candidate, name=f"{args.baseline} vs {args.candidate}")
+    return _finish(comparison.candidate, output)
+
+
+def _audit_settings(args) -> dict:
+    """Everything about an audit that the command line sets, checked before any model is loaded."""
     policy = Policy.from_toml(args.policy) if args.policy else None
-    options = _parse_analyzer_options(args.set)
     names = [n.strip() for n in args.analyzers.split(",") if n.strip()] if args.analyzers else None
     for name in names or []:
         ANALYZERS.get(name)
     if args.samples is not None and args.samples < 1:
         raise AuditInputError(f"--samples must be at least 1, found {args.samples}")
-    model = checkpoint.load(args.model, trust_pickle=args.trust_pickle)
-    data = audit_data(dict(model.task.dataset), data=args.data, target=args.target, sensitive=args.sensitive,
+    return dict(analyzers=names, seed=args.seed, policy=policy, samples=args.samples,
+                options=_parse_analyzer_options(args.set), command=" ".join(["audit", *sys.argv[1:]]))
+
+
+def _audit_data(args, model):
+    return audit_data(dict(model.task.dataset), data=args.data, target=args.target, sensitive=args.sensitive,
                       text_column=args.text_column)
-    result = run(model, data, names, seed=args.seed, policy=policy, samples=args.samples, options=options,
-                 command=" ".join(["audit", *sys.argv[1:]]))
-    output = Path(args.output or f"reports/{Path(args.model).stem}.html")
-    result.save_html(output)
+
+
+def _write_ci_outputs(args, document, gated: AuditRun, *, name: str) -> None:
+    """JSON of the whole document; JUnit and Markdown of the gated run."""
     if args.json:
-        result.save_json(args.json)
-    print(f"{result.verdict.summary} -> {output}")
-    for gate in result.verdict.failed:
+        document.save_json(args.json)
+    if args.junit:
+        write_text_atomic(args.junit, render_junit(gated.verdict, gated.results, name=name))
+    if args.markdown:
+        write_text_atomic(args.markdown, render_markdown(gated))
+
+
+def _finish(gated: AuditRun, output: Path) -> int:
+    print(f"{gated.verdict.summary} -> {output}")
+    for gate in gated.verdict.failed:
         print(f"  {gate.status}: {gate.message}")
-    for r in result.results:
+    for r in gated.results:
         if r.status == "error":
             print(f"  analyzer {r.analyzer} errored: {r.error}", file=sys.stderr)
-    return result.verdict.exit_code
+    return gated.verdict.exit_code
 
 
 # -- helpers ------------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
     [gates."fairness.demographic_parity_difference"]
     max = 0.1
-    use = "upper"      # "value" (default), "upper" or "lower" bound of the interval
+    use = "upper"          # "value" (default), "upper" or "lower" bound of the interval
+    max_increase = 0.02    # audit compare: candidate - baseline may rise at most this much
+    if_applicable = true   # n/a (not an error) when the analyzer does not apply to this model
 
 Exit codes: 0 every gate passes (or no gates), 1 a gate failed, 3 a gate could not be
 evaluated because its analyzer errored or did not run (fail closed).
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
 USES = ("value", "upper", "lower")
+NOT_APPLICABLE = "its analyzer does not apply to this model and data"
+GATE_KEYS = ("min", "max", "use", "max_increase", "max_decrease", "if_applicable")
 
 
 def metric_catalog() -> dict[str, MetricSpec]:
@@ -47,25 +51,39 @@ class Gate:
     min: float | None = None
     max: float | None = None
     use: str = "value"
+    max_increase: float | None = None
+    max_decrease: float | None = None
+    if_applicable: bool = False
+
+    @property
+    def on_change(self) -> bool:
+        return self.max_increase is not None or self.max_decrease is not None
+
+    @property
+    def on_value(self) -> bool:
+        return self.min is not None or self.max is not None
 
     def describe(self) -> str:
-        bound = " and ".join(
-            s for s in (f">= {self.min:g}" if self.min is not None else "",
-                        f"<= {self.max:g}" if self.max is not None else "") if s)
         what = self.metric if self.use == "value" else f"{self.use} bound of {self.metric}"
-        return f"{what} {bound}"
+        bounds = [f">= {self.min:g}" if self.min is not None else "",
+                  f"<= {self.max:g}" if self.max is not None else "",
+                  f"rises <= {self.max_increase:g}" if self.max_increase is not None else "",
+                  f"falls <= {self.max_decrease:g}" if self.max_decrease is not None else ""]
+        return f"{what} {' and '.join(b for b in bounds if b)}"
 
 
 @dataclass(frozen=True)
 class GateResult:
     gate: Gate
-    status: str  # "pass", "fail" or "error"
+    status: str  # "pass", "fail", "error" or "n/a"
     value: float | None
     message: str
+    baseline: float | None = None
 
     def to_dict(self) -> dict:
         return {"metric": self.gate.metric, "use": self.gate.use, "min": self.gate.min, "max": self.gate.max,
-                "status": self.status, "value": self.value, "message": self.message}
+                "max_increase": self.gate.max_increase, "max_decrease": self.gate.max_decrease,
+                "status": self.status, "value": self.value, "baseline": self.baseline, "message": self.message}
 
 
 @dataclass(frozen=True)
@@ -80,15 +98,18 @@ class Verdict:
 
     @property
     def failed(self) -> tuple[GateResult, ...]:
-        return tuple(g for g in self.gates if g.status != "pass")
+        return tuple(g for g in self.gates if g.status in ("fail", "error"))
 
     @property
     def summary(self) -> str:
         if self.status == "ungated":
             note = f"; analyzers that errored: {', '.join(self.errored_analyzers)}" if self.errored_analyzers else ""
             return f"no gates were set{note}"
-        passed = sum(g.status == "pass" for g in self.gates)
-        return f"{self.status.upper()}: {passed} of {len(self.gates)} gates passed"
+        counted = [g for g in self.gates if g.status != "n/a"]
+        passed = sum(g.status == "pass" for g in counted)
+        skipped = len(self.gates) - len(counted)
+        note = f" ({skipped} not applicable)" if skipped else ""
+        return f"{self.status.upper()}: {passed} of {len(counted)} gates passed{note}"
 
     def to_dict(self) -> dict:
         return {"status": self.status, "exit_code": self.exit_code, "summary": self.summary,
@@ -123,45 +144,75 @@ class Policy:
                 raise AuditInputError(f"{source}: unknown metric {metric!r} in gates; `audit metrics` lists them")
             if not isinstance(spec, Mapping):
                 raise AuditInputError(f"{source}: gate {metric!r} must be a table with min and/or max")
-            extra = sorted(set(spec) - {"min", "max", "use"})
+            extra = sorted(set(spec) - set(GATE_KEYS))
             if extra:
-                raise AuditInputError(f"{source}: gate {metric!r} has unknown key(s) {extra}; use min, max, use")
-            if "min" not in spec and "max" not in spec:
-                raise AuditInputError(f"{source}: gate {metric!r} needs min or max")
+                raise AuditInputError(f"{source}: gate {metric!r} has unknown key(s) {extra}; known: {list(GATE_KEYS)}")
+            if not {"min", "max", "max_increase", "max_decrease"} & set(spec):
+                raise AuditInputError(f"{source}: gate {metric!r} needs min, max, max_increase or max_decrease")
             use = spec.get("use", "value")
             if use not in USES:
                 raise AuditInputError(f"{source}: gate {metric!r} has use = {use!r}; expected one of {USES}")
-            for key in ("min", "max"):
-                if key in spec and not isinstance(spec[key], (int, float)):
+            for key in ("min", "max", "max_increase", "max_decrease"):
+                if key in spec and (isinstance(spec[key], bool) or not isinstance(spec[key], (int, float))):
                     raise AuditInputError(f"{source}: gate {metric!r} {key} must be a number, found {spec[key]!r}")
-            gates.append(Gate(metric, spec.get("min"), spec.get("max"), use))
+            if not isinstance(spec.get("if_applicable", False), bool):
+                raise AuditInputError(f"{source}: gate {metric!r} if_applicable must be true or false")
+            gates.append(Gate(metric, **{k: spec[k] for k in GATE_KEYS if k in spec}))
         return cls(tuple(gates), source)
 
-    def evaluate(self, run: AuditRun) -> Verdict:
+    def evaluate(self, run: AuditRun, baseline: AuditRun | None = None) -> Verdict:
+        """The verdict on `run`; with a `baseline` (audit compare) change gates apply too."""
         errored = tuple(r.analyzer for r in run.results if r.status == "error")
         if not self.gates:
             return Verdict("ungated", (), errored)
-        results = tuple(self._check(gate, run) for gate in self.gates)
+        results = tuple(self._check(gate, run, baseline) for gate in self.gates)
         statuses = {r.status for r in results}
         status = "error" if "error" in statuses else "fail" if "fail" in statuses else "pass"
         return Verdict(status, results, errored)
 
-    def _check(self, gate: Gate, run: AuditRun) -> GateResult:
-        prefix = gate.metric.split(".", 1)[0]
-        owner = next((r for r in run.results if r.analyzer_prefix == prefix), None)
-        if owner is None or owner.status != "ok":
-            why = "did not run" if owner is None else (
-                f"errored: {owner.error}" if owner.status == "error" else "was skipped")
-            return GateResult(gate, "error", None, f"{gate.metric}: its analyzer {why}; the gate fails closed")
-        if gate.use == "value":
-            value = owner.metrics.get(gate.metric)
-        else:
-            interval = owner.intervals.get(gate.metric)
-            value = None if interval is None else interval[1 if gate.use == "upper" else 0]
-        if value is None or not math.isfinite(value):
-            return GateResult(gate, "error", None,
-                              f"{gate.metric}: no {'value' if gate.use == 'value' else 'interval'} in this run; "
-                              "the gate fails closed")
-        ok = (gate.min is None or value >= gate.min) and (gate.max is None or value <= gate.max)
-        message = f"{gate.describe()}: value {value:.4g} {'passes' if ok else 'fails'}"
-        return GateResult(gate, "pass" if ok else "fail", float(value), message)
+    def _check(self, gate: Gate, run: AuditRun, baseline: AuditRun | None) -> GateResult:
+        if gate.on_change and not gate.on_value and baseline is None:
+            return GateResult(gate, "n/a", None, f"{gate.metric}: a change gate; it applies in audit compare")
+        value, problem = _gate_value(gate, run)
+        if problem == NOT_APPLICABLE and gate.if_applicable:
+            return GateResult(gate, "n/a", None, f"{gate.metric}: {problem}")
+        if problem:
+            return GateResult(gate, "error", None, f"{gate.metric}: {problem}; the gate fails closed")
+        failures = []
+        if gate.min is not None and value < gate.min:
+            failures.append(f"below the minimum {gate.min:g}")
+        if gate.max is not None and value > gate.max:
+            failures.append(f"above the maximum {gate.max:g}")
+        base = None
+        if gate.on_change and baseline is not None:
+            base, problem = _gate_value(gate, baseline)
+            if problem:
+                return GateResult(gate, "error", value, f"{gate.metric}: in the baseline, {problem}; "
+                                  "the gate fails closed")
+            change = value - base
+            if gate.max_increase is not None and change > gate.max_increase:
+                failures.append(f"rose by {change:.4g} from {base:.4g} (at most {gate.max_increase:g})")
+            if gate.max_decrease is not None and -change > gate.max_decrease:
+                failures.append(f"fell by {-change:.4g} from {base:.4g} (at most {gate.max_decrease:g})")
+        message = f"{gate.describe()}: value {value:.4g} " + ("; ".join(failures) if failures else "passes")
+        return GateResult(gate, "fail" if failures else "pass", value, message, base)
+
+
+def _gate_value(gate: Gate, run: AuditRun) -> tuple[float | None, str | None]:
+    """The number a gate reads from a run, or why there is none."""
+    prefix = gate.metric.split(".", 1)[0]
+    owner = next((r for r in run.results if r.analyzer_prefix == prefix), None)
+    if owner is None:
+        return None, "its analyzer did not run"
+    if owner.status == "error":
+        return None, f"its analyzer errored ({owner.error})"
+    if owner.status == "skipped":
+        return None, NOT_APPLICABLE
+    if gate.use == "value":
+        value = owner.metrics.get(gate.metric)
+    else:
+        interval = owner.intervals.get(gate.metric)
+        value = None if interval is None else interval[1 if gate.use == "upper" else 0]
+    if value is None or not math.isfinite(value):
+        return None, f"no {'value' if gate.use == 'value' else 'interval'} in this run"
+    return float(value), None

@@ -18,6 +18,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from audit.analyzers.base import ANALYZERS, Result
 
 if TYPE_CHECKING:
+    from audit.compare import Comparison
     from audit.runner import AuditRun
 
 
@@ -43,6 +44,11 @@ def stylesheet() -> str:
 
 def render_run(run: AuditRun, *, standalone: bool = True) -> str:
     return environment().get_template("report.html.j2").render(run=run, css=stylesheet(), standalone=standalone)
+
+
+def render_comparison(comparison: Comparison, *, standalone: bool = True) -> str:
+    return environment().get_template("compare.html.j2").render(
+        cmp=comparison, table=comparison.table(), css=stylesheet(), standalone=standalone)
 
 
 def render_result(result: Result) -> str:
