@@ -1,0 +1,73 @@
+"""The HTML report as a person sees it, in headless Chromium (Debian's, driven by Playwright)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from playwright.sync_api import sync_playwright
+
+import audit
+from audit.models.training import TrainConfig, train
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+SCRIPT_NAME = "<script>window.__pwned = 1</script>"
+IMG_NAME = '<img src=x onerror="window.__pwned = 2">'
+
+
+@pytest.fixture(scope="module")
+def hostile_report(tmp_path_factory) -> Path:
+    """A full default audit of a model whose feature, class and sensitive names carry markup."""
+    rng = np.random.default_rng(0)
+    n = 600
+    frame = pd.DataFrame({SCRIPT_NAME: rng.normal(size=n), "x2": rng.normal(size=n),
+                          "group": rng.choice([IMG_NAME, "b"], n)})
+    frame["label"] = np.where(frame[SCRIPT_NAME] + 0.3 * rng.normal(size=n) > 0, IMG_NAME, "fine")
+    data = audit.Dataset.from_dataframe(frame, target="label", sensitive=["group"], name=SCRIPT_NAME)
+    parts = data.split([0.6, 0.2, 0.2], seed=0)
+    model = train("mlp", *parts, config=TrainConfig(epochs=5), quiet=True).model
+    policy = audit.Policy.from_dict({"gates": {"performance.accuracy": {"min": 0.99}}})
+    run = audit.run(model, parts[2], seed=0, policy=policy, samples=8)
+    return run.save_html(tmp_path_factory.mktemp("report") / "report.html")
+
+
+def test_report_in_a_real_browser(hostile_report):
+    requests, console_errors, page_errors = [], [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--disable-quic"])
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.on("request", lambda r: requests.append(r.url))
+            page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: page_errors.append(str(e)))
+            page.goto(hostile_report.as_uri())
+            page.wait_for_load_state("load")
+
+            external = [u for u in requests if u != hostile_report.as_uri() and not u.startswith("data:")]
+            assert external == []
+            assert console_errors == [] and page_errors == []
+            assert page.locator("#verdict").is_visible()
+            assert "FAIL" in page.locator("#verdict").inner_text()
+            images = page.evaluate("""() => Array.from(document.images).map(
+                i => ({src: i.src.slice(0, 30), ok: i.complete && i.naturalWidth > 0}))""")
+            assert images and all(i["ok"] for i in images), [i for i in images if not i["ok"]]
+            assert page.evaluate("() => window.__pwned") is None
+            text = page.locator("body").inner_text()
+            assert SCRIPT_NAME in text  # shown as text, never run
+            assert page.locator("script").count() == 0
+
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=False)
+            page.set_viewport_size({"width": 390, "height": 844})
+            width = page.evaluate("() => document.documentElement.scrollWidth")
+            assert width <= 390 + 2, f"page is {width}px wide on a 390px screen"
+            page.screenshot(path=str(ARTIFACTS / "report-narrow.png"), full_page=False)
+            page.emulate_media(media="print")
+            assert not page.locator("nav").is_visible()  # the print stylesheet hides navigation
+        finally:
+            browser.close()
