@@ -16,7 +16,7 @@ from audit import checkpoint
 from audit.analyzers import ANALYZERS
 from audit.compare import compare
 from audit.data.builtin import list_datasets, load_dataset
-from audit.data.sources import audit_data, training_splits
+from audit.data.sources import audit_data
 from audit.errors import AuditInputError
 from audit.models import MODELS
 from audit.models.spec import ModelSpec
@@ -177,8 +177,7 @@ def cmd_train(args) -> int:
     config = TrainConfig.from_dict({**spec.training.__dict__, **overrides})
     model_config = {**spec.model, **_parse_assignments(args.set, "architecture option")}
     output = Path(args.output) if args.output else spec.output
-    splits = training_splits(dataset=spec.dataset, data=spec.data, target=spec.target, sensitive=spec.sensitive,
-                             text_column=spec.text_column, seed=config.seed)
+    splits = spec.splits(seed=config.seed)
     outcome = train(spec.architecture, *splits, config=config, model_config=model_config, quiet=args.quiet)
     checkpoint.save(outcome.model, output)
     print(f"{spec.architecture} on {splits[0].name}: test accuracy {outcome.test_accuracy:.4f} "

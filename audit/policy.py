@@ -4,7 +4,7 @@
     max = 0.1
     use = "upper"          # "value" (default), "upper" or "lower" bound of the interval
     max_increase = 0.02    # audit compare: candidate - baseline may rise at most this much
-    if_applicable = true   # n/a (not an error) when the analyzer does not apply to this model
+    if_applicable = true   # n/a (not an error) when the metric does not apply to this model and data
 
 Exit codes: 0 every gate passes (or no gates), 1 a gate failed, 3 a gate could not be
 evaluated because its analyzer errored or did not run (fail closed).
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
 USES = ("value", "upper", "lower")
 NOT_APPLICABLE = "its analyzer does not apply to this model and data"
+ABSENT = "the metric is not in this run"
 GATE_KEYS = ("min", "max", "use", "max_increase", "max_decrease", "if_applicable")
 
 
@@ -174,7 +175,7 @@ class Policy:
         if gate.on_change and not gate.on_value and baseline is None:
             return GateResult(gate, "n/a", None, f"{gate.metric}: a change gate; it applies in audit compare")
         value, problem = _gate_value(gate, run)
-        if problem == NOT_APPLICABLE and gate.if_applicable:
+        if problem in (NOT_APPLICABLE, ABSENT) and gate.if_applicable:
             return GateResult(gate, "n/a", None, f"{gate.metric}: {problem}")
         if problem:
             return GateResult(gate, "error", None, f"{gate.metric}: {problem}; the gate fails closed")
@@ -213,6 +214,8 @@ def _gate_value(gate: Gate, run: AuditRun) -> tuple[float | None, str | None]:
     else:
         interval = owner.intervals.get(gate.metric)
         value = None if interval is None else interval[1 if gate.use == "upper" else 0]
-    if value is None or not math.isfinite(value):
-        return None, f"no {'value' if gate.use == 'value' else 'interval'} in this run"
+    if value is None:
+        return None, ABSENT
+    if not math.isfinite(value):
+        return None, "the metric is not a finite number in this run"
     return float(value), None

@@ -7,19 +7,55 @@
     channels = [16, 32]
     [training]                    # TrainConfig fields
     epochs = 30
+    [label_bias]                  # optional, for demonstration models that a gate must stop:
+    attribute = "sex"             # in the training and validation splits, relabel this share
+    group = "Female"              # of the group's examples whose label is not `label` as `label`
+    label = "<=50K"
+    rate = 0.6
 """
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+
+from audit.data.dataset import Dataset
+
+from audit.data.sources import training_splits
 from audit.errors import AuditInputError
 from audit.models.training import TrainConfig
 
 KEYS = {"architecture", "description", "dataset", "data", "target", "sensitive", "text_column", "output",
-        "model", "training"}
+        "model", "training", "label_bias"}
+
+
+@dataclass(frozen=True)
+class LabelBias:
+    """Leak a sensitive attribute into the labels: relabel a share of one group's examples."""
+
+    attribute: str
+    group: str
+    label: str
+    rate: float
+
+    def apply(self, data: Dataset, *, seed: int) -> Dataset:
+        if self.attribute not in data.sensitive.columns:
+            raise AuditInputError(f"label_bias: {data.name} has no sensitive column {self.attribute!r}")
+        if self.label not in data.classes:
+            raise AuditInputError(f"label_bias: label {self.label!r} is not a class of {data.name} {data.classes}")
+        members = data.sensitive[self.attribute].astype(str).to_numpy() == self.group
+        if not members.any():
+            raise AuditInputError(f"label_bias: no {self.attribute} = {self.group!r} rows in {data.name}")
+        target = data.classes.index(self.label)
+        candidates = np.flatnonzero(members & (data.labels != target))
+        rng = np.random.default_rng(seed)
+        chosen = rng.choice(candidates, size=int(round(self.rate * len(candidates))), replace=False)
+        labels = data.labels.copy()
+        labels[chosen] = target
+        return replace(data, labels=labels, source={**data.source, "label_bias": self.__dict__})
 
 
 @dataclass(frozen=True)
@@ -34,6 +70,7 @@ class ModelSpec:
     description: str = ""
     model: dict = field(default_factory=dict)
     training: TrainConfig = TrainConfig()
+    label_bias: LabelBias | None = None
 
     @classmethod
     def from_toml(cls, path: str | Path) -> ModelSpec:
@@ -65,4 +102,25 @@ class ModelSpec:
             description=doc.get("description", ""),
             model=dict(doc.get("model", {})),
             training=training,
+            label_bias=_label_bias(doc.get("label_bias"), path),
         )
+
+    def splits(self, *, seed: int) -> tuple[Dataset, Dataset, Dataset]:
+        """Train, validation and test data; a label bias taints train and validation, never test."""
+        train, validation, test = training_splits(dataset=self.dataset, data=self.data, target=self.target,
+                                                  sensitive=self.sensitive, text_column=self.text_column, seed=seed)
+        if self.label_bias is not None:
+            train, validation = (self.label_bias.apply(d, seed=seed + i) for i, d in enumerate((train, validation)))
+        return train, validation, test
+
+
+def _label_bias(table: dict | None, path: Path) -> LabelBias | None:
+    if table is None:
+        return None
+    try:
+        bias = LabelBias(**table)
+    except TypeError as exc:
+        raise AuditInputError(f"{path}: [label_bias] needs attribute, group, label and rate ({exc})") from None
+    if not 0 <= bias.rate <= 1:
+        raise AuditInputError(f"{path}: [label_bias] rate must be within 0 and 1, found {bias.rate}")
+    return bias
