@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
@@ -15,11 +13,12 @@ from audit.data.dataset import Dataset
 from audit.errors import AuditInputError
 from audit.model import Model
 from audit.policy import Policy, Verdict, find_metric_spec
+from audit.report.document import Document
 from audit.runner import SCHEMA, AuditRun, run
 
 
 @dataclass(frozen=True)
-class Comparison:
+class Comparison(Document):
     baseline: AuditRun
     candidate: AuditRun
     verdict: Verdict
@@ -40,7 +39,8 @@ class Comparison:
         return pd.DataFrame(rows, columns=["metric", "baseline", "candidate", "change", "improved"])
 
     def to_dict(self) -> dict:
-        table = self.table().astype(object).where(self.table().notna(), None)
+        table = self.table()
+        table = table.astype(object).where(table.notna(), None)
         return {
             "schema": SCHEMA.replace("report", "compare"),
             "baseline": self.baseline.to_dict(),
@@ -49,24 +49,10 @@ class Comparison:
             "verdict": self.verdict.to_dict(),
         }
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
-
-    def save_json(self, path: str | Path) -> Path:
-        from audit.report.files import write_text_atomic
-
-        return write_text_atomic(path, self.to_json())
-
-    def save_html(self, path: str | Path) -> Path:
-        from audit.report.files import write_text_atomic
+    def render_html(self, *, standalone: bool = True) -> str:
         from audit.report.html import render_comparison
 
-        return write_text_atomic(path, render_comparison(self))
-
-    def _repr_html_(self) -> str:
-        from audit.report.html import render_comparison
-
-        return render_comparison(self, standalone=False)
+        return render_comparison(self, standalone=standalone)
 
 
 def compare(

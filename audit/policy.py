@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from audit.analyzers.base import ANALYZERS, MetricSpec
-from audit.errors import AuditInputError
+from audit.errors import AuditInputError, read_toml
 
 if TYPE_CHECKING:
     from audit.runner import AuditRun
@@ -126,12 +125,7 @@ class Policy:
     @classmethod
     def from_toml(cls, path: str | Path) -> Policy:
         path = Path(path)
-        if not path.is_file():
-            raise AuditInputError(f"{path}: no such policy file")
-        try:
-            doc = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise AuditInputError(f"{path}: not valid TOML ({exc})") from None
+        doc = read_toml(path, what="policy file")
         return cls.from_dict(doc, source=str(path))
 
     @classmethod

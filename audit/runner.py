@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import platform
 import random
 import sys
@@ -13,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,13 +22,14 @@ from audit.errors import AuditInputError
 from audit.model import Model
 from audit.policy import Policy, Verdict
 from audit.progress import progress
+from audit.report.document import Document
 
 SCHEMA = "audit.report/1"
 LIBRARIES = ("audit", "torch", "captum", "shap", "lime", "fairlearn", "numpy", "pandas", "scikit-learn")
 
 
 @dataclass(frozen=True)
-class AuditRun:
+class AuditRun(Document):
     """All results of one audit, with provenance and the policy's verdict."""
 
     model: dict
@@ -68,24 +67,10 @@ class AuditRun:
             "provenance": self.provenance,
         }
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
-
-    def save_json(self, path: str | Path) -> Path:
-        from audit.report.files import write_text_atomic
-
-        return write_text_atomic(path, self.to_json())
-
-    def save_html(self, path: str | Path) -> Path:
-        from audit.report.files import write_text_atomic
+    def render_html(self, *, standalone: bool = True) -> str:
         from audit.report.html import render_run
 
-        return write_text_atomic(path, render_run(self))
-
-    def _repr_html_(self) -> str:
-        from audit.report.html import render_run
-
-        return render_run(self, standalone=False)
+        return render_run(self, standalone=standalone)
 
 
 def resolve_analyzers(analyzers: Sequence[str | Analyzer] | None, options: dict[str, dict] | None = None

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import numpy as np
 from audit.data.dataset import Dataset
 
 from audit.data.sources import training_splits
-from audit.errors import AuditInputError
+from audit.errors import AuditInputError, read_toml
 from audit.models.training import TrainConfig
 
 KEYS = {"architecture", "description", "dataset", "data", "target", "sensitive", "text_column", "output",
@@ -75,12 +74,7 @@ class ModelSpec:
     @classmethod
     def from_toml(cls, path: str | Path) -> ModelSpec:
         path = Path(path)
-        if not path.is_file():
-            raise AuditInputError(f"{path}: no such model spec")
-        try:
-            doc = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise AuditInputError(f"{path}: not valid TOML ({exc})") from None
+        doc = read_toml(path, what="model spec")
         unknown = sorted(set(doc) - KEYS)
         if unknown:
             raise AuditInputError(f"{path}: unknown key(s) {unknown}; a spec has {sorted(KEYS)}")

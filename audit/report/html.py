@@ -34,6 +34,7 @@ def environment() -> Environment:
     env.filters["num"] = format_number
     env.globals["title_of"] = analyzer_title
     env.globals["table_rows"] = table_rows
+    env.globals["headline"] = headline_metrics
     return env
 
 
@@ -53,6 +54,12 @@ def render_comparison(comparison: Comparison, *, standalone: bool = True) -> str
 
 def render_result(result: Result) -> str:
     return environment().get_template("result_fragment.html.j2").render(result=result, css=stylesheet())
+
+
+def headline_metrics(result: Result) -> dict[str, float]:
+    """The metrics an analyzer declares by exact name (not per feature or per method): the key numbers."""
+    declared = ANALYZERS.get(result.analyzer).metrics if result.analyzer in ANALYZERS else {}
+    return {k: v for k, v in result.metrics.items() if k in declared}
 
 
 def analyzer_title(name: str) -> str:
