@@ -1,5 +1,8 @@
 """Attribution methods (captum, shap, lime) behind one registry; each module registers its own."""
 
 from audit.attributions.registry import AttributionMethod, get_method, list_methods, register_method
+from audit.attributions import captum_methods  # noqa: F401,E402  (registers its methods)
+from audit.attributions import shap_method  # noqa: F401,E402
+from audit.attributions import lime_method  # noqa: F401,E402
 
 __all__ = ["AttributionMethod", "get_method", "list_methods", "register_method"]

@@ -85,7 +85,7 @@ class Dataset:
         return h.hexdigest()
 
     def subset(self, indices) -> Dataset:
-        idx = np.asarray(indices)
+        idx = np.asarray(indices, dtype=np.int64)
         if isinstance(self.inputs, pd.DataFrame):
             inputs = self.inputs.iloc[idx].reset_index(drop=True)
         else:

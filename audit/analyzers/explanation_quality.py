@@ -1,0 +1,309 @@
+"""Explanation quality: are the attributions faithful to the model, and do they depend on it?
+
+For each attribution method, on a seeded choice of examples (misclassified ones included):
+
+- faithfulness: deletion and insertion curves. Features are removed from the input
+  (deletion) or added to an empty one (insertion) in order of attribution, and the
+  probability of the explained class is tracked; the area under each curve (x from
+  0 to 1) is compared with the same curve for a random order. Removing sets a feature
+  to the absent input the attributions start from: 0 for tables (the standardized
+  mean, or no category) and images, the unknown-word token for text (PAD would end
+  the sequence early for models that pack by length).
+- sanity (Adebayo et al., 2018, model-parameter randomization): the top layers of a
+  copy of the model are re-initialized and the attributions recomputed; when the
+  rank correlation of |attribution| before and after (over the features not already
+  at the absent input) stays above a threshold, the method does not depend on what
+  the model learned and is flagged.
+- agreement: the rank correlation of |attribution| of each pair of methods over the
+  union of their top-k features, averaged over examples and pairs.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import warnings as python_warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.stats import ConstantInputWarning, spearmanr
+
+from audit.analyzers.base import Analyzer, MetricSpec, Result, register_analyzer
+from audit.analyzers.saliency import attribute_all, explained_samples, methods_for
+from audit.data.encoders import Tokenizer
+from audit.model import Model
+from audit.report.plots import new_figure, to_figure
+
+
+@register_analyzer
+@dataclass(frozen=True, kw_only=True)
+class ExplanationQuality(Analyzer):
+    """Deletion/insertion faithfulness, randomization sanity check and agreement of attribution methods."""
+
+    methods: tuple[str, ...] | None = None
+    samples: int = 16
+    steps: int = 20
+    randomize_layers: int = 2
+    sanity_threshold: float = 0.5
+    top_k: int = 10
+
+    name = "explanation_quality"
+    title = "Explanation quality"
+    description = "faithfulness (deletion and insertion curves), model-randomization sanity check and agreement " \
+                  "of the attribution methods"
+    metric_prefix = "explanations"
+    metrics = {
+        "explanations.<method>.deletion_auc": MetricSpec(
+            "area under the explained-class probability as the most attributed features are removed first", "lower"),
+        "explanations.<method>.insertion_auc": MetricSpec(
+            "area under the explained-class probability as the most attributed features are added first", "higher"),
+        "explanations.<method>.random_deletion_auc": MetricSpec(
+            "deletion area for a random order: the reference the method should stay below", "higher"),
+        "explanations.<method>.random_insertion_auc": MetricSpec(
+            "insertion area for a random order: the reference the method should stay above", "lower"),
+        "explanations.<method>.randomization_correlation": MetricSpec(
+            "rank correlation of |attribution| before and after randomizing the top layers; high means the "
+            "method ignores the model", "lower"),
+        "explanations.<method>.sanity_passed": MetricSpec(
+            "1 when the randomization correlation is below the threshold (the method depends on the model), "
+            "else 0", "higher"),
+        "explanations.agreement": MetricSpec(
+            "mean rank correlation of the top-k features between pairs of methods", "higher"),
+    }
+
+    def run(self, model, data, *, seed: int = 0) -> Result:
+        methods, warnings = methods_for(model, self.methods)
+        chosen = explained_samples(model, data, self.samples, seed=seed)
+        subset = data.subset(chosen)
+        target = model.predict_proba(subset).argmax(axis=1)
+        attributions, failed = attribute_all(model, subset, methods, target, seed=seed)
+        warnings += failed
+        x = model.encode(subset)
+        valid = feature_mask(model, x)
+
+        random_scores = np.random.default_rng(seed).random(valid.shape)
+        reference = faithfulness_curves(model, x, random_scores, valid, target, self.steps)
+        curves = {m: faithfulness_curves(model, x, order_scores(model, a), valid, target, self.steps)
+                  for m, a in attributions.items()}
+
+        randomized = randomized_copy(model, self.randomize_layers, seed=seed)
+        after, failed = attribute_all(randomized, subset, list(attributions), target, seed=seed)
+        warnings += [f"sanity check: {w}" for w in failed]
+        compared = valid & ~at_absent_value(model, x)
+        correlation = {m: mean_rank_correlation(magnitudes(model, attributions[m]), magnitudes(model, after[m]),
+                                                compared) for m in after}
+
+        metrics = {}
+        for m, (deletion, insertion) in curves.items():
+            metrics[f"explanations.{m}.deletion_auc"] = area(deletion)
+            metrics[f"explanations.{m}.insertion_auc"] = area(insertion)
+            metrics[f"explanations.{m}.random_deletion_auc"] = area(reference[0])
+            metrics[f"explanations.{m}.random_insertion_auc"] = area(reference[1])
+        for m, rho in correlation.items():
+            metrics[f"explanations.{m}.randomization_correlation"] = rho
+            metrics[f"explanations.{m}.sanity_passed"] = float(rho < self.sanity_threshold)
+        agreement = agreement_matrix(model, attributions, valid, self.top_k)
+        if len(attributions) > 1:
+            pairs = [agreement.loc[a, b] for a, b in itertools.combinations(attributions, 2)]
+            metrics["explanations.agreement"] = float(np.nanmean(pairs))
+
+        tables = {"faithfulness": pd.DataFrame({
+            "deletion_auc": [metrics[f"explanations.{m}.deletion_auc"] for m in curves],
+            "random_deletion_auc": [area(reference[0])] * len(curves),
+            "insertion_auc": [metrics[f"explanations.{m}.insertion_auc"] for m in curves],
+            "random_insertion_auc": [area(reference[1])] * len(curves),
+        }, index=pd.Index(list(curves), name="method"))}
+        if correlation:
+            tables["sanity"] = pd.DataFrame({
+                "randomization_correlation": list(correlation.values()),
+                "sanity_passed": [rho < self.sanity_threshold for rho in correlation.values()],
+            }, index=pd.Index(list(correlation), name="method"))
+        if len(attributions) > 1:
+            tables["agreement"] = agreement
+        arrays = {"samples": chosen, "targets": target, "random_deletion": reference[0].mean(axis=0),
+                  "random_insertion": reference[1].mean(axis=0)}
+        for m, (deletion, insertion) in curves.items():
+            arrays[f"deletion.{m}"] = deletion.mean(axis=0)
+            arrays[f"insertion.{m}"] = insertion.mean(axis=0)
+        figures = (_curves_figure(curves, reference, self.steps),
+                   _sanity_figure(correlation, self.sanity_threshold)) if curves else ()
+        return Result(
+            analyzer=self.name,
+            metrics={k: float(v) for k, v in metrics.items()},
+            tables=tables,
+            arrays=arrays,
+            figures=figures,
+            config=self.config(),
+            details={"methods": list(attributions), "samples": len(chosen),
+                     "randomized_layers": randomized_layer_names(model, self.randomize_layers)},
+            warnings=tuple(warnings),
+        )
+
+
+# -- features: the units that are ranked, removed and compared -------------------------------
+
+
+def feature_mask(model: Model, x: torch.Tensor) -> np.ndarray:
+    """(N, P): True for the features of each example (columns, pixels, tokens that are not padding)."""
+    if model.modality == "text":
+        return (x != Tokenizer.PAD).numpy()
+    if model.modality == "image":
+        return np.ones((len(x), x.shape[-2] * x.shape[-1]), dtype=bool)
+    return np.ones(tuple(x.shape), dtype=bool)
+
+
+def at_absent_value(model: Model, x: torch.Tensor) -> np.ndarray:
+    """(N, P): features already at the absent input (0 in tables and images). Path methods give them
+    zero attribution under any weights, so they are left out of the sanity correlation, which they
+    would otherwise push towards 1 for every method that multiplies by the input."""
+    if model.modality == "text":
+        return np.zeros(tuple(x.shape), dtype=bool)
+    if model.modality == "image":
+        return (x == 0).all(dim=1).reshape(len(x), -1).numpy()
+    return (x == 0).numpy()
+
+
+def order_scores(model: Model, attributions: np.ndarray) -> np.ndarray:
+    """(N, P) signed scores whose descending order is the removal order (pixels sum their channels)."""
+    if model.modality == "image":
+        return attributions.sum(axis=1).reshape(len(attributions), -1)
+    return attributions
+
+
+def magnitudes(model: Model, attributions: np.ndarray) -> np.ndarray:
+    if model.modality == "image":
+        return np.abs(attributions).sum(axis=1).reshape(len(attributions), -1)
+    return np.abs(attributions)
+
+
+def removed(model: Model, x: torch.Tensor, remove: np.ndarray) -> torch.Tensor:
+    """`x` with the features marked in `remove` (N, P) set to the absent input."""
+    mask = torch.from_numpy(remove)
+    if model.modality == "text":
+        return x.masked_fill(mask, Tokenizer.UNK)
+    if model.modality == "image":
+        return x.masked_fill(mask.view(len(x), 1, *x.shape[-2:]), 0.0)
+    return x.masked_fill(mask, 0.0)
+
+
+def faithfulness_curves(model: Model, x: torch.Tensor, scores: np.ndarray, valid: np.ndarray, target: np.ndarray,
+                        steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Deletion and insertion curves (N, steps + 1): the target probability after removing (adding)
+    the first k/steps of each example's features in descending order of `scores`."""
+    ranked = np.where(valid, scores, -np.inf)
+    order = np.argsort(-ranked, axis=1, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(order.shape[1])[None, :].repeat(len(order), axis=0), axis=1)
+    counts = valid.sum(axis=1)
+    deletions, insertions = [], []
+    for k in range(steps + 1):
+        first = rank < np.round(counts * k / steps)[:, None]
+        deletions.append(removed(model, x, first & valid))
+        insertions.append(removed(model, x, valid & ~first))
+    proba = model.proba(torch.cat(deletions + insertions))
+    picked = proba[np.arange(len(proba)), np.tile(target, 2 * (steps + 1))].reshape(2, steps + 1, len(x))
+    return picked[0].T, picked[1].T
+
+
+def area(curves: np.ndarray) -> float:
+    """Mean area under the curves (N, steps + 1) over x in [0, 1] (trapezoids)."""
+    steps = curves.shape[1] - 1
+    return float(((curves[:, :-1] + curves[:, 1:]) / (2 * steps)).sum(axis=1).mean())
+
+
+# -- sanity check and agreement ----------------------------------------------------------------
+
+
+def parameter_layers(module: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+    """Modules that own parameters, in registration order (input side first)."""
+    return [(name, m) for name, m in module.named_modules() if any(True for _ in m.parameters(recurse=False))]
+
+
+def randomized_layer_names(model: Model, layers: int) -> list[str]:
+    return [name or type(m).__name__ for name, m in parameter_layers(model.module)[-layers:]]
+
+
+def randomized_copy(model: Model, layers: int, *, seed: int) -> Model:
+    """A copy of `model` with its top `layers` parameter-owning modules re-initialized (seeded)."""
+    module = copy.deepcopy(model.module)
+    with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        for _, layer in parameter_layers(module)[-layers:]:
+            if hasattr(layer, "reset_parameters"):
+                layer.reset_parameters()
+            else:
+                with torch.no_grad():
+                    for p in layer.parameters(recurse=False):
+                        p.normal_(0.0, 0.02)
+    return Model(module, model.task, architecture=model.architecture, config=model.config, device=model.device,
+                 batch_size=model.batch_size)
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rho, NaN where either side is constant."""
+    with python_warnings.catch_warnings():
+        python_warnings.simplefilter("ignore", ConstantInputWarning)
+        return float(spearmanr(a, b).statistic)
+
+
+def mean_rank_correlation(a: np.ndarray, b: np.ndarray, valid: np.ndarray) -> float:
+    rhos = [spearman(a[i][valid[i]], b[i][valid[i]]) for i in range(len(a)) if valid[i].sum() > 1]
+    return float(np.nanmean(rhos)) if rhos and not np.all(np.isnan(rhos)) else float("nan")
+
+
+def agreement_matrix(model: Model, attributions: dict[str, np.ndarray], valid: np.ndarray, k: int) -> pd.DataFrame:
+    """Mean over examples of the rank correlation of |attribution| between two methods, over the
+    union of each one's top-k features."""
+    names = list(attributions)
+    mags = {m: np.where(valid, magnitudes(model, a), -np.inf) for m, a in attributions.items()}
+    table = pd.DataFrame(1.0, index=pd.Index(names, name="method"), columns=names)
+    for a, b in itertools.combinations(names, 2):
+        rhos = []
+        for i in range(len(valid)):
+            n = min(k, int(valid[i].sum()))
+            top = np.union1d(np.argsort(-mags[a][i])[:n], np.argsort(-mags[b][i])[:n])
+            if len(top) > 1:
+                rhos.append(spearman(mags[a][i][top], mags[b][i][top]))
+        table.loc[a, b] = table.loc[b, a] = np.nanmean(rhos) if rhos and not np.all(np.isnan(rhos)) else np.nan
+    return table
+
+
+# -- figures ------------------------------------------------------------------------------------
+
+
+def _curves_figure(curves: dict, reference: tuple[np.ndarray, np.ndarray], steps: int):
+    fig, (left, right) = new_figure(8.0, 3.4, ncols=2)
+    xs = np.linspace(0, 1, steps + 1)
+    for method, (deletion, insertion) in curves.items():
+        left.plot(xs, deletion.mean(axis=0), label=method)
+        right.plot(xs, insertion.mean(axis=0), label=method)
+    left.plot(xs, reference[0].mean(axis=0), "k--", label="random order")
+    right.plot(xs, reference[1].mean(axis=0), "k--", label="random order")
+    for ax, what in ((left, "removed"), (right, "added")):
+        ax.set_xlabel(f"share of features {what}")
+        ax.set_ylim(0, 1.02)
+    left.set_ylabel("probability of the explained class")
+    left.set_title("deletion (lower is better)", fontsize=9)
+    right.set_title("insertion (higher is better)", fontsize=9)
+    right.legend(fontsize=7, loc="lower right")
+    return to_figure(fig, title="Deletion and insertion curves", caption=(
+        "Mean probability of the explained class as features are removed from the input (left) or added to "
+        "an empty input (right), most attributed first; the dashed line uses a random order. A faithful method "
+        "falls faster than random on the left and rises faster on the right."))
+
+
+def _sanity_figure(correlation: dict, threshold: float):
+    fig, ax = new_figure(5.5, 1.2 + 0.35 * len(correlation))
+    names = list(correlation)
+    values = [correlation[m] for m in names]
+    ax.barh(names, values, color=["#c44e52" if v >= threshold else "#4c78a8" for v in values])
+    ax.axvline(threshold, color="#888", linestyle="--")
+    ax.set_xlim(min([0.0, *(v for v in values if np.isfinite(v))]), 1.0)
+    ax.invert_yaxis()
+    ax.set_xlabel("rank correlation of |attribution|: trained vs randomized")
+    return to_figure(fig, title="Model randomization sanity check", caption=(
+        f"For each method, how similar its attributions stay when the top layers of the model are re-initialized "
+        f"(Adebayo et al., 2018). Bars at or past the dashed threshold ({threshold}, red) mean the method barely "
+        "depends on what the model learned and fails the check."))

@@ -1,0 +1,243 @@
+"""Captum's attribution methods behind the registry.
+
+Tables and images are attributed in the model's input space; text at the token
+embedding layer (`model.embedding`), summed over the embedding dimension per token
+and zero at padding. Baselines are the "absent" input: zeros for tables (the mean of
+standardized features, no category for one-hot columns) and images (a black image),
+the PAD token's embedding for text. Examples are batched so that one forward pass
+holds at most `MAX_ROWS_PER_PASS` rows (examples x steps or perturbations), instead of
+captum's defaults: every example's steps in one pass for IG (memory grows with the
+data) and one pass per perturbation for occlusion.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from captum.attr import (
+    DeepLift,
+    GradientShap,
+    IntegratedGradients,
+    LayerDeepLift,
+    LayerFeatureAblation,
+    LayerGradCam,
+    LayerGradientXActivation,
+    LayerIntegratedGradients,
+    Occlusion,
+    Saliency,
+)
+from torch import nn
+
+from audit.attributions.registry import register_method
+from audit.data.dataset import Dataset
+from audit.data.encoders import Tokenizer
+from audit.errors import AuditInputError
+from audit.model import Model, trim_padding
+
+#: Input elements (rows x features) per forward pass; sets how many examples share a pass.
+ELEMENTS_PER_PASS = 2**22
+MAX_ROWS_PER_PASS = 4096
+
+Compute = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def attribute(model: Model, data: Dataset, target: np.ndarray, compute: Compute, *, evaluations: int,
+              seed: int) -> np.ndarray:
+    """Run `compute(x, target)` over chunks of `data` encoded in model space.
+
+    `evaluations` is the number of forward rows one example costs (steps, samples,
+    perturbations); chunks are sized so one pass holds about MAX_ROWS_PER_PASS rows.
+    For text, `compute` gets ids without trailing padding and returns (n, length).
+    """
+    x = model.encode(data)
+    targets = torch.as_tensor(np.asarray(target), dtype=torch.long)
+    rows = min(MAX_ROWS_PER_PASS, max(1, ELEMENTS_PER_PASS // max(1, x[0].numel())))
+    chunk = max(1, rows // max(1, evaluations))
+    out = torch.zeros(x.shape, dtype=torch.float32)
+    with _seeded(seed, model.device), _gradients_in_eval(model), warnings.catch_warnings():
+        # captum warns that it sets requires_grad on its own copies and hooks activations; both expected.
+        warnings.filterwarnings("ignore", category=UserWarning, module="captum")
+        for start in range(0, len(x), chunk):
+            xb = x[start : start + chunk]
+            if model.modality == "text":
+                xb = trim_padding(xb)
+            attr = compute(xb.to(model.device), targets[start : start + chunk].to(model.device))
+            attr = attr.detach().float().cpu()
+            if model.modality == "text":
+                attr = attr.masked_fill(xb == Tokenizer.PAD, 0.0)
+                out[start : start + len(xb), : xb.shape[1]] = attr
+            else:
+                out[start : start + len(xb)] = attr
+    return out.numpy()
+
+
+@contextlib.contextmanager
+def _seeded(seed: int, device: torch.device):
+    """Seed the generators captum samples from (torch's, and numpy's global one for GradientSHAP's
+    path positions), restoring the caller's state after."""
+    devices = [device] if device.type == "cuda" else []
+    numpy_state = np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            np.random.seed(seed)
+            yield
+    finally:
+        np.random.set_state(numpy_state)
+
+
+def _gradients_in_eval(model: Model):
+    # cuDNN's RNN backward refuses eval mode; the native kernels give the same gradients.
+    if model.modality == "text" and model.device.type == "cuda":
+        return torch.backends.cudnn.flags(enabled=False)
+    return contextlib.nullcontext()
+
+
+def embedding_layer(model: Model) -> nn.Embedding:
+    if model.embedding is None:
+        raise AuditInputError(
+            f"{type(model.module).__name__} has no token embedding at `.embedding`; text attributions are taken there")
+    return model.embedding
+
+
+def last_conv(model: Model) -> nn.Conv2d:
+    convs = [m for m in model.module.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise AuditInputError(f"grad_cam needs a convolutional network; {type(model.module).__name__} has no nn.Conv2d")
+    return convs[-1]
+
+
+def embedded_forward(model: Model) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """f(embeddings, ids): the model's logits for `ids` with the output of its token embedding
+    replaced by `embeddings`, for methods that interpolate inputs (in embedding space here)."""
+    layer = embedding_layer(model)
+
+    def forward(embeddings: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        handle = layer.register_forward_hook(lambda module, args, output: embeddings)
+        try:
+            return model.module(ids)
+        finally:
+            handle.remove()
+
+    return forward
+
+
+def pad_ids(ids: torch.Tensor) -> torch.Tensor:
+    """The text baseline: every position PAD (whose embedding stands for "no token")."""
+    return torch.full_like(ids, Tokenizer.PAD)
+
+
+def per_token(attr: torch.Tensor) -> torch.Tensor:
+    return attr.sum(dim=-1)
+
+
+def _unsupported(method: str, model: Model, exc: Exception) -> AuditInputError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return AuditInputError(f"{method} cannot attribute {type(model.module).__name__}: {first}")
+
+
+@register_method("integrated_gradients", description="Integrated Gradients from the absent input (captum)")
+def integrated_gradients(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0,
+                         n_steps: int = 50) -> np.ndarray:
+    def compute(x, t):
+        if model.modality == "text":
+            ig = LayerIntegratedGradients(model.module, embedding_layer(model))
+            return per_token(ig.attribute(x, baselines=pad_ids(x), target=t, n_steps=n_steps,
+                                          internal_batch_size=len(x) * n_steps))
+        ig = IntegratedGradients(model.module)
+        return ig.attribute(x, baselines=torch.zeros_like(x), target=t, n_steps=n_steps,
+                            internal_batch_size=len(x) * n_steps)
+
+    return attribute(model, data, target, compute, evaluations=n_steps, seed=seed)
+
+
+@register_method("saliency", description="|gradient| of the target logit (text: gradient x embedding) (captum)")
+def saliency(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    def compute(x, t):
+        if model.modality == "text":
+            return per_token(LayerGradientXActivation(model.module, embedding_layer(model)).attribute(x, target=t))
+        return Saliency(model.module).attribute(x, target=t, abs=True)
+
+    return attribute(model, data, target, compute, evaluations=1, seed=seed)
+
+
+@register_method("gradient_shap", description="GradientSHAP: expected gradients from the absent input, "
+                                              "with Gaussian noise on the inputs (text: on the embeddings) (captum)")
+def gradient_shap(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0, n_samples: int = 25,
+                  stdevs: float = 0.1) -> np.ndarray:
+    def compute(x, t):
+        if model.modality == "text":
+            # captum's LayerGradientShap interpolates token ids, not embeddings; so GradientSHAP runs
+            # on the embeddings, from the PAD embedding, with the ids passed along.
+            embeddings = embedding_layer(model)(x).detach()
+            baseline = embedding_layer(model)(pad_ids(x[:1])).detach()
+            gs = GradientShap(embedded_forward(model))
+            return per_token(gs.attribute(embeddings, baselines=baseline, target=t, n_samples=n_samples,
+                                          stdevs=stdevs, additional_forward_args=(x,)))
+        gs = GradientShap(model.module)
+        return gs.attribute(x, baselines=torch.zeros_like(x[:1]), target=t, n_samples=n_samples, stdevs=stdevs)
+
+    return attribute(model, data, target, compute, evaluations=n_samples, seed=seed)
+
+
+@register_method("deeplift", description="DeepLIFT (rescale rule) from the absent input (captum)")
+def deeplift(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    def compute(x, t):
+        try:
+            if model.modality == "text":
+                dl = LayerDeepLift(model.module, embedding_layer(model))
+                return per_token(dl.attribute(x, baselines=pad_ids(x), target=t))
+            return DeepLift(model.module).attribute(x, baselines=torch.zeros_like(x), target=t)
+        except (AssertionError, RuntimeError, NotImplementedError) as exc:
+            raise _unsupported("deeplift", model, exc) from exc
+
+    return attribute(model, data, target, compute, evaluations=2, seed=seed)
+
+
+@register_method("occlusion", description="occlusion: drop in the target logit when a patch, feature or "
+                                          "token is set to the absent input (captum)")
+def occlusion(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0,
+              window: int | None = None) -> np.ndarray:
+    """`window`: the side of the square patch for images (default 1/8 of the side, at least 2)."""
+    shape = model.encode(data.subset([0])).shape[1:]
+    if model.modality == "image":
+        c, h, w = shape
+        side = window or max(2, min(h, w) // 8)
+        stride = max(1, side // 2)
+        windows = ((h - side) // stride + 1) * ((w - side) // stride + 1)
+    else:
+        windows = shape[0]
+
+    def compute(x, t):
+        ppe = max(1, min(windows, MAX_ROWS_PER_PASS // len(x)))
+        if model.modality == "text":
+            # captum's layer ablation fails on a target per example with several perturbations per pass.
+            fa = LayerFeatureAblation(model.module, embedding_layer(model))
+            mask = torch.arange(x.shape[1], device=x.device).view(1, -1, 1)
+            return fa.attribute(x, target=t, layer_mask=mask)[..., 0]
+        if model.modality == "image":
+            return Occlusion(model.module).attribute(
+                x, sliding_window_shapes=(c, side, side), strides=(c, stride, stride), baselines=0.0, target=t,
+                perturbations_per_eval=ppe)
+        return Occlusion(model.module).attribute(x, sliding_window_shapes=(1,), baselines=0.0, target=t,
+                                                 perturbations_per_eval=ppe)
+
+    return attribute(model, data, target, compute, evaluations=windows, seed=seed)
+
+
+@register_method("grad_cam", modalities=("image",),
+                 description="Grad-CAM at the last convolution, upsampled to the image (captum; CNNs only)")
+def grad_cam(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    layer = last_conv(model)
+
+    def compute(x, t):
+        cam = LayerGradCam(model.module, layer).attribute(x, target=t, relu_attributions=True)
+        cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return cam.expand(-1, x.shape[1], -1, -1)
+
+    return attribute(model, data, target, compute, evaluations=1, seed=seed)
