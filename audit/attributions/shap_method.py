@@ -1,0 +1,199 @@
+"""SHAP values from the shap library, for the target class only.
+
+Tables and images: shap's DeepExplainer on a copy of the module that outputs only the
+target logit (one explainer per target class), with a background drawn from the
+training split. DeepExplainer's values add up exactly to logit(x) - E[logit(background)];
+where it fails on a layer type (its additivity check trips), shap's GradientExplainer
+(expected gradients) takes over and the fallback is recorded.
+
+Text: shap's PermutationExplainer over the token positions of each text, where a hidden
+token becomes the unknown-word token; the explained output is the target probability.
+Its values add up exactly to p(x) - p(all tokens unknown).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from audit.attributions.registry import register_method
+from audit.data.builtin import load_dataset
+from audit.data.dataset import Dataset
+from audit.data.encoders import Tokenizer
+from audit.errors import AuditInputError
+
+DEFAULT_BACKGROUND = 100
+DEFAULT_GRADIENT_SAMPLES = 200
+DEFAULT_MAX_EVALS = 300  # model calls per text: about 7 antithetic permutations of a 20-token text
+
+
+@dataclass(frozen=True)
+class ShapExplanation:
+    """SHAP values of the target class with the numbers that check them.
+
+    `values` has the model's input shape ((N, L) per token position for text);
+    `base_values` + `values.sum()` approximates `outputs` (exactly for DeepExplainer
+    and the permutation explainer)."""
+
+    values: np.ndarray
+    base_values: np.ndarray
+    outputs: np.ndarray
+    target: np.ndarray
+    explainer: str
+    output: str  # "logit" or "probability"
+    background: str
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def additivity_error(self) -> np.ndarray:
+        """|sum of values + base value - model output| per example."""
+        total = self.values.reshape(len(self.values), -1).sum(axis=1) + self.base_values
+        return np.abs(total - self.outputs)
+
+
+class TargetLogit(nn.Module):
+    """The logit of one class, as a one-output model for shap."""
+
+    def __init__(self, module: nn.Module, index: int):
+        super().__init__()
+        self.module = module
+        self.index = index
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x)[:, self.index : self.index + 1]
+
+
+@contextmanager
+def numpy_seed(seed: int) -> Iterator[None]:
+    """Seed numpy's global generator (which shap draws from) and restore it afterwards."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+def training_sample(model, data: Dataset, size: int, *, seed: int) -> tuple[Dataset, str]:
+    """Up to `size` rows of the model's training split, or of `data` when the model names no built-in one."""
+    name = model.task.dataset.get("builtin")
+    if name:
+        return load_dataset(name, "train").sample(size, seed=seed), f"{size} rows of the {name} training split"
+    return data.sample(size, seed=seed), (
+        f"{min(size, len(data))} rows of the audited data (the model names no built-in training set)")
+
+
+def resolve_target(model, x: torch.Tensor, target) -> np.ndarray:
+    """The class to explain per example: `target` (an int or one per example) or the predicted class."""
+    if target is None:
+        return model.proba(x).argmax(axis=1)
+    target = np.broadcast_to(np.asarray(target, dtype=np.int64), (len(x),)).copy()
+    if len(target) and not (0 <= target.min() and target.max() < len(model.classes)):
+        raise AuditInputError(f"target classes must be in 0..{len(model.classes) - 1}, found {int(target.max())}"
+                              if target.min() >= 0 else f"target classes must be in 0..{len(model.classes) - 1}, "
+                              f"found {int(target.min())}")
+    return target
+
+
+def explain_shap(model, data: Dataset, target=None, *, seed: int = 0, background: int | Dataset = DEFAULT_BACKGROUND,
+                 max_evals: int = DEFAULT_MAX_EVALS) -> ShapExplanation:
+    """SHAP values of the target (default: predicted) class for every example of `data`.
+
+    `background`: how many training rows to draw (tables, images), or the rows themselves."""
+    x = model.encode(data)
+    target = resolve_target(model, x, target)
+    if model.modality == "text":
+        return _explain_tokens(model, x, target, seed=seed, max_evals=max_evals)
+    if isinstance(background, Dataset):
+        bg_data, source = background, f"{len(background)} given background rows"
+    else:
+        bg_data, source = training_sample(model, data, background, seed=seed)
+    bg = model.encode(bg_data)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="unrecognized nn.Module")  # reported by the fallback
+            return _explain_deep(model, x, target, bg, source)
+    except Exception as exc:  # noqa: BLE001 - any layer shap's DeepExplainer cannot handle
+        reason = re.split(r"(?<=[.!])\s", str(exc).strip())[0][:200]
+        result = _explain_gradient(model, x, target, bg, source, seed=seed)
+        warning = f"shap's DeepExplainer failed on this model ({type(exc).__name__}: {reason}); " \
+                  "used GradientExplainer (expected gradients) instead"
+        return ShapExplanation(**{**result.__dict__, "warnings": (warning,)})
+
+
+def _explain_deep(model, x, target, bg, source) -> ShapExplanation:
+    import shap  # takes seconds to import: only runs that use SHAP pay for it
+
+    # shap leaves hooks behind when a layer fails mid-way: it only ever sees a copy.
+    module = copy.deepcopy(model.module).eval()
+    values = np.zeros(tuple(x.shape), dtype=np.float64)
+    base = np.zeros(len(x))
+    for c in np.unique(target):
+        rows = np.flatnonzero(target == c)
+        explainer = shap.DeepExplainer(TargetLogit(module, int(c)), bg.to(model.device))
+        phi = explainer.shap_values(x[rows].to(model.device), check_additivity=True)
+        values[rows] = np.asarray(phi).reshape((len(rows), *x.shape[1:]))
+        base[rows] = float(np.asarray(explainer.expected_value).reshape(-1)[0])
+    logits = model.logits(x).numpy().astype(np.float64)
+    return ShapExplanation(values, base, logits[np.arange(len(x)), target], target, "DeepExplainer", "logit", source)
+
+
+def _explain_gradient(model, x, target, bg, source, *, seed: int) -> ShapExplanation:
+    import shap  # takes seconds to import: only runs that use SHAP pay for it
+
+    module = copy.deepcopy(model.module).eval()
+    values = np.zeros(tuple(x.shape), dtype=np.float64)
+    for c in np.unique(target):
+        rows = np.flatnonzero(target == c)
+        explainer = shap.GradientExplainer(TargetLogit(module, int(c)), bg.to(model.device),
+                                           batch_size=DEFAULT_GRADIENT_SAMPLES)
+        with numpy_seed(seed):
+            phi = explainer.shap_values(x[rows].to(model.device), nsamples=DEFAULT_GRADIENT_SAMPLES, rseed=seed)
+        values[rows] = np.asarray(phi).reshape((len(rows), *x.shape[1:]))
+    logits = model.logits(x).numpy().astype(np.float64)
+    base = model.logits(bg).numpy().astype(np.float64)[:, target].mean(axis=0)
+    return ShapExplanation(values, base, logits[np.arange(len(x)), target], target, "GradientExplainer", "logit",
+                           source)
+
+
+def hide_tokens(mask: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """shap masker: the token ids with hidden positions (mask False) set to the unknown-word token."""
+    return np.where(mask, ids, Tokenizer.UNK)[None]
+
+
+def target_probability(model, index: int):
+    """shap model: token id rows -> probability of class `index`."""
+    return lambda ids: model.proba(torch.as_tensor(ids, dtype=torch.long))[:, index]
+
+
+def _explain_tokens(model, ids, target, *, seed: int, max_evals: int) -> ShapExplanation:
+    import shap  # takes seconds to import: only runs that use SHAP pay for it
+
+    values = np.zeros(tuple(ids.shape), dtype=np.float64)
+    base = np.zeros(len(ids))
+    lengths = (ids != Tokenizer.PAD).sum(dim=1).numpy()
+    for i, (row, c, n) in enumerate(zip(ids.numpy(), target, lengths)):
+        if n == 0:
+            continue
+        with numpy_seed(seed):
+            explainer = shap.PermutationExplainer(target_probability(model, int(c)), hide_tokens, seed=seed)
+            explanation = explainer(row[None, :n], max_evals=max(max_evals, 2 * n + 1), silent=True)
+        values[i, :n] = explanation.values[0]
+        base[i] = float(np.asarray(explanation.base_values).reshape(-1)[0])
+    proba = model.proba(ids)
+    return ShapExplanation(values, base, proba[np.arange(len(ids)), target], target, "PermutationExplainer",
+                           "probability", "each hidden token replaced by the unknown-word token")
+
+
+@register_method("shap", description="SHAP values (shap: DeepExplainer, or a token permutation explainer for text)")
+def shap_attributions(model, data: Dataset, target=None, *, seed: int = 0, background: int = DEFAULT_BACKGROUND,
+                      max_evals: int = DEFAULT_MAX_EVALS) -> np.ndarray:
+    return explain_shap(model, data, target, seed=seed, background=background, max_evals=max_evals).values
