@@ -1,0 +1,72 @@
+"""LIME: local linear surrogates of the explained class, from the lime library.
+
+The weights come from `audit.attributions.lime_method` (tables: model-space features;
+images: grid segments spread over their pixels; text: token positions); the ranking
+and figures are the ones the SHAP analyzer draws.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from audit.analyzers.base import Analyzer, MetricSpec, Result, register_analyzer
+from audit.analyzers.shap_values import class_index, examples_figure, importance_figure, importance_table, sample_rows
+from audit.attributions.lime_method import DEFAULT_GRID, DEFAULT_SAMPLES, explain_lime
+
+
+@register_analyzer
+@dataclass(frozen=True, kw_only=True)
+class Lime(Analyzer):
+    """LIME weights of the predicted class (or of `target`, a class name) for `samples`
+    examples drawn (seeded) from the data, each from `num_samples` perturbations scored
+    in one batch; images are cut into a `grid` x `grid` grid of segments."""
+
+    samples: int = 10
+    num_samples: int = DEFAULT_SAMPLES
+    grid: int = DEFAULT_GRID
+    target: str | None = None
+
+    name = "lime"
+    title = "LIME"
+    description = "LIME weights of the explained class (tabular, grid-segmented image and token explainers)"
+    metric_prefix = "lime"
+    metrics = {
+        "lime.mean_fit_r2": MetricSpec(
+            "mean R^2 of lime's local linear surrogate on its perturbations (how well weights describe the model)",
+            "higher"),
+        "lime.min_fit_r2": MetricSpec("lowest R^2 of lime's local surrogate over the explained examples", "higher"),
+    }
+
+    def run(self, model, data, *, seed: int = 0) -> Result:
+        rows = sample_rows(data, self.samples, seed=seed)
+        subset = data.subset(rows)
+        explanation = explain_lime(model, subset, class_index(model, self.target), seed=seed,
+                                   num_samples=self.num_samples, grid=self.grid)
+        importance = importance_table(explanation.values, model, subset, value="mean_abs_weight")
+        score = explanation.score[np.isfinite(explanation.score)]
+        arrays = {"values": explanation.values, "intercept": explanation.intercept, "score": explanation.score,
+                  "target": explanation.target, "rows": rows}
+        if explanation.segments is not None:
+            arrays["segments"] = explanation.segments
+        unit = {"tabular": "per standard deviation of a standardized feature (or for keeping a category)",
+                "image": "per pixel (a segment's weight spread over its pixels)",
+                "text": "for keeping the token"}[model.modality]
+        return Result(
+            analyzer=self.name,
+            metrics={"lime.mean_fit_r2": float(score.mean()), "lime.min_fit_r2": float(score.min())},
+            tables={"importance": importance},
+            arrays=arrays,
+            figures=(
+                importance_figure(importance, xlabel="mean |LIME weight|", title="LIME feature importance", caption=(
+                    f"Mean |LIME weight| over {len(rows)} explained examples, top 15. A weight is the change in "
+                    f"the explained class's probability {unit} in lime's local linear surrogate.")),
+                examples_figure(explanation.values, model, subset, explanation.target, title="LIME per example",
+                                caption=("LIME weights of the explained class for the first explained examples: "
+                                         "red raises its probability, blue lowers it.")),
+            ),
+            config=self.config(),
+            details={"perturbations": explanation.background, "examples": len(rows),
+                     "num_samples": self.num_samples},
+        )

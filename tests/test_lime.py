@@ -1,0 +1,141 @@
+"""LIME: ground truth with controls, equality with lime called directly, seeding, contract."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from lime.lime_image import LimeImageExplainer
+from lime.lime_tabular import LimeTabularExplainer
+from lime.lime_text import LimeTextExplainer
+from planted import (INFORMATIVE, PATCH_CLASS, patched_digits, patched_digits_cnn, trigger_lstm, two_feature_mlp,
+                     two_feature_table)
+from test_shap import no_hooks_left, patch_share, texts_with_trigger, trigger_is_top
+
+import audit
+from audit.analyzers.lime_weights import Lime
+from audit.attributions import get_method
+from audit.attributions.lime_method import TRAINING_ROWS, RawColumns, explain_lime, grid_segments
+from audit.data.encoders import TabularEncoder
+
+
+def patch_class_images(n: int = 12):
+    test = patched_digits(planted=True)[2]
+    return test.subset(np.flatnonzero(test.labels == PATCH_CLASS)[:n])
+
+
+@pytest.mark.parametrize("planted", [True, False])
+def test_patch_holds_most_lime_mass_only_when_planted(planted):
+    explanation = explain_lime(patched_digits_cnn(planted), patch_class_images(), seed=0, num_samples=500)
+    assert (explanation.target == PATCH_CLASS).mean() > 0.9
+    share = patch_share(explanation.values).mean()
+    assert share > 0.5 if planted else share < 0.3
+
+
+@pytest.mark.parametrize("planted", [True, False])
+def test_trigger_word_is_the_top_lime_token_only_when_planted(planted):
+    model = trigger_lstm(planted)
+    data = texts_with_trigger()
+    top = trigger_is_top(model, data, explain_lime(model, data, seed=0, num_samples=500).values).mean()
+    assert top > 0.9 if planted else top < 0.2
+
+
+@pytest.mark.parametrize("planted", [True, False])
+def test_two_informative_columns_rank_first_in_the_lime_analyzer(planted):
+    result = Lime(samples=10, num_samples=500).run(two_feature_mlp(planted), two_feature_table(planted=planted)[2])
+    top = list(result.tables["importance"].index[:2])
+    informative = {f"x{i}" for i in INFORMATIVE}
+    if planted:
+        assert set(top) == informative
+    else:
+        assert top[0] == "x0" and set(top) != informative
+    assert result.metrics["lime.mean_fit_r2"] > 0.5
+
+
+@pytest.mark.parametrize("make", [lambda: (patched_digits_cnn(True), patch_class_images(3)),
+                                  lambda: (trigger_lstm(True), texts_with_trigger(3)),
+                                  lambda: (two_feature_mlp(True), two_feature_table()[2].subset(np.arange(3)))],
+                         ids=["image", "text", "table"])
+def test_one_seed_gives_identical_weights_and_another_seed_does_not(make):
+    model, data = make()
+    first = explain_lime(model, data, seed=7, num_samples=300)
+    np.testing.assert_array_equal(first.values, explain_lime(model, data, seed=7, num_samples=300).values)
+    assert not np.array_equal(first.values, explain_lime(model, data, seed=8, num_samples=300).values)
+
+
+def test_image_weights_equal_lime_called_directly():
+    model = patched_digits_cnn(True)
+    data = patch_class_images(2)
+    ours = explain_lime(model, data, seed=3, num_samples=400)
+    segments = grid_segments(8, 8)
+    for image, label, weights in zip(data.inputs, ours.target, ours.local):
+        explainer = LimeImageExplainer(feature_selection="none", random_state=3)
+        direct = explainer.explain_instance(  # lime's default batch of 10 images per call
+            image.transpose(1, 2, 0).astype(np.float64),
+            lambda batch: model.predict_proba(torch.tensor(batch.transpose(0, 3, 1, 2), dtype=torch.float32)),
+            labels=(int(label),), hide_color=0.0, top_labels=None, num_features=16, num_samples=400,
+            segmentation_fn=lambda _: segments)
+        np.testing.assert_allclose(weights, [w for _, w in sorted(direct.local_exp[int(label)])], atol=1e-6)
+    # each segment's weight is spread over its 2x2 pixels
+    np.testing.assert_allclose(ours.values[0, 0, 6:, 6:].sum(), ours.local[0][15])
+
+
+def test_text_weights_equal_lime_called_directly():
+    model = trigger_lstm(True)
+    data = texts_with_trigger(2)
+    ours = explain_lime(model, data, seed=4, num_samples=300)
+    for i, text in enumerate(data.texts):
+        tokens = model.encoder.tokens(text)
+        explainer = LimeTextExplainer(split_expression=" ", bow=False, feature_selection="none", random_state=4)
+        direct = explainer.explain_instance(" ".join(tokens), lambda t: model.predict_proba(list(t)),
+                                            labels=(int(ours.target[i]),), num_features=len(tokens), num_samples=300)
+        expected = np.zeros(model.encoder.max_length)
+        for position, weight in direct.local_exp[int(ours.target[i])]:
+            expected[position] = weight
+        np.testing.assert_allclose(ours.values[i], expected, atol=1e-8)
+
+
+def test_table_weights_equal_lime_called_directly():
+    model = two_feature_mlp(True)
+    data = two_feature_table()[2].subset(np.arange(2))
+    ours = explain_lime(model, data, seed=2, num_samples=400)
+    training = model.encode(data.sample(TRAINING_ROWS, seed=2)).numpy().astype(np.float64)  # no built-in split
+    for i, row in enumerate(model.encode(data).numpy().astype(np.float64)):
+        explainer = LimeTabularExplainer(training, mode="classification", discretize_continuous=False,
+                                         feature_selection="none", random_state=2)
+        direct = explainer.explain_instance(row, model.predict_proba, labels=(int(ours.target[i]),),
+                                            num_features=10, num_samples=400)
+        np.testing.assert_allclose(ours.values[i], [w for _, w in sorted(direct.local_exp[int(ours.target[i])])],
+                                   atol=1e-8)
+
+
+def test_one_hot_groups_are_lime_columns_and_map_back_to_the_active_indicator():
+    frame = pd.DataFrame({"age": [20.0, 30.0, 40.0, 50.0], "color": ["red", "blue", "red", "green"]})
+    data = audit.Dataset.from_dataframe(frame.assign(y=[0, 1, 0, 1]), target="y")
+    encoder = TabularEncoder.fit(data)
+    model = audit.Model(torch.nn.Linear(4, 2), audit.Task("tabular", ("0", "1"), encoder))
+    x = encoder.transform(data).numpy()
+    columns = RawColumns(model, x.shape[1])
+    raw = columns.to_raw(x)
+    assert raw.shape == (4, 2) and list(raw[:, 1]) == [2, 0, 2, 1]  # blue, green, red
+    np.testing.assert_array_equal(columns.to_model(raw), x)
+    np.testing.assert_array_equal(columns.weights_to_model(np.array([0.5, -2.0]), raw[3]), [0.5, 0, -2.0, 0])
+
+
+def test_registered_method_and_analyzer_contract():
+    model, data = patched_digits_cnn(True), patched_digits()[2]
+    assert get_method("lime").fn(model, data.subset(np.arange(2)), None, seed=0).shape == (2, 1, 8, 8)
+    grads = [p.requires_grad for p in model.module.parameters()]
+    state = copy.deepcopy(model.module.state_dict())
+    first = Lime(samples=3, num_samples=200).run(model, data, seed=1)
+    second = Lime(samples=3, num_samples=200).run(model, data, seed=1)
+    np.testing.assert_array_equal(first.arrays["values"], second.arrays["values"])
+    assert first.metrics == second.metrics
+    json.dumps(first.to_dict(), allow_nan=False)
+    assert no_hooks_left(model.module)
+    assert [p.requires_grad for p in model.module.parameters()] == grads
+    assert all(torch.equal(state[k], v) for k, v in model.module.state_dict().items())

@@ -1,0 +1,143 @@
+"""SHAP: ground truth with controls, equality with shap called directly, determinism, contract."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import shap
+import torch
+from planted import (INFORMATIVE, PATCH_CLASS, TRIGGER, patch_mask, patched_digits, patched_digits_cnn,
+                     trigger_lstm, trigger_word_reviews, two_feature_mlp, two_feature_table)
+from torch import nn
+
+import audit
+from audit.analyzers.shap_values import Shap
+from audit.attributions import get_method
+from audit.attributions.shap_method import explain_shap, hide_tokens, target_probability
+
+
+def patch_share(values: np.ndarray) -> np.ndarray:
+    """Share of each example's |attribution| that falls on the planted patch."""
+    mass = np.abs(values).reshape(len(values), -1)
+    return mass[:, patch_mask().ravel()].sum(axis=1) / mass.sum(axis=1)
+
+
+def trigger_is_top(model, data, values: np.ndarray) -> np.ndarray:
+    return np.array([model.encoder.tokens(text)[int(np.argmax(np.abs(v)))] == TRIGGER
+                     for text, v in zip(data.texts, values)])
+
+
+def texts_with_trigger(n: int = 16):
+    test = trigger_word_reviews()[2]
+    return test.subset(np.flatnonzero([TRIGGER in t.split() for t in test.texts])[:n])
+
+
+def no_hooks_left(module: nn.Module) -> bool:
+    return all(not (m._forward_hooks or m._backward_hooks or m._forward_pre_hooks or hasattr(m, "x"))
+               for m in module.modules())
+
+
+@pytest.mark.parametrize("planted", [True, False])
+def test_patch_holds_most_shap_mass_only_when_planted(planted):
+    model = patched_digits_cnn(planted)
+    train, _, test = patched_digits(planted=planted)
+    patched = patched_digits(planted=True)[2]
+    images = patched.subset(np.flatnonzero(patched.labels == PATCH_CLASS))
+    explanation = explain_shap(model, images, seed=0, background=train.sample(100, seed=0))
+    assert (explanation.target == PATCH_CLASS).mean() > 0.9
+    share = patch_share(explanation.values).mean()
+    # the patch is 4 of 64 pixels
+    assert share > 0.5 if planted else share < 0.3
+
+
+@pytest.mark.parametrize("planted", [True, False])
+def test_trigger_word_is_the_top_shap_token_only_when_planted(planted):
+    model = trigger_lstm(planted)
+    data = texts_with_trigger(10)
+    explanation = explain_shap(model, data, seed=0, max_evals=200)
+    top = trigger_is_top(model, data, explanation.values).mean()
+    assert top > 0.9 if planted else top < 0.2
+    assert explanation.additivity_error.max() < 1e-5
+
+
+@pytest.mark.parametrize("planted", [True, False])
+def test_two_informative_columns_rank_first_in_the_shap_analyzer(planted):
+    model = two_feature_mlp(planted)
+    result = Shap(samples=32).run(model, two_feature_table(planted=planted)[2], seed=0)
+    top = list(result.tables["importance"].index[:2])
+    informative = {f"x{i}" for i in INFORMATIVE}
+    if planted:
+        assert set(top) == informative
+    else:
+        assert top[0] == "x0" and set(top) != informative
+    assert result.metrics["shap.additivity_error"] < 1e-4
+    assert result.details["explainer"] == "DeepExplainer"
+
+
+def test_shap_values_equal_deep_explainer_called_directly():
+    model = patched_digits_cnn(True)
+    data = patched_digits()[2].subset(np.arange(6))
+    background = patched_digits()[0].sample(50, seed=1)
+    ours = explain_shap(model, data, seed=0, background=background)
+    bg, x = model.encode(background), model.encode(data)
+    direct = shap.DeepExplainer(copy.deepcopy(model.module), bg).shap_values(x)  # every class: (N, C, H, W, classes)
+    expected = np.stack([direct[i, ..., c] for i, c in enumerate(ours.target)])
+    np.testing.assert_allclose(ours.values, expected, rtol=1e-5, atol=1e-6)
+    assert ours.additivity_error.max() < 1e-4
+
+
+def test_token_shap_values_equal_the_permutation_explainer_called_directly():
+    model = trigger_lstm(True)
+    data = texts_with_trigger(3)
+    ours = explain_shap(model, data, target=1, seed=3, max_evals=200)
+    for i, ids in enumerate(model.encode(data).numpy()):
+        ids = ids[ids != 0]
+        np.random.seed(3)
+        explainer = shap.PermutationExplainer(target_probability(model, 1), hide_tokens, seed=3)
+        direct = explainer(ids[None], max_evals=200, silent=True)
+        np.testing.assert_allclose(ours.values[i, : len(ids)], direct.values[0], atol=1e-7)
+        assert not ours.values[i, len(ids):].any()
+
+
+def test_unsupported_layer_falls_back_to_gradient_explainer_and_says_so():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 8), nn.SiLU(), nn.Linear(8, 2))  # DeepExplainer has no rule for SiLU
+    names = ["a", "b", "c", "d"]
+    model = audit.wrap(net, modality="tabular", classes=["no", "yes"], feature_names=names)
+    x = np.random.default_rng(0).normal(size=(40, 4))
+    data = audit.Dataset.from_arrays(x, (x[:, 0] > 0).astype(int), feature_names=names)
+    before = copy.deepcopy(net.state_dict())
+    first = explain_shap(model, data, seed=5, background=20)
+    assert first.explainer == "GradientExplainer"
+    assert "DeepExplainer failed" in first.warnings[0]
+    np.testing.assert_array_equal(first.values, explain_shap(model, data, seed=5, background=20).values)
+    assert no_hooks_left(net)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_registered_method_returns_input_shaped_values():
+    model = trigger_lstm(True)
+    data = texts_with_trigger(2)
+    values = get_method("shap").fn(model, data, None, seed=0)
+    assert values.shape == (2, model.encoder.max_length)
+
+
+@pytest.mark.parametrize("make", [lambda: (patched_digits_cnn(True), patched_digits()[2]),
+                                  lambda: (trigger_lstm(True), trigger_word_reviews()[2])],
+                         ids=["cnn", "lstm"])
+def test_analyzer_is_deterministic_and_leaves_the_model_untouched(make):
+    model, data = make()
+    grads = [p.requires_grad for p in model.module.parameters()]
+    state = copy.deepcopy(model.module.state_dict())
+    first = Shap(samples=4).run(model, data, seed=1)
+    second = Shap(samples=4).run(model, data, seed=1)
+    np.testing.assert_array_equal(first.arrays["values"], second.arrays["values"])
+    assert first.metrics == second.metrics
+    json.dumps(first.to_dict(), allow_nan=False)
+    assert len(first.figures) == 2
+    assert no_hooks_left(model.module)
+    assert [p.requires_grad for p in model.module.parameters()] == grads
+    assert all(torch.equal(state[k], v) for k, v in model.module.state_dict().items())
