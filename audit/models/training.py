@@ -116,6 +116,7 @@ def train(
             stale += 1
             if stale >= config.patience:
                 break
+    optimizer.zero_grad(set_to_none=True)
     module.load_state_dict(best_state)
     module.eval()
     test_acc = float((model.predict_proba(test).argmax(1) == model.labels(test)).mean())

@@ -1,0 +1,146 @@
+"""Text attacks on whole words: greedy word substitution and character typos.
+
+Both rank the words of a text by importance (how much the true class's probability
+drops when the word is replaced by the unknown token), then walk down that ranking and,
+at each word, keep the candidate that lowers the true class's probability most, until
+the prediction flips or `max_fraction` of the words have changed (TextFooler's greedy
+search, Jin et al., 2020). Word candidates are the word's nearest neighbours in the
+model's own embedding (cosine similarity): the words the model treats as alike, not
+necessarily synonyms to a reader. Typo candidates are one-edit misspellings.
+
+The adversarial text is the original string with only the substituted words' spans
+replaced, so it differs from its original in those words and nowhere else.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from audit.errors import AuditInputError
+from audit.model import Model
+from audit.robustness.typos import typo_variants
+
+_ALPHA = re.compile(r"[a-z]+")
+
+
+@dataclass(frozen=True)
+class TextAttackOutcome:
+    """Per text: the adversarial text (the original when the attack failed), the same text
+    with each substitution shown as [old -> new], whether the prediction flipped, and the
+    changes as (token position, old word, new word)."""
+
+    texts: list[str]
+    marked: list[str]
+    flipped: np.ndarray
+    changes: list[list[tuple[int, str, str]]]
+
+    @property
+    def words_changed(self) -> np.ndarray:
+        return np.array([len(c) for c in self.changes], dtype=float)
+
+
+def word_substitution(model: Model, texts: list[str], labels: np.ndarray, *, neighbours: int = 8,
+                      max_fraction: float = 0.25) -> TextAttackOutcome:
+    """Greedy substitution of words by their nearest neighbours in the model's embedding."""
+    if model.embedding is None:
+        raise AuditInputError("the word-substitution attack needs a text model with an `embedding` layer")
+    table = _neighbour_table(model, texts, neighbours)
+    return _greedy(model, texts, labels, lambda word, wid: table.get(wid, []), max_fraction)
+
+
+def typo_attack(model: Model, texts: list[str], labels: np.ndarray, *, max_fraction: float = 0.25
+                ) -> TextAttackOutcome:
+    """Greedy one-edit typos in the most important words."""
+    index = {w: i for i, w in enumerate(model.encoder.vocab)}
+
+    def candidates(word: str, wid: int) -> list[tuple[str, int]]:
+        by_id: dict[int, str] = {}
+        for variant in typo_variants(word):
+            by_id.setdefault(index.get(variant, model.encoder.UNK), variant)
+        by_id.pop(wid, None)
+        return [(w, i) for i, w in by_id.items()]
+
+    return _greedy(model, texts, labels, candidates, max_fraction)
+
+
+def _greedy(model: Model, texts: list[str], labels: np.ndarray,
+            candidates: Callable[[str, int], list[tuple[str, int]]], max_fraction: float) -> TextAttackOutcome:
+    tokenizer = model.encoder
+    outs, marks, flipped, all_changes = [], [], [], []
+    for text, label in zip(texts, labels):
+        ids = tokenizer.encode([text])[0]
+        tokens = tokenizer.tokens(text)
+        words = [i for i, t in enumerate(tokens) if _ALPHA.fullmatch(t)]
+        budget = max(1, int(max_fraction * len(words)))
+        current, changes = ids, []
+        proba = model.proba(ids[None])[0]
+        for pos in _importance_order(model, ids, words, label):
+            if len(changes) >= budget or proba.argmax() != label:
+                break
+            options = candidates(tokens[pos], int(ids[pos]))
+            if not options:
+                continue
+            trial = current.repeat(len(options), 1)
+            trial[:, pos] = torch.tensor([wid for _, wid in options])
+            probas = model.proba(trial)
+            best = int(probas[:, label].argmin())
+            if probas[best, label] < proba[label]:
+                current, proba = trial[best], probas[best]
+                changes.append((pos, tokens[pos], options[best][0]))
+        success = proba.argmax() != label
+        changes = changes if success else []
+        outs.append(_rewrite(text, tokens, changes, marked=False))
+        marks.append(_rewrite(text, tokens, changes, marked=True))
+        flipped.append(success)
+        all_changes.append(changes)
+    return TextAttackOutcome(outs, marks, np.array(flipped, dtype=bool), all_changes)
+
+
+def _importance_order(model: Model, ids: torch.Tensor, words: list[int], label: int) -> list[int]:
+    """Word positions, the most important first: the largest drop of the true class's
+    probability when that word alone becomes the unknown token."""
+    if not words:
+        return []
+    trial = ids.repeat(len(words), 1)
+    trial[torch.arange(len(words)), torch.tensor(words)] = model.encoder.UNK
+    return [words[i] for i in np.argsort(model.proba(trial)[:, label], kind="stable")]
+
+
+def _neighbour_table(model: Model, texts: list[str], k: int) -> dict[int, list[tuple[str, int]]]:
+    """For each word id in `texts`, its `k` nearest alphabetic words in the embedding."""
+    vocab = model.encoder.vocab
+    pool = torch.tensor([i for i, w in enumerate(vocab) if i > model.encoder.UNK and _ALPHA.fullmatch(w)])
+    used = torch.unique(model.encoder.encode(texts))
+    used = used[used > model.encoder.UNK]
+    if not len(pool) or not len(used):
+        return {}
+    with torch.no_grad():
+        weights = torch.nn.functional.normalize(model.embedding.weight.detach().float().cpu(), dim=1)
+        similarity = weights[used] @ weights[pool].T
+        similarity[used[:, None] == pool[None, :]] = -torch.inf
+        nearest = similarity.topk(min(k, len(pool)), dim=1).indices
+    return {int(u): [(vocab[int(pool[j])], int(pool[j])) for j in row] for u, row in zip(used, nearest)}
+
+
+def _rewrite(text: str, tokens: list[str], changes: list[tuple[int, str, str]], *, marked: bool) -> str:
+    """`text` with the token at each changed position replaced (or shown as [old -> new] when
+    `marked`), every other character kept as it was."""
+    if not changes:
+        return text
+    lower = text.lower()
+    base = text if len(lower) == len(text) else lower
+    spans, cursor = [], 0
+    for token in tokens:
+        start = lower.find(token, cursor)
+        spans.append((start, start + len(token)))
+        cursor = start + len(token)
+    out = base
+    for pos, _, new in sorted(changes, reverse=True):
+        start, end = spans[pos]
+        out = out[:start] + (f"[{out[start:end]} -> {new}]" if marked else new) + out[end:]
+    return out
