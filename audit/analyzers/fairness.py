@@ -1,0 +1,236 @@
+"""Fairness: per-group metrics, disparities with bootstrap intervals, text counterfactuals, a mitigation preview.
+
+The outcome judged is "predicted as the positive class". Binary models: the positive
+class is `positive_class`, by default the second class. Multi-class models: with
+`positive_class` set, that class against the rest; without it, each class against the
+rest, and every disparity is the worst over the classes.
+
+Groups below `min_group_size` rows are listed in the group table (flag `small`) and
+named in a warning, but left out of the disparities: a gap between a group of 8 and a
+group of 8,000 is mostly noise, and must not decide a verdict silently. The unqualified
+metric (`fairness.demographic_parity_difference`) is the worst case over the sensitive
+features themselves; intersections (`fairness.sex&race.<metric>`) are reported under
+their own names and kept out of it, since finer groups always lie further apart.
+
+Every disparity gets a seeded bootstrap interval (`resamples`, `confidence`; see
+audit.fairness.bootstrap for the method), so a policy gate can read its upper bound
+(`use = "upper"`). Continuous sensitive columns are bucketed (audit.fairness.groups: age
+into <25, 25-34, ..., >=65 by default; `bins={"age": (30, 50)}` overrides). Text models
+also get counterfactual identity probes (audit.fairness.counterfactual), with or without
+sensitive columns; binary outcomes get a threshold post-processing preview
+(audit.fairness.mitigation) that never touches the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from audit.analyzers.base import Analyzer, MetricSpec, Result, register_analyzer
+from audit.errors import AuditInputError
+from audit.fairness import figures
+from audit.fairness.bootstrap import Outcome, Strata, bootstrap_disparities, interval
+from audit.fairness.counterfactual import counterfactual_probe
+from audit.fairness.groups import INTERSECTION, group_labels, with_intersections
+from audit.fairness.metrics import DISPARITIES, disparities, group_table
+from audit.fairness.mitigation import MITIGATION_TABLE, threshold_preview
+
+WORST = "worst"  # the class label of a disparity taken as the worst over one-vs-rest classes
+
+
+def _higher_is_worse(metric: str) -> bool:
+    return DISPARITIES[metric][1] == 0.0
+
+
+def _spec(metric: str, scope: str) -> MetricSpec:
+    return MetricSpec(f"{DISPARITIES[metric][0]} ({scope})", "lower" if _higher_is_worse(metric) else "higher")
+
+
+@register_analyzer
+@dataclass(frozen=True, kw_only=True)
+class Fairness(Analyzer):
+    """Does the model treat the groups of each sensitive attribute differently, and how sure are we?"""
+
+    positive_class: str | None = None
+    min_group_size: int = 30
+    intersections: int = 2  # cross up to this many sensitive features; 1 for none
+    bins: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    resamples: int = 1000
+    confidence: float = 0.95
+    mitigation: bool = True
+    samples: int = 500  # held-out sentences the text counterfactual probe reads
+
+    name = "fairness"
+    title = "Fairness"
+    description = ("per-group metrics and disparities with bootstrap intervals, intersections, "
+                   "text counterfactual probes, threshold post-processing preview")
+    metric_prefix = "fairness"
+    metrics = {
+        **{f"fairness.{m}": _spec(m, "worst case over the sensitive features") for m in DISPARITIES},
+        **{f"fairness.<feature>.{m}": _spec(m, "one sensitive feature or intersection") for m in DISPARITIES},
+        "fairness.counterfactual_flip_rate": MetricSpec(
+            "text: largest share, over identity pairs, of predictions that change class when only the "
+            "identity term changes", "lower"),
+        "fairness.counterfactual_max_delta": MetricSpec(
+            "text: largest change in a predicted class probability when only the identity term changes", "lower"),
+    }
+
+    def supports(self, model, data) -> bool:
+        return len(data.sensitive.columns) > 0 or model.modality == "text"
+
+    def run(self, model, data, *, seed: int = 0) -> Result:
+        self._check()
+        parts = []
+        if len(data.sensitive.columns):
+            parts.append(self._groups(model, data, seed))
+        if model.modality == "text":
+            targets = self.targets(model.classes)
+            parts.append(counterfactual_probe(model, data, samples=self.samples, seed=seed,
+                                              positive=targets[0] if len(targets) == 1 else None))
+        merged = {key: {} for key in ("metrics", "intervals", "tables", "details")}
+        figs, warnings = [], []
+        for part in parts:
+            for key in merged:
+                merged[key].update(part[key])
+            figs.extend(part["figures"])
+            warnings.extend(part["warnings"])
+        return Result(analyzer=self.name, metrics=merged["metrics"], intervals=merged["intervals"],
+                      tables=merged["tables"], figures=tuple(figs), config=self.config(),
+                      details=merged["details"], warnings=tuple(warnings))
+
+    def _check(self) -> None:
+        if self.min_group_size < 1:
+            raise AuditInputError(f"fairness: min_group_size must be at least 1, not {self.min_group_size}")
+        if self.resamples < 1:
+            raise AuditInputError(f"fairness: resamples must be at least 1, not {self.resamples}")
+        if not 0 < self.confidence < 1:
+            raise AuditInputError(f"fairness: confidence must lie between 0 and 1, not {self.confidence}")
+        if self.intersections < 1:
+            raise AuditInputError(f"fairness: intersections must be at least 1, not {self.intersections}")
+
+    def targets(self, classes: tuple[str, ...]) -> list[int]:
+        """The class indices judged as "positive", one outcome each."""
+        if self.positive_class is not None:
+            if self.positive_class not in classes:
+                raise AuditInputError(
+                    f"fairness: positive_class {self.positive_class!r} is not a class of the model {list(classes)}")
+            return [classes.index(self.positive_class)]
+        return [1] if len(classes) == 2 else list(range(len(classes)))
+
+    # -- group metrics and disparities ------------------------------------------------------
+
+    def _groups(self, model, data, seed: int) -> dict:
+        proba, labels = model.predict_proba(data), model.labels(data)
+        pred = proba.argmax(axis=1)
+        classes = model.classes
+        targets = self.targets(classes)
+        single = group_labels(data.sensitive, self.bins)
+        groups = with_intersections(single, min(self.intersections, len(single.columns)))
+        tables, estimates, outcomes, used, warnings = [], {}, {}, {}, []
+        for feature in groups.columns:
+            column = pd.Series(groups[feature], name=feature)
+            kept, small = self._split_by_size(column, warnings)
+            used[feature] = (kept, small)
+            code = pd.Index(kept).get_indexer(column).astype(np.int64)
+            for target in targets:
+                y_true, y_pred = (labels == target).astype(int), (pred == target).astype(int)
+                by_group = group_table(y_true, y_pred, proba[:, target], column).reindex(column.cat.categories)
+                if len(kept) >= 2:
+                    estimates[feature, target] = disparities(by_group.loc[kept])
+                    outcomes[feature, target] = Outcome(code, len(kept), y_true, y_pred)
+                tables.append(self._group_rows(by_group, feature, classes[target] if len(targets) > 1 else None))
+        strata = Strata.from_codes([*(pd.factorize(single[f])[0] for f in single.columns), labels, pred])
+        replicates = bootstrap_disparities(strata, outcomes, self.resamples, seed)
+        metrics, intervals, rows = self._summarize(estimates, replicates, list(single.columns), targets, classes)
+        disparity_frame = pd.DataFrame(rows)
+        if len(disparity_frame):
+            disparity_frame["excluded_groups"] = disparity_frame["feature"].map(lambda f: ", ".join(used[f][1]))
+        rows_of = pd.concat(tables, ignore_index=True)
+        crossed = rows_of["feature"].str.contains(INTERSECTION, regex=False)
+        tables = {"groups": rows_of[~crossed].reset_index(drop=True), "disparities": disparity_frame}
+        if crossed.any():
+            tables["intersectional_groups"] = rows_of[crossed].reset_index(drop=True)
+        details = {"positive_classes": [classes[t] for t in targets], "resamples": self.resamples,
+                   "confidence": self.confidence, "min_group_size": self.min_group_size,
+                   "groups_used": {f: list(k) for f, (k, _) in used.items()},
+                   "groups_excluded": {f: list(s) for f, (_, s) in used.items() if s}}
+        first = targets[0]
+        if self.mitigation and len(targets) == 1:
+            tables[MITIGATION_TABLE] = threshold_preview(
+                proba[:, first], (labels == first).astype(int), (pred == first).astype(int), single,
+                {f: used[f][0] for f in single.columns}, seed=seed)
+            details["mitigation_preview"] = (
+                "PREVIEW, the model is not changed: fairlearn ThresholdOptimizer fitted on the model's "
+                "positive-class scores of a seeded half of the audited rows, evaluated on the other half")
+        elif self.mitigation:
+            details["mitigation_preview"] = "not run: threshold post-processing needs one positive class"
+        figs = [figures.disparity_chart(disparity_frame, self.confidence)] if len(disparity_frame) else []
+        figs += [figures.group_confusions(f, groups[f], labels, pred, classes, used[f][0])
+                 for f in single.columns if used[f][0]]
+        figs += [figures.intersection_map(single[f.split(INTERSECTION)[0]], single[f.split(INTERSECTION)[1]],
+                                          pred == first, classes[first], self.min_group_size)
+                 for f in groups.columns if f.count(INTERSECTION) == 1]
+        return {"metrics": metrics, "intervals": intervals, "tables": tables, "details": details,
+                "figures": figs, "warnings": warnings}
+
+    def _split_by_size(self, column: pd.Series, warnings: list[str]) -> tuple[list[str], list[str]]:
+        """Groups of at least `min_group_size` rows, and the smaller ones (named in a warning)."""
+        sizes = column.value_counts()
+        kept = [g for g in column.cat.categories if sizes[g] >= self.min_group_size]
+        small = [g for g in column.cat.categories if sizes[g] < self.min_group_size]
+        feature = column.name
+        if small:
+            warnings.append(
+                f"{feature}: group(s) {', '.join(map(repr, small[:6]))}{' ...' if len(small) > 6 else ''} have "
+                f"fewer than {self.min_group_size} rows; they are shown in the group table but left out of the "
+                f"{feature} disparities{'' if INTERSECTION in feature else ' and of the worst case'}")
+        if len(kept) < 2:
+            warnings.append(f"{feature}: fewer than two groups of at least {self.min_group_size} rows; "
+                            "no disparity is computed for it")
+        return kept, small
+
+    def _group_rows(self, by_group: pd.DataFrame, feature: str, cls: str | None) -> pd.DataFrame:
+        table = by_group.reset_index(names="group")
+        table.insert(0, "feature", feature)
+        if cls is not None:
+            table.insert(1, "class", cls)
+        table.insert(table.columns.get_loc("count") + 1, "small", table["count"] < self.min_group_size)
+        return table
+
+    def _summarize(self, estimates, replicates, features, targets, classes):
+        """Metrics and intervals per feature (worst over classes) and over the single features."""
+        metrics, intervals, rows = {}, {}, []
+        per_feature = {}
+        for feature in dict.fromkeys(f for f, _ in estimates):
+            for metric in DISPARITIES:
+                worse = np.fmax if _higher_is_worse(metric) else np.fmin
+                values = [(estimates[feature, t][metric], replicates[feature, t][metric]) for t in targets
+                          if (feature, t) in estimates]
+                if len(targets) > 1:
+                    for t, (value, reps) in zip(targets, values):
+                        rows.append(self._row(feature, classes[t], metric, value, reps))
+                value = float(worse.reduce(np.array([v for v, _ in values])))
+                reps = worse.reduce(np.stack([r for _, r in values]), axis=0)
+                per_feature[feature, metric] = (value, reps)
+                rows.append(self._row(feature, WORST if len(targets) > 1 else classes[targets[0]], metric,
+                                      value, reps))
+                name = f"fairness.{feature}.{metric}"
+                metrics[name] = value
+                intervals[name] = rows[-1]["low"], rows[-1]["high"]
+        for metric in DISPARITIES:
+            candidates = [per_feature[f, metric] for f in features if (f, metric) in per_feature]
+            if not candidates:
+                continue
+            worse = np.fmax if _higher_is_worse(metric) else np.fmin
+            value = float(worse.reduce(np.array([v for v, _ in candidates])))
+            reps = worse.reduce(np.stack([r for _, r in candidates]), axis=0)
+            metrics[f"fairness.{metric}"] = value
+            intervals[f"fairness.{metric}"] = interval(value, reps, self.confidence, (0.0, 1.0))
+        return metrics, intervals, rows
+
+    def _row(self, feature, cls, metric, value, reps) -> dict:
+        low, high = interval(value, reps, self.confidence, (0.0, 1.0))
+        return {"feature": feature, "class": cls, "metric": metric, "value": value, "low": low, "high": high}

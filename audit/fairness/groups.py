@@ -1,0 +1,85 @@
+"""Sensitive attributes as group labels: continuous columns bucketed, features crossed.
+
+A numeric column with more than `MAX_CATEGORIES` distinct values is continuous and is
+cut into buckets: by the edges the user gives for it, else by `DEFAULT_BINS` for its
+name (age: under 25, 25-34, 35-44, 45-54, 55-64, 65 and over), else at its quartiles
+on the audited data. Every other column is categorical, its values used as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+
+from audit.errors import AuditInputError
+
+MAX_CATEGORIES = 12
+DEFAULT_BINS: Mapping[str, tuple[float, ...]] = {"age": (25, 35, 45, 55, 65)}
+INTERSECTION = "&"  # joins feature names ("sex&race") and group values ("Female & Black")
+
+
+def is_continuous(column: pd.Series) -> bool:
+    numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+    return numeric and column.nunique() > MAX_CATEGORIES
+
+
+def bucket(column: pd.Series, edges: Sequence[float]) -> pd.Series:
+    """Labels "<a", "a-b" (a <= x < b, b shown as b-1 for whole numbers) and ">=z" for the inner `edges`."""
+    edges = sorted(float(e) for e in edges)
+    if not edges:
+        raise AuditInputError(f"sensitive column {column.name!r}: bucket edges must not be empty")
+    whole = all(e.is_integer() for e in edges) and np.all(np.mod(column.to_numpy(dtype=float), 1) == 0)
+    fmt = (lambda v: f"{int(v)}") if whole else (lambda v: f"{v:g}")
+    labels = [f"<{fmt(edges[0])}"]
+    for low, high in zip(edges[:-1], edges[1:]):
+        labels.append(f"{fmt(low)}-{fmt(high - 1)}" if whole else f"{fmt(low)}-<{fmt(high)}")
+    labels.append(f">={fmt(edges[-1])}")
+    which = np.searchsorted(np.array(edges), column.to_numpy(dtype=float), side="right")
+    return pd.Series(pd.Categorical.from_codes(which, labels), index=column.index, name=column.name)
+
+
+def default_edges(column: pd.Series) -> tuple[float, ...]:
+    if str(column.name).lower() in DEFAULT_BINS:
+        return DEFAULT_BINS[str(column.name).lower()]
+    return tuple(np.unique(np.quantile(column.to_numpy(dtype=float), [0.25, 0.5, 0.75])))
+
+
+def group_labels(sensitive: pd.DataFrame, bins: Mapping[str, Sequence[float]] | None = None) -> pd.DataFrame:
+    """Each sensitive column as categorical string labels (buckets in order, other values sorted),
+    continuous columns bucketed."""
+    bins = dict(bins or {})
+    unknown = sorted(set(bins) - set(map(str, sensitive.columns)))
+    if unknown:
+        columns = ", ".join(map(str, sensitive.columns))
+        raise AuditInputError(f"bins given for {unknown}, which are not sensitive columns; they are: {columns}")
+    labels = {}
+    for name in sensitive.columns:
+        column = sensitive[name]
+        if str(name) in bins or is_continuous(column):
+            if not pd.api.types.is_numeric_dtype(column):
+                raise AuditInputError(f"bins given for sensitive column {name!r}, which is not numeric")
+            buckets = bucket(column, bins.get(str(name)) or default_edges(column))
+            labels[str(name)] = buckets.cat.remove_unused_categories()
+        else:
+            values = column.astype(str)
+            labels[str(name)] = pd.Categorical(values, categories=sorted(values.unique()))
+    return pd.DataFrame(labels, index=sensitive.index)
+
+
+def with_intersections(groups: pd.DataFrame, order: int) -> pd.DataFrame:
+    """`groups` plus one column per combination of up to `order` features ("sex&race": "Female & Black"),
+    its groups ordered by the first feature's order, then the second's."""
+    columns = {name: groups[name] for name in groups.columns}
+    for k in range(2, order + 1):
+        for names in combinations(groups.columns, k):
+            joined = groups[names[0]]
+            for name in names[1:]:
+                right = groups[name]
+                order_of = [f"{a} {INTERSECTION} {b}" for a in joined.cat.categories for b in right.cat.categories]
+                values = joined.astype(str) + f" {INTERSECTION} " + right.astype(str)
+                joined = pd.Series(pd.Categorical(values, categories=order_of), index=groups.index)
+            columns[INTERSECTION.join(names)] = joined.cat.remove_unused_categories()
+    return pd.DataFrame(columns, index=groups.index)

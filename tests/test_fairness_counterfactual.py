@@ -1,0 +1,98 @@
+"""Text counterfactual probe: finds a planted name bias, finds little in the control."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import audit
+from audit.analyzers.fairness import Fairness
+from audit.data.builtin import load_identity_lists
+from audit.data.dataset import Dataset
+from audit.fairness.counterfactual import identities, sentence_probes, template_probes
+from audit.models.training import TrainConfig, train
+
+NAMES = 25  # of each gender, so each name is seen often enough to enter the vocabulary
+
+
+def named_reviews(*, planted: bool, n: int = 2000, seed: int = 0):
+    """Review snippets, each opened by a first name ("Emily: ..."). Planted: 90% of negative reviews
+    name a woman and 90% of positive ones a man; control: the gender is a coin flip."""
+    rng = np.random.default_rng(seed)
+    lists = load_identity_lists("basic")
+    men, women = lists["male"][:NAMES], lists["female"][:NAMES]
+    reviews = audit.load_dataset("reviews", "all").sample(n, seed=seed)
+    texts, genders = [], []
+    for text, label in zip(reviews.texts, reviews.labels):
+        woman = rng.random() < (0.9 if label == 0 else 0.1) if planted else rng.random() < 0.5
+        name = rng.choice(women if woman else men)
+        texts.append(f"{name}: {' '.join(text.split()[:20])}")
+        genders.append("woman" if woman else "man")
+    full = Dataset(np.array(texts, dtype=object), reviews.labels, reviews.classes, "text",
+                   sensitive=pd.DataFrame({"gender": genders}), name="named reviews")
+    return tuple(full.split([0.7, 0.15, 0.15], seed=seed))
+
+
+@lru_cache(maxsize=None)
+def named_lstm(planted: bool):
+    parts = named_reviews(planted=planted)
+    config = TrainConfig(epochs=4, patience=4, lr=0.005)
+    model = train("lstm", *parts, config=config, model_config={"embed_dim": 16, "hidden": 16}, quiet=True).model
+    return model, parts[2]
+
+
+def names_row(result):
+    pairs = result.tables["counterfactual_pairs"].set_index("axis")
+    return pairs.loc["names"]
+
+
+def test_probe_finds_a_planted_name_bias():
+    model, data = named_lstm(True)
+    result = Fairness(samples=200).run(model, data, seed=0)
+    row = names_row(result)
+    assert row["from_sentences"] > 100
+    assert row["flip_rate"] > 0.25
+    assert row["mean_delta"] < -0.15  # women's names push towards the negative class
+    assert result.metrics["fairness.counterfactual_flip_rate"] >= row["flip_rate"]
+    assert result.metrics["fairness.counterfactual_max_delta"] > 0.5
+    # the named person's gender is also a sensitive column: the group metrics see the same bias
+    assert result.intervals["fairness.gender.demographic_parity_difference"][0] > 0.3
+
+
+def test_substitutions_change_only_the_identity_term():
+    ids = identities({"he", "she", "his", "her", "emily", "michael", "jessica", "american", "french", "muslim",
+                      "christian", "man", "woman", "actor", "actress"})
+    texts = ["Michael was great and he knew it.", "The plot will mark you.", "An American comedy.",
+             "She gave her best."]
+    probes = sentence_probes(texts, ids, np.random.default_rng(0))
+    by_axis = {}
+    for p in probes:
+        by_axis.setdefault(p.axis, []).append((p.before, p.after))
+    assert ("Michael was great and he knew it.", "Emily was great and he knew it.") in by_axis["names"]
+    assert ("Michael was great and he knew it.", "Michael was great and she knew it.") in by_axis["gendered words"]
+    assert ("He gave his best.", "She gave her best.") in by_axis["gendered words"]  # before is the male form
+    assert ("An American comedy.", "An French comedy.") in by_axis["nationalities"]
+    assert not any("mark" in before.lower() and "Mark" not in before for before, _ in by_axis["names"])
+    templates = template_probes(ids, np.random.default_rng(0))
+    assert {p.axis for p in templates} == {"names", "gendered words", "nationalities", "religions"}
+    assert ("The man in this film is wonderful.", "The woman in this film is wonderful.") in [
+        (p.before, p.after) for p in templates]
+
+
+def test_reviews_lstm_is_probed_without_sensitive_attributes(reviews_lstm):
+    data = audit.load_dataset("reviews", "test")
+    analyzer = Fairness(samples=300)
+    assert analyzer.supports(reviews_lstm, data)
+    first, again = analyzer.run(reviews_lstm, data, seed=0), analyzer.run(reviews_lstm, data, seed=0)
+    assert first.metrics == again.metrics
+    assert set(first.metrics) == {"fairness.counterfactual_flip_rate", "fairness.counterfactual_max_delta"}
+    assert 0 <= first.metrics["fairness.counterfactual_flip_rate"] <= 1
+    assert [f.title for f in first.figures] == ["Counterfactual identity substitutions"]
+
+
+@pytest.mark.parametrize("vocabulary", [set(), {"the", "film"}])
+def test_a_model_that_knows_no_identity_term_is_reported_not_scored(vocabulary):
+    assert template_probes(identities(vocabulary), np.random.default_rng(0)) == []
