@@ -37,12 +37,13 @@ def metric_catalog() -> dict[str, MetricSpec]:
     return {name: spec for cls in ANALYZERS.classes() for name, spec in cls.metrics.items()}
 
 
+def metric_pattern(name: str) -> re.Pattern:
+    """A catalog name as a regex: each <placeholder> stands for one dot-free part."""
+    return re.compile(re.sub(r"<[^>]+>", r"[^.]+", re.escape(name).replace(r"\<", "<").replace(r"\>", ">")))
+
+
 def find_metric_spec(name: str) -> MetricSpec | None:
-    for pattern, spec in metric_catalog().items():
-        regex = re.sub(r"<[^>]+>", r"[^.]+", re.escape(pattern).replace(r"\<", "<").replace(r"\>", ">"))
-        if re.fullmatch(regex, name):
-            return spec
-    return None
+    return next((spec for pattern, spec in metric_catalog().items() if metric_pattern(pattern).fullmatch(name)), None)
 
 
 @dataclass(frozen=True)
