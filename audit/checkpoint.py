@@ -12,9 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import pickle
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -23,6 +21,7 @@ import torch
 from torch import nn
 
 from audit.errors import AuditInputError, UnsafeCheckpointError
+from audit.files import write_atomic
 from audit.model import Model, Task
 from audit.models.registry import MODELS
 
@@ -60,7 +59,7 @@ def save(model: Model, path: str | Path) -> Path:
         "state_dict": {k: v.detach().cpu() for k, v in model.module.state_dict().items()},
         "task": model.task.to_dict(),
     }
-    return _atomic_write(path, lambda f: torch.save(payload, f))
+    return write_atomic(path, lambda f: torch.save(payload, f))
 
 
 def save_torchscript(model: Model, path: str | Path, *, example: torch.Tensor | None = None) -> Path:
@@ -74,7 +73,7 @@ def save_torchscript(model: Model, path: str | Path, *, example: torch.Tensor | 
     finally:
         model.module.to(model.device)
     extra = {TASK_FILE: json.dumps(model.task.to_dict())}
-    return _atomic_write(path, lambda f: torch.jit.save(scripted, f, _extra_files=extra))
+    return write_atomic(path, lambda f: torch.jit.save(scripted, f, _extra_files=extra))
 
 
 def load(path: str | Path, *, trust_pickle: bool = False, device: str | None = None) -> Model:
@@ -158,20 +157,6 @@ def _is_torchscript(raw: bytes) -> bool:
     except zipfile.BadZipFile:
         return False
     return any(n.split("/", 1)[-1].startswith("code/") for n in names)
-
-
-def _atomic_write(path: str | Path, write) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _plain(value):

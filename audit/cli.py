@@ -24,7 +24,7 @@ from audit.models.training import TrainConfig, train
 from audit.policy import EXIT_USAGE, Policy, metric_catalog
 from audit.progress import set_quiet
 from audit.report.ci import render_junit, render_markdown
-from audit.report.files import write_text_atomic
+from audit.files import write_text_atomic
 from audit.runner import AuditRun, run
 
 EXIT_INTERNAL = 4

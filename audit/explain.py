@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from audit.attributions import get_method, list_methods
+from audit.attributions.targets import resolve_target
 from audit.data.dataset import Dataset
 from audit.errors import AuditInputError
 from audit.model import Model
@@ -39,21 +40,6 @@ def explain(model: Model, data, method: str = "integrated_gradients", target=Non
             f"attribution method {method!r} has no option(s) {', '.join(unknown)}; "
             f"options: {', '.join(accepted) or 'none'}")
     return entry.fn(model, data, resolve_target(model, data, target), seed=seed, **options)
-
-
-def resolve_target(model: Model, data: Dataset, target) -> np.ndarray:
-    """One class index per example: the predicted class for None, else `target` broadcast and checked."""
-    if target is None:
-        return model.predict_proba(data).argmax(axis=1)
-    classes = len(model.classes)
-    values = np.broadcast_to(np.asarray(target), (len(data),)) if np.ndim(target) == 0 else np.asarray(target)
-    if values.shape != (len(data),) or not np.issubdtype(values.dtype, np.integer):
-        raise AuditInputError(
-            f"target must be a class index or one integer per example ({len(data)}), found {values.dtype} "
-            f"of shape {values.shape}")
-    if values.min() < 0 or values.max() >= classes:
-        raise AuditInputError(f"target classes must be in 0..{classes - 1}; found {values.min()}..{values.max()}")
-    return values.astype(np.int64)
 
 
 def as_dataset(model: Model, data) -> Dataset:

@@ -122,7 +122,7 @@ def main() -> None:
         ratio = "" if tool == "audit" else f"{seconds / ours[attack]:.2f}x"
         print(f"{attack:<6} {tool:<24} {seconds:>9.3f} {acc:>11.3f} {ratio:>18}")
 
-    print(f"\ntext attacks on a reviews LSTM (correctly classified test texts)")
+    print("\ntext attacks on a reviews LSTM (correctly classified test texts)")
     print(f"{'attack':<20} {'ms / example':>13} {'success rate':>13} {'texts':>6}")
     for name, per_example, success, n in text_rows(args.repeats):
         print(f"{name:<20} {per_example * 1000:>13.1f} {success:>13.3f} {n:>6}")

@@ -81,6 +81,30 @@ def two_feature_table(*, planted: bool = True, informative=INFORMATIVE, n: int =
     return tuple(full.split([0.7, 0.15, 0.15], seed=seed))
 
 
+def patched_class_images(n: int | None = None) -> Dataset:
+    """The first `n` (default: all) patched test images of the patch class."""
+    test = patched_digits()[2]
+    return test.subset(np.flatnonzero(test.labels == PATCH_CLASS)[:n])
+
+
+def texts_with_trigger(n: int = 16) -> Dataset:
+    """The first `n` planted test texts that hold the trigger."""
+    test = trigger_word_reviews()[2]
+    return test.subset(np.flatnonzero([TRIGGER in t.split() for t in test.texts])[:n])
+
+
+def patch_share(values: np.ndarray) -> np.ndarray:
+    """Share of each example's |attribution| that falls on the planted patch."""
+    mass = np.abs(values).reshape(len(values), -1)
+    return mass[:, patch_mask().ravel()].sum(axis=1) / mass.sum(axis=1)
+
+
+def trigger_is_top(model, data: Dataset, values: np.ndarray) -> np.ndarray:
+    """Per text: whether its token with the largest |attribution| is the trigger."""
+    return np.array([model.encoder.tokens(text)[int(np.argmax(np.abs(v)))] == TRIGGER
+                     for text, v in zip(data.texts, values)])
+
+
 def train_on(architecture: str, splits: Splits, *, epochs: int, model_config: dict | None = None,
              **training) -> audit.Model:
     """A model of `architecture` trained briefly (seeded) on `splits`."""

@@ -207,7 +207,6 @@ def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, adult_checkpoint, di
     assert len(lines) == 1, err
     assert lines[0].startswith("error: ")
     assert "Traceback" not in err
-    import re
     assert re.search(pattern, lines[0]), lines[0]
     assert set(tmp_path.iterdir()) == before  # no report, no half-written file
 

@@ -15,11 +15,12 @@ from captum.attr import (
     Occlusion,
     Saliency,
 )
+from explain_helpers import assert_same_state, module_state
 from planted import (
     INFORMATIVE,
-    PATCH_CLASS,
     TRIGGER,
-    patch_mask,
+    patch_share,
+    patched_class_images,
     patched_digits,
     patched_digits_cnn,
     trigger_lstm,
@@ -41,17 +42,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:captum")
 CAPTUM = ("integrated_gradients", "saliency", "gradient_shap", "deeplift", "occlusion")
 
 
-def patch_share(attributions: np.ndarray) -> np.ndarray:
-    """Per example: the share of |attribution| that falls on the planted patch."""
-    a = np.abs(attributions)
-    return a[:, patch_mask()].sum(axis=1) / a.reshape(len(a), -1).sum(axis=1)
-
-
-def patched_class_images(n: int = 16) -> audit.Dataset:
-    test = patched_digits()[2]
-    return test.subset(np.flatnonzero(test.labels == PATCH_CLASS)[:n])
-
-
 def top_token_is_trigger(model: audit.Model, data: audit.Dataset, method: str) -> float:
     """Share of the texts holding the trigger whose top |attribution| token is the trigger."""
     ids = model.encode(data).numpy()
@@ -70,7 +60,7 @@ def global_ranking(model: audit.Model, data: audit.Dataset, method: str) -> list
 
 @pytest.mark.parametrize("method", ["integrated_gradients", "gradient_shap"])
 def test_attribution_mass_falls_on_the_planted_patch(method):
-    images = patched_class_images()
+    images = patched_class_images(16)
     assert patch_share(explain(patched_digits_cnn(True), images, method)).mean() > 0.5
     # Control: a model trained without the patch, on the same patched images.
     assert patch_share(explain(patched_digits_cnn(False), images, method)).mean() < 0.25
@@ -151,20 +141,6 @@ def test_token_attributions_equal_captum_at_the_embedding(method):
 
 
 # -- contract: nothing left behind, deterministic -----------------------------------------
-
-
-def module_state(module: torch.nn.Module):
-    hooks = [(name, len(m._forward_hooks), len(m._forward_pre_hooks), len(m._backward_hooks),
-              len(m._backward_pre_hooks)) for name, m in module.named_modules()]
-    params = [(name, p.requires_grad, p.grad is None, p.detach().clone()) for name, p in module.named_parameters()]
-    return hooks, params, len(torch.nn.modules.module._global_forward_hooks)
-
-
-def assert_same_state(before, after):
-    assert before[0] == after[0] and before[2] == after[2]
-    for (name, grad, no_grad, value), (_, grad2, no_grad2, value2) in zip(before[1], after[1]):
-        assert (grad, no_grad) == (grad2, no_grad2), name
-        assert torch.equal(value, value2), name
 
 
 @pytest.mark.parametrize("kind", ["image", "text", "tabular"])

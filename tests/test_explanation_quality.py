@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from explain_helpers import assert_same_state, module_state
 from planted import (
     patched_digits,
     patched_digits_cnn,
@@ -15,7 +16,6 @@ from planted import (
     two_feature_mlp,
     two_feature_table,
 )
-from test_explain_api import assert_same_state, module_state
 
 from audit.analyzers import ANALYZERS
 from audit.analyzers.explanation_quality import (

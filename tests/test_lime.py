@@ -12,9 +12,9 @@ import torch
 from lime.lime_image import LimeImageExplainer
 from lime.lime_tabular import LimeTabularExplainer
 from lime.lime_text import LimeTextExplainer
-from planted import (INFORMATIVE, PATCH_CLASS, patched_digits, patched_digits_cnn, trigger_lstm, two_feature_mlp,
-                     two_feature_table)
-from test_shap import no_hooks_left, patch_share, texts_with_trigger, trigger_is_top
+from explain_helpers import no_hooks_left
+from planted import (INFORMATIVE, PATCH_CLASS, patch_share, patched_class_images, patched_digits, patched_digits_cnn,
+                     texts_with_trigger, trigger_is_top, trigger_lstm, two_feature_mlp, two_feature_table)
 
 import audit
 from audit.analyzers.lime_weights import Lime
@@ -23,14 +23,9 @@ from audit.attributions.lime_method import TRAINING_ROWS, RawColumns, explain_li
 from audit.data.encoders import TabularEncoder
 
 
-def patch_class_images(n: int = 12):
-    test = patched_digits(planted=True)[2]
-    return test.subset(np.flatnonzero(test.labels == PATCH_CLASS)[:n])
-
-
 @pytest.mark.parametrize("planted", [True, False])
 def test_patch_holds_most_lime_mass_only_when_planted(planted):
-    explanation = explain_lime(patched_digits_cnn(planted), patch_class_images(), seed=0, num_samples=500)
+    explanation = explain_lime(patched_digits_cnn(planted), patched_class_images(12), seed=0, num_samples=500)
     assert (explanation.target == PATCH_CLASS).mean() > 0.9
     share = patch_share(explanation.values).mean()
     assert share > 0.5 if planted else share < 0.3
@@ -56,7 +51,7 @@ def test_two_informative_columns_rank_first_in_the_lime_analyzer(planted):
     assert result.metrics["lime.mean_fit_r2"] > 0.5
 
 
-@pytest.mark.parametrize("make", [lambda: (patched_digits_cnn(True), patch_class_images(3)),
+@pytest.mark.parametrize("make", [lambda: (patched_digits_cnn(True), patched_class_images(3)),
                                   lambda: (trigger_lstm(True), texts_with_trigger(3)),
                                   lambda: (two_feature_mlp(True), two_feature_table()[2].subset(np.arange(3)))],
                          ids=["image", "text", "table"])
@@ -69,7 +64,7 @@ def test_one_seed_gives_identical_weights_and_another_seed_does_not(make):
 
 def test_image_weights_equal_lime_called_directly():
     model = patched_digits_cnn(True)
-    data = patch_class_images(2)
+    data = patched_class_images(2)
     ours = explain_lime(model, data, seed=3, num_samples=400)
     segments = grid_segments(8, 8)
     for image, label, weights in zip(data.inputs, ours.target, ours.local):

@@ -8,11 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from explain_helpers import assert_same_state, module_state
 from planted import (
     INFORMATIVE,
-    PATCH_CLASS,
     TRIGGER,
     patch_mask,
+    patched_class_images,
     patched_digits,
     patched_digits_cnn,
     train_on,
@@ -21,18 +22,13 @@ from planted import (
     two_feature_mlp,
     two_feature_table,
 )
-from test_explain_api import assert_same_state, module_state
 
 import audit
 from audit.analyzers import ANALYZERS
-from audit.analyzers.saliency import SaliencyAnalyzer, explained_samples
+from audit.analyzers.saliency import SaliencyAnalyzer
+from audit.attributions.sampling import explained_samples
 from audit.errors import AuditInputError
 from audit.policy import find_metric_spec
-
-
-def patched_class_images() -> audit.Dataset:
-    test = patched_digits()[2]
-    return test.subset(np.flatnonzero(test.labels == PATCH_CLASS))
 
 
 def patch_pixels() -> set[str]:

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import shap
 import torch
-from planted import (INFORMATIVE, PATCH_CLASS, TRIGGER, patch_mask, patched_digits, patched_digits_cnn,
-                     trigger_lstm, trigger_word_reviews, two_feature_mlp, two_feature_table)
+from explain_helpers import no_hooks_left
+from planted import (INFORMATIVE, PATCH_CLASS, patch_share, patched_class_images, patched_digits, patched_digits_cnn,
+                     texts_with_trigger, trigger_is_top, trigger_lstm, trigger_word_reviews, two_feature_mlp,
+                     two_feature_table)
 from torch import nn
 
 import audit
@@ -19,33 +21,11 @@ from audit.attributions import get_method
 from audit.attributions.shap_method import explain_shap, hide_tokens, target_probability
 
 
-def patch_share(values: np.ndarray) -> np.ndarray:
-    """Share of each example's |attribution| that falls on the planted patch."""
-    mass = np.abs(values).reshape(len(values), -1)
-    return mass[:, patch_mask().ravel()].sum(axis=1) / mass.sum(axis=1)
-
-
-def trigger_is_top(model, data, values: np.ndarray) -> np.ndarray:
-    return np.array([model.encoder.tokens(text)[int(np.argmax(np.abs(v)))] == TRIGGER
-                     for text, v in zip(data.texts, values)])
-
-
-def texts_with_trigger(n: int = 16):
-    test = trigger_word_reviews()[2]
-    return test.subset(np.flatnonzero([TRIGGER in t.split() for t in test.texts])[:n])
-
-
-def no_hooks_left(module: nn.Module) -> bool:
-    return all(not (m._forward_hooks or m._backward_hooks or m._forward_pre_hooks or hasattr(m, "x"))
-               for m in module.modules())
-
-
 @pytest.mark.parametrize("planted", [True, False])
 def test_patch_holds_most_shap_mass_only_when_planted(planted):
     model = patched_digits_cnn(planted)
     train, _, test = patched_digits(planted=planted)
-    patched = patched_digits(planted=True)[2]
-    images = patched.subset(np.flatnonzero(patched.labels == PATCH_CLASS))
+    images = patched_class_images()
     explanation = explain_shap(model, images, seed=0, background=train.sample(100, seed=0))
     assert (explanation.target == PATCH_CLASS).mean() > 0.9
     share = patch_share(explanation.values).mean()

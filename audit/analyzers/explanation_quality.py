@@ -31,7 +31,8 @@ import torch
 from scipy.stats import ConstantInputWarning, spearmanr
 
 from audit.analyzers.base import Analyzer, MetricSpec, Result, register_analyzer
-from audit.analyzers.saliency import attribute_all, explained_samples, methods_for
+from audit.attributions.methods import attribute_all, methods_for
+from audit.attributions.sampling import explained_samples, seeded
 from audit.data.encoders import Tokenizer
 from audit.model import Model
 from audit.report.plots import new_figure, to_figure
@@ -228,8 +229,7 @@ def randomized_layer_names(model: Model, layers: int) -> list[str]:
 def randomized_copy(model: Model, layers: int, *, seed: int) -> Model:
     """A copy of `model` with its top `layers` parameter-owning modules re-initialized (seeded)."""
     module = copy.deepcopy(model.module)
-    with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []):
-        torch.manual_seed(seed)
+    with seeded(seed, model.device):
         for _, layer in parameter_layers(module)[-layers:]:
             if hasattr(layer, "reset_parameters"):
                 layer.reset_parameters()

@@ -2,7 +2,7 @@
 
 The weights come from `audit.attributions.lime_method` (tables: model-space features;
 images: grid segments spread over their pixels; text: token positions); the ranking
-and figures are the ones the SHAP analyzer draws.
+and figures are the SHAP analyzer's too (`audit.attributions.summary`, `audit.attributions.figures`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from audit.analyzers.base import Analyzer, MetricSpec, Result, register_analyzer
-from audit.analyzers.shap_values import class_index, examples_figure, importance_figure, importance_table, sample_rows
+from audit.attributions.figures import TOP_FEATURES, examples_figure, importance_figure
 from audit.attributions.lime_method import DEFAULT_GRID, DEFAULT_SAMPLES, explain_lime
+from audit.attributions.sampling import explained_samples
+from audit.attributions.summary import importance_table
+from audit.attributions.targets import class_index
 
 
 @register_analyzer
@@ -40,7 +43,7 @@ class Lime(Analyzer):
     }
 
     def run(self, model, data, *, seed: int = 0) -> Result:
-        rows = sample_rows(data, self.samples, seed=seed)
+        rows = explained_samples(model, data, self.samples, seed=seed, misclassified=False)
         subset = data.subset(rows)
         explanation = explain_lime(model, subset, class_index(model, self.target), seed=seed,
                                    num_samples=self.num_samples, grid=self.grid)
@@ -59,9 +62,10 @@ class Lime(Analyzer):
             tables={"importance": importance},
             arrays=arrays,
             figures=(
-                importance_figure(importance, xlabel="mean |LIME weight|", title="LIME feature importance", caption=(
-                    f"Mean |LIME weight| over {len(rows)} explained examples, top 15. A weight is the change in "
-                    f"the explained class's probability {unit} in lime's local linear surrogate.")),
+                importance_figure(importance[["mean_abs_weight"]], xlabel="mean |LIME weight|",
+                                  title="LIME feature importance", caption=(
+                    f"Mean |LIME weight| over {len(rows)} explained examples, top {TOP_FEATURES}. A weight is the "
+                    f"change in the explained class's probability {unit} in lime's local linear surrogate.")),
                 examples_figure(explanation.values, model, subset, explanation.target, title="LIME per example",
                                 caption=("LIME weights of the explained class for the first explained examples: "
                                          "red raises its probability, blue lowers it.")),

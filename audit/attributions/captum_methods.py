@@ -34,6 +34,7 @@ from captum.attr import (
 from torch import nn
 
 from audit.attributions.registry import register_method
+from audit.attributions.sampling import seeded
 from audit.data.dataset import Dataset
 from audit.data.encoders import Tokenizer
 from audit.errors import AuditInputError
@@ -59,7 +60,7 @@ def attribute(model: Model, data: Dataset, target: np.ndarray, compute: Compute,
     rows = min(MAX_ROWS_PER_PASS, max(1, ELEMENTS_PER_PASS // max(1, x[0].numel())))
     chunk = max(1, rows // max(1, evaluations))
     out = torch.zeros(x.shape, dtype=torch.float32)
-    with _seeded(seed, model.device), _gradients_in_eval(model), warnings.catch_warnings():
+    with seeded(seed, model.device), _gradients_in_eval(model), warnings.catch_warnings():
         # captum warns that it sets requires_grad on its own copies and hooks activations; both expected.
         warnings.filterwarnings("ignore", category=UserWarning, module="captum")
         for start in range(0, len(x), chunk):
@@ -74,21 +75,6 @@ def attribute(model: Model, data: Dataset, target: np.ndarray, compute: Compute,
             else:
                 out[start : start + len(xb)] = attr
     return out.numpy()
-
-
-@contextlib.contextmanager
-def _seeded(seed: int, device: torch.device):
-    """Seed the generators captum samples from (torch's, and numpy's global one for GradientSHAP's
-    path positions), restoring the caller's state after."""
-    devices = [device] if device.type == "cuda" else []
-    numpy_state = np.random.get_state()
-    try:
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            np.random.seed(seed)
-            yield
-    finally:
-        np.random.set_state(numpy_state)
 
 
 def _gradients_in_eval(model: Model):

@@ -32,7 +32,8 @@ from lime.lime_tabular import LimeTabularExplainer
 from lime.lime_text import LimeTextExplainer
 
 from audit.attributions.registry import register_method
-from audit.attributions.shap_method import resolve_target, training_sample
+from audit.attributions.sampling import training_sample
+from audit.attributions.targets import resolve_target
 from audit.data.dataset import Dataset
 
 DEFAULT_SAMPLES = 1000
@@ -58,7 +59,7 @@ def explain_lime(model, data: Dataset, target=None, *, seed: int = 0, num_sample
                  grid: int = DEFAULT_GRID) -> LimeExplanation:
     """LIME weights of the target (default: predicted) class for every example of `data`."""
     x = model.encode(data)
-    target = resolve_target(model, x, target)
+    target = resolve_target(model, data, target)
     if model.modality == "tabular":
         return _explain_table(model, data, x, target, seed=seed, num_samples=num_samples)
     if model.modality == "image":

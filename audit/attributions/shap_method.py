@@ -16,8 +16,6 @@ from __future__ import annotations
 import copy
 import re
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,10 +23,10 @@ import torch
 from torch import nn
 
 from audit.attributions.registry import register_method
-from audit.data.builtin import load_dataset
+from audit.attributions.sampling import seeded, training_sample
+from audit.attributions.targets import resolve_target
 from audit.data.dataset import Dataset
 from audit.data.encoders import Tokenizer
-from audit.errors import AuditInputError
 
 DEFAULT_BACKGROUND = 100
 DEFAULT_GRADIENT_SAMPLES = 200
@@ -71,45 +69,13 @@ class TargetLogit(nn.Module):
         return self.module(x)[:, self.index : self.index + 1]
 
 
-@contextmanager
-def numpy_seed(seed: int) -> Iterator[None]:
-    """Seed numpy's global generator (which shap draws from) and restore it afterwards."""
-    state = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        yield
-    finally:
-        np.random.set_state(state)
-
-
-def training_sample(model, data: Dataset, size: int, *, seed: int) -> tuple[Dataset, str]:
-    """Up to `size` rows of the model's training split, or of `data` when the model names no built-in one."""
-    name = model.task.dataset.get("builtin")
-    if name:
-        return load_dataset(name, "train").sample(size, seed=seed), f"{size} rows of the {name} training split"
-    return data.sample(size, seed=seed), (
-        f"{min(size, len(data))} rows of the audited data (the model names no built-in training set)")
-
-
-def resolve_target(model, x: torch.Tensor, target) -> np.ndarray:
-    """The class to explain per example: `target` (an int or one per example) or the predicted class."""
-    if target is None:
-        return model.proba(x).argmax(axis=1)
-    target = np.broadcast_to(np.asarray(target, dtype=np.int64), (len(x),)).copy()
-    if len(target) and not (0 <= target.min() and target.max() < len(model.classes)):
-        raise AuditInputError(f"target classes must be in 0..{len(model.classes) - 1}, found {int(target.max())}"
-                              if target.min() >= 0 else f"target classes must be in 0..{len(model.classes) - 1}, "
-                              f"found {int(target.min())}")
-    return target
-
-
 def explain_shap(model, data: Dataset, target=None, *, seed: int = 0, background: int | Dataset = DEFAULT_BACKGROUND,
                  max_evals: int = DEFAULT_MAX_EVALS) -> ShapExplanation:
     """SHAP values of the target (default: predicted) class for every example of `data`.
 
     `background`: how many training rows to draw (tables, images), or the rows themselves."""
     x = model.encode(data)
-    target = resolve_target(model, x, target)
+    target = resolve_target(model, data, target)
     if model.modality == "text":
         return _explain_tokens(model, x, target, seed=seed, max_evals=max_evals)
     if isinstance(background, Dataset):
@@ -155,7 +121,7 @@ def _explain_gradient(model, x, target, bg, source, *, seed: int) -> ShapExplana
         rows = np.flatnonzero(target == c)
         explainer = shap.GradientExplainer(TargetLogit(module, int(c)), bg.to(model.device),
                                            batch_size=DEFAULT_GRADIENT_SAMPLES)
-        with numpy_seed(seed):
+        with seeded(seed, model.device):
             phi = explainer.shap_values(x[rows].to(model.device), nsamples=DEFAULT_GRADIENT_SAMPLES, rseed=seed)
         values[rows] = np.asarray(phi).reshape((len(rows), *x.shape[1:]))
     logits = model.logits(x).numpy().astype(np.float64)
@@ -183,7 +149,7 @@ def _explain_tokens(model, ids, target, *, seed: int, max_evals: int) -> ShapExp
     for i, (row, c, n) in enumerate(zip(ids.numpy(), target, lengths)):
         if n == 0:
             continue
-        with numpy_seed(seed):
+        with seeded(seed, model.device):
             explainer = shap.PermutationExplainer(target_probability(model, int(c)), hide_tokens, seed=seed)
             explanation = explainer(row[None, :n], max_evals=max(max_evals, 2 * n + 1), silent=True)
         values[i, :n] = explanation.values[0]

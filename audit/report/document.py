@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from audit.report.files import write_text_atomic
+from audit.files import write_text_atomic
 
 
 class Document:
