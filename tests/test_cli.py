@@ -164,6 +164,9 @@ BAD = {
     "labels the model does not know": (
         lambda t, ck: ["report", ck, "--data", adult_csv(t, label="rich"), "--target", "income"],
         r"labels \['rich'\] are not classes of the model"),
+    "unknown metric in a policy": (
+        lambda t, ck: ["report", ck, "--policy", write(t / "p.toml", '[gates."fairness.dp_gap"]\nmax = 0.1\n')],
+        r"p\.toml: unknown metric 'fairness\.dp_gap' in gates; `audit metrics` lists them"),
     "bad option value": (lambda t, ck: ["report", ck, "--seed", "x"], r"invalid int value: 'x'"),
     "bad --set": (lambda t, ck: ["report", ck, "--set", "bins"], r"--set 'bins': expected analyzer option"),
     "unknown analyzer option": (lambda t, ck: ["report", ck, "--set", "performance.bogus=1"],
