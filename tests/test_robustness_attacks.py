@@ -7,6 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torchattacks  # test-only dependencies, the references our PGD must match
+from art.attacks.evasion import ProjectedGradientDescent
+from art.estimators.classification import PyTorchClassifier
 from torch import nn
 
 import audit
@@ -31,9 +34,6 @@ def robust_accuracy(model, adv, y) -> float:
 
 
 def test_pgd_at_least_as_strong_as_torchattacks_and_art(digits):
-    torchattacks = pytest.importorskip("torchattacks")
-    art_evasion = pytest.importorskip("art.attacks.evasion")
-    art_estimators = pytest.importorskip("art.estimators.classification")
     model, data, x, y = digits
     alpha = 2.5 * EPS / STEPS
     ours = robust_accuracy(model, pgd(model, x, y, EPS, input_domain(model, data, x),
@@ -43,10 +43,10 @@ def test_pgd_at_least_as_strong_as_torchattacks_and_art(digits):
     ta = torchattacks.PGD(model.module, eps=EPS, alpha=alpha, steps=STEPS, random_start=True)
     theirs_ta = robust_accuracy(model, ta(x, y), y)
 
-    classifier = art_estimators.PyTorchClassifier(
+    classifier = PyTorchClassifier(
         model=model.module, loss=nn.CrossEntropyLoss(), input_shape=tuple(x.shape[1:]),
         nb_classes=len(model.classes), clip_values=(0.0, 1.0), device_type="cpu")
-    art_pgd = art_evasion.ProjectedGradientDescent(
+    art_pgd = ProjectedGradientDescent(
         classifier, norm=np.inf, eps=EPS, eps_step=alpha, max_iter=STEPS, num_random_init=1,
         batch_size=len(x), verbose=False)
     np.random.seed(0)
@@ -60,7 +60,6 @@ def test_pgd_at_least_as_strong_as_torchattacks_and_art(digits):
 
 
 def test_l2_pgd_at_least_as_strong_as_torchattacks(digits):
-    torchattacks = pytest.importorskip("torchattacks")
     model, data, x, y = digits
     eps, alpha = 0.5, 0.125
     ours = robust_accuracy(model, pgd(model, x, y, eps, input_domain(model, data, x),
