@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 
+import matplotlib
 import numpy as np
 import torch
 
@@ -23,6 +24,7 @@ from audit.model import Model
 from audit.policy import Policy, Verdict
 from audit.progress import progress
 from audit.report.document import Document
+from audit.report.plots import PLAIN_TEXT
 
 SCHEMA = "audit.report/1"
 LIBRARIES = ("audit", "torch", "captum", "shap", "lime", "fairlearn", "numpy", "pandas", "scikit-learn")
@@ -136,7 +138,8 @@ def _run_one(analyzer: Analyzer, model: Model, data: Dataset, seed: int) -> Resu
         return Result(analyzer=analyzer.name, status="skipped", config=analyzer.config(),
                       details={"reason": f"not applicable to this {model.modality} model and data"})
     try:
-        result = analyzer.run(model, data, seed=seed)
+        with matplotlib.rc_context(PLAIN_TEXT):
+            result = analyzer.run(model, data, seed=seed)
     except Exception as exc:  # noqa: BLE001 - a failing analyzer becomes an error result
         return Result(analyzer=analyzer.name, status="error", config=analyzer.config(),
                       error=f"{type(exc).__name__}: {exc}",

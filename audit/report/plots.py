@@ -13,6 +13,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 from audit.analyzers.base import Figure  # noqa: E402
 
 
+# Names and texts from data are drawn as they are: a "$" must not start matplotlib's math mode.
+PLAIN_TEXT = {"text.parse_math": False}
+
+
 def new_figure(width: float = 5.0, height: float = 3.6, **kwargs):
     return plt.subplots(figsize=(width, height), **kwargs)
 
