@@ -137,12 +137,18 @@ class Model:
         outs = []
         with torch.inference_mode():
             for start in range(0, len(x), self.batch_size):
-                batch = trim_padding(x[start : start + self.batch_size]) if self.modality == "text" else \
-                    x[start : start + self.batch_size]
+                batch = self.without_padding(x[start : start + self.batch_size])
                 outs.append(self.module(batch.to(self.device)).float().cpu())
         if not outs:
             return torch.empty(0, len(self.classes))
         return torch.cat(outs)
+
+    def without_padding(self, x: torch.Tensor) -> torch.Tensor:
+        """Text ids without trailing all-padding columns, where the module declares its output does not
+        depend on them (`padding_invariant`); any other input unchanged."""
+        if self.modality == "text" and getattr(self.module, "padding_invariant", False):
+            return trim_padding(x)
+        return x
 
     def proba(self, x: torch.Tensor) -> np.ndarray:
         """Class probabilities for model-space inputs."""

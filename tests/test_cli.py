@@ -157,6 +157,9 @@ BAD = {
     "NPZ with mismatched labels": (
         lambda t, ck: ["report", ck, "--data", npz(t, x=np.zeros((5, 8, 8)), y=np.zeros(4))],
         r"bad\.npz: x has 5 rows but y has 4"),
+    "NPZ images outside the model's range": (
+        lambda t, ck: ["report", ck, "--data", npz(t, x=np.full((4, 8, 8), 255.0), y=np.array([0, 1, 2, 3]))],
+        r"bad\.npz: image values span \[255, 255\], outside the model's input range \[0, 1\]; rescale"),
     "empty CSV": (lambda t, ck: ["report", ck, "--data", write(t / "e.csv", ""), "--target", "income"],
                   r"e\.csv: no rows \(the file is empty\)"),
     "header-only CSV": (lambda t, ck: ["report", ck, "--data", write(t / "h.csv", "age,income\n"),

@@ -81,3 +81,23 @@ def test_architecture_rejects_wrong_modality():
 def test_unknown_architecture_is_named():
     with pytest.raises(audit.AuditInputError, match="unknown architecture 'resnet'; registered: mlp, cnn"):
         MODELS.get("resnet")
+
+
+def test_wrapped_text_module_sees_the_full_padded_length():
+    """Only modules that declare `padding_invariant` get trailing padding trimmed."""
+    data = tiny_data("text", n=30)
+    tokenizer = audit.Tokenizer.fit(data, min_count=1, max_length=16)
+
+    class FixedLength(torch.nn.Module):  # reads every position, so it needs exactly max_length ids
+        def __init__(self):
+            super().__init__()
+            self.embedding = torch.nn.Embedding(len(tokenizer.vocab), 4)
+            self.head = torch.nn.Linear(16 * 4, 2)
+
+        def forward(self, ids):
+            return self.head(self.embedding(ids).flatten(1))
+
+    model = audit.wrap(FixedLength(), modality="text", classes=data.classes, tokenizer=tokenizer)
+    x = model.encode(data)
+    expected = torch.softmax(model.module(x), dim=1).detach().numpy()
+    np.testing.assert_allclose(model.predict_proba(data), expected, rtol=1e-5)

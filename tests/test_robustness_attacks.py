@@ -88,6 +88,12 @@ def test_tables_never_move_one_hot_columns_and_stay_in_data_range(compas_mlp):
     data = audit.load_dataset("compas", "test")
     x_all = compas_mlp.encode(data)
     domain = input_domain(compas_mlp, data, x_all)
+    train_low, train_high = (torch.from_numpy(b).float() for b in compas_mlp.encoder.training_bounds())
+    assert torch.equal(domain.low, torch.minimum(x_all.min(0).values, train_low))
+    assert torch.equal(domain.high, torch.maximum(x_all.max(0).values, train_high))
+    few = data.subset(range(5))  # a small audit is bounded by the training range, not by its own five rows
+    small = input_domain(compas_mlp, few, compas_mlp.encode(few))
+    assert bool((small.low <= train_low).all() and (small.high >= train_high).all())
     sample = data.sample(128, seed=0)
     x, y = compas_mlp.encode(sample), torch.from_numpy(compas_mlp.labels(sample))
     one_hot = ~compas_mlp.encoder.continuous_mask(sample)
@@ -96,7 +102,7 @@ def test_tables_never_move_one_hot_columns_and_stay_in_data_range(compas_mlp):
     for adv in (fgsm(compas_mlp, x, y, eps, domain), pgd(compas_mlp, x, y, eps, domain),
                 square_search(compas_mlp, x, y, eps, domain, iterations=20)):
         assert torch.equal(adv[:, one_hot], x[:, one_hot])
-        assert bool((adv >= x_all.min(0).values - 1e-6).all() and (adv <= x_all.max(0).values + 1e-6).all())
+        assert bool((adv >= domain.low - 1e-6).all() and (adv <= domain.high + 1e-6).all())
         assert float((adv - x)[:, ~one_hot].abs().max()) <= eps + 1e-5
         assert not torch.equal(adv, x)
 

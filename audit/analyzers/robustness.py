@@ -163,7 +163,12 @@ class Robustness(Analyzer):
         if len(sample.sensitive.columns):
             groups = group_table(sample.sensitive, pgd_correct[:, at], flip).rename(
                 columns={"median_flip": "median_flip_epsilon"})
-            metrics["robustness.group_gap"], gap_attribute = largest_gap(groups, min_size=self.min_group_size)
+            gap, gap_attribute = largest_gap(groups, min_size=self.min_group_size)
+            if gap_attribute is None:
+                warnings.append(f"no sensitive attribute has two groups of {self.min_group_size}+ attacked examples; "
+                                "robustness.group_gap is not reported")
+            else:
+                metrics["robustness.group_gap"] = gap
             tables["by_group"] = groups
         shown = np.flatnonzero(correct & ~pgd_correct[:, at])[: self.examples]
         adv_pred = model.logits(pgd_at[shown]).argmax(1).numpy() if len(shown) else np.array([], dtype=int)
@@ -180,9 +185,9 @@ class Robustness(Analyzer):
             "search_accuracy": float(search_correct.mean()), "pgd": dataclasses.asdict(attack),
             "units": f"pixel values (valid range [{model.encoder.low:g}, {model.encoder.high:g}])"
                      if model.modality == "image" else
-                     "standard deviations of each continuous column (one-hot columns are never perturbed)",
+                     "standard deviations of each continuous column (one-hot and 0/1 columns are never perturbed)",
             "bounds": "encoder range [low, high]" if model.modality == "image" else
-                      "per-column min/max of the audited data in the model's input space",
+                      "per-column min/max of the training data and the audited data, in the model's input space",
         }
         if "robustness.group_gap" in metrics:
             details["group_gap_attribute"] = gap_attribute
@@ -228,7 +233,9 @@ class Robustness(Analyzer):
             flip = np.full(len(labels), np.nan)
             flip[correct] = np.where(words.flipped, words.words_changed, np.inf)
             groups = group_table(sample.sensitive, robust, flip).rename(columns={"median_flip": "median_words_changed"})
-            metrics["robustness.group_gap"], _ = largest_gap(groups, min_size=self.min_group_size)
+            gap, gap_attribute = largest_gap(groups, min_size=self.min_group_size)
+            if gap_attribute is not None:
+                metrics["robustness.group_gap"] = gap
             tables["by_group"] = groups
         warnings = () if len(chosen) else ("no sampled text is classified correctly; the attacks had nothing to flip",)
         return Result(analyzer=self.name, metrics=metrics, tables=tables, figures=(_text_figure(metrics),),

@@ -38,7 +38,7 @@ from audit.attributions.sampling import seeded
 from audit.data.dataset import Dataset
 from audit.data.encoders import Tokenizer
 from audit.errors import AuditInputError
-from audit.model import Model, trim_padding
+from audit.model import Model
 
 #: Input elements (rows x features) per forward pass; sets how many examples share a pass.
 ELEMENTS_PER_PASS = 2**22
@@ -65,8 +65,7 @@ def attribute(model: Model, data: Dataset, target: np.ndarray, compute: Compute,
         warnings.filterwarnings("ignore", category=UserWarning, module="captum")
         for start in range(0, len(x), chunk):
             xb = x[start : start + chunk]
-            if model.modality == "text":
-                xb = trim_padding(xb)
+            xb = model.without_padding(xb)
             attr = compute(xb.to(model.device), targets[start : start + chunk].to(model.device))
             attr = attr.detach().float().cpu()
             if model.modality == "text":

@@ -31,6 +31,8 @@ class TabularEncoder:
     numeric: tuple[str, ...] = ()
     means: tuple[float, ...] = ()
     stds: tuple[float, ...] = ()
+    lows: tuple[float, ...] = ()
+    highs: tuple[float, ...] = ()
     categorical: dict[str, tuple[str, ...]] = field(default_factory=dict)
     passthrough: bool = False
     kind = "tabular"
@@ -50,6 +52,8 @@ class TabularEncoder:
             numeric=tuple(numeric),
             means=tuple(float(m) for m in values.mean(axis=0)),
             stds=tuple(float(s) if s > 0 else 1.0 for s in stds),
+            lows=tuple(float(v) for v in values.min(axis=0, initial=np.inf)),
+            highs=tuple(float(v) for v in values.max(axis=0, initial=-np.inf)),
             categorical=categorical,
         )
 
@@ -63,11 +67,21 @@ class TabularEncoder:
         return list(self.numeric) + [f"{c}={v}" for c, cats in self.categorical.items() for v in cats]
 
     def continuous_mask(self, data: Dataset | None = None) -> np.ndarray:
-        """True for features that take continuous values (not one-hot indicators)."""
+        """True for features that take continuous values (not one-hot or other 0/1 indicators)."""
         if self.passthrough:
-            return np.ones(len(self.feature_names(data)), dtype=bool)
+            values = self.transform(data).numpy()
+            return ~np.all((values == 0) | (values == 1), axis=0)
         sizes = [len(c) for c in self.categorical.values()]
         return np.array([True] * len(self.numeric) + [False] * sum(sizes), dtype=bool)
+
+    def training_bounds(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per-feature min and max of the training data in the model's input space (None: not known)."""
+        if self.passthrough or len(self.lows) != len(self.numeric):
+            return None
+        ones = sum(len(c) for c in self.categorical.values())
+        low = (np.array(self.lows) - self.means) / self.stds
+        high = (np.array(self.highs) - self.means) / self.stds
+        return np.concatenate([low, np.zeros(ones)]), np.concatenate([high, np.ones(ones)])
 
     def transform(self, data: Dataset) -> torch.Tensor:
         frame = data.inputs
@@ -98,6 +112,7 @@ class TabularEncoder:
     def from_dict(cls, d: dict) -> TabularEncoder:
         return cls(
             numeric=tuple(d["numeric"]), means=tuple(d["means"]), stds=tuple(d["stds"]),
+            lows=tuple(d.get("lows", ())), highs=tuple(d.get("highs", ())),
             categorical={k: tuple(v) for k, v in d["categorical"].items()}, passthrough=d["passthrough"],
         )
 
@@ -128,7 +143,15 @@ class ImageEncoder:
                 f"{data.source.get('path', data.name)}: images of shape {tuple(data.inputs.shape[1:])}, "
                 f"the model expects (C, H, W) = {self.shape}"
             )
-        return torch.from_numpy(np.ascontiguousarray(data.inputs, dtype=np.float32))
+        x = np.ascontiguousarray(data.inputs, dtype=np.float32)
+        tolerance = 1e-6 * max(1.0, self.high - self.low)
+        if x.size and (x.min() < self.low - tolerance or x.max() > self.high + tolerance):
+            raise AuditInputError(
+                f"{data.source.get('path', data.name)}: image values span [{x.min():g}, {x.max():g}], outside the "
+                f"model's input range [{self.low:g}, {self.high:g}]; rescale the images the way the model was "
+                "trained (e.g. divide by 255), or wrap your own model with encoder=ImageEncoder(low=..., high=...)"
+            )
+        return torch.from_numpy(x)
 
     def input_config(self, data: Dataset) -> dict:
         c, h, w = self.shape

@@ -61,6 +61,8 @@ def masked_mean(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class LSTMClassifier(nn.Module):
+    padding_invariant = True  # packed sequences: trailing padding changes nothing
+
     def __init__(self, vocab_size: int, num_classes: int, embed_dim: int, hidden: int, dropout: float):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=Tokenizer.PAD)
@@ -85,6 +87,8 @@ def lstm(*, vocab_size: int, num_classes: int, max_length: int = 64, embed_dim: 
 
 
 class TransformerClassifier(nn.Module):
+    padding_invariant = True  # padding is masked in attention and pooling
+
     def __init__(self, vocab_size: int, num_classes: int, max_length: int, embed_dim: int, heads: int,
                  layers: int, dropout: float):
         super().__init__()

@@ -17,7 +17,7 @@ from torch import nn
 from audit.data.dataset import Dataset
 from audit.data.encoders import ENCODERS
 from audit.errors import AuditInputError
-from audit.model import Model, Task, trim_padding
+from audit.model import Model, Task
 from audit.models.registry import MODELS
 from audit.progress import progress
 
@@ -99,7 +99,7 @@ def train(
         for start_idx in range(0, len(order), config.batch_size):
             idx = order[start_idx : start_idx + config.batch_size]
             xb, yb = x_train[idx], y_train[idx].to(model.device)
-            xb = (trim_padding(xb) if model.modality == "text" else xb).to(model.device)
+            xb = model.without_padding(xb).to(model.device)
             if config.noise_std > 0 and continuous is not None:
                 noise = torch.randn(xb.shape, generator=generator).to(model.device) * config.noise_std
                 xb = xb + noise * continuous.to(model.device)

@@ -1,9 +1,11 @@
 """Where continuous inputs may move: which features, in what units, within which bounds.
 
 Images move in every pixel, in the encoder's units, inside [low, high]. Tables move only
-in their continuous columns (one-hot columns never), in standard-deviation units (the
-encoder's space is already standardized; a passthrough encoder is scaled by the audited
-data's per-column std), inside the per-column min/max of the audited data.
+in their continuous columns (one-hot and other 0/1 columns never), in standard-deviation
+units (the encoder's space is already standardized; a passthrough encoder is scaled by
+the audited data's per-column std), inside the per-column min/max of the training data
+and the audited data together (the audited data alone for a passthrough encoder, whose
+training data is unknown).
 """
 
 from __future__ import annotations
@@ -48,8 +50,13 @@ def input_domain(model: Model, data: Dataset, x: torch.Tensor) -> Domain:
         one = torch.ones(x.shape[1:])
         return Domain(one * model.encoder.low, one * model.encoder.high, one, one)
     mask = torch.from_numpy(model.encoder.continuous_mask(data).astype(np.float32))
+    low, high = x.min(dim=0).values, x.max(dim=0).values
     if model.encoder.passthrough:
         scale = x.std(dim=0, correction=0).clamp(min=1e-6)
     else:
         scale = torch.ones(x.shape[1])
-    return Domain(x.min(dim=0).values, x.max(dim=0).values, scale, mask)
+    trained = model.encoder.training_bounds()
+    if trained is not None:
+        low = torch.minimum(low, torch.from_numpy(trained[0]).to(low.dtype))
+        high = torch.maximum(high, torch.from_numpy(trained[1]).to(high.dtype))
+    return Domain(low, high, scale, mask)

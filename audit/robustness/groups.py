@@ -50,7 +50,8 @@ def group_table(sensitive: pd.DataFrame, robust_correct: np.ndarray, flip: np.nd
 
 
 def largest_gap(table: pd.DataFrame, *, min_size: int) -> tuple[float, str | None]:
-    """The largest difference in robust accuracy between two groups of one attribute, and that attribute."""
+    """The largest difference in robust accuracy between two groups of one attribute, and that attribute;
+    (nan, None) when no attribute has two groups of at least `min_size` examples."""
     best, where = 0.0, None
     for attribute, rows in table[table["examples"] >= min_size].groupby("attribute", sort=False):
         if len(rows) < 2:
@@ -58,4 +59,4 @@ def largest_gap(table: pd.DataFrame, *, min_size: int) -> tuple[float, str | Non
         gap = float(rows["robust_accuracy"].max() - rows["robust_accuracy"].min())
         if where is None or gap > best:
             best, where = gap, attribute
-    return best, where
+    return (best, where) if where is not None else (float("nan"), None)

@@ -79,7 +79,7 @@ def _window(shape, fraction: float, dom: Domain, generator) -> torch.Tensor:
     """Which features to redraw: one square of `fraction` of the image area, or that share of movable features."""
     if len(shape) == 4:
         _, _, h, w = shape
-        side = max(1, round(math.sqrt(fraction * h * w)))
+        side = min(h, w, max(1, round(math.sqrt(fraction * h * w))))
         top = int(torch.randint(0, h - side + 1, (1,), generator=generator))
         left = int(torch.randint(0, w - side + 1, (1,), generator=generator))
         window = torch.zeros(shape[1:], dtype=torch.bool)
