@@ -224,7 +224,7 @@ def _audit_settings(args) -> dict:
 
 def _audit_data(args, model):
     return audit_data(dict(model.task.dataset), data=args.data, target=args.target, sensitive=args.sensitive,
-                      text_column=args.text_column)
+                      text_column=args.text_column, classes=model.classes)
 
 
 def _write_ci_outputs(args, document, gated: AuditRun, *, name: str) -> None:

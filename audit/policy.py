@@ -38,8 +38,8 @@ def metric_catalog() -> dict[str, MetricSpec]:
 
 
 def metric_pattern(name: str) -> re.Pattern:
-    """A catalog name as a regex: each <placeholder> stands for one dot-free part."""
-    return re.compile(re.sub(r"<[^>]+>", r"[^.]+", re.escape(name).replace(r"\<", "<").replace(r"\>", ">")))
+    """A catalog name as a regex: each <placeholder> stands for a non-empty part (a column name may hold dots)."""
+    return re.compile(re.sub(r"<[^>]+>", r".+", re.escape(name).replace(r"\<", "<").replace(r"\>", ">")))
 
 
 def find_metric_spec(name: str) -> MetricSpec | None:

@@ -166,7 +166,7 @@ BAD = {
                                        "--target", "income"], r"h\.csv: no rows"),
     "labels the model does not know": (
         lambda t, ck: ["report", ck, "--data", adult_csv(t, label="rich"), "--target", "income"],
-        r"labels \['rich'\] are not classes of the model"),
+        r"adult\.csv: target column 'income' has values \['rich'\] outside the classes \['<=50K', '>50K'\]"),
     "unknown metric in a policy": (
         lambda t, ck: ["report", ck, "--policy", write(t / "p.toml", '[gates."fairness.dp_gap"]\nmax = 0.1\n')],
         r"p\.toml: unknown metric 'fairness\.dp_gap' in gates; `audit metrics` lists them"),

@@ -146,7 +146,12 @@ class AnalyzerRegistry:
             raise AuditInputError(
                 f"analyzer {name!r} has no option(s) {', '.join(unknown)}; options: {', '.join(fields) or 'none'}"
             )
-        return cls(**options)
+        for option, value in options.items():
+            _check_option(name, option, fields[option], value)
+        try:
+            return cls(**options)
+        except TypeError as exc:
+            raise AuditInputError(f"analyzer {name!r}: {exc}") from None
 
     def classes(self) -> list[type[Analyzer]]:
         return list(self._classes.values())
@@ -157,6 +162,28 @@ class AnalyzerRegistry:
 
 ANALYZERS = AnalyzerRegistry()
 register_analyzer = ANALYZERS.register
+
+
+def _check_option(analyzer: str, option: str, spec: dataclasses.Field, value) -> None:
+    """The option's value has its default's type (ints for floats allowed) and a sample count is positive."""
+    default = spec.default if spec.default is not dataclasses.MISSING else None
+    if default is None and value is not None and str(spec.type) in ("float | None", "int | None"):
+        default = 0.0 if str(spec.type).startswith("float") else 0  # an optional number: check as a number
+    expected = None
+    if isinstance(default, bool):
+        expected = "true or false" if not isinstance(value, bool) else None
+    elif isinstance(default, (int, float)):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or (isinstance(default, int) and not float(value).is_integer()):
+            expected = "a whole number" if isinstance(default, int) else "a number"
+    elif isinstance(default, str) and not isinstance(value, str):
+        expected = "a string (quote it: --set name.option='\"text\"')"
+    elif isinstance(default, tuple) and not isinstance(value, (list, tuple)):
+        expected = "a list, e.g. [1, 2]"
+    if expected:
+        raise AuditInputError(f"analyzer {analyzer!r}: option {option} must be {expected}, found {value!r}")
+    if option == "samples" and value is not None and (not isinstance(value, int) or value < 1):
+        raise AuditInputError(f"analyzer {analyzer!r}: samples must be a whole number of at least 1, found {value!r}")
 
 
 def _json_number(value) -> float | None:

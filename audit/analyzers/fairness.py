@@ -54,7 +54,7 @@ def _spec(metric: str, scope: str) -> MetricSpec:
 class Fairness(Analyzer):
     """Does the model treat the groups of each sensitive attribute differently, and how sure are we?"""
 
-    positive_class: str | None = None
+    positive_class: str | int | None = None
     min_group_size: int = 30
     intersections: int = 2  # cross up to this many sensitive features; 1 for none
     bins: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
@@ -82,7 +82,10 @@ class Fairness(Analyzer):
         return len(data.sensitive.columns) > 0 or model.modality == "text"
 
     def run(self, model, data, *, seed: int = 0) -> Result:
-        self._check()
+        joined = [name for name in data.sensitive_names if INTERSECTION in str(name)]
+        if joined:
+            raise AuditInputError(f"fairness: sensitive column {joined[0]!r} contains {INTERSECTION!r}, which joins "
+                                  "the names of intersections; rename the column")
         parts = []
         if len(data.sensitive.columns):
             parts.append(self._groups(model, data, seed))
@@ -101,7 +104,7 @@ class Fairness(Analyzer):
                       tables=merged["tables"], figures=tuple(figs), config=self.config(),
                       details=merged["details"], warnings=tuple(warnings))
 
-    def _check(self) -> None:
+    def __post_init__(self) -> None:
         if self.min_group_size < 1:
             raise AuditInputError(f"fairness: min_group_size must be at least 1, not {self.min_group_size}")
         if self.resamples < 1:
@@ -110,14 +113,20 @@ class Fairness(Analyzer):
             raise AuditInputError(f"fairness: confidence must lie between 0 and 1, not {self.confidence}")
         if self.intersections < 1:
             raise AuditInputError(f"fairness: intersections must be at least 1, not {self.intersections}")
+        if not isinstance(self.bins, Mapping) or not all(
+                isinstance(edges, (list, tuple)) and edges and all(isinstance(e, (int, float)) for e in edges)
+                for edges in self.bins.values()):
+            raise AuditInputError(
+                f"fairness: bins must map a column to its bin edges, e.g. {{age = [25, 45, 65]}}, found {self.bins!r}")
 
     def targets(self, classes: tuple[str, ...]) -> list[int]:
         """The class indices judged as "positive", one outcome each."""
         if self.positive_class is not None:
-            if self.positive_class not in classes:
+            positive = str(self.positive_class)  # `--set fairness.positive_class=1` arrives as an int
+            if positive not in classes:
                 raise AuditInputError(
-                    f"fairness: positive_class {self.positive_class!r} is not a class of the model {list(classes)}")
-            return [classes.index(self.positive_class)]
+                    f"fairness: positive_class {positive!r} is not a class of the model {list(classes)}")
+            return [classes.index(positive)]
         return [1] if len(classes) == 2 else list(range(len(classes)))
 
     # -- group metrics and disparities ------------------------------------------------------

@@ -94,6 +94,9 @@ class Robustness(Analyzer):
             raise AuditInputError("robustness: sweep needs positive multiples of epsilon")
         if not 0 < self.max_words_fraction <= 1:
             raise AuditInputError(f"robustness: max_words_fraction must be in (0, 1], found {self.max_words_fraction}")
+        if self.steps < 1 or self.restarts < 1:
+            raise AuditInputError(f"robustness: steps and restarts must be at least 1, found {self.steps}, "
+                                  f"{self.restarts}")
 
     def supports(self, model, data) -> bool:
         if model.modality == "text":

@@ -45,6 +45,8 @@ def threshold_preview(score: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray,
             continue
         member = groups[feature].isin(kept[feature]).to_numpy()
         fit, evaluate = half & member, ~half & member
+        if len(np.unique(y_true[fit])) < 2 or fit.sum() < 2 * len(kept[feature]) or not evaluate.any():
+            continue  # too few rows in the fitting half to post-process anything
         s_eval = groups[feature][evaluate].reset_index(drop=True)
         y_eval = y_true[evaluate]
         rows.append(_row(feature, "none (the model as it is)", y_eval, y_pred[evaluate], s_eval))
