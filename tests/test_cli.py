@@ -172,6 +172,10 @@ BAD = {
         r"p\.toml: unknown metric 'fairness\.dp_gap' in gates; `audit metrics` lists them"),
     "bad option value": (lambda t, ck: ["report", ck, "--seed", "x"], r"invalid int value: 'x'"),
     "bad --set": (lambda t, ck: ["report", ck, "--set", "bins"], r"--set 'bins': expected analyzer option"),
+    "analyzer option of the wrong type": (lambda t, ck: ["report", ck, "--set", "robustness.epsilon=abc"],
+                                          r"analyzer 'robustness': option epsilon must be a number, found 'abc'"),
+    "analyzer option out of range": (lambda t, ck: ["report", ck, "--set", "fairness.confidence=1.5"],
+                                     r"fairness: confidence must lie between 0 and 1, not 1\.5"),
     "unknown analyzer option": (lambda t, ck: ["report", ck, "--set", "performance.bogus=1"],
                                 r"analyzer 'performance' has no option\(s\) bogus; options: bins"),
 }
