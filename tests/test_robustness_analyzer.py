@@ -20,7 +20,8 @@ from audit.errors import AuditInputError
 from audit.model import Model, wrap
 from audit.robustness.attacks import fgsm
 from audit.robustness.domain import input_domain
-from audit.robustness.groups import group_values
+from audit.fairness.groups import group_labels
+from audit.robustness.groups import group_table
 
 FAST = dict(samples=128, sweep=(0.5, 1.0, 2.0), steps=10)
 
@@ -174,7 +175,7 @@ def test_tabular_reference_model_by_group_with_age_buckets(adult_mlp):
     groups = r.tables["by_group"]
     assert set(groups["attribute"]) == {"sex", "race", "age"}
     ages = groups.loc[groups["attribute"] == "age", "group"].tolist()
-    assert ages == [g for g in ("<25", "25-44", "45-64", "65+") if g in ages]  # in bin order
+    assert ages == [g for g in ("<25", "25-34", "35-44", "45-54", "55-64", ">=65") if g in ages]  # in bin order
     assert groups.groupby("attribute")["examples"].sum().eq(128).all()
     big = groups[groups["examples"] >= 10]
     gaps = big.groupby("attribute")["robust_accuracy"].agg(lambda a: a.max() - a.min())
@@ -183,12 +184,14 @@ def test_tabular_reference_model_by_group_with_age_buckets(adult_mlp):
     assert not changed.str.contains("=").any()  # one-hot columns are never perturbed
 
 
-def test_group_values_buckets_continuous_attributes():
-    ages = pd.Series([17, 24, 25, 44, 45, 64, 65, 90, 30, 31, 33], name="age")
-    assert group_values(ages).astype(str).tolist() == ["<25", "<25", "25-44", "25-44", "45-64", "45-64", "65+",
-                                                       "65+", "25-44", "25-44", "25-44"]
-    assert group_values(pd.Series(["x", "y"], name="race")).tolist() == ["x", "y"]
-    assert group_values(pd.Series(np.arange(40.0), name="income")).nunique() == 4
+def test_groups_are_the_fairness_analyzers_groups():
+    sensitive = pd.DataFrame({"age": [17, 24, 25, 34, 35, 44, 45, 54, 55, 64, 65, 90, 30, 31, 33],
+                              "race": list("xyxyxyxyxyxyxyx")})
+    table = group_table(sensitive, np.ones(15, dtype=bool), None)
+    expected = group_labels(sensitive)
+    for attribute in ("age", "race"):
+        assert table[table["attribute"] == attribute]["group"].tolist() == list(expected[attribute].cat.categories)
+    assert table[table["attribute"] == "age"]["group"].tolist() == ["<25", "25-34", "35-44", "45-54", "55-64", ">=65"]
 
 
 def test_bad_configuration_is_one_clear_error():

@@ -1,9 +1,9 @@
 """Robustness by sensitive group: robust accuracy and median flip epsilon per group.
 
-Continuous sensitive attributes are bucketed first: a column named `age` into the
-bins <25, 25-44, 45-64 and 65+; any other numeric column with more than 10 distinct
-values into its quartiles. Groups with fewer than `min_size` sampled examples are
-reported but left out of the largest gap.
+Groups are those of the fairness analyzer (`audit.fairness.groups.group_labels`:
+continuous attributes bucketed the same way, so both tables of a report agree).
+Groups with fewer than `min_size` sampled examples are reported but left out of the
+largest gap.
 """
 
 from __future__ import annotations
@@ -11,31 +11,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-AGE_EDGES = (-np.inf, 25, 45, 65, np.inf)
-AGE_LABELS = ("<25", "25-44", "45-64", "65+")
-
-
-def group_values(column: pd.Series) -> pd.Series:
-    """The group of each row: the value itself (as text), or its bucket for a continuous
-    attribute (an ordered categorical, so the buckets are listed in order)."""
-    numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
-    if not numeric or column.nunique() <= 10:
-        return column.astype(str)
-    if str(column.name).lower() == "age":
-        return pd.cut(column, AGE_EDGES, labels=AGE_LABELS, right=False)
-    buckets = pd.qcut(column, 4, duplicates="drop")
-    return buckets.cat.rename_categories([str(c) for c in buckets.cat.categories])
-
+from audit.fairness.groups import group_labels
 
 def group_table(sensitive: pd.DataFrame, robust_correct: np.ndarray, flip: np.ndarray | None) -> pd.DataFrame:
     """One row per (attribute, group): examples, robust accuracy and, when `flip` is given
     (NaN for examples misclassified before the attack, inf where the attack never flipped),
     the share of the group's correct examples flipped and their median flip measure."""
     rows = []
-    for attribute in sensitive.columns:
-        values = group_values(sensitive[attribute])
-        ordered = values.cat.categories if isinstance(values.dtype, pd.CategoricalDtype) else sorted(values.unique())
-        for group in ordered:
+    labels = group_labels(sensitive)
+    for attribute in labels.columns:
+        values = labels[attribute]
+        for group in values.cat.categories:
             members = np.asarray(values == group, dtype=bool)
             if not members.any():
                 continue
