@@ -128,8 +128,12 @@ class ImageEncoder:
 
     @classmethod
     def fit(cls, data: Dataset, *, exclude: Sequence[str] = ()) -> ImageEncoder:
+        """The shape, and the smallest usual pixel range that holds the training images ([0, 1], [-1, 1],
+        [0, 255]), else their own min and max."""
         x = data.inputs
-        return cls(shape=tuple(int(s) for s in x.shape[1:]), low=float(x.min()), high=float(x.max()))
+        low, high = float(x.min()), float(x.max())
+        low, high = next(((lo, hi) for lo, hi in USUAL_RANGES if lo <= low and high <= hi), (low, high))
+        return cls(shape=tuple(int(s) for s in x.shape[1:]), low=low, high=high)
 
     def feature_names(self, data: Dataset | None = None) -> list[str]:
         c, h, w = self.shape if self.shape else data.inputs.shape[1:]
@@ -144,7 +148,7 @@ class ImageEncoder:
                 f"the model expects (C, H, W) = {self.shape}"
             )
         x = np.ascontiguousarray(data.inputs, dtype=np.float32)
-        tolerance = 1e-6 * max(1.0, self.high - self.low)
+        tolerance = RANGE_TOLERANCE * (self.high - self.low)
         if x.size and (x.min() < self.low - tolerance or x.max() > self.high + tolerance):
             raise AuditInputError(
                 f"{data.source.get('path', data.name)}: image values span [{x.min():g}, {x.max():g}], outside the "
@@ -164,6 +168,9 @@ class ImageEncoder:
     def from_dict(cls, d: dict) -> ImageEncoder:
         return cls(shape=tuple(d["shape"]) if d["shape"] else None, low=d["low"], high=d["high"])
 
+
+USUAL_RANGES = ((0.0, 1.0), (-1.0, 1.0), (0.0, 255.0))
+RANGE_TOLERANCE = 0.05  # share of the range images may stray outside it before they are refused as mis-scaled
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
 

@@ -1,6 +1,7 @@
 """Where continuous inputs may move: which features, in what units, within which bounds.
 
-Images move in every pixel, in the encoder's units, inside [low, high]. Tables move only
+Images move in every pixel, in the encoder's units, inside the encoder's [low, high]
+(widened to the audited images' own range, so a clean image is never clipped). Tables move only
 in their continuous columns (one-hot and other 0/1 columns never), in standard-deviation
 units (the encoder's space is already standardized; a passthrough encoder is scaled by
 the audited data's per-column std), inside the per-column min/max of the training data
@@ -48,7 +49,8 @@ def input_domain(model: Model, data: Dataset, x: torch.Tensor) -> Domain:
     """The domain of `data`'s model-space inputs `x` (images or tables)."""
     if model.modality == "image":
         one = torch.ones(x.shape[1:])
-        return Domain(one * model.encoder.low, one * model.encoder.high, one, one)
+        low, high = min(model.encoder.low, float(x.min())), max(model.encoder.high, float(x.max()))
+        return Domain(one * low, one * high, one, one)
     mask = torch.from_numpy(model.encoder.continuous_mask(data).astype(np.float32))
     low, high = x.min(dim=0).values, x.max(dim=0).values
     if model.encoder.passthrough:
