@@ -19,6 +19,7 @@ from planted import (INFORMATIVE, PATCH_CLASS, patch_share, patched_class_images
 import audit
 from audit.analyzers.lime_weights import Lime
 from audit.attributions import get_method
+from audit.attributions.lime_batch import distinct_rows
 from audit.attributions.lime_method import TRAINING_ROWS, RawColumns, explain_lime, grid_segments
 from audit.data.encoders import TabularEncoder
 
@@ -94,6 +95,22 @@ def test_text_weights_equal_lime_called_directly():
         np.testing.assert_allclose(ours.values[i], expected, atol=1e-8)
 
 
+def test_batched_text_fits_equal_lime_called_directly():
+    # Texts of one length share lime's masks; short ones repeat perturbations, which are scored once.
+    model = trigger_lstm(True)
+    sample = texts_with_trigger(4)
+    texts = np.array([*sample.texts, "great", "a dull film", "dull"])
+    data = audit.Dataset(texts, np.array([*sample.labels, 1, 0, 0]), sample.classes, "text", name="short and long")
+    ours = explain_lime(model, data, seed=9, num_samples=200)
+    for i, text in enumerate(data.texts):
+        tokens, c = model.encoder.tokens(text), int(ours.target[i])
+        explainer = LimeTextExplainer(split_expression=" ", bow=False, feature_selection="none", random_state=9)
+        direct = explainer.explain_instance(" ".join(tokens), lambda t: model.predict_proba(list(t)), labels=(c,),
+                                            num_features=len(tokens), num_samples=200)
+        np.testing.assert_allclose(ours.local[i], [w for _, w in sorted(direct.local_exp[c])], atol=1e-8)
+        np.testing.assert_allclose([ours.intercept[i], ours.score[i]], [direct.intercept[c], direct.score], atol=1e-8)
+
+
 def test_table_weights_equal_lime_called_directly():
     model = two_feature_mlp(True)
     data = two_feature_table()[2].subset(np.arange(2))
@@ -106,6 +123,62 @@ def test_table_weights_equal_lime_called_directly():
                                             num_features=10, num_samples=400)
         np.testing.assert_allclose(ours.values[i], [w for _, w in sorted(direct.local_exp[int(ours.target[i])])],
                                    atol=1e-8)
+
+
+def test_batched_table_fits_equal_lime_called_directly_with_categories():
+    # Our tables are computed for all rows at once (lime_batch): lime's weights, intercepts and R^2 for each row.
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=300), "b": rng.exponential(size=300),
+                          "color": rng.choice(["red", "green", "blue"], size=300, p=[0.5, 0.3, 0.2]),
+                          "size": rng.choice(["s", "m", "l", "xl"], size=300)})
+    data = audit.Dataset.from_dataframe(frame.assign(y=rng.integers(0, 3, size=300)), target="y")
+    encoder = TabularEncoder.fit(data)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(9, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    model = audit.Model(net, audit.Task("tabular", ("0", "1", "2"), encoder))
+    ours = explain_lime(model, data, seed=6, num_samples=500)  # 300 rows: several chunks of lime_batch
+    columns = RawColumns(model, 9)
+    training = columns.to_raw(model.encode(data.sample(TRAINING_ROWS, seed=6)).numpy().astype(np.float64))
+    for i in [0, 1, 2, 150, 299]:
+        row = columns.to_raw(model.encode(data.subset([i])).numpy().astype(np.float64))[0]
+        c = int(ours.target[i])
+        explainer = LimeTabularExplainer(training, mode="classification", categorical_features=[2, 3],
+                                         discretize_continuous=False, feature_selection="none", random_state=6)
+        direct = explainer.explain_instance(row, lambda z: model.predict_proba(torch.from_numpy(columns.to_model(z))),
+                                            labels=(c,), num_features=4, num_samples=500)
+        np.testing.assert_allclose(ours.local[i], [w for _, w in sorted(direct.local_exp[c])], atol=1e-8)
+        np.testing.assert_allclose([ours.intercept[i], ours.score[i]], [direct.intercept[c], direct.score], atol=1e-8)
+    assert len(set(ours.target[[0, 1, 2, 150, 299]])) > 1  # several target classes in one batch
+
+
+def test_batched_image_fits_equal_lime_called_directly():
+    model = patched_digits_cnn(True)
+    test = patched_digits()[2]
+    images = test.inputs[:4].copy()
+    images[2, :, :, 4:] = 0  # blank segments: masks that only differ there are scored once
+    images[3] = 0  # all blank: one distinct image
+    data = audit.Dataset(images, test.labels[:4], test.classes, "image", name="blanked digits")
+    ours = explain_lime(model, data, seed=5, num_samples=300, grid=3)
+    segments = grid_segments(8, 8, 3)
+    for i, image in enumerate(data.inputs):
+        c = int(ours.target[i])
+        explainer = LimeImageExplainer(feature_selection="none", random_state=5)
+        direct = explainer.explain_instance(
+            image.transpose(1, 2, 0).astype(np.float64),
+            lambda batch: model.predict_proba(torch.tensor(batch.transpose(0, 3, 1, 2), dtype=torch.float32)),
+            labels=(c,), hide_color=0.0, top_labels=None, num_features=int(segments.max()) + 1, num_samples=300,
+            batch_size=300, segmentation_fn=lambda _: segments)
+        np.testing.assert_allclose(ours.local[i], [w for _, w in sorted(direct.local_exp[c])], atol=1e-6)
+        np.testing.assert_allclose([ours.intercept[i], ours.score[i]], [direct.intercept[c], direct.score], atol=1e-6)
+
+
+@pytest.mark.parametrize("columns", [5, 16, 100])  # one or several 64-bit words per row
+def test_distinct_rows_finds_every_repeated_row(columns):
+    rows = np.random.default_rng(0).integers(0, 2, size=(400, columns)).astype(bool)
+    rows[:, 3:] |= rows[:, :1]  # many repeats
+    first, inverse = distinct_rows(rows)
+    np.testing.assert_array_equal(rows[first][inverse], rows)
+    assert len(first) == len(np.unique(rows, axis=0)) < len(rows)
 
 
 def test_one_hot_groups_are_lime_columns_and_map_back_to_the_active_indicator():

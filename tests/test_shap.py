@@ -17,7 +17,7 @@ from torch import nn
 
 import audit
 from audit.analyzers.shap_values import Shap
-from audit.attributions import get_method
+from audit.attributions import get_method, shap_method
 from audit.attributions.shap_method import explain_shap, hide_tokens, target_probability
 
 
@@ -67,6 +67,20 @@ def test_shap_values_equal_deep_explainer_called_directly():
     expected = np.stack([direct[i, ..., c] for i, c in enumerate(ours.target)])
     np.testing.assert_allclose(ours.values, expected, rtol=1e-5, atol=1e-6)
     assert ours.additivity_error.max() < 1e-4
+
+
+def test_packed_rows_equal_deep_explainer_called_directly(monkeypatch):
+    # 3 instances per DeepExplainer row: 7 rows make 3 packed rows, the last padded.
+    monkeypatch.setattr(shap_method, "PACKED_ROWS", 2 * 20 * 3)
+    model = two_feature_mlp(True)
+    train, _, test = two_feature_table()
+    data, background = test.subset(np.arange(7)), train.sample(20, seed=1)
+    ours = explain_shap(model, data, target=1, seed=0, background=background)
+    explainer = shap.DeepExplainer(copy.deepcopy(model.module), model.encode(background))
+    direct = explainer.shap_values(model.encode(data))  # (N, features, classes)
+    np.testing.assert_allclose(ours.values, direct[..., 1], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(ours.base_values, explainer.expected_value[1], rtol=1e-6)
+    assert ours.explainer == "DeepExplainer" and ours.additivity_error.max() < 1e-5
 
 
 def test_token_shap_values_equal_the_permutation_explainer_called_directly():

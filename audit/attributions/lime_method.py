@@ -1,8 +1,11 @@
 """LIME weights from the lime library, for the target class only.
 
-Every explanation is a pure function of (model, instance, target, settings, seed): each
-instance gets its own lime explainer seeded with `seed`, and all of its perturbations
-are scored in one batch (lime's image explainer scores 10 per call by default).
+Every explanation is a pure function of (model, instance, target, settings, seed): the
+weights are those of a lime explainer seeded with `seed` for that instance, and all
+perturbations are scored in big batches (lime's image explainer scores 10 per call by
+default). All instances are computed at once by `lime_batch`, which reproduces lime's
+draws and fits (lime itself spends most of its time in per-instance Python and
+scikit-learn overhead); a perturbation that recurs for an instance is scored once.
 
 - Tables: `LimeTabularExplainer` with discretization off over the raw columns: the
   (standardized) numeric features, and each one-hot group as one categorical column that
@@ -15,22 +18,19 @@ are scored in one batch (lime's image explainer scores 10 per call by default).
   low value (black), and each segment's weight is spread equally over its pixels and
   channels, so they add up to it.
 - Text: `LimeTextExplainer` over the model's tokens by position (bow=False); a hidden
-  token becomes a word outside the vocabulary, i.e. the unknown-word token.
+  token becomes lime's mask word, outside the vocabulary, i.e. the unknown-word token.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import copy
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from lime import lime_image
-from lime.lime_image import LimeImageExplainer
-from lime.lime_tabular import LimeTabularExplainer
-from lime.lime_text import LimeTextExplainer
 
+from audit.attributions.lime_batch import (IMAGE_KERNEL_WIDTH, TEXT_KERNEL_WIDTH, distinct_rows, image_masks,
+                                          mask_lime, tabular_lime, text_masks)
 from audit.attributions.registry import register_method
 from audit.attributions.sampling import training_sample
 from audit.attributions.targets import resolve_target
@@ -39,6 +39,8 @@ from audit.data.dataset import Dataset
 DEFAULT_SAMPLES = 1000
 DEFAULT_GRID = 4  # segments per image side
 TRAINING_ROWS = 1000  # rows of the training split lime's tabular sampler learns from
+FORWARD_BATCH = 4096  # perturbed images or texts per forward pass
+MASK_WORD = "UNKWORDZ"  # what lime's text explainer writes for a hidden word (bow=False)
 
 
 @dataclass(frozen=True)
@@ -118,85 +120,88 @@ def _explain_table(model, data, x, target, *, seed, num_samples) -> LimeExplanat
     training = columns.to_raw(model.encode(training).numpy().astype(np.float64))
     raw = columns.to_raw(x.numpy().astype(np.float64))
     classify = lambda batch: model.proba(torch.from_numpy(columns.to_model(batch)))  # noqa: E731
-    explanations, local = [], []
-    for row, c in zip(raw, target):
-        explainer = LimeTabularExplainer(training, mode="classification", categorical_features=columns.categorical,
-                                         discretize_continuous=False, feature_selection="none", random_state=seed)
-        explanations.append(explainer.explain_instance(row, classify, labels=(int(c),),
-                                                       num_features=raw.shape[1], num_samples=num_samples))
-        local.append(_weights(explanations[-1], c, raw.shape[1]))
-    values = np.stack([columns.weights_to_model(w, row) for w, row in zip(local, raw)])
-    return LimeExplanation(values, tuple(local), *_fit(explanations, target), target,
+    weights, intercept, score = tabular_lime(classify, training, raw, target, categorical=columns.categorical,
+                                             seed=seed, num_samples=num_samples)
+    values = np.stack([columns.weights_to_model(w, row) for w, row in zip(weights, raw)])
+    return LimeExplanation(values, tuple(weights), intercept, score, target,
                            background=f"perturbations sampled from {source}")
 
 
 def _explain_images(model, x, target, *, seed, num_samples, grid) -> LimeExplanation:
-    _, _, height, width = x.shape
+    _, channels, height, width = x.shape
     segments = grid_segments(height, width, grid)
     n_segments = int(segments.max()) + 1
-
-    def classify(images: np.ndarray) -> np.ndarray:  # lime passes (N, H, W, C)
-        return model.proba(torch.from_numpy(images.transpose(0, 3, 1, 2).astype(np.float32)))
-
-    explanations = []
-    with _quiet_lime_image():
-        for image, c in zip(x.numpy().astype(np.float64), target):
-            explainer = LimeImageExplainer(feature_selection="none", random_state=seed)
-            explanations.append(explainer.explain_instance(
-                image.transpose(1, 2, 0), classify, labels=(int(c),), hide_color=model.encoder.low, top_labels=None,
-                num_features=n_segments, num_samples=num_samples, batch_size=num_samples,
-                segmentation_fn=lambda _: segments))
-    local = tuple(_weights(e, c, n_segments) for e, c in zip(explanations, target))
-    pixel_share = 1.0 / (np.bincount(segments.ravel(), minlength=n_segments) * x.shape[1])
-    per_pixel = np.stack([(w * pixel_share)[segments] for w in local])
+    masks = image_masks(n_segments, seed=seed, num_samples=num_samples)
+    hidden = torch.from_numpy(masks[:, segments] == 0)[:, None]  # (samples, 1, H, W)
+    low = torch.tensor(model.encoder.low, dtype=x.dtype)
+    # Hiding a segment that is blank already changes nothing: masks that differ only on blank
+    # segments give the same image, which is scored once.
+    in_segment = np.eye(n_segments, dtype=np.int64)[segments.ravel()]  # (pixels, segments)
+    blank = ((x == low).all(dim=1).reshape(len(x), -1).numpy() @ in_segment) == in_segment.sum(axis=0)
+    labels = np.zeros((len(x), num_samples))
+    per_call = max(1, FORWARD_BATCH // num_samples)
+    classify = _image_classifier(model)
+    for start in range(0, len(x), per_call):
+        chunk = range(start, min(start + per_call, len(x)))
+        distinct = [distinct_rows(masks.astype(bool) | blank[i]) for i in chunk]
+        proba = classify(torch.cat([torch.where(hidden[first], low, x[i]) for i, (first, _) in zip(chunk, distinct)]))
+        offset = 0
+        for i, (first, inverse) in zip(chunk, distinct):
+            labels[i] = proba[offset + inverse, target[i]]
+            offset += len(first)
+    weights, intercept, score = mask_lime(labels, masks, kernel_width=IMAGE_KERNEL_WIDTH)
+    pixel_share = 1.0 / (np.bincount(segments.ravel(), minlength=n_segments) * channels)
+    per_pixel = np.stack([(w * pixel_share)[segments] for w in weights])
     values = np.broadcast_to(per_pixel[:, None], x.shape).copy()
-    return LimeExplanation(values, local, *_fit(explanations, target), target, segments=segments,
+    return LimeExplanation(values, tuple(weights), intercept, score, target, segments=segments,
                            background=f"hidden segments set to {model.encoder.low:g}")
+
+
+def _image_classifier(model):
+    """`model.proba` for images, in batches of FORWARD_BATCH (Model's 512 is ~1.5x slower for a small
+    CNN on a CPU), on a copy of the module with channels-last weights (oneDNN runs small convolutions
+    about twice as fast that way; the values are the same up to float rounding)."""
+    module = copy.deepcopy(model.module).to(memory_format=torch.channels_last)
+
+    def classify(x: torch.Tensor) -> np.ndarray:
+        outs = []
+        with torch.inference_mode():
+            for start in range(0, len(x), FORWARD_BATCH):
+                batch = x[start : start + FORWARD_BATCH].to(model.device).contiguous(memory_format=torch.channels_last)
+                outs.append(module(batch).float().cpu())
+        return torch.softmax(torch.cat(outs), dim=-1).numpy().astype(np.float64)
+
+    return classify
 
 
 def _explain_texts(model, data, target, *, seed, num_samples) -> LimeExplanation:
     tokenizer = model.encoder
-    classify = lambda texts: model.proba(tokenizer.encode(texts))  # noqa: E731
+    ids = model.encode(data)
+    lengths = np.array([len(tokenizer.tokens(text)) for text in data.texts])
+    hidden_id = int(tokenizer.encode([MASK_WORD])[0, 0])
     values = np.zeros((len(data), tokenizer.max_length))
-    local, intercept, score = [], np.full(len(data), np.nan), np.full(len(data), np.nan)
-    for i, (text, c) in enumerate(zip(data.texts, target)):
-        tokens = tokenizer.tokens(text)
-        if not tokens:
-            local.append(np.zeros(0))
-            continue
-        explainer = LimeTextExplainer(split_expression=" ", bow=False, feature_selection="none", random_state=seed)
-        # Joined by spaces, the model's tokens split back into exactly the same tokens.
-        explanation = explainer.explain_instance(" ".join(tokens), classify, labels=(int(c),),
-                                                 num_features=len(tokens), num_samples=num_samples)
-        local.append(_weights(explanation, c, len(tokens)))
-        values[i, : len(tokens)] = local[-1]
-        (intercept[i],), (score[i],) = _fit([explanation], [c])
+    local = [np.zeros(0)] * len(data)
+    intercept, score = np.full(len(data), np.nan), np.full(len(data), np.nan)
+    for n in np.unique(lengths[lengths > 0]):  # texts of one length share lime's masks
+        rows = np.flatnonzero(lengths == n)
+        masks = text_masks(int(n), seed=seed, num_samples=num_samples)
+        first, inverse = distinct_rows(masks.astype(bool))  # each distinct perturbation is scored once
+        on = torch.from_numpy(masks[first].astype(bool))
+        labels = np.zeros((len(rows), num_samples))
+        per_call = max(1, FORWARD_BATCH // len(first))
+        for start in range(0, len(rows), per_call):
+            chunk = rows[start : start + per_call]
+            kept = ids[chunk, None, :n].expand(-1, len(first), -1)
+            perturbed = torch.where(on, kept, torch.tensor(hidden_id)).reshape(-1, n)
+            proba = model.proba(perturbed).reshape(len(chunk), len(first), -1)
+            labels[start : start + per_call] = proba[np.arange(len(chunk))[:, None], inverse[None], target[chunk, None]]
+        weights, intercept[rows], score[rows] = mask_lime(labels, masks, kernel_width=TEXT_KERNEL_WIDTH,
+                                                          distance_scale=100)
+        values[rows, :n] = weights
+        for i, w in zip(rows, weights):
+            local[i] = w
     return LimeExplanation(values, tuple(local), intercept, score, target,
                            background="hidden tokens replaced by the unknown-word token")
-
-
-@contextmanager
-def _quiet_lime_image() -> Iterator[None]:
-    """lime 0.2.0.1's image explainer always draws a tqdm progress bar; silence it for the call."""
-    original = lime_image.tqdm
-    lime_image.tqdm = lambda iterable, *args, **kwargs: iterable
-    try:
-        yield
-    finally:
-        lime_image.tqdm = original
-
-
-def _weights(explanation, label, n: int) -> np.ndarray:
-    weights = np.zeros(n)
-    for feature, weight in explanation.local_exp[int(label)]:
-        weights[feature] = weight
-    return weights
-
-
-def _fit(explanations, target) -> tuple[np.ndarray, np.ndarray]:
-    intercept = np.array([e.intercept[int(c)] for e, c in zip(explanations, target)])
-    score = np.array([float(e.score) for e in explanations])
-    return intercept, score
 
 
 @register_method("lime", description="LIME weights (lime: tabular, grid-segmented image and token explainers)")
