@@ -102,8 +102,10 @@ def run(
     `samples` caps the examples that per-example analyzers (explanations, attacks) work on.
     An analyzer that raises becomes a Result with status "error"; the run goes on.
     """
-    model.labels(data)  # bad labels or inputs fail here, once, with a clear message
-    model.encode(data)
+    # Bad labels or inputs fail here, once, with a clear message; the predictions stay in the
+    # model's cache for the analyzers.
+    model.labels(data)
+    model.predict_proba(data)
     started = datetime.now(timezone.utc)
     objects = resolve_analyzers(analyzers, options)
     if samples is not None:
