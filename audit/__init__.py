@@ -1,6 +1,6 @@
 """audit: explainability, robustness and fairness audits of PyTorch models."""
 
-from audit.analyzers import ANALYZERS, Analyzer, Performance, Result
+from audit.analyzers import ANALYZERS, Analyzer, Finding, Performance, Result
 from audit.checkpoint import load as load_model
 from audit.checkpoint import save as save_model
 from audit.data import Dataset, Tokenizer, list_datasets, load_dataset
@@ -14,7 +14,7 @@ from audit.runner import AuditRun, run
 __version__ = "0.1.0"
 
 __all__ = [
-    "ANALYZERS", "Analyzer", "AuditInputError", "AuditRun", "Dataset", "Model", "Performance", "Policy", "Result",
+    "ANALYZERS", "Analyzer", "AuditInputError", "AuditRun", "Dataset", "Finding", "Model", "Performance", "Policy", "Result",
     "Task", "Tokenizer", "Verdict", "explain", "list_datasets", "list_models", "load_dataset", "load_model",
     "run", "save_model", "train", "wrap",
 ]

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from audit.model import Model
 
 STATUSES = ("ok", "error", "skipped")
+SEVERITIES = ("high", "medium", "low", "info")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,29 @@ class Figure:
 
 
 @dataclass(frozen=True)
+class Finding:
+    """What a reviewer must know: a judgement with its evidence.
+
+    `sentence` is one plain-language sentence that carries the number and its interval;
+    `metrics` are the metric names it rests on; `why` says why it matters and `next`
+    what to look at next. A finding is never raised on a number whose interval does not
+    support it."""
+
+    severity: str
+    sentence: str
+    metrics: tuple[str, ...] = ()
+    why: str = ""
+    next: str = ""
+
+    def __post_init__(self):
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"severity must be one of {SEVERITIES}, not {self.severity!r}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self) | {"metrics": list(self.metrics)}
+
+
+@dataclass(frozen=True)
 class Result:
     """What one analyzer found. `metrics` are flat ("<prefix>.<name>" -> float) and gateable;
     `intervals` holds confidence intervals (low, high) for some of them."""
@@ -62,6 +86,7 @@ class Result:
     config: Mapping = field(default_factory=dict)
     details: Mapping = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = ()
     error: str | None = None
     seconds: float = 0.0
 
@@ -90,6 +115,7 @@ class Result:
             "figures": [f.title for f in self.figures],
             "details": _jsonable(dict(self.details)),
             "warnings": list(self.warnings),
+            "findings": [f.to_dict() for f in self.findings],
             "error": self.error,
         }
 
