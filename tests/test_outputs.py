@@ -202,7 +202,7 @@ def test_a_signal_mid_run_leaves_the_previous_reports_and_no_temporary_file(tmp_
         if where == "write":
             assert temporary_files(tmp_path), "the signal should arrive while a temporary file is open"
         proc.send_signal(signum)
-        out, err = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=600)
     finally:
         proc.kill()
     assert proc.returncode == code, err
