@@ -185,8 +185,9 @@ def cmd_analyzers(args) -> int:
 
 
 def cmd_metrics(args) -> int:
-    _print_table(("metric", "better", "meaning"),
-                 [(name, spec.better, spec.description) for name, spec in metric_catalog().items()])
+    _print_table(("metric", "better", "interval", "meaning"),
+                 [(name, spec.better, "yes" if spec.interval else "-", spec.description)
+                  for name, spec in metric_catalog().items()])
     return 0
 
 
