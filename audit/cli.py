@@ -209,7 +209,7 @@ def cmd_train(args) -> int:
     output = Path(args.output) if args.output else spec.output
     if args.output is None:
         output.parent.mkdir(parents=True, exist_ok=True)
-    check_outputs({"-o": output}, {"--data": spec.data})
+    check_outputs({"-o": output}, {"--data": spec.data, "spec": args.what if args.what.endswith(".toml") else None})
     splits = spec.splits(seed=config.seed)
     outcome = train(spec.architecture, *splits, config=config, model_config=model_config, quiet=args.quiet)
     checkpoint.save(outcome.model, output)

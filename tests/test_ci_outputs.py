@@ -132,4 +132,5 @@ def test_markdown_inert_shows_the_text_and_nothing_else(text, code):
 
 
 def test_xml_text_keeps_what_xml_holds_and_replaces_the_rest():
-    assert xml_text("a\tb\nc\r\x00\x07\x1b\ud800\ufffe\U0001f600é") == "a\tb\nc\r\ufffd\ufffd\ufffd\ufffd\ufffd\U0001f600é"
+    assert xml_text("a\tb\nc\r\x00\x07\x1b\ud800\ufffe\U0001f600é") == (
+        "a\tb\nc\r\ufffd\ufffd\ufffd\ufffd\ufffd\U0001f600é")
