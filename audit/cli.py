@@ -7,9 +7,12 @@ Exit codes: 0 pass (or no policy), 1 a gate failed, 2 bad usage or bad input,
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from audit import checkpoint
@@ -24,10 +27,12 @@ from audit.models.training import TrainConfig, train
 from audit.policy import EXIT_USAGE, Policy, metric_catalog
 from audit.progress import set_quiet
 from audit.report.ci import render_junit, render_markdown
-from audit.files import write_text_atomic
+from audit.files import check_outputs, text_writer, write_together
 from audit.runner import AuditRun, run
 
 EXIT_INTERNAL = 4
+EXIT_INTERRUPTED = 128 + signal.SIGINT
+EXIT_TERMINATED = 128 + signal.SIGTERM
 
 
 class _Parser(argparse.ArgumentParser):
@@ -40,9 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
-        args = parser.parse_args(argv)
-        set_quiet(getattr(args, "quiet", False))
-        return args.handler(args)
+        with _sigterm_raises():
+            args = parser.parse_args(argv)
+            set_quiet(getattr(args, "quiet", False))
+            return args.handler(args)
     except AuditInputError as exc:
         if debug:
             raise
@@ -50,13 +56,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except _Terminated:
+        print("terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except Exception as exc:  # noqa: BLE001 - one line, never a traceback, unless --debug
         if debug:
             raise
         print(f"error: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
               file=sys.stderr)
         return EXIT_INTERNAL
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised where the process is so that half-written files are cleaned up on the way out."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+
+    def handler(signum, frame):
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,8 +185,9 @@ def cmd_analyzers(args) -> int:
 
 
 def cmd_metrics(args) -> int:
-    _print_table(("metric", "better", "meaning"),
-                 [(name, spec.better, spec.description) for name, spec in metric_catalog().items()])
+    _print_table(("metric", "better", "interval", "meaning"),
+                 [(name, spec.better, "yes" if spec.interval else "-", spec.description)
+                  for name, spec in metric_catalog().items()])
     return 0
 
 
@@ -177,6 +207,9 @@ def cmd_train(args) -> int:
     config = TrainConfig.from_dict({**spec.training.__dict__, **overrides})
     model_config = {**spec.model, **_parse_assignments(args.set, "architecture option")}
     output = Path(args.output) if args.output else spec.output
+    if args.output is None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    check_outputs({"-o": output}, {"--data": spec.data, "spec": args.what if args.what.endswith(".toml") else None})
     splits = spec.splits(seed=config.seed)
     outcome = train(spec.architecture, *splits, config=config, model_config=model_config, quiet=args.quiet)
     checkpoint.save(outcome.model, output)
@@ -188,25 +221,25 @@ def cmd_train(args) -> int:
 
 def cmd_report(args) -> int:
     settings = _audit_settings(args)
+    output = Path(args.output or f"reports/{Path(args.model).stem}.html")
+    outputs = _check_outputs(args, output, {"model": args.model})
     model = checkpoint.load(args.model, trust_pickle=args.trust_pickle)
     data = _audit_data(args, model)
     result = run(model, data, **settings)
-    output = Path(args.output or f"reports/{Path(args.model).stem}.html")
-    result.save_html(output)
-    _write_ci_outputs(args, result, result, name=str(args.model))
+    _write_outputs(outputs, result, result, name=str(args.model))
     return _finish(result, output)
 
 
 def cmd_compare(args) -> int:
     settings = _audit_settings(args)
+    output = Path(args.output or f"reports/{Path(args.baseline).stem}-vs-{Path(args.candidate).stem}.html")
+    outputs = _check_outputs(args, output, {"baseline": args.baseline, "candidate": args.candidate})
     baseline = checkpoint.load(args.baseline, trust_pickle=args.trust_pickle)
     candidate = checkpoint.load(args.candidate, trust_pickle=args.trust_pickle)
     data = _audit_data(args, candidate)
     comparison = compare(baseline, candidate, data, **settings)
-    output = Path(args.output or f"reports/{Path(args.baseline).stem}-vs-{Path(args.candidate).stem}.html")
-    comparison.save_html(output)
     # The candidate's run carries the comparison's verdict.
-    _write_ci_outputs(args, comparison, comparison.candidate, name=f"{args.baseline} vs {args.candidate}")
+    _write_outputs(outputs, comparison, comparison.candidate, name=f"{args.baseline} vs {args.candidate}")
     return _finish(comparison.candidate, output)
 
 
@@ -227,14 +260,21 @@ def _audit_data(args, model):
                       text_column=args.text_column, classes=model.classes)
 
 
-def _write_ci_outputs(args, document, gated: AuditRun, *, name: str) -> None:
-    """JSON of the whole document; JUnit and Markdown of the gated run."""
-    if args.json:
-        document.save_json(args.json)
-    if args.junit:
-        write_text_atomic(args.junit, render_junit(gated.verdict, gated.results, name=name))
-    if args.markdown:
-        write_text_atomic(args.markdown, render_markdown(gated))
+def _check_outputs(args, html: Path, models: dict[str, str]) -> dict[str, Path]:
+    """Every output path of an audit, checked before any model is loaded: an audit takes minutes."""
+    if args.output is None:
+        html.parent.mkdir(parents=True, exist_ok=True)  # the default reports/ folder
+    outputs = {"-o": html, "--json": args.json, "--junit": args.junit, "--markdown": args.markdown}
+    return check_outputs({k: v for k, v in outputs.items() if v is not None},
+                         {**models, "--data": args.data, "--policy": args.policy})
+
+
+def _write_outputs(outputs: dict[str, Path], document, gated: AuditRun, *, name: str) -> None:
+    """HTML and JSON of the whole document, JUnit and Markdown of the gated run, written as one set."""
+    render = {"-o": document.render_html, "--json": document.to_json,
+              "--junit": lambda: render_junit(gated.verdict, gated.results, name=name),
+              "--markdown": lambda: render_markdown(gated)}
+    write_together({path: text_writer(render[option]()) for option, path in outputs.items()})
 
 
 def _finish(gated: AuditRun, output: Path) -> int:

@@ -4,7 +4,8 @@
     max = 0.1
     use = "upper"          # "value" (default), "upper" or "lower" bound of the interval
     max_increase = 0.02    # audit compare: candidate - baseline may rise at most this much
-    if_applicable = true   # n/a (not an error) when the metric does not apply to this model and data
+    if_applicable = true   # n/a (not an error) when the metric does not exist for this kind of model or data
+                           # (no such column, another modality); a metric the data left undefined still fails
 
 Exit codes: 0 every gate passes (or no gates), 1 a gate failed, 3 a gate could not be
 evaluated because its analyzer errored or did not run (fail closed).
@@ -29,6 +30,8 @@ EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
 USES = ("value", "upper", "lower")
 NOT_APPLICABLE = "its analyzer does not apply to this model and data"
 ABSENT = "the metric is not in this run"
+UNDEFINED = ("not a finite number on this data (it is undefined here, e.g. fewer than two groups large enough; "
+             "see the analyzer's warnings)")
 GATE_KEYS = ("min", "max", "use", "max_increase", "max_decrease", "if_applicable")
 
 
@@ -134,9 +137,14 @@ class Policy:
         unknown_keys = sorted(set(doc) - {"gates"})
         if unknown_keys:
             raise AuditInputError(f"{source}: unknown section(s) {unknown_keys}; a policy has [gates.\"<metric>\"]")
+        tables = doc.get("gates", {})
+        if not isinstance(tables, Mapping):
+            raise AuditInputError(f"{source}: gates must be tables, one per metric ([gates.\"<metric>\"]), "
+                                  f"found {tables!r}")
         gates = []
-        for metric, spec in doc.get("gates", {}).items():
-            if find_metric_spec(metric) is None:
+        for metric, spec in tables.items():
+            catalogued = find_metric_spec(metric)
+            if catalogued is None:
                 raise AuditInputError(f"{source}: unknown metric {metric!r} in gates; `audit metrics` lists them")
             if not isinstance(spec, Mapping):
                 raise AuditInputError(f"{source}: gate {metric!r} must be a table with min and/or max")
@@ -148,9 +156,13 @@ class Policy:
             use = spec.get("use", "value")
             if use not in USES:
                 raise AuditInputError(f"{source}: gate {metric!r} has use = {use!r}; expected one of {USES}")
+            if use != "value" and not catalogued.interval:
+                raise AuditInputError(f"{source}: gate {metric!r} has use = {use!r}, but {metric} has no interval; "
+                                      "drop use")
             for key in ("min", "max", "max_increase", "max_decrease"):
-                if key in spec and (isinstance(spec[key], bool) or not isinstance(spec[key], (int, float))):
-                    raise AuditInputError(f"{source}: gate {metric!r} {key} must be a number, found {spec[key]!r}")
+                value = spec.get(key, 0.0)
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                    raise AuditInputError(f"{source}: gate {metric!r} {key} must be a finite number, found {value!r}")
             if not isinstance(spec.get("if_applicable", False), bool):
                 raise AuditInputError(f"{source}: gate {metric!r} if_applicable must be true or false")
             gates.append(Gate(metric, **{k: spec[k] for k in GATE_KEYS if k in spec}))
@@ -172,6 +184,8 @@ class Policy:
         value, problem = _gate_value(gate, run)
         if problem in (NOT_APPLICABLE, ABSENT) and gate.if_applicable:
             return GateResult(gate, "n/a", None, f"{gate.metric}: {problem}")
+        if problem == UNDEFINED:  # the metric applies, but this data gave it no value: never a pass
+            return GateResult(gate, "fail", None, f"{gate.metric}: {problem}")
         if problem:
             return GateResult(gate, "error", None, f"{gate.metric}: {problem}; the gate fails closed")
         failures = []
@@ -212,5 +226,5 @@ def _gate_value(gate: Gate, run: AuditRun) -> tuple[float | None, str | None]:
     if value is None:
         return None, ABSENT
     if not math.isfinite(value):
-        return None, "the metric is not a finite number in this run"
+        return None, UNDEFINED
     return float(value), None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,13 @@ def hostile_report(tmp_path_factory) -> Path:
     return run.save_html(tmp_path_factory.mktemp("report") / "report.html")
 
 
+def stylesheet_font_family() -> str:
+    """The font-family the report's stylesheet gives `.audit-report`, as the browser writes it back."""
+    css = (Path(audit.__file__).parent / "report" / "templates" / "report.css").read_text(encoding="utf-8")
+    rule = re.search(r"\.audit-report \{[^}]*?font-family:\s*([^;]+);", css).group(1)
+    return ", ".join(part.strip() for part in rule.split(","))
+
+
 def test_report_in_a_real_browser(hostile_report):
     requests, console_errors, page_errors = [], [], []
     with sync_playwright() as p:
@@ -54,6 +62,10 @@ def test_report_in_a_real_browser(hostile_report):
             assert external == []
             assert console_errors == [] and page_errors == []
             assert page.locator("#verdict").is_visible()
+            # The stylesheet reached the browser intact (autoescaping once turned its quotes into entities,
+            # which voided the rule and left the browser's default serif font).
+            family = page.evaluate("() => getComputedStyle(document.querySelector('.audit-report')).fontFamily")
+            assert family == stylesheet_font_family()
             assert "FAIL" in page.locator("#verdict").inner_text()
             images = page.evaluate("""() => Array.from(document.images).map(
                 i => ({src: i.src.slice(0, 30), ok: i.complete && i.naturalWidth > 0}))""")

@@ -30,10 +30,15 @@ SEVERITIES = ("high", "medium", "low", "info")
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """A gateable metric: what it means and which direction is better."""
+    """A gateable metric: what it means, which direction is better, and whether it comes with an interval.
+
+    `interval` is true when the analyzer reports a confidence interval for the metric, so a gate
+    may read its bounds (`use = "upper"` or `"lower"`).
+    """
 
     description: str
     better: str  # "higher" or "lower"
+    interval: bool = False
 
 
 @dataclass(frozen=True)

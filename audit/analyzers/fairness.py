@@ -23,6 +23,7 @@ sensitive columns; binary outcomes get a threshold post-processing preview
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -46,7 +47,8 @@ def _higher_is_worse(metric: str) -> bool:
 
 
 def _spec(metric: str, scope: str) -> MetricSpec:
-    return MetricSpec(f"{DISPARITIES[metric][0]} ({scope})", "lower" if _higher_is_worse(metric) else "higher")
+    return MetricSpec(f"{DISPARITIES[metric][0]} ({scope})", "lower" if _higher_is_worse(metric) else "higher",
+                      interval=True)
 
 
 @register_analyzer
@@ -154,6 +156,11 @@ class Fairness(Analyzer):
         strata = Strata.from_codes([*(pd.factorize(single[f])[0] for f in single.columns), labels, pred])
         replicates = bootstrap_disparities(strata, outcomes, self.resamples, seed)
         metrics, intervals, rows = self._summarize(estimates, replicates, list(single.columns), targets, classes)
+        for feature in groups.columns:
+            if len(used[feature][0]) < 2:  # the data leave its disparities undefined: NaN, which fails a gate
+                for metric in DISPARITIES:
+                    metrics[f"fairness.{feature}.{metric}"] = math.nan
+                    intervals[f"fairness.{feature}.{metric}"] = (math.nan, math.nan)
         disparity_frame = pd.DataFrame(rows)
         if len(disparity_frame):
             disparity_frame["excluded_groups"] = disparity_frame["feature"].map(lambda f: ", ".join(used[f][1]))
@@ -232,6 +239,8 @@ class Fairness(Analyzer):
         for metric in DISPARITIES:
             candidates = [per_feature[f, metric] for f in features if (f, metric) in per_feature]
             if not candidates:
+                metrics[f"fairness.{metric}"] = math.nan
+                intervals[f"fairness.{metric}"] = (math.nan, math.nan)
                 continue
             worse = np.fmax if _higher_is_worse(metric) else np.fmin
             value = float(worse.reduce(np.array([v for v, _ in candidates])))

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
 from audit.analyzers.base import ANALYZERS, Result
 
@@ -39,8 +40,9 @@ def environment() -> Environment:
 
 
 @cache
-def stylesheet() -> str:
-    return files("audit.report").joinpath("templates/report.css").read_text(encoding="utf-8")
+def stylesheet() -> Markup:
+    """Our stylesheet, marked safe: it is not data, and autoescaping would turn its quotes into entities."""
+    return Markup(files("audit.report").joinpath("templates/report.css").read_text(encoding="utf-8"))
 
 
 def render_run(run: AuditRun, *, standalone: bool = True) -> str:
