@@ -18,6 +18,7 @@ from audit.compare import compare
 from audit.data.builtin import list_datasets, load_dataset
 from audit.data.sources import audit_data
 from audit.errors import AuditInputError
+from audit.findings.thresholds import default_policy_toml
 from audit.models import MODELS
 from audit.models.spec import ModelSpec
 from audit.models.training import TrainConfig, train
@@ -74,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("metrics", help="list every gateable metric with its meaning and direction")
     p.set_defaults(handler=cmd_metrics)
+
+    p = sub.add_parser("policy", help="print the built-in default policy (its thresholds judge every run)")
+    p.add_argument("--default", action="store_true", required=True,
+                   help="the policy a run without --policy is judged by, as TOML with where each value comes from")
+    p.set_defaults(handler=cmd_policy)
 
     p = sub.add_parser("train", help="train an architecture, or a model spec (models/*.toml)")
     p.add_argument("what", help="an architecture name (audit models) or a spec file NAME.toml")
@@ -158,6 +164,11 @@ def cmd_analyzers(args) -> int:
 def cmd_metrics(args) -> int:
     _print_table(("metric", "better", "meaning"),
                  [(name, spec.better, spec.description) for name, spec in metric_catalog().items()])
+    return 0
+
+
+def cmd_policy(args) -> int:
+    print(default_policy_toml(), end="")
     return 0
 
 

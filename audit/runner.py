@@ -20,6 +20,7 @@ import torch
 from audit.analyzers.base import ANALYZERS, Analyzer, Result
 from audit.data.dataset import Dataset
 from audit.errors import AuditInputError
+from audit.findings import with_findings
 from audit.model import Model
 from audit.policy import Policy, Verdict
 from audit.progress import progress
@@ -110,19 +111,20 @@ def run(
     objects = resolve_analyzers(analyzers, options)
     if samples is not None:
         objects = [dataclasses.replace(a, samples=samples) if "samples" in a.config() else a for a in objects]
+    judged_by = policy or Policy()
     results = []
     for analyzer in progress(objects, desc="audit"):
-        results.append(_run_one(analyzer, model, data, seed))
+        results.append(with_findings(_run_one(analyzer, model, data, seed), judged_by.thresholds))
     results = tuple(results)
     skeleton = AuditRun(model=describe_model(model), data=describe_data(data), results=results,
                         verdict=Verdict("ungated"), seed=seed)
-    verdict = (policy or Policy()).evaluate(skeleton)
+    verdict = judged_by.evaluate(skeleton)
     provenance = {
         "started": started.isoformat(timespec="seconds"),
         "seconds": round(sum(r.seconds for r in results), 3),
         "timings": {r.analyzer: round(r.seconds, 3) for r in results},
         "command": command or " ".join(sys.argv),
-        "policy": policy.source if policy else None,
+        "policy": policy.source if policy else "the built-in default policy (audit policy --default)",
         "versions": library_versions(),
         "python": platform.python_version(),
         "platform": platform.platform(),
