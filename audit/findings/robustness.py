@@ -45,15 +45,17 @@ def _kept_share(result: Result, limit: float) -> list[Finding]:
     if not correct or kept != kept:
         return []
     ci = binomtest(round(kept * correct), correct).proportion_ci(CONFIDENCE, method="wilson")
-    if ci.high >= limit:
+    if kept >= limit:
         return []
+    severity = "high" if ci.high < limit else "medium"
     flipped_low, flipped_high = 1 - ci.high, 1 - ci.low
     return [Finding(
-        severity="high",
+        severity=severity,
         sentence=f"{attack} flips {points(1 - kept)}% of the {correct} correctly classified examples "
                  f"[{points(flipped_low)}, {points(flipped_high)}]; robust accuracy is {kept:.2f} of clean.",
         metrics=(metric,),
-        why=f"Most correct predictions flip under small input changes (more than {1 - limit:.0%} of them, "
-            "across the whole interval): the model's decisions are easy to push.",
+        why=f"More than {1 - limit:.0%} of the correct predictions flip under small input changes "
+            f"({'across the whole interval' if severity == 'high' else 'at the estimate; the interval reaches back'}"
+            "): the model's decisions are easy to push.",
         next="See the robust accuracy by epsilon curve and the adversarial examples; train with noise or "
              "adversarial augmentation and compare with audit compare.")]
