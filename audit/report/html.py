@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
 
 from audit.analyzers.base import ANALYZERS, Result
+from audit.findings import worst_severity
 
 if TYPE_CHECKING:
     from audit.compare import Comparison
@@ -34,7 +36,12 @@ def environment() -> Environment:
     env.filters["num"] = format_number
     env.globals["title_of"] = analyzer_title
     env.globals["table_rows"] = table_rows
+    env.filters["breakable"] = breakable
     env.globals["headline"] = headline_metrics
+    env.globals["key_numbers"] = key_numbers
+    env.globals["meaning"] = meaning
+    env.globals["worst"] = worst_severity
+    env.globals["is_gallery"] = is_gallery
     return env
 
 
@@ -60,6 +67,73 @@ def headline_metrics(result: Result) -> dict[str, float]:
     """The metrics an analyzer declares by exact name (not per feature or per method): the key numbers."""
     declared = ANALYZERS.get(result.analyzer).metrics if result.analyzer in ANALYZERS else {}
     return {k: v for k, v in result.metrics.items() if k in declared}
+
+
+# The few numbers the summary leads with, in this order, where a run has them.
+KEY_METRICS = (
+    "performance.balanced_accuracy", "performance.accuracy", "performance.ece",
+    "fairness.equalized_odds_difference", "fairness.demographic_parity_difference",
+    "fairness.counterfactual_flip_rate",
+    "robustness.pgd_accuracy_ratio", "robustness.text_attack_success_rate", "robustness.corruption_accuracy",
+    "explanations.agreement",
+)
+# Worst-case fairness metrics and the group rate whose extremes drive them.
+DRIVING_RATE = {"demographic_parity_difference": ("selection_rate",), "equalized_odds_difference": ("tpr", "fpr")}
+
+
+def key_numbers(run: AuditRun) -> list[dict]:
+    """The summary's key numbers: value, interval, meaning, which way is better and, for a
+    worst case over sensitive features, the feature and group pair that drive it."""
+    from audit.policy import find_metric_spec
+
+    rows = []
+    for result in run.results:
+        for name in KEY_METRICS:
+            if name not in result.metrics:
+                continue
+            spec = find_metric_spec(name)
+            rows.append({"metric": name, "value": result.metrics[name], "interval": result.intervals.get(name),
+                         "meaning": spec.description if spec else "", "better": spec.better if spec else "",
+                         "driver": _driver(result, name)})
+    return rows
+
+
+def _driver(result: Result, name: str) -> str:
+    metric = name.split(".", 1)[1]
+    if result.analyzer != "fairness" or metric not in DRIVING_RATE:
+        return ""
+    value = result.metrics[name]
+    feature = next((n.split(".", 1)[1].rsplit(".", 1)[0] for n, v in result.metrics.items()
+                    if n.endswith("." + metric) and n != name and v == value and "&" not in n), None)
+    groups = result.tables.get("groups")
+    if feature is None:
+        return ""
+    if groups is None or "class" in groups.columns:
+        return feature
+    used = [str(g) for g in result.details.get("groups_used", {}).get(feature, [])]
+    rows = groups[(groups["feature"] == feature) & groups["group"].astype(str).isin(used)]
+    if len(rows) < 2:
+        return feature
+    rows = rows.set_index(rows["group"].astype(str))
+    rate = max(DRIVING_RATE[metric], key=lambda r: rows[r].max() - rows[r].min())
+    return f"{feature}: {rows[rate].idxmin()} vs {rows[rate].idxmax()} ({rate.replace('_', ' ')})"
+
+
+def meaning(name: str) -> str:
+    from audit.policy import find_metric_spec
+
+    spec = find_metric_spec(name)
+    return f"{spec.description} ({spec.better} is better)" if spec else ""
+
+
+def breakable(name) -> Markup:
+    """A metric name, escaped, that may wrap after a dot or underscore but never inside a word."""
+    return Markup(str(escape(name)).replace(".", ".<wbr>").replace("_", "_<wbr>"))
+
+
+def is_gallery(figure) -> bool:
+    """Per-example panels: shown folded, below the section's summary figures."""
+    return "example" in figure.title.lower() or figure.title == "Token attributions"
 
 
 def analyzer_title(name: str) -> str:
