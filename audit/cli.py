@@ -24,7 +24,7 @@ from audit.models.spec import ModelSpec
 from audit.models.training import TrainConfig, train
 from audit.policy import EXIT_USAGE, Policy, metric_catalog
 from audit.progress import set_quiet
-from audit.report.ci import render_junit, render_markdown
+from audit.report.ci import render_compare_markdown, render_junit, render_markdown
 from audit.files import write_text_atomic
 from audit.runner import AuditRun, run
 
@@ -245,7 +245,8 @@ def _write_ci_outputs(args, document, gated: AuditRun, *, name: str) -> None:
     if args.junit:
         write_text_atomic(args.junit, render_junit(gated.verdict, gated.results, name=name))
     if args.markdown:
-        write_text_atomic(args.markdown, render_markdown(gated))
+        text = render_compare_markdown(document) if document is not gated else render_markdown(gated)
+        write_text_atomic(args.markdown, text)
 
 
 def _finish(gated: AuditRun, output: Path) -> int:

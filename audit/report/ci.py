@@ -8,10 +8,12 @@ from xml.etree import ElementTree as ET
 from audit.report.html import analyzer_title, format_number
 
 if TYPE_CHECKING:
+    from audit.compare import Comparison
     from audit.policy import Verdict
     from audit.runner import AuditRun
 
 STATUS_MARK = {"pass": "✅ pass", "fail": "❌ fail", "error": "⚠️ error", "n/a": "n/a"}
+SEVERITY_MARK = {"high": "🔴 **high**", "medium": "🟠 **medium**", "low": "🔵 low", "info": "ℹ️ info"}
 
 
 def render_junit(verdict: Verdict, results, *, name: str) -> str:
@@ -44,23 +46,24 @@ def render_junit(verdict: Verdict, results, *, name: str) -> str:
 
 
 def render_markdown(run: AuditRun) -> str:
-    """A short summary for a pull-request comment or a CI job summary."""
+    """A short summary for a pull-request comment or a CI job summary: findings and failing gates first."""
     verdict = run.verdict
     lines = [
         f"## Audit: `{_md(run.model.get('path') or run.model['architecture'])}`",
         "",
-        f"**{_md(verdict.summary)}** — {run.model['architecture']} ({run.model['modality']}) on "
+        f"**{_md(verdict.summary)}** — {_md(run.model['architecture'])} ({_md(run.model['modality'])}) on "
         f"`{_md(run.data['name'])}`, {run.data['rows']:,} rows, seed {run.seed}.",
         "",
     ]
-    if verdict.gates:
-        lines += ["| gate | value | result |", "|---|---:|---|"]
-        lines += [f"| `{_md(g.gate.describe())}` | {format_number(g.value)} | {STATUS_MARK[g.status]}: "
-                  f"{_md(g.message)} |" for g in verdict.gates]
-        lines.append("")
+    lines += _failing_gates(verdict) + _findings(verdict.findings)
     errored = [r for r in run.results if r.status == "error"]
     if errored:
         lines += [f"⚠️ analyzer `{r.analyzer}` errored: {_md(r.error or '')}" for r in errored] + [""]
+    if verdict.gates:
+        lines += ["<details><summary>Every gate</summary>", "", "| gate | value | result |", "|---|---:|---|"]
+        lines += [f"| `{_md(g.gate.describe())}` | {format_number(g.value)} | {STATUS_MARK[g.status]}: "
+                  f"{_md(g.message)} |" for g in verdict.gates]
+        lines += ["", "</details>", ""]
     lines += ["<details><summary>Metrics</summary>", "", "| analyzer | metric | value | interval |",
               "|---|---|---:|---:|"]
     intervals = run.intervals
@@ -68,9 +71,53 @@ def render_markdown(run: AuditRun) -> str:
         for metric, value in result.metrics.items():
             interval = intervals.get(metric)
             shown = f"{format_number(interval[0])} – {format_number(interval[1])}" if interval else ""
-            lines.append(f"| {analyzer_title(result.analyzer)} | `{metric}` | {format_number(value)} | {shown} |")
+            lines.append(f"| {_md(analyzer_title(result.analyzer))} | `{_md(metric)}` | {format_number(value)} | "
+                         f"{shown} |")
     lines += ["", "</details>", ""]
     return "\n".join(lines)
+
+
+def render_compare_markdown(comparison: Comparison) -> str:
+    """The candidate's summary, led by baseline, candidate and change for every gated metric."""
+    verdict = comparison.verdict
+    changes = comparison.table().set_index("metric")
+    lines = [
+        f"## Audit compare: `{_md(comparison.baseline.model.get('path') or 'baseline')}` → "
+        f"`{_md(comparison.candidate.model.get('path') or 'candidate')}`",
+        "",
+        f"**{_md(verdict.summary)}**",
+        "",
+    ]
+    if verdict.gates:
+        lines += ["| gate | baseline | candidate | change | result |", "|---|---:|---:|---:|---|"]
+        for g in verdict.gates:
+            row = changes.loc[g.gate.metric] if g.gate.metric in changes.index else None
+            base = g.baseline if g.baseline is not None else (None if row is None else row["baseline"])
+            cand = g.value if g.value is not None else (None if row is None else row["candidate"])
+            change = cand - base if base is not None and cand is not None else None
+            lines.append(f"| `{_md(g.gate.describe())}` | {format_number(base)} | {format_number(cand)} | "
+                         f"{_signed(change)} | {STATUS_MARK[g.status]}: {_md(g.message)} |")
+        lines.append("")
+    lines += _findings(verdict.findings)
+    return "\n".join(lines)
+
+
+def _failing_gates(verdict: Verdict) -> list[str]:
+    failed = verdict.failed
+    if not failed:
+        return []
+    return ["**Failing gates**", ""] + [f"- {STATUS_MARK[g.status]} `{_md(g.gate.describe())}`: {_md(g.message)}"
+                                        for g in failed] + [""]
+
+
+def _findings(findings) -> list[str]:
+    if not findings:
+        return ["No findings.", ""]
+    return ["**Findings**", ""] + [f"- {SEVERITY_MARK[f.severity]} {_md(f.sentence)}" for f in findings] + [""]
+
+
+def _signed(value) -> str:
+    return "n/a" if value is None or value != value else f"{value:+.4g}"
 
 
 def _md(text: str) -> str:
