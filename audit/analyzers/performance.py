@@ -79,7 +79,8 @@ class Performance(Analyzer):
             arrays={"proba": proba, "labels": labels},
             figures=(_confusion_figure(confusion), _reliability_figure(reliability, ece)),
             config=self.config(),
-            details={"rows": len(labels)},
+            # The figures show these two tables; the HTML report does not repeat them (JSON keeps them).
+            details={"rows": len(labels), "tables_shown_as_figures": ["confusion_matrix", "reliability"]},
         )
 
 

@@ -42,6 +42,8 @@ def environment() -> Environment:
     env.globals["meaning"] = meaning
     env.globals["worst"] = worst_severity
     env.globals["is_gallery"] = is_gallery
+    env.globals["shown_tables"] = shown_tables
+    env.globals["table_note"] = table_note
     return env
 
 
@@ -141,7 +143,7 @@ def analyzer_title(name: str) -> str:
 
 
 def format_number(value) -> str:
-    if value is None:
+    if value is None or value is pd.NA:
         return "n/a"
     if isinstance(value, (bool, np.bool_)):
         return "yes" if value else "no"
@@ -156,9 +158,29 @@ def format_number(value) -> str:
     return str(value)
 
 
+# Count columns: shown as whole numbers even where they were summed as floats (33, not 33.000).
+COUNT_COLUMNS = {"count", "support", "tn", "fp", "fn", "tp", "examples", "words_changed", "rows"}
+# Tables whose caption needs a note the analyzer keeps in its details: table name -> details key.
+TABLE_NOTES = {"mitigation_preview_(model_unchanged)": "mitigation_preview"}
+
+
+def shown_tables(result: Result) -> dict[str, pd.DataFrame]:
+    """The tables the HTML shows: those a figure already shows are left to the JSON."""
+    hidden = set(result.details.get("tables_shown_as_figures", ()))
+    return {name: frame for name, frame in result.tables.items() if name not in hidden}
+
+
+def table_note(result: Result, name: str) -> str:
+    return str(result.details.get(TABLE_NOTES.get(name, ""), ""))
+
+
 def table_rows(frame: pd.DataFrame, limit: int = 200) -> tuple[list[str], list[list], int]:
     """Header, rows (at most `limit`) and the total row count of a DataFrame, index included."""
     shown = frame.reset_index() if not isinstance(frame.index, pd.RangeIndex) else frame
+    counts = [c for c in shown.columns if str(c) in COUNT_COLUMNS and pd.api.types.is_float_dtype(shown[c])
+              and bool(np.all(np.isnan(shown[c]) | (shown[c] == np.round(shown[c]))))]
+    if counts:
+        shown = shown.astype({c: "Int64" for c in counts})
     header = [str(c) for c in shown.columns]
     rows = shown.head(limit).to_numpy().tolist()
     return header, rows, len(shown)
