@@ -35,6 +35,21 @@ def importance_figure(table: pd.DataFrame, *, xlabel: str, title: str, caption: 
     return to_figure(fig, title=title, caption=caption)
 
 
+def mean_map_figure(maps: dict[str, np.ndarray], *, title: str, caption: str) -> Figure:
+    """One heatmap per method (name -> (H, W) share of |attribution| per pixel), side by side on one
+    colour scale: where on the image the model looks, over all explained examples."""
+    fig, axes = new_figure(1.9 * len(maps) + 0.9, 2.4, ncols=len(maps), squeeze=False)
+    top = max(float(m.max()) for m in maps.values()) or 1.0
+    for ax, (name, shares) in zip(axes[0], maps.items()):
+        shown = ax.imshow(shares, cmap="inferno", vmin=0, vmax=top)
+        ax.set_title(name.replace("_", " "), fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    bar = fig.colorbar(shown, cax=axes[0, -1].inset_axes([1.06, 0.0, 0.07, 1.0]))
+    bar.set_label("share of |attribution|", fontsize=8)
+    return to_figure(fig, title=title, caption=caption)
+
+
 def image_grid(images: np.ndarray, maps: dict[str, np.ndarray], labels: list[str], *, signed: bool,
                title: str, caption: str, label_colors: list[str] | None = None) -> Figure:
     """One row per image (N, C, H, W): the image titled by its label, then each map of `maps`
