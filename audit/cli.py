@@ -253,6 +253,9 @@ def _finish(gated: AuditRun, output: Path) -> int:
     print(f"{gated.verdict.summary} -> {output}")
     for gate in gated.verdict.failed:
         print(f"  {gate.status}: {gate.message}")
+    for finding in gated.verdict.findings:
+        if finding.severity in ("high", "medium"):
+            print(f"  {finding.severity}: {finding.sentence}")
     for r in gated.results:
         if r.status == "error":
             print(f"  analyzer {r.analyzer} errored: {r.error}", file=sys.stderr)
