@@ -125,13 +125,14 @@ def examples_figure(values: np.ndarray, model, data, target: np.ndarray, *, titl
         return token_figure(tokens, [v[: len(t)] for v, t in zip(values, tokens)], labels, title=title,
                             caption=caption)
     names, groups = feature_groups(model, data)
-    fig, axes = new_figure(3.4 * n, 3.6, ncols=n, squeeze=False)
+    # Stacked, not side by side: each panel keeps a legible width on a narrow screen.
+    fig, axes = new_figure(5.4, 2.6 * n + 0.3, nrows=n, squeeze=False)
     for i in range(n):
         contributions = group_sums(values[i], groups)
         order = np.argsort(-np.abs(contributions))[:8][::-1]
-        axes[0, i].barh([textwrap.shorten(names[j], 20) for j in order], contributions[order],
-                        color=["#d62728" if contributions[j] > 0 else "#1f77b4" for j in order])
-        axes[0, i].axvline(0, color="#444", linewidth=0.8)
-        axes[0, i].set_title(f"example {i + 1}, {labels[i]}", fontsize=8)
-        axes[0, i].tick_params(labelsize=7)
+        axes[i, 0].barh([textwrap.fill(names[j], 28, max_lines=2, placeholder="…") for j in order],
+                        contributions[order], color=["#d62728" if contributions[j] > 0 else "#1f77b4" for j in order])
+        axes[i, 0].axvline(0, color="#444", linewidth=0.8)
+        axes[i, 0].set_title(f"example {i + 1}, {labels[i]}", fontsize=10)
+        axes[i, 0].tick_params(labelsize=9)
     return to_figure(fig, title=title, caption=caption)
