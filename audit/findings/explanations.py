@@ -19,15 +19,15 @@ def explanation_findings(result: Result, thresholds: Mapping[str, float]) -> lis
     if failed:
         threshold = result.config.get("sanity_threshold", 0.5)
         correlations = ", ".join(
-            f"{m.replace('_', ' ')} {result.metrics.get(f'explanations.{m}.randomization_correlation', float('nan')):.2f}"
+            f"{m.replace('_', ' ')} {result.metrics.get(f'explanations.{m}.randomization_correlation', float('nan')):.3f}"
             for m in failed)
         every = len(failed) == len(checked)
         findings.append(Finding(
             severity="high" if every else "medium",
-            sentence=f"{'Every' if every else 'Some'} explanation method{'' if len(failed) == 1 else 's'} "
-                     f"fail{'s' if len(failed) == 1 else ''} the model-randomization sanity check: after the top "
-                     f"layers are re-initialized the attributions barely change (rank correlation {correlations}; "
-                     f"at most {threshold:g} passes).",
+            sentence=f"{'Every' if every else f'{len(failed)} of {len(checked)}'} explanation "
+                     f"method{'' if len(checked) == 1 else 's'} fail{'s' if len(failed) == 1 else ''} the "
+                     f"model-randomization sanity check: after the top layers are re-initialized the attributions "
+                     f"barely change (rank correlation {correlations}; below {threshold:g} passes).",
             metrics=tuple(SANITY.format(m) for m in failed),
             why="An explanation that does not change when the model's learned weights are destroyed shows the "
                 "input, not what the model learned (Adebayo et al. 2018).",
