@@ -148,3 +148,21 @@ def test_a_user_policy_overrides_a_threshold():
         Policy.from_dict({"thresholds": {"gap": 0.5}})
     with pytest.raises(audit.AuditInputError, match="finite number"):
         Policy.from_dict({"thresholds": {"error_rate_gap_max": float("nan")}})
+
+
+def test_a_finder_that_fails_leaves_a_finding_saying_so(monkeypatch):
+    from audit import findings
+
+    def broken(result, thresholds):
+        raise KeyError("groups")
+
+    monkeypatch.setitem(findings._FINDERS, "fairness", broken)
+    found = with_findings(fairness_result(0.3, (0.2, 0.4)), DEFAULT_VALUES).findings
+    assert [f.severity for f in found] == ["medium"] and "could not be derived" in found[0].sentence
+
+
+def test_groups_without_positives_name_no_pair():
+    result = fairness_result(0.30, (0.20, 0.40))
+    result.tables["groups"]["tpr"] = np.nan
+    found = with_findings(result, DEFAULT_VALUES).findings
+    assert found[0].sentence.startswith("True or false positive rates differ by 30 points")

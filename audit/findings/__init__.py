@@ -38,7 +38,14 @@ def with_findings(result: Result, thresholds: Mapping[str, float]) -> Result:
     if result.status != "ok" or finder is None:
         return result
     covered = {m for f in result.findings for m in f.metrics}
-    derived = [f for f in finder(result, thresholds) if not covered & set(f.metrics)]
+    try:
+        derived = [f for f in finder(result, thresholds) if not covered & set(f.metrics)]
+    except Exception as exc:  # noqa: BLE001 - the analyzer's numbers stand; the judgement says it is missing
+        derived = [Finding("medium", f"The findings of this analyzer could not be derived ({type(exc).__name__}: "
+                                     f"{exc}); its numbers are shown unjudged.",
+                           why="A run without findings must not read as a run without problems.",
+                           next="Read this section's metrics against the default policy by hand, and report "
+                                "the error.")]
     return dataclasses.replace(result, findings=by_severity([*result.findings, *derived]))
 
 

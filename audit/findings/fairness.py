@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import pandas as pd
 
 from audit.analyzers.base import Finding, Result
@@ -51,7 +52,7 @@ def _pair(result: Result, metric: str, rows: pd.DataFrame | None, rate: str) -> 
         worse, better = str(named["worse_group"]), str(named.get("better_group"))
         if worse in rows.index and better in rows.index:
             return (worse, better) if rows.at[worse, rate] <= rows.at[better, rate] else (better, worse)
-    if rows is None:
+    if rows is None or rows[rate].notna().sum() < 2:
         return None
     return str(rows[rate].idxmin()), str(rows[rate].idxmax())
 
@@ -64,11 +65,12 @@ def _error_gap(result: Result, feature: str, rows, limit: float) -> list[Finding
     if value <= limit or low <= 0:
         return []
     severity = "high" if low > limit else "medium"
-    rate = "tpr"
+    rate, pair = "tpr", None
     if rows is not None:
-        gaps = {r: float(rows[r].max() - rows[r].min()) for r in ("tpr", "fpr")}
+        # The rate whose gap is the metric (the larger of the two); none when the table does not show it.
+        gaps = {r: float(np.nan_to_num(rows[r].max() - rows[r].min(), nan=-1.0)) for r in ("tpr", "fpr")}
         rate = max(gaps, key=gaps.get)
-    pair = _pair(result, metric, rows, rate)
+        pair = _pair(result, metric, rows, rate) if abs(gaps[rate] - value) < 1e-9 else None
     who = (f"{RATES[rate]} for {pair[0]} is {points(value)} points below {pair[1]}'s" if pair else
            f"True or false positive rates differ by {points(value)} points between groups")
     return [Finding(

@@ -117,7 +117,9 @@ def _driver(result: Result, name: str) -> str:
     if len(rows) < 2:
         return feature
     rows = rows.set_index(rows["group"].astype(str))
-    rate = max(DRIVING_RATE[metric], key=lambda r: rows[r].max() - rows[r].min())
+    rate = max(DRIVING_RATE[metric], key=lambda r: np.nan_to_num(rows[r].max() - rows[r].min(), nan=-1.0))
+    if rows[rate].notna().sum() < 2:
+        return feature
     return f"{feature}: {rows[rate].idxmin()} vs {rows[rate].idxmax()} ({rate.replace('_', ' ')})"
 
 
