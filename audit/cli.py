@@ -21,13 +21,14 @@ from audit.compare import compare
 from audit.data.builtin import list_datasets, load_dataset
 from audit.data.sources import audit_data
 from audit.errors import AuditInputError
+from audit.findings.thresholds import default_policy_toml
 from audit.models import MODELS
 from audit.models.spec import ModelSpec
 from audit.models.training import TrainConfig, train
 from audit.policy import EXIT_USAGE, Policy, metric_catalog
 from audit.progress import set_quiet
-from audit.report.ci import render_junit, render_markdown
 from audit.files import check_outputs, text_writer, write_together
+from audit.report.ci import render_compare_markdown, render_junit, render_markdown
 from audit.runner import AuditRun, run
 
 EXIT_INTERNAL = 4
@@ -103,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("metrics", help="list every gateable metric with its meaning and direction")
     p.set_defaults(handler=cmd_metrics)
+
+    p = sub.add_parser("policy", help="print the built-in default policy (its thresholds judge every run)")
+    p.add_argument("--default", action="store_true", required=True,
+                   help="the policy a run without --policy is judged by, as TOML with where each value comes from")
+    p.set_defaults(handler=cmd_policy)
 
     p = sub.add_parser("train", help="train an architecture, or a model spec (models/*.toml)")
     p.add_argument("what", help="an architecture name (audit models) or a spec file NAME.toml")
@@ -191,6 +197,11 @@ def cmd_metrics(args) -> int:
     return 0
 
 
+def cmd_policy(args) -> int:
+    print(default_policy_toml(), end="")
+    return 0
+
+
 def cmd_train(args) -> int:
     if args.what.endswith(".toml"):
         if args.dataset or args.data:
@@ -273,7 +284,7 @@ def _write_outputs(outputs: dict[str, Path], document, gated: AuditRun, *, name:
     """HTML and JSON of the whole document, JUnit and Markdown of the gated run, written as one set."""
     render = {"-o": document.render_html, "--json": document.to_json,
               "--junit": lambda: render_junit(gated.verdict, gated.results, name=name),
-              "--markdown": lambda: render_markdown(gated)}
+              "--markdown": lambda: render_markdown(gated) if document is gated else render_compare_markdown(document)}
     write_together({path: text_writer(render[option]()) for option, path in outputs.items()})
 
 
@@ -281,6 +292,9 @@ def _finish(gated: AuditRun, output: Path) -> int:
     print(f"{gated.verdict.summary} -> {output}")
     for gate in gated.verdict.failed:
         print(f"  {gate.status}: {gate.message}")
+    for finding in gated.verdict.findings:
+        if finding.severity in ("high", "medium"):
+            print(f"  {finding.severity}: {finding.sentence}")
     for r in gated.results:
         if r.status == "error":
             print(f"  analyzer {r.analyzer} errored: {r.error}", file=sys.stderr)

@@ -70,7 +70,7 @@ def compare(
     """Audit both models on `data` with the same analyzers and seed; gate the candidate against the baseline."""
     if baseline.modality != candidate.modality:
         raise AuditInputError(f"cannot compare a {baseline.modality} model with a {candidate.modality} model")
-    kwargs = dict(seed=seed, samples=samples, options=options, command=command)
+    kwargs = dict(seed=seed, samples=samples, options=options, command=command, policy=policy)
     base_run = run(baseline, data, analyzers, **kwargs)
     cand_run = run(candidate, data, analyzers, **kwargs)
     verdict = (policy or Policy()).evaluate(cand_run, baseline=base_run)

@@ -102,6 +102,12 @@ class Result:
             if not name.startswith(self.analyzer_prefix + "."):
                 raise ValueError(f"metric {name!r} must start with {self.analyzer_prefix!r}.")
 
+    def __repr__(self) -> str:
+        status = {"ok": "ran", "error": f"errored: {self.error}", "skipped": "skipped"}[self.status]
+        counts = ", ".join(f"{n} {s}" for s in SEVERITIES if (n := sum(f.severity == s for f in self.findings)))
+        return (f"Result({self.analyzer} {status}, {len(self.metrics)} metrics, "
+                f"findings: {counts or 'none'}, {self.seconds:.1f} s)")
+
     @property
     def analyzer_prefix(self) -> str:
         return ANALYZERS.get(self.analyzer).metric_prefix if self.analyzer in ANALYZERS else self.analyzer

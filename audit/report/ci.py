@@ -10,10 +10,12 @@ from audit.report.escape import xml_text
 from audit.report.html import analyzer_title, format_number
 
 if TYPE_CHECKING:
+    from audit.compare import Comparison
     from audit.policy import Verdict
     from audit.runner import AuditRun
 
 STATUS_MARK = {"pass": "✅ pass", "fail": "❌ fail", "error": "⚠️ error", "n/a": "n/a"}
+SEVERITY_MARK = {"high": "🔴 **high**", "medium": "🟠 **medium**", "low": "🔵 low", "info": "ℹ️ info"}
 
 
 def render_junit(verdict: Verdict, results, *, name: str) -> str:
@@ -55,7 +57,8 @@ def _element(parent: ET.Element | None, tag: str, text: str | None = None, **att
 
 
 def render_markdown(run: AuditRun) -> str:
-    """A short summary for a pull-request comment or a CI job summary; every name from data is inert."""
+    """A short summary for a pull-request comment or a CI job summary: failing gates and findings first;
+    every name from data is inert."""
     verdict = run.verdict
     lines = [
         f"## Audit: {_md(run.model.get('path') or run.model['architecture'])}",
@@ -64,14 +67,15 @@ def render_markdown(run: AuditRun) -> str:
         f"{_md(run.data['name'])}, {run.data['rows']:,} rows, seed {run.seed}.",
         "",
     ]
-    if verdict.gates:
-        lines += ["| gate | value | result |", "|---|---:|---|"]
-        lines += [f"| {_md(g.gate.describe(), code=True)} | {_md(format_number(g.value))} | "
-                  f"{STATUS_MARK[g.status]}: {_md(g.message)} |" for g in verdict.gates]
-        lines.append("")
+    lines += _failing_gates(verdict) + _findings(verdict.findings)
     errored = [r for r in run.results if r.status == "error"]
     if errored:
         lines += [f"⚠️ analyzer {_md(r.analyzer, code=True)} errored: {_md(r.error or '')}" for r in errored] + [""]
+    if verdict.gates:
+        lines += ["<details><summary>Every gate</summary>", "", "| gate | value | result |", "|---|---:|---|"]
+        lines += [f"| {_md(g.gate.describe(), code=True)} | {_md(format_number(g.value))} | "
+                  f"{STATUS_MARK[g.status]}: {_md(g.message)} |" for g in verdict.gates]
+        lines += ["", "</details>", ""]
     lines += ["<details><summary>Metrics</summary>", "", "| analyzer | metric | value | interval |",
               "|---|---|---:|---:|"]
     intervals = run.intervals
@@ -83,3 +87,47 @@ def render_markdown(run: AuditRun) -> str:
                          f"{_md(format_number(value))} | {_md(shown)} |")
     lines += ["", "</details>", ""]
     return "\n".join(lines)
+
+
+def render_compare_markdown(comparison: Comparison) -> str:
+    """The candidate's summary, led by baseline, candidate and change for every gated metric."""
+    verdict = comparison.verdict
+    changes = comparison.table().set_index("metric")
+    lines = [
+        f"## Audit compare: {_md(comparison.baseline.model.get('path') or 'baseline')} → "
+        f"{_md(comparison.candidate.model.get('path') or 'candidate')}",
+        "",
+        f"**{_md(verdict.summary)}**",
+        "",
+    ]
+    if verdict.gates:
+        lines += ["| gate | baseline | candidate | change | result |", "|---|---:|---:|---:|---|"]
+        for g in verdict.gates:
+            row = changes.loc[g.gate.metric] if g.gate.metric in changes.index else None
+            base = g.baseline if g.baseline is not None else (None if row is None else row["baseline"])
+            cand = g.value if g.value is not None else (None if row is None else row["candidate"])
+            change = cand - base if base is not None and cand is not None else None
+            lines.append(f"| {_md(g.gate.describe(), code=True)} | {_md(format_number(base))} | "
+                         f"{_md(format_number(cand))} | {_signed(change)} | {STATUS_MARK[g.status]}: {_md(g.message)} |")
+        lines.append("")
+    lines += _findings(verdict.findings)
+    return "\n".join(lines)
+
+
+def _failing_gates(verdict: Verdict) -> list[str]:
+    failed = verdict.failed
+    if not failed:
+        return []
+    return ["**Failing gates**", ""] + [
+        f"- {STATUS_MARK[g.status]} {_md(g.gate.describe(), code=True)}: {_md(g.message)}" for g in failed] + [""]
+
+
+def _findings(findings) -> list[str]:
+    if not findings:
+        return ["No findings.", ""]
+    return ["**Findings**", ""] + [f"- {SEVERITY_MARK[f.severity]} {_md(f.sentence)}" for f in findings] + [""]
+
+
+def _signed(value) -> str:
+    return "n/a" if value is None or value != value else f"{value:+.4g}"
+
