@@ -26,7 +26,7 @@ CLASSES = ("[link](http://x) <script>alert(1)</script>", "``a|b``\nnext row")
 GROUPS = ("![i](http://evil.example/i.png)", "<img src=x onerror=alert(1)> | www.evil.example")
 MODEL_NAME = "m\x01[x](javascript:alert(1))<script>`|.pt"  # a control character in the file name
 # Our own markup in the summary; anything else would have come from data.
-OUR_TAGS = {"h2", "p", "strong", "table", "thead", "tbody", "tr", "th", "td", "code", "details", "summary"}
+OUR_TAGS = {"h2", "p", "strong", "table", "thead", "tbody", "tr", "th", "td", "code", "details", "summary", "ul", "li"}  # ul/li: the findings list
 GFM = MarkdownIt("gfm-like")  # CommonMark + tables + strikethrough + autolinked URLs (linkify)
 
 

@@ -36,7 +36,7 @@ def test_markdown_leads_with_failing_gates_then_findings_by_severity():
     text = render_markdown(make_run(0.8, LOW, HIGH, policy=GATE))
     order = [text.index(s) for s in ("**Failing gates**", "**Findings**", "🔴 **high**", "disagree", "<details>")]
     assert order == sorted(order)
-    assert "&lt;b&gt;F" in text and "<b>" not in text
+    assert r"\<b\>F" in text and "<b>" not in text
 
 
 def test_markdown_without_findings_says_so():

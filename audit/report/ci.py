@@ -73,7 +73,7 @@ def render_markdown(run: AuditRun) -> str:
         lines += [f"⚠️ analyzer {_md(r.analyzer, code=True)} errored: {_md(r.error or '')}" for r in errored] + [""]
     if verdict.gates:
         lines += ["<details><summary>Every gate</summary>", "", "| gate | value | result |", "|---|---:|---|"]
-        lines += [f"| {_md(g.gate.describe(), code=True)} | {_md(format_number(g.value))} | "
+        lines += [f"| {_md(g.gate.describe(), code=True)} | {format_number(g.value)} | "
                   f"{STATUS_MARK[g.status]}: {_md(g.message)} |" for g in verdict.gates]
         lines += ["", "</details>", ""]
     lines += ["<details><summary>Metrics</summary>", "", "| analyzer | metric | value | interval |",
@@ -84,7 +84,7 @@ def render_markdown(run: AuditRun) -> str:
             interval = intervals.get(metric)
             shown = f"{format_number(interval[0])} – {format_number(interval[1])}" if interval else ""
             lines.append(f"| {_md(analyzer_title(result.analyzer))} | {_md(metric, code=True)} | "
-                         f"{_md(format_number(value))} | {_md(shown)} |")
+                         f"{format_number(value)} | {shown} |")
     lines += ["", "</details>", ""]
     return "\n".join(lines)
 
@@ -107,8 +107,8 @@ def render_compare_markdown(comparison: Comparison) -> str:
             base = g.baseline if g.baseline is not None else (None if row is None else row["baseline"])
             cand = g.value if g.value is not None else (None if row is None else row["candidate"])
             change = cand - base if base is not None and cand is not None else None
-            lines.append(f"| {_md(g.gate.describe(), code=True)} | {_md(format_number(base))} | "
-                         f"{_md(format_number(cand))} | {_signed(change)} | {STATUS_MARK[g.status]}: {_md(g.message)} |")
+            lines.append(f"| {_md(g.gate.describe(), code=True)} | {format_number(base)} | "
+                         f"{format_number(cand)} | {_signed(change)} | {STATUS_MARK[g.status]}: {_md(g.message)} |")
         lines.append("")
     lines += _findings(verdict.findings)
     return "\n".join(lines)
