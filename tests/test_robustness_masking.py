@@ -41,21 +41,29 @@ def wrapped(name: str, model: Model) -> Model:
     return Model(module, model.task)
 
 
-def apgdt_accuracy(model: Model, plain: Model, images, eps: float, *, stochastic: bool) -> float:
-    """Robust accuracy under APGD-T (targeted DLR; averaged over draws on a random model), counting
-    an example broken when APGD-T on the model or on the plain network (transferred) breaks it; scored
-    like ours (the majority of DRAWS passes on a random model)."""
+@pytest.fixture(scope="module")
+def plain_apgdt(small_cnn, images):
+    """APGD-T's points on the plain network at each epsilon: adversarial points of every wrapper that
+    keeps its decisions, whatever the wrapper does to the gradient."""
+    x, y = small_cnn.encode(images), torch.from_numpy(small_cnn.labels(images))
+    return {eps: torchattacks.APGDT(small_cnn.module, eps=eps, steps=50, n_classes=10, seed=0)(x, y)
+            for eps in EPSILONS}
+
+
+def apgdt_accuracy(model: Model, images, eps: float, transferred: torch.Tensor, *, stochastic: bool) -> float:
+    """Robust accuracy under APGD-T (targeted DLR; averaged over draws on a random model) run on the
+    model, with an example counted broken too when the plain network's APGD-T point breaks it;
+    scored like ours (the majority of DRAWS passes on a random model)."""
     x, y = model.encode(images), torch.from_numpy(model.labels(images))
     draws = DRAWS if stochastic else 1
     torch.manual_seed(0)
-    own = torchattacks.APGDT(model.module, eps=eps, steps=25 if stochastic else 50, n_classes=len(model.classes),
-                             seed=0, eot_iter=10 if stochastic else 1)(x, y)
-    transfer = torchattacks.APGDT(plain.module, eps=eps, steps=50, n_classes=len(model.classes), seed=0)(x, y)
-    return float((voted_correct(model, own, y, draws) & voted_correct(model, transfer, y, draws)).mean())
+    own = torchattacks.APGDT(model.module, eps=eps, steps=20 if stochastic else 25, n_classes=len(model.classes),
+                             seed=0, eot_iter=5 if stochastic else 1)(x, y)
+    return float((voted_correct(model, own, y, draws) & voted_correct(model, transferred, y, draws)).mean())
 
 
 @pytest.mark.parametrize("name", ["plain", "constant_gradient", "rounded", "saturated", "noisy"])
-def test_masked_gradients_are_flagged_and_robust_accuracy_matches_apgdt(small_cnn, images, name):
+def test_masked_gradients_are_flagged_and_robust_accuracy_matches_apgdt(small_cnn, images, plain_apgdt, name):
     model = wrapped(name, small_cnn)
     result = Robustness(**CONFIG).run(model, images, seed=0)
     checks = result.tables["sanity_checks"]
@@ -80,14 +88,19 @@ def test_masked_gradients_are_flagged_and_robust_accuracy_matches_apgdt(small_cn
         assert result.metrics["robustness.stochastic_model"] == 0.0
     for eps in EPSILONS:
         ours = curve.loc[eps, "robust_accuracy"]
-        reference = apgdt_accuracy(model, small_cnn, images, eps, stochastic=name == "noisy")
-        assert abs(ours - reference) <= 0.03, (eps, ours, reference)
+        reference = apgdt_accuracy(model, images, eps, plain_apgdt[eps], stochastic=name == "noisy")
+        # Never more than 3 points kinder than APGD-T. Lower is no error (every point that counts as broken
+        # was checked on the model), and happens where APGD-T itself is blinded (rounding, noise).
+        assert ours <= reference + 0.03, (eps, ours, reference)
+        if name in ("plain", "constant_gradient", "saturated"):  # the plain network's decisions: APGD-T is exact
+            assert ours >= reference - 0.03, (eps, ours, reference)
 
 
 def test_same_seed_same_numbers_on_a_random_model(small_cnn, images):
     model = wrapped("noisy", small_cnn)
-    first = Robustness(samples=40, **CONFIG).run(model, images, seed=3)
-    assert Robustness(samples=40, **CONFIG).run(model, images, seed=3).metrics == first.metrics
+    config = dict(samples=40, epsilon=0.05, sweep=(1.0,), steps=5)
+    first = Robustness(**config).run(model, images, seed=3)
+    assert Robustness(**config).run(model, images, seed=3).metrics == first.metrics
 
 
 def test_votes_decide_a_random_models_answer():
