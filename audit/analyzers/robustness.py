@@ -5,7 +5,8 @@ the model's input space (see `audit.robustness.domain` for the units and bounds)
 counts as robust only when no attack breaks it. Square is also the check on the gradient at
 every epsilon. Then the smallest epsilon at which PGD flips each correctly classified
 example, and corruptions. A model that is random at inference is attacked with expectation
-over transformation and scored by a vote (`audit.robustness.stochastic`). Text: word-substitution and typo attacks, and typos as a corruption.
+over transformation and scored by a vote (`audit.robustness.stochastic`). Text:
+word-substitution and typo attacks, and typos as a corruption.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ class Robustness(Analyzer):
 
     name = "robustness"
     title = "Robustness"
-    description = "adversarial attacks (FGSM, PGD, Square, word substitution, typos), corruptions, attack sanity, by group"
+    description = ("adversarial attacks (FGSM, PGD, Square, word substitution, typos), corruptions, attack sanity, "
+                   "by group")
     metric_prefix = "robustness"
     metrics = {
         "robustness.clean_accuracy": MetricSpec("accuracy on the attacked sample before any attack", "higher"),
@@ -167,8 +169,8 @@ class Robustness(Analyzer):
                                large_epsilon=large, stochastic=stochastic, draws=draws,
                                tolerance=self.sanity_tolerance, large_max_accuracy=self.large_max_accuracy)
         failed = [c for c in checks if not c.passed]
-        warnings += [f"attack sanity check failed ({c.name}{'' if math.isnan(c.epsilon) else f' at epsilon {c.epsilon:.3g}'}"
-                     f"): {c.detail}; the robustness shown may be false (masked gradients)" for c in failed]
+        warnings += [f"attack sanity check failed ({c.name}{'' if math.isnan(c.epsilon) else f' at {c.epsilon:.3g}'}): "
+                     f"{c.detail}; the robustness shown may be false (masked gradients)" for c in failed]
 
         corruptions = _corruption_table(model, x, y, domain, draws, seed)
         robust = sweep.robust

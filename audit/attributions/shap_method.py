@@ -4,7 +4,8 @@ Tables and images: shap's DeepExplainer on a copy of the module that outputs onl
 target logit (one explainer per target class), against a background: rows given by the
 caller, else drawn from the model's training split, else from the audited data across its
 classes (`audit.attributions.sampling.background_sample`); never only the explained rows,
-against which a feature they all share gets no attribution however much it decides. DeepExplainer's values add up exactly to logit(x) - E[logit(background)];
+against which a feature they all share gets no attribution however much it decides.
+DeepExplainer's values add up exactly to logit(x) - E[logit(background)];
 where it fails on a layer type (the values of an instance do not add up within shap's
 tolerance), shap's GradientExplainer (expected gradients) takes over and the fallback
 is recorded. DeepExplainer runs one pass over (instance, background) pairs per row it
