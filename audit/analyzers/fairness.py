@@ -1,4 +1,4 @@
-"""Fairness: per-group metrics, disparities with bootstrap intervals, text counterfactuals, a mitigation preview.
+"""Fairness: per-group metrics, disparities with confidence intervals, text counterfactuals, a mitigation preview.
 
 The outcome judged is "predicted as the positive class". Binary models: the positive
 class is `positive_class`, by default the second class. Multi-class models: with
@@ -12,9 +12,11 @@ metric (`fairness.demographic_parity_difference`) is the worst case over the sen
 features themselves; intersections (`fairness.sex&race.<metric>`) are reported under
 their own names and kept out of it, since finer groups always lie further apart.
 
-Every disparity gets a seeded bootstrap interval (`resamples`, `confidence`; see
-audit.fairness.bootstrap for the method), so a policy gate can read its upper bound
-(`use = "upper"`). Continuous sensitive columns are bucketed (audit.fairness.groups: age
+Every disparity gets a score confidence interval (`confidence`; audit.fairness.intervals:
+Newcombe's hybrid score interval for gaps, the Katz log interval for ratios, a Bonferroni
+adjustment for the worst case over groups, rates, classes and features), so a policy gate
+can read its upper bound (`use = "upper"`); benchmarks/coverage.py checks its coverage by
+simulation. Continuous sensitive columns are bucketed (audit.fairness.groups: age
 into <25, 25-34, ..., >=65 by default; `bins={"age": (30, 50)}` overrides). Text models
 also get counterfactual identity probes (audit.fairness.counterfactual), with or without
 sensitive columns; binary outcomes get a threshold post-processing preview
@@ -32,10 +34,10 @@ import pandas as pd
 from audit.analyzers.base import Analyzer, MetricSpec, Result, register_analyzer
 from audit.errors import AuditInputError
 from audit.fairness import figures
-from audit.fairness.bootstrap import Outcome, Strata, bootstrap_disparities, interval
+from audit.fairness.intervals import worst_gap_interval, worst_ratio_interval
 from audit.fairness.counterfactual import counterfactual_probe
 from audit.fairness.groups import INTERSECTION, group_labels, with_intersections
-from audit.fairness.metrics import DISPARITIES, disparities, group_table
+from audit.fairness.metrics import COMPARES, DISPARITIES, disparities, group_table, rate_counts
 from audit.fairness.mitigation import MITIGATION_TABLE, threshold_preview
 
 WORST = "worst"  # the class label of a disparity taken as the worst over one-vs-rest classes
@@ -58,14 +60,13 @@ class Fairness(Analyzer):
     min_group_size: int = 30
     intersections: int = 2  # cross up to this many sensitive features; 1 for none
     bins: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
-    resamples: int = 1000
     confidence: float = 0.95
     mitigation: bool = True
     samples: int = 500  # held-out sentences the text counterfactual probe reads
 
     name = "fairness"
     title = "Fairness"
-    description = ("per-group metrics and disparities with bootstrap intervals, intersections, "
+    description = ("per-group metrics and disparities with score confidence intervals, intersections, "
                    "text counterfactual probes, threshold post-processing preview")
     metric_prefix = "fairness"
     metrics = {
@@ -107,8 +108,6 @@ class Fairness(Analyzer):
     def __post_init__(self) -> None:
         if self.min_group_size < 1:
             raise AuditInputError(f"fairness: min_group_size must be at least 1, not {self.min_group_size}")
-        if self.resamples < 1:
-            raise AuditInputError(f"fairness: resamples must be at least 1, not {self.resamples}")
         if not 0 < self.confidence < 1:
             raise AuditInputError(f"fairness: confidence must lie between 0 and 1, not {self.confidence}")
         if self.intersections < 1:
@@ -138,22 +137,19 @@ class Fairness(Analyzer):
         targets = self.targets(classes)
         single = group_labels(data.sensitive, self.bins)
         groups = with_intersections(single, min(self.intersections, len(single.columns)))
-        tables, estimates, outcomes, used, warnings = [], {}, {}, {}, []
+        tables, estimates, counts, used, warnings = [], {}, {}, {}, []
         for feature in groups.columns:
             column = pd.Series(groups[feature], name=feature)
             kept, small = self._split_by_size(column, warnings)
             used[feature] = (kept, small)
-            code = pd.Index(kept).get_indexer(column).astype(np.int64)
             for target in targets:
                 y_true, y_pred = (labels == target).astype(int), (pred == target).astype(int)
                 by_group = group_table(y_true, y_pred, proba[:, target], column).reindex(column.cat.categories)
                 if len(kept) >= 2:
                     estimates[feature, target] = disparities(by_group.loc[kept])
-                    outcomes[feature, target] = Outcome(code, len(kept), y_true, y_pred)
+                    counts[feature, target] = by_group.loc[kept]
                 tables.append(self._group_rows(by_group, feature, classes[target] if len(targets) > 1 else None))
-        strata = Strata.from_codes([*(pd.factorize(single[f])[0] for f in single.columns), labels, pred])
-        replicates = bootstrap_disparities(strata, outcomes, self.resamples, seed)
-        metrics, intervals, rows = self._summarize(estimates, replicates, list(single.columns), targets, classes)
+        metrics, intervals, rows = self._summarize(estimates, counts, list(single.columns), targets, classes)
         disparity_frame = pd.DataFrame(rows)
         if len(disparity_frame):
             disparity_frame["excluded_groups"] = disparity_frame["feature"].map(lambda f: ", ".join(used[f][1]))
@@ -162,8 +158,9 @@ class Fairness(Analyzer):
         tables = {"groups": rows_of[~crossed].reset_index(drop=True), "disparities": disparity_frame}
         if crossed.any():
             tables["intersectional_groups"] = rows_of[crossed].reset_index(drop=True)
-        details = {"positive_classes": [classes[t] for t in targets], "resamples": self.resamples,
-                   "confidence": self.confidence, "min_group_size": self.min_group_size,
+        details = {"positive_classes": [classes[t] for t in targets], "confidence": self.confidence,
+                   "interval_method": "Newcombe hybrid score (continuity-corrected) for gaps, Katz log for ratios; "
+                                      "Bonferroni over the compared pairs for the worst case", "min_group_size": self.min_group_size,
                    "groups_used": {f: list(k) for f, (k, _) in used.items()},
                    "groups_excluded": {f: list(s) for f, (_, s) in used.items() if s}}
         first = targets[0]
@@ -209,23 +206,24 @@ class Fairness(Analyzer):
         table.insert(table.columns.get_loc("count") + 1, "small", table["count"] < self.min_group_size)
         return table
 
-    def _summarize(self, estimates, replicates, features, targets, classes):
-        """Metrics and intervals per feature (worst over classes) and over the single features."""
+    def _summarize(self, estimates, counts, features, targets, classes):
+        """Metrics and intervals per feature (worst over classes) and over the single features. A worst case's
+        interval is taken over every comparison it is the worst of (audit.fairness.intervals)."""
         metrics, intervals, rows = {}, {}, []
         per_feature = {}
         for feature in dict.fromkeys(f for f, _ in estimates):
             for metric in DISPARITIES:
                 worse = np.fmax if _higher_is_worse(metric) else np.fmin
-                values = [(estimates[feature, t][metric], replicates[feature, t][metric]) for t in targets
-                          if (feature, t) in estimates]
+                parts = [(t, estimates[feature, t][metric], self._rates(counts[feature, t], metric))
+                         for t in targets if (feature, t) in estimates]
                 if len(targets) > 1:
-                    for t, (value, reps) in zip(targets, values):
-                        rows.append(self._row(feature, classes[t], metric, value, reps))
-                value = float(worse.reduce(np.array([v for v, _ in values])))
-                reps = worse.reduce(np.stack([r for _, r in values]), axis=0)
-                per_feature[feature, metric] = (value, reps)
+                    for t, value, rates in parts:
+                        rows.append(self._row(feature, classes[t], metric, value, rates))
+                value = float(worse.reduce(np.array([v for _, v, _ in parts])))
+                rates = [r for _, _, part in parts for r in part]
+                per_feature[feature, metric] = (value, rates)
                 rows.append(self._row(feature, WORST if len(targets) > 1 else classes[targets[0]], metric,
-                                      value, reps))
+                                      value, rates))
                 name = f"fairness.{feature}.{metric}"
                 metrics[name] = value
                 intervals[name] = rows[-1]["low"], rows[-1]["high"]
@@ -235,11 +233,20 @@ class Fairness(Analyzer):
                 continue
             worse = np.fmax if _higher_is_worse(metric) else np.fmin
             value = float(worse.reduce(np.array([v for v, _ in candidates])))
-            reps = worse.reduce(np.stack([r for _, r in candidates]), axis=0)
             metrics[f"fairness.{metric}"] = value
-            intervals[f"fairness.{metric}"] = interval(value, reps, self.confidence, (0.0, 1.0))
+            intervals[f"fairness.{metric}"] = self._interval(metric, value, [r for _, rs in candidates for r in rs])
         return metrics, intervals, rows
 
-    def _row(self, feature, cls, metric, value, reps) -> dict:
-        low, high = interval(value, reps, self.confidence, (0.0, 1.0))
+    @staticmethod
+    def _rates(by_group: pd.DataFrame, metric: str) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [rate_counts(by_group, rate) for rate in COMPARES[metric][0]]
+
+    def _interval(self, metric: str, value: float, rates) -> tuple[float, float]:
+        if not np.isfinite(value):
+            return float("nan"), float("nan")
+        worst = worst_gap_interval if COMPARES[metric][1] == "difference" else worst_ratio_interval
+        return worst(rates, self.confidence)
+
+    def _row(self, feature, cls, metric, value, rates) -> dict:
+        low, high = self._interval(metric, value, rates)
         return {"feature": feature, "class": cls, "metric": metric, "value": value, "low": low, "high": high}

@@ -26,6 +26,30 @@ DISPARITIES = {
     "accuracy_difference": ("largest gap in accuracy between groups", 0.0),
 }
 
+#: The group rates each disparity compares, and whether it is a gap ("difference") or a "ratio"
+#: between two groups' rates; RATE_COUNTS says which confusion cells make a rate's successes and trials.
+COMPARES = {
+    "demographic_parity_difference": (("selection_rate",), "difference"),
+    "demographic_parity_ratio": (("selection_rate",), "ratio"),
+    "equalized_odds_difference": (("tpr", "fpr"), "difference"),
+    "equalized_odds_ratio": (("tpr", "fpr"), "ratio"),
+    "equal_opportunity_difference": (("tpr",), "difference"),
+    "accuracy_difference": (("accuracy",), "difference"),
+}
+RATE_COUNTS = {
+    "selection_rate": (("fp", "tp"), ("tn", "fp", "fn", "tp")),
+    "accuracy": (("tn", "tp"), ("tn", "fp", "fn", "tp")),
+    "tpr": (("tp",), ("fn", "tp")),
+    "fpr": (("fp",), ("tn", "fp")),
+}
+
+
+def rate_counts(by_group: pd.DataFrame, rate: str) -> tuple[np.ndarray, np.ndarray]:
+    """(successes, trials) of `rate` per row of a `group_table`."""
+    successes, trials = RATE_COUNTS[rate]
+    return (by_group[list(successes)].sum(axis=1).to_numpy(dtype=float),
+            by_group[list(trials)].sum(axis=1).to_numpy(dtype=float))
+
 
 def count(y_true, y_pred, *, sample_weight) -> float:
     return float(np.sum(sample_weight))
