@@ -37,10 +37,16 @@ from audit.fairness import figures
 from audit.fairness.intervals import worst_gap_interval, worst_ratio_interval
 from audit.fairness.counterfactual import counterfactual_probe
 from audit.fairness.groups import INTERSECTION, group_labels, with_intersections
-from audit.fairness.metrics import COMPARES, DISPARITIES, disparities, group_table, rate_counts
+from audit.fairness.metrics import (COMPARES, DISPARITIES, RATE_NAMES, WORSE_END, compared_groups, disparities,
+                                   group_table, rate_counts)
 from audit.fairness.mitigation import MITIGATION_TABLE, threshold_preview
 
 WORST = "worst"  # the class label of a disparity taken as the worst over one-vs-rest classes
+INTERVAL_METHOD = ("Newcombe's hybrid score interval (continuity-corrected) for gaps, the Katz log interval for "
+                   "ratios; the worst case over the groups, rates, classes and features it compares with a "
+                   "Bonferroni bound; the gate's side (upper for gaps, lower for ratios) errs at most 1/4 of 1 - "
+                   "confidence")
+RATE_NEEDS = {"tpr": ("positives", ("fn", "tp")), "fpr": ("negatives", ("tn", "fp"))}
 
 
 def _higher_is_worse(metric: str) -> bool:
@@ -48,7 +54,12 @@ def _higher_is_worse(metric: str) -> bool:
 
 
 def _spec(metric: str, scope: str) -> MetricSpec:
-    return MetricSpec(f"{DISPARITIES[metric][0]} ({scope})", "lower" if _higher_is_worse(metric) else "higher")
+    kind = COMPARES[metric][1]
+    how = ("largest minus smallest, unsigned, 0 = parity" if kind == "difference"
+           else "smallest over largest, 1 = parity")
+    return MetricSpec(f"{DISPARITIES[metric][0]} ({scope}; {how}; of the positive class, fairness.positive_class, "
+                      "default the second class; the report names the worse-off and better-off group)",
+                      "lower" if _higher_is_worse(metric) else "higher")
 
 
 @register_analyzer
@@ -58,6 +69,7 @@ class Fairness(Analyzer):
 
     positive_class: str | int | None = None
     min_group_size: int = 30
+    min_positives: int = 10  # a group's TPR (FPR) needs this many positive (negative) labels
     intersections: int = 2  # cross up to this many sensitive features; 1 for none
     bins: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     confidence: float = 0.95
@@ -108,6 +120,8 @@ class Fairness(Analyzer):
     def __post_init__(self) -> None:
         if self.min_group_size < 1:
             raise AuditInputError(f"fairness: min_group_size must be at least 1, not {self.min_group_size}")
+        if self.min_positives < 1:
+            raise AuditInputError(f"fairness: min_positives must be at least 1, not {self.min_positives}")
         if not 0 < self.confidence < 1:
             raise AuditInputError(f"fairness: confidence must lie between 0 and 1, not {self.confidence}")
         if self.intersections < 1:
@@ -137,7 +151,7 @@ class Fairness(Analyzer):
         targets = self.targets(classes)
         single = group_labels(data.sensitive, self.bins)
         groups = with_intersections(single, min(self.intersections, len(single.columns)))
-        tables, estimates, counts, used, warnings = [], {}, {}, {}, []
+        tables, estimates, compared_rows, used, warnings = [], {}, {}, {}, []
         for feature in groups.columns:
             column = pd.Series(groups[feature], name=feature)
             kept, small = self._split_by_size(column, warnings)
@@ -146,10 +160,12 @@ class Fairness(Analyzer):
                 y_true, y_pred = (labels == target).astype(int), (pred == target).astype(int)
                 by_group = group_table(y_true, y_pred, proba[:, target], column).reindex(column.cat.categories)
                 if len(kept) >= 2:
-                    estimates[feature, target] = disparities(by_group.loc[kept])
-                    counts[feature, target] = by_group.loc[kept]
+                    rows_of = self._rows_per_disparity(by_group.loc[kept], feature, classes[target], warnings)
+                    compared_rows[feature, target] = rows_of
+                    estimates[feature, target] = {m: disparities(t)[m] for m, t in rows_of.items()}
                 tables.append(self._group_rows(by_group, feature, classes[target] if len(targets) > 1 else None))
-        metrics, intervals, rows = self._summarize(estimates, counts, list(single.columns), targets, classes)
+        metrics, intervals, rows, compared = self._summarize(estimates, compared_rows, list(single.columns),
+                                                             targets, classes)
         disparity_frame = pd.DataFrame(rows)
         if len(disparity_frame):
             disparity_frame["excluded_groups"] = disparity_frame["feature"].map(lambda f: ", ".join(used[f][1]))
@@ -158,9 +174,9 @@ class Fairness(Analyzer):
         tables = {"groups": rows_of[~crossed].reset_index(drop=True), "disparities": disparity_frame}
         if crossed.any():
             tables["intersectional_groups"] = rows_of[crossed].reset_index(drop=True)
-        details = {"positive_classes": [classes[t] for t in targets], "confidence": self.confidence,
-                   "interval_method": "Newcombe hybrid score (continuity-corrected) for gaps, Katz log for ratios; "
-                                      "Bonferroni over the compared pairs for the worst case", "min_group_size": self.min_group_size,
+        details = {"positive_classes": [classes[t] for t in targets], "compared": compared,
+                   "confidence": self.confidence, "interval_method": INTERVAL_METHOD,
+                   "min_group_size": self.min_group_size, "min_positives": self.min_positives,
                    "groups_used": {f: list(k) for f, (k, _) in used.items()},
                    "groups_excluded": {f: list(s) for f, (_, s) in used.items() if s}}
         first = targets[0]
@@ -198,44 +214,96 @@ class Fairness(Analyzer):
                             "no disparity is computed for it")
         return kept, small
 
+    def _rows_per_disparity(self, by_group: pd.DataFrame, feature: str, positive: str, warnings: list[str]
+                            ) -> dict[str, pd.DataFrame]:
+        """The group rows each disparity compares: a group with fewer than `min_positives` positive (negative)
+        labels carries no true (false) positive rate, so it is left out of the disparities of that rate, and
+        named in a warning. Disparities with fewer than two groups left are not computed."""
+        lacking = {}
+        for rate, (what, cells) in RATE_NEEDS.items():
+            few = [str(g) for g in by_group.index[by_group[list(cells)].sum(axis=1) < self.min_positives]]
+            lacking[rate] = set(few)
+            if few:
+                uses = [m for m, (rates, _) in COMPARES.items() if rate in rates and m.endswith("difference")]
+                warnings.append(
+                    f"{feature}: group(s) {', '.join(map(repr, few[:6]))}{' ...' if len(few) > 6 else ''} have fewer "
+                    f"than {self.min_positives} {what} (label {positive!r} {'is' if what == 'positives' else 'is not'} "
+                    f"the true class); their {RATE_NAMES[rate]} is not measured and they are left out of "
+                    f"{' and '.join(m.removesuffix('_difference').replace('_', ' ') for m in uses)}")
+        out = {}
+        for metric, (rates, _) in COMPARES.items():
+            drop = set().union(*(lacking.get(r, set()) for r in rates))
+            usable = [g for g in by_group.index if str(g) not in drop]
+            if len(usable) >= 2:
+                out[metric] = by_group.loc[usable]
+        return out
+
     def _group_rows(self, by_group: pd.DataFrame, feature: str, cls: str | None) -> pd.DataFrame:
         table = by_group.reset_index(names="group")
         table.insert(0, "feature", feature)
         if cls is not None:
             table.insert(1, "class", cls)
-        table.insert(table.columns.get_loc("count") + 1, "small", table["count"] < self.min_group_size)
+        at = table.columns.get_loc("count") + 1
+        table.insert(at, "small", table["count"] < self.min_group_size)
+        table.insert(at + 1, "few_positives", (table["fn"] + table["tp"]) < self.min_positives)
+        table.insert(at + 2, "few_negatives", (table["tn"] + table["fp"]) < self.min_positives)
         return table
 
-    def _summarize(self, estimates, counts, features, targets, classes):
-        """Metrics and intervals per feature (worst over classes) and over the single features. A worst case's
-        interval is taken over every comparison it is the worst of (audit.fairness.intervals)."""
-        metrics, intervals, rows = {}, {}, []
+    def _summarize(self, estimates, compared_rows, features, targets, classes):
+        """Metrics, intervals, disparity-table rows and what each compares, per feature (worst over classes) and
+        over the single features. A worst case's interval is taken over every comparison it is the worst of
+        (audit.fairness.intervals)."""
+        metrics, intervals, rows, compared = {}, {}, [], {}
         per_feature = {}
         for feature in dict.fromkeys(f for f, _ in estimates):
             for metric in DISPARITIES:
                 worse = np.fmax if _higher_is_worse(metric) else np.fmin
-                parts = [(t, estimates[feature, t][metric], self._rates(counts[feature, t], metric))
-                         for t in targets if (feature, t) in estimates]
+                parts = [(t, estimates[feature, t][metric], compared_rows[feature, t][metric])
+                         for t in targets if metric in estimates.get((feature, t), {})]
+                if not parts:
+                    continue
                 if len(targets) > 1:
-                    for t, value, rates in parts:
-                        rows.append(self._row(feature, classes[t], metric, value, rates))
+                    for t, value, by_group in parts:
+                        rows.append(self._row(feature, classes[t], metric, value, self._rates(by_group, metric),
+                                              by_group))
                 value = float(worse.reduce(np.array([v for _, v, _ in parts])))
-                rates = [r for _, _, part in parts for r in part]
-                per_feature[feature, metric] = (value, rates)
+                rates = [r for _, _, by_group in parts for r in self._rates(by_group, metric)]
+                decisive = next((p for p in parts if p[1] == value), parts[0])
+                per_feature[feature, metric] = (value, rates, decisive)
                 rows.append(self._row(feature, WORST if len(targets) > 1 else classes[targets[0]], metric,
-                                      value, rates))
+                                      value, rates, decisive[2]))
                 name = f"fairness.{feature}.{metric}"
                 metrics[name] = value
                 intervals[name] = rows[-1]["low"], rows[-1]["high"]
+                compared[name] = self._compared(feature, metric, decisive, classes)
         for metric in DISPARITIES:
-            candidates = [per_feature[f, metric] for f in features if (f, metric) in per_feature]
+            candidates = [(f, *per_feature[f, metric]) for f in features if (f, metric) in per_feature]
             if not candidates:
                 continue
             worse = np.fmax if _higher_is_worse(metric) else np.fmin
-            value = float(worse.reduce(np.array([v for v, _ in candidates])))
-            metrics[f"fairness.{metric}"] = value
-            intervals[f"fairness.{metric}"] = self._interval(metric, value, [r for _, rs in candidates for r in rs])
-        return metrics, intervals, rows
+            value = float(worse.reduce(np.array([v for _, v, _, _ in candidates])))
+            name = f"fairness.{metric}"
+            metrics[name] = value
+            intervals[name] = self._interval(metric, value, [r for _, _, rs, _ in candidates for r in rs])
+            feature, _, _, decisive = next((c for c in candidates if c[1] == value), candidates[0])
+            compared[name] = self._compared(feature, metric, decisive, classes)
+        return metrics, intervals, rows, compared
+
+    @staticmethod
+    def _compared(feature: str, metric: str, decisive, classes) -> dict:
+        """What a disparity compares, in the words the report and `audit metrics` show."""
+        target, _, by_group = decisive
+        groups = compared_groups(by_group, metric)
+        rate, kind = RATE_NAMES[groups["rate"]], COMPARES[metric][1]
+        worse_end = "lower" if WORSE_END[groups["rate"]] == "low" else "higher"
+        how = ("largest minus smallest, unsigned: 0 is parity" if kind == "difference"
+               else "smallest over largest: 1 is parity")
+        of = "" if groups["rate"] == "accuracy" else f" of {classes[target]!r}"
+        direction = (f"{rate}{of} by {feature}: {groups['worse_group']!r} "
+                     f"{groups['worse_rate']:.3f} is worse off ({worse_end}) than {groups['better_group']!r} "
+                     f"{groups['better_rate']:.3f}; {kind} = {how}")
+        return {"feature": feature, "worse_group": groups["worse_group"], "better_group": groups["better_group"],
+                "rate": groups["rate"], "direction": direction, "positive_class": classes[target]}
 
     @staticmethod
     def _rates(by_group: pd.DataFrame, metric: str) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -247,6 +315,9 @@ class Fairness(Analyzer):
         worst = worst_gap_interval if COMPARES[metric][1] == "difference" else worst_ratio_interval
         return worst(rates, self.confidence)
 
-    def _row(self, feature, cls, metric, value, rates) -> dict:
+    def _row(self, feature, cls, metric, value, rates, by_group) -> dict:
         low, high = self._interval(metric, value, rates)
-        return {"feature": feature, "class": cls, "metric": metric, "value": value, "low": low, "high": high}
+        groups = compared_groups(by_group, metric)
+        return {"feature": feature, "class": cls, "metric": metric, "value": value, "low": low, "high": high,
+                "worse_group": groups["worse_group"], "better_group": groups["better_group"],
+                "groups_compared": len(by_group)}

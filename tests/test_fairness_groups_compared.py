@@ -1,0 +1,105 @@
+"""What each fairness number compares: groups without enough positives are left out of the rates they
+cannot carry; every disparity names its worse-off and better-off group, its direction and positive class."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from fairlearn.metrics import equal_opportunity_difference, equalized_odds_difference
+
+import audit
+from audit.analyzers.fairness import Fairness
+
+
+class Threshold(torch.nn.Module):
+    """Predicts class 1 when the first input is above 0: a model that ignores the group."""
+
+    def forward(self, x):
+        return torch.stack([-x[:, 0], x[:, 0]], dim=1) * 5
+
+
+def data_with(frame: pd.DataFrame, sensitive=("group",)) -> audit.Dataset:
+    return audit.Dataset.from_dataframe(frame, target="label", sensitive=list(sensitive), name="groups")
+
+
+def fair_frame(n=600, seed=0, no_positives_in=None):
+    """Label and prediction both follow x0 in every group; optionally one group has no positive labels."""
+    rng = np.random.default_rng(seed)
+    group = rng.choice(["a", "b", "c"], n)
+    x0 = rng.normal(size=n)
+    label = (x0 + rng.normal(scale=0.3, size=n) > 0).astype(int)
+    if no_positives_in is not None:
+        rows = group == no_positives_in
+        x0[rows] = -np.abs(x0[rows]) - 0.5  # the group's rows are all predicted and labelled negative
+        label[rows] = 0
+    return pd.DataFrame({"x0": x0, "group": group, "label": np.array(["no", "yes"])[label]})
+
+
+def model_for(data):
+    return audit.wrap(Threshold(), modality="tabular", classes=data.classes, feature_names=["x0"])
+
+
+def test_a_group_without_positives_is_flagged_named_and_left_out_of_tpr_disparities():
+    frame = fair_frame(no_positives_in="c")
+    data = data_with(frame)
+    model = model_for(data)
+    result = Fairness(intersections=1, mitigation=False).run(model, data)
+    groups = result.tables["groups"].set_index("group")
+    assert groups.loc["c", "few_positives"] and not groups.loc["a", "few_positives"]
+    assert any(w.startswith("group:") and "'c'" in w and "true positive rate" in w for w in result.warnings)
+    y, pred = model.labels(data), model.predict(data)
+    everyone = equal_opportunity_difference(y, pred, sensitive_features=frame["group"])
+    assert everyone > 0.8  # scored as a TPR of 0, the fair model would look grossly unfair
+    keep = (frame["group"] != "c").to_numpy()
+    assert result.metrics["fairness.group.equal_opportunity_difference"] == pytest.approx(
+        equal_opportunity_difference(y[keep], pred[keep], sensitive_features=frame["group"][keep]), abs=1e-9)
+    assert result.metrics["fairness.group.equalized_odds_difference"] == pytest.approx(
+        equalized_odds_difference(y[keep], pred[keep], sensitive_features=frame["group"][keep]), abs=1e-9)
+    assert result.intervals["fairness.group.equal_opportunity_difference"][0] == 0.0
+    # demographic parity and accuracy still compare all three groups
+    rows = result.tables["disparities"].set_index("metric")
+    assert rows.loc["demographic_parity_difference", "groups_compared"] == 3
+    assert rows.loc["equal_opportunity_difference", "groups_compared"] == 2
+
+
+def test_without_the_planted_group_nothing_is_flagged():
+    data = data_with(fair_frame())
+    result = Fairness(intersections=1, mitigation=False).run(model_for(data), data)
+    assert not result.tables["groups"]["few_positives"].any()
+    assert not any("true positive rate" in w for w in result.warnings)
+
+
+def test_min_positives_is_an_option_and_checked():
+    frame = fair_frame(n=300)
+    data = data_with(frame)
+    result = Fairness(intersections=1, mitigation=False, min_positives=200).run(model_for(data), data)
+    assert "fairness.group.equal_opportunity_difference" not in result.metrics
+    assert "fairness.group.demographic_parity_difference" in result.metrics
+    with pytest.raises(audit.AuditInputError, match="min_positives"):
+        Fairness(min_positives=0)
+
+
+def test_every_disparity_names_the_groups_it_compares_its_direction_and_positive_class():
+    rng = np.random.default_rng(1)
+    n = 2000
+    group = rng.choice(["low", "high"], n)
+    x0 = rng.normal(size=n) + 0.8 * (group == "high")  # group "high" is selected far more often
+    frame = pd.DataFrame({"x0": x0, "group": group,
+                          "label": np.where(x0 + rng.normal(scale=0.5, size=n) > 0.4, "yes", "no")})
+    data = data_with(frame)
+    result = Fairness(intersections=1, mitigation=False).run(model_for(data), data)
+    compared = result.details["compared"]
+    assert set(compared) == {name for name in result.metrics}
+    dp = compared["fairness.group.demographic_parity_difference"]
+    assert (dp["feature"], dp["worse_group"], dp["better_group"], dp["positive_class"]) == (
+        "group", "low", "high", "yes")
+    assert "selection rate" in dp["direction"] and "'low'" in dp["direction"] and "unsigned" in dp["direction"]
+    assert compared["fairness.demographic_parity_difference"]["worse_group"] == "low"
+    rows = result.tables["disparities"].set_index("metric")
+    assert rows.loc["demographic_parity_ratio", "worse_group"] == "low"
+    fpr = result.tables["groups"].set_index("group")["fpr"]
+    eo = compared["fairness.group.equalized_odds_difference"]
+    if eo["rate"] == "fpr":  # a higher false positive rate is the worse end
+        assert eo["worse_group"] == fpr.idxmax()
