@@ -113,6 +113,8 @@ def _add_audit_options(p: argparse.ArgumentParser, *, default_output: str) -> No
     p.add_argument("--analyzers", help="comma-separated analyzers to run (default: all that apply)")
     p.add_argument("--set", action="append", default=[], metavar="ANALYZER.OPTION=VALUE",
                    help="an analyzer option, e.g. --set performance.bins=15")
+    p.add_argument("--positive-class", help="the class fairness takes as the positive (favourable) outcome "
+                                            "(default: the second class)")
     p.add_argument("--seed", type=int, default=0, help="drives every random choice (default 0)")
     p.add_argument("--samples", type=int, help="examples the per-example analyzers work on")
     p.add_argument("--trust-pickle", action="store_true",
@@ -218,8 +220,11 @@ def _audit_settings(args) -> dict:
         ANALYZERS.get(name)
     if args.samples is not None and args.samples < 1:
         raise AuditInputError(f"--samples must be at least 1, found {args.samples}")
+    options = _parse_analyzer_options(args.set)
+    if args.positive_class is not None and (names is None or "fairness" in names):
+        options.setdefault("fairness", {})["positive_class"] = args.positive_class
     return dict(analyzers=names, seed=args.seed, policy=policy, samples=args.samples,
-                options=_parse_analyzer_options(args.set), command=" ".join(["audit", *sys.argv[1:]]))
+                options=options, command=" ".join(["audit", *sys.argv[1:]]))
 
 
 def _audit_data(args, model):

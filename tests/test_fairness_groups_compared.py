@@ -103,3 +103,95 @@ def test_every_disparity_names_the_groups_it_compares_its_direction_and_positive
     eo = compared["fairness.group.equalized_odds_difference"]
     if eo["rate"] == "fpr":  # a higher false positive rate is the worse end
         assert eo["worse_group"] == fpr.idxmax()
+
+
+def three_groups(n=3000, seed=2):
+    rng = np.random.default_rng(seed)
+    group = rng.choice(["a", "b", "c"], n, p=[0.5, 0.3, 0.2])
+    x0 = rng.normal(size=n) + 0.5 * (group == "a") - 0.3 * (group == "c")
+    label = np.where(x0 + rng.normal(scale=0.7, size=n) > 0.2, "yes", "no")
+    return pd.DataFrame({"x0": x0, "group": group, "label": label})
+
+
+def test_signed_metrics_equal_aif360_against_the_reference_group():
+    from aif360.datasets import BinaryLabelDataset
+    from aif360.metrics import ClassificationMetric
+
+    frame = three_groups()
+    data = data_with(frame)
+    model = model_for(data)
+    codes = {"a": 0, "b": 1, "c": 2}
+    y, pred = model.labels(data), model.predict(data)
+    truth = BinaryLabelDataset(df=pd.DataFrame({"g": frame["group"].map(codes), "y": y}), label_names=["y"],
+                               protected_attribute_names=["g"], favorable_label=1, unfavorable_label=0)
+    predicted = truth.copy()
+    predicted.labels = pred.reshape(-1, 1).astype(float)
+    for reference in (None, "b"):
+        options = {"reference_group": {"group": reference}} if reference else {}
+        result = Fairness(intersections=1, mitigation=False, **options).run(model, data)
+        table = result.tables["signed_against_reference_(aif360_conventions)"].set_index("group")
+        expected_reference = reference or "a"  # by default, the largest group
+        assert result.details["reference_groups"]["group"] == expected_reference
+        assert set(table.index) == set(codes) - {expected_reference}
+        for group in table.index:
+            metric = ClassificationMetric(truth, predicted, unprivileged_groups=[{"g": codes[group]}],
+                                          privileged_groups=[{"g": codes[expected_reference]}])
+            row = table.loc[group]
+            assert row["statistical_parity_difference"] == pytest.approx(
+                metric.statistical_parity_difference(), abs=1e-9)
+            assert row["disparate_impact"] == pytest.approx(metric.disparate_impact(), abs=1e-9)
+            assert row["average_odds_difference"] == pytest.approx(metric.average_odds_difference(), abs=1e-9)
+            assert row["equal_opportunity_difference"] == pytest.approx(
+                metric.equal_opportunity_difference(), abs=1e-9)
+        if reference is None:  # b and c are selected less than a: negative, as in AIF360
+            assert (table["statistical_parity_difference"] < 0).all()
+    with pytest.raises(audit.AuditInputError, match="'z' is not a group of 'group'"):
+        Fairness(reference_group={"group": "z"}).run(model, data)
+
+
+def credit_frame(labels=("1", "2")):
+    frame = three_groups()
+    frame["label"] = np.where(frame["label"] == "yes", labels[1], labels[0])
+    return frame
+
+
+@pytest.mark.parametrize("labels, warns", [(("1", "2"), True), (("bad", "good"), True), (("0", "1"), False),
+                                           (("no", "yes"), False), (("<=50K", ">50K"), False)])
+def test_the_positive_class_is_stated_and_unclear_labels_warn(labels, warns):
+    data = data_with(credit_frame(labels))
+    model = model_for(data)
+    result = Fairness(intersections=1, mitigation=False).run(model, data)
+    assert result.details["positive_classes"] == [labels[1]]
+    stated = [w for w in result.warnings if "positive class is taken to be" in w]
+    assert bool(stated) == warns
+    if warns:
+        assert repr(labels[1]) in stated[0] and "--positive-class" in stated[0]
+    chosen = Fairness(intersections=1, mitigation=False, positive_class=labels[0]).run(model, data)
+    assert chosen.details["positive_classes"] == [labels[0]]
+    assert not any("positive class is taken to be" in w for w in chosen.warnings)
+    assert chosen.details["compared"]["fairness.group.demographic_parity_difference"]["positive_class"] == labels[0]
+
+
+def test_german_credit_like_labels_warn_on_the_command_line_and_positive_class_sets_it(capsys, tmp_path):
+    from audit.cli import main
+
+    frame = credit_frame(("1", "2"))
+    frame["label"] = frame["label"].astype(int)  # German credit: 1 good, 2 bad
+    csv = tmp_path / "credit.csv"
+    frame.rename(columns={"label": "credit"}).to_csv(csv, index=False)
+    model = tmp_path / "credit.pt"
+    assert main(["train", "mlp", "--data", str(csv), "--target", "credit", "--sensitive", "group", "--epochs", "1",
+                 "-o", str(model), "--quiet"]) == 0
+    common = ["report", str(model), "--data", str(csv), "--target", "credit", "--sensitive", "group",
+              "--analyzers", "fairness", "--set", "fairness.mitigation=false", "--quiet"]
+    assert main([*common, "-o", str(tmp_path / "a.html"), "--json", str(tmp_path / "a.json")]) == 0
+    import json
+
+    first = json.loads((tmp_path / "a.json").read_text())["results"]["fairness"]
+    assert any("positive class is taken to be '2'" in w for w in first["warnings"])
+    assert main([*common, "--positive-class", "1", "-o", str(tmp_path / "b.html"),
+                 "--json", str(tmp_path / "b.json")]) == 0
+    second = json.loads((tmp_path / "b.json").read_text())["results"]["fairness"]
+    assert second["details"]["positive_classes"] == ["1"]
+    assert not any("positive class is taken to be" in w for w in second["warnings"])
+    capsys.readouterr()

@@ -38,7 +38,7 @@ from audit.fairness.intervals import worst_gap_interval, worst_ratio_interval
 from audit.fairness.counterfactual import counterfactual_probe
 from audit.fairness.groups import INTERSECTION, group_labels, with_intersections
 from audit.fairness.metrics import (COMPARES, DISPARITIES, RATE_NAMES, WORSE_END, compared_groups, disparities,
-                                   group_table, rate_counts)
+                                   group_table, rate_counts, signed_against)
 from audit.fairness.mitigation import MITIGATION_TABLE, threshold_preview
 
 WORST = "worst"  # the class label of a disparity taken as the worst over one-vs-rest classes
@@ -47,6 +47,11 @@ INTERVAL_METHOD = ("Newcombe's hybrid score interval (continuity-corrected) for 
                    "Bonferroni bound; the gate's side (upper for gaps, lower for ratios) errs at most 1/4 of 1 - "
                    "confidence")
 RATE_NEEDS = {"tpr": ("positives", ("fn", "tp")), "fpr": ("negatives", ("tn", "fp"))}
+SIGNED_TABLE = "signed_against_reference_(aif360_conventions)"
+#: Binary labels whose second class is plainly the positive outcome; for others (1/2, good/bad) the run says
+#: which class it took.
+OBVIOUS_POSITIVE = {("0", "1"), ("false", "true"), ("no", "yes"), ("n", "y"), ("negative", "positive"),
+                    ("neg", "pos")}
 
 
 def _higher_is_worse(metric: str) -> bool:
@@ -62,6 +67,11 @@ def _spec(metric: str, scope: str) -> MetricSpec:
                       "lower" if _higher_is_worse(metric) else "higher")
 
 
+def _obvious_positive(classes: tuple[str, ...]) -> bool:
+    low, high = (str(c).strip().lower() for c in classes)
+    return (low, high) in OBVIOUS_POSITIVE or (low.startswith("<=") and high.startswith(">"))
+
+
 @register_analyzer
 @dataclass(frozen=True, kw_only=True)
 class Fairness(Analyzer):
@@ -72,6 +82,7 @@ class Fairness(Analyzer):
     min_positives: int = 10  # a group's TPR (FPR) needs this many positive (negative) labels
     intersections: int = 2  # cross up to this many sensitive features; 1 for none
     bins: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    reference_group: Mapping[str, str] = field(default_factory=dict)  # feature -> group the signed metrics use
     confidence: float = 0.95
     mitigation: bool = True
     samples: int = 500  # held-out sentences the text counterfactual probe reads
@@ -126,6 +137,10 @@ class Fairness(Analyzer):
             raise AuditInputError(f"fairness: confidence must lie between 0 and 1, not {self.confidence}")
         if self.intersections < 1:
             raise AuditInputError(f"fairness: intersections must be at least 1, not {self.intersections}")
+        if not isinstance(self.reference_group, Mapping) or not all(
+                isinstance(g, (str, int)) for g in self.reference_group.values()):
+            raise AuditInputError("fairness: reference_group must map a sensitive feature to one of its groups, "
+                                  f"e.g. {{sex = \"Male\"}}, found {self.reference_group!r}")
         if not isinstance(self.bins, Mapping) or not all(
                 isinstance(edges, (list, tuple)) and edges and all(isinstance(e, (int, float)) for e in edges)
                 for edges in self.bins.values()):
@@ -151,7 +166,12 @@ class Fairness(Analyzer):
         targets = self.targets(classes)
         single = group_labels(data.sensitive, self.bins)
         groups = with_intersections(single, min(self.intersections, len(single.columns)))
-        tables, estimates, compared_rows, used, warnings = [], {}, {}, {}, []
+        tables, estimates, compared_rows, used, warnings, signed, references = [], {}, {}, {}, [], [], {}
+        self._check_references(groups)
+        if self.positive_class is None and len(classes) == 2 and not _obvious_positive(classes):
+            warnings.append(f"the positive class is taken to be {classes[1]!r}, the second of {list(classes)}: the "
+                            "labels do not say which outcome is the favourable one; set it with --positive-class "
+                            "(fairness.positive_class)")
         for feature in groups.columns:
             column = pd.Series(groups[feature], name=feature)
             kept, small = self._split_by_size(column, warnings)
@@ -163,6 +183,11 @@ class Fairness(Analyzer):
                     rows_of = self._rows_per_disparity(by_group.loc[kept], feature, classes[target], warnings)
                     compared_rows[feature, target] = rows_of
                     estimates[feature, target] = {m: disparities(t)[m] for m, t in rows_of.items()}
+                    references[feature] = self._reference(feature, kept, by_group)
+                    table = signed_against(by_group.loc[kept], references[feature])
+                    table.insert(0, "feature", feature)
+                    table.insert(1, "class", classes[target])
+                    signed.append(table)
                 tables.append(self._group_rows(by_group, feature, classes[target] if len(targets) > 1 else None))
         metrics, intervals, rows, compared = self._summarize(estimates, compared_rows, list(single.columns),
                                                              targets, classes)
@@ -172,9 +197,12 @@ class Fairness(Analyzer):
         rows_of = pd.concat(tables, ignore_index=True)
         crossed = rows_of["feature"].str.contains(INTERSECTION, regex=False)
         tables = {"groups": rows_of[~crossed].reset_index(drop=True), "disparities": disparity_frame}
+        if signed:
+            tables[SIGNED_TABLE] = pd.concat(signed, ignore_index=True)
         if crossed.any():
             tables["intersectional_groups"] = rows_of[crossed].reset_index(drop=True)
         details = {"positive_classes": [classes[t] for t in targets], "compared": compared,
+                   "reference_groups": references,
                    "confidence": self.confidence, "interval_method": INTERVAL_METHOD,
                    "min_group_size": self.min_group_size, "min_positives": self.min_positives,
                    "groups_used": {f: list(k) for f, (k, _) in used.items()},
@@ -197,6 +225,25 @@ class Fairness(Analyzer):
                  for f in groups.columns if f.count(INTERSECTION) == 1]
         return {"metrics": metrics, "intervals": intervals, "tables": tables, "details": details,
                 "figures": figs, "warnings": warnings}
+
+    def _check_references(self, groups: pd.DataFrame) -> None:
+        for feature, group in self.reference_group.items():
+            if feature not in groups.columns:
+                raise AuditInputError(f"fairness: reference_group given for {feature!r}, which is not a sensitive "
+                                      f"feature; they are: {', '.join(groups.columns)}")
+            if str(group) not in map(str, groups[feature].cat.categories):
+                raise AuditInputError(f"fairness: reference_group {group!r} is not a group of {feature!r}; its "
+                                      f"groups are: {', '.join(map(str, groups[feature].cat.categories))}")
+
+    def _reference(self, feature: str, kept: list, by_group: pd.DataFrame):
+        """The group the signed metrics compare against: the one named in `reference_group`, else the largest."""
+        if feature not in self.reference_group:
+            return max(kept, key=lambda g: by_group.loc[g, "count"])
+        named = next(g for g in by_group.index if str(g) == str(self.reference_group[feature]))
+        if named not in kept:
+            raise AuditInputError(f"fairness: reference_group {named!r} of {feature!r} has fewer than "
+                                  f"{self.min_group_size} rows; name a larger group")
+        return named
 
     def _split_by_size(self, column: pd.Series, warnings: list[str]) -> tuple[list[str], list[str]]:
         """Groups of at least `min_group_size` rows, and the smaller ones (named in a warning)."""
@@ -263,19 +310,20 @@ class Fairness(Analyzer):
                 if not parts:
                     continue
                 if len(targets) > 1:
-                    for t, value, by_group in parts:
-                        rows.append(self._row(feature, classes[t], metric, value, self._rates(by_group, metric),
-                                              by_group))
+                    for part in parts:
+                        rows.append(self._row(feature, classes[part[0]], metric, part[1],
+                                              self._rates(part[2], metric), self._compared(feature, metric, part,
+                                                                                          classes), len(part[2])))
                 value = float(worse.reduce(np.array([v for _, v, _ in parts])))
                 rates = [r for _, _, by_group in parts for r in self._rates(by_group, metric)]
                 decisive = next((p for p in parts if p[1] == value), parts[0])
                 per_feature[feature, metric] = (value, rates, decisive)
-                rows.append(self._row(feature, WORST if len(targets) > 1 else classes[targets[0]], metric,
-                                      value, rates, decisive[2]))
                 name = f"fairness.{feature}.{metric}"
+                compared[name] = self._compared(feature, metric, decisive, classes)
+                rows.append(self._row(feature, WORST if len(targets) > 1 else classes[targets[0]], metric,
+                                      value, rates, compared[name], len(decisive[2])))
                 metrics[name] = value
                 intervals[name] = rows[-1]["low"], rows[-1]["high"]
-                compared[name] = self._compared(feature, metric, decisive, classes)
         for metric in DISPARITIES:
             candidates = [(f, *per_feature[f, metric]) for f in features if (f, metric) in per_feature]
             if not candidates:
@@ -315,9 +363,8 @@ class Fairness(Analyzer):
         worst = worst_gap_interval if COMPARES[metric][1] == "difference" else worst_ratio_interval
         return worst(rates, self.confidence)
 
-    def _row(self, feature, cls, metric, value, rates, by_group) -> dict:
+    def _row(self, feature, cls, metric, value, rates, compared: dict, groups: int) -> dict:
         low, high = self._interval(metric, value, rates)
-        groups = compared_groups(by_group, metric)
         return {"feature": feature, "class": cls, "metric": metric, "value": value, "low": low, "high": high,
-                "worse_group": groups["worse_group"], "better_group": groups["better_group"],
-                "groups_compared": len(by_group)}
+                "worse_group": compared["worse_group"], "better_group": compared["better_group"],
+                "groups_compared": groups, "direction": compared["direction"]}

@@ -64,6 +64,28 @@ def compared_groups(by_group: pd.DataFrame, metric: str) -> dict:
     return {"rate": rate, "worse_group": str(worse), "better_group": str(better),
             "worse_rate": float(column[worse]), "better_rate": float(column[better])}
 
+#: AIF360's signed metrics of a group against a reference ("privileged") group, the positive class favourable.
+SIGNED = ("statistical_parity_difference", "disparate_impact", "average_odds_difference",
+          "equal_opportunity_difference")
+
+
+def signed_against(by_group: pd.DataFrame, reference) -> pd.DataFrame:
+    """Each other row of a `group_table` against the `reference` row, in AIF360's conventions (its
+    ClassificationMetric with the reference as privileged group): selection rate minus (SIGNED[0]) and over
+    (SIGNED[1]) the reference's, the mean of the false and true positive rate differences (SIGNED[2]), the true
+    positive rate difference (SIGNED[3]). Negative differences and ratios below 1: the group is selected less."""
+    ref = by_group.loc[reference]
+    others = by_group.drop(index=reference)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        table = pd.DataFrame({
+            "group": others.index.astype(str), "reference_group": str(reference),
+            SIGNED[0]: (others["selection_rate"] - ref["selection_rate"]).to_numpy(),
+            SIGNED[1]: (others["selection_rate"] / ref["selection_rate"]).to_numpy(),
+            SIGNED[2]: (0.5 * ((others["fpr"] - ref["fpr"]) + (others["tpr"] - ref["tpr"]))).to_numpy(),
+            SIGNED[3]: (others["tpr"] - ref["tpr"]).to_numpy(),
+        })
+    return table
+
 
 def rate_counts(by_group: pd.DataFrame, rate: str) -> tuple[np.ndarray, np.ndarray]:
     """(successes, trials) of `rate` per row of a `group_table`."""
