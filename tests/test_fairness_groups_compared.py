@@ -195,3 +195,52 @@ def test_german_credit_like_labels_warn_on_the_command_line_and_positive_class_s
     assert second["details"]["positive_classes"] == ["1"]
     assert not any("positive class is taken to be" in w for w in second["warnings"])
     capsys.readouterr()
+
+
+def ages(n, seed, low, high, name):
+    rng = np.random.default_rng(seed)
+    frame = three_groups(n, seed)
+    frame[name] = rng.integers(low, high, n)
+    return data_with(frame, sensitive=("group", name))
+
+
+@pytest.mark.parametrize("name", ["age", "age_in_years", "Age", "applicantAge"])
+def test_an_age_column_gets_the_same_fixed_bins_on_different_data(name):
+    young, old = ages(800, 0, 18, 50, name), ages(900, 1, 40, 90, name)
+    runs = [Fairness(intersections=1, mitigation=False).run(model_for(d), d) for d in (young, old)]
+    edges = [r.details["bins"][name] for r in runs]
+    assert edges[0] == edges[1] == {"edges": [25.0, 35.0, 45.0, 55.0, 65.0], "rule": "fixed age bins"}
+    assert runs[0].tables["sensitive_bins"].iloc[0]["edges"] == "25, 35, 45, 55, 65"
+    assert not any("quartiles" in w for r in runs for w in r.warnings)
+
+
+def test_other_continuous_columns_are_cut_at_quartiles_with_a_warning_and_bins_override():
+    data = ages(800, 0, 0, 100, "wage")  # "wage" is not an age column
+    result = Fairness(intersections=1, mitigation=False).run(model_for(data), data)
+    assert result.details["bins"]["wage"]["rule"] == "quartiles of this data"
+    assert any(w.startswith("wage: continuous, cut at this data's quartiles") for w in result.warnings)
+    fixed = Fairness(intersections=1, mitigation=False, bins={"wage": [50]}).run(model_for(data), data)
+    assert fixed.details["bins"]["wage"] == {"edges": [50.0], "rule": "given"}
+    assert set(fixed.tables["groups"].query("feature == 'wage'")["group"]) == {"<50", ">=50"}
+
+
+def test_bins_are_set_from_the_command_line(capsys, tmp_path):
+    from audit.cli import main
+
+    frame = three_groups(400)
+    frame["age_in_years"] = np.random.default_rng(0).integers(18, 80, len(frame))
+    csv = tmp_path / "people.csv"
+    frame.to_csv(csv, index=False)
+    model = tmp_path / "people.pt"
+    assert main(["train", "mlp", "--data", str(csv), "--target", "label", "--sensitive", "group", "age_in_years",
+                 "--epochs", "1", "-o", str(model), "--quiet"]) == 0
+    out = tmp_path / "r.json"
+    assert main(["report", str(model), "--data", str(csv), "--target", "label", "--sensitive", "group",
+                 "age_in_years", "--analyzers", "fairness", "--set", "fairness.bins={age_in_years=[40]}",
+                 "--set", "fairness.mitigation=false", "-o", str(tmp_path / "r.html"), "--json", str(out),
+                 "--quiet"]) == 0
+    import json
+
+    details = json.loads(out.read_text())["results"]["fairness"]["details"]
+    assert details["bins"]["age_in_years"] == {"edges": [40.0], "rule": "given"}
+    capsys.readouterr()

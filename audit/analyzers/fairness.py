@@ -16,8 +16,10 @@ Every disparity gets a score confidence interval (`confidence`; audit.fairness.i
 Newcombe's hybrid score interval for gaps, the Katz log interval for ratios, a Bonferroni
 adjustment for the worst case over groups, rates, classes and features), so a policy gate
 can read its upper bound (`use = "upper"`); benchmarks/coverage.py checks its coverage by
-simulation. Continuous sensitive columns are bucketed (audit.fairness.groups: age
-into <25, 25-34, ..., >=65 by default; `bins={"age": (30, 50)}` overrides). Text models
+simulation. Continuous sensitive columns are bucketed by one rule (audit.fairness.groups:
+given edges, else fixed age bins <25, 25-34, ..., >=65 for any column named for age, else
+this data's quartiles, with a warning); `bins={"age": (30, 50)}` overrides, and the edges
+are in the `sensitive_bins` table. Text models
 also get counterfactual identity probes (audit.fairness.counterfactual), with or without
 sensitive columns; binary outcomes get a threshold post-processing preview
 (audit.fairness.mitigation) that never touches the model.
@@ -36,7 +38,7 @@ from audit.errors import AuditInputError
 from audit.fairness import figures
 from audit.fairness.intervals import worst_gap_interval, worst_ratio_interval
 from audit.fairness.counterfactual import counterfactual_probe
-from audit.fairness.groups import INTERSECTION, group_labels, with_intersections
+from audit.fairness.groups import INTERSECTION, QUARTILES, binned, group_labels, with_intersections
 from audit.fairness.metrics import (COMPARES, DISPARITIES, RATE_NAMES, WORSE_END, compared_groups, disparities,
                                    group_table, rate_counts, signed_against)
 from audit.fairness.mitigation import MITIGATION_TABLE, threshold_preview
@@ -168,6 +170,11 @@ class Fairness(Analyzer):
         groups = with_intersections(single, min(self.intersections, len(single.columns)))
         tables, estimates, compared_rows, used, warnings, signed, references = [], {}, {}, {}, [], [], {}
         self._check_references(groups)
+        bins = binned(data.sensitive, self.bins)
+        for feature, (edges, rule) in bins.items():
+            if rule == QUARTILES:
+                warnings.append(f"{feature}: continuous, cut at this data's quartiles {list(edges)}, which differ "
+                                f"from one data set to the next; give fixed edges (fairness.bins) to compare runs")
         if self.positive_class is None and len(classes) == 2 and not _obvious_positive(classes):
             warnings.append(f"the positive class is taken to be {classes[1]!r}, the second of {list(classes)}: the "
                             "labels do not say which outcome is the favourable one; set it with --positive-class "
@@ -199,10 +206,15 @@ class Fairness(Analyzer):
         tables = {"groups": rows_of[~crossed].reset_index(drop=True), "disparities": disparity_frame}
         if signed:
             tables[SIGNED_TABLE] = pd.concat(signed, ignore_index=True)
+        if bins:
+            tables["sensitive_bins"] = pd.DataFrame(
+                [{"feature": f, "edges": ", ".join(f"{e:g}" for e in edges), "groups": ", ".join(
+                    map(str, single[f].cat.categories)), "rule": rule} for f, (edges, rule) in bins.items()])
         if crossed.any():
             tables["intersectional_groups"] = rows_of[crossed].reset_index(drop=True)
         details = {"positive_classes": [classes[t] for t in targets], "compared": compared,
                    "reference_groups": references,
+                   "bins": {f: {"edges": list(edges), "rule": rule} for f, (edges, rule) in bins.items()},
                    "confidence": self.confidence, "interval_method": INTERVAL_METHOD,
                    "min_group_size": self.min_group_size, "min_positives": self.min_positives,
                    "groups_used": {f: list(k) for f, (k, _) in used.items()},
