@@ -11,6 +11,7 @@ from fairlearn.metrics import equal_opportunity_difference, equalized_odds_diffe
 
 import audit
 from audit.analyzers.fairness import Fairness
+from audit.compare import compare
 
 
 class Threshold(torch.nn.Module):
@@ -244,3 +245,55 @@ def test_bins_are_set_from_the_command_line(capsys, tmp_path):
     details = json.loads(out.read_text())["results"]["fairness"]["details"]
     assert details["bins"]["age_in_years"] == {"edges": [40.0], "rule": "given"}
     capsys.readouterr()
+
+
+class Shifted(torch.nn.Module):
+    """Predicts class 1 when x0 + shift > 0: with a large shift, nearly everyone is selected."""
+
+    def __init__(self, shift: float):
+        super().__init__()
+        self.shift = shift
+
+    def forward(self, x):
+        z = x[:, 0] + self.shift
+        return torch.stack([-z, z], dim=1) * 5
+
+
+def test_a_model_that_selects_nearly_everyone_is_a_finding_and_never_better_in_compare():
+    frame = three_groups(2000)
+    data = data_with(frame)
+    fair = audit.wrap(Shifted(0.0), modality="tabular", classes=data.classes, feature_names=["x0"])
+    lazy = audit.wrap(Shifted(2.5), modality="tabular", classes=data.classes, feature_names=["x0"])
+    quick = {"fairness": {"intersections": 1, "mitigation": False}}
+    result = Fairness(intersections=1, mitigation=False).run(lazy, data)
+    assert result.details["degenerate"]["class"] == "yes" and result.details["degenerate"]["share"] >= 0.95
+    (finding,) = result.findings
+    assert finding.severity == "high" and "'yes'" in finding.sentence
+    assert "fairness.demographic_parity_difference" in finding.metrics
+    assert not Fairness(intersections=1, mitigation=False).run(fair, data).findings
+    comparison = compare(fair, lazy, data, ["fairness"], options=quick)
+    table = comparison.table().set_index("metric")
+    dp = table.loc["fairness.demographic_parity_difference"]
+    assert dp["candidate"] < dp["baseline"]  # the lazy model's gap is smaller ...
+    assert dp["improved"] is None and "candidate predicts 'yes'" in dp["flag"]  # ... and is not called better
+    assert "flagged: candidate predicts" in comparison.render_html()
+    honest = compare(fair, fair, data, ["fairness"], options=quick).table()
+    assert honest["flag"].isna().all()
+
+
+def test_multiclass_accuracy_difference_is_the_gap_in_multiclass_accuracy():
+    from fairlearn.metrics import MetricFrame
+    from sklearn.metrics import accuracy_score
+
+    from tests.test_fairness_metrics import groups_of, scorer_model, table
+
+    data = table(n=900, classes=3)
+    model = scorer_model(data, weights=((-1.0, 0.0), (0.0, 0.3), (1.0, 0.0)))
+    result = Fairness(intersections=1, bins={"age": (40,)}, mitigation=False).run(model, data)
+    y, pred = model.labels(data), model.predict(data)
+    sex = groups_of(data, "sex")
+    expected = MetricFrame(metrics=accuracy_score, y_true=y, y_pred=pred, sensitive_features=sex).difference()
+    assert result.metrics["fairness.sex.accuracy_difference"] == pytest.approx(expected, abs=1e-12)
+    rows = result.tables["disparities"].query("metric == 'accuracy_difference' and feature == 'sex'")
+    assert list(rows["class"]) == ["all classes"]
+    assert result.details["compared"]["fairness.sex.accuracy_difference"]["positive_class"] == "all classes"

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from audit.analyzers.base import Analyzer, MetricSpec, Result, register_analyzer
+from audit.analyzers.base import Analyzer, Finding, MetricSpec, Result, register_analyzer
 from audit.errors import AuditInputError
 from audit.fairness import figures
 from audit.fairness.intervals import worst_gap_interval, worst_ratio_interval
@@ -50,6 +50,8 @@ INTERVAL_METHOD = ("Newcombe's hybrid score interval (continuity-corrected) for 
                    "confidence")
 RATE_NEEDS = {"tpr": ("positives", ("fn", "tp")), "fpr": ("negatives", ("tn", "fp"))}
 SIGNED_TABLE = "signed_against_reference_(aif360_conventions)"
+DEGENERATE_SHARE = 0.95  # a model predicting one class for at least this share of rows barely discriminates
+ALL_CLASSES = "all classes"  # the class label of the multiclass accuracy gap
 #: Binary labels whose second class is plainly the positive outcome; for others (1/2, good/bad) the run says
 #: which class it took.
 OBVIOUS_POSITIVE = {("0", "1"), ("false", "true"), ("no", "yes"), ("n", "y"), ("negative", "positive"),
@@ -67,6 +69,22 @@ def _spec(metric: str, scope: str) -> MetricSpec:
     return MetricSpec(f"{DISPARITIES[metric][0]} ({scope}; {how}; of the positive class, fairness.positive_class, "
                       "default the second class; the report names the worse-off and better-off group)",
                       "lower" if _higher_is_worse(metric) else "higher")
+
+
+def _accuracy_table(correct: np.ndarray, column: pd.Series) -> pd.DataFrame:
+    """Per group of `column`: rows, multiclass accuracy, and the correct and wrong counts as the cells the
+    accuracy rate reads (tp + tn correct out of all four)."""
+    frame = pd.DataFrame({"group": column.to_numpy(), "correct": correct}).groupby(
+        "group", observed=False)["correct"].agg(["size", "sum"])
+    return pd.DataFrame({"count": frame["size"], "accuracy": frame["sum"] / frame["size"], "tn": 0.0, "fp": 0.0,
+                         "fn": frame["size"] - frame["sum"], "tp": frame["sum"]}, index=frame.index)
+
+
+def _degenerate(pred: np.ndarray, classes) -> dict | None:
+    """The class predicted for at least DEGENERATE_SHARE of the rows, with its share; None if there is none."""
+    counts = np.bincount(pred, minlength=len(classes))
+    share = counts.max() / max(len(pred), 1)
+    return {"class": classes[int(counts.argmax())], "share": float(share)} if share >= DEGENERATE_SHARE else None
 
 
 def _obvious_positive(classes: tuple[str, ...]) -> bool:
@@ -120,15 +138,16 @@ class Fairness(Analyzer):
             parts.append(counterfactual_probe(model, data, samples=self.samples, seed=seed,
                                               positive=targets[0] if len(targets) == 1 else None))
         merged = {key: {} for key in ("metrics", "intervals", "tables", "details")}
-        figs, warnings = [], []
+        figs, warnings, findings = [], [], []
         for part in parts:
             for key in merged:
                 merged[key].update(part[key])
             figs.extend(part["figures"])
             warnings.extend(part["warnings"])
+            findings.extend(part.get("findings", ()))
         return Result(analyzer=self.name, metrics=merged["metrics"], intervals=merged["intervals"],
                       tables=merged["tables"], figures=tuple(figs), config=self.config(),
-                      details=merged["details"], warnings=tuple(warnings))
+                      details=merged["details"], warnings=tuple(warnings), findings=tuple(findings))
 
     def __post_init__(self) -> None:
         if self.min_group_size < 1:
@@ -179,10 +198,13 @@ class Fairness(Analyzer):
             warnings.append(f"the positive class is taken to be {classes[1]!r}, the second of {list(classes)}: the "
                             "labels do not say which outcome is the favourable one; set it with --positive-class "
                             "(fairness.positive_class)")
+        correct = (labels == pred).astype(float)
         for feature in groups.columns:
             column = pd.Series(groups[feature], name=feature)
             kept, small = self._split_by_size(column, warnings)
             used[feature] = (kept, small)
+            if len(targets) > 1 and len(kept) >= 2:
+                compared_rows[feature, None] = _accuracy_table(correct, column).loc[kept]
             for target in targets:
                 y_true, y_pred = (labels == target).astype(int), (pred == target).astype(int)
                 by_group = group_table(y_true, y_pred, proba[:, target], column).reindex(column.cat.categories)
@@ -235,8 +257,19 @@ class Fairness(Analyzer):
         figs += [figures.intersection_map(single[f.split(INTERSECTION)[0]], single[f.split(INTERSECTION)[1]],
                                           pred == first, classes[first], self.min_group_size)
                  for f in groups.columns if f.count(INTERSECTION) == 1]
+        findings = []
+        degenerate = _degenerate(pred, classes)
+        if degenerate:
+            details["degenerate"] = degenerate
+            findings.append(Finding(
+                "high", f"The model predicts {degenerate['class']!r} for {degenerate['share']:.1%} of the "
+                f"{len(pred):,} rows: it barely tells cases apart, so small gaps between groups here say little "
+                "about how it treats them.", tuple(m for m in metrics if m.count(".") == 1),
+                why="A model that gives almost everyone the same outcome passes parity gates without being fair.",
+                next="Read the performance results (recall of each class, balanced accuracy) before the "
+                     "fairness numbers."))
         return {"metrics": metrics, "intervals": intervals, "tables": tables, "details": details,
-                "figures": figs, "warnings": warnings}
+                "figures": figs, "warnings": warnings, "findings": findings}
 
     def _check_references(self, groups: pd.DataFrame) -> None:
         for feature, group in self.reference_group.items():
@@ -319,9 +352,12 @@ class Fairness(Analyzer):
                 worse = np.fmax if _higher_is_worse(metric) else np.fmin
                 parts = [(t, estimates[feature, t][metric], compared_rows[feature, t][metric])
                          for t in targets if metric in estimates.get((feature, t), {})]
+                if (feature, None) in compared_rows and metric == "accuracy_difference":  # multiclass accuracy
+                    table = compared_rows[feature, None]
+                    parts = [(None, float(table["accuracy"].max() - table["accuracy"].min()), table)]
                 if not parts:
                     continue
-                if len(targets) > 1:
+                if len(targets) > 1 and parts[0][0] is not None:
                     for part in parts:
                         rows.append(self._row(feature, classes[part[0]], metric, part[1],
                                               self._rates(part[2], metric), self._compared(feature, metric, part,
@@ -332,8 +368,8 @@ class Fairness(Analyzer):
                 per_feature[feature, metric] = (value, rates, decisive)
                 name = f"fairness.{feature}.{metric}"
                 compared[name] = self._compared(feature, metric, decisive, classes)
-                rows.append(self._row(feature, WORST if len(targets) > 1 else classes[targets[0]], metric,
-                                      value, rates, compared[name], len(decisive[2])))
+                label = classes[targets[0]] if len(targets) == 1 else WORST if decisive[0] is not None else ALL_CLASSES
+                rows.append(self._row(feature, label, metric, value, rates, compared[name], len(decisive[2])))
                 metrics[name] = value
                 intervals[name] = rows[-1]["low"], rows[-1]["high"]
         for metric in DISPARITIES:
@@ -359,11 +395,12 @@ class Fairness(Analyzer):
         how = ("largest minus smallest, unsigned: 0 is parity" if kind == "difference"
                else "smallest over largest: 1 is parity")
         of = "" if groups["rate"] == "accuracy" else f" of {classes[target]!r}"
+        positive = ALL_CLASSES if target is None else classes[target]
         direction = (f"{rate}{of} by {feature}: {groups['worse_group']!r} "
                      f"{groups['worse_rate']:.3f} is worse off ({worse_end}) than {groups['better_group']!r} "
                      f"{groups['better_rate']:.3f}; {kind} = {how}")
         return {"feature": feature, "worse_group": groups["worse_group"], "better_group": groups["better_group"],
-                "rate": groups["rate"], "direction": direction, "positive_class": classes[target]}
+                "rate": groups["rate"], "direction": direction, "positive_class": positive}
 
     @staticmethod
     def _rates(by_group: pd.DataFrame, metric: str) -> list[tuple[np.ndarray, np.ndarray]]:
