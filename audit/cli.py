@@ -22,6 +22,7 @@ from audit.models import MODELS
 from audit.models.spec import ModelSpec
 from audit.models.training import TrainConfig, train
 from audit.policy import EXIT_USAGE, Policy, metric_catalog
+from audit.predictions import from_predictions
 from audit.progress import set_quiet
 from audit.report.ci import render_junit, render_markdown
 from audit.files import write_text_atomic
@@ -90,9 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(handler=cmd_train)
 
-    p = sub.add_parser("report", help="audit a model and write the HTML report")
-    p.add_argument("model", help="checkpoint (.pt) written by audit train, or a TorchScript file")
+    p = sub.add_parser("report", help="audit a model (or its predictions) and write the HTML report")
+    p.add_argument("model", nargs="?", help="checkpoint (.pt) written by audit train, or a TorchScript file")
     _add_audit_options(p, default_output="reports/<model>.html")
+    p.add_argument("--predictions", metavar="FILE", help="audit predictions that already exist instead of a model: "
+                   "a CSV or Parquet table with --target, --prediction-column or --score-columns, --sensitive "
+                   "(performance and fairness run; the rest need the model)")
+    p.add_argument("--prediction-column", help="column of predicted labels in --predictions")
+    p.add_argument("--score-columns", help="comma-separated per-class score columns in --predictions, in class "
+                   "order (binary: one column, the second class's probability)")
     p.set_defaults(handler=cmd_report)
 
     p = sub.add_parser("compare", help="audit a baseline and a candidate model on the same data")
@@ -190,12 +197,29 @@ def cmd_train(args) -> int:
 
 def cmd_report(args) -> int:
     settings = _audit_settings(args)
+    if (args.model is None) == (args.predictions is None):
+        raise AuditInputError("report: give a model checkpoint or --predictions FILE (one of them)")
+    if args.predictions is not None:
+        return _report_predictions(args, settings)
     model = checkpoint.load(args.model, trust_pickle=args.trust_pickle)
     data = _audit_data(args, model)
     result = run(model, data, **settings)
     output = Path(args.output or f"reports/{Path(args.model).stem}.html")
     result.save_html(output)
     _write_ci_outputs(args, result, result, name=str(args.model))
+    return _finish(result, output)
+
+
+def _report_predictions(args, settings: dict) -> int:
+    if not args.target:
+        raise AuditInputError("--predictions needs --target, the label column")
+    scores = [c.strip() for c in (args.score_columns or "").split(",") if c.strip()]
+    settings = {k: v for k, v in settings.items() if k != "samples"}  # no per-example analyzer runs
+    result = from_predictions(args.predictions, target=args.target, prediction=args.prediction_column,
+                              scores=scores, sensitive=args.sensitive, **settings)
+    output = Path(args.output or f"reports/{Path(args.predictions).stem}.html")
+    result.save_html(output)
+    _write_ci_outputs(args, result, result, name=str(args.predictions))
     return _finish(result, output)
 
 
