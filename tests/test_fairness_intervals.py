@@ -40,10 +40,14 @@ def test_difference_intervals_equal_newcombes_published_values(counts, method10,
     assert np.ravel(gap_bounds(rate, Z95)) == pytest.approx(method11, abs=1e-4)
 
 
-def test_ratio_interval_is_the_katz_log_interval():
+def test_ratio_interval_is_mover_on_the_log_scale_from_the_wilson_limits():
     low, high = ratio_bounds((np.array([10, 20]), np.array([50, 50])), Z95)  # 0.2 / 0.4
-    half = Z95 * np.sqrt(1 / 10 - 1 / 50 + 1 / 20 - 1 / 50)
-    assert (low[0], high[0]) == pytest.approx((0.5 * np.exp(-half), 0.5 * np.exp(half)), abs=1e-12)
+    (p1, l1, u1), (p2, l2, u2) = (wilson(10, 50, Z95), wilson(20, 50, Z95))
+    d = np.log(p1 / p2)
+    expected = (np.exp(d - np.hypot(np.log(p1 / l1), np.log(u2 / p2))),
+                np.exp(d + np.hypot(np.log(u1 / p1), np.log(p2 / l2))))
+    assert (low[0], high[0]) == pytest.approx(expected, abs=1e-12)
+    assert low[0] < 0.5 < high[0] < 1
     flipped = ratio_bounds((np.array([20, 10]), np.array([50, 50])), Z95)  # min(p1/p2, p2/p1): the same
     assert np.ravel(flipped) == pytest.approx([low[0], high[0]], abs=1e-12)
 

@@ -13,7 +13,7 @@ features themselves; intersections (`fairness.sex&race.<metric>`) are reported u
 their own names and kept out of it, since finer groups always lie further apart.
 
 Every disparity gets a score confidence interval (`confidence`; audit.fairness.intervals:
-Newcombe's hybrid score interval for gaps, the Katz log interval for ratios, a Bonferroni
+Newcombe's hybrid score interval for gaps, a MOVER log interval for ratios, a Bonferroni
 adjustment for the worst case over groups, rates, classes and features), so a policy gate
 can read its upper bound (`use = "upper"`); benchmarks/coverage.py checks its coverage by
 simulation. Continuous sensitive columns are bucketed by one rule (audit.fairness.groups:
@@ -44,8 +44,8 @@ from audit.fairness.metrics import (COMPARES, DISPARITIES, RATE_NAMES, WORSE_END
 from audit.fairness.mitigation import MITIGATION_TABLE, threshold_preview
 
 WORST = "worst"  # the class label of a disparity taken as the worst over one-vs-rest classes
-INTERVAL_METHOD = ("Newcombe's hybrid score interval (continuity-corrected) for gaps, the Katz log interval for "
-                   "ratios; the worst case over the groups, rates, classes and features it compares with a "
+INTERVAL_METHOD = ("Newcombe's hybrid score interval (continuity-corrected) for gaps, the MOVER log interval from the "
+                   "same Wilson limits for ratios; the worst case over the groups, rates, classes and features it compares with a "
                    "Bonferroni bound; the gate's side (upper for gaps, lower for ratios) errs at most 1/4 of 1 - "
                    "confidence")
 RATE_NEEDS = {"tpr": ("positives", ("fn", "tp")), "fpr": ("negatives", ("tn", "fp"))}

@@ -9,8 +9,9 @@ literature:
 - a difference of two proportions: Newcombe's hybrid score interval with continuity
   correction (Newcombe 1998, Stat Med 17:873, method 11), built from the two groups'
   continuity-corrected Wilson intervals;
-- a ratio of two proportions: the Katz log interval (Katz et al. 1978), with 0.5 added to
-  both groups' counts when a count is 0 or all (else it is undefined or of zero width).
+- a ratio of two proportions: the MOVER interval of the log ratio (Donner & Zou 2012) from
+  the same continuity-corrected Wilson limits (the Katz log interval undercovered for a
+  small group against a large one: 0.92 at parity, groups of 30 and 1,000).
 
 The interval of the worst case follows from its comparisons' intervals, with its error
 alpha = 1 - confidence split between its two ends. A difference's upper bound is the
@@ -79,22 +80,24 @@ def gap_bounds(rate: Rate, z: float, continuity: bool = True):
 
 def ratio_bounds(rate: Rate, z: float):
     """Interval of min(p_i/p_j, p_j/p_i) for every pair of groups: (low, high), shape (..., pairs), from the
-    Katz log interval [A, B] of p_i/p_j. A pair where both rates are 0 tells nothing: [0, 1]."""
-    x, n = (np.asarray(a, dtype=float) for a in rate)
-    i, j = _pairs(x.shape[-1])
-    xi, ni, xj, nj = x[..., i], n[..., i], x[..., j], n[..., j]
-    edge = (xi == 0) | (xi == ni) | (xj == 0) | (xj == nj)
-    ci, cj = xi + 0.5 * edge, xj + 0.5 * edge
-    mi, mj = ni + edge, nj + edge
+    MOVER interval [A, B] of p_i/p_j on the log scale (Donner & Zou 2012, Stat Methods Med Res 21:347) with the
+    groups' continuity-corrected Wilson limits; where a rate is 0 (log undefined), the ratio of the Wilson
+    limits. A pair where both rates are 0 tells nothing: [0, 1]."""
+    p, low, high = wilson(*rate, z)
+    i, j = _pairs(p.shape[-1])
+    pi, pj, li, lj, ui, uj = p[..., i], p[..., j], low[..., i], low[..., j], high[..., i], high[..., j]
+    zero_i, zero_j = pi == 0, pj == 0
     with np.errstate(invalid="ignore", divide="ignore"):
-        log_ratio = np.log(ci / mi) - np.log(cj / mj)
-        half = z * np.sqrt(1 / ci - 1 / mi + 1 / cj - 1 / mj)
-        a = np.where(xi == 0, 0.0, np.exp(log_ratio - half))
-        b = np.where(xj == 0, np.inf, np.exp(log_ratio + half))
-        low = np.where(b < 1, a, np.where(a > 1, 1 / b, np.minimum(a, 1 / b)))
-        high = np.where(b < 1, b, np.where(a > 1, 1 / a, 1.0))
-    empty = ((xi == 0) & (xj == 0)) | (ni == 0) | (nj == 0)
-    return np.where(empty, 0.0, np.clip(low, 0, 1)), np.where(empty, 1.0, np.clip(high, 0, 1))
+        log_ratio = np.log(pi) - np.log(pj)
+        a = np.exp(log_ratio - np.sqrt((np.log(pi) - np.log(li)) ** 2 + (np.log(uj) - np.log(pj)) ** 2))
+        b = np.exp(log_ratio + np.sqrt((np.log(ui) - np.log(pi)) ** 2 + (np.log(pj) - np.log(lj)) ** 2))
+        a = np.where(zero_i, 0.0, np.where(zero_j, li / uj, a))
+        b = np.where(zero_j, np.inf, np.where(zero_i, ui / lj, b))
+        lower = np.where(b < 1, a, np.where(a > 1, 1 / b, np.minimum(a, 1 / b)))
+        upper = np.where(b < 1, b, np.where(a > 1, 1 / a, 1.0))
+    x, n = rate
+    empty = (zero_i & zero_j) | (np.asarray(n)[..., i] == 0) | (np.asarray(n)[..., j] == 0)
+    return np.where(empty, 0.0, np.clip(lower, 0, 1)), np.where(empty, 1.0, np.clip(upper, 0, 1))
 
 
 def comparisons(rates: Sequence[Rate]) -> int:
