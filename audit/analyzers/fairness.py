@@ -7,10 +7,22 @@ rest, and every disparity is the worst over the classes.
 
 Groups below `min_group_size` rows are listed in the group table (flag `small`) and
 named in a warning, but left out of the disparities: a gap between a group of 8 and a
-group of 8,000 is mostly noise, and must not decide a verdict silently. The unqualified
+group of 8,000 is mostly noise, and must not decide a verdict silently. Likewise a group
+with fewer than `min_positives` positive (negative) labels carries no true (false)
+positive rate and is left out of those disparities (flags `few_positives`,
+`few_negatives`), rather than scored as a rate of 0. The unqualified
 metric (`fairness.demographic_parity_difference`) is the worst case over the sensitive
 features themselves; intersections (`fairness.sex&race.<metric>`) are reported under
 their own names and kept out of it, since finer groups always lie further apart.
+
+Each disparity is unsigned (largest minus smallest, or smallest over largest) and says what
+it compares in `details["compared"][name]`: the feature, the worse-off and better-off
+group, the direction in plain words and the positive class (taken as the favourable
+outcome; binary labels that do not say which it is, such as 1/2, warn). Beside them, the
+signed metrics of AIF360 against a reference group (`reference_group`, default the
+largest). A model that predicts one class for nearly every row is a finding: its parity
+gaps are small because it barely discriminates. Multi-class `accuracy_difference` is the
+gap in (multi-class) accuracy.
 
 Every disparity gets a score confidence interval (`confidence`; audit.fairness.intervals:
 Newcombe's hybrid score interval for gaps, a MOVER log interval for ratios, a Bonferroni
@@ -19,10 +31,9 @@ can read its upper bound (`use = "upper"`); benchmarks/coverage.py checks its co
 simulation. Continuous sensitive columns are bucketed by one rule (audit.fairness.groups:
 given edges, else fixed age bins <25, 25-34, ..., >=65 for any column named for age, else
 this data's quartiles, with a warning); `bins={"age": (30, 50)}` overrides, and the edges
-are in the `sensitive_bins` table. Text models
-also get counterfactual identity probes (audit.fairness.counterfactual), with or without
-sensitive columns; binary outcomes get a threshold post-processing preview
-(audit.fairness.mitigation) that never touches the model.
+are in the `sensitive_bins` table. Text models also get counterfactual identity probes
+(audit.fairness.counterfactual), with or without sensitive columns; binary outcomes get a
+threshold post-processing preview (audit.fairness.mitigation) that never touches the model.
 """
 
 from __future__ import annotations
@@ -223,9 +234,9 @@ class Fairness(Analyzer):
         disparity_frame = pd.DataFrame(rows)
         if len(disparity_frame):
             disparity_frame["excluded_groups"] = disparity_frame["feature"].map(lambda f: ", ".join(used[f][1]))
-        rows_of = pd.concat(tables, ignore_index=True)
-        crossed = rows_of["feature"].str.contains(INTERSECTION, regex=False)
-        tables = {"groups": rows_of[~crossed].reset_index(drop=True), "disparities": disparity_frame}
+        group_rows = pd.concat(tables, ignore_index=True)
+        crossed = group_rows["feature"].str.contains(INTERSECTION, regex=False)
+        tables = {"groups": group_rows[~crossed].reset_index(drop=True), "disparities": disparity_frame}
         if signed:
             tables[SIGNED_TABLE] = pd.concat(signed, ignore_index=True)
         if bins:
@@ -233,7 +244,7 @@ class Fairness(Analyzer):
                 [{"feature": f, "edges": ", ".join(f"{e:g}" for e in edges), "groups": ", ".join(
                     map(str, single[f].cat.categories)), "rule": rule} for f, (edges, rule) in bins.items()])
         if crossed.any():
-            tables["intersectional_groups"] = rows_of[crossed].reset_index(drop=True)
+            tables["intersectional_groups"] = group_rows[crossed].reset_index(drop=True)
         details = {"positive_classes": [classes[t] for t in targets], "compared": compared,
                    "reference_groups": references,
                    "bins": {f: {"edges": list(edges), "rule": rule} for f, (edges, rule) in bins.items()},
