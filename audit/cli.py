@@ -213,6 +213,8 @@ def cmd_report(args) -> int:
 def _report_predictions(args, settings: dict) -> int:
     if not args.target:
         raise AuditInputError("--predictions needs --target, the label column")
+    if args.data or args.text_column:
+        raise AuditInputError("--predictions holds the rows; drop --data/--text-column")
     scores = [c.strip() for c in (args.score_columns or "").split(",") if c.strip()]
     settings = {k: v for k, v in settings.items() if k != "samples"}  # no per-example analyzer runs
     result = from_predictions(args.predictions, target=args.target, prediction=args.prediction_column,
