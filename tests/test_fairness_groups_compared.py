@@ -297,3 +297,5 @@ def test_multiclass_accuracy_difference_is_the_gap_in_multiclass_accuracy():
     rows = result.tables["disparities"].query("metric == 'accuracy_difference' and feature == 'sex'")
     assert list(rows["class"]) == ["all classes"]
     assert result.details["compared"]["fairness.sex.accuracy_difference"]["positive_class"] == "all classes"
+    one = Fairness(intersections=1, bins={"age": (40,)}, mitigation=False, positive_class="q").run(model, data)
+    assert one.metrics["fairness.sex.accuracy_difference"] == pytest.approx(expected, abs=1e-12)

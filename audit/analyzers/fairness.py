@@ -214,7 +214,7 @@ class Fairness(Analyzer):
             column = pd.Series(groups[feature], name=feature)
             kept, small = self._split_by_size(column, warnings)
             used[feature] = (kept, small)
-            if len(targets) > 1 and len(kept) >= 2:
+            if len(classes) > 2 and len(kept) >= 2:
                 compared_rows[feature, None] = _accuracy_table(correct, column).loc[kept]
             for target in targets:
                 y_true, y_pred = (labels == target).astype(int), (pred == target).astype(int)
@@ -379,7 +379,7 @@ class Fairness(Analyzer):
                 per_feature[feature, metric] = (value, rates, decisive)
                 name = f"fairness.{feature}.{metric}"
                 compared[name] = self._compared(feature, metric, decisive, classes)
-                label = classes[targets[0]] if len(targets) == 1 else WORST if decisive[0] is not None else ALL_CLASSES
+                label = ALL_CLASSES if decisive[0] is None else classes[targets[0]] if len(targets) == 1 else WORST
                 rows.append(self._row(feature, label, metric, value, rates, compared[name], len(decisive[2])))
                 metrics[name] = value
                 intervals[name] = rows[-1]["low"], rows[-1]["high"]
