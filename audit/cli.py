@@ -26,6 +26,7 @@ from audit.models import MODELS
 from audit.models.spec import ModelSpec
 from audit.models.training import TrainConfig, train
 from audit.policy import EXIT_USAGE, Policy, metric_catalog
+from audit.predictions import from_predictions
 from audit.progress import set_quiet
 from audit.files import check_outputs, text_writer, write_together
 from audit.report.ci import render_compare_markdown, render_junit, render_markdown
@@ -125,9 +126,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(handler=cmd_train)
 
-    p = sub.add_parser("report", help="audit a model and write the HTML report")
-    p.add_argument("model", help="checkpoint (.pt) written by audit train, or a TorchScript file")
+    p = sub.add_parser("report", help="audit a model (or its predictions) and write the HTML report")
+    p.add_argument("model", nargs="?", help="checkpoint (.pt) written by audit train, or a TorchScript file")
     _add_audit_options(p, default_output="reports/<model>.html")
+    p.add_argument("--predictions", metavar="FILE", help="audit predictions that already exist instead of a model: "
+                   "a CSV or Parquet table with --target, --prediction-column or --score-columns, --sensitive "
+                   "(performance and fairness run; the rest need the model)")
+    p.add_argument("--prediction-column", help="column of predicted labels in --predictions")
+    p.add_argument("--score-columns", help="comma-separated per-class score columns in --predictions, in class "
+                   "order (binary: one column, the second class's probability)")
     p.set_defaults(handler=cmd_report)
 
     p = sub.add_parser("compare", help="audit a baseline and a candidate model on the same data")
@@ -148,6 +155,8 @@ def _add_audit_options(p: argparse.ArgumentParser, *, default_output: str) -> No
     p.add_argument("--analyzers", help="comma-separated analyzers to run (default: all that apply)")
     p.add_argument("--set", action="append", default=[], metavar="ANALYZER.OPTION=VALUE",
                    help="an analyzer option, e.g. --set performance.bins=15")
+    p.add_argument("--positive-class", help="the class fairness takes as the positive (favourable) outcome "
+                                            "(default: the second class)")
     p.add_argument("--seed", type=int, default=0, help="drives every random choice (default 0)")
     p.add_argument("--samples", type=int, help="examples the per-example analyzers work on")
     p.add_argument("--trust-pickle", action="store_true",
@@ -232,12 +241,31 @@ def cmd_train(args) -> int:
 
 def cmd_report(args) -> int:
     settings = _audit_settings(args)
+    if (args.model is None) == (args.predictions is None):
+        raise AuditInputError("report: give a model checkpoint or --predictions FILE (one of them)")
+    if args.predictions is not None:
+        return _report_predictions(args, settings)
     output = Path(args.output or f"reports/{Path(args.model).stem}.html")
     outputs = _check_outputs(args, output, {"model": args.model})
     model = checkpoint.load(args.model, trust_pickle=args.trust_pickle)
     data = _audit_data(args, model)
     result = run(model, data, **settings)
     _write_outputs(outputs, result, result, name=str(args.model))
+    return _finish(result, output)
+
+
+def _report_predictions(args, settings: dict) -> int:
+    if not args.target:
+        raise AuditInputError("--predictions needs --target, the label column")
+    if args.data or args.text_column:
+        raise AuditInputError("--predictions holds the rows; drop --data/--text-column")
+    output = Path(args.output or f"reports/{Path(args.predictions).stem}.html")
+    outputs = _check_outputs(args, output, {"--predictions": args.predictions})
+    scores = [c.strip() for c in (args.score_columns or "").split(",") if c.strip()]
+    settings = {k: v for k, v in settings.items() if k != "samples"}  # no per-example analyzer runs
+    result = from_predictions(args.predictions, target=args.target, prediction=args.prediction_column,
+                              scores=scores, sensitive=args.sensitive, **settings)
+    _write_outputs(outputs, result, result, name=str(args.predictions))
     return _finish(result, output)
 
 
@@ -262,8 +290,11 @@ def _audit_settings(args) -> dict:
         ANALYZERS.get(name)
     if args.samples is not None and args.samples < 1:
         raise AuditInputError(f"--samples must be at least 1, found {args.samples}")
+    options = _parse_analyzer_options(args.set)
+    if args.positive_class is not None and (names is None or "fairness" in names):
+        options.setdefault("fairness", {})["positive_class"] = args.positive_class
     return dict(analyzers=names, seed=args.seed, policy=policy, samples=args.samples,
-                options=_parse_analyzer_options(args.set), command=" ".join(["audit", *sys.argv[1:]]))
+                options=options, command=" ".join(["audit", *sys.argv[1:]]))
 
 
 def _audit_data(args, model):
