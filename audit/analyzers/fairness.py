@@ -80,7 +80,7 @@ def _spec(metric: str, scope: str) -> MetricSpec:
            else "smallest over largest, 1 = parity")
     return MetricSpec(f"{DISPARITIES[metric][0]} ({scope}; {how}; of the positive class, fairness.positive_class, "
                       "default the second class; the report names the worse-off and better-off group)",
-                      "lower" if _higher_is_worse(metric) else "higher")
+                      "lower" if _higher_is_worse(metric) else "higher", interval=True)
 
 
 def _accuracy_table(correct: np.ndarray, column: pd.Series) -> pd.DataFrame:
