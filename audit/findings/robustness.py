@@ -32,10 +32,11 @@ def robustness_findings(result: Result, thresholds: Mapping[str, float]) -> list
 def _kept_share(result: Result, limit: float) -> list[Finding]:
     """The share of correct predictions the attack does not flip, with its Wilson interval."""
     metrics, details = result.metrics, result.details
-    if "robustness.pgd_accuracy_ratio" in metrics:
-        metric, kept = "robustness.pgd_accuracy_ratio", metrics["robustness.pgd_accuracy_ratio"]
-        correct = round(metrics["robustness.clean_accuracy"] * details.get("examples_attacked", 0))
-        attack = f"PGD at epsilon {details.get('epsilon', float('nan')):.3g} ({details.get('norm', 'linf')})"
+    if "robustness.robust_accuracy" in metrics:  # no attack (FGSM, PGD, Square) breaks the example
+        metric, clean = "robustness.robust_accuracy", metrics["robustness.clean_accuracy"]
+        kept = metrics[metric] / clean if clean else 0.0
+        correct = round(clean * details.get("examples_attacked", 0))
+        attack = f"The strongest attack at epsilon {details.get('epsilon', float('nan')):.3g} ({details.get('norm', 'linf')})"
     elif "robustness.text_attack_success_rate" in metrics:
         metric, kept = "robustness.text_attack_success_rate", 1 - metrics["robustness.text_attack_success_rate"]
         correct = details.get("texts_attacked", 0)

@@ -32,9 +32,10 @@ DEFAULTS = (
         "interval excludes 0.")),
     Threshold("robust_accuracy_ratio_min", 0.5, (
         "Share of the correctly classified examples an attack at the configured budget does not flip\n"
-        "(PGD accuracy over clean accuracy; for text, 1 - the word-substitution success rate). Below 1/2\n"
-        "the attack flips most correct predictions: the median flip epsilon lies inside the budget. A high\n"
-        "finding when the whole 95% Wilson interval lies below it, medium when the estimate does.")),
+        "(robust accuracy, where no attack of FGSM, PGD and Square breaks the example, over clean accuracy;\n"
+        "for text, 1 - the word-substitution success rate). Below 1/2 the attacks flip most correct\n"
+        "predictions: the median flip epsilon lies inside the budget. A high finding when the whole 95%\n"
+        "Wilson interval lies below it, medium when the estimate does.")),
     Threshold("explanation_agreement_min", 0.0, (
         "Mean rank correlation between attribution methods over their top features. Below 0 the methods\n"
         "rank features in opposite orders, so at most one of them can be read (a low finding).")),

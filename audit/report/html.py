@@ -77,7 +77,7 @@ KEY_METRICS = (
     "performance.balanced_accuracy", "performance.accuracy", "performance.ece",
     "fairness.equalized_odds_difference", "fairness.demographic_parity_difference",
     "fairness.counterfactual_flip_rate",
-    "robustness.pgd_accuracy_ratio", "robustness.text_attack_success_rate", "robustness.corruption_accuracy",
+    "robustness.robust_accuracy", "robustness.text_attack_success_rate", "robustness.corruption_accuracy",
     "explanations.agreement",
 )
 # Worst-case fairness metrics and the group rate whose extremes drive them.
