@@ -20,6 +20,7 @@ from audit.data.sources import audit_data
 from audit.errors import AuditInputError
 from audit.models import MODELS
 from audit.models.spec import ModelSpec
+from audit.paths import shown
 from audit.models.training import TrainConfig, train
 from audit.policy import EXIT_USAGE, Policy, metric_catalog
 from audit.progress import set_quiet
@@ -115,8 +116,11 @@ def _add_audit_options(p: argparse.ArgumentParser, *, default_output: str) -> No
                    help="an analyzer option, e.g. --set performance.bins=15")
     p.add_argument("--seed", type=int, default=0, help="drives every random choice (default 0)")
     p.add_argument("--samples", type=int, help="examples the per-example analyzers work on")
-    p.add_argument("--trust-pickle", action="store_true",
-                   help="allow pickled checkpoints (they can run arbitrary code: only for files you trust)")
+    p.add_argument("--trust-code", "--trust-pickle", dest="trust_code", action="store_true",
+                   help="allow model files that carry code, TorchScript and pickles (the code runs: only for "
+                        "files you trust)")
+    p.add_argument("--max-parameters", type=int, default=checkpoint.MAX_PARAMETERS, metavar="N",
+                   help=f"refuse checkpoints declaring more parameters (default {checkpoint.MAX_PARAMETERS:,})")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -188,25 +192,25 @@ def cmd_train(args) -> int:
 
 def cmd_report(args) -> int:
     settings = _audit_settings(args)
-    model = checkpoint.load(args.model, trust_pickle=args.trust_pickle)
+    model = checkpoint.load(args.model, **_load_options(args))
     data = _audit_data(args, model)
     result = run(model, data, **settings)
     output = Path(args.output or f"reports/{Path(args.model).stem}.html")
     result.save_html(output)
-    _write_ci_outputs(args, result, result, name=str(args.model))
+    _write_ci_outputs(args, result, result, name=shown(args.model))
     return _finish(result, output)
 
 
 def cmd_compare(args) -> int:
     settings = _audit_settings(args)
-    baseline = checkpoint.load(args.baseline, trust_pickle=args.trust_pickle)
-    candidate = checkpoint.load(args.candidate, trust_pickle=args.trust_pickle)
+    baseline = checkpoint.load(args.baseline, **_load_options(args))
+    candidate = checkpoint.load(args.candidate, **_load_options(args))
     data = _audit_data(args, candidate)
     comparison = compare(baseline, candidate, data, **settings)
     output = Path(args.output or f"reports/{Path(args.baseline).stem}-vs-{Path(args.candidate).stem}.html")
     comparison.save_html(output)
     # The candidate's run carries the comparison's verdict.
-    _write_ci_outputs(args, comparison, comparison.candidate, name=f"{args.baseline} vs {args.candidate}")
+    _write_ci_outputs(args, comparison, comparison.candidate, name=f"{shown(args.baseline)} vs {shown(args.candidate)}")
     return _finish(comparison.candidate, output)
 
 
@@ -219,7 +223,12 @@ def _audit_settings(args) -> dict:
     if args.samples is not None and args.samples < 1:
         raise AuditInputError(f"--samples must be at least 1, found {args.samples}")
     return dict(analyzers=names, seed=args.seed, policy=policy, samples=args.samples,
-                options=_parse_analyzer_options(args.set), command=" ".join(["audit", *sys.argv[1:]]))
+                options=_parse_analyzer_options(args.set),
+                command=" ".join(shown(a) for a in ["audit", *sys.argv[1:]]))
+
+
+def _load_options(args) -> dict:
+    return dict(trust_code=args.trust_code, max_parameters=args.max_parameters)
 
 
 def _audit_data(args, model):
