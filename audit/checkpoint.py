@@ -80,7 +80,7 @@ def save(model: Model, path: str | Path) -> Path:
 
 
 def save_torchscript(model: Model, path: str | Path, *, example: torch.Tensor | None = None) -> Path:
-    """Write `model` as a TorchScript archive carrying its task, loadable by `load`.
+    """Write `model` as a TorchScript archive carrying its task, loadable by `load(path, trust_code=True)`.
 
     The module is scripted, or traced on `example` (model-space inputs) when given.
     """
@@ -135,7 +135,8 @@ def _from_payload(payload, name: str, source: dict, device, max_parameters: int)
     try:
         module.load_state_dict(state_dict)
     except RuntimeError as exc:  # shapes and names were checked; this is a last guard
-        raise AuditInputError(f"{name}: weights do not fit architecture {architecture!r} ({_first_line(exc)})") from None
+        raise AuditInputError(
+            f"{name}: weights do not fit architecture {architecture!r} ({_first_line(exc)})") from None
     return Model(module, task, architecture=architecture, config=config, device=device, source=source)
 
 
@@ -268,8 +269,9 @@ def _is_torchscript(raw: bytes, name: str) -> bool:
         names = zipfile.ZipFile(io.BytesIO(raw)).namelist()
     except UnicodeDecodeError:
         raise AuditInputError(NOT_A_CHECKPOINT.format(path=name, why="an entry name is not UTF-8")) from None
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError):
-        return False
+    except Exception as exc:  # noqa: BLE001 - an archive we cannot list is one we cannot vouch for
+        why = f"unreadable zip archive: {_first_line(exc)}"
+        raise AuditInputError(NOT_A_CHECKPOINT.format(path=name, why=why)) from None
     inner = [n.split("/", 1)[-1] for n in names]
     return any(n.startswith("code/") or n == "constants.pkl" for n in inner)
 

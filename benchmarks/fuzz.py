@@ -245,8 +245,9 @@ def campaign(jobs: list[tuple[str, int]], workers: int, seed: int) -> tuple[dict
             counts[kind][outcome] += 1
             examples.setdefault((kind, outcome), index)
             done += 1
-            if done % 500 == 0:
-                print(f"  {done}/{len(jobs)} cases", file=sys.stderr, flush=True)
+            if done % 1000 == 0:
+                print(f"after {done}/{len(jobs)} cases:", file=sys.stderr)
+                print_counts(counts, file=sys.stderr)
             if outcome in ("hang", "crashed"):
                 w.kill()
                 busy.remove(w)
@@ -258,6 +259,12 @@ def campaign(jobs: list[tuple[str, int]], workers: int, seed: int) -> tuple[dict
                 busy.remove(w)
                 w.conn.send(None)
     return counts, examples
+
+
+def print_counts(counts: dict, file=sys.stdout) -> None:
+    print("kind        " + "".join(f"{o:>14}" for o in OUTCOMES), file=file)
+    for kind, counter in counts.items():
+        print(f"{kind:<12}" + "".join(f"{counter[o]:>14}" for o in OUTCOMES), file=file, flush=True)
 
 
 def main() -> int:
@@ -281,9 +288,7 @@ def main() -> int:
     seconds = time.perf_counter() - start
     print(f"{len(jobs)} cases in {seconds:.0f} s ({seconds / max(len(jobs), 1) * 1000:.0f} ms per case, "
           f"{args.workers} workers, seed {args.seed})")
-    print("kind        " + "".join(f"{o:>14}" for o in OUTCOMES))
-    for kind, counter in counts.items():
-        print(f"{kind:<12}" + "".join(f"{counter[o]:>14}" for o in OUTCOMES))
+    print_counts(counts)
     failures = {k: v for k, v in examples.items() if k[1] not in ("ok", "bad input")}
     for (kind, outcome), index in sorted(failures.items()):
         print(f"first {outcome}: {kind} case {index} (seed {args.seed})")

@@ -139,7 +139,8 @@ def hostile_value(rng: random.Random):
     choices = [
         None, True, -1, 0, 10**7, 10**30, -(2**63), 2**63, 0.5, -0.5, 1.5, math.nan, math.inf, -math.inf, "",
         "x" * 1000, "\x00\udcff", b"bytes", [], [1, 2], [[1]], {}, {1: 2}, {"a": math.nan}, (1,),
-        torch.tensor(1.0), torch.zeros(3), torch.tensor([math.nan]), torch.zeros(0), torch.zeros(2, 2, dtype=torch.int64),
+        torch.tensor(1.0), torch.zeros(3), torch.tensor([math.nan]), torch.zeros(0),
+        torch.zeros(2, 2, dtype=torch.int64),
         [10**7], [-5], [0], _deep(rng.choice([40, 200])), {"kind": "tabular"}, {"kind": "image", "shape": [1, 8, 8],
                                                                               "low": math.nan, "high": 1.0},
     ]
@@ -268,8 +269,8 @@ def mutate_arrays(arrays: dict[str, np.ndarray], rng: random.Random) -> dict[str
             del arrays[key]
             continue
         else:
-            arrays[rng.choice(["z", key])] = rng.choice([np.zeros(3), np.arange(len(arrays["x"]) if "x" in arrays
-                                                                                else 2), np.array(["a"])])
+            rows = len(arrays["y"]) if "y" in arrays and arrays["y"].ndim else 2
+            arrays[rng.choice(["z", key])] = rng.choice([np.zeros(3), np.arange(rows), np.array(["a"])])
             continue
         arrays[key] = v
     return arrays

@@ -332,3 +332,13 @@ def test_zip_entry_names_that_are_not_utf8_are_one_line(tmp_path):
     with pytest.raises(audit.AuditInputError, match=r"bad\.pt: not a model checkpoint") as info:
         checkpoint.load(tmp_path / "bad.pt")
     assert "\n" not in str(info.value)
+
+
+def test_zip_needing_an_unknown_version_is_one_line(tmp_path):
+    """Found by benchmarks/fuzz.py: zipfile raises NotImplementedError listing such an archive."""
+    raw = bytearray(checkpoint.save(hostile.tabular_model(), tmp_path / "m.pt").read_bytes())
+    entry = raw.index(b"PK\x01\x02")
+    raw[entry + 6] = 128  # "version needed to extract": 12.8
+    (tmp_path / "bad.pt").write_bytes(bytes(raw))
+    with pytest.raises(audit.AuditInputError, match=r"bad\.pt: not a model checkpoint"):
+        checkpoint.load(tmp_path / "bad.pt")

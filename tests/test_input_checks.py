@@ -65,7 +65,8 @@ def test_npz_image_value_that_overflows_float32_is_refused(capsys, files):
     arrays["x"][4, 2, 2] = 1e308
     np.savez(files / "i.npz", **arrays)
     code, err = audit_cli(capsys, files, files / "i.pt", "--data", files / "i.npz")
-    assert code == 2 and "i.npz: images x hold 1 NaN, infinite or float32-overflowing value(s) (first in image 4)" in err
+    assert code == 2
+    assert "i.npz: images x hold 1 NaN, infinite or float32-overflowing value(s) (first in image 4)" in err
 
 
 def test_model_that_outputs_infinity_is_a_failed_model_not_a_score(capsys, files):
@@ -163,3 +164,13 @@ def test_model_path_that_is_a_fifo_does_not_block(capsys, files):
     os.mkfifo(files / "pipe.pt")
     code, err = audit_cli(capsys, files, files / "pipe.pt")
     assert code == 2 and "pipe.pt: is a named pipe (FIFO), not a regular file" in err
+
+
+def test_csv_number_too_large_for_a_float_is_named(capsys, files):
+    """Found by benchmarks/fuzz.py: pandas keeps a 400-digit number as text, and to_numeric overflows."""
+    frame = hostile.table()
+    frame["years"] = frame["years"].astype(object)
+    frame.loc[2, "years"] = "9" * 400
+    frame.to_csv(files / "t.csv", index=False)
+    code, err = audit_cli(capsys, files, files / "t.pt", "--data", files / "t.csv", "--target", "approved")
+    assert code == 2 and "t.csv: column 'years' holds a number too large for a float" in err

@@ -310,19 +310,18 @@ def read_file(
 
 
 def _read_npz(path: Path, *, sensitive: Sequence[str], classes, source: dict) -> Dataset:
-    arrays = _npz_arrays(path)
+    arrays, where = _npz_arrays(path), source["path"]
     for key in ("x", "y"):
         if key not in arrays:
-            raise AuditInputError(f"{shown(path)}: array {key!r} missing; found {', '.join(arrays) or 'none'}")
+            raise AuditInputError(f"{where}: array {key!r} missing; found {', '.join(arrays) or 'none'}")
     extra = [k for k in arrays if k not in ("x", "y")]
     names = list(sensitive) or extra
     for key in names:
         if key not in arrays:
-            raise AuditInputError(f"{shown(path)}: sensitive array {key!r} missing; found {', '.join(arrays)}")
+            raise AuditInputError(f"{where}: sensitive array {key!r} missing; found {', '.join(arrays)}")
         if arrays[key].shape != arrays["y"].shape:
-            raise AuditInputError(
-                f"{shown(path)}: sensitive array {key!r} has shape {arrays[key].shape}, expected {arrays['y'].shape} like y"
-            )
+            raise AuditInputError(f"{where}: sensitive array {key!r} has shape {arrays[key].shape}, "
+                                  f"expected {arrays['y'].shape} like y")
     return Dataset.from_arrays(arrays["x"], arrays["y"], sensitive={k: arrays[k] for k in names},
                                classes=classes, modality="image", name=shown(path.stem), source=source)
 

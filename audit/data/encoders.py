@@ -282,7 +282,10 @@ def _is_numeric(col: pd.Series) -> bool:
 def _numeric_values(frame: pd.DataFrame, columns: list[str], where: str) -> np.ndarray:
     for col in columns:
         if not _is_numeric(frame[col]):
-            bad = frame[col][pd.to_numeric(frame[col], errors="coerce").isna()]
+            try:
+                bad = frame[col][pd.to_numeric(frame[col], errors="coerce").isna()]
+            except OverflowError:
+                raise AuditInputError(f"{where}: column {col!r} holds a number too large for a float") from None
             raise AuditInputError(
                 f"{where}: column {col!r} must be numeric, found {bad.iloc[0]!r}" if len(bad)
                 else f"{where}: column {col!r} must be numeric, found dtype {frame[col].dtype}"

@@ -16,7 +16,8 @@ from audit.models.registry import Probability, register_model
 
 
 @register_model("mlp", modalities=("tabular",), description="multilayer perceptron over encoded table features")
-def mlp(*, in_features: int, num_classes: int, hidden: tuple[int, ...] = (64, 32), dropout: Probability = 0.1) -> nn.Module:
+def mlp(*, in_features: int, num_classes: int, hidden: tuple[int, ...] = (64, 32),
+        dropout: Probability = 0.1) -> nn.Module:
     layers: list[nn.Module] = []
     width = in_features
     for size in hidden:
