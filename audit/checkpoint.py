@@ -263,9 +263,9 @@ def _load_pickled(raw: bytes, name: str, source: dict, device, max_parameters: i
 def _is_torchscript(raw: bytes, name: str) -> bool:
     """Whether `raw` is a zip archive holding TorchScript code or constants, read from its list of
     entries alone (torch.load and torch.jit.load are never called to find out)."""
-    if not zipfile.is_zipfile(io.BytesIO(raw)):
-        return False
     try:
+        if not zipfile.is_zipfile(io.BytesIO(raw)):
+            return False
         names = zipfile.ZipFile(io.BytesIO(raw)).namelist()
     except UnicodeDecodeError:
         raise AuditInputError(NOT_A_CHECKPOINT.format(path=name, why="an entry name is not UTF-8")) from None

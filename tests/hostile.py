@@ -179,8 +179,10 @@ def mutate_payload(obj: dict, rng: random.Random) -> dict:
             del parent[key]
         elif action < 0.3 and isinstance(parent[key], torch.Tensor):
             t = parent[key]
-            parent[key] = rng.choice([t.flatten(), torch.full_like(t, math.nan), t.double(), t.to(torch.int32),
-                                      torch.zeros(*(s + 1 for s in t.shape)), t[..., :0]])
+            options = [t.flatten(), t.double(), t.to(torch.int32), torch.zeros(*(s + 1 for s in t.shape))]
+            options += [torch.full_like(t, math.nan)] if t.is_floating_point() else []
+            options += [t[..., :0]] if t.dim() else []
+            parent[key] = rng.choice(options)
         elif action < 0.4 and isinstance(parent, dict):
             parent[rng.choice(["extra", 7, "0.weight", ("t",)])] = hostile_value(rng)
         else:
@@ -237,7 +239,8 @@ def mutate_table(frame: pd.DataFrame, rng: random.Random) -> pd.DataFrame:
         if action < 0.6 and len(frame):
             frame.iat[rng.randrange(len(frame)), rng.randrange(frame.shape[1])] = rng.choice(CELLS)
         elif action < 0.7 and frame.shape[1] > 1:
-            frame = frame.drop(columns=[rng.choice(list(frame.columns))])
+            gone = rng.randrange(frame.shape[1])
+            frame = frame.iloc[:, [i for i in range(frame.shape[1]) if i != gone]]
         elif action < 0.8:
             frame.columns = pd.Index([rng.choice([*CELLS, c]) if rng.random() < 0.3 else c for c in frame.columns],
                                      dtype=object)
@@ -263,8 +266,12 @@ def mutate_arrays(arrays: dict[str, np.ndarray], rng: random.Random) -> dict[str
             v = v.astype(np.float64)
             v.flat[rng.randrange(v.size)] = rng.choice([np.nan, np.inf, -np.inf, 1e308, -1e39, 255.0])
         elif action < 0.5:
-            v = rng.choice([v[:0], v[:-1], v.reshape(len(v), -1), v[None], v.astype(np.complex64),
-                            v.astype(str), v.astype(np.float16), v.astype(bool), np.zeros(()), v.T])
+            reshaped = [v[None], v.astype(str), np.zeros(()), v.T]
+            if v.ndim:
+                reshaped += [v[:0], v[:-1]] + ([v.reshape(len(v), -1)] if v.size else [])
+            if v.dtype.kind in "biuf":
+                reshaped += [v.astype(np.complex64), v.astype(np.float16), v.astype(bool)]
+            v = rng.choice(reshaped)
         elif action < 0.6:
             del arrays[key]
             continue

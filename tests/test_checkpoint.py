@@ -342,3 +342,14 @@ def test_zip_needing_an_unknown_version_is_one_line(tmp_path):
     (tmp_path / "bad.pt").write_bytes(bytes(raw))
     with pytest.raises(audit.AuditInputError, match=r"bad\.pt: not a model checkpoint"):
         checkpoint.load(tmp_path / "bad.pt")
+
+
+def test_zip_spanning_disks_is_one_line(tmp_path):
+    """Found by benchmarks/fuzz.py: zipfile.is_zipfile itself raises on a multi-disk zip64 locator."""
+    raw = bytearray(checkpoint.save(hostile.tabular_model(), tmp_path / "m.pt").read_bytes())
+    locator = raw.rindex(b"PK\x06\x07")
+    raw[locator + 16] = 2  # total number of disks
+    (tmp_path / "bad.pt").write_bytes(bytes(raw))
+    with pytest.raises(audit.AuditInputError, match=r"bad\.pt: not a model checkpoint \(unreadable zip archive: "
+                                                    r"zipfiles that span multiple disks"):
+        checkpoint.load(tmp_path / "bad.pt")
