@@ -7,9 +7,12 @@ Exit codes: 0 pass (or no policy), 1 a gate failed, 2 bad usage or bad input,
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from audit import checkpoint
@@ -18,17 +21,21 @@ from audit.compare import compare
 from audit.data.builtin import list_datasets, load_dataset
 from audit.data.sources import audit_data
 from audit.errors import AuditInputError
+from audit.findings.thresholds import default_policy_toml
 from audit.models import MODELS
 from audit.models.spec import ModelSpec
 from audit.paths import shown
 from audit.models.training import TrainConfig, train
 from audit.policy import EXIT_USAGE, Policy, metric_catalog
+from audit.predictions import from_predictions
 from audit.progress import set_quiet
-from audit.report.ci import render_junit, render_markdown
-from audit.files import write_text_atomic
+from audit.files import check_outputs, text_writer, write_together
+from audit.report.ci import render_compare_markdown, render_junit, render_markdown
 from audit.runner import AuditRun, run
 
 EXIT_INTERNAL = 4
+EXIT_INTERRUPTED = 128 + signal.SIGINT
+EXIT_TERMINATED = 128 + signal.SIGTERM
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,9 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
-        args = parser.parse_args(argv)
-        set_quiet(getattr(args, "quiet", False))
-        return args.handler(args)
+        with _sigterm_raises():
+            args = parser.parse_args(argv)
+            set_quiet(getattr(args, "quiet", False))
+            return args.handler(args)
     except AuditInputError as exc:
         if debug:
             raise
@@ -51,13 +59,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except _Terminated:
+        print("terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except Exception as exc:  # noqa: BLE001 - one line, never a traceback, unless --debug
         if debug:
             raise
         print(f"error: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
               file=sys.stderr)
         return EXIT_INTERNAL
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised where the process is so that half-written files are cleaned up on the way out."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+
+    def handler(signum, frame):
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,6 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("metrics", help="list every gateable metric with its meaning and direction")
     p.set_defaults(handler=cmd_metrics)
 
+    p = sub.add_parser("policy", help="print the built-in default policy (its thresholds judge every run)")
+    p.add_argument("--default", action="store_true", required=True,
+                   help="the policy a run without --policy is judged by, as TOML with where each value comes from")
+    p.set_defaults(handler=cmd_policy)
+
     p = sub.add_parser("train", help="train an architecture, or a model spec (models/*.toml)")
     p.add_argument("what", help="an architecture name (audit models) or a spec file NAME.toml")
     _add_data_options(p)
@@ -91,9 +127,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(handler=cmd_train)
 
-    p = sub.add_parser("report", help="audit a model and write the HTML report")
-    p.add_argument("model", help="checkpoint (.pt) written by audit train, or a TorchScript file")
+    p = sub.add_parser("report", help="audit a model (or its predictions) and write the HTML report")
+    p.add_argument("model", nargs="?", help="checkpoint (.pt) written by audit train, or a TorchScript file")
     _add_audit_options(p, default_output="reports/<model>.html")
+    p.add_argument("--predictions", metavar="FILE", help="audit predictions that already exist instead of a model: "
+                   "a CSV or Parquet table with --target, --prediction-column or --score-columns, --sensitive "
+                   "(performance and fairness run; the rest need the model)")
+    p.add_argument("--prediction-column", help="column of predicted labels in --predictions")
+    p.add_argument("--score-columns", help="comma-separated per-class score columns in --predictions, in class "
+                   "order (binary: one column, the second class's probability)")
     p.set_defaults(handler=cmd_report)
 
     p = sub.add_parser("compare", help="audit a baseline and a candidate model on the same data")
@@ -114,6 +156,8 @@ def _add_audit_options(p: argparse.ArgumentParser, *, default_output: str) -> No
     p.add_argument("--analyzers", help="comma-separated analyzers to run (default: all that apply)")
     p.add_argument("--set", action="append", default=[], metavar="ANALYZER.OPTION=VALUE",
                    help="an analyzer option, e.g. --set performance.bins=15")
+    p.add_argument("--positive-class", help="the class fairness takes as the positive (favourable) outcome "
+                                            "(default: the second class)")
     p.add_argument("--seed", type=int, default=0, help="drives every random choice (default 0)")
     p.add_argument("--samples", type=int, help="examples the per-example analyzers work on")
     p.add_argument("--trust-code", "--trust-pickle", dest="trust_code", action="store_true",
@@ -160,8 +204,14 @@ def cmd_analyzers(args) -> int:
 
 
 def cmd_metrics(args) -> int:
-    _print_table(("metric", "better", "meaning"),
-                 [(name, spec.better, spec.description) for name, spec in metric_catalog().items()])
+    _print_table(("metric", "better", "interval", "meaning"),
+                 [(name, spec.better, "yes" if spec.interval else "-", spec.description)
+                  for name, spec in metric_catalog().items()])
+    return 0
+
+
+def cmd_policy(args) -> int:
+    print(default_policy_toml(), end="")
     return 0
 
 
@@ -181,6 +231,9 @@ def cmd_train(args) -> int:
     config = TrainConfig.from_dict({**spec.training.__dict__, **overrides})
     model_config = {**spec.model, **_parse_assignments(args.set, "architecture option")}
     output = Path(args.output) if args.output else spec.output
+    if args.output is None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    check_outputs({"-o": output}, {"--data": spec.data, "spec": args.what if args.what.endswith(".toml") else None})
     splits = spec.splits(seed=config.seed)
     outcome = train(spec.architecture, *splits, config=config, model_config=model_config, quiet=args.quiet)
     checkpoint.save(outcome.model, output)
@@ -192,25 +245,44 @@ def cmd_train(args) -> int:
 
 def cmd_report(args) -> int:
     settings = _audit_settings(args)
+    if (args.model is None) == (args.predictions is None):
+        raise AuditInputError("report: give a model checkpoint or --predictions FILE (one of them)")
+    if args.predictions is not None:
+        return _report_predictions(args, settings)
+    output = Path(args.output or f"reports/{Path(args.model).stem}.html")
+    outputs = _check_outputs(args, output, {"model": args.model})
     model = checkpoint.load(args.model, **_load_options(args))
     data = _audit_data(args, model)
     result = run(model, data, **settings)
-    output = Path(args.output or f"reports/{Path(args.model).stem}.html")
-    result.save_html(output)
-    _write_ci_outputs(args, result, result, name=shown(args.model))
+    _write_outputs(outputs, result, result, name=shown(args.model))
+    return _finish(result, output)
+
+
+def _report_predictions(args, settings: dict) -> int:
+    if not args.target:
+        raise AuditInputError("--predictions needs --target, the label column")
+    if args.data or args.text_column:
+        raise AuditInputError("--predictions holds the rows; drop --data/--text-column")
+    output = Path(args.output or f"reports/{Path(args.predictions).stem}.html")
+    outputs = _check_outputs(args, output, {"--predictions": args.predictions})
+    scores = [c.strip() for c in (args.score_columns or "").split(",") if c.strip()]
+    settings = {k: v for k, v in settings.items() if k != "samples"}  # no per-example analyzer runs
+    result = from_predictions(args.predictions, target=args.target, prediction=args.prediction_column,
+                              scores=scores, sensitive=args.sensitive, **settings)
+    _write_outputs(outputs, result, result, name=shown(args.predictions))
     return _finish(result, output)
 
 
 def cmd_compare(args) -> int:
     settings = _audit_settings(args)
+    output = Path(args.output or f"reports/{Path(args.baseline).stem}-vs-{Path(args.candidate).stem}.html")
+    outputs = _check_outputs(args, output, {"baseline": args.baseline, "candidate": args.candidate})
     baseline = checkpoint.load(args.baseline, **_load_options(args))
     candidate = checkpoint.load(args.candidate, **_load_options(args))
     data = _audit_data(args, candidate)
     comparison = compare(baseline, candidate, data, **settings)
-    output = Path(args.output or f"reports/{Path(args.baseline).stem}-vs-{Path(args.candidate).stem}.html")
-    comparison.save_html(output)
     # The candidate's run carries the comparison's verdict.
-    _write_ci_outputs(args, comparison, comparison.candidate, name=f"{shown(args.baseline)} vs {shown(args.candidate)}")
+    _write_outputs(outputs, comparison, comparison.candidate, name=f"{shown(args.baseline)} vs {shown(args.candidate)}")
     return _finish(comparison.candidate, output)
 
 
@@ -222,9 +294,11 @@ def _audit_settings(args) -> dict:
         ANALYZERS.get(name)
     if args.samples is not None and args.samples < 1:
         raise AuditInputError(f"--samples must be at least 1, found {args.samples}")
+    options = _parse_analyzer_options(args.set)
+    if args.positive_class is not None and (names is None or "fairness" in names):
+        options.setdefault("fairness", {})["positive_class"] = args.positive_class
     return dict(analyzers=names, seed=args.seed, policy=policy, samples=args.samples,
-                options=_parse_analyzer_options(args.set),
-                command=" ".join(shown(a) for a in ["audit", *sys.argv[1:]]))
+                options=options, command=" ".join(shown(a) for a in ["audit", *sys.argv[1:]]))
 
 
 def _load_options(args) -> dict:
@@ -236,20 +310,30 @@ def _audit_data(args, model):
                       text_column=args.text_column, classes=model.classes)
 
 
-def _write_ci_outputs(args, document, gated: AuditRun, *, name: str) -> None:
-    """JSON of the whole document; JUnit and Markdown of the gated run."""
-    if args.json:
-        document.save_json(args.json)
-    if args.junit:
-        write_text_atomic(args.junit, render_junit(gated.verdict, gated.results, name=name))
-    if args.markdown:
-        write_text_atomic(args.markdown, render_markdown(gated))
+def _check_outputs(args, html: Path, models: dict[str, str]) -> dict[str, Path]:
+    """Every output path of an audit, checked before any model is loaded: an audit takes minutes."""
+    if args.output is None:
+        html.parent.mkdir(parents=True, exist_ok=True)  # the default reports/ folder
+    outputs = {"-o": html, "--json": args.json, "--junit": args.junit, "--markdown": args.markdown}
+    return check_outputs({k: v for k, v in outputs.items() if v is not None},
+                         {**models, "--data": args.data, "--policy": args.policy})
+
+
+def _write_outputs(outputs: dict[str, Path], document, gated: AuditRun, *, name: str) -> None:
+    """HTML and JSON of the whole document, JUnit and Markdown of the gated run, written as one set."""
+    render = {"-o": document.render_html, "--json": document.to_json,
+              "--junit": lambda: render_junit(gated.verdict, gated.results, name=name),
+              "--markdown": lambda: render_markdown(gated) if document is gated else render_compare_markdown(document)}
+    write_together({path: text_writer(render[option]()) for option, path in outputs.items()})
 
 
 def _finish(gated: AuditRun, output: Path) -> int:
     print(f"{gated.verdict.summary} -> {output}")
     for gate in gated.verdict.failed:
         print(f"  {gate.status}: {gate.message}")
+    for finding in gated.verdict.findings:
+        if finding.severity in ("high", "medium"):
+            print(f"  {finding.severity}: {finding.sentence}")
     for r in gated.results:
         if r.status == "error":
             print(f"  analyzer {r.analyzer} errored: {r.error}", file=sys.stderr)

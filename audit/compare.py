@@ -24,8 +24,13 @@ class Comparison(Document):
     verdict: Verdict
 
     def table(self) -> pd.DataFrame:
-        """One row per metric of either run: both values, the change, and whether it is better."""
+        """One row per metric of either run: both values, the change, and whether it is better. A fairness
+        metric of a run whose model predicts one class for nearly every row is flagged, never called better
+        or worse: its small gaps come from not discriminating at all."""
         base, cand = self.baseline.metrics, self.candidate.metrics
+        flag = "; ".join(f"{which} predicts {d['class']!r} for {d['share']:.1%} of rows"
+                         for which, d in (("baseline", _degenerate(self.baseline)),
+                                          ("candidate", _degenerate(self.candidate))) if d)
         rows = []
         for metric in dict.fromkeys([*base, *cand]):
             b, c = base.get(metric), cand.get(metric)
@@ -35,8 +40,12 @@ class Comparison(Document):
                 better = None
             else:
                 better = (delta > 0) == (spec.better == "higher")
-            rows.append({"metric": metric, "baseline": b, "candidate": c, "change": delta, "improved": better})
-        return pd.DataFrame(rows, columns=["metric", "baseline", "candidate", "change", "improved"])
+            flagged = flag if flag and metric.startswith("fairness.") else None
+            if flagged:
+                better = None
+            rows.append({"metric": metric, "baseline": b, "candidate": c, "change": delta, "improved": better,
+                         "flag": flagged})
+        return pd.DataFrame(rows, columns=["metric", "baseline", "candidate", "change", "improved", "flag"])
 
     def to_dict(self) -> dict:
         table = self.table()
@@ -55,6 +64,11 @@ class Comparison(Document):
         return render_comparison(self, standalone=standalone)
 
 
+def _degenerate(audit_run: AuditRun) -> dict | None:
+    fairness = next((r for r in audit_run.results if r.analyzer == "fairness"), None)
+    return fairness.details.get("degenerate") if fairness is not None else None
+
+
 def compare(
     baseline: Model,
     candidate: Model,
@@ -70,7 +84,7 @@ def compare(
     """Audit both models on `data` with the same analyzers and seed; gate the candidate against the baseline."""
     if baseline.modality != candidate.modality:
         raise AuditInputError(f"cannot compare a {baseline.modality} model with a {candidate.modality} model")
-    kwargs = dict(seed=seed, samples=samples, options=options, command=command)
+    kwargs = dict(seed=seed, samples=samples, options=options, command=command, policy=policy)
     base_run = run(baseline, data, analyzers, **kwargs)
     cand_run = run(candidate, data, analyzers, **kwargs)
     verdict = (policy or Policy()).evaluate(cand_run, baseline=base_run)

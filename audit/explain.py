@@ -6,6 +6,7 @@ import inspect
 
 import numpy as np
 import pandas as pd
+import torch
 
 from audit.attributions import get_method, list_methods
 from audit.attributions.targets import resolve_target
@@ -25,7 +26,8 @@ def explain(model: Model, data, method: str = "integrated_gradients", target=Non
     `data` is a `Dataset`, or raw inputs as `Model.predict_proba` takes them (a DataFrame,
     an image array, a list of strings). `target=None` explains the predicted class; an
     int explains that class for every example, an array one class per example.
-    `options` go to the method (e.g. `n_steps` for integrated_gradients).
+    `options` go to the method (e.g. `n_steps` for integrated_gradients, `background` for shap:
+    a row count, or rows as a Dataset, raw inputs like `data`, or a tensor of model inputs).
     """
     entry = get_method(method)
     data = as_dataset(model, data)
@@ -39,6 +41,8 @@ def explain(model: Model, data, method: str = "integrated_gradients", target=Non
         raise AuditInputError(
             f"attribution method {method!r} has no option(s) {', '.join(unknown)}; "
             f"options: {', '.join(accepted) or 'none'}")
+    if "background" in options and not isinstance(options["background"], (int, Dataset, torch.Tensor)):
+        options["background"] = as_dataset(model, options["background"])
     return entry.fn(model, data, resolve_target(model, data, target), seed=seed, **options)
 
 

@@ -4,10 +4,15 @@
     max = 0.1
     use = "upper"          # "value" (default), "upper" or "lower" bound of the interval
     max_increase = 0.02    # audit compare: candidate - baseline may rise at most this much
-    if_applicable = true   # n/a (not an error) when the metric does not apply to this model and data
+    if_applicable = true   # n/a (not an error) when the metric does not exist for this kind of model or data
+                           # (no such column, another modality); a metric the data left undefined still fails
+
+    [thresholds]
+    error_rate_gap_max = 0.1   # overrides one threshold of the built-in default policy
 
 Exit codes: 0 every gate passes (or no gates), 1 a gate failed, 3 a gate could not be
-evaluated because its analyzer errored or did not run (fail closed).
+evaluated because its analyzer errored or did not run (fail closed). Findings (judged by
+the thresholds) make the verdict of a run without gates; they never change the exit code.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from audit.analyzers.base import ANALYZERS, MetricSpec
+from audit.analyzers.base import ANALYZERS, Finding, MetricSpec
 from audit.errors import AuditInputError, read_toml
+from audit.findings import by_severity
+from audit.findings.thresholds import DEFAULT_VALUES
 
 if TYPE_CHECKING:
     from audit.runner import AuditRun
@@ -29,6 +36,8 @@ EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
 USES = ("value", "upper", "lower")
 NOT_APPLICABLE = "its analyzer does not apply to this model and data"
 ABSENT = "the metric is not in this run"
+UNDEFINED = ("not a finite number on this data (it is undefined here, e.g. fewer than two groups large enough; "
+             "see the analyzer's warnings)")
 GATE_KEYS = ("min", "max", "use", "max_increase", "max_decrease", "if_applicable")
 
 
@@ -92,6 +101,7 @@ class Verdict:
     status: str  # "pass", "fail", "error" or "ungated"
     gates: tuple[GateResult, ...] = ()
     errored_analyzers: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = ()  # every analyzer's, high severity first
 
     @property
     def exit_code(self) -> int:
@@ -102,26 +112,40 @@ class Verdict:
         return tuple(g for g in self.gates if g.status in ("fail", "error"))
 
     @property
+    def judgement(self) -> str:
+        """The findings in one phrase: "2 high, 1 medium findings" or "no high or medium findings"."""
+        counts = {s: sum(f.severity == s for f in self.findings) for s in ("high", "medium")}
+        shown = [f"{n} {s}" for s, n in counts.items() if n]
+        return f"{', '.join(shown)} finding{'s' if sum(counts.values()) > 1 else ''}" if shown else \
+            "no high or medium findings"
+
+    @property
     def summary(self) -> str:
+        errored = f"; analyzers that errored: {', '.join(self.errored_analyzers)}" if self.errored_analyzers else ""
         if self.status == "ungated":
-            note = f"; analyzers that errored: {', '.join(self.errored_analyzers)}" if self.errored_analyzers else ""
-            return f"no gates were set{note}"
+            concern = "CONCERNS" if any(f.severity in ("high", "medium") for f in self.findings) else "NO CONCERNS"
+            return f"{concern}: {self.judgement} (no gates were set){errored}"
         counted = [g for g in self.gates if g.status != "n/a"]
         passed = sum(g.status == "pass" for g in counted)
         skipped = len(self.gates) - len(counted)
         note = f" ({skipped} not applicable)" if skipped else ""
-        return f"{self.status.upper()}: {passed} of {len(counted)} gates passed{note}"
+        return f"{self.status.upper()}: {passed} of {len(counted)} gates passed{note}; {self.judgement}"
 
     def to_dict(self) -> dict:
         return {"status": self.status, "exit_code": self.exit_code, "summary": self.summary,
-                "gates": [g.to_dict() for g in self.gates], "errored_analyzers": list(self.errored_analyzers)}
+                "gates": [g.to_dict() for g in self.gates], "errored_analyzers": list(self.errored_analyzers),
+                "findings": [f.to_dict() for f in self.findings]}
 
 
 @dataclass(frozen=True)
 class Policy:
+    """Gates (the exit code) and the thresholds findings are judged by (the built-in defaults,
+    each overridable); `Policy()` is the built-in default policy."""
+
     gates: tuple[Gate, ...] = ()
     source: str = ""
     analyzers: tuple[str, ...] | None = field(default=None)
+    thresholds: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_VALUES))
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Policy:
@@ -131,12 +155,19 @@ class Policy:
 
     @classmethod
     def from_dict(cls, doc: Mapping, *, source: str = "policy") -> Policy:
-        unknown_keys = sorted(set(doc) - {"gates"})
+        unknown_keys = sorted(set(doc) - {"gates", "thresholds"})
         if unknown_keys:
-            raise AuditInputError(f"{source}: unknown section(s) {unknown_keys}; a policy has [gates.\"<metric>\"]")
+            raise AuditInputError(f"{source}: unknown section(s) {unknown_keys}; a policy has [gates.\"<metric>\"] "
+                                  "and [thresholds]")
+        tables = doc.get("gates", {})
+        if not isinstance(tables, Mapping):
+            raise AuditInputError(f"{source}: gates must be tables, one per metric ([gates.\"<metric>\"]), "
+                                  f"found {tables!r}")
+        thresholds = _thresholds(doc.get("thresholds", {}), source)
         gates = []
-        for metric, spec in doc.get("gates", {}).items():
-            if find_metric_spec(metric) is None:
+        for metric, spec in tables.items():
+            catalogued = find_metric_spec(metric)
+            if catalogued is None:
                 raise AuditInputError(f"{source}: unknown metric {metric!r} in gates; `audit metrics` lists them")
             if not isinstance(spec, Mapping):
                 raise AuditInputError(f"{source}: gate {metric!r} must be a table with min and/or max")
@@ -148,23 +179,28 @@ class Policy:
             use = spec.get("use", "value")
             if use not in USES:
                 raise AuditInputError(f"{source}: gate {metric!r} has use = {use!r}; expected one of {USES}")
+            if use != "value" and not catalogued.interval:
+                raise AuditInputError(f"{source}: gate {metric!r} has use = {use!r}, but {metric} has no interval; "
+                                      "drop use")
             for key in ("min", "max", "max_increase", "max_decrease"):
-                if key in spec and (isinstance(spec[key], bool) or not isinstance(spec[key], (int, float))):
-                    raise AuditInputError(f"{source}: gate {metric!r} {key} must be a number, found {spec[key]!r}")
+                value = spec.get(key, 0.0)
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                    raise AuditInputError(f"{source}: gate {metric!r} {key} must be a finite number, found {value!r}")
             if not isinstance(spec.get("if_applicable", False), bool):
                 raise AuditInputError(f"{source}: gate {metric!r} if_applicable must be true or false")
             gates.append(Gate(metric, **{k: spec[k] for k in GATE_KEYS if k in spec}))
-        return cls(tuple(gates), source)
+        return cls(tuple(gates), source, thresholds=thresholds)
 
     def evaluate(self, run: AuditRun, baseline: AuditRun | None = None) -> Verdict:
         """The verdict on `run`; with a `baseline` (audit compare) change gates apply too."""
         errored = tuple(r.analyzer for r in run.results if r.status == "error")
+        findings = by_severity(f for r in run.results for f in r.findings)
         if not self.gates:
-            return Verdict("ungated", (), errored)
+            return Verdict("ungated", (), errored, findings)
         results = tuple(self._check(gate, run, baseline) for gate in self.gates)
         statuses = {r.status for r in results}
         status = "error" if "error" in statuses else "fail" if "fail" in statuses else "pass"
-        return Verdict(status, results, errored)
+        return Verdict(status, results, errored, findings)
 
     def _check(self, gate: Gate, run: AuditRun, baseline: AuditRun | None) -> GateResult:
         if gate.on_change and not gate.on_value and baseline is None:
@@ -172,6 +208,8 @@ class Policy:
         value, problem = _gate_value(gate, run)
         if problem in (NOT_APPLICABLE, ABSENT) and gate.if_applicable:
             return GateResult(gate, "n/a", None, f"{gate.metric}: {problem}")
+        if problem == UNDEFINED:  # the metric applies, but this data gave it no value: never a pass
+            return GateResult(gate, "fail", None, f"{gate.metric}: {problem}")
         if problem:
             return GateResult(gate, "error", None, f"{gate.metric}: {problem}; the gate fails closed")
         failures = []
@@ -194,6 +232,20 @@ class Policy:
         return GateResult(gate, "fail" if failures else "pass", value, message, base)
 
 
+def _thresholds(table, source: str) -> dict[str, float]:
+    """The default thresholds with a policy's [thresholds] table laid over them."""
+    if not isinstance(table, Mapping):
+        raise AuditInputError(f"{source}: [thresholds] must be a table of name = number")
+    unknown = sorted(set(table) - set(DEFAULT_VALUES))
+    if unknown:
+        raise AuditInputError(f"{source}: unknown threshold(s) {unknown}; known: {sorted(DEFAULT_VALUES)} "
+                              "(`audit policy --default` prints them)")
+    for name, value in table.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise AuditInputError(f"{source}: threshold {name} must be a finite number, found {value!r}")
+    return {**DEFAULT_VALUES, **{k: float(v) for k, v in table.items()}}
+
+
 def _gate_value(gate: Gate, run: AuditRun) -> tuple[float | None, str | None]:
     """The number a gate reads from a run, or why there is none."""
     prefix = gate.metric.split(".", 1)[0]
@@ -212,5 +264,5 @@ def _gate_value(gate: Gate, run: AuditRun) -> tuple[float | None, str | None]:
     if value is None:
         return None, ABSENT
     if not math.isfinite(value):
-        return None, "the metric is not a finite number in this run"
+        return None, UNDEFINED
     return float(value), None

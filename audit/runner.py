@@ -20,9 +20,10 @@ import torch
 from audit.analyzers.base import ANALYZERS, Analyzer, Result
 from audit.data.dataset import Dataset
 from audit.errors import AuditInputError
+from audit.findings import with_findings
 from audit.model import Model
 from audit.policy import Policy, Verdict
-from audit.progress import progress
+from audit.progress import steps
 from audit.report.document import Document
 from audit.report.plots import PLAIN_TEXT
 
@@ -48,6 +49,12 @@ class AuditRun(Document):
     @property
     def intervals(self) -> dict[str, tuple[float, float]]:
         return {k: v for r in self.results for k, v in r.intervals.items()}
+
+    def __repr__(self) -> str:
+        ran = ", ".join(f"{r.analyzer} {'ran' if r.status == 'ok' else r.status}" for r in self.results)
+        return (f"AuditRun({self.model.get('path') or self.model.get('architecture')!r} on "
+                f"{self.data.get('name')!r}, {self.data.get('rows', 0):,} rows: {self.verdict.summary})\n"
+                f"  analyzers: {ran or 'none'}")
 
     def result(self, analyzer: str) -> Result:
         for r in self.results:
@@ -110,19 +117,20 @@ def run(
     objects = resolve_analyzers(analyzers, options)
     if samples is not None:
         objects = [dataclasses.replace(a, samples=samples) if "samples" in a.config() else a for a in objects]
+    judged_by = policy or Policy()
     results = []
-    for analyzer in progress(objects, desc="audit"):
-        results.append(_run_one(analyzer, model, data, seed))
+    for analyzer in steps(objects, desc="audit", name=lambda a: a.name):
+        results.append(with_findings(_run_one(analyzer, model, data, seed), judged_by.thresholds))
     results = tuple(results)
     skeleton = AuditRun(model=describe_model(model), data=describe_data(data), results=results,
                         verdict=Verdict("ungated"), seed=seed)
-    verdict = (policy or Policy()).evaluate(skeleton)
+    verdict = judged_by.evaluate(skeleton)
     provenance = {
         "started": started.isoformat(timespec="seconds"),
         "seconds": round(sum(r.seconds for r in results), 3),
         "timings": {r.analyzer: round(r.seconds, 3) for r in results},
         "command": command or " ".join(sys.argv),
-        "policy": policy.source if policy else None,
+        "policy": policy.source if policy else "the built-in default policy (audit policy --default)",
         "versions": library_versions(),
         "python": platform.python_version(),
         "platform": platform.platform(),

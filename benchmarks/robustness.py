@@ -1,4 +1,4 @@
-"""Speed of our FGSM and PGD against torchattacks and ART on the same work, and of the text attacks.
+"""Speed of our FGSM, PGD and Square against torchattacks and ART on the same work, and of the text attacks.
 
     python benchmarks/robustness.py [--repeats 5] [--threads N]
 
@@ -8,6 +8,11 @@ batches of 512 (ART at its default batch of 32 is shown on its own, labelled). T
 are medians over the repeats after one warm-up call, wall clock on this machine's CPU (or GPU when present);
 on a shared machine they are noisy, so read the ratios rather than the seconds.
 torchattacks and ART are benchmark-only dependencies, never imported by `audit`.
+
+Square and the robust accuracy over attacks: the first 300 of those images at the same
+epsilon, our Square (1,000 queries, the analyzer's default) against torchattacks' Square
+(1,000 and AutoAttack's 5,000 queries) and APGD-T (AutoAttack's 100 steps, 9 target
+classes), and the analyzer's robust accuracy (FGSM, PGD, then Square on what they left).
 """
 
 from __future__ import annotations
@@ -24,9 +29,11 @@ import audit
 from audit.models.training import TrainConfig, train
 from audit.robustness.attacks import PGD, fgsm, pgd
 from audit.robustness.domain import input_domain
+from audit.robustness.square import square_attack
 from audit.robustness.text_attacks import typo_attack, word_substitution
 
 EPS, STEPS, ALPHA, BATCH, N = 0.1, 10, 0.025, 512, 1000
+SQUARE_N, QUERIES = 300, 1000
 
 
 def timed(fn, repeats: int):
@@ -86,6 +93,41 @@ def image_rows(repeats: int) -> list[tuple[str, str, float, float]]:
     for (attack, tool), fn in runs.items():
         seconds, adv = timed(fn, repeats)
         rows.append((attack, tool, seconds, accuracy(adv)))
+    return rows, model, x, y, domain
+
+
+def square_rows(model, x, y, domain, repeats: int) -> list[tuple[str, str, float, float]]:
+    import torchattacks
+
+    x, y = x[:SQUARE_N], y[:SQUARE_N]
+    xd, yd = x.to(model.device), y.to(model.device)
+
+    def correct(adv) -> np.ndarray:
+        return (model.logits(torch.as_tensor(adv).cpu()).argmax(1) == y).numpy()
+
+    def all_attacks() -> np.ndarray:
+        """The analyzer's per-example minimum: FGSM, PGD (20 steps), then Square on what both left."""
+        ok = correct(x) & correct(fgsm(model, x, y, EPS, domain)) & correct(pgd(model, x, y, EPS, domain))
+        left = np.flatnonzero(ok)
+        found = square_attack(model, x[left], y[left], EPS, domain, queries=QUERIES)
+        ok[left] = (model.logits(found).argmax(1) == y[left]).numpy()
+        return ok
+
+    runs = {
+        ("Square", f"audit ({QUERIES} queries)"): lambda: correct(square_attack(model, x, y, EPS, domain,
+                                                                                queries=QUERIES)),
+        ("Square", f"torchattacks ({QUERIES} queries)"): lambda: correct(
+            torchattacks.Square(model.module, eps=EPS, n_queries=QUERIES, seed=0)(xd, yd)),
+        ("Square", "torchattacks (5000 queries)"): lambda: correct(
+            torchattacks.Square(model.module, eps=EPS, n_queries=5000, seed=0)(xd, yd)),
+        ("APGD-T", "torchattacks (100 steps)"): lambda: correct(
+            torchattacks.APGDT(model.module, eps=EPS, steps=100, n_classes=len(model.classes), seed=0)(xd, yd)),
+        ("all", "audit (FGSM, PGD, Square)"): all_attacks,
+    }
+    rows = []
+    for (attack, tool), fn in runs.items():
+        seconds, ok = timed(fn, repeats)
+        rows.append((attack, tool, seconds, float(ok.mean())))
     return rows
 
 
@@ -114,13 +156,20 @@ def main() -> None:
     device = "cuda" if torch.cuda.is_available() else f"cpu, {torch.get_num_threads()} threads"
     print(f"robustness benchmark ({device}); medians of {args.repeats} runs; shared machine: timings are noisy\n")
 
-    rows = image_rows(args.repeats)
+    rows, model, x, y, domain = image_rows(args.repeats)
     ours = {attack: seconds for attack, tool, seconds, _ in rows if tool == "audit"}
     print(f"{N} digits images, L-inf eps {EPS}, PGD {STEPS} steps of {ALPHA}, random start, batch {BATCH}")
     print(f"{'attack':<6} {'tool':<24} {'seconds':>9} {'robust acc':>11} {'their time / ours':>18}")
     for attack, tool, seconds, acc in rows:
         ratio = "" if tool == "audit" else f"{seconds / ours[attack]:.2f}x"
         print(f"{attack:<6} {tool:<24} {seconds:>9.3f} {acc:>11.3f} {ratio:>18}")
+
+    rows = square_rows(model, x, y, domain, max(1, args.repeats // 5))
+    base = next(seconds for attack, tool, seconds, _ in rows if attack == "Square")
+    print(f"\n{SQUARE_N} of those images, L-inf eps {EPS}: Square, APGD-T and the analyzer's minimum over attacks")
+    print(f"{'attack':<7} {'tool':<30} {'seconds':>9} {'robust acc':>11} {'time / our Square':>18}")
+    for attack, tool, seconds, acc in rows:
+        print(f"{attack:<7} {tool:<30} {seconds:>9.3f} {acc:>11.3f} {seconds / base:>17.2f}x")
 
     print("\ntext attacks on a reviews LSTM (correctly classified test texts)")
     print(f"{'attack':<20} {'ms / example':>13} {'success rate':>13} {'texts':>6}")

@@ -13,7 +13,7 @@ from audit.analyzers.fairness import Fairness
 from audit.fairness.mitigation import MITIGATION_TABLE
 from audit.models.training import TrainConfig, train
 
-QUICK = dict(resamples=500, intersections=1, mitigation=False)
+QUICK = dict(intersections=1, mitigation=False)
 
 
 def group_table(*, planted: bool, n: int, seed: int) -> audit.Dataset:
@@ -60,7 +60,7 @@ def test_control_without_group_dependence_shows_an_interval_that_contains_zero()
 
 def test_mitigation_preview_narrows_the_planted_gap_and_says_it_is_a_preview():
     model, data = trained(True)
-    result = Fairness(resamples=50, intersections=1).run(model, data, seed=0)
+    result = Fairness(intersections=1).run(model, data, seed=0)
     preview = result.tables[MITIGATION_TABLE].set_index("post_processing")
     before = preview.loc["none (the model as it is)", "demographic_parity_difference"]
     after = preview.loc["demographic_parity", "demographic_parity_difference"]
@@ -71,7 +71,7 @@ def test_mitigation_preview_narrows_the_planted_gap_and_says_it_is_a_preview():
 
 def test_adult_mlp_shows_the_known_sex_gap(adult_mlp):
     data = audit.load_dataset("adult", "test")
-    result = Fairness(resamples=1000, intersections=1, mitigation=False).run(adult_mlp, data, seed=0)
+    result = Fairness(intersections=1, mitigation=False).run(adult_mlp, data, seed=0)
     low, high = result.intervals["fairness.sex.demographic_parity_difference"]
     assert 0.08 < low <= result.metrics["fairness.sex.demographic_parity_difference"] <= high
     groups = result.tables["groups"].query("feature == 'sex'").set_index("group")
@@ -81,7 +81,7 @@ def test_adult_mlp_shows_the_known_sex_gap(adult_mlp):
 
 def test_compas_mlp_shows_the_known_race_gap(compas_mlp):
     data = audit.load_dataset("compas", "test")
-    result = Fairness(resamples=1000, intersections=1, mitigation=False).run(compas_mlp, data, seed=0)
+    result = Fairness(intersections=1, mitigation=False).run(compas_mlp, data, seed=0)
     low, _ = result.intervals["fairness.race.demographic_parity_difference"]
     assert low > 0.05
     groups = result.tables["groups"].query("feature == 'race'").set_index("group")

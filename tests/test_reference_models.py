@@ -12,6 +12,7 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import pytest
+from junit_schema import valid_junit
 
 import audit
 from audit.cli import main
@@ -47,15 +48,14 @@ def test_spec_reaches_its_test_accuracy(zoo, name):
     spec = ModelSpec.from_toml(zoo / f"{name}.toml")
     model = audit.load_model(spec.output)
     metrics = model.task.metrics
-    assert metrics["test_accuracy"] >= MIN_ACCURACY[name]
-    assert metrics["train_seconds"] < 180
+    assert metrics["test_accuracy"] >= MIN_ACCURACY[name]  # training time: benchmarks/training.py
 
 
 def report(zoo: Path, name: str, tmp_path: Path, *extra: str) -> tuple[int, ET.Element]:
     junit = tmp_path / f"{name}.xml"
     code = main(["report", str(zoo / f"{name}.pt"), "--policy", str(POLICY), "--junit", str(junit),
                  "-o", str(tmp_path / f"{name}.html"), "--quiet", *extra])
-    return code, ET.parse(junit).getroot()
+    return code, valid_junit(junit)
 
 
 def failed_gates(junit: ET.Element) -> set[str]:

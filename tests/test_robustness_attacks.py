@@ -17,7 +17,7 @@ from audit.data.dataset import Dataset
 from audit.model import wrap
 from audit.robustness.attacks import PGD, fgsm, flip_epsilons, pgd
 from audit.robustness.domain import input_domain
-from audit.robustness.search import square_search
+from audit.robustness.square import square_attack
 
 EPS, STEPS = 0.1, 10
 
@@ -77,7 +77,7 @@ def test_images_stay_in_range_and_ball(digits, norm):
     eps = 0.1 if norm == "linf" else 0.8
     for adv in (fgsm(model, x, y, eps, domain, norm=norm),
                 pgd(model, x, y, eps, domain, config=PGD(norm=norm, steps=5)),
-                square_search(model, x, y, eps, domain, norm=norm, iterations=20)):
+                square_attack(model, x, y, eps, domain, norm=norm, queries=20)):
         assert adv.min() >= model.encoder.low and adv.max() <= model.encoder.high
         delta = (adv - x).flatten(1)
         size = delta.abs().max(1).values if norm == "linf" else delta.norm(dim=1)
@@ -100,7 +100,7 @@ def test_tables_never_move_one_hot_columns_and_stay_in_data_range(compas_mlp):
     assert one_hot.any() and (~one_hot).any()
     eps = 0.5
     for adv in (fgsm(compas_mlp, x, y, eps, domain), pgd(compas_mlp, x, y, eps, domain),
-                square_search(compas_mlp, x, y, eps, domain, iterations=20)):
+                square_attack(compas_mlp, x, y, eps, domain, queries=20)):
         assert torch.equal(adv[:, one_hot], x[:, one_hot])
         assert bool((adv >= domain.low - 1e-6).all() and (adv <= domain.high + 1e-6).all())
         assert float((adv - x)[:, ~one_hot].abs().max()) <= eps + 1e-5

@@ -18,7 +18,9 @@ from torch import nn
 import audit
 from audit.analyzers.shap_values import Shap
 from audit.attributions import get_method, shap_method
+from audit.attributions.sampling import stratified_sample
 from audit.attributions.shap_method import explain_shap, hide_tokens, target_probability
+from audit.errors import AuditInputError
 
 
 @pytest.mark.parametrize("planted", [True, False])
@@ -104,10 +106,10 @@ def test_unsupported_layer_falls_back_to_gradient_explainer_and_says_so():
     x = np.random.default_rng(0).normal(size=(40, 4))
     data = audit.Dataset.from_arrays(x, (x[:, 0] > 0).astype(int), feature_names=names)
     before = copy.deepcopy(net.state_dict())
-    first = explain_shap(model, data, seed=5, background=20)
+    first = explain_shap(model, data, seed=5, background=20, pool=data)
     assert first.explainer == "GradientExplainer"
     assert "DeepExplainer failed" in first.warnings[0]
-    np.testing.assert_array_equal(first.values, explain_shap(model, data, seed=5, background=20).values)
+    np.testing.assert_array_equal(first.values, explain_shap(model, data, seed=5, background=20, pool=data).values)
     assert no_hooks_left(net)
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
 
@@ -135,3 +137,47 @@ def test_analyzer_is_deterministic_and_leaves_the_model_untouched(make):
     assert no_hooks_left(model.module)
     assert [p.requires_grad for p in model.module.parameters()] == grads
     assert all(torch.equal(state[k], v) for k, v in model.module.state_dict().items())
+
+
+def wrapped_patch_cnn() -> audit.Model:
+    """The planted patch CNN as a user's own module: it names no training split."""
+    model = patched_digits_cnn(True)
+    return audit.wrap(model.module, modality="image", classes=model.classes)
+
+
+def test_a_patch_every_explained_image_shares_gets_its_shap_mass():
+    model = wrapped_patch_cnn()
+    images = patched_class_images()  # every one carries the patch that decides its class
+    mixed = patched_digits()[2]
+    # The defect: against the explained rows themselves, the shared patch gets (next to) nothing.
+    alone = explain_shap(model, images, seed=0, background=images)
+    assert patch_share(alone.values).mean() < 0.05
+    with pytest.raises(AuditInputError, match="background="):
+        audit.explain(model, images, "shap")  # no training split, no background: refused, not made up
+    for background in (mixed.inputs, mixed, torch.from_numpy(mixed.inputs)):  # raw array, Dataset, tensor
+        values = audit.explain(model, images, "shap", background=background)
+        assert patch_share(values).mean() >= 0.3
+
+
+def test_the_analyzer_draws_its_background_from_the_audited_data_across_classes():
+    model = wrapped_patch_cnn()
+    test = patched_digits()[2]
+    result = Shap(samples=40).run(model, test, seed=0)
+    assert "drawn across its classes" in result.details["background"]
+    rows = result.arrays["rows"]
+    patched = test.labels[rows] == PATCH_CLASS
+    assert patched.sum() >= 2
+    assert patch_share(result.arrays["values"][patched]).mean() >= 0.3
+    given = Shap(samples=4, background=test.subset(np.arange(30))).run(model, test, seed=0)
+    assert given.details["background"] == "30 given background rows"
+    assert given.config["background"] == "30 given rows"
+    json.dumps(given.to_dict(), allow_nan=False)
+
+
+def test_stratified_sample_keeps_class_shares_and_every_class():
+    labels = np.repeat([0, 1, 2], [900, 90, 10])
+    chosen = stratified_sample(labels, 100, seed=0)
+    assert np.abs(np.bincount(labels[chosen]) - [90, 9, 1]).max() <= 1
+    assert len(np.unique(labels[stratified_sample(labels, 3, seed=1)])) == 3
+    np.testing.assert_array_equal(chosen, stratified_sample(labels, 100, seed=0))
+    assert not np.array_equal(chosen, stratified_sample(labels, 100, seed=1))

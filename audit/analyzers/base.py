@@ -30,10 +30,15 @@ SEVERITIES = ("high", "medium", "low", "info")
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """A gateable metric: what it means and which direction is better."""
+    """A gateable metric: what it means, which direction is better, and whether it comes with an interval.
+
+    `interval` is true when the analyzer reports a confidence interval for the metric, so a gate
+    may read its bounds (`use = "upper"` or `"lower"`).
+    """
 
     description: str
     better: str  # "higher" or "lower"
+    interval: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,12 @@ class Result:
         for name in self.metrics:
             if not name.startswith(self.analyzer_prefix + "."):
                 raise ValueError(f"metric {name!r} must start with {self.analyzer_prefix!r}.")
+
+    def __repr__(self) -> str:
+        status = {"ok": "ran", "error": f"errored: {self.error}", "skipped": "skipped"}[self.status]
+        counts = ", ".join(f"{n} {s}" for s in SEVERITIES if (n := sum(f.severity == s for f in self.findings)))
+        return (f"Result({self.analyzer} {status}, {len(self.metrics)} metrics, "
+                f"findings: {counts or 'none'}, {self.seconds:.1f} s)")
 
     @property
     def analyzer_prefix(self) -> str:

@@ -276,11 +276,15 @@ def agreement_matrix(model: Model, attributions: dict[str, np.ndarray], valid: n
 def _curves_figure(curves: dict, reference: tuple[np.ndarray, np.ndarray], steps: int):
     fig, (left, right) = new_figure(8.0, 3.4, ncols=2)
     xs = np.linspace(0, 1, steps + 1)
-    for method, (deletion, insertion) in curves.items():
-        left.plot(xs, deletion.mean(axis=0), label=method)
-        right.plot(xs, insertion.mean(axis=0), label=method)
-    left.plot(xs, reference[0].mean(axis=0), "k--", label="random order")
-    right.plot(xs, reference[1].mean(axis=0), "k--", label="random order")
+    # Methods can give equal curves (integrated gradients and GradientSHAP often do): each gets its own
+    # line style and marker, so one never hides another.
+    styles = itertools.cycle([("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"), ((0, (5, 1, 1, 1)), "v")])
+    for (method, (deletion, insertion)), (line, marker) in zip(curves.items(), styles):
+        for ax, curve in ((left, deletion), (right, insertion)):
+            ax.plot(xs, curve.mean(axis=0), linestyle=line, marker=marker, markevery=4, markersize=4,
+                    label=method.replace("_", " "))
+    left.plot(xs, reference[0].mean(axis=0), color="k", linewidth=2.5, alpha=0.35, label="random order")
+    right.plot(xs, reference[1].mean(axis=0), color="k", linewidth=2.5, alpha=0.35, label="random order")
     for ax, what in ((left, "removed"), (right, "added")):
         ax.set_xlabel(f"share of features {what}")
         ax.set_ylim(0, 1.02)
@@ -290,7 +294,7 @@ def _curves_figure(curves: dict, reference: tuple[np.ndarray, np.ndarray], steps
     right.legend(fontsize=7, loc="lower right")
     return to_figure(fig, title="Deletion and insertion curves", caption=(
         "Mean probability of the explained class as features are removed from the input (left) or added to "
-        "an empty input (right), most attributed first; the dashed line uses a random order. A faithful method "
+        "an empty input (right), most attributed first; the thick grey line uses a random order. A faithful method "
         "falls faster than random on the left and rises faster on the right."))
 
 

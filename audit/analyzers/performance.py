@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,7 +80,8 @@ class Performance(Analyzer):
             arrays={"proba": proba, "labels": labels},
             figures=(_confusion_figure(confusion), _reliability_figure(reliability, ece)),
             config=self.config(),
-            details={"rows": len(labels)},
+            # The figures show these two tables; the HTML report does not repeat them (JSON keeps them).
+            details={"rows": len(labels), "tables_shown_as_figures": ["confusion_matrix", "reliability"]},
         )
 
 
@@ -93,7 +95,7 @@ def _confusion_figure(confusion: pd.DataFrame):
         for j in range(n):
             ax.text(j, i, str(values[i, j]), ha="center", va="center", fontsize=8,
                     color="white" if shares[i, j] > 0.6 else "black")
-    ticks = [str(c)[:12] for c in confusion.index]
+    ticks = [textwrap.fill(str(c), 12, max_lines=2, placeholder="…") for c in confusion.index]
     ax.set_xticks(range(n), ticks, rotation=45 if n > 4 else 0, ha="right" if n > 4 else "center")
     ax.set_yticks(range(n), ticks)
     ax.set_xlabel("predicted class")

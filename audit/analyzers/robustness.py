@@ -1,9 +1,12 @@
 """Robustness: adversarial attacks, natural corruptions, attack sanity and robustness by group.
 
-Images and tables: FGSM and PGD over an epsilon sweep in the model's input space (see
-`audit.robustness.domain` for the units and bounds), the smallest epsilon that flips each
-correctly classified example, a gradient-free search as a check on the gradient, and
-corruptions. Text: word-substitution and typo attacks, and typos as a corruption.
+Images and tables: FGSM, PGD and the gradient-free Square attack over an epsilon sweep in
+the model's input space (see `audit.robustness.domain` for the units and bounds); an example
+counts as robust only when no attack breaks it. Square is also the check on the gradient at
+every epsilon. Then the smallest epsilon at which PGD flips each correctly classified
+example, and corruptions. A model that is random at inference is attacked with expectation
+over transformation and scored by a vote (`audit.robustness.stochastic`). Text:
+word-substitution and typo attacks, and typos as a corruption.
 """
 
 from __future__ import annotations
@@ -16,15 +19,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from audit.analyzers.base import Analyzer, MetricSpec, Result, register_analyzer
+from audit.analyzers.base import Analyzer, Finding, MetricSpec, Result, register_analyzer
+from audit.attributions.sampling import seeded
 from audit.errors import AuditInputError
 from audit.report.plots import new_figure, to_figure
 from audit.robustness.attacks import NORMS, PGD, fgsm, flip_epsilons, pgd
 from audit.robustness.corruptions import corrupted_images, corrupted_tables, corrupted_texts
 from audit.robustness.domain import Domain, input_domain
 from audit.robustness.groups import group_table, largest_gap
-from audit.robustness.sanity import sanity_checks
-from audit.robustness.search import square_search
+from audit.robustness.sanity import Check, sanity_checks
+from audit.robustness.square import P_INIT, square_attack
+from audit.robustness.stochastic import is_stochastic, voted_correct
 from audit.robustness.text_attacks import TextAttackOutcome, typo_attack, word_substitution
 
 DEFAULT_SAMPLES = {"image": 256, "tabular": 256, "text": 32}
@@ -42,7 +47,10 @@ class Robustness(Analyzer):
     `epsilon` (None: 0.1 of the image range or 0.2 standard deviations of a table column,
     L-inf; under L2 that times sqrt(movable features) / 4) is where the gateable metrics
     are taken; `sweep` lists the epsilons of the curve as multiples of it. `samples`
-    examples are drawn (seeded) from the data (None: 256, or 32 texts).
+    examples are drawn (seeded) from the data (None: 256, or 32 texts). Square runs
+    `square_queries` queries (AutoAttack uses 5,000; 1,000 matched APGD-T within a point on
+    the digits CNN) on what FGSM and PGD leave at each epsilon. A random model is attacked
+    with `draws` forward passes per gradient and scored by the majority of `draws` passes.
     """
 
     samples: int | None = None
@@ -54,7 +62,9 @@ class Robustness(Analyzer):
     restarts: int = 1
     random_start: bool = True
     flip_refine: int = 4
-    search_iterations: int = 100
+    square_queries: int = 1000
+    square_p_init: float = P_INIT
+    draws: int = 11
     large_epsilon: float | None = None
     sanity_tolerance: float = 0.03
     large_max_accuracy: float = 0.1
@@ -65,13 +75,20 @@ class Robustness(Analyzer):
 
     name = "robustness"
     title = "Robustness"
-    description = "adversarial attacks (FGSM, PGD, word substitution, typos), corruptions, attack sanity, by group"
+    description = ("adversarial attacks (FGSM, PGD, Square, word substitution, typos), corruptions, attack sanity, "
+                   "by group")
     metric_prefix = "robustness"
     metrics = {
         "robustness.clean_accuracy": MetricSpec("accuracy on the attacked sample before any attack", "higher"),
         "robustness.fgsm_accuracy": MetricSpec("accuracy under FGSM at the configured epsilon", "higher"),
         "robustness.pgd_accuracy": MetricSpec("accuracy under PGD at the configured epsilon", "higher"),
         "robustness.pgd_accuracy_ratio": MetricSpec("PGD accuracy over clean accuracy", "higher"),
+        "robustness.robust_accuracy": MetricSpec(
+            "accuracy at the configured epsilon when an example counts only if FGSM, PGD and Square all fail on it",
+            "higher"),
+        "robustness.stochastic_model": MetricSpec(
+            "1 when repeated forward passes of the same input differ (attacked with EOT, scored by vote), else 0",
+            "lower"),
         "robustness.median_flip_epsilon": MetricSpec(
             "median smallest epsilon at which PGD flips a correctly classified example", "higher"),
         "robustness.corruption_accuracy": MetricSpec("mean accuracy over corruptions and severities", "higher"),
@@ -94,9 +111,11 @@ class Robustness(Analyzer):
             raise AuditInputError("robustness: sweep needs positive multiples of epsilon")
         if not 0 < self.max_words_fraction <= 1:
             raise AuditInputError(f"robustness: max_words_fraction must be in (0, 1], found {self.max_words_fraction}")
-        if self.steps < 1 or self.restarts < 1:
-            raise AuditInputError(f"robustness: steps and restarts must be at least 1, found {self.steps}, "
-                                  f"{self.restarts}")
+        if self.steps < 1 or self.restarts < 1 or self.draws < 1 or self.square_queries < 1:
+            raise AuditInputError(f"robustness: steps, restarts, draws and square_queries must be at least 1, found "
+                                  f"{self.steps}, {self.restarts}, {self.draws}, {self.square_queries}")
+        if not 0 < self.square_p_init <= 1:
+            raise AuditInputError(f"robustness: square_p_init must be in (0, 1], found {self.square_p_init}")
 
     def supports(self, model, data) -> bool:
         if model.modality == "text":
@@ -112,18 +131,24 @@ class Robustness(Analyzer):
     # -- images and tables ---------------------------------------------------------------
 
     def _run_continuous(self, model, data, sample, seed: int) -> Result:
+        with seeded(seed, model.device):  # a random model's draws are part of the seeded work
+            return self._attack_continuous(model, data, sample, seed)
+
+    def _attack_continuous(self, model, data, sample, seed: int) -> Result:
         domain = input_domain(model, data, model.encode(data))
         eps = self.epsilon or default_epsilon(model.modality, self.norm, domain)
         grid = np.unique(np.concatenate([np.asarray(self.sweep) * eps, [eps]]))
         at = int(np.searchsorted(grid, eps))
-        attack = PGD(norm=self.norm, steps=self.steps, step_size=self.step_size, restarts=self.restarts,
-                     random_start=self.random_start)
         x, y = model.encode(sample), torch.from_numpy(model.labels(sample))
-        correct = _correct(model, x, y)
-        fgsm_correct, pgd_correct, pgd_at = _sweep(model, x, y, correct, grid, at, domain, attack, seed)
+        stochastic = is_stochastic(model, x)
+        draws = self.draws if stochastic else 1
+        attack = PGD(norm=self.norm, steps=self.steps, step_size=self.step_size, restarts=self.restarts,
+                     random_start=self.random_start, draws=draws)
+        correct = voted_correct(model, x, y, draws)
+        sweep = _sweep(model, x, y, correct, grid, at, domain, attack, self, stochastic, seed)
 
         flip = np.full(len(y), np.nan)
-        flip[correct] = flip_epsilons(model, x[correct], y[correct], grid, pgd_correct[correct], domain,
+        flip[correct] = flip_epsilons(model, x[correct], y[correct], grid, sweep.pgd[correct], domain,
                                       config=attack, refine=self.flip_refine, seed=seed + len(grid))
         median_flip = float(np.median(flip[correct])) if correct.any() else float("nan")
         warnings = []
@@ -132,39 +157,47 @@ class Robustness(Analyzer):
             warnings.append(f"PGD flips fewer than half of the correct examples within the sweep; the median "
                             f"flip epsilon is above {grid[-1]:.3g} (reported as that)")
 
+        # No random start: the point must be reached by following the gradient, which a
+        # random draw over a ball this large would otherwise do alone (Carlini et al., 2019).
         large = self.large_epsilon or default_large_epsilon(model.modality, self.norm, domain)
         large_domain = domain if model.modality == "image" else domain.without_bounds()
-        large_correct = correct & _correct(model, pgd(model, x, y, large, large_domain, config=attack,
-                                                      seed=seed + len(grid) + 1), y)
-        search_correct = correct & _correct(model, square_search(
-            model, x, y, eps, domain, norm=self.norm, iterations=self.search_iterations, seed=seed), y)
-        checks = sanity_checks(fgsm=fgsm_correct[:, at].mean(), pgd=pgd_correct[:, at].mean(),
-                               search=search_correct.mean(), large=large_correct.mean(), large_epsilon=large,
+        large_attack = dataclasses.replace(attack, random_start=False, restarts=1)
+        large_correct = correct & voted_correct(model, pgd(model, x, y, large, large_domain, config=large_attack,
+                                                           seed=seed + len(grid) + 1), y, draws)
+        checks = sanity_checks(grid=grid, clean=float(correct.mean()), fgsm=sweep.fgsm.mean(0), pgd=sweep.pgd.mean(0),
+                               square_only=sweep.square_only.mean(0), large=large_correct.mean(),
+                               large_epsilon=large, stochastic=stochastic, draws=draws,
                                tolerance=self.sanity_tolerance, large_max_accuracy=self.large_max_accuracy)
-        warnings += [f"attack sanity check failed ({c.name}): {c.detail}; the robustness shown may be false "
-                     "(masked gradients)" for c in checks if not c.passed]
+        failed = [c for c in checks if not c.passed]
+        warnings += [f"attack sanity check failed ({c.name}{'' if math.isnan(c.epsilon) else f' at {c.epsilon:.3g}'}): "
+                     f"{c.detail}; the robustness shown may be false (masked gradients)" for c in failed]
 
-        corruptions = _corruption_table(model, x, y, domain, seed)
+        corruptions = _corruption_table(model, x, y, domain, draws, seed)
+        robust = sweep.robust
         curve = pd.DataFrame({"epsilon": np.concatenate([[0.0], grid]),
-                              "fgsm_accuracy": np.concatenate([[correct.mean()], fgsm_correct.mean(0)]),
-                              "pgd_accuracy": np.concatenate([[correct.mean()], pgd_correct.mean(0)])})
+                              "fgsm_accuracy": np.concatenate([[correct.mean()], sweep.fgsm.mean(0)]),
+                              "pgd_accuracy": np.concatenate([[correct.mean()], sweep.pgd.mean(0)]),
+                              "square_only_share": np.concatenate([[0.0], sweep.square_only.mean(0)]),
+                              "robust_accuracy": np.concatenate([[correct.mean()], robust.mean(0)])})
         clean = float(correct.mean())
         metrics = {
             "robustness.clean_accuracy": clean,
-            "robustness.fgsm_accuracy": float(fgsm_correct[:, at].mean()),
-            "robustness.pgd_accuracy": float(pgd_correct[:, at].mean()),
-            "robustness.pgd_accuracy_ratio": float(pgd_correct[:, at].mean() / clean) if clean else 0.0,
+            "robustness.fgsm_accuracy": float(sweep.fgsm[:, at].mean()),
+            "robustness.pgd_accuracy": float(sweep.pgd[:, at].mean()),
+            "robustness.pgd_accuracy_ratio": float(sweep.pgd[:, at].mean() / clean) if clean else 0.0,
+            "robustness.robust_accuracy": float(robust[:, at].mean()),
             "robustness.median_flip_epsilon": median_flip,
             "robustness.corruption_accuracy": float(corruptions["accuracy"].mean()),
-            "robustness.sanity_passed": float(all(c.passed for c in checks)),
+            "robustness.sanity_passed": float(not failed),
+            "robustness.stochastic_model": float(stochastic),
         }
         tables = {
             "accuracy_by_epsilon": curve,
             "corruptions": corruptions,
-            "sanity_checks": pd.DataFrame([c.__dict__ for c in checks]),
+            "sanity_checks": pd.DataFrame([dataclasses.asdict(c) for c in checks]),
         }
         if len(sample.sensitive.columns):
-            groups = group_table(sample.sensitive, pgd_correct[:, at], flip).rename(
+            groups = group_table(sample.sensitive, robust[:, at], flip).rename(
                 columns={"median_flip": "median_flip_epsilon"})
             gap, gap_attribute = largest_gap(groups, min_size=self.min_group_size)
             if gap_attribute is None:
@@ -173,19 +206,26 @@ class Robustness(Analyzer):
             else:
                 metrics["robustness.group_gap"] = gap
             tables["by_group"] = groups
-        shown = np.flatnonzero(correct & ~pgd_correct[:, at])[: self.examples]
-        adv_pred = model.logits(pgd_at[shown]).argmax(1).numpy() if len(shown) else np.array([], dtype=int)
-        figures = [_curve_figure(curve, eps, search_correct.mean(), self.norm, model.modality)]
+        shown = np.flatnonzero(correct & ~sweep.pgd[:, at])[: self.examples]
+        adv_pred = model.logits(sweep.pgd_at[shown]).argmax(1).numpy() if len(shown) else np.array([], dtype=int)
+        figures = [_curve_figure(curve, eps, self.norm, model.modality)]
         if model.modality == "image":
-            figures.append(_image_examples_figure(model, x[shown], pgd_at[shown], y[shown].numpy(), adv_pred,
+            figures.append(_image_examples_figure(model, x[shown], sweep.pgd_at[shown], y[shown].numpy(), adv_pred,
                                                   domain))
         elif len(shown):
-            tables["examples"] = _table_examples(model, sample, x[shown], pgd_at[shown], shown, adv_pred)
+            tables["examples"] = _table_examples(model, sample, x[shown], sweep.pgd_at[shown], shown, adv_pred)
             figures.append(_table_examples_figure(tables["examples"]))
         figures.append(_corruption_figure(corruptions))
         details = {
             "epsilon": eps, "norm": self.norm, "large_epsilon": large, "examples_attacked": len(y),
-            "search_accuracy": float(search_correct.mean()), "pgd": dataclasses.asdict(attack),
+            "pgd": dataclasses.asdict(attack),
+            "square": {"queries": self.square_queries, "p_init": self.square_p_init,
+                       "ran": not stochastic} | ({} if not stochastic else {"reason": (
+                           "not run on a random model: its margin changes between draws, so the search would keep "
+                           "changes that only a lucky draw made look better")}),
+            "stochastic": stochastic,
+            "scoring": f"majority of {draws} forward passes per example (expectation over transformation)"
+                       if stochastic else "one forward pass per example",
             "units": f"pixel values (valid range [{model.encoder.low:g}, {model.encoder.high:g}])"
                      if model.modality == "image" else
                      "standard deviations of each continuous column (one-hot and 0/1 columns are never perturbed)",
@@ -195,8 +235,10 @@ class Robustness(Analyzer):
         if "robustness.group_gap" in metrics:
             details["group_gap_attribute"] = gap_attribute
         return Result(analyzer=self.name, metrics=metrics, tables=tables, figures=tuple(figures),
-                      arrays={"flip_epsilon": flip, "pgd_correct": pgd_correct, "epsilons": grid},
-                      config=self.config(), details=details, warnings=tuple(warnings))
+                      arrays={"flip_epsilon": flip, "pgd_correct": sweep.pgd, "robust_correct": robust,
+                              "epsilons": grid},
+                      config=self.config(), details=details, warnings=tuple(warnings),
+                      findings=_findings(metrics, checks, draws))
 
     # -- text ---------------------------------------------------------------------------
 
@@ -258,27 +300,81 @@ def default_large_epsilon(modality: str, norm: str, domain: Domain) -> float:
     return linf if norm == "linf" else linf * math.sqrt(domain.movable)
 
 
-def _sweep(model, x, y, correct, grid, at: int, domain: Domain, attack: PGD, seed: int):
-    """Per example and grid epsilon, whether it stays correct under FGSM and under PGD; and
-    PGD's adversarial inputs at grid[at]."""
-    fgsm_correct, pgd_correct, pgd_at = [], [], None
+@dataclass(frozen=True)
+class _Sweep:
+    """Per example (rows) and grid epsilon (columns): still correct under FGSM, under PGD, broken by
+    Square alone (run on what FGSM and PGD left), and correct under all three; PGD's points at grid[at]."""
+
+    fgsm: np.ndarray
+    pgd: np.ndarray
+    square_only: np.ndarray
+    robust: np.ndarray
+    pgd_at: torch.Tensor
+
+
+def _sweep(model, x, y, correct, grid, at: int, domain: Domain, attack: PGD, options: Robustness, stochastic: bool,
+           seed: int) -> _Sweep:
+    draws = attack.draws
+    fgsm_ok, pgd_ok, square_only, pgd_at = [], [], [], None
     for k, e in enumerate(grid):
-        fgsm_correct.append(correct & _correct(model, fgsm(model, x, y, e, domain, norm=attack.norm), y))
+        fgsm_ok.append(correct & voted_correct(model, fgsm(model, x, y, e, domain, norm=attack.norm, draws=draws),
+                                               y, draws))
         adv = pgd(model, x, y, e, domain, config=attack, seed=seed + k)
-        pgd_correct.append(correct & _correct(model, adv, y))
+        pgd_ok.append(correct & voted_correct(model, adv, y, draws))
         pgd_at = adv if k == at else pgd_at
-    return np.stack(fgsm_correct, 1), np.stack(pgd_correct, 1), pgd_at
+        left = np.flatnonzero(fgsm_ok[-1] & pgd_ok[-1])
+        broken = np.zeros(len(y), dtype=bool)
+        if not stochastic and len(left):
+            found = square_attack(model, x[left], y[left], float(e), domain, norm=attack.norm,
+                                  queries=options.square_queries, p_init=options.square_p_init, seed=seed + k)
+            broken[left] = ~voted_correct(model, found, y[left], draws)
+        square_only.append(broken)
+    fgsm_ok, pgd_ok, square_only = np.stack(fgsm_ok, 1), np.stack(pgd_ok, 1), np.stack(square_only, 1)
+    return _Sweep(fgsm_ok, pgd_ok, square_only, fgsm_ok & pgd_ok & ~square_only, pgd_at)
 
 
-def _correct(model, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
-    return (model.logits(x).argmax(1) == y).numpy()
-
-
-def _corruption_table(model, x, y, domain: Domain, seed: int) -> pd.DataFrame:
+def _corruption_table(model, x, y, domain: Domain, draws: int, seed: int) -> pd.DataFrame:
     corrupt = corrupted_images if model.modality == "image" else corrupted_tables
     return pd.DataFrame([
-        {"corruption": name, "severity": severity, "level": level, "accuracy": float(_correct(model, noisy, y).mean())}
+        {"corruption": name, "severity": severity, "level": level,
+         "accuracy": float(voted_correct(model, noisy, y, draws).mean())}
         for name, severity, level, noisy in corrupt(x, domain, seed=seed)])
+
+
+def _findings(metrics: dict, checks: list[Check], draws: int) -> tuple[Finding, ...]:
+    findings = []
+    if metrics["robustness.stochastic_model"]:
+        findings.append(Finding(
+            "medium", f"The model is random at inference: the same input gives different outputs, so every attack "
+            f"averaged its gradient over {draws} draws and every example was scored by the majority of {draws} draws "
+            f"(robust accuracy {metrics['robustness.robust_accuracy']:.2f}).",
+            metrics=("robustness.stochastic_model", "robustness.robust_accuracy"),
+            why="Randomness hides the gradient from a single-draw attack and lets one lucky draw decide an "
+                "example, so single-draw robustness flatters the model (Athalye et al., 2018).",
+            next="Check that the randomness is intended; judge robustness by the averaged (EOT) attack only."))
+    square = [c for c in checks if c.name == "pgd_not_beaten_by_square" and not c.passed]
+    if square:
+        at = ", ".join(f"{c.epsilon:.3g}" for c in square)
+        findings.append(Finding(
+            "high", f"The gradient is masked: at epsilon {at} the gradient-free Square attack broke examples that "
+            f"PGD could not, so PGD's accuracy ({metrics['robustness.pgd_accuracy']:.2f}) overstates robustness; "
+            f"over all attacks it is {metrics['robustness.robust_accuracy']:.2f}.",
+            metrics=("robustness.sanity_passed", "robustness.pgd_accuracy", "robustness.robust_accuracy"),
+            why="A gradient attack that a search without gradients beats is following a misleading or vanishing "
+                "gradient; the model is not as robust as PGD says (Carlini et al., 2019).",
+            next="Read robustness.robust_accuracy, not PGD's, and look for rounding, saturated outputs or "
+                 "non-differentiable steps in the model's forward pass."))
+    other = [c for c in checks if c.name not in ("pgd_not_beaten_by_square", "model_is_deterministic")
+             and not c.passed]
+    if other:
+        findings.append(Finding(
+            "high", f"An attack sanity check failed ({', '.join(sorted({c.name for c in other}))}): the gradient "
+            "attacks may be broken on this model and its robustness may be false.",
+            metrics=("robustness.sanity_passed",),
+            why="An iterative attack weaker than one step, or one that cannot break the model with an unbounded "
+                "perturbation, is not following a useful gradient (Carlini et al., 2019).",
+            next="See the sanity checks table; read robustness.robust_accuracy and treat it as an upper bound."))
+    return tuple(findings)
 
 
 def _table_examples(model, sample, x, adv, shown, adv_pred) -> pd.DataFrame:
@@ -321,11 +417,12 @@ def _text_examples(model, texts, labels, words: TextAttackOutcome, typos: TextAt
 
 # -- figures ------------------------------------------------------------------------------
 
-def _curve_figure(curve: pd.DataFrame, eps: float, search: float, norm: str, modality: str):
+def _curve_figure(curve: pd.DataFrame, eps: float, norm: str, modality: str):
     fig, ax = new_figure(5.0, 3.4)
     ax.plot(curve["epsilon"], curve["fgsm_accuracy"], marker="o", label="FGSM", color="#f58518")
     ax.plot(curve["epsilon"], curve["pgd_accuracy"], marker="o", label="PGD", color="#4c78a8")
-    ax.scatter([eps], [search], marker="x", color="#54a24b", zorder=3, label="gradient-free search")
+    ax.plot(curve["epsilon"], curve["robust_accuracy"], marker="x", label="all attacks (with Square)",
+            color="#54a24b")
     ax.axvline(eps, linestyle="--", color="#888", linewidth=1)
     ax.set_ylim(-0.02, 1.02)
     units = "pixel values" if modality == "image" else "standard deviations"
@@ -335,8 +432,9 @@ def _curve_figure(curve: pd.DataFrame, eps: float, search: float, norm: str, mod
     return to_figure(fig, title="Robust accuracy by epsilon", caption=(
         "Accuracy on the attacked sample when every input may move by up to epsilon (epsilon 0 is the clean "
         "accuracy). The dashed line marks the configured epsilon, where the gateable metrics are taken. A curve "
-        "that falls fast means small nudges flip the model. PGD should lie at or below FGSM, and the green cross "
-        "(a gradient-free attack) at or above PGD; otherwise the gradient is masked and the curve flatters."))
+        "that falls fast means small nudges flip the model. PGD should lie at or below FGSM, and the green curve "
+        "(an example counts only if FGSM, PGD and the gradient-free Square attack all fail on it) close to PGD; "
+        "a gap between them means the gradient is masked and PGD's curve flatters."))
 
 
 def _image_examples_figure(model, x, adv, y, adv_pred, domain: Domain):

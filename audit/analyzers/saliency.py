@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from audit.analyzers.base import Analyzer, MetricSpec, Result, register_analyzer
-from audit.attributions.figures import TOKEN_LINES, TOP_FEATURES, image_grid, importance_figure, token_figure
+from audit.attributions.figures import (TOKEN_LINES, TOP_FEATURES, image_grid, importance_figure,
+                                       mean_map_figure, token_figure)
 from audit.attributions.methods import attribute_all, methods_for
 from audit.attributions.sampling import explained_samples, misclassified_count
 from audit.attributions.summary import feature_groups, group_sums, token_values
@@ -133,12 +134,21 @@ def figures(model, data: Dataset, samples: pd.DataFrame, attributions: dict, tab
     if not attributions:
         return ()
     first = next(iter(attributions))
-    unit = {"tabular": "column", "image": "pixel (row,column)", "text": "word"}[model.modality]
-    out = [importance_figure(table.drop(columns="count", errors="ignore"), xlabel="share of total |attribution|",
-                             title="Global importance", caption=(
-        f"The {min(TOP_FEATURES, len(table))} most important inputs (one bar per {unit}, ranked by {first}) and "
-        "their share of the total absolute attribution over the explained examples, per method. Long bars are "
-        "the inputs the model relies on; methods that agree give bars of similar length."))]
+    if model.modality == "image":
+        maps = {m: pixel_shares(a) for m, a in attributions.items()}
+        out = [mean_map_figure(maps, title="Global importance", caption=(
+            "Where the model looks: each pixel's share of the total absolute attribution over the explained "
+            "examples, one map per method on one colour scale (bright = relied on). Methods that agree give "
+            "similar maps."))]
+    else:
+        unit = {"tabular": "column", "text": "word"}[model.modality]
+        out = [importance_figure(
+            table.drop(columns="count", errors="ignore"), xlabel="share of total |attribution|",
+            title="Global importance", caption=(
+                f"The {min(TOP_FEATURES, len(table))} most important inputs (one bar per {unit}, ranked by "
+                f"{first}) and their share of the total absolute attribution over the explained examples, per "
+                "method. Long bars are the inputs the model relies on; methods that agree give bars of similar "
+                "length."))]
     positions = _examples_to_show(samples)
     shown = samples.iloc[positions]
     correct = shown["correct"].to_numpy()

@@ -8,7 +8,10 @@ also uses (`audit.attributions.summary`, `audit.attributions.figures`).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+
+import torch
 
 from audit.analyzers.base import Analyzer, MetricSpec, Result, register_analyzer
 from audit.attributions.figures import EXAMPLES, TOP_FEATURES, examples_figure, importance_figure
@@ -16,17 +19,20 @@ from audit.attributions.sampling import explained_samples
 from audit.attributions.shap_method import DEFAULT_BACKGROUND, DEFAULT_MAX_EVALS, explain_shap
 from audit.attributions.summary import importance_table
 from audit.attributions.targets import class_index
+from audit.data.dataset import Dataset
 
 
 @register_analyzer
 @dataclass(frozen=True, kw_only=True)
 class Shap(Analyzer):
     """SHAP values of the predicted class (or of `target`, a class name) for `samples`
-    examples drawn (seeded) from the data, against `background` training rows (tables,
-    images) or hidden tokens (text, up to `max_evals` model calls per text)."""
+    examples drawn (seeded) from the data, against a background (tables, images) or hidden
+    tokens (text, up to `max_evals` model calls per text). `background` is a row count, drawn
+    from the model's training split, else from the whole audited data across its classes; or
+    the rows themselves (a Dataset or a tensor of model inputs)."""
 
     samples: int = 16
-    background: int = DEFAULT_BACKGROUND
+    background: int | Dataset | torch.Tensor = DEFAULT_BACKGROUND
     max_evals: int = DEFAULT_MAX_EVALS
     target: str | None = None
 
@@ -41,11 +47,18 @@ class Shap(Analyzer):
             "share of the total mean |SHAP| held by the most important feature (column, pixel or word)", "lower"),
     }
 
+    def config(self) -> dict:
+        """The options, with given background rows named by their count (not copied into the result)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if not isinstance(self.background, int):
+            values["background"] = f"{len(self.background)} given rows"
+        return values
+
     def run(self, model, data, *, seed: int = 0) -> Result:
         rows = explained_samples(model, data, self.samples, seed=seed, misclassified=False)
         subset = data.subset(rows)
         target = class_index(model, self.target)
-        explanation = explain_shap(model, subset, target, seed=seed, background=self.background,
+        explanation = explain_shap(model, subset, target, seed=seed, background=self.background, pool=data,
                                    max_evals=self.max_evals)
         importance = importance_table(explanation.values, model, subset, value="mean_abs_shap")
         error = explanation.additivity_error

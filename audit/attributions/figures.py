@@ -35,6 +35,21 @@ def importance_figure(table: pd.DataFrame, *, xlabel: str, title: str, caption: 
     return to_figure(fig, title=title, caption=caption)
 
 
+def mean_map_figure(maps: dict[str, np.ndarray], *, title: str, caption: str) -> Figure:
+    """One heatmap per method (name -> (H, W) share of |attribution| per pixel), side by side on one
+    colour scale: where on the image the model looks, over all explained examples."""
+    fig, axes = new_figure(1.9 * len(maps) + 0.9, 2.4, ncols=len(maps), squeeze=False)
+    top = max(float(m.max()) for m in maps.values()) or 1.0
+    for ax, (name, shares) in zip(axes[0], maps.items()):
+        shown = ax.imshow(shares, cmap="inferno", vmin=0, vmax=top)
+        ax.set_title(name.replace("_", " "), fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    bar = fig.colorbar(shown, cax=axes[0, -1].inset_axes([1.06, 0.0, 0.07, 1.0]))
+    bar.set_label("share of |attribution|", fontsize=8)
+    return to_figure(fig, title=title, caption=caption)
+
+
 def image_grid(images: np.ndarray, maps: dict[str, np.ndarray], labels: list[str], *, signed: bool,
                title: str, caption: str, label_colors: list[str] | None = None) -> Figure:
     """One row per image (N, C, H, W): the image titled by its label, then each map of `maps`
@@ -110,13 +125,14 @@ def examples_figure(values: np.ndarray, model, data, target: np.ndarray, *, titl
         return token_figure(tokens, [v[: len(t)] for v, t in zip(values, tokens)], labels, title=title,
                             caption=caption)
     names, groups = feature_groups(model, data)
-    fig, axes = new_figure(3.4 * n, 3.6, ncols=n, squeeze=False)
+    # Stacked, not side by side: each panel keeps a legible width on a narrow screen.
+    fig, axes = new_figure(5.4, 2.6 * n + 0.3, nrows=n, squeeze=False)
     for i in range(n):
         contributions = group_sums(values[i], groups)
         order = np.argsort(-np.abs(contributions))[:8][::-1]
-        axes[0, i].barh([textwrap.shorten(names[j], 20) for j in order], contributions[order],
-                        color=["#d62728" if contributions[j] > 0 else "#1f77b4" for j in order])
-        axes[0, i].axvline(0, color="#444", linewidth=0.8)
-        axes[0, i].set_title(f"example {i + 1}, {labels[i]}", fontsize=8)
-        axes[0, i].tick_params(labelsize=7)
+        axes[i, 0].barh([textwrap.fill(names[j], 28, max_lines=2, placeholder="…") for j in order],
+                        contributions[order], color=["#d62728" if contributions[j] > 0 else "#1f77b4" for j in order])
+        axes[i, 0].axvline(0, color="#444", linewidth=0.8)
+        axes[i, 0].set_title(f"example {i + 1}, {labels[i]}", fontsize=10)
+        axes[i, 0].tick_params(labelsize=9)
     return to_figure(fig, title=title, caption=caption)

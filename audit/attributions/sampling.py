@@ -48,6 +48,39 @@ def training_sample(model, data: Dataset, size: int, *, seed: int) -> tuple[Data
         f"{min(size, len(data))} rows of the audited data (the model names no built-in training set)")
 
 
+def background_sample(model, pool: Dataset | None, size: int, *, seed: int) -> tuple[Dataset, str]:
+    """Up to `size` background rows: of the model's training split where it names one, else drawn
+    from `pool` (the audited data) across its classes (`stratified_sample`). A background of only the
+    explained rows would hide every feature they share, so without either there is none."""
+    name = model.task.dataset.get("builtin")
+    if name:
+        return load_dataset(name, "train").sample(size, seed=seed), f"{size} rows of the {name} training split"
+    if pool is None:
+        raise AuditInputError(
+            "SHAP needs a background for a model that names no training split: pass background= (training rows: "
+            "a Dataset, raw inputs or a tensor of model inputs); the explained rows alone would hide every "
+            "feature they share")
+    chosen = stratified_sample(pool.labels, size, seed=seed)
+    return pool.subset(chosen), (f"{len(chosen)} rows of the audited data, drawn across its classes "
+                                 "(the model names no training split)")
+
+
+def stratified_sample(labels: np.ndarray, size: int, *, seed: int) -> np.ndarray:
+    """Sorted indices of at most `size` rows, each class in proportion to its share of `labels`
+    and every class at least once while there is room: first one row of each class, then the rows
+    with the smallest rank within their class over the class size (ranks from a seeded shuffle)."""
+    if size >= len(labels):
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(labels))
+    key = np.empty(len(labels))
+    for c in np.unique(labels):
+        rows = order[labels[order] == c]
+        rank = np.arange(len(rows))
+        key[rows] = np.where(rank == 0, -1.0, (rank + rng.random(len(rows))) / len(rows))
+    return np.sort(np.argsort(key, kind="stable")[:size])
+
+
 @contextmanager
 def seeded(seed: int, device: torch.device | None = None) -> Iterator[None]:
     """Seed torch's generators (on `device` too when it is a GPU) and numpy's global one, which

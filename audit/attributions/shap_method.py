@@ -1,8 +1,11 @@
 """SHAP values from the shap library, for the target class only.
 
 Tables and images: shap's DeepExplainer on a copy of the module that outputs only the
-target logit (one explainer per target class), with a background drawn from the
-training split. DeepExplainer's values add up exactly to logit(x) - E[logit(background)];
+target logit (one explainer per target class), against a background: rows given by the
+caller, else drawn from the model's training split, else from the audited data across its
+classes (`audit.attributions.sampling.background_sample`); never only the explained rows,
+against which a feature they all share gets no attribution however much it decides.
+DeepExplainer's values add up exactly to logit(x) - E[logit(background)];
 where it fails on a layer type (the values of an instance do not add up within shap's
 tolerance), shap's GradientExplainer (expected gradients) takes over and the fallback
 is recorded. DeepExplainer runs one pass over (instance, background) pairs per row it
@@ -26,7 +29,7 @@ import torch
 from torch import nn
 
 from audit.attributions.registry import register_method
-from audit.attributions.sampling import seeded, training_sample
+from audit.attributions.sampling import background_sample, seeded
 from audit.attributions.targets import resolve_target
 from audit.data.dataset import Dataset
 from audit.data.encoders import Tokenizer
@@ -85,20 +88,24 @@ class PackedTargetLogit(TargetLogit):
         return logits.reshape(len(x), -1).sum(dim=1, keepdim=True)
 
 
-def explain_shap(model, data: Dataset, target=None, *, seed: int = 0, background: int | Dataset = DEFAULT_BACKGROUND,
+def explain_shap(model, data: Dataset, target=None, *, seed: int = 0,
+                 background: int | Dataset | torch.Tensor = DEFAULT_BACKGROUND, pool: Dataset | None = None,
                  max_evals: int = DEFAULT_MAX_EVALS) -> ShapExplanation:
     """SHAP values of the target (default: predicted) class for every example of `data`.
 
-    `background`: how many training rows to draw (tables, images), or the rows themselves."""
+    `background` (tables, images): the rows themselves (a Dataset, or a tensor of model inputs), or
+    how many to draw from the training split, else from `pool` (the audited data) across classes."""
     x = model.encode(data)
     target = resolve_target(model, data, target)
     if model.modality == "text":
         return _explain_tokens(model, x, target, seed=seed, max_evals=max_evals)
-    if isinstance(background, Dataset):
-        bg_data, source = background, f"{len(background)} given background rows"
+    if isinstance(background, torch.Tensor):
+        bg, source = background.float(), f"{len(background)} given background rows"
+    elif isinstance(background, Dataset):
+        bg, source = model.encode(background), f"{len(background)} given background rows"
     else:
-        bg_data, source = training_sample(model, data, background, seed=seed)
-    bg = model.encode(bg_data)
+        bg_data, source = background_sample(model, pool, background, seed=seed)
+        bg = model.encode(bg_data)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="unrecognized nn.Module")  # reported by the fallback
@@ -186,6 +193,7 @@ def _explain_tokens(model, ids, target, *, seed: int, max_evals: int) -> ShapExp
 
 
 @register_method("shap", description="SHAP values (shap: DeepExplainer, or a token permutation explainer for text)")
-def shap_attributions(model, data: Dataset, target=None, *, seed: int = 0, background: int = DEFAULT_BACKGROUND,
+def shap_attributions(model, data: Dataset, target=None, *, seed: int = 0,
+                      background: int | Dataset | torch.Tensor = DEFAULT_BACKGROUND,
                       max_evals: int = DEFAULT_MAX_EVALS) -> np.ndarray:
     return explain_shap(model, data, target, seed=seed, background=background, max_evals=max_evals).values

@@ -9,6 +9,11 @@ cost of (resamples x strata) rather than (resamples x rows). `resample_rows` tur
 draw back into row indices, on which fairlearn gives the same numbers (tests and the
 benchmark check it). Each feature's cells are then a matrix product of the counts with
 a 0/1 map from strata to cells.
+
+The analyzer's intervals are score intervals (audit.fairness.intervals), which hold their
+coverage where the bootstrap's did not (benchmarks/coverage.py); this module stays the
+fast resampling engine for replicates of any disparity (and its cell arithmetic serves
+the mitigation preview).
 """
 
 from __future__ import annotations
@@ -125,22 +130,3 @@ def bootstrap_disparities(strata: Strata, outcomes: Mapping[object, Outcome], re
             blocks[key].append(disparities_from_cells(cells(counts, mapping)))
     return {key: {name: np.concatenate([b[name] for b in parts]) for name in parts[0]}
             for key, parts in blocks.items()}
-
-
-def interval(estimate: float, replicates: np.ndarray, confidence: float, bounds: tuple[float, float]
-             ) -> tuple[float, float]:
-    """Basic (reverse-percentile) bootstrap interval, clipped to the metric's range.
-
-    A max-minus-min gap is biased upward (its bootstrap replicates sit above the estimate
-    even when the groups are equal), so the plain percentile interval never reaches 0;
-    the basic interval (2*estimate - q_high, 2*estimate - q_low) corrects that bias. When the
-    replicates lie almost all above the estimate, that can end below the estimate; the
-    interval is then widened to hold the estimate, so low <= estimate <= high always.
-    """
-    finite = replicates[np.isfinite(replicates)]
-    if not np.isfinite(estimate) or len(finite) == 0:
-        return (float("nan"), float("nan"))
-    alpha = (1 - confidence) / 2
-    q_low, q_high = np.quantile(finite, [alpha, 1 - alpha])
-    low, high = np.clip([min(2 * estimate - q_high, estimate), max(2 * estimate - q_low, estimate)], *bounds)
-    return (float(low), float(high))

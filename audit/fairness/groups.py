@@ -1,13 +1,21 @@
 """Sensitive attributes as group labels: continuous columns bucketed, features crossed.
 
 A numeric column with more than `MAX_CATEGORIES` distinct values is continuous and is
-cut into buckets: by the edges the user gives for it, else by `DEFAULT_BINS` for its
-name (age: under 25, 25-34, 35-44, 45-54, 55-64, 65 and over), else at its quartiles
-on the audited data. Every other column is categorical, its values used as they are.
+cut into buckets by one rule (`edges_for`), in this order:
+
+1. the edges the user gives for it (`bins`, e.g. `--set 'fairness.bins={income=[30000, 60000]}'`);
+2. an age column, one whose name has the word "age" in it (`age`, `Age`, `age_in_years`,
+   `applicantAge`; not `wage` or `page`): the fixed AGE_BINS, under 25, 25-34, 35-44,
+   45-54, 55-64, 65 and over, the same on any data;
+3. any other: its quartiles on the audited data, which differ from one data set to the
+   next (the analyzer warns and names them: give edges to compare runs).
+
+Every other column is categorical, its values used as they are.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from itertools import combinations
 
@@ -17,7 +25,8 @@ import pandas as pd
 from audit.errors import AuditInputError
 
 MAX_CATEGORIES = 12
-DEFAULT_BINS: Mapping[str, tuple[float, ...]] = {"age": (25, 35, 45, 55, 65)}
+AGE_BINS = (25, 35, 45, 55, 65)
+GIVEN, AGE, QUARTILES = "given", "fixed age bins", "quartiles of this data"
 INTERSECTION = "&"  # joins feature names ("sex&race") and group values ("Female & Black")
 
 
@@ -41,10 +50,26 @@ def bucket(column: pd.Series, edges: Sequence[float]) -> pd.Series:
     return pd.Series(pd.Categorical.from_codes(which, labels), index=column.index, name=column.name)
 
 
-def default_edges(column: pd.Series) -> tuple[float, ...]:
-    if str(column.name).lower() in DEFAULT_BINS:
-        return DEFAULT_BINS[str(column.name).lower()]
-    return tuple(np.unique(np.quantile(column.to_numpy(dtype=float), [0.25, 0.5, 0.75])))
+def is_age(name: str) -> bool:
+    words = re.split(r"[^a-z]+", re.sub(r"([a-z])([A-Z])", r"\1_\2", str(name)).lower())
+    return "age" in words
+
+
+def edges_for(column: pd.Series, given: Sequence[float] | None = None) -> tuple[tuple[float, ...], str]:
+    """The bucket edges of a continuous column and the rule that chose them (GIVEN, AGE or QUARTILES)."""
+    if given:
+        return tuple(float(e) for e in given), GIVEN
+    if is_age(column.name):
+        return tuple(float(e) for e in AGE_BINS), AGE
+    return tuple(float(e) for e in np.unique(np.quantile(column.to_numpy(dtype=float), [0.25, 0.5, 0.75]))), QUARTILES
+
+
+def binned(sensitive: pd.DataFrame, bins: Mapping[str, Sequence[float]] | None = None
+           ) -> dict[str, tuple[tuple[float, ...], str]]:
+    """The columns `group_labels` cuts into buckets: name -> (edges, rule)."""
+    bins = dict(bins or {})
+    return {str(name): edges_for(sensitive[name], bins.get(str(name))) for name in sensitive.columns
+            if str(name) in bins or is_continuous(sensitive[name])}
 
 
 def group_labels(sensitive: pd.DataFrame, bins: Mapping[str, Sequence[float]] | None = None) -> pd.DataFrame:
@@ -61,7 +86,7 @@ def group_labels(sensitive: pd.DataFrame, bins: Mapping[str, Sequence[float]] | 
         if str(name) in bins or is_continuous(column):
             if not pd.api.types.is_numeric_dtype(column):
                 raise AuditInputError(f"bins given for sensitive column {name!r}, which is not numeric")
-            buckets = bucket(column, bins.get(str(name)) or default_edges(column))
+            buckets = bucket(column, edges_for(column, bins.get(str(name)))[0])
             labels[str(name)] = buckets.cat.remove_unused_categories()
         else:
             values = column.astype(str)

@@ -26,6 +26,73 @@ DISPARITIES = {
     "accuracy_difference": ("largest gap in accuracy between groups", 0.0),
 }
 
+#: The group rates each disparity compares, and whether it is a gap ("difference") or a "ratio"
+#: between two groups' rates; RATE_COUNTS says which confusion cells make a rate's successes and trials.
+COMPARES = {
+    "demographic_parity_difference": (("selection_rate",), "difference"),
+    "demographic_parity_ratio": (("selection_rate",), "ratio"),
+    "equalized_odds_difference": (("tpr", "fpr"), "difference"),
+    "equalized_odds_ratio": (("tpr", "fpr"), "ratio"),
+    "equal_opportunity_difference": (("tpr",), "difference"),
+    "accuracy_difference": (("accuracy",), "difference"),
+}
+RATE_COUNTS = {
+    "selection_rate": (("fp", "tp"), ("tn", "fp", "fn", "tp")),
+    "accuracy": (("tn", "tp"), ("tn", "fp", "fn", "tp")),
+    "tpr": (("tp",), ("fn", "tp")),
+    "fpr": (("fp",), ("tn", "fp")),
+}
+
+#: Which end of each rate is worse off, taking the positive class as the favourable outcome (AIF360's convention).
+WORSE_END = {"selection_rate": "low", "accuracy": "low", "tpr": "low", "fpr": "high"}
+RATE_NAMES = {"selection_rate": "selection rate", "accuracy": "accuracy", "tpr": "true positive rate",
+              "fpr": "false positive rate"}
+
+
+def compared_groups(by_group: pd.DataFrame, metric: str) -> dict:
+    """The two groups a disparity between the rows of a `group_table` compares: the rate that decides it (for
+    equalized odds the one with the larger gap or smaller ratio, as fairlearn takes it), its worse-off and
+    better-off group and their rates."""
+    rates, kind = COMPARES[metric]
+    high, low = by_group[list(rates)].max(), by_group[list(rates)].min()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        spread = (high - low) if kind == "difference" else -(low / high)
+    rate = rates[int(np.nanargmax(spread.to_numpy()))] if spread.notna().any() else rates[0]
+    column = by_group[rate]
+    worse, better = (column.idxmin(), column.idxmax()) if WORSE_END[rate] == "low" else (
+        column.idxmax(), column.idxmin())
+    return {"rate": rate, "worse_group": str(worse), "better_group": str(better),
+            "worse_rate": float(column[worse]), "better_rate": float(column[better])}
+
+#: AIF360's signed metrics of a group against a reference ("privileged") group, the positive class favourable.
+SIGNED = ("statistical_parity_difference", "disparate_impact", "average_odds_difference",
+          "equal_opportunity_difference")
+
+
+def signed_against(by_group: pd.DataFrame, reference) -> pd.DataFrame:
+    """Each other row of a `group_table` against the `reference` row, in AIF360's conventions (its
+    ClassificationMetric with the reference as privileged group): selection rate minus (SIGNED[0]) and over
+    (SIGNED[1]) the reference's, the mean of the false and true positive rate differences (SIGNED[2]), the true
+    positive rate difference (SIGNED[3]). Negative differences and ratios below 1: the group is selected less."""
+    ref = by_group.loc[reference]
+    others = by_group.drop(index=reference)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        table = pd.DataFrame({
+            "group": others.index.astype(str), "reference_group": str(reference),
+            SIGNED[0]: (others["selection_rate"] - ref["selection_rate"]).to_numpy(),
+            SIGNED[1]: (others["selection_rate"] / ref["selection_rate"]).to_numpy(),
+            SIGNED[2]: (0.5 * ((others["fpr"] - ref["fpr"]) + (others["tpr"] - ref["tpr"]))).to_numpy(),
+            SIGNED[3]: (others["tpr"] - ref["tpr"]).to_numpy(),
+        })
+    return table
+
+
+def rate_counts(by_group: pd.DataFrame, rate: str) -> tuple[np.ndarray, np.ndarray]:
+    """(successes, trials) of `rate` per row of a `group_table`."""
+    successes, trials = RATE_COUNTS[rate]
+    return (by_group[list(successes)].sum(axis=1).to_numpy(dtype=float),
+            by_group[list(trials)].sum(axis=1).to_numpy(dtype=float))
+
 
 def count(y_true, y_pred, *, sample_weight) -> float:
     return float(np.sum(sample_weight))

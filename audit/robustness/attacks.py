@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from audit.errors import AuditInputError
 from audit.model import Model
 from audit.robustness.domain import Domain
+from audit.robustness.stochastic import draw_logits, voted_correct
 
 NORMS = ("linf", "l2")
 
@@ -31,24 +32,27 @@ class PGD:
     step_size: float | None = None
     restarts: int = 1
     random_start: bool = True
+    draws: int = 1
 
     def __post_init__(self):
         if self.norm not in NORMS:
             raise AuditInputError(f"unknown attack norm {self.norm!r}; expected one of {', '.join(NORMS)}")
-        if self.steps < 1 or self.restarts < 1:
-            raise AuditInputError(f"PGD needs steps >= 1 and restarts >= 1, found {self.steps} and {self.restarts}")
+        if self.steps < 1 or self.restarts < 1 or self.draws < 1:
+            raise AuditInputError(f"PGD needs steps, restarts and draws >= 1, found {self.steps}, {self.restarts} "
+                                  f"and {self.draws}")
 
     @property
     def alpha(self) -> float:
         return self.step_size if self.step_size is not None else 2.5 / self.steps
 
 
-def fgsm(model: Model, x: torch.Tensor, y: torch.Tensor, eps, domain: Domain, *, norm: str = "linf") -> torch.Tensor:
+def fgsm(model: Model, x: torch.Tensor, y: torch.Tensor, eps, domain: Domain, *, norm: str = "linf",
+         draws: int = 1) -> torch.Tensor:
     """One gradient step of size `eps` (a float or one per example) from `x`."""
     dom = domain.to(model.device)
     outs = []
-    for xb, yb, eb in _batches(model, x, y, eps):
-        grad = _loss_gradient(model, xb, yb)
+    for xb, yb, eb in _batches(model, x, y, eps, draws):
+        grad = _loss_gradient(model, xb, yb, draws)
         outs.append(dom.clip(xb + eb * dom.scale * _direction(grad * dom.scale * dom.mask, norm)).cpu())
     return torch.cat(outs)
 
@@ -59,14 +63,15 @@ def pgd(model: Model, x: torch.Tensor, y: torch.Tensor, eps, domain: Domain, *, 
     generator = torch.Generator().manual_seed(seed)
     dom = domain.to(model.device)
     outs = []
-    for xb, yb, eb in _batches(model, x, y, eps):
+    for xb, yb, eb in _batches(model, x, y, eps, config.draws):
         outs.append(_pgd_batch(model, xb, yb, eb, dom, config, generator).cpu())
     return torch.cat(outs)
 
 
 def _pgd_batch(model, x, y, eps, dom: Domain, config: PGD, generator) -> torch.Tensor:
     """PGD on one batch. An example leaves the batch once it is misclassified (the loss is a
-    sum over examples, so the others' steps do not change): the work shrinks as it succeeds."""
+    sum over examples, so the others' steps do not change): the work shrinks as it succeeds.
+    On a random model every example takes every step."""
     best = x.clone()
     found = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     for _ in range(config.restarts):
@@ -76,15 +81,15 @@ def _pgd_batch(model, x, y, eps, dom: Domain, config: PGD, generator) -> torch.T
         adv = dom.clip(xa + u * dom.scale)
         for step in range(config.steps + 1):
             adv = adv.detach().requires_grad_(True)
-            logits = model.module(adv)
-            wrong = logits.argmax(1) != ya
+            logits = draw_logits(model, adv, config.draws)
+            wrong = logits[0].argmax(1) != ya if config.draws == 1 else torch.zeros_like(ya, dtype=torch.bool)
             best[active[wrong]] = adv.detach()[wrong]
             found[active[wrong]] = True
             keep = ~wrong
             if step == config.steps or not bool(keep.any()):
                 best[active[keep]] = adv.detach()[keep]
                 break
-            grad, = torch.autograd.grad(F.cross_entropy(logits[keep], ya[keep], reduction="sum"), adv)
+            grad, = torch.autograd.grad(_loss(logits[:, keep], ya[keep]), adv)
             active, xa, ya, ea, adv, grad = (t[keep] for t in (active, xa, ya, ea, adv.detach(), grad))
             u = (adv - xa) / dom.scale + config.alpha * ea * _direction(grad * dom.scale * dom.mask, config.norm)
             adv = dom.clip(xa + _project(u, ea, config.norm) * dom.scale)
@@ -113,24 +118,31 @@ def flip_epsilons(model: Model, x: torch.Tensor, y: torch.Tensor, grid: np.ndarr
             break
         mid = (lo[rows] + hi[rows]) / 2
         adv = pgd(model, x[rows], y[rows], torch.from_numpy(mid).float(), domain, config=config, seed=seed + i)
-        fooled = model.logits(adv).argmax(1).numpy() != y[rows].numpy()
+        fooled = ~voted_correct(model, adv, y[rows], config.draws)
         hi[rows] = np.where(fooled, mid, hi[rows])
         lo[rows] = np.where(fooled, lo[rows], mid)
     return hi
 
 
-def _batches(model: Model, x: torch.Tensor, y: torch.Tensor, eps):
+def _batches(model: Model, x: torch.Tensor, y: torch.Tensor, eps, draws: int = 1):
+    """Batches on the model's device, of `batch_size / draws` examples (each runs `draws` times)."""
     eps = torch.as_tensor(eps, dtype=torch.float32)
     eps = eps.expand(len(x)) if eps.ndim == 0 else eps
     shape = (-1,) + (1,) * (x.ndim - 1)
-    for start in range(0, len(x), model.batch_size):
-        part = slice(start, start + model.batch_size)
+    size = max(1, model.batch_size // draws)
+    for start in range(0, len(x), size):
+        part = slice(start, start + size)
         yield (x[part].to(model.device), y[part].to(model.device), eps[part].reshape(shape).to(model.device))
 
 
-def _loss_gradient(model: Model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def _loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy summed over examples and averaged over draws, from logits (draws, N, classes)."""
+    return F.cross_entropy(logits.flatten(0, 1), y.repeat(len(logits)), reduction="sum") / len(logits)
+
+
+def _loss_gradient(model: Model, x: torch.Tensor, y: torch.Tensor, draws: int = 1) -> torch.Tensor:
     x = x.detach().requires_grad_(True)
-    grad, = torch.autograd.grad(F.cross_entropy(model.module(x), y, reduction="sum"), x)
+    grad, = torch.autograd.grad(_loss(draw_logits(model, x, draws), y), x)
     return grad
 
 
