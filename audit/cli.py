@@ -24,6 +24,7 @@ from audit.errors import AuditInputError
 from audit.findings.thresholds import default_policy_toml
 from audit.models import MODELS
 from audit.models.spec import ModelSpec
+from audit.paths import shown
 from audit.models.training import TrainConfig, train
 from audit.policy import EXIT_USAGE, Policy, metric_catalog
 from audit.predictions import from_predictions
@@ -159,8 +160,11 @@ def _add_audit_options(p: argparse.ArgumentParser, *, default_output: str) -> No
                                             "(default: the second class)")
     p.add_argument("--seed", type=int, default=0, help="drives every random choice (default 0)")
     p.add_argument("--samples", type=int, help="examples the per-example analyzers work on")
-    p.add_argument("--trust-pickle", action="store_true",
-                   help="allow pickled checkpoints (they can run arbitrary code: only for files you trust)")
+    p.add_argument("--trust-code", "--trust-pickle", dest="trust_code", action="store_true",
+                   help="allow model files that carry code, TorchScript and pickles (the code runs: only for "
+                        "files you trust)")
+    p.add_argument("--max-parameters", type=int, default=checkpoint.MAX_PARAMETERS, metavar="N",
+                   help=f"refuse checkpoints declaring more parameters (default {checkpoint.MAX_PARAMETERS:,})")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -247,10 +251,10 @@ def cmd_report(args) -> int:
         return _report_predictions(args, settings)
     output = Path(args.output or f"reports/{Path(args.model).stem}.html")
     outputs = _check_outputs(args, output, {"model": args.model})
-    model = checkpoint.load(args.model, trust_pickle=args.trust_pickle)
+    model = checkpoint.load(args.model, **_load_options(args))
     data = _audit_data(args, model)
     result = run(model, data, **settings)
-    _write_outputs(outputs, result, result, name=str(args.model))
+    _write_outputs(outputs, result, result, name=shown(args.model))
     return _finish(result, output)
 
 
@@ -265,7 +269,7 @@ def _report_predictions(args, settings: dict) -> int:
     settings = {k: v for k, v in settings.items() if k != "samples"}  # no per-example analyzer runs
     result = from_predictions(args.predictions, target=args.target, prediction=args.prediction_column,
                               scores=scores, sensitive=args.sensitive, **settings)
-    _write_outputs(outputs, result, result, name=str(args.predictions))
+    _write_outputs(outputs, result, result, name=shown(args.predictions))
     return _finish(result, output)
 
 
@@ -273,12 +277,12 @@ def cmd_compare(args) -> int:
     settings = _audit_settings(args)
     output = Path(args.output or f"reports/{Path(args.baseline).stem}-vs-{Path(args.candidate).stem}.html")
     outputs = _check_outputs(args, output, {"baseline": args.baseline, "candidate": args.candidate})
-    baseline = checkpoint.load(args.baseline, trust_pickle=args.trust_pickle)
-    candidate = checkpoint.load(args.candidate, trust_pickle=args.trust_pickle)
+    baseline = checkpoint.load(args.baseline, **_load_options(args))
+    candidate = checkpoint.load(args.candidate, **_load_options(args))
     data = _audit_data(args, candidate)
     comparison = compare(baseline, candidate, data, **settings)
     # The candidate's run carries the comparison's verdict.
-    _write_outputs(outputs, comparison, comparison.candidate, name=f"{args.baseline} vs {args.candidate}")
+    _write_outputs(outputs, comparison, comparison.candidate, name=f"{shown(args.baseline)} vs {shown(args.candidate)}")
     return _finish(comparison.candidate, output)
 
 
@@ -294,7 +298,11 @@ def _audit_settings(args) -> dict:
     if args.positive_class is not None and (names is None or "fairness" in names):
         options.setdefault("fairness", {})["positive_class"] = args.positive_class
     return dict(analyzers=names, seed=args.seed, policy=policy, samples=args.samples,
-                options=options, command=" ".join(["audit", *sys.argv[1:]]))
+                options=options, command=" ".join(shown(a) for a in ["audit", *sys.argv[1:]]))
+
+
+def _load_options(args) -> dict:
+    return dict(trust_code=args.trust_code, max_parameters=args.max_parameters)
 
 
 def _audit_data(args, model):

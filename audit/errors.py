@@ -10,7 +10,11 @@ from pathlib import Path
 
 
 class AuditInputError(ValueError):
-    """Bad usage or bad input (exit code 2)."""
+    """Bad usage or bad input (exit code 2). The message is kept to one line, whatever text from a
+    file or a library it quotes."""
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(str(message).split()))
 
 
 class UnsafeCheckpointError(AuditInputError):
@@ -19,9 +23,9 @@ class UnsafeCheckpointError(AuditInputError):
 
 def read_toml(path: str | Path, *, what: str) -> dict:
     """A TOML file as a dict, or an `AuditInputError` naming the file and the problem."""
-    path = Path(path)
-    if not path.is_file():
-        raise AuditInputError(f"{path}: no such {what}")
+    from audit.paths import input_file  # paths raises AuditInputError: import it late
+
+    path = input_file(path, what)
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -15,7 +15,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from audit.data.dataset import Dataset
+from audit import validate as check
+from audit.data.dataset import MODALITIES, Dataset
 from audit.data.encoders import Encoder, ImageEncoder, TabularEncoder, Tokenizer, encoder_from_dict
 from audit.errors import AuditInputError
 
@@ -44,19 +45,38 @@ class Task:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> Task:
-        try:
-            return cls(
-                modality=str(d["modality"]),
-                classes=tuple(str(c) for c in d["classes"]),
-                encoder=encoder_from_dict(d["encoder"]),
-                dataset=dict(d.get("dataset", {})),
-                sensitive=tuple(d.get("sensitive", ())),
-                training=dict(d.get("training", {})),
-                metrics=dict(d.get("metrics", {})),
-            )
-        except (KeyError, TypeError) as exc:
-            raise AuditInputError(f"checkpoint has a malformed task ({exc!r} missing or wrong)") from None
+    def from_dict(cls, d: Mapping, where: str = "task") -> Task:
+        """A task from its `to_dict`, every field checked: it comes from an untrusted file."""
+        check.mapping(d, where)
+        missing = [k for k in ("modality", "classes", "encoder") if k not in d]
+        if missing:
+            raise AuditInputError(f"{where}: field(s) {', '.join(missing)} missing")
+        modality = check.string(d["modality"], f"{where}.modality")
+        if modality not in MODALITIES:
+            raise check.fail(f"{where}.modality", f"one of {', '.join(MODALITIES)}", modality)
+        classes = tuple(check.strings(d["classes"], f"{where}.classes"))
+        if len(classes) < 2 or len(set(classes)) != len(classes):
+            raise AuditInputError(f"{where}.classes must be at least two distinct names, found {len(classes)} "
+                                  f"({len(set(classes))} distinct)")
+        encoder = encoder_from_dict(d["encoder"], f"{where}.encoder")
+        if encoder.kind != modality:
+            raise AuditInputError(f"{where}: a {encoder.kind} encoder for a {modality} model")
+        dataset = check.plain(d.get("dataset", {}), f"{where}.dataset")
+        check.mapping(dataset, f"{where}.dataset")
+        for key in ("builtin", "path", "target", "text_column"):
+            if dataset.get(key) is not None:
+                check.string(dataset[key], f"{where}.dataset.{key}")
+        check.strings(dataset.get("sensitive") or [], f"{where}.dataset.sensitive")
+        check.integer(dataset.get("split_seed", 0), f"{where}.dataset.split_seed", low=0)
+        return cls(
+            modality=modality,
+            classes=classes,
+            encoder=encoder,
+            dataset=dataset,
+            sensitive=tuple(check.strings(d.get("sensitive", []), f"{where}.sensitive")),
+            training=check.mapping(check.plain(d.get("training", {}), f"{where}.training"), f"{where}.training"),
+            metrics=check.mapping(check.plain(d.get("metrics", {}), f"{where}.metrics"), f"{where}.metrics"),
+        )
 
 
 class Model:
@@ -151,8 +171,20 @@ class Model:
         return x
 
     def proba(self, x: torch.Tensor) -> np.ndarray:
-        """Class probabilities for model-space inputs."""
-        return torch.softmax(self.logits(x), dim=-1).numpy().astype(np.float64)
+        """Class probabilities for model-space inputs; a model whose outputs are not finite numbers has
+        failed, and is refused rather than scored."""
+        logits = self.logits(x)
+        where = f"{self.source['path']}: " if self.source.get("path") else ""
+        if logits.ndim != 2 or logits.shape[1] != len(self.classes):
+            raise AuditInputError(f"{where}the model outputs shape {tuple(logits.shape)}, expected "
+                                  f"(rows, {len(self.classes)}) for its classes")
+        failed = ~torch.isfinite(logits).all(dim=1)
+        if failed.any():
+            raise AuditInputError(
+                f"{where}the model outputs NaN or infinite values for {int(failed.sum())} of {len(logits)} rows; "
+                "a model that fails on its inputs cannot be audited"
+            )
+        return torch.softmax(logits, dim=-1).numpy().astype(np.float64)
 
     def predict_proba(self, data) -> np.ndarray:
         """Class probabilities (N, classes) for a `Dataset`, or raw inputs: a DataFrame, an

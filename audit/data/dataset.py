@@ -8,6 +8,9 @@ fitted on, so a sensitive column reaches a model only if it was trained on it.
 from __future__ import annotations
 
 import hashlib
+import math
+import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -17,8 +20,10 @@ import numpy as np
 import pandas as pd
 
 from audit.errors import AuditInputError
+from audit.paths import input_file, shown
 
 MODALITIES = ("tabular", "image", "text")
+MAX_NPZ_BYTES = 4 << 30  # arrays of an NPZ, uncompressed; checked against its headers before reading
 
 
 @dataclass(frozen=True, eq=False)
@@ -134,6 +139,10 @@ class Dataset:
         if len(frame) == 0:
             raise AuditInputError(f"{where}: no rows (the table is empty)")
         columns = [str(c) for c in frame.columns]
+        for names, what in ((columns, "has columns"), (list(sensitive), "--sensitive names")):
+            twice = sorted({c for c in names if names.count(c) > 1})
+            if twice:
+                raise AuditInputError(f"{where}: {what} {', '.join(map(repr, twice))} more than once")
         frame = frame.set_axis(columns, axis=1).reset_index(drop=True)
         for role, col in [("--target", target), ("--text-column", text_column), *[("--sensitive", s) for s in sensitive]]:
             if col is not None and col not in columns:
@@ -205,11 +214,16 @@ class Dataset:
                     raise AuditInputError(
                         f"{where}: images x must have shape (N, H, W) or (N, C, H, W), found {tuple(x.shape)}"
                     )
-                if not np.issubdtype(x.dtype, np.number):
-                    raise AuditInputError(f"{where}: images x must be numeric, found dtype {x.dtype}")
-                if not np.isfinite(x).all():
-                    raise AuditInputError(f"{where}: images x contain NaN or infinite values; replace them first")
-                inputs = x.astype(np.float32)
+                if x.dtype.kind not in "biuf":
+                    raise AuditInputError(f"{where}: images x must be real numbers, found dtype {x.dtype}")
+                with np.errstate(over="ignore"):
+                    inputs = x.astype(np.float32)
+                bad = ~np.isfinite(inputs)
+                if bad.any():
+                    raise AuditInputError(
+                        f"{where}: images x hold {int(bad.sum())} NaN, infinite or float32-overflowing value(s) "
+                        f"(first in image {int(np.argwhere(bad)[0][0])}); replace them first"
+                    )
         y = np.asarray(y)
         if y.ndim != 1:
             raise AuditInputError(f"{where}: labels y must have shape (N,), found {y.shape}")
@@ -263,18 +277,16 @@ def _encode_labels(values: pd.Series, classes: Sequence[str] | None, *, where: s
 
 def read_table(path: str | Path) -> pd.DataFrame:
     """A CSV or Parquet file as a DataFrame, with one clear error for unreadable files."""
-    path = Path(path)
-    if not path.is_file():
-        raise AuditInputError(f"{path}: no such file")
+    path = input_file(path)
     suffixes = "".join(path.suffixes[-2:]).lower()
     try:
         if suffixes.endswith(".parquet") or suffixes.endswith(".pq"):
             return pd.read_parquet(path)
         return pd.read_csv(path, skipinitialspace=True)
     except pd.errors.EmptyDataError:
-        raise AuditInputError(f"{path}: no rows (the file is empty)") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
-        raise AuditInputError(f"{path}: cannot read as a table ({str(exc).splitlines()[0]})") from None
+        raise AuditInputError(f"{shown(path)}: no rows (the file is empty)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError, OverflowError) as exc:
+        raise AuditInputError(f"{shown(path)}: cannot read as a table ({_first_line(exc)})") from None
 
 
 def read_file(
@@ -286,36 +298,68 @@ def read_file(
     classes: Sequence[str] | None = None,
 ) -> Dataset:
     """A user's data file: CSV or Parquet (tables, text) or NPZ (images)."""
-    path = Path(path)
-    source = {"path": str(path), "target": target, "sensitive": list(sensitive), "text_column": text_column}
+    path = input_file(path)
+    source = {"path": shown(path), "target": target, "sensitive": list(sensitive), "text_column": text_column}
     if path.suffix.lower() == ".npz":
         return _read_npz(path, sensitive=sensitive, classes=classes, source=source)
     if target is None:
-        raise AuditInputError(f"{path}: --target COL is needed to read labels from a table")
+        raise AuditInputError(f"{shown(path)}: --target COL is needed to read labels from a table")
     frame = read_table(path)
     return Dataset.from_dataframe(frame, target=target, sensitive=sensitive, text_column=text_column,
-                                  classes=classes, name=path.stem, source=source)
+                                  classes=classes, name=shown(path.stem), source=source)
 
 
 def _read_npz(path: Path, *, sensitive: Sequence[str], classes, source: dict) -> Dataset:
-    if not path.is_file():
-        raise AuditInputError(f"{path}: no such file")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (ValueError, OSError) as exc:
-        raise AuditInputError(f"{path}: cannot read as NPZ ({exc})") from None
+    arrays, where = _npz_arrays(path), source["path"]
     for key in ("x", "y"):
         if key not in arrays:
-            raise AuditInputError(f"{path}: array {key!r} missing; found {', '.join(arrays) or 'none'}")
+            raise AuditInputError(f"{where}: array {key!r} missing; found {', '.join(arrays) or 'none'}")
     extra = [k for k in arrays if k not in ("x", "y")]
     names = list(sensitive) or extra
     for key in names:
         if key not in arrays:
-            raise AuditInputError(f"{path}: sensitive array {key!r} missing; found {', '.join(arrays)}")
+            raise AuditInputError(f"{where}: sensitive array {key!r} missing; found {', '.join(arrays)}")
         if arrays[key].shape != arrays["y"].shape:
-            raise AuditInputError(
-                f"{path}: sensitive array {key!r} has shape {arrays[key].shape}, expected {arrays['y'].shape} like y"
-            )
+            raise AuditInputError(f"{where}: sensitive array {key!r} has shape {arrays[key].shape}, "
+                                  f"expected {arrays['y'].shape} like y")
     return Dataset.from_arrays(arrays["x"], arrays["y"], sensitive={k: arrays[k] for k in names},
-                               classes=classes, modality="image", name=path.stem, source=source)
+                               classes=classes, modality="image", name=shown(path.stem), source=source)
+
+
+def _npz_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an NPZ, after checking every member's header against its size: a header may
+    declare any shape, and numpy allocates the declared array before reading it."""
+    where = shown(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            if sum(m.file_size for m in members) > MAX_NPZ_BYTES:
+                raise AuditInputError(f"{where}: the arrays hold more than {MAX_NPZ_BYTES >> 30} GB uncompressed")
+            for member in members:
+                with archive.open(member) as f:
+                    _check_npy_header(f, member, where)
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except AuditInputError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError) as exc:
+        raise AuditInputError(f"{where}: cannot read as NPZ ({_first_line(exc)})") from None
+    return arrays
+
+
+def _check_npy_header(f, member: zipfile.ZipInfo, where: str) -> None:
+    version = np.lib.format.read_magic(f)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read_header(f)
+    if dtype.hasobject:
+        raise AuditInputError(f"{where}: array {member.filename!r} holds Python objects; NPZ data must be numbers")
+    declared = math.prod(shape) * dtype.itemsize
+    held = member.file_size - f.tell()
+    if declared != held:
+        raise AuditInputError(f"{where}: array {member.filename!r} declares shape {shape} of {dtype} "
+                              f"({declared:,} bytes) but holds {held:,} bytes")
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__

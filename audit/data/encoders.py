@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from audit import validate as check
 from audit.data.dataset import Dataset
 from audit.errors import AuditInputError
 
@@ -93,12 +94,12 @@ class TabularEncoder:
                 f"{where}: column(s) {', '.join(map(repr, missing))} needed by the model are missing"
             )
         if self.passthrough:
-            return torch.from_numpy(_numeric_values(frame, columns, where).astype(np.float32))
+            return torch.from_numpy(_float32(_numeric_values(frame, columns, where), columns, where))
         parts = [(_numeric_values(frame, list(self.numeric), where) - self.means) / self.stds]
         for col, cats in self.categorical.items():
             values = frame[col].astype(str).str.strip().to_numpy()
             parts.append((values[:, None] == np.array(cats, dtype=object)[None, :]).astype(np.float64))
-        return torch.from_numpy(np.concatenate(parts, axis=1).astype(np.float32))
+        return torch.from_numpy(_float32(np.concatenate(parts, axis=1), self.feature_names(), where))
 
     def input_config(self, data: Dataset) -> dict:
         return {"in_features": len(self.feature_names(data))}
@@ -109,12 +110,21 @@ class TabularEncoder:
         return {"kind": self.kind, **{k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}}
 
     @classmethod
-    def from_dict(cls, d: dict) -> TabularEncoder:
-        return cls(
-            numeric=tuple(d["numeric"]), means=tuple(d["means"]), stds=tuple(d["stds"]),
-            lows=tuple(d.get("lows", ())), highs=tuple(d.get("highs", ())),
-            categorical={k: tuple(v) for k, v in d["categorical"].items()}, passthrough=d["passthrough"],
-        )
+    def from_dict(cls, d: dict, where: str = "encoder") -> TabularEncoder:
+        numeric = tuple(check.strings(d["numeric"], f"{where}.numeric"))
+        means = check.numbers(d["means"], f"{where}.means")
+        stds = check.numbers(d["stds"], f"{where}.stds")
+        if any(s <= 0 for s in stds):
+            raise AuditInputError(f"{where}.stds must be positive, found {min(stds):g}")
+        lows = check.numbers(d.get("lows", []), f"{where}.lows")
+        highs = check.numbers(d.get("highs", []), f"{where}.highs")
+        for name, values in (("means", means), ("stds", stds), ("lows", lows), ("highs", highs)):
+            if len(values) != len(numeric) and (values or name in ("means", "stds")):
+                raise AuditInputError(f"{where}.{name} has {len(values)} values for {len(numeric)} numeric columns")
+        categorical = {col: tuple(check.strings(cats, f"{where}.categorical.{col}"))
+                       for col, cats in check.mapping(d["categorical"], f"{where}.categorical").items()}
+        return cls(numeric=numeric, means=tuple(means), stds=tuple(stds), lows=tuple(lows), highs=tuple(highs),
+                   categorical=categorical, passthrough=check.boolean(d["passthrough"], f"{where}.passthrough"))
 
 
 @dataclass(frozen=True)
@@ -165,11 +175,20 @@ class ImageEncoder:
         return {"kind": self.kind, "shape": list(self.shape) if self.shape else None, "low": self.low, "high": self.high}
 
     @classmethod
-    def from_dict(cls, d: dict) -> ImageEncoder:
-        return cls(shape=tuple(d["shape"]) if d["shape"] else None, low=d["low"], high=d["high"])
+    def from_dict(cls, d: dict, where: str = "encoder") -> ImageEncoder:
+        shape = None
+        if d["shape"] is not None:
+            if not isinstance(d["shape"], (list, tuple)) or len(d["shape"]) != 3:
+                raise check.fail(f"{where}.shape", "(channels, height, width)", d["shape"])
+            shape = tuple(check.integer(s, f"{where}.shape[{i}]") for i, s in enumerate(d["shape"]))
+        low, high = check.number(d["low"], f"{where}.low"), check.number(d["high"], f"{where}.high")
+        if not low < high:
+            raise AuditInputError(f"{where}: the image range [{low:g}, {high:g}] is empty")
+        return cls(shape=shape, low=low, high=high)
 
 
 USUAL_RANGES = ((0.0, 1.0), (-1.0, 1.0), (0.0, 255.0))
+MAX_TOKENS = 16384  # token ids per text: (rows, max_length) int64 must fit in memory
 RANGE_TOLERANCE = 0.05  # share of the range images may stray outside it before they are refused as mis-scaled
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
@@ -233,19 +252,27 @@ class Tokenizer:
         return {"kind": self.kind, "vocab": list(self.vocab), "max_length": self.max_length}
 
     @classmethod
-    def from_dict(cls, d: dict) -> Tokenizer:
-        return cls(vocab=tuple(d["vocab"]), max_length=int(d["max_length"]))
+    def from_dict(cls, d: dict, where: str = "encoder") -> Tokenizer:
+        vocab = tuple(check.strings(d["vocab"], f"{where}.vocab"))
+        if vocab[:2] != ("<pad>", "<unk>"):
+            raise AuditInputError(f"{where}.vocab must start with '<pad>', '<unk>'")
+        return cls(vocab=vocab, max_length=check.integer(d["max_length"], f"{where}.max_length", high=MAX_TOKENS))
 
 
 Encoder = TabularEncoder | ImageEncoder | Tokenizer
 ENCODERS = {"tabular": TabularEncoder, "image": ImageEncoder, "text": Tokenizer}
 
 
-def encoder_from_dict(d: dict) -> Encoder:
+def encoder_from_dict(d: dict, where: str = "encoder") -> Encoder:
+    """An encoder from its `to_dict`, every field checked: a checkpoint is untrusted data."""
+    check.mapping(d, where)
+    kind = d.get("kind")
+    if not isinstance(kind, str) or kind not in ENCODERS:
+        raise check.fail(f"{where}.kind", f"one of {', '.join(ENCODERS)}", kind)
     try:
-        return ENCODERS[d["kind"]].from_dict(d)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise AuditInputError(f"checkpoint has a malformed input encoder ({exc!r})") from None
+        return ENCODERS[kind].from_dict(d, where)
+    except KeyError as exc:
+        raise AuditInputError(f"{where}: field {exc} is missing") from None
 
 
 def _is_numeric(col: pd.Series) -> bool:
@@ -255,7 +282,10 @@ def _is_numeric(col: pd.Series) -> bool:
 def _numeric_values(frame: pd.DataFrame, columns: list[str], where: str) -> np.ndarray:
     for col in columns:
         if not _is_numeric(frame[col]):
-            bad = frame[col][pd.to_numeric(frame[col], errors="coerce").isna()]
+            try:
+                bad = frame[col][pd.to_numeric(frame[col], errors="coerce").isna()]
+            except OverflowError:
+                raise AuditInputError(f"{where}: column {col!r} holds a number too large for a float") from None
             raise AuditInputError(
                 f"{where}: column {col!r} must be numeric, found {bad.iloc[0]!r}" if len(bad)
                 else f"{where}: column {col!r} must be numeric, found dtype {frame[col].dtype}"
@@ -269,3 +299,17 @@ def _numeric_values(frame: pd.DataFrame, columns: list[str], where: str) -> np.n
             f"(first at row {row}); fill or drop them before auditing"
         )
     return values
+
+
+def _float32(values: np.ndarray, names: list[str], where: str) -> np.ndarray:
+    """`values` as the model's float32 inputs, refusing any that overflow (1e308 is finite as a float64)."""
+    with np.errstate(over="ignore"):
+        out = values.astype(np.float32)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise AuditInputError(
+            f"{where}: column {names[col]!r} has {int(bad[:, col].sum())} value(s) too large for the model's "
+            f"float32 inputs once scaled (first at row {row}); fix or drop them before auditing"
+        )
+    return out

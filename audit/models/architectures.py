@@ -12,11 +12,12 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from audit.data.encoders import Tokenizer
-from audit.models.registry import register_model
+from audit.models.registry import Probability, register_model
 
 
 @register_model("mlp", modalities=("tabular",), description="multilayer perceptron over encoded table features")
-def mlp(*, in_features: int, num_classes: int, hidden: tuple[int, ...] = (64, 32), dropout: float = 0.1) -> nn.Module:
+def mlp(*, in_features: int, num_classes: int, hidden: tuple[int, ...] = (64, 32),
+        dropout: Probability = 0.1) -> nn.Module:
     layers: list[nn.Module] = []
     width = in_features
     for size in hidden:
@@ -50,7 +51,7 @@ class ConvNet(nn.Module):
 
 @register_model("cnn", modalities=("image",), description="convolutional network (3x3 convolutions, max-pooling)")
 def cnn(*, in_channels: int, height: int, width: int, num_classes: int, channels: tuple[int, ...] = (16, 32),
-        hidden: int = 64, dropout: float = 0.2) -> nn.Module:
+        hidden: int = 64, dropout: Probability = 0.2) -> nn.Module:
     return ConvNet(in_channels, height, width, num_classes, tuple(channels), hidden, dropout)
 
 
@@ -82,7 +83,7 @@ class LSTMClassifier(nn.Module):
 
 @register_model("lstm", modalities=("text",), description="bidirectional LSTM over token embeddings, mean-pooled")
 def lstm(*, vocab_size: int, num_classes: int, max_length: int = 64, embed_dim: int = 64, hidden: int = 64,
-         dropout: float = 0.3) -> nn.Module:
+         dropout: Probability = 0.3) -> nn.Module:
     return LSTMClassifier(vocab_size, num_classes, embed_dim, hidden, dropout)
 
 
@@ -113,5 +114,5 @@ class TransformerClassifier(nn.Module):
 
 @register_model("transformer", modalities=("text",), description="transformer encoder over token embeddings, mean-pooled")
 def transformer(*, vocab_size: int, num_classes: int, max_length: int = 64, embed_dim: int = 64, heads: int = 4,
-                layers: int = 2, dropout: float = 0.1) -> nn.Module:
+                layers: int = 2, dropout: Probability = 0.1) -> nn.Module:
     return TransformerClassifier(vocab_size, num_classes, max_length, embed_dim, heads, layers, dropout)
