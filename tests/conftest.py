@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -9,7 +11,10 @@ import audit
 from audit.models.training import TrainConfig, train
 
 # Tests run in two pytest-xdist workers on two cores: one thread each avoids oversubscription.
+# The notebook kernels and CLI subprocesses the tests start inherit the variable: without it a
+# kernel's OpenMP threads spin against both workers and a 30 s notebook takes ten minutes.
 torch.set_num_threads(1)
+os.environ["OMP_NUM_THREADS"] = "1"
 
 
 def train_quick(architecture: str, dataset: str, *, epochs: int, model_config: dict | None = None,

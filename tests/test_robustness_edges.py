@@ -15,16 +15,18 @@ from audit.robustness.attacks import pgd
 from audit.robustness.domain import input_domain
 
 
-def test_group_gap_is_not_reported_when_there_is_one_group(compas_mlp):
+def test_group_gap_is_undefined_when_there_is_one_group_and_fails_its_gate(compas_mlp):
     data = audit.load_dataset("compas", "test")
     men = data.subset(np.flatnonzero(data.sensitive["sex"].to_numpy() == "Male"))
     men = dataclasses.replace(men, sensitive=men.sensitive[["sex"]])
     result = Robustness(samples=64).run(compas_mlp, men, seed=0)
-    assert "robustness.group_gap" not in result.metrics
-    assert any("group_gap is not reported" in w for w in result.warnings)
-    policy = audit.Policy.from_dict({"gates": {"robustness.group_gap": {"max": 0.05}}})
-    run = audit.run(compas_mlp, men, analyzers=[Robustness(samples=64)], policy=policy)
-    assert run.verdict.exit_code == 3  # fails closed instead of passing on a made-up 0
+    assert np.isnan(result.metrics["robustness.group_gap"])
+    assert any("group_gap is undefined" in w for w in result.warnings)
+    # The data made the gap degenerate: a failed gate, never a made-up 0 and never n/a under if_applicable.
+    for gate in ({"max": 0.05}, {"max": 0.05, "if_applicable": True}):
+        policy = audit.Policy.from_dict({"gates": {"robustness.group_gap": gate}})
+        run = audit.run(compas_mlp, men, analyzers=[Robustness(samples=64)], policy=policy)
+        assert run.verdict.exit_code == 1
 
 
 def test_non_square_images_are_attacked():

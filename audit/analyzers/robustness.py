@@ -200,9 +200,10 @@ class Robustness(Analyzer):
             groups = group_table(sample.sensitive, robust[:, at], flip).rename(
                 columns={"median_flip": "median_flip_epsilon"})
             gap, gap_attribute = largest_gap(groups, min_size=self.min_group_size)
-            if gap_attribute is None:
+            if gap_attribute is None:  # the data leave the gap undefined: NaN, which fails a gate
                 warnings.append(f"no sensitive attribute has two groups of {self.min_group_size}+ attacked examples; "
-                                "robustness.group_gap is not reported")
+                                "robustness.group_gap is undefined (NaN)")
+                metrics["robustness.group_gap"] = math.nan
             else:
                 metrics["robustness.group_gap"] = gap
             tables["by_group"] = groups
