@@ -36,7 +36,8 @@ def _kept_share(result: Result, limit: float) -> list[Finding]:
         metric, clean = "robustness.robust_accuracy", metrics["robustness.clean_accuracy"]
         kept = metrics[metric] / clean if clean else 0.0
         correct = round(clean * details.get("examples_attacked", 0))
-        attack = f"The strongest attack at epsilon {details.get('epsilon', float('nan')):.3g} ({details.get('norm', 'linf')})"
+        attack = (f"The strongest attack at epsilon {details.get('epsilon', float('nan')):.3g} "
+                  f"({details.get('norm', 'linf')})")
     elif "robustness.text_attack_success_rate" in metrics:
         metric, kept = "robustness.text_attack_success_rate", 1 - metrics["robustness.text_attack_success_rate"]
         correct = details.get("texts_attacked", 0)
