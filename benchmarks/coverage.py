@@ -14,7 +14,7 @@ Methods: "ours" (audit.fairness.intervals: Newcombe's continuity-corrected hybri
 interval, its error split 1/4 above and 3/4 below, Bonferroni over the comparisons below),
 "newcombe" (Newcombe's plain hybrid score interval, method 10, equal tails, the largest
 bounds over the comparisons) and "bootstrap" (the analyzer's former basic bootstrap
-over the rows, `audit.fairness.bootstrap`, 1,000 resamples; slow, so on fewer samples).
+over the rows, kept here as the "before", 1,000 resamples; slow, so on fewer samples).
 
 The true model, per group: P(label = 1) is the base rate; group a predicts positive with
 true positive rate 0.7 and false positive rate 0.1 (demographic parity: both equal the base
@@ -37,7 +37,7 @@ import time
 import numpy as np
 from scipy.stats import norm
 
-from audit.fairness.bootstrap import disparities_from_cells
+from audit.fairness.metrics import disparities_from_cells
 from audit.fairness.intervals import gap_bounds, worst_gap_interval, worst_ratio_interval
 from audit.fairness.metrics import COMPARES
 

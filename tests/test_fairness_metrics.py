@@ -1,4 +1,4 @@
-"""Fairness numbers against fairlearn called directly, the bootstrap's equivalence, groups and config."""
+"""Fairness numbers against fairlearn called directly, groups and config."""
 
 from __future__ import annotations
 
@@ -18,9 +18,8 @@ import audit
 from audit.analyzers.fairness import Fairness
 from audit.fairness.mitigation import MITIGATION_TABLE
 from audit.errors import AuditInputError
-from audit.fairness.bootstrap import (Outcome, Strata, bootstrap_disparities, cell_map, cells,
-                                      disparities_from_cells, resample_counts, resample_rows)
 from audit.fairness.groups import group_labels
+from audit.fairness.metrics import disparities_from_cells
 from audit.policy import Policy, find_metric_spec
 
 FAIRLEARN = {
@@ -159,32 +158,6 @@ def test_age_is_bucketed_by_default_bins_and_bins_can_be_overridden():
     assert set(custom.tables["groups"].query("feature == 'age'")["group"]) == {"<40", ">=40"}
 
 
-def strata_and_outcome(data, model, feature="race", min_size=1):
-    y, pred = model.labels(data), model.predict(data)
-    column = groups_of(data, feature)
-    sizes = column.value_counts()
-    kept = sorted(sizes.index[sizes >= min_size])
-    code = pd.Index(kept).get_indexer(column).astype(np.int64)
-    strata = Strata.from_codes([pd.factorize(column)[0], y, pred])
-    return strata, Outcome(code, len(kept), (y == 1).astype(int), (pred == 1).astype(int)), column
-
-
-def test_each_bootstrap_resample_equals_fairlearn_on_its_rows():
-    data = table(n=800, seed=3)
-    model = scorer_model(data)
-    strata, outcome, column = strata_and_outcome(data, model)  # keeps the 12-row group: it may be absent
-    counts = next(resample_counts(strata, 8, seed=5))
-    values = disparities_from_cells(cells(counts, cell_map(strata, outcome)))
-    for b in range(len(counts)):
-        rows = resample_rows(strata, counts[b], seed=b)
-        assert len(rows) == len(data)
-        assert np.array_equal(np.bincount(strata.of_row[rows], minlength=len(strata)), counts[b])
-        for metric, function in FAIRLEARN.items():
-            expected = function(outcome.y_true[rows], outcome.y_pred[rows],
-                                sensitive_features=column.to_numpy()[rows])
-            assert values[metric][b] == pytest.approx(expected, abs=1e-9, nan_ok=True), (metric, b)
-
-
 def test_observed_cells_give_fairlearn_numbers_including_empty_rates():
     # group "b" has no positive labels (its TPR is 0 by sklearn's convention) and "c" selects nobody
     y = np.array([1, 0, 1, 0, 0, 0, 1, 1, 0])
@@ -196,23 +169,6 @@ def test_observed_cells_give_fairlearn_numbers_including_empty_rates():
     values = disparities_from_cells(c)
     for metric, function in FAIRLEARN.items():
         assert values[metric][0] == pytest.approx(function(y, p, sensitive_features=g), abs=1e-12, nan_ok=True)
-
-
-def test_stratum_count_bootstrap_has_the_row_bootstrap_distribution():
-    data = table(n=1500, seed=4)
-    model = scorer_model(data)
-    strata, outcome, _ = strata_and_outcome(data, model, min_size=30)
-    ours = bootstrap_disparities(strata, {"race": outcome}, 2000, seed=0)["race"]["demographic_parity_difference"]
-    rng = np.random.default_rng(1)
-    rows = rng.integers(0, len(data), size=(2000, len(data)))
-    mapping = cell_map(strata, outcome).toarray()
-    naive_counts = np.stack([np.bincount(strata.of_row[r], minlength=len(strata)) for r in rows])
-    naive = disparities_from_cells((naive_counts @ mapping).reshape(len(rows), -1, 4))
-    naive = naive["demographic_parity_difference"]
-    assert abs(np.mean(ours) - np.mean(naive)) < 0.003
-    assert abs(np.std(ours) - np.std(naive)) < 0.003
-    np.testing.assert_allclose(np.quantile(ours, [0.05, 0.5, 0.95]), np.quantile(naive, [0.05, 0.5, 0.95]),
-                               atol=0.006)
 
 
 def test_multiclass_one_vs_rest_takes_the_worst_class_and_positive_class_picks_one():

@@ -291,13 +291,7 @@ def _numeric_values(frame: pd.DataFrame, columns: list[str], where: str) -> np.n
                 else f"{where}: column {col!r} must be numeric, found dtype {frame[col].dtype}"
             )
     values = frame[columns].to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        row, col = np.argwhere(bad)[0]
-        raise AuditInputError(
-            f"{where}: column {columns[col]!r} has {int(bad[:, col].sum())} missing or infinite value(s) "
-            f"(first at row {row}); fill or drop them before auditing"
-        )
+    _refuse_nonfinite(values, columns, where, "missing or infinite value(s)", "fill or drop them before auditing")
     return values
 
 
@@ -305,11 +299,15 @@ def _float32(values: np.ndarray, names: list[str], where: str) -> np.ndarray:
     """`values` as the model's float32 inputs, refusing any that overflow (1e308 is finite as a float64)."""
     with np.errstate(over="ignore"):
         out = values.astype(np.float32)
-    bad = ~np.isfinite(out)
+    _refuse_nonfinite(out, names, where, "value(s) too large for the model's float32 inputs once scaled",
+                      "fix or drop them before auditing")
+    return out
+
+
+def _refuse_nonfinite(values: np.ndarray, names: list[str], where: str, problem: str, remedy: str) -> None:
+    """One line naming the first column with a NaN or infinite value, how many it has and the first row."""
+    bad = ~np.isfinite(values)
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise AuditInputError(
-            f"{where}: column {names[col]!r} has {int(bad[:, col].sum())} value(s) too large for the model's "
-            f"float32 inputs once scaled (first at row {row}); fix or drop them before auditing"
-        )
-    return out
+        raise AuditInputError(f"{where}: column {names[col]!r} has {int(bad[:, col].sum())} {problem} "
+                              f"(first at row {row}); {remedy}")

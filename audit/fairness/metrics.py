@@ -176,3 +176,33 @@ def disparities(by_group: pd.DataFrame) -> dict[str, float]:
         "equal_opportunity_difference": float(difference["tpr"]),
         "accuracy_difference": float(difference["accuracy"]),
     }
+
+
+def disparities_from_cells(c: np.ndarray) -> dict[str, np.ndarray]:
+    """DISPARITIES per row of (rows, groups, 4) tn/fp/fn/tp cell counts, with fairlearn's conventions:
+    a group with no rows is left out; a rate with an empty denominator is 0 (as
+    sklearn's normalized confusion matrix gives); a ratio of 0 to 0 is NaN."""
+    tn, fp, fn, tp = np.moveaxis(c, -1, 0)
+    n = tn + fp + fn + tp
+    present = n > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rates = {
+            "selection_rate": (fp + tp) / n,
+            "accuracy": (tp + tn) / n,
+            "tpr": np.where(tp + fn > 0, tp / (tp + fn), 0.0),
+            "fpr": np.where(fp + tn > 0, fp / (fp + tn), 0.0),
+        }
+        high = {k: np.max(np.where(present, v, -np.inf), axis=1) for k, v in rates.items()}
+        low = {k: np.min(np.where(present, v, np.inf), axis=1) for k, v in rates.items()}
+        diff = {k: high[k] - low[k] for k in rates}
+        ratio = {k: low[k] / high[k] for k in rates}
+    none = ~present.any(axis=1)
+    out = {
+        "demographic_parity_difference": diff["selection_rate"],
+        "demographic_parity_ratio": ratio["selection_rate"],
+        "equalized_odds_difference": np.where(diff["fpr"] > diff["tpr"], diff["fpr"], diff["tpr"]),
+        "equalized_odds_ratio": np.where(ratio["fpr"] < ratio["tpr"], ratio["fpr"], ratio["tpr"]),
+        "equal_opportunity_difference": diff["tpr"],
+        "accuracy_difference": diff["accuracy"],
+    }
+    return {k: np.where(none, np.nan, v) for k, v in out.items()}

@@ -15,8 +15,7 @@ import pandas as pd
 from fairlearn.postprocessing import ThresholdOptimizer
 from sklearn.base import BaseEstimator
 
-from audit.fairness.bootstrap import disparities_from_cells
-from audit.fairness.metrics import confusion_by_group
+from audit.fairness.metrics import confusion_by_group, disparities_from_cells
 
 CONSTRAINTS = ("demographic_parity", "equalized_odds")
 MITIGATION_TABLE = "mitigation_preview_(model_unchanged)"  # the report captions a table by its name
