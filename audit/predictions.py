@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import platform
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,8 +22,9 @@ import pandas as pd
 from audit.analyzers.base import Analyzer, Result
 from audit.data.dataset import Dataset, read_table
 from audit.errors import AuditInputError
-from audit.policy import Policy, Verdict
-from audit.runner import AuditRun, _run_one, describe_data, library_versions, resolve_analyzers
+from audit.policy import Policy
+from audit.findings import with_findings
+from audit.runner import AuditRun, _run_one, assemble, resolve_analyzers
 
 NEEDS_NO_MODEL = ("performance", "fairness")
 
@@ -138,17 +138,13 @@ def from_predictions(table: pd.DataFrame | str | Path, *, target: str, predictio
     model, data = read_predictions(frame, target=target, prediction=prediction, scores=scores, sensitive=sensitive,
                                    classes=classes, name=name, source=source)
     started = datetime.now(timezone.utc)
-    results = tuple(_run_one(a, model, data, seed) if a.name in NEEDS_NO_MODEL else Result(
+    thresholds = (policy or Policy()).thresholds
+    results = tuple(with_findings(_run_one(a, model, data, seed), thresholds) if a.name in NEEDS_NO_MODEL else Result(
         analyzer=a.name, status="skipped", config=a.config(),
         details={"reason": "needs the model itself; only its predictions were given"})
         for a in resolve_analyzers(analyzers, options))
     described = {"path": source.get("path"), "sha256": source.get("sha256"), "architecture": "predictions (no model)",
                  "modality": "tabular", "classes": list(model.classes), "trained_on": {}, "training_metrics": {},
                  "output": f"column {prediction!r}" if prediction else f"score columns {list(scores)}"}
-    skeleton = AuditRun(model=described, data=describe_data(data), results=results, verdict=Verdict("ungated"),
-                        seed=seed)
-    provenance = {"started": started.isoformat(timespec="seconds"), "seconds": round(sum(r.seconds for r in results), 3),
-                  "timings": {r.analyzer: round(r.seconds, 3) for r in results}, "command": command or "",
-                  "policy": policy.source if policy else None, "versions": library_versions(),
-                  "python": platform.python_version(), "platform": platform.platform(), "device": "none"}
-    return dataclasses.replace(skeleton, verdict=(policy or Policy()).evaluate(skeleton), provenance=provenance)
+    return assemble(described, data, results, seed=seed, policy=policy, started=started, command=command,
+                    device="none")

@@ -121,10 +121,15 @@ def run(
     results = []
     for analyzer in steps(objects, desc="audit", name=lambda a: a.name):
         results.append(with_findings(_run_one(analyzer, model, data, seed), judged_by.thresholds))
-    results = tuple(results)
-    skeleton = AuditRun(model=describe_model(model), data=describe_data(data), results=results,
-                        verdict=Verdict("ungated"), seed=seed)
-    verdict = judged_by.evaluate(skeleton)
+    return assemble(describe_model(model), data, tuple(results), seed=seed, policy=policy, started=started,
+                    command=command, device=str(model.device))
+
+
+def assemble(model: dict, data: Dataset, results: tuple[Result, ...], *, seed: int, policy: Policy | None,
+             started: datetime, command: str | None, device: str) -> AuditRun:
+    """The run of `results`: the verdict of `policy` (None: the built-in default policy) and the provenance."""
+    judged_by = policy or Policy()
+    skeleton = AuditRun(model=model, data=describe_data(data), results=results, verdict=Verdict("ungated"), seed=seed)
     provenance = {
         "started": started.isoformat(timespec="seconds"),
         "seconds": round(sum(r.seconds for r in results), 3),
@@ -134,9 +139,9 @@ def run(
         "versions": library_versions(),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "device": str(model.device),
+        "device": device,
     }
-    return dataclasses.replace(skeleton, verdict=verdict, provenance=provenance)
+    return dataclasses.replace(skeleton, verdict=judged_by.evaluate(skeleton), provenance=provenance)
 
 
 def _run_one(analyzer: Analyzer, model: Model, data: Dataset, seed: int) -> Result:

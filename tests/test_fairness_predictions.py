@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -76,3 +77,15 @@ def test_per_class_scores_and_bad_predictions_input(capsys, tmp_path):
     err = capsys.readouterr().err
     assert code == 2 and "prediction column 'nope' not found" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.html").exists()
+
+
+def test_predictions_are_judged_like_a_model_run():
+    """Audited predictions get the default policy's findings, not a silent "no concerns"."""
+    rng = np.random.default_rng(0)
+    sex = rng.choice(["F", "M"], 2000)
+    pred = np.where(sex == "M", rng.random(2000) < 0.6, rng.random(2000) < 0.1).astype(int)
+    frame = pd.DataFrame({"y": rng.integers(0, 2, 2000), "p": pred, "sex": sex})
+    run = audit.from_predictions(frame, target="y", prediction="p", sensitive=["sex"])
+    sentences = [f.sentence for f in run.verdict.findings if f.severity == "high"]
+    assert any("equalized odds, sex" in s for s in sentences), sentences
+    assert run.verdict.summary.startswith("CONCERNS")
