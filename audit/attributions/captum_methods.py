@@ -86,14 +86,14 @@ def _gradients_in_eval(model: Model):
 def embedding_layer(model: Model) -> nn.Embedding:
     if model.embedding is None:
         raise AuditInputError(
-            f"{type(model.module).__name__} has no token embedding at `.embedding`; text attributions are taken there")
+            f"{model.module_name} has no token embedding at `.embedding`; text attributions are taken there")
     return model.embedding
 
 
 def last_conv(model: Model) -> nn.Conv2d:
     convs = [m for m in model.module.modules() if isinstance(m, nn.Conv2d)]
     if not convs:
-        raise AuditInputError(f"grad_cam needs a convolutional network; {type(model.module).__name__} has no nn.Conv2d")
+        raise AuditInputError(f"grad_cam needs a convolutional network; {model.module_name} has no nn.Conv2d")
     return convs[-1]
 
 
@@ -123,7 +123,7 @@ def per_token(attr: torch.Tensor) -> torch.Tensor:
 
 def _unsupported(method: str, model: Model, exc: Exception) -> AuditInputError:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return AuditInputError(f"{method} cannot attribute {type(model.module).__name__}: {first}")
+    return AuditInputError(f"{method} cannot attribute {model.module_name}: {first}")
 
 
 @register_method("integrated_gradients", description="Integrated Gradients from the absent input (captum)")
