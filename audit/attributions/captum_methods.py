@@ -33,6 +33,7 @@ from captum.attr import (
 )
 from torch import nn
 
+from audit.attributions.hookable import hookable_copy
 from audit.attributions.registry import register_method
 from audit.attributions.sampling import seeded
 from audit.data.dataset import Dataset
@@ -172,12 +173,16 @@ def gradient_shap(model: Model, data: Dataset, target: np.ndarray, *, seed: int 
 
 @register_method("deeplift", description="DeepLIFT (rescale rule) from the absent input (captum)")
 def deeplift(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    hookable: list[torch.nn.Module] = []  # for images and tables, made from the first batch
+
     def compute(x, t):
         try:
             if model.modality == "text":
                 dl = LayerDeepLift(model.module, embedding_layer(model))
                 return per_token(dl.attribute(x, baselines=pad_ids(x), target=t))
-            return DeepLift(model.module).attribute(x, baselines=torch.zeros_like(x), target=t)
+            if not hookable:
+                hookable.append(hookable_copy(model.module, x[:2]))
+            return DeepLift(hookable[0]).attribute(x, baselines=torch.zeros_like(x), target=t)
         except (AssertionError, RuntimeError, NotImplementedError) as exc:
             raise _unsupported("deeplift", model, exc) from exc
 
