@@ -7,7 +7,7 @@ batched forward passes on its device, and keeps one prediction cache per instanc
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from audit import validate as check
+from audit.adapters import Logits
 from audit.data.dataset import MODALITIES, Dataset
 from audit.data.encoders import Encoder, ImageEncoder, TabularEncoder, Tokenizer, encoder_from_dict
 from audit.errors import AuditInputError
@@ -103,8 +104,12 @@ class Model:
         self._proba_cache: dict[str, np.ndarray] = {}
 
     def __repr__(self) -> str:
-        arch = self.architecture or type(self.module).__name__
-        return f"Model({arch!r}, modality={self.modality!r}, classes={list(self.classes)})"
+        return f"Model({self.module_name!r}, modality={self.modality!r}, classes={list(self.classes)})"
+
+    @property
+    def module_name(self) -> str:
+        """The registry architecture, or the class name of a wrapped module."""
+        return self.architecture or self.source.get("wrapped") or type(self.module).__name__
 
     @property
     def modality(self) -> str:
@@ -236,20 +241,32 @@ def wrap(
     feature_names: Sequence[str] | None = None,
     tokenizer: Tokenizer | None = None,
     encoder: Encoder | None = None,
+    layout: str = "NCHW",
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    input_shape: Sequence[int] | None = None,
+    extra_inputs: Callable[[torch.Tensor], Mapping[str, torch.Tensor]] | None = None,
     device: str | None = None,
     batch_size: int = 512,
 ) -> Model:
     """A `Model` for a user's own `nn.Module` of any architecture.
 
     Tables: the module reads float features in the data's column order (or `encoder`'s).
-    Images: (N, C, H, W) floats. Text: token ids from `tokenizer`; the module's token
-    embedding should be its attribute `embedding` for token attributions.
+    Images: the data are (N, C, H, W) pixels; a module that reads channels-last images
+    declares `layout="NHWC"`, one that reads normalised pixels gives the per-channel `mean`
+    and `std` (applied inside the model, so attacks and attributions stay in pixel space),
+    and `input_shape=(C, H, W)` refuses data of another shape in one line. Text: token ids
+    from `tokenizer`; the module's token embedding should be its attribute `embedding` (or
+    `get_input_embeddings()`) for token attributions. The module may return logits, a tuple
+    starting with them, a dict with "logits" or an object with `.logits`; `extra_inputs`
+    maps a batch of inputs to further keyword arguments of `forward` (e.g. an attention
+    mask computed from the token ids).
     """
     if encoder is None:
         if modality == "tabular":
             encoder = TabularEncoder(numeric=tuple(feature_names or ()), passthrough=True)
         elif modality == "image":
-            encoder = ImageEncoder()
+            encoder = ImageEncoder(shape=tuple(int(s) for s in input_shape) if input_shape else None)
         elif modality == "text":
             if tokenizer is None:
                 raise AuditInputError("wrap(modality='text') needs tokenizer=audit.Tokenizer.fit(train_data)")
@@ -257,4 +274,5 @@ def wrap(
         else:
             raise AuditInputError(f"unknown modality {modality!r}; expected tabular, image or text")
     task = Task(modality=modality, classes=tuple(str(c) for c in classes), encoder=encoder)
-    return Model(module, task, device=device, batch_size=batch_size, source={"wrapped": type(module).__name__})
+    adapted = Logits(module, layout=layout, mean=mean, std=std, extra_inputs=extra_inputs)
+    return Model(adapted, task, device=device, batch_size=batch_size, source={"wrapped": type(module).__name__})

@@ -167,7 +167,7 @@ def describe_model(model: Model) -> dict:
     return {
         "path": model.source.get("path"),
         "sha256": model.source.get("sha256"),
-        "architecture": model.architecture or type(model.module).__name__,
+        "architecture": model.module_name,
         "modality": model.modality,
         "classes": list(model.classes),
         "trained_on": dict(model.task.dataset),

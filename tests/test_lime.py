@@ -207,3 +207,43 @@ def test_registered_method_and_analyzer_contract():
     assert no_hooks_left(model.module)
     assert [p.requires_grad for p in model.module.parameters()] == grads
     assert all(torch.equal(state[k], v) for k, v in model.module.state_dict().items())
+
+
+class BrightSquare(torch.nn.Module):
+    """Class 1 when a 6x6 square at (20, 20) of channel 0 is bright (RGB, 32x32)."""
+
+    def forward(self, x):
+        score = 8.0 * (x[:, 0, 20:26, 20:26].mean(dim=(1, 2)) - 0.5)
+        return torch.stack([-score, score], dim=1)
+
+
+def bright_square_images(n=6, seed=0):
+    rng = np.random.default_rng(seed)
+    x = np.clip(rng.normal(0.3, 0.05, size=(n, 3, 32, 32)), 0, 1).astype(np.float32)
+    x[:, :, :16] += 0.3  # a lighter upper half: structure for the superpixels to follow
+    x[:, 0, 20:26, 20:26] = 0.95
+    return audit.Dataset.from_arrays(np.clip(x, 0, 1), np.ones(n, dtype=int), classes=["dark", "bright"])
+
+
+def test_rgb_images_get_superpixels_and_the_planted_square_carries_the_weight():
+    data = bright_square_images()
+    model = audit.wrap(BrightSquare(), modality="image", classes=data.classes)
+    explanation = explain_lime(model, data, seed=1, num_samples=400)
+    assert explanation.segments.shape == (len(data), 32, 32)
+    assert all(s.max() + 1 > 16 for s in explanation.segments)  # superpixels, not the 4x4 grid
+    square = explanation.values[:, 0, 20:26, 20:26].sum(axis=(1, 2))
+    assert (square > 0.8 * explanation.values[:, 0].clip(min=0).sum(axis=(1, 2))).all()
+
+
+def test_superpixel_weights_equal_lime_called_directly_with_the_same_segments():
+    data = bright_square_images(3, seed=2)
+    model = audit.wrap(BrightSquare(), modality="image", classes=data.classes)
+    ours = explain_lime(model, data, seed=4, num_samples=200)
+    for i, image in enumerate(data.inputs):
+        segments = ours.segments[i]
+        direct = LimeImageExplainer(feature_selection="none", random_state=4).explain_instance(
+            image.transpose(1, 2, 0).astype(np.float64),
+            lambda batch: model.predict_proba(torch.tensor(batch.transpose(0, 3, 1, 2), dtype=torch.float32)),
+            labels=(1,), hide_color=0.0, top_labels=None, num_features=int(segments.max()) + 1, num_samples=200,
+            batch_size=200, segmentation_fn=lambda _: segments)
+        np.testing.assert_allclose(ours.local[i], [w for _, w in sorted(direct.local_exp[1])], atol=1e-6)

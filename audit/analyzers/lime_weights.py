@@ -1,7 +1,7 @@
 """LIME: local linear surrogates of the explained class, from the lime library.
 
 The weights come from `audit.attributions.lime_method` (tables: model-space features;
-images: grid segments spread over their pixels; text: token positions); the ranking
+images: superpixel (or, for small images, grid) segments spread over their pixels; text: token positions); the ranking
 and figures are the SHAP analyzer's too (`audit.attributions.summary`, `audit.attributions.figures`).
 """
 
@@ -24,7 +24,8 @@ from audit.attributions.targets import class_index
 class Lime(Analyzer):
     """LIME weights of the predicted class (or of `target`, a class name) for `samples`
     examples drawn (seeded) from the data, each from `num_samples` perturbations scored
-    in one batch; images are cut into a `grid` x `grid` grid of segments."""
+    in one batch; images are cut into SLIC superpixels, or a `grid` x `grid` grid of segments
+    when smaller than 32 pixels a side."""
 
     samples: int = 10
     num_samples: int = DEFAULT_SAMPLES
@@ -33,7 +34,7 @@ class Lime(Analyzer):
 
     name = "lime"
     title = "LIME"
-    description = "LIME weights of the explained class (tabular, grid-segmented image and token explainers)"
+    description = "LIME weights of the explained class (tabular, superpixel image and token explainers)"
     metric_prefix = "lime"
     metrics = {
         "lime.mean_fit_r2": MetricSpec(

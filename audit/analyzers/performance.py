@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,12 +68,16 @@ class Performance(Analyzer):
             confusion_matrix(labels, pred, labels=class_ids),
             index=pd.Index(classes, name="true"), columns=pd.Index(classes, name="predicted"))
         ece, reliability = expected_calibration_error(proba, labels, self.bins)
-        metrics = {
-            "performance.accuracy": accuracy_score(labels, pred),
-            "performance.balanced_accuracy": balanced_accuracy_score(labels, pred),
-            "performance.macro_f1": f1_score(labels, pred, labels=class_ids, average="macro", zero_division=0),
-            "performance.ece": ece,
-        }
+        present = np.unique(labels)
+        with warnings.catch_warnings():  # a slice may hold fewer classes: the result warns about that itself
+            warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+            warnings.filterwarnings("ignore", message="A single label was found")
+            metrics = {
+                "performance.accuracy": accuracy_score(labels, pred),
+                "performance.balanced_accuracy": balanced_accuracy_score(labels, pred),
+                "performance.macro_f1": f1_score(labels, pred, labels=present, average="macro", zero_division=0),
+                "performance.ece": ece,
+            }
         return Result(
             analyzer=self.name,
             metrics={k: float(v) for k, v in metrics.items()},
@@ -80,9 +85,20 @@ class Performance(Analyzer):
             arrays={"proba": proba, "labels": labels},
             figures=(_confusion_figure(confusion), _reliability_figure(reliability, ece)),
             config=self.config(),
+            warnings=_absent_classes(classes, present),
             # The figures show these two tables; the HTML report does not repeat them (JSON keeps them).
             details={"rows": len(labels), "tables_shown_as_figures": ["confusion_matrix", "reliability"]},
         )
+
+
+def _absent_classes(classes: list[str], present: np.ndarray) -> tuple[str, ...]:
+    absent = [c for i, c in enumerate(classes) if i not in set(present.tolist())]
+    if not absent:
+        return ()
+    shown = ", ".join(absent[:5]) + (", ..." if len(absent) > 5 else "")
+    return (f"the data hold {len(present)} of the model's {len(classes)} classes (none of {shown}): balanced "
+            "accuracy and macro F1 average over the classes present"
+            + (", so with one class both measure that class alone" if len(present) == 1 else ""),)
 
 
 def _confusion_figure(confusion: pd.DataFrame):

@@ -33,6 +33,7 @@ from captum.attr import (
 )
 from torch import nn
 
+from audit.attributions.hookable import hookable_copy
 from audit.attributions.registry import register_method
 from audit.attributions.sampling import seeded
 from audit.data.dataset import Dataset
@@ -86,14 +87,14 @@ def _gradients_in_eval(model: Model):
 def embedding_layer(model: Model) -> nn.Embedding:
     if model.embedding is None:
         raise AuditInputError(
-            f"{type(model.module).__name__} has no token embedding at `.embedding`; text attributions are taken there")
+            f"{model.module_name} has no token embedding at `.embedding`; text attributions are taken there")
     return model.embedding
 
 
 def last_conv(model: Model) -> nn.Conv2d:
     convs = [m for m in model.module.modules() if isinstance(m, nn.Conv2d)]
     if not convs:
-        raise AuditInputError(f"grad_cam needs a convolutional network; {type(model.module).__name__} has no nn.Conv2d")
+        raise AuditInputError(f"grad_cam needs a convolutional network; {model.module_name} has no nn.Conv2d")
     return convs[-1]
 
 
@@ -123,7 +124,7 @@ def per_token(attr: torch.Tensor) -> torch.Tensor:
 
 def _unsupported(method: str, model: Model, exc: Exception) -> AuditInputError:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return AuditInputError(f"{method} cannot attribute {type(model.module).__name__}: {first}")
+    return AuditInputError(f"{method} cannot attribute {model.module_name}: {first}")
 
 
 @register_method("integrated_gradients", description="Integrated Gradients from the absent input (captum)")
@@ -172,12 +173,16 @@ def gradient_shap(model: Model, data: Dataset, target: np.ndarray, *, seed: int 
 
 @register_method("deeplift", description="DeepLIFT (rescale rule) from the absent input (captum)")
 def deeplift(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    hookable: list[torch.nn.Module] = []  # for images and tables, made from the first batch
+
     def compute(x, t):
         try:
             if model.modality == "text":
                 dl = LayerDeepLift(model.module, embedding_layer(model))
                 return per_token(dl.attribute(x, baselines=pad_ids(x), target=t))
-            return DeepLift(model.module).attribute(x, baselines=torch.zeros_like(x), target=t)
+            if not hookable:
+                hookable.append(hookable_copy(model.module, x[:2]))
+            return DeepLift(hookable[0]).attribute(x, baselines=torch.zeros_like(x), target=t)
         except (AssertionError, RuntimeError, NotImplementedError) as exc:
             raise _unsupported("deeplift", model, exc) from exc
 

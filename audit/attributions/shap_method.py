@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from audit.attributions.hookable import hookable_copy
 from audit.attributions.registry import register_method
 from audit.attributions.sampling import background_sample, seeded
 from audit.attributions.targets import resolve_target
@@ -122,7 +123,7 @@ def _explain_deep(model, x, target, bg, source) -> ShapExplanation:
     import shap  # takes seconds to import: only runs that use SHAP pay for it
 
     # shap leaves hooks behind when a layer fails mid-way: it only ever sees a copy.
-    module = copy.deepcopy(model.module).eval()
+    module = hookable_copy(model.module, bg[:2].to(model.device))
     values = np.zeros(tuple(x.shape), dtype=np.float64)
     base = np.zeros(len(x))
     bg = bg.to(model.device)

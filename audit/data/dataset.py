@@ -187,11 +187,17 @@ class Dataset:
         classes: Sequence[str] | None = None,
         feature_names: Sequence[str] | None = None,
         modality: str | None = None,
+        layout: str = "NCHW",
         name: str = "data",
         source: dict | None = None,
     ) -> Dataset:
-        """From arrays: x of shape (N, F) for tables, (N, H, W) or (N, C, H, W) for images,
-        or a sequence of strings for text; y of shape (N,)."""
+        """From arrays: x of shape (N, F) for tables, (N, H, W), (N, C, H, W) or, with
+        `layout="NHWC"`, (N, H, W, C) for images, or a sequence of strings for text.
+
+        y has shape (N,): class names, or integers that index `classes` when it is given
+        (sklearn's `target_names[y]`). Pass the model's classes to audit a slice that holds
+        fewer classes than the model predicts (e.g. only one).
+        """
         where = (source or {}).get("path", name)
         if modality == "text" or (modality is None and len(x) and isinstance(x[0], str)):
             inputs = np.array([str(t) for t in x], dtype=object)
@@ -208,12 +214,7 @@ class Dataset:
                     raise AuditInputError(f"{where}: {len(names)} feature names for {x.shape[1]} columns")
                 inputs = pd.DataFrame(x, columns=names)
             else:
-                if x.ndim == 3:
-                    x = x[:, None]
-                if x.ndim != 4:
-                    raise AuditInputError(
-                        f"{where}: images x must have shape (N, H, W) or (N, C, H, W), found {tuple(x.shape)}"
-                    )
+                x = _channels_first(x, layout, where)
                 if x.dtype.kind not in "biuf":
                     raise AuditInputError(f"{where}: images x must be real numbers, found dtype {x.dtype}")
                 with np.errstate(over="ignore"):
@@ -231,12 +232,53 @@ class Dataset:
             raise AuditInputError(f"{where}: x has {len(inputs)} rows but y has {len(y)}")
         if len(y) == 0:
             raise AuditInputError(f"{where}: no rows (the arrays are empty)")
-        labels, classes = _encode_labels(pd.Series(y), classes, where=f"{where}: labels y")
+        if classes is not None and y.dtype.kind in "iu":
+            labels, classes = _index_labels(y, classes, where=f"{where}: labels y")
+        else:
+            labels, classes = _encode_labels(pd.Series(y), classes, where=f"{where}: labels y")
         sens = pd.DataFrame(sensitive if sensitive is not None else {})
         if len(sens.columns) and len(sens) != len(y):
             raise AuditInputError(f"{where}: sensitive attributes have {len(sens)} rows, expected {len(y)}")
         return cls(inputs=inputs, labels=labels, classes=classes, modality=modality,
                    sensitive=sens.reset_index(drop=True), name=name, source=source or {})
+
+
+def _channels_first(x: np.ndarray, layout: str, where: str) -> np.ndarray:
+    """Images as (N, C, H, W), from (N, H, W) or the declared 4-d `layout`."""
+    if layout not in ("NCHW", "NHWC"):
+        raise AuditInputError(f"{where}: layout must be 'NCHW' or 'NHWC', found {layout!r}")
+    if x.ndim == 3:
+        return x[:, None]
+    if x.ndim != 4:
+        raise AuditInputError(f"{where}: images x must have shape (N, H, W) or {layout} (4 dimensions), "
+                              f"found {tuple(x.shape)}")
+    if layout == "NHWC":
+        return x.transpose(0, 3, 1, 2)
+    if x.shape[1] > 4 and x.shape[3] <= 4:
+        raise AuditInputError(
+            f"{where}: images x of shape {tuple(x.shape)} look channels-last ({x.shape[3]} channels of "
+            f"{x.shape[1]}x{x.shape[2]} pixels); pass layout='NHWC', or transpose them to (N, C, H, W)")
+    return x
+
+
+def _index_labels(y: np.ndarray, classes: Sequence[str], *, where: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    classes = _class_names(classes, where)
+    outside = np.unique(y[(y < 0) | (y >= len(classes))])
+    if len(outside):
+        raise AuditInputError(f"{where} holds class indices {outside[:5].tolist()} outside 0..{len(classes) - 1} "
+                              f"for the {len(classes)} classes {list(classes)}")
+    return y.astype(np.int64), classes
+
+
+def _class_names(classes: Sequence[str], where: str) -> tuple[str, ...]:
+    names = tuple(str(c) for c in classes)
+    if len(set(names)) != len(names):
+        raise AuditInputError(f"{where}: the classes {list(names)} name a class more than once")
+    if len(names) < 2:
+        raise AuditInputError(
+            f"{where} has a single class {list(names)}; at least two are needed. To audit a slice of one "
+            "class, pass the model's classes (classes=model.classes)")
+    return names
 
 
 def _hash_frame_into(h, frame: pd.DataFrame) -> None:
@@ -265,13 +307,11 @@ def _encode_labels(values: pd.Series, classes: Sequence[str] | None, *, where: s
         except TypeError:
             ordered = sorted(unique, key=str)
         classes = tuple(dict.fromkeys(str(v).strip() for v in ordered))
-    classes = tuple(str(c) for c in classes)
+    classes = _class_names(classes, where)
     index = {c: i for i, c in enumerate(classes)}
     unknown = sorted(set(names) - set(index))
     if unknown:
         raise AuditInputError(f"{where} has values {unknown[:5]} outside the classes {list(classes)}")
-    if len(classes) < 2:
-        raise AuditInputError(f"{where} has a single class {list(classes)}; at least two are needed")
     return np.array([index[n] for n in names], dtype=np.int64), classes
 
 
@@ -314,7 +354,9 @@ def _read_npz(path: Path, *, sensitive: Sequence[str], classes, source: dict) ->
     for key in ("x", "y"):
         if key not in arrays:
             raise AuditInputError(f"{where}: array {key!r} missing; found {', '.join(arrays) or 'none'}")
-    extra = [k for k in arrays if k not in ("x", "y")]
+    if "classes" in arrays:
+        classes = _npz_classes(arrays, where)
+    extra = [k for k in arrays if k not in ("x", "y", "classes")]
     names = list(sensitive) or extra
     for key in names:
         if key not in arrays:
@@ -324,6 +366,17 @@ def _read_npz(path: Path, *, sensitive: Sequence[str], classes, source: dict) ->
                                   f"expected {arrays['y'].shape} like y")
     return Dataset.from_arrays(arrays["x"], arrays["y"], sensitive={k: arrays[k] for k in names},
                                classes=classes, modality="image", name=shown(path.stem), source=source)
+
+
+def _npz_classes(arrays: dict[str, np.ndarray], where: str) -> tuple[str, ...]:
+    """The class names an NPZ carries in its array `classes`; its `y` then holds indices into them."""
+    names, y = arrays["classes"], arrays["y"]
+    if names.ndim != 1 or names.dtype.kind not in "US":
+        raise AuditInputError(f"{where}: array 'classes' must be a 1-d array of class names, "
+                              f"found shape {names.shape} of {names.dtype}")
+    if y.dtype.kind not in "iu":
+        raise AuditInputError(f"{where}: with an array 'classes', y must hold integer indices into it, found {y.dtype}")
+    return tuple(str(n) for n in names)
 
 
 def _npz_arrays(path: Path) -> dict[str, np.ndarray]:
