@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 import audit
+from audit.attributions.captum_methods import last_spatial_layer
 from audit.attributions.hookable import hookable_copy
 from audit.attributions.shap_method import explain_shap
 
@@ -85,3 +86,26 @@ def test_deep_shap_runs_exact_on_the_usual_resnet(twins):
     np.testing.assert_allclose(ours.values, reference.values, rtol=1e-4, atol=1e-6)
     gap = np.abs(ours.base_values + ours.values.reshape(len(data), -1).sum(axis=1) - ours.outputs)
     assert gap.max() < 1e-3  # DeepExplainer's values add up to the logit
+
+
+def test_grad_cam_reads_the_last_block_of_a_residual_network(twins):
+    usual, _, data = twins
+    x = usual.encode(data)
+    assert last_spatial_layer(usual, x[:1]) is usual.module.inner.blocks  # not the last conv inside it
+    conv = usual.module.inner.blocks[1].conv2
+    kept = conv.weight.detach().clone()
+    with torch.no_grad():  # the last block's conv path off: only the skip path carries the signal
+        conv.weight.zero_()
+    try:
+        cam = audit.explain(usual, data, method="grad_cam")
+    finally:
+        with torch.no_grad():
+            conv.weight.copy_(kept)
+    assert np.abs(cam).sum() > 0  # Grad-CAM at that conv would be all zero
+
+
+def test_grad_cam_layer_of_a_plain_cnn_is_the_rectified_last_convolution():
+    cnn = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 4, 3, padding=1),
+                        nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16, 2))
+    model = audit.wrap(cnn, modality="image", classes=["a", "b"])
+    assert last_spatial_layer(model, torch.zeros(1, 1, 8, 8)) is cnn[4]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from collections import Counter
 from collections.abc import Callable
 
 import numpy as np
@@ -91,11 +92,25 @@ def embedding_layer(model: Model) -> nn.Embedding:
     return model.embedding
 
 
-def last_conv(model: Model) -> nn.Conv2d:
-    convs = [m for m in model.module.modules() if isinstance(m, nn.Conv2d)]
-    if not convs:
+def last_spatial_layer(model: Model, example: torch.Tensor) -> nn.Module:
+    """Grad-CAM's layer: the last module to finish whose output has the spatial size of the last
+    convolution's, among those called once per pass (Selvaraju et al. 2017 take the last convolutional
+    feature maps; in a residual network that is the last block, sum of both paths, not its last conv)."""
+    if not any(isinstance(m, nn.Conv2d) for m in model.module.modules()):
         raise AuditInputError(f"grad_cam needs a convolutional network; {model.module_name} has no nn.Conv2d")
-    return convs[-1]
+    finished: list[tuple[nn.Module, tuple[int, ...]]] = []
+    record = lambda m, _, out: finished.append((m, tuple(out.shape) if isinstance(out, torch.Tensor) else ()))  # noqa: E731
+    hooks = [m.register_forward_hook(record) for m in model.module.modules() if m is not model.module]
+    try:
+        with torch.no_grad():
+            model.module(example.to(model.device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    calls = Counter(id(m) for m, _ in finished)
+    size = next(shape[2:] for m, shape in reversed(finished) if isinstance(m, nn.Conv2d))
+    return next(m for m, shape in reversed(finished)
+                if (len(shape) == 4 and shape[2:] == size and calls[id(m)] == 1) or isinstance(m, nn.Conv2d))
 
 
 def embedded_forward(model: Model) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -223,10 +238,12 @@ def occlusion(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0,
 @register_method("grad_cam", modalities=("image",),
                  description="Grad-CAM at the last convolution, upsampled to the image (captum; CNNs only)")
 def grad_cam(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0) -> np.ndarray:
-    layer = last_conv(model)
+    layer: list[nn.Module] = []  # found on the first batch
 
     def compute(x, t):
-        cam = LayerGradCam(model.module, layer).attribute(x, target=t, relu_attributions=True)
+        if not layer:
+            layer.append(last_spatial_layer(model, x[:1]))
+        cam = LayerGradCam(model.module, layer[0]).attribute(x, target=t, relu_attributions=True)
         cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return cam.expand(-1, x.shape[1], -1, -1)
 
