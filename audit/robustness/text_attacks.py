@@ -1,15 +1,25 @@
-"""Text attacks on whole words: greedy word substitution and character typos.
+"""Text attacks on whole words: synonym substitution, character typos, and an embedding-neighbour probe.
 
-Both rank the words of a text by importance (how much the true class's probability
-drops when the word is replaced by the unknown token), then walk down that ranking and,
-at each word, keep the candidate that lowers the true class's probability most, until
+Each ranks the words of a text by importance (how much the true class's probability
+drops when the word is replaced by the unknown token), then walks down that ranking and,
+at each word, keeps the candidate that lowers the true class's probability most, until
 the prediction flips or `max_fraction` of the words have changed (TextFooler's greedy
-search, Jin et al., 2020). Word candidates are the word's nearest neighbours in the
-model's own embedding (cosine similarity): the words the model treats as alike, not
-necessarily synonyms to a reader. Typo candidates are one-edit misspellings.
+search, Jin et al., 2020).
+
+Candidates:
+- synonym substitution (the attack): the word's synonyms in the shipped WordNet 3.0
+  table, all of the part of speech WordNet gives the word (`audit.data.builtin.load_synonyms`;
+  a word whose part of speech is ambiguous there, a stop word or an irregular inflection
+  has no entry and is never changed). No tagger runs, so the part of speech is the
+  word's dominant one in WordNet's tagged corpus, not read from the sentence.
+- typos: one-edit misspellings.
+- embedding neighbours (a sensitivity probe, not an attack that keeps meaning): the
+  word's nearest neighbours in the model's own embedding (cosine), the words the model
+  treats as alike ("sucks -> lmao"), not synonyms to a reader.
 
 The adversarial text is the original string with only the substituted words' spans
-replaced, so it differs from its original in those words and nowhere else.
+replaced (in the original word's case), so it differs from its original in those words
+and nowhere else.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from audit.data.builtin import load_synonyms
 from audit.errors import AuditInputError
 from audit.model import Model
 from audit.robustness.typos import typo_variants
@@ -44,11 +55,25 @@ class TextAttackOutcome:
         return np.array([len(c) for c in self.changes], dtype=float)
 
 
-def word_substitution(model: Model, texts: list[str], labels: np.ndarray, *, neighbours: int = 8,
-                      max_fraction: float = 0.25) -> TextAttackOutcome:
-    """Greedy substitution of words by their nearest neighbours in the model's embedding."""
+def word_substitution(model: Model, texts: list[str], labels: np.ndarray, *, max_fraction: float = 0.25
+                      ) -> TextAttackOutcome:
+    """Greedy substitution of words by their WordNet synonyms of the same part of speech."""
+    table = load_synonyms()
+    index = {w: i for i, w in enumerate(model.encoder.vocab)}
+
+    def candidates(word: str, wid: int) -> list[tuple[str, int]]:
+        entry = table.get(word)
+        return _distinct(((w, index.get(w, model.encoder.UNK)) for w in entry.words), wid) if entry else []
+
+    return _greedy(model, texts, labels, candidates, max_fraction)
+
+
+def embedding_neighbours(model: Model, texts: list[str], labels: np.ndarray, *, neighbours: int = 8,
+                         max_fraction: float = 0.25) -> TextAttackOutcome:
+    """Greedy substitution of words by their nearest neighbours in the model's embedding (a probe of how
+    the model's own geometry can be pushed, not a meaning-preserving attack)."""
     if model.embedding is None:
-        raise AuditInputError("the word-substitution attack needs a text model with an `embedding` layer")
+        raise AuditInputError("the embedding-neighbour probe needs a text model with an `embedding` layer")
     table = _neighbour_table(model, texts, neighbours)
     return _greedy(model, texts, labels, lambda word, wid: table.get(wid, []), max_fraction)
 
@@ -59,13 +84,19 @@ def typo_attack(model: Model, texts: list[str], labels: np.ndarray, *, max_fract
     index = {w: i for i, w in enumerate(model.encoder.vocab)}
 
     def candidates(word: str, wid: int) -> list[tuple[str, int]]:
-        by_id: dict[int, str] = {}
-        for variant in typo_variants(word):
-            by_id.setdefault(index.get(variant, model.encoder.UNK), variant)
-        by_id.pop(wid, None)
-        return [(w, i) for i, w in by_id.items()]
+        return _distinct(((v, index.get(v, model.encoder.UNK)) for v in typo_variants(word)), wid)
 
     return _greedy(model, texts, labels, candidates, max_fraction)
+
+
+def _distinct(options, wid: int) -> list[tuple[str, int]]:
+    """The first word of each token id, leaving out the original's id (words outside the vocabulary all read
+    as the unknown token, so one stands for them all)."""
+    by_id: dict[int, str] = {}
+    for word, i in options:
+        by_id.setdefault(i, word)
+    by_id.pop(wid, None)
+    return [(w, i) for i, w in by_id.items()]
 
 
 def _greedy(model: Model, texts: list[str], labels: np.ndarray,
@@ -142,5 +173,12 @@ def _rewrite(text: str, tokens: list[str], changes: list[tuple[int, str, str]], 
     out = base
     for pos, _, new in sorted(changes, reverse=True):
         start, end = spans[pos]
+        new = _match_case(new, out[start:end])
         out = out[:start] + (f"[{out[start:end]} -> {new}]" if marked else new) + out[end:]
     return out
+
+
+def _match_case(word: str, like: str) -> str:
+    if len(like) > 1 and like.isupper():
+        return word.upper()
+    return word.capitalize() if like[:1].isupper() else word

@@ -8,15 +8,18 @@ same WordNet gives the same bytes). Run from the repository root:
     python audit/data/files/build_synonyms.py [/usr/share/wordnet]
 
 Which words and synonyms (see LICENSES.md):
-- words are single lower-case letter runs (no multi-word lemmas, no capitalized proper
-  nouns), not in scikit-learn's English stop words, and not an irregular inflection of
-  another lemma (verb.exc etc.: "saw" is mostly "see", not the tool);
+- words are single lower-case letter runs of `MIN_LETTERS` or more (no multi-word
+  lemmas, no capitalized proper nouns), not in scikit-learn's English stop words, and not
+  an irregular inflection of another lemma (verb.exc etc.: "saw" is mostly "see", not the
+  tool);
 - each word gets one part of speech, the one holding at least `DOMINANT` of its tagged
-  occurrences in the SemCor concordance (cntlist.rev); an untagged word only when
-  WordNet gives it a single part of speech. Words without such a part of speech get no
-  line: with no tagger at run time, the attack cannot tell "love" the noun from the verb;
+  occurrences in the SemCor concordance (cntlist.rev, matched by sense key); an untagged
+  word only when WordNet gives it a single part of speech. No tagger runs at audit time,
+  so a word without such a part of speech gets no line ("love" the noun or the verb), nor
+  does one that can be a regular inflection in another part of speech ("used", "boring");
 - its synonyms are the other single-word lemmas of its senses in that part of speech
-  that SemCor tagged at least once (the first sense when none is), in sense order;
+  that hold at least `MIN_SHARE` of its tagged occurrences (the first sense when none
+  is tagged), in sense order;
 - words are kept when they occur in the shipped review snippets or are common
   (tagged at least `MIN_TAGGED` times in SemCor), which keeps the file small.
 """
@@ -40,8 +43,20 @@ SS_TYPE = {"n": 1, "v": 2, "a": 3, "r": 4, "s": 5}  # the number a sense key giv
 DOMINANT = 0.9
 MIN_TAGGED = 3
 MIN_SHARE = 0.1
+MIN_LETTERS = 3  # "e" (the vitamin) or "ok" read as abbreviations more than as words
+#: morphy's detachment rules (WordNet's morph(7WN)): suffix -> ending of the base form, per part of speech
+DETACHMENT = {
+    "n": (("s", ""), ("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", "ch"), ("shes", "sh"), ("men", "man"),
+          ("ies", "y")),
+    "v": (("s", ""), ("ies", "y"), ("es", "e"), ("es", ""), ("ed", "e"), ("ed", ""), ("ing", "e"), ("ing", "")),
+    "a": (("er", ""), ("est", ""), ("er", "e"), ("est", "e")),
+}
 _WORD = re.compile(r"[a-z]+")
 _MARKER = re.compile(r"\(.*\)$")  # an adjective's position marker: (a), (p), (ip)
+
+
+def _usable(word: str) -> bool:
+    return len(word) >= MIN_LETTERS and bool(_WORD.fullmatch(word))
 
 
 def senses(wordnet: Path) -> dict[str, dict[str, list[str]]]:
@@ -100,6 +115,14 @@ def irregular_forms(wordnet: Path) -> set[str]:
     return forms
 
 
+def inflection_readings(word: str, index: dict[str, dict[str, list[str]]]) -> set[str]:
+    """The parts of speech in which `word` can be a regular inflection of another lemma (WordNet's morphy
+    detachment rules): "used" can be the verb "use", "boring" the verb "bore"."""
+    return {pos for pos, rules in DETACHMENT.items() for suffix, ending in rules
+            if word.endswith(suffix) and (base := word[:len(word) - len(suffix)] + ending) != word
+            and pos in index.get(base, {})}
+
+
 def review_words() -> set[str]:
     with gzip.open(REVIEWS, "rt", encoding="utf-8", newline="") as fh:
         rows = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
@@ -112,7 +135,7 @@ def table(wordnet: Path, keep: set[str]) -> dict[str, tuple[str, list[str]]]:
     excluded = irregular_forms(wordnet) | set(ENGLISH_STOP_WORDS)
     out = {}
     for lemma, by_pos in index.items():
-        if not _WORD.fullmatch(lemma) or lemma in excluded:
+        if not _usable(lemma) or lemma in excluded:
             continue
         tally = {pos: [next(counts.get(key, 0) for w, key in words[pos, o] if w.lower() == lemma) for o in offsets]
                  for pos, offsets in by_pos.items()}
@@ -126,13 +149,13 @@ def table(wordnet: Path, keep: set[str]) -> dict[str, tuple[str, list[str]]]:
             pos = next(iter(by_pos))
         else:
             continue
-        if lemma not in keep and total < MIN_TAGGED:
+        if lemma not in keep and total < MIN_TAGGED or inflection_readings(lemma, index) - {pos}:
             continue
         kept = [o for o, n in zip(by_pos[pos], tally[pos]) if n >= MIN_SHARE * tagged[pos]] if total else by_pos[pos][:1]
         synonyms = []
         for offset in kept:
             for word, _ in words[pos, offset]:
-                if _WORD.fullmatch(word) and word != lemma and word not in excluded and word not in synonyms:
+                if _usable(word) and word != lemma and word not in excluded and word not in synonyms:
                     synonyms.append(word)
         if synonyms:
             out[lemma] = (pos, synonyms)
