@@ -20,9 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
+from scipy.stats import binomtest
 
 from audit.analyzers.base import Analyzer, Finding, MetricSpec, Result, register_analyzer
 from audit.attributions.sampling import seeded
+from audit.data.builtin import load_synonyms
 from audit.errors import AuditInputError
 from audit.report.plots import new_figure, to_figure
 from audit.robustness.attacks import NORMS, PGD, fgsm, flip_epsilons, pgd
@@ -32,7 +34,6 @@ from audit.robustness.groups import group_table, largest_gap
 from audit.robustness.sanity import Check, sanity_checks
 from audit.robustness.square import P_INIT, square_attack
 from audit.robustness.stochastic import is_stochastic, voted_correct
-from audit.data.builtin import load_synonyms
 from audit.robustness.text_attacks import TextAttackOutcome, embedding_neighbours, typo_attack, word_substitution
 
 DEFAULT_SAMPLES = {"image": 256, "tabular": 256, "text": 32}
@@ -54,6 +55,8 @@ class Robustness(Analyzer):
     `square_queries` queries (AutoAttack uses 5,000; 1,000 matched APGD-T within a point on
     the digits CNN) on what FGSM and PGD leave at each epsilon. A random model is attacked
     with `draws` forward passes per gradient and scored by the majority of `draws` passes.
+    Text attacks change at most `max_words_fraction` of a text's words; the embedding-neighbour
+    probe draws from each word's `neighbours` nearest words in the model's embedding.
     """
 
     samples: int | None = None
@@ -305,8 +308,12 @@ class Robustness(Analyzer):
             details["embedding_neighbour_probe"] = (
                 f"the {self.neighbours} nearest words in the model's own embedding (cosine); a sensitivity probe, not "
                 "a meaning-preserving attack, so it is not the headline rate and feeds no finding")
-        return Result(analyzer=self.name, metrics=metrics, tables=tables, figures=(_text_figure(metrics),),
-                      config=self.config(), warnings=warnings, details=details)
+        intervals = {}
+        if len(chosen):  # the same Wilson interval the robustness finding states
+            ci = binomtest(int(words.flipped.sum()), len(chosen)).proportion_ci(0.95, method="wilson")
+            intervals["robustness.text_attack_success_rate"] = (float(ci.low), float(ci.high))
+        return Result(analyzer=self.name, metrics=metrics, intervals=intervals, tables=tables,
+                      figures=(_text_figure(metrics),), config=self.config(), warnings=warnings, details=details)
 
 
 def default_epsilon(modality: str, norm: str, domain: Domain) -> float:

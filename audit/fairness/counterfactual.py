@@ -105,8 +105,8 @@ def counterfactual_probe(model, data, *, samples: int, seed: int, positive: int 
     pairs = pair_table(frame, positive is not None, confidence)
     out["metrics"] = {"fairness.counterfactual_flip_rate": float(pairs["flip_rate"].max()),
                       "fairness.counterfactual_max_delta": float(frame["abs_delta"].max())}
-    out["intervals"] = {"fairness.counterfactual_flip_rate": max_rate_interval(
-        pairs["flips"].to_numpy(), pairs["probes"].to_numpy(), confidence)}
+    low, high = max_rate_interval(pairs["flips"].to_numpy(), pairs["probes"].to_numpy(), confidence)
+    out["intervals"] = {"fairness.counterfactual_flip_rate": (float(low), float(high))}
     out["details"]["counterfactual_probes"] = len(frame)
     out["warnings"] += [
         f"counterfactual probe: only {row.probes} probes for {row.pair} (fewer than {MIN_PROBES}), so its flip rate "
@@ -118,7 +118,7 @@ def counterfactual_probe(model, data, *, samples: int, seed: int, positive: int 
     return out
 
 
-def pair_table(frame: pd.DataFrame, signed: bool, confidence: float = 0.95) -> pd.DataFrame:
+def pair_table(frame: pd.DataFrame, signed: bool, confidence: float) -> pd.DataFrame:
     grouped = frame.groupby("axis", sort=False)
     probes, flips = grouped.size(), grouped["flipped"].sum().astype(int)
     _, low, high = wilson(flips.to_numpy(), probes.to_numpy(), _z(1 - confidence))
@@ -137,11 +137,12 @@ def pair_table(frame: pd.DataFrame, signed: bool, confidence: float = 0.95) -> p
     return table.reset_index()
 
 
-def max_rate_interval(flips, probes, confidence: float) -> tuple[float, float]:
-    """Interval of the largest of M rates (flips / probes each): the largest lower and the largest upper bound
-    of their Wilson intervals at level 1 - alpha/M, which holds whenever all M intervals do."""
-    _, low, high = wilson(flips, probes, _z((1 - confidence) / len(probes)))
-    return float(np.max(low)), float(np.max(high))
+def max_rate_interval(flips, probes, confidence: float):
+    """Interval of the largest of M rates (flips / probes over the last axis): the largest lower and the
+    largest upper bound of their Wilson intervals at level 1 - alpha/M, which holds whenever all M do."""
+    m = np.shape(probes)[-1]
+    _, low, high = wilson(flips, probes, _z((1 - confidence) / m))
+    return np.max(low, axis=-1), np.max(high, axis=-1)
 
 
 def _z(alpha: float) -> float:

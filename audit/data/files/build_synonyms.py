@@ -151,7 +151,8 @@ def table(wordnet: Path, keep: set[str]) -> dict[str, tuple[str, list[str]]]:
             continue
         if lemma not in keep and total < MIN_TAGGED or inflection_readings(lemma, index) - {pos}:
             continue
-        kept = [o for o, n in zip(by_pos[pos], tally[pos]) if n >= MIN_SHARE * tagged[pos]] if total else by_pos[pos][:1]
+        kept = ([o for o, n in zip(by_pos[pos], tally[pos]) if n >= MIN_SHARE * tagged[pos]] if total
+                else by_pos[pos][:1])
         synonyms = []
         for offset in kept:
             for word, _ in words[pos, offset]:
