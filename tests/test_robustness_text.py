@@ -253,6 +253,12 @@ def test_a_model_keyed_on_a_word_with_synonyms_is_flipped_by_the_swap_one_withou
     assert typo_attack(kept, texts, np.array([1, 1])).flipped.all()  # a change of the word itself does flip it
 
 
+def test_a_word_capitalized_inside_a_sentence_is_taken_for_a_name_and_kept():
+    model = keyed_model("movie")
+    outcome = word_substitution(model, ["The Movie was long tonight.", "Movie was long tonight."], np.array([1, 1]))
+    assert outcome.flipped.tolist() == [False, True]
+
+
 def test_only_synonym_substitution_feeds_the_robustness_finding():
     """A model keyed on a word without synonyms: the probe flips every text, the meaning-preserving attack
     none, and no finding is raised; keyed on a word with synonyms, the attack flips them all and it is."""

@@ -11,7 +11,8 @@ Candidates:
   table, all of the part of speech WordNet gives the word (`audit.data.builtin.load_synonyms`;
   a word whose part of speech is ambiguous there, a stop word or an irregular inflection
   has no entry and is never changed). No tagger runs, so the part of speech is the
-  word's dominant one in WordNet's tagged corpus, not read from the sentence.
+  word's dominant one in WordNet's tagged corpus, not read from the sentence. Words
+  capitalized inside a sentence are taken for names and left alone.
 - typos: one-edit misspellings.
 - embedding neighbours (a sensitivity probe, not an attack that keeps meaning): the
   word's nearest neighbours in the model's own embedding (cosine), the words the model
@@ -65,7 +66,7 @@ def word_substitution(model: Model, texts: list[str], labels: np.ndarray, *, max
         entry = table.get(word)
         return _distinct(((w, index.get(w, model.encoder.UNK)) for w in entry.words), wid) if entry else []
 
-    return _greedy(model, texts, labels, candidates, max_fraction)
+    return _greedy(model, texts, labels, candidates, max_fraction, fixed=_proper_nouns)
 
 
 def embedding_neighbours(model: Model, texts: list[str], labels: np.ndarray, *, neighbours: int = 8,
@@ -100,7 +101,9 @@ def _distinct(options, wid: int) -> list[tuple[str, int]]:
 
 
 def _greedy(model: Model, texts: list[str], labels: np.ndarray,
-            candidates: Callable[[str, int], list[tuple[str, int]]], max_fraction: float) -> TextAttackOutcome:
+            candidates: Callable[[str, int], list[tuple[str, int]]], max_fraction: float,
+            fixed: Callable[[str, list[str]], set[int]] | None = None) -> TextAttackOutcome:
+    """The search; `fixed` gives the token positions of a text that must not change."""
     tokenizer = model.encoder
     outs, marks, flipped, all_changes = [], [], [], []
     for text, label in zip(texts, labels):
@@ -110,10 +113,11 @@ def _greedy(model: Model, texts: list[str], labels: np.ndarray,
         budget = max(1, int(max_fraction * len(words)))
         current, changes = ids, []
         proba = model.proba(ids[None])[0]
+        kept = fixed(text, tokens) if fixed else set()
         for pos in _importance_order(model, ids, words, label):
             if len(changes) >= budget or proba.argmax() != label:
                 break
-            options = candidates(tokens[pos], int(ids[pos]))
+            options = candidates(tokens[pos], int(ids[pos])) if pos not in kept else []
             if not options:
                 continue
             trial = current.repeat(len(options), 1)
@@ -158,18 +162,37 @@ def _neighbour_table(model: Model, texts: list[str], k: int) -> dict[int, list[t
     return {int(u): [(vocab[int(pool[j])], int(pool[j])) for j in row] for u, row in zip(used, nearest)}
 
 
-def _rewrite(text: str, tokens: list[str], changes: list[tuple[int, str, str]], *, marked: bool) -> str:
-    """`text` with the token at each changed position replaced (or shown as [old -> new] when
-    `marked`), every other character kept as it was."""
-    if not changes:
-        return text
+def _proper_nouns(text: str, tokens: list[str]) -> set[int]:
+    """Positions of words written capitalized inside a sentence ("Eddie Murphy"): most likely names, which
+    the lower-casing tokenizer would otherwise take for common words ("murphy", a potato)."""
+    base, spans = _spans(text, tokens)
+    names = set()
+    for pos, (start, end) in enumerate(spans):
+        word = base[start:end]
+        before = [t for t in tokens[:pos] if t not in "\"'([{"]  # an opening quote or bracket starts nothing
+        if word[:1].isupper() and not word.isupper() and before and before[-1] not in ".!?:":
+            names.add(pos)
+    return names
+
+
+def _spans(text: str, tokens: list[str]) -> tuple[str, list[tuple[int, int]]]:
+    """The text the tokens are found in (the original, or its lower case where lower-casing changes its
+    length) and each token's (start, end) in it."""
     lower = text.lower()
-    base = text if len(lower) == len(text) else lower
     spans, cursor = [], 0
     for token in tokens:
         start = lower.find(token, cursor)
         spans.append((start, start + len(token)))
         cursor = start + len(token)
+    return (text if len(lower) == len(text) else lower), spans
+
+
+def _rewrite(text: str, tokens: list[str], changes: list[tuple[int, str, str]], *, marked: bool) -> str:
+    """`text` with the token at each changed position replaced (or shown as [old -> new] when
+    `marked`), every other character kept as it was."""
+    if not changes:
+        return text
+    base, spans = _spans(text, tokens)
     out = base
     for pos, _, new in sorted(changes, reverse=True):
         start, end = spans[pos]

@@ -9,7 +9,8 @@ same WordNet gives the same bytes). Run from the repository root:
 
 Which words and synonyms (see LICENSES.md):
 - words are single lower-case letter runs of `MIN_LETTERS` or more (no multi-word
-  lemmas, no capitalized proper nouns), not in scikit-learn's English stop words, and not
+  lemmas, none that WordNet also lists capitalized: the tokenizer lower-cases, so "Murphy"
+  would become "potato"), not in scikit-learn's English stop words, and not
   an irregular inflection of another lemma (verb.exc etc.: "saw" is mostly "see", not the
   tool);
 - each word gets one part of speech, the one holding at least `DOMINANT` of its tagged
@@ -137,8 +138,11 @@ def table(wordnet: Path, keep: set[str]) -> dict[str, tuple[str, list[str]]]:
     for lemma, by_pos in index.items():
         if not _usable(lemma) or lemma in excluded:
             continue
-        tally = {pos: [next(counts.get(key, 0) for w, key in words[pos, o] if w.lower() == lemma) for o in offsets]
-                 for pos, offsets in by_pos.items()}
+        written = {pos: [next((w, key) for w, key in words[pos, o] if w.lower() == lemma) for o in offsets]
+                   for pos, offsets in by_pos.items()}
+        if any(w != lemma for senses_ in written.values() for w, _ in senses_):
+            continue  # also a proper noun ("Murphy" the actor, "murphy" the potato): the tokenizer lower-cases
+        tally = {pos: [counts.get(key, 0) for _, key in senses_] for pos, senses_ in written.items()}
         tagged = {pos: sum(numbers) for pos, numbers in tally.items()}
         total = sum(tagged.values())
         if total:
