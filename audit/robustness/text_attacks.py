@@ -12,7 +12,9 @@ Candidates:
   a word whose part of speech is ambiguous there, a stop word or an irregular inflection
   has no entry and is never changed). No tagger runs, so the part of speech is the
   word's dominant one in WordNet's tagged corpus, not read from the sentence. Words
-  capitalized inside a sentence are taken for names and left alone.
+  capitalized inside a sentence are taken for names and left alone; a name that opens a
+  sentence looks like any other first word and can still be swapped ("Murphy and Wilson
+  ..." -> "Potato and Wilson ...").
 - typos: one-edit misspellings.
 - embedding neighbours (a sensitivity probe, not an attack that keeps meaning): the
   word's nearest neighbours in the model's own embedding (cosine), the words the model
