@@ -224,8 +224,7 @@ class KeyedOn(nn.Module):
 
     def forward(self, ids):
         present = (ids == self.key).any(1).float()
-        unused = 0 * self.embedding(ids).sum((1, 2))[:, None]
-        return torch.stack([torch.zeros_like(present), 8 * present - 4], 1) + unused
+        return torch.stack([torch.zeros_like(present), 8 * present - 4], 1)
 
 
 def keyed_model(word: str):
@@ -277,3 +276,15 @@ def test_only_synonym_substitution_feeds_the_robustness_finding():
     assert r.metrics["robustness.text_attack_success_rate"] == 1.0
     (finding,) = robustness_findings(r, thresholds)
     assert finding.metrics == ("robustness.text_attack_success_rate",) and "synonyms" in finding.sentence
+
+
+def test_a_text_model_without_an_embedding_gets_the_attacks_but_not_the_probe():
+    module = keyed_model("terrible").module
+    del module.embedding  # the probe reads the embedding; the attacks need only predictions
+    model = audit.wrap(module, modality="text", classes=("no", "yes"), tokenizer=keyed_model("terrible").encoder)
+    data = audit.Dataset(np.array(["The terrible movie.", "Long terrible movie tonight."], dtype=object),
+                         np.ones(2, dtype=int), ("no", "yes"), "text")
+    assert Robustness().supports(model, data)
+    r = Robustness(samples=2).run(model, data, seed=0)
+    assert r.metrics["robustness.text_attack_success_rate"] == 1.0
+    assert "robustness.embedding_neighbour_flip_rate" not in r.metrics
