@@ -1,17 +1,25 @@
-"""Text attacks and the analyzer on text: they flip a trained LSTM, and every adversarial
-text differs from its original only in the substituted words."""
+"""Text attacks and the analyzer on text: they flip a trained LSTM, every adversarial text
+differs from its original only in the substituted words, and every synonym swap is one
+WordNet lists for the word, in the same part of speech."""
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+from torch import nn
 
 import audit
 from audit.analyzers.robustness import Robustness
+from audit.data.builtin import load_synonyms
+from audit.findings.robustness import robustness_findings
 from audit.robustness.corruptions import corrupted_texts
-from audit.robustness.text_attacks import typo_attack, word_substitution
+from audit.robustness.text_attacks import embedding_neighbours, typo_attack, word_substitution
 from audit.robustness.typos import typo_variants
 
 
@@ -28,19 +36,20 @@ def assert_only_substituted_words_differ(model, original: str, adversarial: str,
     """Every non-letter character is where it was; the letter runs differ exactly at the changes."""
     assert re.split(r"[A-Za-z]+", original) == re.split(r"[A-Za-z]+", adversarial)
     before, after = re.findall(r"[A-Za-z]+", original), re.findall(r"[A-Za-z]+", adversarial)
-    differ = [(b.lower(), a) for b, a in zip(before, after) if b != a]
+    differ = [(b.lower(), a.lower()) for b, a in zip(before, after) if b != a]
+    assert all(a[:1].isupper() == b[:1].isupper() for b, a in zip(before, after))  # the case is kept
     assert sorted(differ) == sorted((old, new) for _, old, new in changes if old != new)
     # The model reads the substituted tokens at the positions the attack changed, nothing else.
     ids_before, ids_after = model.encoder.encode([original])[0], model.encoder.encode([adversarial])[0]
     assert set(np.flatnonzero((ids_before != ids_after).numpy())) <= {pos for pos, _, _ in changes}
 
 
-@pytest.mark.parametrize("attack", [word_substitution, typo_attack])
-def test_attack_flips_a_trained_lstm_changing_only_the_substituted_words(attacked, attack):
+@pytest.mark.parametrize("attack, least", [(word_substitution, 0.1), (typo_attack, 0.3), (embedding_neighbours, 0.3)])
+def test_attack_flips_a_trained_lstm_changing_only_the_substituted_words(attacked, attack, least):
     model, texts, labels = attacked
     assert len(texts) >= 25
     outcome = attack(model, texts, labels)
-    assert outcome.flipped.mean() >= 0.3
+    assert outcome.flipped.mean() >= least
     assert (model.predict(outcome.texts) != labels).tolist() == outcome.flipped.tolist()
     for original, adversarial, changes, flipped in zip(texts, outcome.texts, outcome.changes, outcome.flipped):
         if not flipped:
@@ -60,16 +69,17 @@ def test_attacks_run_on_a_transformer():
     labels = model.labels(data)
     correct = model.predict(data) == labels
     texts = [t for t, ok in zip(data.texts, correct) if ok]
-    outcome = word_substitution(model, texts, labels[correct])
+    for attack in (word_substitution, embedding_neighbours):
+        outcome = attack(model, texts, labels[correct])
+        assert (model.predict(outcome.texts) != labels[correct]).tolist() == outcome.flipped.tolist()
+        for original, adversarial, changes in zip(texts, outcome.texts, outcome.changes):
+            assert_only_substituted_words_differ(model, original, adversarial, changes)
     assert outcome.flipped.any()
-    assert (model.predict(outcome.texts) != labels[correct]).tolist() == outcome.flipped.tolist()
-    for original, adversarial, changes in zip(texts, outcome.texts, outcome.changes):
-        assert_only_substituted_words_differ(model, original, adversarial, changes)
 
 
 def test_word_candidates_are_embedding_neighbours(attacked):
     model, texts, labels = attacked
-    outcome = word_substitution(model, texts, labels, neighbours=3)
+    outcome = embedding_neighbours(model, texts, labels, neighbours=3)
     weights = model.embedding.weight.detach()
     weights = weights / weights.norm(dim=1, keepdim=True)
     index = {w: i for i, w in enumerate(model.encoder.vocab)}
@@ -104,13 +114,20 @@ def test_typos_keep_first_and_last_letters_and_are_seeded():
 def test_analyzer_on_text(reviews_lstm):
     data = audit.load_dataset("reviews", "test")
     r = Robustness(samples=24).run(reviews_lstm, data, seed=0)
-    assert r.metrics["robustness.text_attack_success_rate"] > 0.2
+    assert r.metrics["robustness.text_attack_success_rate"] > 0.1
+    assert r.metrics["robustness.embedding_neighbour_flip_rate"] > r.metrics["robustness.text_attack_success_rate"]
     assert r.metrics["robustness.text_words_changed"] >= 1
     assert set(r.metrics) <= set(Robustness.metrics)
     assert "robustness.pgd_accuracy" not in r.metrics
     examples = r.tables["examples"]
+    assert set(examples["attack"]) == {"synonym substitution", "character typos", "embedding-neighbour probe"}
     assert len(examples) and examples["adversarial (changes marked)"].str.contains(" -> ").all()
     assert (examples["prediction"] != examples["adversarial_prediction"]).all()
+    swaps, table = r.tables["swaps"], load_synonyms()
+    assert len(swaps) and all(new in table[old].words for old, new in zip(swaps["original"], swaps["substitute"]))
+    assert set(swaps["part_of_speech"]) <= {"noun", "verb", "adjective", "adverb"}
+    flipped = r.metrics["robustness.text_attack_success_rate"] * r.details["texts_attacked"]
+    assert swaps["texts"].sum() >= round(flipped)
     assert r.metrics == Robustness(samples=24).run(reviews_lstm, data, seed=0).metrics
 
 
@@ -129,3 +146,145 @@ def test_text_robustness_by_group(reviews_lstm):
         abs(groups.loc["first", "robust_accuracy"] - groups.loc["second", "robust_accuracy"]))
     overall = r.metrics["robustness.clean_accuracy"] * (1 - r.metrics["robustness.text_attack_success_rate"])
     assert groups["robust_accuracy"].mean() == pytest.approx(overall)
+
+
+# -- synonym substitution: WordNet synonyms of the same part of speech ------------------------
+
+WORDNET = Path("/usr/share/wordnet")  # the Debian wordnet-base files the table was built from, where installed
+POS_FILES = {"n": "noun", "v": "verb", "a": "adj", "r": "adv"}
+
+
+@lru_cache(maxsize=None)
+def wordnet_index(pos: str) -> dict[str, list[int]]:
+    out = {}
+    for line in (WORDNET / f"index.{POS_FILES[pos]}").read_text(encoding="utf-8").splitlines():
+        if not line.startswith(" "):
+            fields = line.split()
+            out[fields[0]] = [int(o) for o in fields[4 + int(fields[3]) + 2:][: int(fields[2])]]
+    return out
+
+
+def wordnet_synonyms(word: str, pos: str) -> set[str]:
+    """Every lemma that shares a synset with `word` in `pos`, read from WordNet's own files (an index entry's
+    synset offsets are byte offsets into data.<pos>), independently of the build script."""
+    found = set()
+    with open(WORDNET / f"data.{POS_FILES[pos]}", "rb") as fh:
+        for offset in wordnet_index(pos).get(word, []):
+            fh.seek(offset)
+            fields = fh.readline().decode("utf-8").split()
+            found |= {re.sub(r"\(.*\)$", "", w) for w in fields[4:4 + 2 * int(fields[3], 16):2]}
+    return found
+
+
+def test_the_synonym_table_holds_wordnet_synonyms_of_one_part_of_speech():
+    table = load_synonyms()
+    assert 1000 < len(table) < 20000
+    for word, entry in table.items():
+        assert entry.pos in POS_FILES and entry.words and word not in entry.words
+        for w in (word, *entry.words):
+            assert re.fullmatch(r"[a-z]{3,}", w) and w not in ENGLISH_STOP_WORDS, (word, w)
+    assert table["movie"].pos == "n" and "film" in table["movie"].words
+    assert table["terrible"].pos == "a" and "awful" in table["terrible"].words
+    for word in ("sucks", "saw", "used", "love", "the", "not"):  # slang, an irregular inflection, ambiguous, stop
+        assert word not in table
+    if WORDNET.is_dir():
+        rng = np.random.default_rng(0)
+        for word in rng.choice(sorted(table), 300, replace=False):
+            assert set(table[word].words) <= wordnet_synonyms(word, table[word].pos), word
+
+
+def test_every_swap_of_100_successful_attacks_is_a_listed_synonym_of_the_same_part_of_speech(reviews_lstm):
+    model, table = reviews_lstm, load_synonyms()
+    data = audit.load_dataset("reviews", "test").sample(1000, seed=5)
+    labels, correct = model.labels(data), model.predict(data) == model.labels(data)
+    texts, labels = [t for t, ok in zip(data.texts, correct) if ok], labels[correct]
+    swaps, successes = [], 0
+    for start in range(0, len(texts), 100):  # attack in chunks until 100 attacks have succeeded
+        outcome = word_substitution(model, texts[start:start + 100], labels[start:start + 100])
+        for changes in [c for c, ok in zip(outcome.changes, outcome.flipped) if ok][: 100 - successes]:
+            swaps += [(old, new) for _, old, new in changes]
+            successes += 1
+        if successes == 100:
+            break
+    assert successes == 100 and len(swaps) >= 100
+    for old, new in swaps:
+        assert old in table and new in table[old].words, (old, new)
+    if WORDNET.is_dir():
+        for old, new in set(swaps):
+            assert new in wordnet_synonyms(old, table[old].pos), (old, new)
+
+
+class KeyedOn(nn.Module):
+    """Says "yes" exactly when the token `key` occurs; the embedding only gives the probe something to read."""
+
+    def __init__(self, vocab_size: int, key: int):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, 4)
+        self.key = key
+
+    def forward(self, ids):
+        present = (ids == self.key).any(1).float()
+        return torch.stack([torch.zeros_like(present), 8 * present - 4], 1)
+
+
+def keyed_model(word: str):
+    vocab = ("<pad>", "<unk>", "the", "movie", "was", "terrible", "awful", "plot", "long", "tonight", "and")
+    return audit.wrap(KeyedOn(len(vocab), vocab.index(word)), modality="text", classes=("no", "yes"),
+                      tokenizer=audit.Tokenizer(vocab=vocab))
+
+
+def test_a_model_keyed_on_a_word_with_synonyms_is_flipped_by_the_swap_one_without_is_not():
+    table = load_synonyms()
+    texts = ["The movie was terrible tonight, and long.", "The TERRIBLE plot was long and the movie too."]
+    flipped = keyed_model("terrible")
+    outcome = word_substitution(flipped, texts, np.array([1, 1]))
+    assert outcome.flipped.all()
+    assert [[old for _, old, _ in c] for c in outcome.changes] == [["terrible"], ["terrible"]]
+    assert all(new in table["terrible"].words for c in outcome.changes for _, _, new in c)
+    assert outcome.marked[1].startswith("The [TERRIBLE -> ")
+    assert (flipped.predict(outcome.texts) == 0).all()
+
+    assert "plot" not in table
+    texts = ["The plot was terrible tonight, and long.", "The movie was long and the plot too."]
+    kept = keyed_model("plot")
+    outcome = word_substitution(kept, texts, np.array([1, 1]))
+    assert not outcome.flipped.any() and outcome.texts == texts
+    assert typo_attack(kept, texts, np.array([1, 1])).flipped.all()  # a change of the word itself does flip it
+
+
+def test_a_word_capitalized_inside_a_sentence_is_taken_for_a_name_and_kept():
+    model = keyed_model("movie")
+    outcome = word_substitution(model, ["The Movie was long tonight.", "Movie was long tonight."], np.array([1, 1]))
+    assert outcome.flipped.tolist() == [False, True]
+
+
+def test_only_synonym_substitution_feeds_the_robustness_finding():
+    """A model keyed on a word without synonyms: the probe flips every text, the meaning-preserving attack
+    none, and no finding is raised; keyed on a word with synonyms, the attack flips them all and it is."""
+    texts = ["The plot was terrible tonight, and long.", "The movie was long and the plot too.",
+             "The plot and the movie.", "Long plot tonight."]
+    data = audit.Dataset(np.array(texts, dtype=object), np.ones(4, dtype=int), ("no", "yes"), "text")
+    thresholds = {"robust_accuracy_ratio_min": 0.5}
+    r = Robustness(samples=4, neighbours=3).run(keyed_model("plot"), data, seed=0)
+    assert r.metrics["robustness.text_attack_success_rate"] == 0.0
+    assert r.metrics["robustness.embedding_neighbour_flip_rate"] == 1.0
+    assert robustness_findings(r, thresholds) == []
+    texts = ["The movie was terrible tonight, and long.", "The movie was long and terrible too.",
+             "The terrible movie.", "Long terrible movie tonight."]
+    data = audit.Dataset(np.array(texts, dtype=object), np.ones(4, dtype=int), ("no", "yes"), "text")
+    r = Robustness(samples=4).run(keyed_model("terrible"), data, seed=0)
+    assert r.metrics["robustness.text_attack_success_rate"] == 1.0
+    (finding,) = robustness_findings(r, thresholds)
+    assert finding.metrics == ("robustness.text_attack_success_rate",) and "synonyms" in finding.sentence
+
+
+def test_a_text_model_without_an_embedding_gets_the_attacks_but_not_the_probe():
+    module = keyed_model("terrible").module
+    del module.embedding  # the probe reads the embedding; the attacks need only predictions
+    model = audit.wrap(module, modality="text", classes=("no", "yes"), tokenizer=keyed_model("terrible").encoder)
+    data = audit.Dataset(np.array(["The terrible movie.", "Long terrible movie tonight."], dtype=object),
+                         np.ones(2, dtype=int), ("no", "yes"), "text")
+    assert Robustness().supports(model, data)
+    r = Robustness(samples=2).run(model, data, seed=0)
+    assert r.metrics["robustness.text_attack_success_rate"] == 1.0
+    assert "robustness.embedding_neighbour_flip_rate" not in r.metrics

@@ -129,7 +129,7 @@ class Fairness(Analyzer):
         **{f"fairness.<feature>.{m}": _spec(m, "one sensitive feature or intersection") for m in DISPARITIES},
         "fairness.counterfactual_flip_rate": MetricSpec(
             "text: largest share, over identity pairs, of predictions that change class when only the "
-            "identity term changes", "lower"),
+            "identity term changes (interval: the pairs' Wilson intervals, Bonferroni over pairs)", "lower"),
         "fairness.counterfactual_max_delta": MetricSpec(
             "text: largest change in a predicted class probability when only the identity term changes", "lower"),
     }
@@ -148,7 +148,8 @@ class Fairness(Analyzer):
         if model.modality == "text":
             targets = self.targets(model.classes)
             parts.append(counterfactual_probe(model, data, samples=self.samples, seed=seed,
-                                              positive=targets[0] if len(targets) == 1 else None))
+                                              positive=targets[0] if len(targets) == 1 else None,
+                                              confidence=self.confidence))
         merged = {key: {} for key in ("metrics", "intervals", "tables", "details")}
         figs, warnings, findings = [], [], []
         for part in parts:

@@ -5,8 +5,10 @@ the model's input space (see `audit.robustness.domain` for the units and bounds)
 counts as robust only when no attack breaks it. Square is also the check on the gradient at
 every epsilon. Then the smallest epsilon at which PGD flips each correctly classified
 example, and corruptions. A model that is random at inference is attacked with expectation
-over transformation and scored by a vote (`audit.robustness.stochastic`). Text:
-word-substitution and typo attacks, and typos as a corruption.
+over transformation and scored by a vote (`audit.robustness.stochastic`). Text: substitution
+of WordNet synonyms of the same part of speech (the headline) and typo attacks, typos as a
+corruption, and the embedding-neighbour probe, reported apart since its swaps need not keep
+the meaning (`audit.robustness.text_attacks`).
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
+from scipy.stats import binomtest
 
 from audit.analyzers.base import Analyzer, Finding, MetricSpec, Result, register_analyzer
 from audit.attributions.sampling import seeded
+from audit.data.builtin import load_synonyms
 from audit.errors import AuditInputError
 from audit.report.plots import new_figure, to_figure
 from audit.robustness.attacks import NORMS, PGD, fgsm, flip_epsilons, pgd
@@ -30,7 +34,7 @@ from audit.robustness.groups import group_table, largest_gap
 from audit.robustness.sanity import Check, sanity_checks
 from audit.robustness.square import P_INIT, square_attack
 from audit.robustness.stochastic import is_stochastic, voted_correct
-from audit.robustness.text_attacks import TextAttackOutcome, typo_attack, word_substitution
+from audit.robustness.text_attacks import TextAttackOutcome, embedding_neighbours, typo_attack, word_substitution
 
 DEFAULT_SAMPLES = {"image": 256, "tabular": 256, "text": 32}
 IMAGE_EPSILON = 0.1  # L-inf, as a share of the encoder's range
@@ -51,6 +55,8 @@ class Robustness(Analyzer):
     `square_queries` queries (AutoAttack uses 5,000; 1,000 matched APGD-T within a point on
     the digits CNN) on what FGSM and PGD leave at each epsilon. A random model is attacked
     with `draws` forward passes per gradient and scored by the majority of `draws` passes.
+    Text attacks change at most `max_words_fraction` of a text's words; the embedding-neighbour
+    probe draws from each word's `neighbours` nearest words in the model's embedding.
     """
 
     samples: int | None = None
@@ -75,7 +81,7 @@ class Robustness(Analyzer):
 
     name = "robustness"
     title = "Robustness"
-    description = ("adversarial attacks (FGSM, PGD, Square, word substitution, typos), corruptions, attack sanity, "
+    description = ("adversarial attacks (FGSM, PGD, Square, synonym substitution, typos), corruptions, attack sanity, "
                    "by group")
     metric_prefix = "robustness"
     metrics = {
@@ -96,10 +102,15 @@ class Robustness(Analyzer):
             "largest difference in robust accuracy between two groups of a sensitive attribute", "lower"),
         "robustness.sanity_passed": MetricSpec("1 when every attack sanity check passed, else 0", "higher"),
         "robustness.text_attack_success_rate": MetricSpec(
-            "share of correctly classified texts that word substitution flips", "lower"),
+            "share of correctly classified texts that substituting WordNet synonyms of the same part of speech "
+            "flips", "lower"),
+        "robustness.embedding_neighbour_flip_rate": MetricSpec(
+            "sensitivity probe, not a meaning-preserving attack: share of correctly classified texts flipped by "
+            "substituting the words' nearest neighbours in the model's own embedding", "lower"),
         "robustness.typo_attack_success_rate": MetricSpec(
             "share of correctly classified texts that character typos flip", "lower"),
-        "robustness.text_words_changed": MetricSpec("mean words changed per successful word substitution", "higher"),
+        "robustness.text_words_changed": MetricSpec("mean words changed per successful synonym substitution",
+                                                    "higher"),
     }
 
     def __post_init__(self):
@@ -119,7 +130,7 @@ class Robustness(Analyzer):
 
     def supports(self, model, data) -> bool:
         if model.modality == "text":
-            return model.embedding is not None
+            return True
         return model.modality == "image" or bool(model.encoder.continuous_mask(data).any())
 
     def run(self, model, data, *, seed: int = 0) -> Result:
@@ -247,32 +258,36 @@ class Robustness(Analyzer):
         texts, labels = sample.texts, model.labels(sample)
         correct = model.predict_proba(sample).argmax(1) == labels
         chosen = [t for t, ok in zip(texts, correct) if ok]
-        words = word_substitution(model, chosen, labels[correct], neighbours=self.neighbours,
-                                  max_fraction=self.max_words_fraction)
-        typos = typo_attack(model, chosen, labels[correct], max_fraction=self.max_words_fraction)
+        budget = {"max_fraction": self.max_words_fraction}
+        words = word_substitution(model, chosen, labels[correct], **budget)
+        typos = typo_attack(model, chosen, labels[correct], **budget)
+        probe = embedding_neighbours(model, chosen, labels[correct], neighbours=self.neighbours, **budget) \
+            if model.embedding is not None else None
         corruptions = pd.DataFrame([
             {"corruption": name, "severity": severity, "level": level,
              "accuracy": float((model.predict_proba(noisy).argmax(1) == labels).mean())}
             for name, severity, level, noisy in corrupted_texts(texts, seed=seed)])
-        success = words.flipped.mean() if len(chosen) else float("nan")
-        typo_success = typos.flipped.mean() if len(chosen) else float("nan")
+        attacks = {"synonym substitution": words, "character typos": typos}
+        if probe is not None:
+            attacks["embedding-neighbour probe"] = probe
+        rates = {name: float(o.flipped.mean()) if len(chosen) else float("nan") for name, o in attacks.items()}
         changed = words.words_changed[words.flipped]
         metrics = {
             "robustness.clean_accuracy": float(correct.mean()),
-            "robustness.text_attack_success_rate": float(success),
-            "robustness.typo_attack_success_rate": float(typo_success),
+            "robustness.text_attack_success_rate": rates["synonym substitution"],
+            "robustness.typo_attack_success_rate": rates["character typos"],
             "robustness.text_words_changed": float(changed.mean()) if len(changed) else float("nan"),
             "robustness.corruption_accuracy": float(corruptions["accuracy"].mean()),
         }
+        if probe is not None:
+            metrics["robustness.embedding_neighbour_flip_rate"] = rates["embedding-neighbour probe"]
         summary = pd.DataFrame([
-            {"attack": "word substitution", "success_rate": success,
-             "words_changed_per_success": metrics["robustness.text_words_changed"]},
-            {"attack": "character typos", "success_rate": typo_success,
-             "words_changed_per_success": float(typos.words_changed[typos.flipped].mean())
-             if typos.flipped.any() else float("nan")},
-        ])
-        tables = {"attacks": summary, "corruptions": corruptions,
-                  "examples": _text_examples(model, chosen, labels[correct], words, typos, self.examples)}
+            {"attack": name, "success_rate": rates[name],
+             "words_changed_per_success": float(o.words_changed[o.flipped].mean()) if o.flipped.any() else float("nan"),
+             "meaning_preserving": name == "synonym substitution"}
+            for name, o in attacks.items()])
+        tables = {"attacks": summary, "corruptions": corruptions, "swaps": _swap_table(words),
+                  "examples": _text_examples(model, chosen, labels[correct], attacks, self.examples)}
         if len(sample.sensitive.columns):
             robust = correct.copy()
             robust[correct] = ~words.flipped
@@ -284,10 +299,21 @@ class Robustness(Analyzer):
                 metrics["robustness.group_gap"] = gap
             tables["by_group"] = groups
         warnings = () if len(chosen) else ("no sampled text is classified correctly; the attacks had nothing to flip",)
-        return Result(analyzer=self.name, metrics=metrics, tables=tables, figures=(_text_figure(metrics),),
-                      config=self.config(), warnings=warnings,
-                      details={"texts_attacked": len(chosen),
-                               "candidates": "nearest neighbours in the model's own token embedding (cosine)"})
+        details = {"texts_attacked": len(chosen),
+                   "candidates": "WordNet 3.0 synonyms of the part of speech WordNet gives the word (no tagger: its "
+                                 "dominant one in WordNet's tagged corpus; words ambiguous in part of speech, stop "
+                                 "words and irregular inflections are never changed)",
+                   "budget": f"at most {self.max_words_fraction:.0%} of a text's words (at least one)"}
+        if probe is not None:
+            details["embedding_neighbour_probe"] = (
+                f"the {self.neighbours} nearest words in the model's own embedding (cosine); a sensitivity probe, not "
+                "a meaning-preserving attack, so it is not the headline rate and feeds no finding")
+        intervals = {}
+        if len(chosen):  # the same Wilson interval the robustness finding states
+            ci = binomtest(int(words.flipped.sum()), len(chosen)).proportion_ci(0.95, method="wilson")
+            intervals["robustness.text_attack_success_rate"] = (float(ci.low), float(ci.high))
+        return Result(analyzer=self.name, metrics=metrics, intervals=intervals, tables=tables,
+                      figures=(_text_figure(metrics),), config=self.config(), warnings=warnings, details=details)
 
 
 def default_epsilon(modality: str, norm: str, domain: Domain) -> float:
@@ -405,15 +431,28 @@ def _data_units(model, x: torch.Tensor) -> np.ndarray:
     return values
 
 
-def _text_examples(model, texts, labels, words: TextAttackOutcome, typos: TextAttackOutcome, n: int) -> pd.DataFrame:
+def _text_examples(model, texts, labels, attacks: dict[str, TextAttackOutcome], n: int) -> pd.DataFrame:
     rows = []
-    for attack, outcome in (("word substitution", words), ("character typos", typos)):
+    for attack, outcome in attacks.items():
         for i in np.flatnonzero(outcome.flipped)[:n]:
             rows.append({"attack": attack, "original": texts[i], "adversarial (changes marked)": outcome.marked[i],
                          "words_changed": len(outcome.changes[i]), "prediction": model.classes[int(labels[i])],
                          "adversarial_prediction": model.classes[int(model.predict([outcome.texts[i]])[0])]})
     return pd.DataFrame(rows, columns=["attack", "original", "adversarial (changes marked)", "words_changed",
                                        "prediction", "adversarial_prediction"])
+
+
+def _swap_table(outcome: TextAttackOutcome) -> pd.DataFrame:
+    """Every synonym swap of the successful attacks: the word, its substitute, their part of speech and how
+    many flipped texts made that swap, the most frequent first."""
+    pos_names = {"n": "noun", "v": "verb", "a": "adjective", "r": "adverb"}
+    table = load_synonyms()
+    swaps = pd.DataFrame([(old, new) for changes in outcome.changes for _, old, new in changes],
+                         columns=["original", "substitute"])
+    counts = swaps.value_counts(sort=False).rename("texts").reset_index()
+    counts.insert(2, "part_of_speech", [pos_names[table[w].pos] for w in counts["original"]])
+    return counts.sort_values(["texts", "original", "substitute"], ascending=[False, True, True],
+                              kind="stable").reset_index(drop=True)
 
 
 # -- figures ------------------------------------------------------------------------------
@@ -518,15 +557,20 @@ def _text_figure(metrics: dict):
     clean = metrics["robustness.clean_accuracy"]
     bars = {
         "clean": clean,
-        "word substitution": clean * (1 - np.nan_to_num(metrics["robustness.text_attack_success_rate"])),
+        "synonym substitution": clean * (1 - np.nan_to_num(metrics["robustness.text_attack_success_rate"])),
         "character typos": clean * (1 - np.nan_to_num(metrics["robustness.typo_attack_success_rate"])),
         "random typos (mean)": metrics["robustness.corruption_accuracy"],
     }
-    ax.barh(list(bars), list(bars.values()), color=["#4c78a8", "#e45756", "#f58518", "#72b7b2"])
+    if "robustness.embedding_neighbour_flip_rate" in metrics:
+        bars["embedding-neighbour probe"] = clean * (1 - np.nan_to_num(
+            metrics["robustness.embedding_neighbour_flip_rate"]))
+    ax.barh(list(bars), list(bars.values()), color=["#4c78a8", "#e45756", "#f58518", "#72b7b2", "#bab0ac"][:len(bars)])
     ax.set_xlim(0, 1)
     ax.invert_yaxis()
     ax.set_xlabel("accuracy")
     return to_figure(fig, title="Accuracy under text attacks", caption=(
-        "Accuracy on the sampled texts before any attack, after the greedy word-substitution and typo attacks "
-        "(which change at most the configured share of words), and with random typos (mean over severities). "
-        "A short red or orange bar means a few changed words flip the model."))
+        "Accuracy on the sampled texts before any attack, after the greedy attacks that swap words for WordNet "
+        "synonyms of the same part of speech or for one-letter typos (each changes at most the configured share "
+        "of words), and with random typos (mean over severities). A short red or orange bar means a few changed "
+        "words flip the model. The grey bar, where shown, is a probe that swaps words for their neighbours in the "
+        "model's own embedding: those need not mean the same, so it shows sensitivity, not robustness."))

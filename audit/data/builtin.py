@@ -217,3 +217,19 @@ def load_identity_lists(name: str) -> dict:
         raise AuditInputError(f"unknown identity word list {name!r}; lists are: {', '.join(IDENTITY_LISTS)}")
     with gzip.open(_file(f"identity/{name}.json.gz"), "rt", encoding="utf-8") as fh:
         return json.load(fh)
+
+
+@dataclass(frozen=True)
+class Synonyms:
+    """A word's part of speech in WordNet (n, v, a or r) and its synonyms in that part of speech."""
+
+    pos: str
+    words: tuple[str, ...]
+
+
+@lru_cache(maxsize=1)
+def load_synonyms() -> dict[str, Synonyms]:
+    """The WordNet 3.0 synonym table (files/wordnet_synonyms.tsv.gz; how it was built: files/LICENSES.md)."""
+    with gzip.open(_file("wordnet_synonyms.tsv.gz"), "rt", encoding="utf-8") as fh:
+        rows = (line.rstrip("\n").split("\t") for line in fh)
+        return {word: Synonyms(pos, tuple(synonyms.split(","))) for word, pos, synonyms in rows}

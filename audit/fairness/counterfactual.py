@@ -10,9 +10,15 @@ Probes come from held-out sentences that mention a term (names and nationalities
 where capitalized, so "will" or "mark" used as words are left alone) and from the fixed
 `TEMPLATES`. Only single-token terms the model's tokenizer knows are used as
 substitutes: a word outside the vocabulary reads as the same unknown token whatever the
-identity, so it could not show a difference. Per pair: mean signed change in the
-positive-class probability (binary models; female minus male for the gender axes), mean
-and largest absolute change in any class probability, and the share of flipped predictions.
+identity, so it could not show a difference. Per pair: the number of probes, mean signed
+change in the positive-class probability (binary models; female minus male for the gender
+axes), mean and largest absolute change in any class probability, and the share of flipped
+predictions with its continuity-corrected Wilson interval. The headline flip rate is the
+largest share over the pairs; its interval is [largest lower bound, largest upper bound] of
+the pairs' intervals at level 1 - alpha/M over the M pairs (Bonferroni: when every pair's
+interval holds, so does this one). The intervals treat probes as independent; probes that
+share a sentence or a template are not quite, so read them as a floor on the uncertainty. A
+pair with fewer than `MIN_PROBES` probes is named in a warning.
 """
 
 from __future__ import annotations
@@ -23,8 +29,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from scipy.stats import norm
+
 from audit.data.builtin import load_identity_lists
 from audit.fairness.figures import counterfactual_chart
+from audit.fairness.intervals import wilson
 
 #: (male, female) word pairs; a female word with two male counterparts maps to the first ("her" -> "his").
 GENDERED_PAIRS = (
@@ -55,6 +64,9 @@ PAIRS = {
 SUBSTITUTES = 3  # substitutes drawn per held-out sentence (names, nationalities, religions)
 TEMPLATE_TERMS = 20  # most terms per axis filled into the templates
 EXAMPLES = 10
+#: Below this many probes a pair cannot show a flip rate under 10% even when nothing flips: with 0 flips in
+#: 45 probes the 95% continuity-corrected Wilson interval reaches 0.100, with fewer it reaches higher.
+MIN_PROBES = 45
 
 
 @dataclass(frozen=True)
@@ -65,7 +77,8 @@ class Probe:
     after: str
 
 
-def counterfactual_probe(model, data, *, samples: int, seed: int, positive: int | None = None) -> dict:
+def counterfactual_probe(model, data, *, samples: int, seed: int, positive: int | None = None,
+                         confidence: float = 0.95) -> dict:
     """Metrics, tables, figure and warnings of the probe (the parts of a fairness Result)."""
     rng = np.random.default_rng(seed)
     ids = identities(set(model.encoder.vocab))
@@ -89,27 +102,51 @@ def counterfactual_probe(model, data, *, samples: int, seed: int, positive: int 
     })
     if positive is not None:
         frame["delta"] = after[:, positive] - before[:, positive]
-    pairs = pair_table(frame, positive is not None)
+    pairs = pair_table(frame, positive is not None, confidence)
     out["metrics"] = {"fairness.counterfactual_flip_rate": float(pairs["flip_rate"].max()),
                       "fairness.counterfactual_max_delta": float(frame["abs_delta"].max())}
+    low, high = max_rate_interval(pairs["flips"].to_numpy(), pairs["probes"].to_numpy(), confidence)
+    out["intervals"] = {"fairness.counterfactual_flip_rate": (float(low), float(high))}
+    out["details"]["counterfactual_probes"] = len(frame)
+    out["warnings"] += [
+        f"counterfactual probe: only {row.probes} probes for {row.pair} (fewer than {MIN_PROBES}), so its flip rate "
+        f"{row.flip_rate:.2f} is uncertain [{row.flip_rate_low:.2f}, {row.flip_rate_high:.2f}]"
+        for row in pairs.itertuples() if row.probes < MIN_PROBES]
     examples = frame.sort_values("abs_delta", ascending=False).head(EXAMPLES)
     out["tables"] = {"counterfactual_pairs": pairs, "counterfactual_examples": examples.reset_index(drop=True)}
     out["figures"] = [counterfactual_chart(pairs)]
     return out
 
 
-def pair_table(frame: pd.DataFrame, signed: bool) -> pd.DataFrame:
+def pair_table(frame: pd.DataFrame, signed: bool, confidence: float) -> pd.DataFrame:
     grouped = frame.groupby("axis", sort=False)
+    probes, flips = grouped.size(), grouped["flipped"].sum().astype(int)
+    _, low, high = wilson(flips.to_numpy(), probes.to_numpy(), _z(1 - confidence))
     table = pd.DataFrame({
-        "pair": grouped.size().index.map(PAIRS),
-        "probes": grouped.size(),
+        "pair": probes.index.map(PAIRS),
+        "probes": probes,
         "from_sentences": grouped["source"].agg(lambda s: int((s == "sentence").sum())),
         **({"mean_delta": grouped["delta"].mean()} if signed else {}),
         "mean_abs_delta": grouped["abs_delta"].mean(),
         "max_abs_delta": grouped["abs_delta"].max(),
-        "flip_rate": grouped["flipped"].mean(),
+        "flips": flips,
+        "flip_rate": flips / probes,
+        "flip_rate_low": low,
+        "flip_rate_high": high,
     })
     return table.reset_index()
+
+
+def max_rate_interval(flips, probes, confidence: float):
+    """Interval of the largest of M rates (flips / probes over the last axis): the largest lower and the
+    largest upper bound of their Wilson intervals at level 1 - alpha/M, which holds whenever all M do."""
+    m = np.shape(probes)[-1]
+    _, low, high = wilson(flips, probes, _z((1 - confidence) / m))
+    return np.max(low, axis=-1), np.max(high, axis=-1)
+
+
+def _z(alpha: float) -> float:
+    return float(norm.ppf(1 - alpha / 2))
 
 
 @dataclass(frozen=True)

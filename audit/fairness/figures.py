@@ -100,14 +100,17 @@ def counterfactual_chart(pairs: pd.DataFrame):
     """Flip rate and mean absolute probability change per identity pair."""
     fig, ax = new_figure(6.0, 1.2 + 0.35 * len(pairs))
     y = np.arange(len(pairs))
-    ax.barh(y - 0.2, pairs["flip_rate"], height=0.4, color="#e45756", label="share of flipped predictions")
+    spread = [pairs["flip_rate"] - pairs["flip_rate_low"], pairs["flip_rate_high"] - pairs["flip_rate"]]
+    ax.barh(y - 0.2, pairs["flip_rate"], height=0.4, xerr=spread, error_kw={"elinewidth": 0.8, "capsize": 2},
+            color="#e45756", label="share of flipped predictions")
     ax.barh(y + 0.2, pairs["mean_abs_delta"], height=0.4, color="#4c78a8", label="mean |change in probability|")
     ax.set_yticks(y, [str(p)[:40] for p in pairs["pair"]], fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlim(0, max(0.05, float(np.nanmax(pairs[["flip_rate", "mean_abs_delta"]].to_numpy())) * 1.15))
+    ax.set_xlim(0, max(0.05, float(np.nanmax(pairs[["flip_rate_high", "mean_abs_delta"]].to_numpy())) * 1.15))
     ax.legend(fontsize=7, loc="lower right")
     return to_figure(fig, title="Counterfactual identity substitutions", caption=(
         "Each row swaps one kind of identity term (a name of one gender for the other, a gendered word for its "
         "counterpart, a nationality or religion for another) in held-out sentences and in fixed templates, and "
-        "shows how often the predicted class flips (red) and the mean absolute change in the predicted "
-        "probability (blue). A model that ignores identity shows bars near 0."))
+        "shows how often the predicted class flips (red, with its Wilson confidence interval; the number of "
+        "probes per row is in the table) and the mean absolute change in the predicted probability (blue). A "
+        "model that ignores identity shows bars near 0."))

@@ -38,10 +38,10 @@ def _kept_share(result: Result, limit: float) -> list[Finding]:
         correct = round(clean * details.get("examples_attacked", 0))
         attack = (f"The strongest attack at epsilon {details.get('epsilon', float('nan')):.3g} "
                   f"({details.get('norm', 'linf')})")
-    elif "robustness.text_attack_success_rate" in metrics:
+    elif "robustness.text_attack_success_rate" in metrics:  # never the embedding-neighbour probe: it need not
         metric, kept = "robustness.text_attack_success_rate", 1 - metrics["robustness.text_attack_success_rate"]
-        correct = details.get("texts_attacked", 0)
-        attack = "Word substitution"
+        correct = details.get("texts_attacked", 0)  # keep the meaning, so it shows sensitivity, not fragility
+        attack = "Swapping words for WordNet synonyms of the same part of speech"
     else:
         return []
     if not correct or kept != kept:

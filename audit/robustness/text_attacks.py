@@ -1,15 +1,28 @@
-"""Text attacks on whole words: greedy word substitution and character typos.
+"""Text attacks on whole words: synonym substitution, character typos, and an embedding-neighbour probe.
 
-Both rank the words of a text by importance (how much the true class's probability
-drops when the word is replaced by the unknown token), then walk down that ranking and,
-at each word, keep the candidate that lowers the true class's probability most, until
+Each ranks the words of a text by importance (how much the true class's probability
+drops when the word is replaced by the unknown token), then walks down that ranking and,
+at each word, keeps the candidate that lowers the true class's probability most, until
 the prediction flips or `max_fraction` of the words have changed (TextFooler's greedy
-search, Jin et al., 2020). Word candidates are the word's nearest neighbours in the
-model's own embedding (cosine similarity): the words the model treats as alike, not
-necessarily synonyms to a reader. Typo candidates are one-edit misspellings.
+search, Jin et al., 2020).
+
+Candidates:
+- synonym substitution (the attack): the word's synonyms in the shipped WordNet 3.0
+  table, all of the part of speech WordNet gives the word (`audit.data.builtin.load_synonyms`;
+  a word whose part of speech is ambiguous there, a stop word or an irregular inflection
+  has no entry and is never changed). No tagger runs, so the part of speech is the
+  word's dominant one in WordNet's tagged corpus, not read from the sentence. Words
+  capitalized inside a sentence are taken for names and left alone; a name that opens a
+  sentence looks like any other first word and can still be swapped ("Murphy and Wilson
+  ..." -> "Potato and Wilson ...").
+- typos: one-edit misspellings.
+- embedding neighbours (a sensitivity probe, not an attack that keeps meaning): the
+  word's nearest neighbours in the model's own embedding (cosine), the words the model
+  treats as alike ("sucks -> lmao"), not synonyms to a reader.
 
 The adversarial text is the original string with only the substituted words' spans
-replaced, so it differs from its original in those words and nowhere else.
+replaced (in the original word's case), so it differs from its original in those words
+and nowhere else.
 """
 
 from __future__ import annotations
@@ -21,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from audit.data.builtin import load_synonyms
 from audit.errors import AuditInputError
 from audit.model import Model
 from audit.robustness.typos import typo_variants
@@ -44,11 +58,25 @@ class TextAttackOutcome:
         return np.array([len(c) for c in self.changes], dtype=float)
 
 
-def word_substitution(model: Model, texts: list[str], labels: np.ndarray, *, neighbours: int = 8,
-                      max_fraction: float = 0.25) -> TextAttackOutcome:
-    """Greedy substitution of words by their nearest neighbours in the model's embedding."""
+def word_substitution(model: Model, texts: list[str], labels: np.ndarray, *, max_fraction: float = 0.25
+                      ) -> TextAttackOutcome:
+    """Greedy substitution of words by their WordNet synonyms of the same part of speech."""
+    table = load_synonyms()
+    index = {w: i for i, w in enumerate(model.encoder.vocab)}
+
+    def candidates(word: str, wid: int) -> list[tuple[str, int]]:
+        entry = table.get(word)
+        return _distinct(((w, index.get(w, model.encoder.UNK)) for w in entry.words), wid) if entry else []
+
+    return _greedy(model, texts, labels, candidates, max_fraction, fixed=_proper_nouns)
+
+
+def embedding_neighbours(model: Model, texts: list[str], labels: np.ndarray, *, neighbours: int = 8,
+                         max_fraction: float = 0.25) -> TextAttackOutcome:
+    """Greedy substitution of words by their nearest neighbours in the model's embedding (a probe of how
+    the model's own geometry can be pushed, not a meaning-preserving attack)."""
     if model.embedding is None:
-        raise AuditInputError("the word-substitution attack needs a text model with an `embedding` layer")
+        raise AuditInputError("the embedding-neighbour probe needs a text model with an `embedding` layer")
     table = _neighbour_table(model, texts, neighbours)
     return _greedy(model, texts, labels, lambda word, wid: table.get(wid, []), max_fraction)
 
@@ -59,17 +87,25 @@ def typo_attack(model: Model, texts: list[str], labels: np.ndarray, *, max_fract
     index = {w: i for i, w in enumerate(model.encoder.vocab)}
 
     def candidates(word: str, wid: int) -> list[tuple[str, int]]:
-        by_id: dict[int, str] = {}
-        for variant in typo_variants(word):
-            by_id.setdefault(index.get(variant, model.encoder.UNK), variant)
-        by_id.pop(wid, None)
-        return [(w, i) for i, w in by_id.items()]
+        return _distinct(((v, index.get(v, model.encoder.UNK)) for v in typo_variants(word)), wid)
 
     return _greedy(model, texts, labels, candidates, max_fraction)
 
 
+def _distinct(options, wid: int) -> list[tuple[str, int]]:
+    """The first word of each token id, leaving out the original's id (words outside the vocabulary all read
+    as the unknown token, so one stands for them all)."""
+    by_id: dict[int, str] = {}
+    for word, i in options:
+        by_id.setdefault(i, word)
+    by_id.pop(wid, None)
+    return [(w, i) for i, w in by_id.items()]
+
+
 def _greedy(model: Model, texts: list[str], labels: np.ndarray,
-            candidates: Callable[[str, int], list[tuple[str, int]]], max_fraction: float) -> TextAttackOutcome:
+            candidates: Callable[[str, int], list[tuple[str, int]]], max_fraction: float,
+            fixed: Callable[[str, list[str]], set[int]] | None = None) -> TextAttackOutcome:
+    """The search; `fixed` gives the token positions of a text that must not change."""
     tokenizer = model.encoder
     outs, marks, flipped, all_changes = [], [], [], []
     for text, label in zip(texts, labels):
@@ -79,10 +115,11 @@ def _greedy(model: Model, texts: list[str], labels: np.ndarray,
         budget = max(1, int(max_fraction * len(words)))
         current, changes = ids, []
         proba = model.proba(ids[None])[0]
+        kept = fixed(text, tokens) if fixed else set()
         for pos in _importance_order(model, ids, words, label):
             if len(changes) >= budget or proba.argmax() != label:
                 break
-            options = candidates(tokens[pos], int(ids[pos]))
+            options = candidates(tokens[pos], int(ids[pos])) if pos not in kept else []
             if not options:
                 continue
             trial = current.repeat(len(options), 1)
@@ -127,20 +164,46 @@ def _neighbour_table(model: Model, texts: list[str], k: int) -> dict[int, list[t
     return {int(u): [(vocab[int(pool[j])], int(pool[j])) for j in row] for u, row in zip(used, nearest)}
 
 
-def _rewrite(text: str, tokens: list[str], changes: list[tuple[int, str, str]], *, marked: bool) -> str:
-    """`text` with the token at each changed position replaced (or shown as [old -> new] when
-    `marked`), every other character kept as it was."""
-    if not changes:
-        return text
+def _proper_nouns(text: str, tokens: list[str]) -> set[int]:
+    """Positions of words written capitalized inside a sentence ("Eddie Murphy"): most likely names, which
+    the lower-casing tokenizer would otherwise take for common words ("murphy", a potato)."""
+    base, spans = _spans(text, tokens)
+    names = set()
+    for pos, (start, end) in enumerate(spans):
+        word = base[start:end]
+        before = [t for t in tokens[:pos] if t not in "\"'([{"]  # an opening quote or bracket starts nothing
+        if word[:1].isupper() and not word.isupper() and before and before[-1] not in ".!?:":
+            names.add(pos)
+    return names
+
+
+def _spans(text: str, tokens: list[str]) -> tuple[str, list[tuple[int, int]]]:
+    """The text the tokens are found in (the original, or its lower case where lower-casing changes its
+    length) and each token's (start, end) in it."""
     lower = text.lower()
-    base = text if len(lower) == len(text) else lower
     spans, cursor = [], 0
     for token in tokens:
         start = lower.find(token, cursor)
         spans.append((start, start + len(token)))
         cursor = start + len(token)
+    return (text if len(lower) == len(text) else lower), spans
+
+
+def _rewrite(text: str, tokens: list[str], changes: list[tuple[int, str, str]], *, marked: bool) -> str:
+    """`text` with the token at each changed position replaced (or shown as [old -> new] when
+    `marked`), every other character kept as it was."""
+    if not changes:
+        return text
+    base, spans = _spans(text, tokens)
     out = base
     for pos, _, new in sorted(changes, reverse=True):
         start, end = spans[pos]
+        new = _match_case(new, out[start:end])
         out = out[:start] + (f"[{out[start:end]} -> {new}]" if marked else new) + out[end:]
     return out
+
+
+def _match_case(word: str, like: str) -> str:
+    if len(like) > 1 and like.isupper():
+        return word.upper()
+    return word.capitalize() if like[:1].isupper() else word
