@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from audit.report.plots import new_figure, to_figure
+from audit.report.plots import new_figure, to_figure, wrapped
 
 MAX_GROUPS_DRAWN = 8
 DIFFERENCES = ("demographic_parity_difference", "equalized_odds_difference", "equal_opportunity_difference",
@@ -27,7 +27,7 @@ def disparity_chart(table: pd.DataFrame, confidence: float):
         ax.errorbar(rows["value"], y, xerr=err, fmt="o", color=color, capsize=3, markersize=4,
                     label=metric.replace("_", " "))
     ax.set_yticks(np.arange(len(features)) * (len(DIFFERENCES) + 1) + (len(DIFFERENCES) - 1) / 2,
-                  [f[:28] for f in features])
+                  [wrapped(f, 24) for f in features])
     ax.invert_yaxis()
     ax.axvline(0, color="#888", linewidth=0.8)
     ax.set_xlabel("difference between groups (0 = parity)")
@@ -42,9 +42,10 @@ def disparity_chart(table: pd.DataFrame, confidence: float):
 
 def group_confusions(feature: str, groups: np.ndarray, labels: np.ndarray, pred: np.ndarray, classes,
                      kept) -> object:
-    """One confusion matrix per group of `feature` (the largest groups), shaded by row share."""
+    """One confusion matrix per group of `feature` (the largest groups, in `kept`'s order), shaded by row share."""
     groups = np.asarray(groups)
-    shown = sorted(kept, key=lambda g: -(groups == g).sum())[:MAX_GROUPS_DRAWN]
+    largest = set(sorted(kept, key=lambda g: -(groups == g).sum())[:MAX_GROUPS_DRAWN])
+    shown = [g for g in kept if g in largest]  # in the groups' own order, as in the tables
     k = len(classes)
     fig, axes = new_figure(min(1.6 + 1.9 * len(shown), 15.0), 2.6, ncols=len(shown), squeeze=False)
     for ax, group in zip(axes[0], shown):
@@ -58,9 +59,9 @@ def group_confusions(feature: str, groups: np.ndarray, labels: np.ndarray, pred:
                 for j in range(k):
                     ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
                             color="white" if shares[i, j] > 0.6 else "black")
-        ax.set_title(f"{str(group)[:18]} (n={member.sum()})", fontsize=8)
-        ax.set_xticks(range(k), [str(c)[:6] for c in classes] if k <= 4 else [], fontsize=6)
-        ax.set_yticks(range(k), [str(c)[:6] for c in classes] if k <= 4 else [], fontsize=6)
+        ax.set_title(f"{wrapped(group, 18)}\n(n={member.sum()})", fontsize=8)
+        ax.set_xticks(range(k), [wrapped(c, 8) for c in classes] if k <= 4 else [], fontsize=7)
+        ax.set_yticks(range(k), [wrapped(c, 8) for c in classes] if k <= 4 else [], fontsize=7)
     axes[0][0].set_ylabel("true class", fontsize=8)
     axes[0][0].set_xlabel("predicted class", fontsize=8)
     return to_figure(fig, title=f"Confusion matrices by {feature}", caption=(
@@ -85,11 +86,11 @@ def intersection_map(first: pd.Series, second: pd.Series, selected: np.ndarray, 
             text = f"{rate.iat[i, j]:.2f}\nn={n}" if n >= min_size else (f"n={n}\n(small)" if n else "")
             ax.text(j, i, text, ha="center", va="center", fontsize=6,
                     color="black" if n >= min_size and rate.iat[i, j] > 0.6 else "white" if n >= min_size else "#444")
-    ax.set_xticks(range(rate.shape[1]), [str(c)[:14] for c in rate.columns], rotation=30, ha="right", fontsize=7)
-    ax.set_yticks(range(rate.shape[0]), [str(c)[:14] for c in rate.index], fontsize=7)
+    ax.set_xticks(range(rate.shape[1]), [wrapped(c, 14) for c in rate.columns], rotation=30, ha="right", fontsize=7)
+    ax.set_yticks(range(rate.shape[0]), [wrapped(c, 14) for c in rate.index], fontsize=7)
     ax.set_xlabel(str(second.name))
     ax.set_ylabel(str(first.name))
-    fig.colorbar(image, ax=ax, label=f"share predicted {positive[:16]}")
+    fig.colorbar(image, ax=ax, label=wrapped(f"share predicted {positive}", 30))
     return to_figure(fig, title=f"Intersection: {first.name} x {second.name}", caption=(
         f"Selection rate (share predicted {positive}) for every combination of {first.name} and {second.name}, "
         f"with the number of rows. Cells with fewer than {min_size} rows are left blank and marked small: "
@@ -102,7 +103,7 @@ def counterfactual_chart(pairs: pd.DataFrame):
     y = np.arange(len(pairs))
     ax.barh(y - 0.2, pairs["flip_rate"], height=0.4, color="#e45756", label="share of flipped predictions")
     ax.barh(y + 0.2, pairs["mean_abs_delta"], height=0.4, color="#4c78a8", label="mean |change in probability|")
-    ax.set_yticks(y, [str(p)[:40] for p in pairs["pair"]], fontsize=7)
+    ax.set_yticks(y, [wrapped(p, 36) for p in pairs["pair"]], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlim(0, max(0.05, float(np.nanmax(pairs[["flip_rate", "mean_abs_delta"]].to_numpy())) * 1.15))
     ax.legend(fontsize=7, loc="lower right")
