@@ -10,11 +10,12 @@ import pandas as pd
 
 from audit.analyzers.base import Figure
 from audit.attributions.summary import feature_groups, group_sums
-from audit.report.plots import new_figure, to_figure
+from audit.report.plots import new_figure, to_figure, wrapped
 
 TOP_FEATURES = 15
 EXAMPLES = 4
 TOKEN_LINES = 3  # lines of tokens shown per text
+TILE = 0.95  # inches per image in a grid
 
 
 def importance_figure(table: pd.DataFrame, *, xlabel: str, title: str, caption: str) -> Figure:
@@ -56,11 +57,12 @@ def image_grid(images: np.ndarray, maps: dict[str, np.ndarray], labels: list[str
     (name -> attributions shaped like `images`) summed over channels, scaled per map. Signed maps
     are red (positive) and blue (negative); unsigned ones are |attribution| over the image."""
     rows, cols = len(images), 1 + len(maps)
-    fig, axes = new_figure(1.3 * cols + 0.5, 1.35 * rows + 0.4, nrows=rows, ncols=cols, squeeze=False)
+    # Small tiles, large type: five columns shrink to 0.7 of their size on a 390 px screen, not to 0.5.
+    fig, axes = new_figure(TILE * cols + 0.3, (TILE + 0.35) * rows + 0.5, nrows=rows, ncols=cols, squeeze=False)
     for r, image in enumerate(images):
         gray = image.mean(axis=0)
         axes[r, 0].imshow(image.transpose(1, 2, 0) if image.shape[0] == 3 else gray, cmap="gray")
-        axes[r, 0].set_title(labels[r], fontsize=7, color=label_colors[r] if label_colors else "black")
+        axes[r, 0].set_title(wrapped(labels[r], 14), fontsize=9, color=label_colors[r] if label_colors else "black")
         for c, (name, values) in enumerate(maps.items(), start=1):
             if signed:
                 heat = values[r].sum(axis=0)
@@ -71,7 +73,7 @@ def image_grid(images: np.ndarray, maps: dict[str, np.ndarray], labels: list[str
                 axes[r, c].imshow(gray, cmap="gray")
                 axes[r, c].imshow(heat / max(heat.max(), 1e-12), cmap="inferno", alpha=0.6, vmin=0, vmax=1)
             if r == 0:
-                axes[r, c].set_title(name.replace("_", " "), fontsize=7)
+                axes[r, c].set_title(wrapped(name.replace("_", " "), 12), fontsize=9)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
