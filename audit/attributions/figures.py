@@ -38,10 +38,15 @@ def importance_figure(table: pd.DataFrame, *, xlabel: str, title: str, caption: 
 
 def mean_map_figure(maps: dict[str, np.ndarray], *, title: str, caption: str) -> Figure:
     """One heatmap per method (name -> (H, W) share of |attribution| per pixel), side by side on one
-    colour scale: where on the image the model looks, over all explained examples."""
-    fig, axes = new_figure(1.9 * len(maps) + 0.9, 2.4, ncols=len(maps), squeeze=False)
+    colour scale: where on the image the model looks, over all explained examples. Two to a row, so
+    that a phone shows them at 3/4 of their size."""
+    ncols = min(len(maps), 2)
+    nrows = -(-len(maps) // ncols)
+    fig, axes = new_figure(1.9 * ncols + 0.9, 2.3 * nrows + 0.1, nrows=nrows, ncols=ncols, squeeze=False)
+    for ax in axes.ravel()[len(maps):]:
+        ax.set_axis_off()
     top = max(float(m.max()) for m in maps.values()) or 1.0
-    for ax, (name, shares) in zip(axes[0], maps.items()):
+    for ax, (name, shares) in zip(axes.ravel(), maps.items()):
         shown = ax.imshow(shares, cmap="inferno", vmin=0, vmax=top)
         ax.set_title(name.replace("_", " "), fontsize=9)
         ax.set_xticks([])
