@@ -62,8 +62,10 @@ def image_grid(images: np.ndarray, maps: dict[str, np.ndarray], labels: list[str
     (name -> attributions shaped like `images`) summed over channels, scaled per map. Signed maps
     are red (positive) and blue (negative); unsigned ones are |attribution| over the image."""
     rows, cols = len(images), 1 + len(maps)
-    # Small tiles, large type: five columns shrink to 0.7 of their size on a 390 px screen, not to 0.5.
-    fig, axes = new_figure(TILE * cols + 0.3, (TILE + 0.35) * rows + 0.5, nrows=rows, ncols=cols, squeeze=False)
+    # Small tiles, large type: five columns shrink to 0.7 of their size on a 390 px screen, not to 0.5;
+    # two are drawn 340 px wide, the least a report shows a figure at, so they are not blown up.
+    fig, axes = new_figure(max(TILE * cols + 0.3, 3.4), (TILE + 0.35) * rows + 0.5, nrows=rows, ncols=cols,
+                           squeeze=False)
     for r, image in enumerate(images):
         gray = image.mean(axis=0)
         axes[r, 0].imshow(image.transpose(1, 2, 0) if image.shape[0] == 3 else gray, cmap="gray")
