@@ -82,6 +82,7 @@ def group_confusions(feature: str, groups: np.ndarray, labels: np.ndarray, pred:
 def intersection_map(first: pd.Series, second: pd.Series, selected: np.ndarray, positive: str, min_size: int):
     """Selection rate of every (first, second) group pair, with counts; small cells marked. The
     feature with more groups runs down the rows, so the map stays narrow enough for a phone."""
+    title = f"Intersection: {first.name} x {second.name}"  # named as the tables name it
     if second.nunique() > first.nunique():
         first, second = second, first
     frame = pd.DataFrame({"a": first.array, "b": second.array, "s": selected.astype(float)})
@@ -102,7 +103,7 @@ def intersection_map(first: pd.Series, second: pd.Series, selected: np.ndarray, 
     ax.set_xlabel(str(second.name))
     ax.set_ylabel(str(first.name))
     fig.colorbar(image, ax=ax, label=wrapped(f"share predicted {positive}", 30))
-    return to_figure(fig, title=f"Intersection: {first.name} x {second.name}", caption=(
+    return to_figure(fig, title=title, caption=(
         f"Selection rate (share predicted {positive}) for every combination of {first.name} and {second.name}, "
         f"with the number of rows. Cells with fewer than {min_size} rows are left blank and marked small: "
         "their rate is too noisy to compare. Look for cells far from the others in the same row or column."))
