@@ -18,7 +18,7 @@ import audit
 from audit.analyzers.fairness import Fairness
 from audit.fairness.mitigation import MITIGATION_TABLE
 from audit.errors import AuditInputError
-from audit.fairness.groups import group_labels
+from audit.fairness.groups import group_labels, natural_order
 from audit.fairness.metrics import disparities_from_cells
 from audit.policy import Policy, find_metric_spec
 
@@ -156,6 +156,17 @@ def test_age_is_bucketed_by_default_bins_and_bins_can_be_overridden():
     custom = Fairness(bins={"age": (40,)}, mitigation=False, intersections=1).run(
         scorer_model(data), data)
     assert set(custom.tables["groups"].query("feature == 'age'")["group"]) == {"<40", ">=40"}
+
+
+def test_groups_are_listed_in_natural_order_not_by_size_or_as_strings():
+    # Groups given already binned or numbered, the largest last: tables and figures list them as a reader counts.
+    ages = ["45-54"] * 50 + [">=65"] * 40 + ["25-34"] * 30 + ["<25"] * 20 + ["35-44"] * 10
+    sizes = ["10"] * 30 + ["2"] * 20 + ["1"] * 10 + ["100"] * 5
+    labels = group_labels(pd.DataFrame({"age": ages, "size": sizes + ["2"] * (len(ages) - len(sizes))}))
+    assert list(labels["age"].cat.categories) == ["<25", "25-34", "35-44", "45-54", ">=65"]
+    assert list(labels["size"].cat.categories) == ["1", "2", "10", "100"]
+    assert natural_order(["Male", "Female", "unknown"]) == ["Female", "Male", "unknown"]
+    assert natural_order(["group 10", "group 9", "<0.5", "-1"]) == ["-1", "<0.5", "group 9", "group 10"]
 
 
 def test_observed_cells_give_fairlearn_numbers_including_empty_rates():

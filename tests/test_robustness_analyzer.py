@@ -172,6 +172,9 @@ def test_tabular_reference_model_by_group_with_age_buckets(adult_mlp):
     assert r.metrics["robustness.group_gap"] == pytest.approx(gaps.max())
     changed = r.tables["examples"]["feature"]
     assert not changed.str.contains("=").any()  # one-hot columns are never perturbed
+    # Values mapped back to data units are rounded at 1/1000 of the column's SD: a 0 reads 0, not -1.3e-05.
+    values = r.tables["examples"][["original", "adversarial"]].to_numpy()
+    assert ((values == 0) | (np.abs(values) >= 1e-3)).all() and (values == 0).any()
 
 
 def test_groups_are_the_fairness_analyzers_groups():

@@ -136,6 +136,9 @@ def test_target_explains_another_class():
     by_index = SaliencyAnalyzer(samples=8, target=1, methods=("saliency",)).run(model, data)
     by_name = SaliencyAnalyzer(samples=8, target="yes", methods=("saliency",)).run(model, data)
     assert (by_index.arrays["targets"] == 1).all()
+    samples = by_name.tables["samples"]  # the report shows classes by name, not as 0/1
+    assert set(samples["target"]) == {"yes"} and set(samples[["label", "predicted"]].stack()) <= {"no", "yes"}
+    assert (samples["correct"] == (samples["label"] == samples["predicted"])).all()
     np.testing.assert_array_equal(by_index.arrays["attributions.saliency"], by_name.arrays["attributions.saliency"])
     with pytest.raises(AuditInputError, match="target class 'maybe' is not a class"):
         SaliencyAnalyzer(target="maybe").run(model, data)

@@ -58,11 +58,12 @@ class SaliencyAnalyzer(Analyzer):
         attributions, failed = attribute_all(model, subset, methods, target, seed=seed)
         warnings += failed
         importance = {m: global_importance(model, subset, a) for m, a in attributions.items()}
+        classes = np.asarray(model.classes, dtype=object)  # the table names classes, as the figures do
+        labels = model.labels(subset)
         samples = pd.DataFrame({
-            "index": chosen, "label": model.labels(subset), "predicted": predicted, "target": target,
-            "target_probability": proba[np.arange(len(chosen)), target],
+            "index": chosen, "label": classes[labels], "predicted": classes[predicted], "target": classes[target],
+            "target_probability": proba[np.arange(len(chosen)), target], "correct": labels == predicted,
         })
-        samples["correct"] = samples["label"] == samples["predicted"]
         metrics = {f"saliency.{m}.top_feature_share": float(imp["share"].max()) for m, imp in importance.items()}
         tables = {"samples": samples}
         table = importance_table(importance) if importance else None
@@ -154,7 +155,7 @@ def figures(model, data: Dataset, samples: pd.DataFrame, attributions: dict, tab
     correct = shown["correct"].to_numpy()
     colors = ["black" if ok else "red" for ok in correct]
     if model.modality == "image":
-        labels = [f"{'ok' if ok else 'WRONG'}: {model.classes[t]}->{model.classes[p]}"
+        labels = [f"{'ok' if ok else 'WRONG'}: {t}->{p}"
                   for ok, t, p in zip(correct, shown["label"], shown["predicted"])]
         out.append(image_grid(data.inputs[positions], {m: a[positions] for m, a in attributions.items()}, labels,
                               signed=False, label_colors=colors, title="Attributions on examples", caption=(
@@ -162,7 +163,7 @@ def figures(model, data: Dataset, samples: pd.DataFrame, attributions: dict, tab
             "misclassified); the other columns overlay each method's |attribution| for the explained class, "
             "bright = important, scaled per map. Correct and misclassified examples are both shown.")))
     elif model.modality == "text":
-        labels = [f"{'ok' if ok else 'WRONG'}, predicted: {model.classes[p]}"
+        labels = [f"{'ok' if ok else 'WRONG'}, predicted: {p}"
                   for ok, p in zip(correct, shown["predicted"])]
         tokens = [model.encoder.tokens(data.texts[pos]) for pos in positions]
         weights = [attributions[first][pos][: len(t)] for pos, t in zip(positions, tokens)]

@@ -10,11 +10,12 @@ import pandas as pd
 
 from audit.analyzers.base import Figure
 from audit.attributions.summary import feature_groups, group_sums
-from audit.report.plots import new_figure, to_figure
+from audit.report.plots import new_figure, to_figure, wrapped
 
 TOP_FEATURES = 15
 EXAMPLES = 4
 TOKEN_LINES = 3  # lines of tokens shown per text
+TILE = 0.95  # inches per image in a grid
 
 
 def importance_figure(table: pd.DataFrame, *, xlabel: str, title: str, caption: str) -> Figure:
@@ -37,10 +38,15 @@ def importance_figure(table: pd.DataFrame, *, xlabel: str, title: str, caption: 
 
 def mean_map_figure(maps: dict[str, np.ndarray], *, title: str, caption: str) -> Figure:
     """One heatmap per method (name -> (H, W) share of |attribution| per pixel), side by side on one
-    colour scale: where on the image the model looks, over all explained examples."""
-    fig, axes = new_figure(1.9 * len(maps) + 0.9, 2.4, ncols=len(maps), squeeze=False)
+    colour scale: where on the image the model looks, over all explained examples. Two to a row, so
+    that a phone shows them at 3/4 of their size."""
+    ncols = min(len(maps), 2)
+    nrows = -(-len(maps) // ncols)
+    fig, axes = new_figure(1.9 * ncols + 0.9, 2.3 * nrows + 0.1, nrows=nrows, ncols=ncols, squeeze=False)
+    for ax in axes.ravel()[len(maps):]:
+        ax.set_axis_off()
     top = max(float(m.max()) for m in maps.values()) or 1.0
-    for ax, (name, shares) in zip(axes[0], maps.items()):
+    for ax, (name, shares) in zip(axes.ravel(), maps.items()):
         shown = ax.imshow(shares, cmap="inferno", vmin=0, vmax=top)
         ax.set_title(name.replace("_", " "), fontsize=9)
         ax.set_xticks([])
@@ -56,11 +62,14 @@ def image_grid(images: np.ndarray, maps: dict[str, np.ndarray], labels: list[str
     (name -> attributions shaped like `images`) summed over channels, scaled per map. Signed maps
     are red (positive) and blue (negative); unsigned ones are |attribution| over the image."""
     rows, cols = len(images), 1 + len(maps)
-    fig, axes = new_figure(1.3 * cols + 0.5, 1.35 * rows + 0.4, nrows=rows, ncols=cols, squeeze=False)
+    # Small tiles, large type: five columns shrink to 0.7 of their size on a 390 px screen, not to 0.5;
+    # two are drawn 340 px wide, the least a report shows a figure at, so they are not blown up.
+    fig, axes = new_figure(max(TILE * cols + 0.3, 3.4), (TILE + 0.35) * rows + 0.5, nrows=rows, ncols=cols,
+                           squeeze=False)
     for r, image in enumerate(images):
         gray = image.mean(axis=0)
         axes[r, 0].imshow(image.transpose(1, 2, 0) if image.shape[0] == 3 else gray, cmap="gray")
-        axes[r, 0].set_title(labels[r], fontsize=7, color=label_colors[r] if label_colors else "black")
+        axes[r, 0].set_title(wrapped(labels[r], 14), fontsize=9, color=label_colors[r] if label_colors else "black")
         for c, (name, values) in enumerate(maps.items(), start=1):
             if signed:
                 heat = values[r].sum(axis=0)
@@ -71,7 +80,7 @@ def image_grid(images: np.ndarray, maps: dict[str, np.ndarray], labels: list[str
                 axes[r, c].imshow(gray, cmap="gray")
                 axes[r, c].imshow(heat / max(heat.max(), 1e-12), cmap="inferno", alpha=0.6, vmin=0, vmax=1)
             if r == 0:
-                axes[r, c].set_title(name.replace("_", " "), fontsize=7)
+                axes[r, c].set_title(wrapped(name.replace("_", " "), 12), fontsize=9)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from audit.report.plots import new_figure, to_figure
+from audit.report.plots import new_figure, to_figure, wrapped
 
 MAX_GROUPS_DRAWN = 8
+PANELS_PER_ROW = 2
 DIFFERENCES = ("demographic_parity_difference", "equalized_odds_difference", "equal_opportunity_difference",
                "accuracy_difference")
 
@@ -27,7 +28,7 @@ def disparity_chart(table: pd.DataFrame, confidence: float):
         ax.errorbar(rows["value"], y, xerr=err, fmt="o", color=color, capsize=3, markersize=4,
                     label=metric.replace("_", " "))
     ax.set_yticks(np.arange(len(features)) * (len(DIFFERENCES) + 1) + (len(DIFFERENCES) - 1) / 2,
-                  [f[:28] for f in features])
+                  [wrapped(f, 24) for f in features])
     ax.invert_yaxis()
     ax.axvline(0, color="#888", linewidth=0.8)
     ax.set_xlabel("difference between groups (0 = parity)")
@@ -42,12 +43,18 @@ def disparity_chart(table: pd.DataFrame, confidence: float):
 
 def group_confusions(feature: str, groups: np.ndarray, labels: np.ndarray, pred: np.ndarray, classes,
                      kept) -> object:
-    """One confusion matrix per group of `feature` (the largest groups), shaded by row share."""
+    """One confusion matrix per group of `feature` (the largest groups, in `kept`'s order), shaded by row share."""
     groups = np.asarray(groups)
-    shown = sorted(kept, key=lambda g: -(groups == g).sum())[:MAX_GROUPS_DRAWN]
+    largest = set(sorted(kept, key=lambda g: -(groups == g).sum())[:MAX_GROUPS_DRAWN])
+    shown = [g for g in kept if g in largest]  # in the groups' own order, as in the tables
     k = len(classes)
-    fig, axes = new_figure(min(1.6 + 1.9 * len(shown), 15.0), 2.6, ncols=len(shown), squeeze=False)
-    for ax, group in zip(axes[0], shown):
+    # Rows of two, not one long row: a row of six shrinks to a quarter of its size on a phone.
+    ncols = min(len(shown), PANELS_PER_ROW)
+    nrows = -(-len(shown) // ncols)
+    fig, axes = new_figure(1.6 + 1.9 * ncols, 0.2 + 2.4 * nrows, nrows=nrows, ncols=ncols, squeeze=False)
+    for ax in axes.ravel()[len(shown):]:
+        ax.set_axis_off()
+    for ax, group in zip(axes.ravel(), shown):
         member = groups == group
         matrix = np.zeros((k, k), dtype=int)
         np.add.at(matrix, (labels[member], pred[member]), 1)
@@ -58,11 +65,13 @@ def group_confusions(feature: str, groups: np.ndarray, labels: np.ndarray, pred:
                 for j in range(k):
                     ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
                             color="white" if shares[i, j] > 0.6 else "black")
-        ax.set_title(f"{str(group)[:18]} (n={member.sum()})", fontsize=8)
-        ax.set_xticks(range(k), [str(c)[:6] for c in classes] if k <= 4 else [], fontsize=6)
-        ax.set_yticks(range(k), [str(c)[:6] for c in classes] if k <= 4 else [], fontsize=6)
-    axes[0][0].set_ylabel("true class", fontsize=8)
-    axes[0][0].set_xlabel("predicted class", fontsize=8)
+        ax.set_title(wrapped(f"{group} (n={member.sum()})", 24), fontsize=8)
+        ax.set_xticks(range(k), [wrapped(c, 8) for c in classes] if k <= 4 else [], fontsize=7)
+        ax.set_yticks(range(k), [wrapped(c, 8) for c in classes] if k <= 4 else [], fontsize=7)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("true class", fontsize=8)
+    for ax in axes.ravel()[:len(shown)][-ncols:]:
+        ax.set_xlabel("predicted class", fontsize=8)
     return to_figure(fig, title=f"Confusion matrices by {feature}", caption=(
         f"One confusion matrix per group of {feature} (up to {MAX_GROUPS_DRAWN} largest groups of at least the "
         "minimum size): rows are true classes, columns predicted classes, numbers count rows and shades are row "
@@ -71,7 +80,11 @@ def group_confusions(feature: str, groups: np.ndarray, labels: np.ndarray, pred:
 
 
 def intersection_map(first: pd.Series, second: pd.Series, selected: np.ndarray, positive: str, min_size: int):
-    """Selection rate of every (first, second) group pair, with counts; small cells marked."""
+    """Selection rate of every (first, second) group pair, with counts; small cells marked. The
+    feature with more groups runs down the rows, so the map stays narrow enough for a phone."""
+    title = f"Intersection: {first.name} x {second.name}"  # named as the tables name it
+    if second.nunique() > first.nunique():
+        first, second = second, first
     frame = pd.DataFrame({"a": first.array, "b": second.array, "s": selected.astype(float)})
     rate = frame.pivot_table(index="a", columns="b", values="s", aggfunc="mean", observed=False)
     count = frame.pivot_table(index="a", columns="b", values="s", aggfunc="size", observed=False)
@@ -83,14 +96,14 @@ def intersection_map(first: pd.Series, second: pd.Series, selected: np.ndarray, 
         for j in range(rate.shape[1]):
             n = int(count.iat[i, j])
             text = f"{rate.iat[i, j]:.2f}\nn={n}" if n >= min_size else (f"n={n}\n(small)" if n else "")
-            ax.text(j, i, text, ha="center", va="center", fontsize=6,
+            ax.text(j, i, text, ha="center", va="center", fontsize=7,
                     color="black" if n >= min_size and rate.iat[i, j] > 0.6 else "white" if n >= min_size else "#444")
-    ax.set_xticks(range(rate.shape[1]), [str(c)[:14] for c in rate.columns], rotation=30, ha="right", fontsize=7)
-    ax.set_yticks(range(rate.shape[0]), [str(c)[:14] for c in rate.index], fontsize=7)
+    ax.set_xticks(range(rate.shape[1]), [wrapped(c, 14) for c in rate.columns], rotation=30, ha="right", fontsize=7)
+    ax.set_yticks(range(rate.shape[0]), [wrapped(c, 14) for c in rate.index], fontsize=7)
     ax.set_xlabel(str(second.name))
     ax.set_ylabel(str(first.name))
-    fig.colorbar(image, ax=ax, label=f"share predicted {positive[:16]}")
-    return to_figure(fig, title=f"Intersection: {first.name} x {second.name}", caption=(
+    fig.colorbar(image, ax=ax, label=wrapped(f"share predicted {positive}", 30))
+    return to_figure(fig, title=title, caption=(
         f"Selection rate (share predicted {positive}) for every combination of {first.name} and {second.name}, "
         f"with the number of rows. Cells with fewer than {min_size} rows are left blank and marked small: "
         "their rate is too noisy to compare. Look for cells far from the others in the same row or column."))
@@ -104,7 +117,7 @@ def counterfactual_chart(pairs: pd.DataFrame):
     ax.barh(y - 0.2, pairs["flip_rate"], height=0.4, xerr=spread, error_kw={"elinewidth": 0.8, "capsize": 2},
             color="#e45756", label="share of flipped predictions")
     ax.barh(y + 0.2, pairs["mean_abs_delta"], height=0.4, color="#4c78a8", label="mean |change in probability|")
-    ax.set_yticks(y, [str(p)[:40] for p in pairs["pair"]], fontsize=7)
+    ax.set_yticks(y, [wrapped(p, 36) for p in pairs["pair"]], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlim(0, max(0.05, float(np.nanmax(pairs[["flip_rate_high", "mean_abs_delta"]].to_numpy())) * 1.15))
     ax.legend(fontsize=7, loc="lower right")

@@ -10,7 +10,9 @@ cut into buckets by one rule (`edges_for`), in this order:
 3. any other: its quartiles on the audited data, which differ from one data set to the
    next (the analyzer warns and names them: give edges to compare runs).
 
-Every other column is categorical, its values used as they are.
+Every other column is categorical, its values used as they are and listed in natural
+order (`natural_order`): by the number in them when every value has one ("<25" before
+"25-34", "2" before "10"), else alphabetically.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ MAX_CATEGORIES = 12
 AGE_BINS = (25, 35, 45, 55, 65)
 GIVEN, AGE, QUARTILES = "given", "fixed age bins", "quartiles of this data"
 INTERSECTION = "&"  # joins feature names ("sex&race") and group values ("Female & Black")
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
 def is_continuous(column: pd.Series) -> bool:
@@ -48,6 +51,23 @@ def bucket(column: pd.Series, edges: Sequence[float]) -> pd.Series:
     labels.append(f">={fmt(edges[-1])}")
     which = np.searchsorted(np.array(edges), column.to_numpy(dtype=float), side="right")
     return pd.Series(pd.Categorical.from_codes(which, labels), index=column.index, name=column.name)
+
+
+def natural_order(values) -> list[str]:
+    """Group names in the order a reader expects: by their first number when every name has one
+    (a leading "<" before and ">" after the same number: "<25", "25-34", ">=65"), else alphabetically."""
+    values = sorted(set(map(str, values)))
+    numbers = [NUMBER.search(v) for v in values]
+    if not values or not all(numbers):
+        return values
+
+    def key(item):
+        value, number = item
+        prefix = value[:number.start()].strip()
+        side = -1 if prefix.startswith("<") else 1 if prefix.startswith(">") else 0
+        return float(number.group()), side, value
+
+    return [value for value, _ in sorted(zip(values, numbers), key=key)]
 
 
 def is_age(name: str) -> bool:
@@ -73,8 +93,8 @@ def binned(sensitive: pd.DataFrame, bins: Mapping[str, Sequence[float]] | None =
 
 
 def group_labels(sensitive: pd.DataFrame, bins: Mapping[str, Sequence[float]] | None = None) -> pd.DataFrame:
-    """Each sensitive column as categorical string labels (buckets in order, other values sorted),
-    continuous columns bucketed."""
+    """Each sensitive column as categorical string labels (buckets in order, other values in
+    natural order), continuous columns bucketed."""
     bins = dict(bins or {})
     unknown = sorted(set(bins) - set(map(str, sensitive.columns)))
     if unknown:
@@ -90,7 +110,7 @@ def group_labels(sensitive: pd.DataFrame, bins: Mapping[str, Sequence[float]] | 
             labels[str(name)] = buckets.cat.remove_unused_categories()
         else:
             values = column.astype(str)
-            labels[str(name)] = pd.Categorical(values, categories=sorted(values.unique()))
+            labels[str(name)] = pd.Categorical(values, categories=natural_order(values.unique()))
     return pd.DataFrame(labels, index=sensitive.index)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import textwrap
 
 import matplotlib
 
@@ -15,6 +16,11 @@ from audit.analyzers.base import Figure  # noqa: E402
 
 # Names and texts from data are drawn as they are: a "$" must not start matplotlib's math mode.
 PLAIN_TEXT = {"text.parse_math": False}
+
+
+def wrapped(name, width: int) -> str:
+    """A group, feature or class name on lines of at most `width` characters: shown whole, never cut."""
+    return "\n".join(textwrap.wrap(str(name), width) or [""])
 
 
 def new_figure(width: float = 5.0, height: float = 3.6, **kwargs):
