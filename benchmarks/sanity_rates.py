@@ -7,19 +7,23 @@ check on gradients and integrated gradients (sound: a fail is a false alarm) and
 itself, an edge detector and, on CNNs, Guided Backprop (insensitive: a pass is a miss), and
 prints the rates with the smallest margin to the threshold.
 
-    PYTHONPATH=.:tests python benchmarks/sanity_rates.py --seeds 5 --train-seeds 2
+    python benchmarks/sanity_rates.py --seeds 5 --train-seeds 2
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
-from sanity_zoo import INSENSITIVE, SOUND, ZOO, digits_resnet, rgb_cnn, text_transformer
 
 from audit.analyzers.explanation_quality import ExplanationQuality
 from audit.attributions import registry
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the zoo is the test's
+from sanity_zoo import INSENSITIVE, SOUND, ZOO, digits_resnet, rgb_cnn, text_transformer  # noqa: E402
 
 RETRAINABLE = {"resnet": digits_resnet, "rgb_cnn": rgb_cnn, "transformer": text_transformer}
 

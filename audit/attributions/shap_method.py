@@ -8,11 +8,11 @@ against which a feature they all share gets no attribution however much it decid
 DeepExplainer's values add up exactly to logit(x) - E[logit(background)];
 where it fails on a layer type (the values of an instance do not add up within shap's
 tolerance), shap's GradientExplainer (expected gradients) takes over and the fallback
-is recorded. Expected gradients promise no additivity (their sum only approaches
-the output gap as samples grow), so an explanation reports its additivity error only for
-an explainer that promises it (`ADDITIVE`). DeepExplainer runs one pass over (instance, background) pairs per row it
-explains, whatever the row's size; each of its rows here packs many instances side by
-side (`PackedTargetLogit`), so it makes that many times fewer passes.
+is recorded. Expected gradients promise no additivity (their sum only approaches the
+output gap as samples grow): only an explainer that promises it (`ADDITIVE`) has its
+additivity error reported. DeepExplainer runs one pass over (instance, background) pairs
+per row it explains, whatever the row's size; each of its rows here packs many instances
+side by side (`PackedTargetLogit`), so it makes that many times fewer passes.
 
 Text: shap's PermutationExplainer over the token positions of each text, where a hidden
 token becomes the unknown-word token; the explained output is the target probability.

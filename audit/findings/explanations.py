@@ -27,7 +27,7 @@ def explanation_findings(result: Result, thresholds: Mapping[str, float]) -> lis
             sentence=f"{'Every' if every else f'{len(failed)} of {len(checked)}'} explanation "
                      f"method{'' if len(checked) == 1 else 's'} fail{'s' if len(failed) == 1 else ''} the "
                      f"model-randomization sanity check: as the model's layers are re-initialized from the top "
-                     f"down the attributions barely change (mean rank correlation {correlations}; below "
+                     f"down the attributions barely change (median rank correlation {correlations}; below "
                      f"{threshold:g} passes).",
             metrics=tuple(SANITY.format(m) for m in failed),
             why="An explanation that does not change when the model's learned weights are destroyed shows the "
