@@ -354,7 +354,7 @@ def _sanity_figure(by_stage: dict[str, list[float]], stages: list[list[str]], th
     ax.set_xticks(xs, [f"top {len(layers)}" for layers in stages])
     ax.set_ylim(-1.02, 1.02)
     ax.set_xlabel("layers re-initialized, from the output down")
-    ax.set_ylabel("rank correlation: trained vs randomized")
+    ax.set_ylabel("rank correlation with trained")
     ax.legend(fontsize=7, loc="lower left")
     return to_figure(fig, title="Model randomization sanity check", caption=(
         "For each method, how similar its attributions stay as the model's layers are re-initialized from the top "
