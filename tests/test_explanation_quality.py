@@ -22,7 +22,8 @@ from audit.analyzers.explanation_quality import (
     ExplanationQuality,
     agreement_matrix,
     faithfulness_curves,
-    randomized_copy,
+    cascade,
+    cascade_stages,
     removed,
 )
 from audit.attributions import registry
@@ -70,7 +71,10 @@ def test_sanity_check_on_images_flags_the_input_and_passes_saliency(fake_methods
     m = result.metrics
     assert m["explanations.saliency.sanity_passed"] == 1.0 and m["explanations.grad_cam.sanity_passed"] == 1.0
     assert m["explanations.input_itself.sanity_passed"] == 0.0
-    assert result.details["randomized_layers"] == ["classifier.2", "classifier.4"]
+    assert result.details["cascade"] == [["classifier.4"], ["classifier.4", "classifier.2"],
+                                         ["classifier.4", "classifier.2", "features.3"],
+                                         ["classifier.4", "classifier.2", "features.3", "features.0"]]
+    assert list(result.tables["sanity"].columns[:4]) == [f"top {k} layers" for k in (1, 2, 3, 4)]
 
 
 @pytest.mark.parametrize("kind", ["tabular", "image", "text"])
@@ -125,17 +129,23 @@ def test_agreement_is_the_rank_correlation_of_top_features():
     assert result.tables["agreement"].shape == (2, 2)
 
 
-def test_randomized_copy_changes_only_the_top_layers_of_a_copy():
+def test_cascade_reinitializes_layers_of_copies_from_the_top_down():
     model = patched_digits_cnn(True)
     before = module_state(model.module)
-    copy = randomized_copy(model, 2, seed=0)
+    stages = cascade_stages(model, 2)
+    assert stages == [["classifier.4", "classifier.2"], ["classifier.4", "classifier.2", "features.3", "features.0"]]
+    copies = list(cascade(model, stages, seed=0))
     assert_same_state(before, module_state(model.module))
-    original, randomized = dict(model.module.named_parameters()), dict(copy.module.named_parameters())
-    for name, p in original.items():
-        changed = not torch.equal(p, randomized[name])
-        assert changed == name.startswith(("classifier.2", "classifier.4")), name
-    again = dict(randomized_copy(model, 2, seed=0).module.named_parameters())
-    assert all(torch.equal(randomized[n], again[n]) for n in randomized)
+    original = dict(model.module.named_parameters())
+    for layers, copy in zip(stages, copies):
+        randomized = dict(copy.module.named_parameters())
+        for name, p in original.items():
+            changed = not torch.equal(p, randomized[name])
+            assert changed == name.startswith(tuple(f"{layer}." for layer in layers)), name
+    first, second = (dict(c.module.named_parameters()) for c in copies)
+    assert torch.equal(first["classifier.4.weight"], second["classifier.4.weight"])  # cumulative, not redrawn
+    again = dict(list(cascade(model, stages, seed=0))[0].module.named_parameters())
+    assert all(torch.equal(first[n], again[n]) for n in first)
 
 
 def test_same_seed_same_numbers_nothing_left_on_the_model_and_metrics_listed():

@@ -13,6 +13,7 @@ from explain_helpers import no_hooks_left
 from planted import (INFORMATIVE, PATCH_CLASS, patch_share, patched_class_images, patched_digits, patched_digits_cnn,
                      texts_with_trigger, trigger_is_top, trigger_lstm, trigger_word_reviews, two_feature_mlp,
                      two_feature_table)
+from sanity_zoo import TinyResNet
 from torch import nn
 
 import audit
@@ -21,6 +22,8 @@ from audit.attributions import get_method, shap_method
 from audit.attributions.sampling import stratified_sample
 from audit.attributions.shap_method import explain_shap, hide_tokens, target_probability
 from audit.errors import AuditInputError
+from audit.policy import Policy
+from audit.runner import AuditRun
 
 
 @pytest.mark.parametrize("planted", [True, False])
@@ -181,3 +184,23 @@ def test_stratified_sample_keeps_class_shares_and_every_class():
     assert len(np.unique(labels[stratified_sample(labels, 3, seed=1)])) == 3
     np.testing.assert_array_equal(chosen, stratified_sample(labels, 100, seed=0))
     assert not np.array_equal(chosen, stratified_sample(labels, 100, seed=1))
+
+
+def test_additivity_error_is_reported_only_for_explainers_that_promise_it():
+    # A ResNet block with `+=` and in-place ReLU: shap's DeepExplainer fails and expected gradients stand
+    # in, whose values need not add up to the output, so no additivity error is reported for a gate to fail.
+    torch.manual_seed(0)
+    digits = audit.load_dataset("digits", "test")
+    resnet = audit.wrap(TinyResNet(1, len(digits.classes)).eval(), modality="image", classes=digits.classes)
+    fallback = Shap(samples=4, background=20).run(resnet, digits, seed=0)
+    assert fallback.details["explainer"] == "GradientExplainer"
+    assert "shap.additivity_error" not in fallback.metrics and "shap.top_feature_share" in fallback.metrics
+    assert "does not promise" in fallback.details["additivity"]
+    run = AuditRun(model={"path": "m.pt", "architecture": "resnet", "modality": "image"}, data={"name": "digits"},
+                   results=(fallback,), verdict=audit.Verdict("ungated"))
+    gate = {"shap.additivity_error": {"max": 1e-3, "if_applicable": True}}
+    assert [g.status for g in Policy.from_dict({"gates": gate}).evaluate(run).gates] == ["n/a"]
+
+    plain = Shap(samples=8, background=20).run(two_feature_mlp(True), two_feature_table()[2], seed=0)
+    assert plain.details["explainer"] == "DeepExplainer"
+    assert plain.metrics["shap.additivity_error"] < 1e-4 and "additivity" not in plain.details

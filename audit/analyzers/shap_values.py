@@ -42,7 +42,9 @@ class Shap(Analyzer):
     metric_prefix = "shap"
     metrics = {
         "shap.additivity_error": MetricSpec(
-            "largest |sum of SHAP values + base value - model output| over the explained examples", "lower"),
+            "largest |sum of SHAP values + base value - model output| over the explained examples; only for "
+            "explainers that promise additivity (DeepExplainer, the token permutation explainer), absent when "
+            "GradientExplainer (expected gradients) stood in", "lower"),
         "shap.top_feature_share": MetricSpec(
             "share of the total mean |SHAP| held by the most important feature (column, pixel or word)", "lower"),
     }
@@ -61,14 +63,17 @@ class Shap(Analyzer):
         explanation = explain_shap(model, subset, target, seed=seed, background=self.background, pool=data,
                                    max_evals=self.max_evals)
         importance = importance_table(explanation.values, model, subset, value="mean_abs_shap")
-        error = explanation.additivity_error
         unit = "logit" if explanation.output == "logit" else "probability"
+        metrics = {"shap.top_feature_share": float(importance.iloc[0, 0] / importance.iloc[:, 0].sum())}
+        if explanation.additive:
+            metrics["shap.additivity_error"] = float(explanation.additivity_error.max())
+            additivity = {"mean_additivity_error": float(explanation.additivity_error.mean())}
+        else:
+            additivity = {"additivity": f"not reported: {explanation.explainer} does not promise that the values add "
+                                        "up to the output"}
         return Result(
             analyzer=self.name,
-            metrics={
-                "shap.additivity_error": float(error.max()),
-                "shap.top_feature_share": float(importance.iloc[0, 0] / importance.iloc[:, 0].sum()),
-            },
+            metrics=metrics,
             tables={"importance": importance},
             arrays={"values": explanation.values, "base_values": explanation.base_values,
                     "outputs": explanation.outputs, "target": explanation.target, "rows": rows},
@@ -85,7 +90,6 @@ class Shap(Analyzer):
             ),
             config=self.config(),
             details={"explainer": explanation.explainer, "output": explanation.output,
-                     "background": explanation.background, "examples": len(rows),
-                     "mean_additivity_error": float(error.mean())},
+                     "background": explanation.background, "examples": len(rows), **additivity},
             warnings=explanation.warnings,
         )

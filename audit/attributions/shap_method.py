@@ -8,9 +8,11 @@ against which a feature they all share gets no attribution however much it decid
 DeepExplainer's values add up exactly to logit(x) - E[logit(background)];
 where it fails on a layer type (the values of an instance do not add up within shap's
 tolerance), shap's GradientExplainer (expected gradients) takes over and the fallback
-is recorded. DeepExplainer runs one pass over (instance, background) pairs per row it
-explains, whatever the row's size; each of its rows here packs many instances side by
-side (`PackedTargetLogit`), so it makes that many times fewer passes.
+is recorded. Expected gradients promise no additivity (their sum only approaches the
+output gap as samples grow): only an explainer that promises it (`ADDITIVE`) has its
+additivity error reported. DeepExplainer runs one pass over (instance, background) pairs
+per row it explains, whatever the row's size; each of its rows here packs many instances
+side by side (`PackedTargetLogit`), so it makes that many times fewer passes.
 
 Text: shap's PermutationExplainer over the token positions of each text, where a hidden
 token becomes the unknown-word token; the explained output is the target probability.
@@ -40,6 +42,9 @@ DEFAULT_GRADIENT_SAMPLES = 200
 DEFAULT_MAX_EVALS = 300  # model calls per text: about 7 antithetic permutations of a 20-token text
 PACKED_ROWS = 8192  # inputs per DeepExplainer pass: instances packed per row x 2 x background rows
 ADDITIVITY_TOLERANCE = 1e-2  # shap's own check of DeepExplainer's values
+#: The explainers whose values add up to the explained output (shap's DeepExplainer checks it;
+#: a permutation explainer's values telescope). Not GradientExplainer: expected gradients.
+ADDITIVE = ("DeepExplainer", "PermutationExplainer")
 
 
 @dataclass(frozen=True)
@@ -47,8 +52,8 @@ class ShapExplanation:
     """SHAP values of the target class with the numbers that check them.
 
     `values` has the model's input shape ((N, L) per token position for text);
-    `base_values` + `values.sum()` approximates `outputs` (exactly for DeepExplainer
-    and the permutation explainer)."""
+    `base_values` + `values.sum()` equals `outputs` for the `additive` explainers and only
+    approaches it for expected gradients."""
 
     values: np.ndarray
     base_values: np.ndarray
@@ -60,8 +65,14 @@ class ShapExplanation:
     warnings: tuple[str, ...] = ()
 
     @property
+    def additive(self) -> bool:
+        """Whether the explainer promises that the values add up to the output (`ADDITIVE`)."""
+        return self.explainer in ADDITIVE
+
+    @property
     def additivity_error(self) -> np.ndarray:
-        """|sum of values + base value - model output| per example."""
+        """|sum of values + base value - model output| per example: a check of an `additive`
+        explainer, a sampling gap for the others."""
         total = self.values.reshape(len(self.values), -1).sum(axis=1) + self.base_values
         return np.abs(total - self.outputs)
 

@@ -26,11 +26,14 @@ def explanation_findings(result: Result, thresholds: Mapping[str, float]) -> lis
             severity="high" if every else "medium",
             sentence=f"{'Every' if every else f'{len(failed)} of {len(checked)}'} explanation "
                      f"method{'' if len(checked) == 1 else 's'} fail{'s' if len(failed) == 1 else ''} the "
-                     f"model-randomization sanity check: after the top layers are re-initialized the attributions "
-                     f"barely change (rank correlation {correlations}; below {threshold:g} passes).",
+                     f"model-randomization sanity check: as the model's layers are re-initialized from the top "
+                     f"down the attributions barely change (median rank correlation {correlations}; below "
+                     f"{threshold:g} passes).",
             metrics=tuple(SANITY.format(m) for m in failed),
             why="An explanation that does not change when the model's learned weights are destroyed shows the "
-                "input, not what the model learned (Adebayo et al. 2018).",
+                "input, not what the model learned: the input itself and an edge detector score 1 here, Guided "
+                "Backprop stays close to them (Adebayo et al. 2018, cascading randomization; signed attributions as "
+                "Hedstroem et al. 2023 advise).",
             next="Do not read these methods' attributions as the model's reasons; use the methods that pass, "
                  "and see the sanity table of the explanation quality section."))
     agreement = result.metrics.get("explanations.agreement")
