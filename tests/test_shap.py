@@ -13,7 +13,6 @@ from explain_helpers import no_hooks_left
 from planted import (INFORMATIVE, PATCH_CLASS, patch_share, patched_class_images, patched_digits, patched_digits_cnn,
                      texts_with_trigger, trigger_is_top, trigger_lstm, trigger_word_reviews, two_feature_mlp,
                      two_feature_table)
-from sanity_zoo import TinyResNet
 from torch import nn
 
 import audit
@@ -187,16 +186,19 @@ def test_stratified_sample_keeps_class_shares_and_every_class():
 
 
 def test_additivity_error_is_reported_only_for_explainers_that_promise_it():
-    # A ResNet block with `+=` and in-place ReLU: shap's DeepExplainer fails and expected gradients stand
-    # in, whose values need not add up to the output, so no additivity error is reported for a gate to fail.
+    # SiLU has no DeepExplainer rule: expected gradients stand in, whose values need not add up to the
+    # output, so no additivity error is reported for a gate to fail.
     torch.manual_seed(0)
-    digits = audit.load_dataset("digits", "test")
-    resnet = audit.wrap(TinyResNet(1, len(digits.classes)).eval(), modality="image", classes=digits.classes)
-    fallback = Shap(samples=4, background=20).run(resnet, digits, seed=0)
+    names = ["a", "b", "c", "d"]
+    silu = audit.wrap(nn.Sequential(nn.Linear(4, 8), nn.SiLU(), nn.Linear(8, 2)), modality="tabular",
+                      classes=["no", "yes"], feature_names=names)
+    x = np.random.default_rng(0).normal(size=(60, 4))
+    fallback = Shap(samples=4, background=20).run(silu, audit.Dataset.from_arrays(x, (x[:, 0] > 0).astype(int),
+                                                                                  feature_names=names), seed=0)
     assert fallback.details["explainer"] == "GradientExplainer"
     assert "shap.additivity_error" not in fallback.metrics and "shap.top_feature_share" in fallback.metrics
     assert "does not promise" in fallback.details["additivity"]
-    run = AuditRun(model={"path": "m.pt", "architecture": "resnet", "modality": "image"}, data={"name": "digits"},
+    run = AuditRun(model={"path": "m.pt", "architecture": "mlp", "modality": "tabular"}, data={"name": "table"},
                    results=(fallback,), verdict=audit.Verdict("ungated"))
     gate = {"shap.additivity_error": {"max": 1e-3, "if_applicable": True}}
     assert [g.status for g in Policy.from_dict({"gates": gate}).evaluate(run).gates] == ["n/a"]
