@@ -92,8 +92,12 @@ def test_analyzer_counts_what_apgd_alone_breaks(digits):
     without = Robustness(**config | {"apgd_steps": 0}).run(saturated, data, seed=0)
     curve = with_apgd.tables["accuracy_by_epsilon"].set_index("epsilon").loc[EPS]
     assert curve["apgd_only_share"] > 0.2
-    assert with_apgd.metrics["robustness.robust_accuracy"] == pytest.approx(
-        without.metrics["robustness.robust_accuracy"] - curve["apgd_only_share"])
+    # APGD and Square each broke examples that FGSM and PGD left, none twice.
+    assert curve["robust_accuracy"] <= curve["pgd_accuracy"] - curve["apgd_only_share"] - curve["square_only_share"] \
+        + 1e-9
     assert without.tables["accuracy_by_epsilon"]["apgd_only_share"].eq(0).all()
+    assert with_apgd.metrics["robustness.robust_accuracy"] <= without.metrics["robustness.robust_accuracy"] - 0.2
     robust, pgd_ok = with_apgd.arrays["robust_correct"], with_apgd.arrays["pgd_correct"]
-    assert not (robust & ~pgd_ok).any() and np.array_equal(robust, without.arrays["robust_correct"] & robust)
+    assert not (robust & ~pgd_ok).any()
+    # What APGD broke beyond PGD is the masking signal: the saturated softmax is flagged.
+    assert with_apgd.metrics["robustness.sanity_passed"] == 0.0

@@ -1,10 +1,11 @@
 """Robustness: adversarial attacks, natural corruptions, attack sanity and robustness by group.
 
-Images and tables: FGSM, PGD and the gradient-free Square attack over an epsilon sweep in
-the model's input space (see `audit.robustness.domain` for the units and bounds), then APGD
-with the cross-entropy and the targeted DLR loss (`audit.robustness.apgd`) on what those
-three left; an example counts as robust only when no attack breaks it. Square is also the
-check on the gradient at every epsilon. Then the smallest epsilon at which PGD flips each correctly classified
+Images and tables: FGSM and PGD over an epsilon sweep in the model's input space (see
+`audit.robustness.domain` for the units and bounds), then, as AutoAttack runs them, each on
+what the attacks before it left: APGD with the cross-entropy and the targeted DLR loss
+(`audit.robustness.apgd`) and the gradient-free Square attack. An example counts as robust
+only when no attack breaks it. What APGD and Square break beyond PGD is the check on PGD's
+gradient at every epsilon. Then the smallest epsilon at which PGD flips each correctly classified
 example, and corruptions. A model that is random at inference is attacked with expectation
 over transformation and scored by a vote (`audit.robustness.stochastic`). Text:
 word-substitution and typo attacks, and typos as a corruption.
@@ -49,10 +50,12 @@ class Robustness(Analyzer):
     `epsilon` (None: 0.1 of the image range or 0.2 standard deviations of a table column,
     L-inf; under L2 that times sqrt(movable features) / 4) is where the gateable metrics
     are taken; `sweep` lists the epsilons of the curve as multiples of it. `samples`
-    examples are drawn (seeded) from the data (None: 256, or 32 texts). Square runs
-    `square_queries` queries (AutoAttack uses 5,000; 1,000 matched APGD-T within a point on
-    the digits CNN) on what FGSM and PGD leave at each epsilon; APGD-CE and APGD-T (`apgd_targets`
-    most likely wrong classes, 0: none) take `apgd_steps` steps (0: no APGD) on what Square left.
+    examples are drawn (seeded) from the data (None: 256, or 32 texts). At each epsilon APGD-CE
+    and APGD-T (`apgd_targets` most likely wrong classes, 0: none) take `apgd_steps` steps
+    (0: no APGD) on what FGSM and PGD left, then Square runs `square_queries` queries on what
+    they all left (AutoAttack: 100 APGD steps, 9 targets, 5,000 queries; torchattacks' version
+    10 steps; these defaults match torchattacks' within 0.5 points at a fifth of its time on the
+    models of benchmarks/robustness.py).
     A random model is attacked
     with `draws` forward passes per gradient and scored by the majority of `draws` passes.
     """
@@ -66,9 +69,9 @@ class Robustness(Analyzer):
     restarts: int = 1
     random_start: bool = True
     flip_refine: int = 4
-    square_queries: int = 1000
+    square_queries: int = 500
     square_p_init: float = P_INIT
-    apgd_steps: int = 100
+    apgd_steps: int = 20
     apgd_targets: int = 9
     draws: int = 11
     large_epsilon: float | None = None
@@ -175,7 +178,7 @@ class Robustness(Analyzer):
         large_correct = correct & voted_correct(model, pgd(model, x, y, large, large_domain, config=large_attack,
                                                            seed=seed + len(grid) + 1), y, draws)
         checks = sanity_checks(grid=grid, clean=float(correct.mean()), fgsm=sweep.fgsm.mean(0), pgd=sweep.pgd.mean(0),
-                               square_only=sweep.square_only.mean(0), large=large_correct.mean(),
+                               beyond_pgd=(sweep.square_only | sweep.apgd_only).mean(0), large=large_correct.mean(),
                                large_epsilon=large, stochastic=stochastic, draws=draws,
                                tolerance=self.sanity_tolerance, large_max_accuracy=self.large_max_accuracy)
         failed = [c for c in checks if not c.passed]
@@ -236,7 +239,7 @@ class Robustness(Analyzer):
                            "not run on a random model: its margin changes between draws, so the search would keep "
                            "changes that only a lucky draw made look better")}),
             "apgd": {"steps": self.apgd_steps, "targets": self.apgd_targets, "losses": "cross-entropy, then "
-                     "targeted DLR", "ran_on": "what FGSM, PGD and Square left"},
+                     "targeted DLR", "ran_on": "what FGSM and PGD left (Square then runs on what APGD left)"},
             "stochastic": stochastic,
             "scoring": f"majority of {draws} forward passes per example (expectation over transformation)"
                        if stochastic else "one forward pass per example",
@@ -317,7 +320,7 @@ def default_large_epsilon(modality: str, norm: str, domain: Domain) -> float:
 @dataclass(frozen=True)
 class _Sweep:
     """Per example (rows) and grid epsilon (columns): still correct under FGSM, under PGD, broken by
-    Square alone (run on what FGSM and PGD left), broken by APGD alone (run on what those three left),
+    Square alone (run on what the others left), broken by APGD alone (run on what FGSM and PGD left),
     and correct under all; PGD's points at grid[at]."""
 
     fgsm: np.ndarray
@@ -346,12 +349,6 @@ def _sweep(model, x, y, correct, grid, at: int, domain: Domain, attack: PGD, opt
         pgd_at = adv if k == at else pgd_at
         left = np.flatnonzero(fgsm_ok[-1] & pgd_ok[-1])
         broken = np.zeros(len(y), dtype=bool)
-        if not stochastic and len(left):
-            found = square_attack(model, x[left], y[left], float(e), domain, norm=attack.norm,
-                                  queries=options.square_queries, p_init=options.square_p_init, seed=seed + k)
-            broken[left] = ~voted_correct(model, found, y[left], draws)
-        square_only.append(broken)
-        left, broken = left[~broken[left]], np.zeros(len(y), dtype=bool)
         for config in apgd_attacks:  # each on what the attacks before it left, as AutoAttack runs them
             if len(left):
                 fooled = ~voted_correct(model, apgd(model, x[left], y[left], e, domain, config=config, seed=seed + k),
@@ -359,6 +356,12 @@ def _sweep(model, x, y, correct, grid, at: int, domain: Domain, attack: PGD, opt
                 broken[left[fooled]] = True
                 left = left[~fooled]
         apgd_only.append(broken)
+        broken = np.zeros(len(y), dtype=bool)
+        if not stochastic and len(left):
+            found = square_attack(model, x[left], y[left], float(e), domain, norm=attack.norm,
+                                  queries=options.square_queries, p_init=options.square_p_init, seed=seed + k)
+            broken[left] = ~voted_correct(model, found, y[left], draws)
+        square_only.append(broken)
     fgsm_ok, pgd_ok, square_only, apgd_only = (np.stack(a, 1) for a in (fgsm_ok, pgd_ok, square_only, apgd_only))
     return _Sweep(fgsm_ok, pgd_ok, square_only, apgd_only, fgsm_ok & pgd_ok & ~square_only & ~apgd_only, pgd_at)
 
@@ -386,8 +389,9 @@ def _findings(metrics: dict, checks: list[Check], draws: int) -> tuple[Finding, 
     if square:
         at = ", ".join(f"{c.epsilon:.3g}" for c in square)
         findings.append(Finding(
-            "high", f"The gradient is masked: at epsilon {at} the gradient-free Square attack broke examples that "
-            f"PGD could not, so PGD's accuracy ({metrics['robustness.pgd_accuracy']:.2f}) overstates robustness; "
+            "high", f"The gradient is masked: at epsilon {at} stronger attacks (APGD with the scale-free DLR loss, "
+            f"the gradient-free Square) broke examples that PGD could not, so PGD's accuracy "
+            f"({metrics['robustness.pgd_accuracy']:.2f}) overstates robustness; "
             f"over all attacks it is {metrics['robustness.robust_accuracy']:.2f}.",
             metrics=("robustness.sanity_passed", "robustness.pgd_accuracy", "robustness.robust_accuracy"),
             why="A gradient attack that a search without gradients beats is following a misleading or vanishing "
