@@ -5,7 +5,6 @@ breaks (and only when it runs)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from masked import Saturated
