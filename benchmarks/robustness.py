@@ -1,6 +1,7 @@
-"""Speed of our FGSM, PGD and Square against torchattacks and ART on the same work, and of the text attacks.
+"""Speed of our FGSM, PGD and Square against torchattacks and ART on the same work, and of the text attacks;
+robust accuracy against torchattacks' AutoAttack.
 
-    python benchmarks/robustness.py [--repeats 5] [--threads N]
+    python benchmarks/robustness.py [--repeats 5] [--threads N] [--only autoattack] [--cache FILE]
 
 Work: 1,000 digits images (the first 1,000 of the "all" split), a CNN trained here for a
 few epochs, L-inf epsilon 0.1, PGD with 10 steps of 0.025 and a random start, all in
@@ -9,27 +10,42 @@ are medians over the repeats after one warm-up call, wall clock on this machine'
 on a shared machine they are noisy, so read the ratios rather than the seconds.
 torchattacks and ART are benchmark-only dependencies, never imported by `audit`.
 
+AutoAttack: torchattacks' AutoAttack (standard: APGD-CE, APGD-T, FAB-T, Square 5,000 queries)
+against the analyzer's attacks at its defaults (FGSM, PGD-20, APGD-CE, APGD-T and Square,
+each on what the attacks before it left), L-inf epsilon 0.05, 0.1 and 0.2 in the models'
+input units (pixel values in [0, 1], as the analyzer's epsilon), on the first 200 digits test
+images: the shipped digits CNNs (models/digits-cnn.pt, models/digits-cnn-fragile.pt), a CNN
+on the digits resized to 28x28 (Fashion-MNIST's size) and a CNN trained here with PGD
+(epsilon 0.1). AutoAttack takes minutes per model and epsilon: its per-example results are
+kept in --cache and reused, so it runs once per model and epsilon. Both are timed in CPU
+seconds of this process (one thread by default here), which a loaded machine changes less
+than wall-clock time.
+
 Square and the robust accuracy over attacks: the first 300 of those images at the same
-epsilon, our Square (1,000 queries, the analyzer's default) against torchattacks' Square
+epsilon, our Square (1,000 queries) against torchattacks' Square
 (1,000 and AutoAttack's 5,000 queries) and APGD-T (AutoAttack's 100 steps, 9 target
-classes), and the analyzer's robust accuracy (FGSM, PGD, then Square on what they left).
+classes), and the analyzer's robust accuracy (FGSM, PGD, APGD-CE, APGD-T, Square).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 import audit
+from audit.analyzers.robustness import Robustness, _sweep
 from audit.models.training import TrainConfig, train
 from audit.robustness.attacks import PGD, fgsm, pgd
-from audit.robustness.domain import input_domain
+from audit.robustness.domain import Domain, input_domain
 from audit.robustness.square import square_attack
+from audit.robustness.stochastic import voted_correct
 from audit.robustness.text_attacks import typo_attack, word_substitution
 
 EPS, STEPS, ALPHA, BATCH, N = 0.1, 10, 0.025, 512, 1000
@@ -105,14 +121,6 @@ def square_rows(model, x, y, domain, repeats: int) -> list[tuple[str, str, float
     def correct(adv) -> np.ndarray:
         return (model.logits(torch.as_tensor(adv).cpu()).argmax(1) == y).numpy()
 
-    def all_attacks() -> np.ndarray:
-        """The analyzer's per-example minimum: FGSM, PGD (20 steps), then Square on what both left."""
-        ok = correct(x) & correct(fgsm(model, x, y, EPS, domain)) & correct(pgd(model, x, y, EPS, domain))
-        left = np.flatnonzero(ok)
-        found = square_attack(model, x[left], y[left], EPS, domain, queries=QUERIES)
-        ok[left] = (model.logits(found).argmax(1) == y[left]).numpy()
-        return ok
-
     runs = {
         ("Square", f"audit ({QUERIES} queries)"): lambda: correct(square_attack(model, x, y, EPS, domain,
                                                                                 queries=QUERIES)),
@@ -122,7 +130,7 @@ def square_rows(model, x, y, domain, repeats: int) -> list[tuple[str, str, float
             torchattacks.Square(model.module, eps=EPS, n_queries=5000, seed=0)(xd, yd)),
         ("APGD-T", "torchattacks (100 steps)"): lambda: correct(
             torchattacks.APGDT(model.module, eps=EPS, steps=100, n_classes=len(model.classes), seed=0)(xd, yd)),
-        ("all", "audit (FGSM, PGD, Square)"): all_attacks,
+        ("all", "audit (the analyzer's attacks)"): lambda: ours(model, x, y, EPS, Robustness()),
     }
     rows = []
     for (attack, tool), fn in runs.items():
@@ -146,17 +154,158 @@ def text_rows(repeats: int) -> list[tuple[str, float, float, int]]:
     return rows
 
 
+# -- robust accuracy against AutoAttack ------------------------------------------------------
+
+AA_N, AA_EPSILONS = 200, (0.05, 0.1, 0.2)
+
+
+class SmallCNN(nn.Module):
+    """Two 3x3 convolutions with max-pooling and a hidden layer: the Fashion-MNIST-sized network."""
+
+    def __init__(self, size: int, num_classes: int = 10):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                                      nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(32 * (size // 4) ** 2, 64), nn.ReLU(),
+                                  nn.Linear(64, num_classes))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+def _digits(split: str, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Digits images in [0, 1], bilinearly resized to size x size (8: as shipped)."""
+    data = audit.load_dataset("digits", split)
+    x = torch.from_numpy(data.inputs)
+    if size != x.shape[-1]:
+        x = nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    return x, torch.as_tensor(data.labels, dtype=torch.long)
+
+
+def _fit(module: nn.Module, x, y, *, epochs: int, adversarial_eps: float = 0.0) -> nn.Module:
+    """Adam on (x, y), seeded; with `adversarial_eps`, on PGD points (Madry et al.: 7 steps of eps / 4)."""
+    torch.manual_seed(0)
+    optimizer = torch.optim.Adam(module.parameters(), lr=0.002)
+    for _ in range(epochs):
+        order = torch.randperm(len(x))
+        for start in range(0, len(x), 64):
+            xb, yb = x[order[start : start + 64]], y[order[start : start + 64]]
+            if adversarial_eps:
+                module.eval()
+                delta = (torch.rand_like(xb) * 2 - 1) * adversarial_eps
+                for _ in range(7):
+                    delta.requires_grad_(True)
+                    loss = nn.functional.cross_entropy(module((xb + delta).clamp(0, 1)), yb)
+                    grad, = torch.autograd.grad(loss, delta)
+                    delta = (delta + adversarial_eps / 4 * grad.sign()).clamp(-adversarial_eps, adversarial_eps)
+                xb = (xb + delta.detach()).clamp(0, 1)
+            module.train()
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(module(xb), yb).backward()
+            optimizer.step()
+    return module.eval()
+
+
+def reference_models() -> dict[str, tuple[audit.Model, torch.Tensor, torch.Tensor]]:
+    """The shipped digits CNNs, a 28x28 CNN on digits resized to Fashion-MNIST's size, and a PGD-trained CNN;
+    each with the first AA_N test images."""
+    models = {}
+    x8, y8 = _digits("test", 8)
+    for name in ("digits-cnn", "digits-cnn-fragile"):
+        try:
+            models[name] = (audit.load_model(f"models/{name}.pt"), x8[:AA_N], y8[:AA_N])
+        except audit.AuditInputError as exc:
+            print(f"skipped {name}: {exc} (train it with: audit train models/{name}.toml)")
+    classes = [str(c) for c in range(10)]
+    x28, y28 = _digits("train", 28)
+    module = _fit(SmallCNN(28), x28, y28, epochs=4)
+    x, y = _digits("test", 28)
+    models["cnn-28x28"] = (audit.wrap(module, modality="image", classes=classes), x[:AA_N], y[:AA_N])
+    xa, ya = _digits("train", 8)
+    module = _fit(SmallCNN(8), xa, ya, epochs=15, adversarial_eps=0.1)
+    models["cnn-pgd-trained"] = (audit.wrap(module, modality="image", classes=classes), x8[:AA_N], y8[:AA_N])
+    return models
+
+
+def ours(model, x, y, eps: float, options: Robustness) -> np.ndarray:
+    """The analyzer's per-example robustness at `eps`: FGSM, PGD, APGD-CE, APGD-T, Square, each on what the
+    attacks before it left."""
+    one = torch.ones(x.shape[1:])
+    domain = Domain(one * 0.0, one, one, one)
+    correct = voted_correct(model, x, y, 1)
+    attack = PGD(steps=options.steps)
+    return _sweep(model, x, y, correct, np.array([eps]), 0, domain, attack, options, False, 0).robust[:, 0]
+
+
+def autoattack(model, x, y, eps: float) -> np.ndarray:
+    import torchattacks
+
+    attack = torchattacks.AutoAttack(model.module, norm="Linf", eps=eps, version="standard",
+                                     n_classes=len(model.classes), seed=0)
+    return (model.logits(attack(x, y)).argmax(1) == y).numpy()
+
+
+def autoattack_rows(cache: Path, options: Robustness) -> list[tuple]:
+    """Per model and epsilon: AutoAttack's and our robust accuracy and seconds, and the examples
+    each calls robust that the other breaks. AutoAttack's results are cached in `cache` (slow)."""
+    saved = json.loads(cache.read_text()) if cache.exists() else {}
+    rows = []
+    for name, (model, x, y) in reference_models().items():
+        for eps in AA_EPSILONS:
+            key = f"{name}@{eps}"
+            if key not in saved:
+                start = time.process_time()
+                robust = autoattack(model, x, y, eps)
+                saved[key] = {"robust": robust.astype(int).tolist(), "seconds": time.process_time() - start,
+                              "clean": float(voted_correct(model, x, y, 1).mean())}
+                cache.write_text(json.dumps(saved))
+            theirs = np.asarray(saved[key]["robust"], dtype=bool)
+            start = time.process_time()
+            mine = ours(model, x, y, eps, options)
+            seconds = time.process_time() - start
+            rows.append((name, eps, saved[key]["clean"], theirs.mean(), saved[key]["seconds"], mine.mean(), seconds,
+                         int((mine & ~theirs).sum()), int((theirs & ~mine).sum())))
+            print(f"  {name} eps {eps}: AutoAttack {theirs.mean():.3f} ({saved[key]['seconds']:.0f} s), "
+                  f"ours {mine.mean():.3f} ({seconds:.1f} s)", flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's; 1 with --only autoattack)")
+    parser.add_argument("--only", choices=("speed", "autoattack"), default=None, help="run one part")
+    parser.add_argument("--cache", type=Path, default=Path("reports/autoattack-cache.json"),
+                        help="AutoAttack's per-example results, reused when present")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.threads or args.only == "autoattack":
+        torch.set_num_threads(args.threads or 1)
     device = "cuda" if torch.cuda.is_available() else f"cpu, {torch.get_num_threads()} threads"
     print(f"robustness benchmark ({device}); medians of {args.repeats} runs; shared machine: timings are noisy\n")
+    if args.only != "speed":
+        print_autoattack(args.cache)
+    if args.only != "autoattack":
+        print_speed(args.repeats)
 
-    rows, model, x, y, domain = image_rows(args.repeats)
+
+def print_autoattack(cache: Path) -> None:
+    options = Robustness()
+    print(f"robust accuracy on {AA_N} test images: torchattacks AutoAttack (standard) vs ours (FGSM, "
+          f"PGD-{options.steps}, APGD-CE and APGD-T {options.apgd_steps} steps, {options.apgd_targets} targets, "
+          f"Square {options.square_queries} queries); seconds are CPU seconds")
+    rows = autoattack_rows(cache, options)
+    print(f"{'model':<20} {'eps':>5} {'clean':>6} {'AutoAttack':>11} {'ours':>6} {'gap (pts)':>10} "
+          f"{'AA s':>7} {'ours s':>7} {'time ratio':>10} {'we call robust, AA breaks':>26} {'AA robust, we break':>20}")
+    for name, eps, clean, theirs, their_s, mine, my_s, missed, extra in rows:
+        print(f"{name:<20} {eps:>5.2f} {clean:>6.3f} {theirs:>11.3f} {mine:>6.3f} {100 * (mine - theirs):>+10.1f} "
+              f"{their_s:>7.0f} {my_s:>7.1f} {my_s / their_s:>10.3f} {missed:>26} {extra:>20}")
+    print()
+
+
+def print_speed(repeats: int) -> None:
+
+    rows, model, x, y, domain = image_rows(repeats)
     ours = {attack: seconds for attack, tool, seconds, _ in rows if tool == "audit"}
     print(f"{N} digits images, L-inf eps {EPS}, PGD {STEPS} steps of {ALPHA}, random start, batch {BATCH}")
     print(f"{'attack':<6} {'tool':<24} {'seconds':>9} {'robust acc':>11} {'their time / ours':>18}")
@@ -164,7 +313,7 @@ def main() -> None:
         ratio = "" if tool == "audit" else f"{seconds / ours[attack]:.2f}x"
         print(f"{attack:<6} {tool:<24} {seconds:>9.3f} {acc:>11.3f} {ratio:>18}")
 
-    rows = square_rows(model, x, y, domain, max(1, args.repeats // 5))
+    rows = square_rows(model, x, y, domain, max(1, repeats // 5))
     base = next(seconds for attack, tool, seconds, _ in rows if attack == "Square")
     print(f"\n{SQUARE_N} of those images, L-inf eps {EPS}: Square, APGD-T and the analyzer's minimum over attacks")
     print(f"{'attack':<7} {'tool':<30} {'seconds':>9} {'robust acc':>11} {'time / our Square':>18}")
@@ -173,7 +322,7 @@ def main() -> None:
 
     print("\ntext attacks on a reviews LSTM (correctly classified test texts)")
     print(f"{'attack':<20} {'ms / example':>13} {'success rate':>13} {'texts':>6}")
-    for name, per_example, success, n in text_rows(args.repeats):
+    for name, per_example, success, n in text_rows(repeats):
         print(f"{name:<20} {per_example * 1000:>13.1f} {success:>13.3f} {n:>6}")
 
 

@@ -1,4 +1,4 @@
-"""FGSM, PGD and the gradient-free search: strength against the reference libraries,
+"""FGSM, PGD, APGD and the gradient-free search: strength against the reference libraries,
 ground truth on a linear model, and the domain they must stay in."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from torch import nn
 import audit
 from audit.data.dataset import Dataset
 from audit.model import wrap
+from audit.robustness.apgd import APGD, apgd
 from audit.robustness.attacks import PGD, fgsm, flip_epsilons, pgd
 from audit.robustness.domain import input_domain
 from audit.robustness.square import square_attack
@@ -77,7 +78,8 @@ def test_images_stay_in_range_and_ball(digits, norm):
     eps = 0.1 if norm == "linf" else 0.8
     for adv in (fgsm(model, x, y, eps, domain, norm=norm),
                 pgd(model, x, y, eps, domain, config=PGD(norm=norm, steps=5)),
-                square_attack(model, x, y, eps, domain, norm=norm, queries=20)):
+                square_attack(model, x, y, eps, domain, norm=norm, queries=20),
+                apgd(model, x, y, eps, domain, config=APGD(norm=norm, steps=5, targets=2))):
         assert adv.min() >= model.encoder.low and adv.max() <= model.encoder.high
         delta = (adv - x).flatten(1)
         size = delta.abs().max(1).values if norm == "linf" else delta.norm(dim=1)
@@ -100,7 +102,9 @@ def test_tables_never_move_one_hot_columns_and_stay_in_data_range(compas_mlp):
     assert one_hot.any() and (~one_hot).any()
     eps = 0.5
     for adv in (fgsm(compas_mlp, x, y, eps, domain), pgd(compas_mlp, x, y, eps, domain),
-                square_attack(compas_mlp, x, y, eps, domain, queries=20)):
+                square_attack(compas_mlp, x, y, eps, domain, queries=20),
+                apgd(compas_mlp, x, y, eps, domain, config=APGD(steps=5)), apgd(compas_mlp, x, y, eps, domain,
+                                                                                config=APGD(steps=5, loss="dlr"))):
         assert torch.equal(adv[:, one_hot], x[:, one_hot])
         assert bool((adv >= domain.low - 1e-6).all() and (adv <= domain.high + 1e-6).all())
         assert float((adv - x)[:, ~one_hot].abs().max()) <= eps + 1e-5
