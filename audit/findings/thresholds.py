@@ -32,7 +32,7 @@ DEFAULTS = (
         "interval excludes 0.")),
     Threshold("robust_accuracy_ratio_min", 0.5, (
         "Share of the correctly classified examples an attack at the configured budget does not flip\n"
-        "(robust accuracy, where no attack of FGSM, PGD and Square breaks the example, over clean accuracy;\n"
+        "(robust accuracy, where no attack of FGSM, PGD, APGD and Square breaks the example, over clean accuracy;\n"
         "for text, 1 - the word-substitution success rate). Below 1/2 the attacks flip most correct\n"
         "predictions: the median flip epsilon lies inside the budget. A high finding when the whole 95%\n"
         "Wilson interval lies below it, medium when the estimate does.")),
