@@ -99,7 +99,9 @@ def last_spatial_layer(model: Model, example: torch.Tensor) -> nn.Module:
     if not any(isinstance(m, nn.Conv2d) for m in model.module.modules()):
         raise AuditInputError(f"grad_cam needs a convolutional network; {model.module_name} has no nn.Conv2d")
     finished: list[tuple[nn.Module, tuple[int, ...]]] = []
-    record = lambda m, _, out: finished.append((m, tuple(out.shape) if isinstance(out, torch.Tensor) else ()))  # noqa: E731
+    def record(m, _, out):
+        finished.append((m, tuple(out.shape) if isinstance(out, torch.Tensor) else ()))
+
     hooks = [m.register_forward_hook(record) for m in model.module.modules() if m is not model.module]
     try:
         with torch.no_grad():
