@@ -33,6 +33,7 @@ from audit.errors import AuditInputError
 
 METHODS = ("reweighing", "lagrangian", "adversarial_debiasing")
 CONSTRAINTS = ("demographic_parity", "equalized_odds")
+ADVERSARY_STEPS = 5  # per predictor step: an adversary that keeps up stops the predictor overshooting
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,8 +143,7 @@ class AdversarialDebiasing(TrainStep):
         self.adversary_optimizer = torch.optim.Adam(self.adversary.parameters(), lr=1e-2)
 
     def _adversary_input(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        score = (logits[:, self.positive] - logits[:, 1 - self.positive])[:, None] if logits.shape[1] == 2 \
-            else logits[:, self.positive, None]
+        score = torch.softmax(logits, dim=1)[:, self.positive, None]  # bounded: the adversary's fit stays stable
         if self.constraint == "demographic_parity":
             return score
         label = (y == self.positive).float()[:, None]
@@ -166,6 +166,8 @@ class AdversarialDebiasing(TrainStep):
             unit = g_a / g_a.norm().clamp(min=1e-12)
             p.grad = g_p - (g_p * unit).sum() * unit - self.strength * g_a
         optimizer.step()
-        self.adversary_optimizer.zero_grad()
-        F.cross_entropy(self.adversary(self._adversary_input(logits.detach(), y)), groups).backward()
-        self.adversary_optimizer.step()
+        seen = self._adversary_input(logits.detach(), y)
+        for _ in range(ADVERSARY_STEPS):
+            self.adversary_optimizer.zero_grad()
+            F.cross_entropy(self.adversary(seen), groups).backward()
+            self.adversary_optimizer.step()
