@@ -34,6 +34,7 @@ from audit.mitigation.adversarial_training import AdversarialTraining
 from audit.mitigation.fair_training import METHODS as FAIR_METHODS
 from audit.mitigation.fair_training import Mitigation
 from audit.mitigation.postprocess import with_thresholds
+from audit.mitigation.retrain import retrain
 from audit.mitigation.thresholds import CONSTRAINTS
 from audit.report.ci import render_compare_markdown, render_junit, render_markdown
 from audit.runner import AuditRun, run
@@ -158,13 +159,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_audit_options(p, default_output="reports/<baseline>-vs-<candidate>.html")
     p.set_defaults(handler=cmd_compare)
 
-    p = sub.add_parser("mitigate", help="fix a model that a fairness gate blocks, then compare it with the original")
+    p = sub.add_parser("mitigate", help="fix a model that a fairness gate blocks (post-process or retrain it), then "
+                                        "compare it with the original under the policy")
     p.add_argument("model", help="checkpoint (.pt) written by audit train")
-    p.add_argument("--method", required=True, choices=["thresholds"],
+    p.add_argument("--method", required=True, choices=["thresholds", *FAIR_METHODS],
                    help="thresholds: group-specific thresholds (fairlearn's ThresholdOptimizer) fitted on the "
-                        "validation split; the fixed model needs the sensitive column at prediction time")
+                        "validation split; the fixed model needs the sensitive column at prediction time. "
+                        f"{', '.join(FAIR_METHODS)}: the model retrained as its checkpoint records, with that method")
     p.add_argument("--sensitive", required=True, metavar="COL", help="the sensitive column to equalize over")
-    p.add_argument("--constraint", required=True, choices=CONSTRAINTS)
+    p.add_argument("--constraint", choices=CONSTRAINTS, help="what to equalize (required for thresholds; "
+                                                             "training methods: default demographic_parity)")
+    p.add_argument("--strength", type=float, help="penalty or adversary weight of a training method (default 1)")
     p.add_argument("-o", "--output", required=True, metavar="FIXED.pt", help="the mitigated checkpoint to write")
     p.add_argument("--report", metavar="HTML", help="the comparison report (default: reports/<FIXED>-vs-<MODEL>.html)")
     p.add_argument("--validation", metavar="FILE", help="CSV or Parquet to fit on (default: the validation split "
@@ -364,13 +369,28 @@ def cmd_mitigate(args) -> int:
     outputs = check_outputs({"-o": fixed_path, **{k: v for k, v in reports.items() if v is not None}},
                             {"model": args.model, "--validation": args.validation, "--data": args.data,
                              "--policy": args.policy})
+    if args.method == "thresholds" and args.constraint is None:
+        raise AuditInputError("--method thresholds needs --constraint (demographic_parity or equalized_odds)")
+    if args.method == "thresholds" and args.strength is not None:
+        raise AuditInputError("--strength goes with a training method, not thresholds")
+    if args.method != "thresholds" and args.validation:
+        raise AuditInputError("--validation goes with --method thresholds; retraining uses the recorded splits")
     model = checkpoint.load(args.model, max_parameters=args.max_parameters)
     where = dict(model.task.dataset)
-    validation, test = (audit_data(where, data=file, target=args.target, sensitive=[args.sensitive],
-                                   classes=model.classes, split=split)
-                        for file, split in ((args.validation, "validation"), (args.data, "test")))
-    fixed, _ = with_thresholds(model, validation, column=args.sensitive, constraint=args.constraint, seed=args.seed,
-                               positive_class=args.positive_class)
+    test = audit_data(where, data=args.data, target=args.target, sensitive=[args.sensitive], classes=model.classes)
+    if args.method == "thresholds":
+        validation = audit_data(where, data=args.validation, target=args.target, sensitive=[args.sensitive],
+                                classes=model.classes, split="validation")
+        fixed, _ = with_thresholds(model, validation, column=args.sensitive, constraint=args.constraint,
+                                   seed=args.seed, positive_class=args.positive_class)
+        done = f"thresholds by {args.sensitive} ({args.constraint}) fitted on {len(validation):,} rows"
+    else:
+        given = {"constraint": args.constraint, "strength": args.strength}
+        mitigation = Mitigation.from_dict({"method": args.method, "sensitive": args.sensitive,
+                                           **{k: v for k, v in given.items() if v is not None}})
+        outcome = retrain(model, mitigation, quiet=args.quiet)
+        fixed = outcome.model
+        done = f"retrained with {args.method} on {args.sensitive} ({mitigation.constraint}) in {outcome.seconds:.1f} s"
     checkpoint.save(fixed, outputs.pop("-o"))
     try:
         fixed = checkpoint.load(fixed_path, max_parameters=args.max_parameters)
@@ -380,8 +400,9 @@ def cmd_mitigate(args) -> int:
     except BaseException:
         fixed_path.unlink(missing_ok=True)  # all outputs or none
         raise
-    print(f"thresholds by {args.sensitive} ({args.constraint}) fitted on {len(validation):,} rows -> {fixed_path}")
-    print(f"note: the model now needs the sensitive attribute {args.sensitive!r} at prediction time")
+    print(f"{done} -> {fixed_path}")
+    if fixed.task.postprocessing is not None:
+        print(f"note: the model now needs the sensitive attribute {args.sensitive!r} at prediction time")
     return _finish(comparison.candidate, html)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -143,3 +144,24 @@ def test_spec_tables_and_train_flags_are_checked(tmp_path, capsys):
     assert main([*base, "--strength", "2"]) == 2
     assert main([*base, "--sensitive", "sex", "--mitigate", "lagrangian", "--constraint", "equalized_odds"]) == 0
     assert audit.load_model(tmp_path / "m.pt").task.training["mitigation"]["constraint"] == "equalized_odds"
+
+
+def test_mitigate_retrains_as_recorded_and_compares(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    sex = np.array(["F", "M"] * 150)
+    x = rng.normal(size=300) + (sex == "M")  # planted: the feature carries sex, the label follows it
+    frame = pd.DataFrame({"x": x, "sex": sex, "y": np.where(x + rng.normal(scale=0.3, size=300) > 0.5, "hi", "lo")})
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    assert main(["train", "mlp", "--data", str(tmp_path / "d.csv"), "--target", "y", "--sensitive", "sex",
+                 "--epochs", "3", "--quiet", "-o", str(tmp_path / "m.pt")]) == 0
+    argv = ["mitigate", str(tmp_path / "m.pt"), "--method", "lagrangian", "--sensitive", "sex", "--strength", "3",
+            "-o", str(tmp_path / "f.pt"), "--analyzers", "performance,fairness", "--report", str(tmp_path / "c.html"),
+            "--json", str(tmp_path / "c.json"), "--quiet"]
+    assert main(argv) == 0
+    assert "retrained with lagrangian" in capsys.readouterr().out
+    fixed = audit.load_model(tmp_path / "f.pt")
+    assert fixed.task.training["mitigation"]["strength"] == 3
+    assert fixed.task.training["epochs"] == 3  # the recorded training options, the recorded data
+    doc = json.loads((tmp_path / "c.json").read_text())
+    assert {r["metric"] for r in doc["changes"]} >= {"fairness.sex.demographic_parity_difference"}
+    assert main([*argv[:-1], "--validation", str(tmp_path / "d.csv")]) == 2
