@@ -139,7 +139,8 @@ class AdversarialDebiasing(TrainStep):
         self.groups, self.constraint, self.strength, self.positive = groups, constraint, strength, positive
         inputs = 1 if constraint == "demographic_parity" else 3
         device = next(module.parameters()).device
-        self.adversary = nn.Sequential(nn.Linear(inputs, 16), nn.ReLU(), nn.Linear(16, int(groups.max()) + 1)).to(device)
+        classes = int(groups.max()) + 1
+        self.adversary = nn.Sequential(nn.Linear(inputs, 16), nn.ReLU(), nn.Linear(16, classes)).to(device)
         self.adversary_optimizer = torch.optim.Adam(self.adversary.parameters(), lr=1e-2)
 
     def _adversary_input(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
