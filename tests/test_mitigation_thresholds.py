@@ -96,7 +96,7 @@ def test_mitigate_command_writes_the_fix_and_gates_it(adult_mlp, splits, tmp_pat
             "demographic_parity", "-o", str(tmp_path / "fixed.pt"), "--validation", str(files["validation"]),
             "--data", str(files["test"]), "--target", "income", "--policy", str(policy), "--analyzers",
             "performance,fairness", "--report", str(tmp_path / "c.html"), "--json", str(tmp_path / "c.json"),
-            "--quiet"]
+            "--markdown", str(tmp_path / "c.md"), "--quiet"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "needs the sensitive attribute 'sex' at prediction time" in out
@@ -105,6 +105,7 @@ def test_mitigate_command_writes_the_fix_and_gates_it(adult_mlp, splits, tmp_pat
     assert changes["fairness.sex.demographic_parity_difference"]["improved"] is True
     assert doc["candidate"]["model"]["postprocessing"]["column"] == SEX
     assert "needs the sensitive attribute" in (tmp_path / "c.html").read_text()
+    assert "needs the sensitive attribute `sex` at prediction time" in (tmp_path / "c.md").read_text()
     assert checkpoint.load(tmp_path / "fixed.pt").task.postprocessing is not None
 
     policy.write_text('[gates."fairness.sex.demographic_parity_difference"]\nmax = 0.0001\n')
