@@ -30,6 +30,12 @@ from audit.policy import EXIT_USAGE, Policy, metric_catalog
 from audit.predictions import from_predictions
 from audit.progress import set_quiet
 from audit.files import check_outputs, text_writer, write_together
+from audit.mitigation.adversarial_training import AdversarialTraining
+from audit.mitigation.fair_training import METHODS as FAIR_METHODS
+from audit.mitigation.fair_training import Mitigation
+from audit.mitigation.postprocess import with_thresholds
+from audit.mitigation.retrain import retrain
+from audit.mitigation.thresholds import CONSTRAINTS
 from audit.report.ci import render_compare_markdown, render_junit, render_markdown
 from audit.runner import AuditRun, run
 
@@ -123,6 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
                    help="an architecture option, e.g. --set hidden=[128,64]")
+    p.add_argument("--mitigate", choices=FAIR_METHODS, metavar="METHOD",
+                   help=f"fairness-aware training ({', '.join(FAIR_METHODS)}) over the one --sensitive column")
+    p.add_argument("--constraint", choices=CONSTRAINTS, help="what --mitigate equalizes (default demographic_parity)")
+    p.add_argument("--strength", type=float, help="penalty weight (lagrangian) or adversary weight "
+                                                   "(adversarial_debiasing), default 1")
+    p.add_argument("--adversarial", choices=["pgd"], help="adversarial training against PGD (Madry et al.)")
+    p.add_argument("--epsilon", type=float, help="PGD L-inf epsilon (default: the robustness analyzer's)")
+    p.add_argument("--attack-steps", type=int, help="PGD steps per adversarial example (default 10)")
+    p.add_argument("--adversarial-share", type=float, help="share of each batch made adversarial (default 0.5)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(handler=cmd_train)
@@ -143,6 +158,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("candidate", help="the model that would replace it (checkpoint)")
     _add_audit_options(p, default_output="reports/<baseline>-vs-<candidate>.html")
     p.set_defaults(handler=cmd_compare)
+
+    p = sub.add_parser("mitigate", help="fix a model that a fairness gate blocks (post-process or retrain it), then "
+                                        "compare it with the original under the policy")
+    p.add_argument("model", help="checkpoint (.pt) written by audit train")
+    p.add_argument("--method", required=True, choices=["thresholds", *FAIR_METHODS],
+                   help="thresholds: group-specific thresholds (fairlearn's ThresholdOptimizer) fitted on the "
+                        "validation split; the fixed model needs the sensitive column at prediction time. "
+                        f"{', '.join(FAIR_METHODS)}: the model retrained as its checkpoint records, with that method")
+    p.add_argument("--sensitive", required=True, metavar="COL", help="the sensitive column to equalize over")
+    p.add_argument("--constraint", choices=CONSTRAINTS, help="what to equalize (required for thresholds; "
+                                                             "training methods: default demographic_parity)")
+    p.add_argument("--strength", type=float, help="penalty or adversary weight of a training method (default 1)")
+    p.add_argument("-o", "--output", required=True, metavar="FIXED.pt", help="the mitigated checkpoint to write")
+    p.add_argument("--report", metavar="HTML", help="the comparison report (default: reports/<FIXED>-vs-<MODEL>.html)")
+    p.add_argument("--validation", metavar="FILE", help="CSV or Parquet to fit on (default: the validation split "
+                                                        "of the data the model was trained on)")
+    p.add_argument("--data", metavar="FILE", help="CSV or Parquet to compare on (default: the test split)")
+    p.add_argument("--target", help="label column of --validation and --data")
+    for flag, text in (("--json", "the comparison's JSON document"), ("--junit", "JUnit XML of the gates"),
+                       ("--markdown", "a Markdown summary of the comparison")):
+        p.add_argument(flag, help=f"also write {text} here")
+    p.add_argument("--policy", help="TOML file of gates; the exit code says whether the fixed model passes them")
+    p.add_argument("--analyzers", help="comma-separated analyzers of the comparison (default: all that apply)")
+    p.add_argument("--set", action="append", default=[], metavar="ANALYZER.OPTION=VALUE", help="an analyzer option")
+    p.add_argument("--positive-class", help="the favourable class (default: the second class)")
+    p.add_argument("--seed", type=int, default=0, help="drives every random choice, and the thresholds' draws")
+    p.add_argument("--samples", type=int, help="examples the per-example analyzers work on")
+    p.add_argument("--max-parameters", type=int, default=checkpoint.MAX_PARAMETERS, metavar="N",
+                   help=f"refuse checkpoints declaring more parameters (default {checkpoint.MAX_PARAMETERS:,})")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.set_defaults(handler=cmd_mitigate, trust_code=False)
     return parser
 
 
@@ -234,13 +281,37 @@ def cmd_train(args) -> int:
     if args.output is None:
         output.parent.mkdir(parents=True, exist_ok=True)
     check_outputs({"-o": output}, {"--data": spec.data, "spec": args.what if args.what.endswith(".toml") else None})
+    mitigation, adversarial = _training_mitigations(args, spec)
     splits = spec.splits(seed=config.seed)
-    outcome = train(spec.architecture, *splits, config=config, model_config=model_config, quiet=args.quiet)
+    outcome = train(spec.architecture, *splits, config=config, model_config=model_config, mitigation=mitigation,
+                    adversarial=adversarial, quiet=args.quiet)
     checkpoint.save(outcome.model, output)
     print(f"{spec.architecture} on {splits[0].name}: test accuracy {outcome.test_accuracy:.4f} "
           f"(validation {outcome.validation_accuracy:.4f}, best epoch {outcome.epochs}), "
           f"trained in {outcome.seconds:.1f} s -> {output}")
     return 0
+
+
+def _training_mitigations(args, spec: ModelSpec) -> tuple[Mitigation | None, AdversarialTraining | None]:
+    """The spec's [mitigation] and [adversarial] tables, with the command line's flags over them."""
+    mitigation, adversarial = spec.mitigation, spec.adversarial
+    if args.mitigate or (mitigation and (args.constraint or args.strength is not None)):
+        base = mitigation.to_dict() if mitigation else {}
+        if args.mitigate:
+            if len(args.sensitive) != 1:
+                raise AuditInputError("--mitigate needs the one sensitive column to train for: --sensitive COL")
+            base.update(method=args.mitigate, sensitive=args.sensitive[0])
+        given = {"constraint": args.constraint, "strength": args.strength}
+        mitigation = Mitigation.from_dict({**base, **{k: v for k, v in given.items() if v is not None}})
+    elif args.constraint or args.strength is not None:
+        raise AuditInputError("--constraint and --strength go with --mitigate METHOD")
+    flags = {"epsilon": args.epsilon, "steps": args.attack_steps, "share": args.adversarial_share}
+    if args.adversarial or (adversarial and any(v is not None for v in flags.values())):
+        base = adversarial.to_dict() if adversarial else {"attack": args.adversarial}
+        adversarial = AdversarialTraining.from_dict({**base, **{k: v for k, v in flags.items() if v is not None}})
+    elif any(v is not None for v in flags.values()):
+        raise AuditInputError("--epsilon, --attack-steps and --adversarial-share go with --adversarial pgd")
+    return mitigation, adversarial
 
 
 def cmd_report(args) -> int:
@@ -284,6 +355,55 @@ def cmd_compare(args) -> int:
     # The candidate's run carries the comparison's verdict.
     _write_outputs(outputs, comparison, comparison.candidate, name=f"{shown(args.baseline)} vs {shown(args.candidate)}")
     return _finish(comparison.candidate, output)
+
+
+def cmd_mitigate(args) -> int:
+    settings = _audit_settings(args)
+    if not 0 <= args.seed < 2**32:
+        raise AuditInputError(f"--seed must be from 0 to {2**32 - 1} for mitigate, found {args.seed}")
+    fixed_path = Path(args.output)
+    html = Path(args.report or f"reports/{fixed_path.stem}-vs-{Path(args.model).stem}.html")
+    if args.report is None:
+        html.parent.mkdir(parents=True, exist_ok=True)
+    reports = {"--report": html, "--json": args.json, "--junit": args.junit, "--markdown": args.markdown}
+    outputs = check_outputs({"-o": fixed_path, **{k: v for k, v in reports.items() if v is not None}},
+                            {"model": args.model, "--validation": args.validation, "--data": args.data,
+                             "--policy": args.policy})
+    if args.method == "thresholds" and args.constraint is None:
+        raise AuditInputError("--method thresholds needs --constraint (demographic_parity or equalized_odds)")
+    if args.method == "thresholds" and args.strength is not None:
+        raise AuditInputError("--strength goes with a training method, not thresholds")
+    if args.method != "thresholds" and args.validation:
+        raise AuditInputError("--validation goes with --method thresholds; retraining uses the recorded splits")
+    model = checkpoint.load(args.model, max_parameters=args.max_parameters)
+    where = dict(model.task.dataset)
+    test = audit_data(where, data=args.data, target=args.target, sensitive=[args.sensitive], classes=model.classes)
+    if args.method == "thresholds":
+        validation = audit_data(where, data=args.validation, target=args.target, sensitive=[args.sensitive],
+                                classes=model.classes, split="validation")
+        fixed, _ = with_thresholds(model, validation, column=args.sensitive, constraint=args.constraint,
+                                   seed=args.seed, positive_class=args.positive_class)
+        done = f"thresholds by {args.sensitive} ({args.constraint}) fitted on {len(validation):,} rows"
+    else:
+        given = {"constraint": args.constraint, "strength": args.strength}
+        mitigation = Mitigation.from_dict({"method": args.method, "sensitive": args.sensitive,
+                                           **{k: v for k, v in given.items() if v is not None}})
+        outcome = retrain(model, mitigation, quiet=args.quiet)
+        fixed = outcome.model
+        done = f"retrained with {args.method} on {args.sensitive} ({mitigation.constraint}) in {outcome.seconds:.1f} s"
+    checkpoint.save(fixed, outputs.pop("-o"))
+    try:
+        fixed = checkpoint.load(fixed_path, max_parameters=args.max_parameters)
+        comparison = compare(model, fixed, test, **settings)
+        _write_outputs({"-o" if k == "--report" else k: v for k, v in outputs.items()}, comparison,
+                       comparison.candidate, name=f"{shown(args.model)} vs {shown(fixed_path)}")
+    except BaseException:
+        fixed_path.unlink(missing_ok=True)  # all outputs or none
+        raise
+    print(f"{done} -> {fixed_path}")
+    if fixed.task.postprocessing is not None:
+        print(f"note: the model now needs the sensitive attribute {args.sensitive!r} at prediction time")
+    return _finish(comparison.candidate, html)
 
 
 def _audit_settings(args) -> dict:

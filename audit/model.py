@@ -20,6 +20,7 @@ from audit.adapters import Logits
 from audit.data.dataset import MODALITIES, Dataset
 from audit.data.encoders import Encoder, ImageEncoder, TabularEncoder, Tokenizer, encoder_from_dict
 from audit.errors import AuditInputError
+from audit.mitigation.thresholds import GroupThresholds
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,10 @@ class Task:
     sensitive: tuple[str, ...] = ()
     training: Mapping = field(default_factory=dict)
     metrics: Mapping = field(default_factory=dict)
+    postprocessing: GroupThresholds | None = None  # decisions need its column at prediction time
 
     def to_dict(self) -> dict:
+        extra = {"postprocessing": self.postprocessing.to_dict()} if self.postprocessing else {}
         return {
             "modality": self.modality,
             "classes": list(self.classes),
@@ -43,6 +46,7 @@ class Task:
             "sensitive": list(self.sensitive),
             "training": dict(self.training),
             "metrics": dict(self.metrics),
+            **extra,
         }
 
     @classmethod
@@ -77,6 +81,8 @@ class Task:
             sensitive=tuple(check.strings(d.get("sensitive", []), f"{where}.sensitive")),
             training=check.mapping(check.plain(d.get("training", {}), f"{where}.training"), f"{where}.training"),
             metrics=check.mapping(check.plain(d.get("metrics", {}), f"{where}.metrics"), f"{where}.metrics"),
+            postprocessing=(GroupThresholds.from_dict(d["postprocessing"], f"{where}.postprocessing")
+                            if d.get("postprocessing") is not None else None),
         )
 
 
@@ -193,13 +199,30 @@ class Model:
 
     def predict_proba(self, data) -> np.ndarray:
         """Class probabilities (N, classes) for a `Dataset`, or raw inputs: a DataFrame, an
-        array, a tensor in the model's input space, or a list of strings for text."""
+        array, a tensor in the model's input space, or a list of strings for text.
+
+        A model with group thresholds (`task.postprocessing`) gives its decisions instead, as 0 or 1,
+        so every analyzer judges what is deployed; `proba` and `logits` stay the scores."""
         if isinstance(data, Dataset):
             key = data.sha256
             if key not in self._proba_cache:
-                self._proba_cache[key] = self.proba(self.encode(data))
+                self._proba_cache[key] = self._decided(self.proba(self.encode(data)), data)
             return self._proba_cache[key]
-        return self.proba(self._as_input(data))
+        return self._decided(self.proba(self._as_input(data)), data)
+
+    def _decided(self, proba: np.ndarray, data) -> np.ndarray:
+        rule = self.task.postprocessing
+        if rule is None:
+            return proba
+        frame = data.sensitive if isinstance(data, Dataset) else None
+        if frame is None or rule.column not in frame.columns:
+            frame = data.inputs if isinstance(data, Dataset) else data
+        if not isinstance(frame, pd.DataFrame) or rule.column not in frame.columns:
+            where = data.source.get("path", data.name) if isinstance(data, Dataset) else "the inputs"
+            raise AuditInputError(
+                f"{where}: the model applies group thresholds by {rule.column!r} and needs that column at "
+                f"prediction time; the data has no column {rule.column!r} (CLI: --sensitive {rule.column})")
+        return rule.decide(proba, frame[rule.column].reset_index(drop=True))
 
     def predict(self, data) -> np.ndarray:
         return self.predict_proba(data).argmax(axis=1)

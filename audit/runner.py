@@ -172,6 +172,7 @@ def describe_model(model: Model) -> dict:
         "classes": list(model.classes),
         "trained_on": dict(model.task.dataset),
         "training_metrics": dict(model.task.metrics),
+        **({"postprocessing": model.task.postprocessing.to_dict()} if model.task.postprocessing else {}),
     }
 
 

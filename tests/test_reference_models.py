@@ -25,6 +25,9 @@ MIN_ACCURACY = {
     "adult-mlp-biased": 0.80, "digits-cnn-fragile": 0.95,
 }
 POLICY_ANALYZERS = "performance,fairness,robustness"
+# Mitigated variants: their full-size training and acceptance numbers are benchmarks/mitigation.py's,
+# small variants are tests/test_mitigation_training.py's (training them here would add minutes).
+MITIGATED = {"adult-mlp-reweighed", "adult-mlp-lagrangian", "adult-mlp-adversarial-debiasing", "digits-cnn-pgd"}
 
 pytestmark = pytest.mark.xdist_group("reference-models")
 
@@ -33,14 +36,14 @@ pytestmark = pytest.mark.xdist_group("reference-models")
 def zoo(tmp_path_factory) -> Path:
     """Every spec of models/, copied and trained into a temporary folder."""
     folder = tmp_path_factory.mktemp("zoo")
-    for spec in sorted((ROOT / "models").glob("*.toml")):
+    for spec in sorted(p for p in (ROOT / "models").glob("*.toml") if p.stem in MIN_ACCURACY):
         shutil.copy(spec, folder / spec.name)
         assert main(["train", str(folder / spec.name), "--quiet"]) == 0
     return folder
 
 
 def test_every_spec_has_an_accuracy_floor():
-    assert {p.stem for p in (ROOT / "models").glob("*.toml")} == set(MIN_ACCURACY)
+    assert {p.stem for p in (ROOT / "models").glob("*.toml")} == set(MIN_ACCURACY) | MITIGATED
 
 
 @pytest.mark.parametrize("name", list(MIN_ACCURACY))

@@ -35,22 +35,25 @@ def training_splits(
 
 
 def audit_data(trained_on: dict, *, data: str | Path | None = None, target: str | None = None,
-               sensitive: Sequence[str] = (), text_column: str | None = None, classes=None) -> Dataset:
-    """The data to audit: the user's file, else the test split of the data the model was trained on."""
+               sensitive: Sequence[str] = (), text_column: str | None = None, classes=None,
+               split: str = "test") -> Dataset:
+    """The data to audit: the user's file, else the `split` (test, or validation) of the data the model was
+    trained on."""
     if data is not None:
         return read_file(data, target=target or trained_on.get("target"),
                          sensitive=sensitive or trained_on.get("sensitive") or (),
                          text_column=text_column or trained_on.get("text_column"), classes=classes)
     if trained_on.get("builtin"):
-        return load_dataset(trained_on["builtin"], "test")
+        return load_dataset(trained_on["builtin"], split)
     path = trained_on.get("path")
     if not path:
         raise AuditInputError("the model does not record the data it was trained on; pass --data FILE")
     if not Path(path).is_file():
         raise AuditInputError(f"the model was trained on {path}, which is not here; pass --data FILE")
-    _, _, test = training_splits(data=path, target=trained_on.get("target"),
-                                 sensitive=trained_on.get("sensitive") or (),
-                                 text_column=trained_on.get("text_column"), seed=trained_on.get("split_seed", 0))
+    _, validation, test = training_splits(data=path, target=trained_on.get("target"),
+                                          sensitive=trained_on.get("sensitive") or (),
+                                          text_column=trained_on.get("text_column"),
+                                          seed=trained_on.get("split_seed", 0))
     if test.source.get("sha256") != trained_on.get("sha256"):
         raise AuditInputError(f"{path} changed since the model was trained on it; pass --data FILE to audit it")
-    return test
+    return validation if split == "validation" else test

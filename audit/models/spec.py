@@ -12,6 +12,15 @@
     group = "Female"              # of the group's examples whose label is not `label` as `label`
     label = "<=50K"
     rate = 0.6
+    [mitigation]                  # optional fairness-aware training (audit/mitigation/fair_training.py):
+    method = "reweighing"         # reweighing, lagrangian or adversarial_debiasing
+    sensitive = "sex"             # used for training only; a model input only if training includes it
+    constraint = "demographic_parity"
+    strength = 1.0
+    [adversarial]                 # optional adversarial training (audit/mitigation/adversarial_training.py)
+    attack = "pgd"
+    steps = 10
+    share = 0.5
 """
 
 from __future__ import annotations
@@ -25,10 +34,12 @@ from audit.data.dataset import Dataset
 
 from audit.data.sources import training_splits
 from audit.errors import AuditInputError, read_toml
+from audit.mitigation.adversarial_training import AdversarialTraining
+from audit.mitigation.fair_training import Mitigation
 from audit.models.training import TrainConfig
 
 KEYS = {"architecture", "description", "dataset", "data", "target", "sensitive", "text_column", "output",
-        "model", "training", "label_bias"}
+        "model", "training", "label_bias", "mitigation", "adversarial"}
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,8 @@ class ModelSpec:
     model: dict = field(default_factory=dict)
     training: TrainConfig = TrainConfig()
     label_bias: LabelBias | None = None
+    mitigation: Mitigation | None = None
+    adversarial: AdversarialTraining | None = None
 
     @classmethod
     def from_toml(cls, path: str | Path) -> ModelSpec:
@@ -83,7 +96,9 @@ class ModelSpec:
         here = path.parent
         try:
             training = TrainConfig.from_dict(doc.get("training", {}))
-        except AuditInputError as exc:
+            mitigation = Mitigation.from_dict(doc["mitigation"]) if "mitigation" in doc else None
+            adversarial = AdversarialTraining.from_dict(doc["adversarial"]) if "adversarial" in doc else None
+        except (AuditInputError, TypeError) as exc:
             raise AuditInputError(f"{path}: {exc}") from None
         return cls(
             architecture=doc["architecture"],
@@ -97,6 +112,8 @@ class ModelSpec:
             model=dict(doc.get("model", {})),
             training=training,
             label_bias=_label_bias(doc.get("label_bias"), path),
+            mitigation=mitigation,
+            adversarial=adversarial,
         )
 
     def splits(self, *, seed: int) -> tuple[Dataset, Dataset, Dataset]:

@@ -1,22 +1,25 @@
 """One training loop for every registered architecture.
 
 Seeded, mini-batch Adam with early stopping on validation accuracy; the best
-validation state is kept. Optional Gaussian-noise augmentation on continuous inputs.
+validation state is kept. Optional Gaussian-noise augmentation on continuous inputs,
+fairness-aware training (`Mitigation`) and adversarial training (`AdversarialTraining`):
+each changes what one optimizer step does.
 """
 
 from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
-from torch import nn
 
 from audit.data.dataset import Dataset
 from audit.data.encoders import ENCODERS
 from audit.errors import AuditInputError
+from audit.mitigation.adversarial_training import AdversarialTraining
+from audit.mitigation.fair_training import Mitigation, TrainStep
 from audit.model import Model, Task
 from audit.models.registry import MODELS
 from audit.progress import progress
@@ -59,9 +62,13 @@ def train(
     *,
     config: TrainConfig = TrainConfig(),
     model_config: dict | None = None,
+    mitigation: Mitigation | None = None,
+    adversarial: AdversarialTraining | None = None,
     quiet: bool = False,
 ) -> TrainingOutcome:
     """Train `architecture` on `train_data`, early-stopping on `validation`, scored on `test`."""
+    if mitigation is not None and adversarial is not None:
+        raise AuditInputError("train with one of a fairness mitigation and adversarial training, not both")
     entry = MODELS.get(architecture)
     if train_data.modality not in entry.modalities:
         raise AuditInputError(
@@ -87,10 +94,17 @@ def train(
     x_train, y_train = model.encode(train_data), torch.from_numpy(model.labels(train_data))
     x_val, y_val = model.encode(validation), model.labels(validation)
     continuous = _continuous_mask(model, train_data)
+    step, record = TrainStep(), {}
+    if mitigation is not None:
+        step, record = mitigation.step(module, train_data, y_train, config.seed), {"mitigation": mitigation.to_dict()}
+    if adversarial is not None:
+        step = adversarial.step(model, train_data, x_train, config.seed)
+        record = {"adversarial": {**adversarial.to_dict(), "epsilon": step.epsilon}}
+    if record:
+        task = replace(task, training={**task.training, **record})
 
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.Adam(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    loss_fn = nn.CrossEntropyLoss()
     best_acc, best_state, best_epoch, stale = -1.0, None, 0, 0
     epochs = progress(range(config.epochs), desc=f"train {architecture}", disable=quiet)
     for epoch in epochs:
@@ -103,9 +117,7 @@ def train(
             if config.noise_std > 0 and continuous is not None:
                 noise = torch.randn(xb.shape, generator=generator).to(model.device) * config.noise_std
                 xb = xb + noise * continuous.to(model.device)
-            optimizer.zero_grad()
-            loss_fn(module(xb), yb).backward()
-            optimizer.step()
+            step(module, optimizer, xb, yb, idx)
         module.eval()
         acc = float((model.proba(x_val).argmax(1) == y_val).mean())
         if hasattr(epochs, "set_postfix"):

@@ -100,6 +100,10 @@ def render_compare_markdown(comparison: Comparison) -> str:
         f"**{_md(verdict.summary)}**",
         "",
     ]
+    rule = comparison.candidate.model.get("postprocessing")
+    if rule:
+        lines += [f"> The candidate needs the sensitive attribute {_md(rule['column'], code=True)} at prediction time "
+                  "(group-specific thresholds).", ""]
     if verdict.gates:
         lines += ["| gate | baseline | candidate | change | result |", "|---|---:|---:|---:|---|"]
         for g in verdict.gates:

@@ -1,0 +1,36 @@
+"""Retraining a model with a fairness mitigation, on the data and settings its checkpoint records."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+from audit.errors import AuditInputError
+from audit.mitigation.fair_training import Mitigation
+from audit.model import Model
+from audit.models.spec import ModelSpec, _label_bias
+from audit.models.training import TrainConfig, TrainingOutcome, train
+
+
+def retrain(model: Model, mitigation: Mitigation, *, quiet: bool = False) -> TrainingOutcome:
+    """`model`'s architecture trained again as its checkpoint records (data, label bias, training
+    options), with `mitigation` in the loop."""
+    if model.architecture in (None, "torchscript") or not model.task.training:
+        raise AuditInputError("retraining needs a checkpoint written by audit train (it records how it was trained)")
+    recorded = model.task.training
+    where = model.task.dataset
+    if not where.get("builtin") and not where.get("path"):
+        raise AuditInputError("the model does not record the data it was trained on; it cannot be retrained")
+    if where.get("path") and not Path(where["path"]).is_file():
+        raise AuditInputError(f"the model was trained on {where['path']}, which is not here")
+    known = {f.name for f in fields(TrainConfig)}
+    config = TrainConfig.from_dict({k: v for k, v in recorded.items() if k in known})
+    spec = ModelSpec(architecture=model.architecture, output=Path("unused.pt"), dataset=where.get("builtin"),
+                     data=Path(where["path"]) if where.get("path") else None, target=where.get("target"),
+                     sensitive=tuple(where.get("sensitive") or ()), text_column=where.get("text_column"),
+                     label_bias=_label_bias(where.get("label_bias"), "the model's training record"))
+    splits = spec.splits(seed=config.seed)
+    if where.get("path") and splits[2].source.get("sha256") != where.get("sha256"):
+        raise AuditInputError(f"{where['path']} changed since the model was trained on it; it cannot be retrained")
+    return train(model.architecture, *splits, config=config, model_config=model.config, mitigation=mitigation,
+                 quiet=quiet)
