@@ -1,14 +1,18 @@
 """The `audit` command's entry point, for `audit ...` and `python -m audit ...`.
 
 It imports nothing heavy itself: importing the command (torch, scikit-learn, shap) takes seconds,
-up to minutes on a loaded machine, and Ctrl-C then must still give `interrupted`, exit 130.
+up to minutes on a loaded machine, and Ctrl-C then must still give `interrupted`, exit 130. And the
+OpenMP settings that torch reads once, when it loads, are made here.
 """
 
 import signal
 import sys
 
+from audit.threads import prepare_environment
+
 
 def main() -> int:
+    prepare_environment()
     try:
         from audit import cli
 
