@@ -31,14 +31,16 @@ def usable_cpus(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
     return cpus if quota is None else max(1, min(cpus, math.ceil(quota)))
 
 
-def cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
-    """CPUs' worth of time per period that this process's cgroup (v2) and its ancestors allow, the
-    smallest of their `cpu.max` files; None when none sets a limit (or there is no cgroup v2)."""
-    try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        lines = []
-    own = next((line[3:] for line in lines if line.startswith("0::")), "/")
+def cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup"), own: str | None = None) -> float | None:
+    """CPUs' worth of time per period that this process's cgroup (v2; `own` is its path, read from
+    /proc/self/cgroup) and its ancestors allow, the smallest of their `cpu.max` files; None when none
+    sets a limit (or there is no cgroup v2)."""
+    if own is None:
+        try:
+            lines = Path("/proc/self/cgroup").read_text().splitlines()
+        except OSError:
+            lines = []
+        own = next((line[3:] for line in lines if line.startswith("0::")), "/")
     parts = Path(own).relative_to("/").parts if own.startswith("/") else ()
     quotas = []
     for depth in range(len(parts), -1, -1):  # a folder missing here (no cgroup namespace) is skipped
