@@ -8,12 +8,12 @@ OpenMP settings that torch reads once, when it loads, are made here.
 import signal
 import sys
 
-from audit.threads import prepare_environment
-
 
 def main() -> int:
-    prepare_environment()
     try:
+        from audit.threads import prepare_environment
+
+        prepare_environment()  # before torch loads
         from audit import cli
 
         return cli.main()

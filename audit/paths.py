@@ -63,18 +63,18 @@ def input_file(path: str | Path, what: str = "file") -> Path:
     path = Path(path)
     try:
         info = path.stat()
-        mode = info.st_mode
     except (FileNotFoundError, NotADirectoryError):
         raise AuditInputError(f"{shown(path)}: no such {what}") from None
     except OSError as exc:
         raise AuditInputError(f"{shown(path)}: cannot read the {what} ({exc.strerror or type(exc).__name__})") from None
-    if not stat.S_ISREG(mode):
-        kind = next((name for test, name in KINDS if test(mode)), "something else")
+    if not stat.S_ISREG(info.st_mode):
+        kind = next((name for test, name in KINDS if test(info.st_mode)), "something else")
         raise AuditInputError(f"{shown(path)}: is {kind}, not a regular file")
     limit = _max_input_bytes.get()
     if info.st_size > limit:
-        raise AuditInputError(f"{shown(path)}: {info.st_size:,} bytes ({format_size(info.st_size)}) is over the {format_size(limit)} limit "
-                              f"for input files, which are read whole (raise it with --max-input-size)")
+        raise AuditInputError(f"{shown(path)}: {info.st_size:,} bytes ({format_size(info.st_size)}) is over the "
+                              f"{format_size(limit)} limit for input files, which are read whole "
+                              "(raise it with --max-input-size)")
     return path
 
 
