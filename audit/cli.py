@@ -24,7 +24,7 @@ from audit.errors import AuditInputError
 from audit.findings.thresholds import default_policy_toml
 from audit.models import MODELS
 from audit.models.spec import ModelSpec
-from audit.paths import shown
+from audit.paths import MAX_INPUT_BYTES, format_size, input_size_limit, parse_size, shown
 from audit.models.training import TrainConfig, train
 from audit.policy import EXIT_USAGE, Policy, metric_catalog
 from audit.predictions import from_predictions
@@ -38,6 +38,7 @@ from audit.mitigation.retrain import retrain
 from audit.mitigation.thresholds import CONSTRAINTS
 from audit.report.ci import render_compare_markdown, render_junit, render_markdown
 from audit.runner import AuditRun, run
+from audit.threads import THREADS_VARIABLE, configure_threads
 
 EXIT_INTERNAL = 4
 EXIT_INTERRUPTED = 128 + signal.SIGINT
@@ -57,7 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _sigterm_raises():
             args = parser.parse_args(argv)
             set_quiet(getattr(args, "quiet", False))
-            return args.handler(args)
+            if hasattr(args, "threads"):
+                configure_threads(args.threads)
+            with input_size_limit(getattr(args, "max_input_size", MAX_INPUT_BYTES)):
+                return args.handler(args)
     except AuditInputError as exc:
         if debug:
             raise
@@ -221,6 +225,23 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", help="label column of --data")
     p.add_argument("--sensitive", nargs="+", default=[], metavar="COL", help="sensitive attribute columns")
     p.add_argument("--text-column", help="text column of --data (text models)")
+    _add_resource_options(p)
+
+
+def _add_resource_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, metavar="N",
+                   help=f"threads for torch and BLAS (default: ${THREADS_VARIABLE}, else the CPUs this process may "
+                        "use, or OMP_NUM_THREADS when set)")
+    p.add_argument("--max-input-size", type=_size, default=MAX_INPUT_BYTES, metavar="SIZE",
+                   help=f"refuse larger model, data and policy files before reading them; they are read whole "
+                        f"(default {format_size(MAX_INPUT_BYTES)}; e.g. 4G)")
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except AuditInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 # -- commands -----------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ import audit
 from audit.attributions import list_methods
 from audit.data.encoders import ENCODERS
 from audit.errors import AuditInputError
-from audit.explain import explain
+from audit.explanations import explain
 from audit.model import Task, trim_padding
 from audit.models.registry import MODELS, list_models
 

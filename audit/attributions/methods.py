@@ -8,7 +8,7 @@ from torch import nn
 from audit.attributions.registry import get_method
 from audit.data.dataset import Dataset
 from audit.errors import AuditInputError
-from audit.explain import explain
+from audit.explanations import explain
 
 DEFAULT_METHODS = ("integrated_gradients", "saliency", "gradient_shap", "grad_cam")
 

@@ -1,0 +1,81 @@
+"""The package and the command start light: `import audit` loads names on first use, and Ctrl-C
+while the command is still importing torch gives `interrupted`, exit 130, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import tomllib
+from pathlib import Path
+
+import pytest
+
+import audit
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Loaded by Python at start-up (sitecustomize on PYTHONPATH): the first `import torch` announces
+# itself and then waits, so the test knows the command is inside its heavy imports.
+STALL_ON_TORCH = textwrap.dedent("""
+    import sys, time
+
+    class StallOnTorch:
+        def find_spec(self, name, path=None, target=None):
+            if name == "torch":
+                print("importing torch", flush=True)
+                time.sleep(300)
+            return None
+
+    sys.meta_path.insert(0, StallOnTorch())
+""")
+
+
+def console_script_code() -> str:
+    """What pip writes into the `audit` script for the entry point pyproject.toml declares."""
+    entry = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]["audit"]
+    module, function = entry.split(":")
+    return f"import re, sys\nfrom {module} import {function}\nsys.exit({function}())"
+
+
+@pytest.mark.parametrize("command", [["-m", "audit"], ["-c", console_script_code()]],
+                         ids=["python-m-audit", "console-script"])
+def test_ctrl_c_while_the_command_imports_torch_says_interrupted(tmp_path, command):
+    (tmp_path / "sitecustomize.py").write_text(STALL_ON_TORCH)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    proc = subprocess.Popen([sys.executable, *command, "datasets"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "importing torch\n", proc.stderr.read()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=600)
+    finally:
+        proc.kill()
+    assert "Traceback" not in err
+    assert err == "interrupted\n"
+    assert proc.returncode == 130
+
+
+def test_import_audit_loads_no_heavy_library():
+    code = "import sys, audit; print(sorted(m for m in ('torch', 'numpy', 'pandas', 'sklearn') if m in sys.modules))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.stdout == "[]\n", proc.stderr
+
+
+def test_public_names_resolve_to_their_objects():
+    from audit import checkpoint, explanations, runner
+
+    assert sorted(audit._PUBLIC) == sorted(audit.__all__)
+    assert audit.run is runner.run
+    assert audit.load_model is checkpoint.load and audit.save_model is checkpoint.save
+    # `audit.explain` is the function even after its module was imported (the module has another name).
+    assert audit.explain is explanations.explain and callable(audit.explain)
+    namespace: dict = {}
+    exec("from audit import *", namespace)
+    assert set(audit.__all__) <= set(namespace)
+    assert set(audit.__all__) <= set(dir(audit))
+    with pytest.raises(AttributeError, match="no attribute 'explian'"):
+        audit.explian  # noqa: B018
