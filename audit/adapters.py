@@ -47,6 +47,15 @@ class Logits(nn.Module):
             self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1))
             self.register_buffer("std", std_t.reshape(1, -1, 1, 1))
 
+    def __getattr__(self, name: str):
+        """Attributes of the user's module read through the adapter (`model.module.fc` still works)."""
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name == "inner":
+                raise
+            return getattr(self.inner, name)
+
     @property
     def embedding(self) -> nn.Module | None:
         """The inner module's token embedding: its `embedding`, or `get_input_embeddings()`."""

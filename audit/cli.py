@@ -193,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"refuse checkpoints declaring more parameters (default {checkpoint.MAX_PARAMETERS:,})")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    _add_resource_options(p)
     p.set_defaults(handler=cmd_mitigate, trust_code=False)
     return parser
 

@@ -101,7 +101,8 @@ def _direct(model, x, t, method):
     if method == "occlusion":
         return Occlusion(forward).attribute(x, sliding_window_shapes=(1, 2, 2), strides=(1, 1, 1), baselines=0.0,
                                             target=t)
-    cam = LayerGradCam(forward, model.module.features[-2]).attribute(x, target=t, relu_attributions=True)
+    # Grad-CAM's layer: the rectified last convolution, i.e. the end of `features`
+    cam = LayerGradCam(forward, model.module.features).attribute(x, target=t, relu_attributions=True)
     return torch.nn.functional.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 

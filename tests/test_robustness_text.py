@@ -279,7 +279,7 @@ def test_only_synonym_substitution_feeds_the_robustness_finding():
 
 
 def test_a_text_model_without_an_embedding_gets_the_attacks_but_not_the_probe():
-    module = keyed_model("terrible").module
+    module = keyed_model("terrible").module.inner  # the user's module inside wrap()'s adapter
     del module.embedding  # the probe reads the embedding; the attacks need only predictions
     model = audit.wrap(module, modality="text", classes=("no", "yes"), tokenizer=keyed_model("terrible").encoder)
     data = audit.Dataset(np.array(["The terrible movie.", "Long terrible movie tonight."], dtype=object),

@@ -250,8 +250,8 @@ def _channels_first(x: np.ndarray, layout: str, where: str) -> np.ndarray:
     if x.ndim == 3:
         return x[:, None]
     if x.ndim != 4:
-        raise AuditInputError(f"{where}: images x must have shape (N, H, W) or {layout} (4 dimensions), "
-                              f"found {tuple(x.shape)}")
+        four = "(N, C, H, W)" if layout == "NCHW" else "(N, H, W, C)"
+        raise AuditInputError(f"{where}: images x must have shape (N, H, W) or {four}, found {tuple(x.shape)}")
     if layout == "NHWC":
         return x.transpose(0, 3, 1, 2)
     if x.shape[1] > 4 and x.shape[3] <= 4:
