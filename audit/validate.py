@@ -97,3 +97,11 @@ def plain(value, where: str, depth: int = 0):
     if isinstance(value, Mapping):
         return {k: plain(v, f"{where}.{k}", depth + 1) for k, v in mapping(value, where).items()}
     raise fail(where, "plain data (text, numbers, lists, tables)", value)
+
+
+def known_options(cls, d: Mapping, what: str) -> None:
+    """Refuse keys of `d` that are not fields of the dataclass `cls` (a typo in a spec or a flag)."""
+    known = set(cls.__dataclass_fields__)
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise AuditInputError(f"{what}: unknown option(s) {unknown}; known: {sorted(known)}")

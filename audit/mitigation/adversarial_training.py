@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from audit import validate as check
 from audit.analyzers.robustness import default_epsilon
 from audit.data.dataset import Dataset
 from audit.errors import AuditInputError
@@ -46,10 +47,7 @@ class AdversarialTraining:
 
     @classmethod
     def from_dict(cls, d: dict) -> AdversarialTraining:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise AuditInputError(f"[adversarial]: unknown option(s) {unknown}; known: {sorted(known)}")
+        check.known_options(cls, d, "[adversarial]")
         return cls(**d)
 
     def to_dict(self) -> dict:

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from audit import validate as check
 from audit.data.dataset import Dataset
 from audit.errors import AuditInputError
 
@@ -58,10 +59,7 @@ class Mitigation:
 
     @classmethod
     def from_dict(cls, d: dict) -> Mitigation:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise AuditInputError(f"[mitigation]: unknown option(s) {unknown}; known: {sorted(known)}")
+        check.known_options(cls, d, "[mitigation]")
         if "method" not in d or "sensitive" not in d:
             raise AuditInputError("[mitigation] needs method and sensitive")
         return cls(**d)

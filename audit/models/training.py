@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import torch
 
+from audit import validate as check
 from audit.data.dataset import Dataset
 from audit.data.encoders import ENCODERS
 from audit.errors import AuditInputError
@@ -38,10 +39,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise AuditInputError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
+        check.known_options(cls, d, "training")
         return cls(**d)
 
 
