@@ -32,7 +32,7 @@ MITIGATED = {"adult-mlp-reweighed", "adult-mlp-lagrangian", "adult-mlp-adversari
 pytestmark = pytest.mark.xdist_group("reference-models")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # module scope retrains when xdist interleaves another module on the worker
 def zoo(tmp_path_factory) -> Path:
     """Every spec of models/, copied and trained into a temporary folder."""
     folder = tmp_path_factory.mktemp("zoo")
