@@ -13,7 +13,8 @@ NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
 
 
 def test_the_examples_hold_the_notebooks_the_readme_promises():
-    assert {p.stem for p in NOTEBOOKS} == {"adult_fairness", "custom_model", "digits_explanations", "reviews_robustness"}
+    assert {p.stem for p in NOTEBOOKS} == {"adult_fairness", "custom_model", "digits_explanations", "mitigation",
+                                          "reviews_robustness"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
