@@ -29,10 +29,7 @@ POLICY_ANALYZERS = "performance,fairness,robustness"
 # small variants are tests/test_mitigation_training.py's (training them here would add minutes).
 MITIGATED = {"adult-mlp-reweighed", "adult-mlp-lagrangian", "adult-mlp-adversarial-debiasing", "digits-cnn-pgd"}
 
-pytestmark = pytest.mark.xdist_group("reference-models")
-
-
-@pytest.fixture(scope="session")  # module scope retrains when xdist interleaves another module on the worker
+@pytest.fixture(scope="module")  # README's test command keeps a file's tests on one worker (--dist loadfile)
 def zoo(tmp_path_factory) -> Path:
     """Every spec of models/, copied and trained into a temporary folder."""
     folder = tmp_path_factory.mktemp("zoo")
