@@ -30,7 +30,7 @@ OUR_TAGS = {"h2", "p", "strong", "table", "thead", "tbody", "tr", "th", "td", "c
 GFM = MarkdownIt("gfm-like")  # CommonMark + tables + strikethrough + autolinked URLs (linkify)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def hostile(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("hostile")
     rng = np.random.default_rng(0)

@@ -23,7 +23,7 @@ def run_cli(capsys, *args) -> tuple[int, str, str]:
     return code, out, err
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def adult_checkpoint(tmp_path_factory, adult_mlp):
     return checkpoint.save(adult_mlp, tmp_path_factory.mktemp("ckpt") / "adult.pt")
 

@@ -67,7 +67,7 @@ def scorer_model(data, weights=((0.0, 0.0), (1.0, 0.5))):
     return audit.wrap(Scorer(weights), modality="tabular", classes=data.classes, feature_names=["x0", "x1"])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def binary():
     data = table(n=1500)
     model = scorer_model(data)

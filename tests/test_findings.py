@@ -30,7 +30,7 @@ def reference_model(name: str, folder: Path) -> audit.Model:
     return audit.load_model(ModelSpec.from_toml(folder / f"{name}.toml").output)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def zoo(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("zoo")
 

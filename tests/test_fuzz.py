@@ -24,7 +24,7 @@ FUZZ = settings(max_examples=30, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def seeds(tmp_path_factory):
     root = tmp_path_factory.mktemp("seeds")
     marker = root / "marker.bin"

@@ -41,7 +41,7 @@ class TinyResNet(nn.Module):
         return self.head(self.pool(self.blocks(self.stem(x))).flatten(1))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def twins():
     """The same weights written the usual way (in-place, reused ReLU) and the explainer-friendly way."""
     torch.manual_seed(0)

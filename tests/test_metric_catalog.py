@@ -11,7 +11,7 @@ import audit
 from audit.policy import find_metric_spec, metric_catalog, metric_pattern
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def run_metrics(adult_mlp, digits_cnn, reviews_lstm) -> dict[str, dict]:
     """Full default audits of a table model with sensitive attributes, an image model and a text model."""
     cases = {  # default sample counts for adult: the robustness group gap needs groups of 10+ attacked rows

@@ -18,7 +18,7 @@ from audit.mitigation.postprocess import with_thresholds
 SEX = "sex"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def splits():
     validation = audit.load_dataset("adult", "validation").sample(3000, seed=1)
     test = audit.load_dataset("adult", "test").sample(2000, seed=2)

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG = TrainConfig(epochs=4, patience=4, batch_size=128, include_sensitive=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def biased():
     """adult-mlp-biased's splits (women's positive labels planted away in train and validation), subsampled."""
     train_data, validation, test = ModelSpec.from_toml(ROOT / "models" / "adult-mlp-biased.toml").splits(seed=0)
@@ -43,7 +43,7 @@ def gaps(model, data) -> tuple[float, float]:
     return dp, eo
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def plain_gaps(biased):
     return gaps(train("mlp", *biased, config=CONFIG, quiet=True).model, biased[2])
 

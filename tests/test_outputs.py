@@ -22,7 +22,7 @@ from audit.models.training import TrainConfig, train
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def small(tmp_path_factory) -> dict[str, Path]:
     """A CSV, a model trained on it, and a policy, in one folder."""
     folder = tmp_path_factory.mktemp("small")

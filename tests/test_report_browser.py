@@ -20,7 +20,7 @@ IMG_NAME = '<img src=x onerror="window.__pwned = 2">'
 MATH_NAME = "cost $x^2$ in b$$c"  # matplotlib would read "$...$" as math
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def hostile_report(tmp_path_factory) -> Path:
     """A full default audit of a model whose feature, class and sensitive names carry markup."""
     rng = np.random.default_rng(0)
@@ -91,7 +91,7 @@ AXE = Path(__file__).resolve().parents[1] / ".ci" / "node" / "node_modules" / "a
 MAX_HEIGHT = 11_250  # half the 22,500 px the adult report measured before it led with findings
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def adult_report(adult_mlp, tmp_path_factory) -> Path:
     """A full default audit of the adult MLP, judged by the default policy."""
     run = audit.run(adult_mlp, audit.load_dataset("adult", "test"), seed=0, samples=8)

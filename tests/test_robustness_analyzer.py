@@ -27,12 +27,12 @@ from audit.robustness.groups import group_table
 FAST = dict(samples=128, sweep=(0.5, 1.0, 2.0), steps=10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def digits_test():
     return audit.load_dataset("digits", "test")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def plain_result(digits_cnn, digits_test):
     return Robustness(**FAST).run(digits_cnn, digits_test, seed=0)
 

@@ -19,7 +19,7 @@ from audit.robustness.domain import input_domain
 EPS = 0.1
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def digits(digits_cnn):
     data = audit.load_dataset("digits", "test").sample(64, seed=0)
     x, y = digits_cnn.encode(data), torch.from_numpy(digits_cnn.labels(data))

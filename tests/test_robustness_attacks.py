@@ -23,7 +23,7 @@ from audit.robustness.square import square_attack
 EPS, STEPS = 0.1, 10
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def digits(digits_cnn):
     data = audit.load_dataset("digits", "test")
     x, y = digits_cnn.encode(data), torch.from_numpy(digits_cnn.labels(data))

@@ -23,12 +23,12 @@ CONFIG = dict(epsilon=0.05, sweep=(0.5, 1.0, 2.0), steps=20)  # the grid is EPSI
 DRAWS = Robustness().draws
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def small_cnn():
     return train_quick("cnn", "digits", epochs=10, lr=0.003, model_config={"channels": (8, 16), "hidden": 32})
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def images():
     return audit.load_dataset("digits", "test").sample(100, seed=0)
 
@@ -41,7 +41,7 @@ def wrapped(name: str, model: Model) -> Model:
     return Model(module, model.task)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def plain_apgdt(small_cnn, images):
     """APGD-T's points on the plain network at each epsilon: adversarial points of every wrapper that
     keeps its decisions, whatever the wrapper does to the gradient."""

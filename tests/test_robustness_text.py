@@ -23,7 +23,7 @@ from audit.robustness.text_attacks import embedding_neighbours, typo_attack, wor
 from audit.robustness.typos import typo_variants
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def attacked(reviews_lstm):
     data = audit.load_dataset("reviews", "test").sample(40, seed=1)
     labels = reviews_lstm.labels(data)

@@ -35,7 +35,7 @@ def patch_pixels() -> set[str]:
     return {f"{r},{c}" for r, c in zip(*np.nonzero(patch_mask()[0]))}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def color_table():
     """Three noise columns and a categorical `color`; the label is color == red."""
     rng = np.random.default_rng(0)

@@ -12,7 +12,7 @@ from audit.analyzers.explanation_quality import ExplanationQuality
 from audit.attributions import registry
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def zoo_results():
     """The sanity table of each model of the zoo, every model trained and checked once."""
     tables = {}
