@@ -13,31 +13,18 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 from fairlearn.postprocessing import ThresholdOptimizer
-from sklearn.base import BaseEstimator
 
 from audit.fairness.metrics import confusion_by_group, disparities_from_cells
+from audit.mitigation.thresholds import CONSTRAINTS, Scores
 
-CONSTRAINTS = ("demographic_parity", "equalized_odds")
 MITIGATION_TABLE = "mitigation_preview_(model_unchanged)"  # the report captions a table by its name
-
-
-class _Scores(BaseEstimator):
-    """A fitted 'estimator' whose prediction is its input's first column: the model's score."""
-
-    def fit(self, x, y):
-        return self
-
-    def predict(self, x):
-        return np.asarray(x)[:, 0]
-
-    def __sklearn_is_fitted__(self) -> bool:
-        return True
 
 
 def threshold_preview(score: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, groups: pd.DataFrame,
                       kept: Mapping[str, Sequence], *, seed: int) -> pd.DataFrame:
     """Accuracy and disparities on the evaluation half, before and after post-processing, per feature."""
     half = np.random.default_rng(seed).permutation(len(score)) < len(score) // 2
+    proba = np.column_stack([1 - score, score])  # what `Scores` reads: the positive score is column 1
     rows = []
     for feature in groups.columns:
         if len(kept[feature]) < 2:
@@ -50,12 +37,11 @@ def threshold_preview(score: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray,
         y_eval = y_true[evaluate]
         rows.append(_row(feature, "none (the model as it is)", y_eval, y_pred[evaluate], s_eval))
         for constraint in CONSTRAINTS:
-            optimizer = ThresholdOptimizer(estimator=_Scores(), constraints=constraint,
-                                           prefit=True, predict_method="predict")
+            optimizer = ThresholdOptimizer(estimator=Scores(), constraints=constraint,
+                                           prefit=True, predict_method="predict_proba")
             try:
-                optimizer.fit(score[fit, None], y_true[fit], sensitive_features=groups[feature][fit].to_numpy())
-                after = optimizer.predict(score[evaluate, None], sensitive_features=s_eval.to_numpy(),
-                                          random_state=seed)
+                optimizer.fit(proba[fit], y_true[fit], sensitive_features=groups[feature][fit].to_numpy())
+                after = optimizer.predict(proba[evaluate], sensitive_features=s_eval.to_numpy(), random_state=seed)
             except ValueError as exc:  # e.g. a group with a single label in the fitting half
                 rows.append({"feature": feature, "post_processing": constraint, "note": str(exc).splitlines()[0]})
                 continue

@@ -31,9 +31,9 @@ from torch import nn
 from audit import validate as check
 from audit.data.dataset import Dataset
 from audit.errors import AuditInputError
+from audit.mitigation.thresholds import CONSTRAINTS
 
 METHODS = ("reweighing", "lagrangian", "adversarial_debiasing")
-CONSTRAINTS = ("demographic_parity", "equalized_odds")
 ADVERSARY_STEPS = 5  # per predictor step: an adversary that keeps up stops the predictor overshooting
 
 

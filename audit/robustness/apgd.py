@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from audit.errors import AuditInputError
 from audit.model import Model
-from audit.robustness.attacks import NORMS, _batches, _direction, _project, _random_start
+from audit.robustness.attacks import NORMS, _direction, _project, _random_start, in_batches
 from audit.robustness.domain import Domain
 from audit.robustness.stochastic import draw_logits
 
@@ -67,11 +67,8 @@ def apgd(model: Model, x: torch.Tensor, y: torch.Tensor, eps, domain: Domain, *,
          seed: int = 0) -> torch.Tensor:
     """Adversarial examples for `x` within `eps` (a float or one per example) of it."""
     generator = torch.Generator().manual_seed(seed)
-    dom = domain.to(model.device)
-    outs = []
-    for xb, yb, eb in _batches(model, x, y, eps, config.draws):
-        outs.append(_apgd_batch(model, xb, yb, eb, dom, config, generator).cpu())
-    return torch.cat(outs) if outs else x.clone()
+    return in_batches(model, x, y, eps, domain, config.draws,
+                      lambda xb, yb, eb, dom: _apgd_batch(model, xb, yb, eb, dom, config, generator))
 
 
 def checkpoints(steps: int) -> list[int]:

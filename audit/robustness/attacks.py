@@ -49,23 +49,27 @@ class PGD:
 def fgsm(model: Model, x: torch.Tensor, y: torch.Tensor, eps, domain: Domain, *, norm: str = "linf",
          draws: int = 1) -> torch.Tensor:
     """One gradient step of size `eps` (a float or one per example) from `x`."""
-    dom = domain.to(model.device)
-    outs = []
-    for xb, yb, eb in _batches(model, x, y, eps, draws):
+    def step(xb, yb, eb, dom):
         grad = _loss_gradient(model, xb, yb, draws)
-        outs.append(dom.clip(xb + eb * dom.scale * _direction(grad * dom.scale * dom.mask, norm)).cpu())
-    return torch.cat(outs)
+        return dom.clip(xb + eb * dom.scale * _direction(grad * dom.scale * dom.mask, norm))
+
+    return in_batches(model, x, y, eps, domain, draws, step)
 
 
 def pgd(model: Model, x: torch.Tensor, y: torch.Tensor, eps, domain: Domain, *, config: PGD = PGD(),
         seed: int = 0) -> torch.Tensor:
     """Adversarial examples for `x` within `eps` (a float or one per example) of it."""
     generator = torch.Generator().manual_seed(seed)
+    return in_batches(model, x, y, eps, domain, config.draws,
+                      lambda xb, yb, eb, dom: _pgd_batch(model, xb, yb, eb, dom, config, generator))
+
+
+def in_batches(model: Model, x: torch.Tensor, y: torch.Tensor, eps, domain: Domain, draws: int,
+               attack) -> torch.Tensor:
+    """`attack(x, y, eps, domain)` over batches on the model's device; the adversarial examples on the CPU."""
     dom = domain.to(model.device)
-    outs = []
-    for xb, yb, eb in _batches(model, x, y, eps, config.draws):
-        outs.append(_pgd_batch(model, xb, yb, eb, dom, config, generator).cpu())
-    return torch.cat(outs)
+    outs = [attack(xb, yb, eb, dom).cpu() for xb, yb, eb in _batches(model, x, y, eps, draws)]
+    return torch.cat(outs) if outs else x.clone()
 
 
 def _pgd_batch(model, x, y, eps, dom: Domain, config: PGD, generator) -> torch.Tensor:
