@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import signal
 import sys
 import threading
@@ -35,6 +36,7 @@ from audit.mitigation.fair_training import METHODS as FAIR_METHODS
 from audit.mitigation.fair_training import Mitigation
 from audit.mitigation.postprocess import with_thresholds
 from audit.mitigation.retrain import retrain
+from audit.mitigation.sweep import DISPARITY, check_sweepable, gate_limit, parse_grid, sweep
 from audit.mitigation.thresholds import CONSTRAINTS
 from audit.report.ci import render_compare_markdown, render_junit, render_markdown
 from audit.runner import AuditRun, run
@@ -174,6 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--constraint", choices=CONSTRAINTS, help="what to equalize (required for thresholds; "
                                                              "training methods: default demographic_parity)")
     p.add_argument("--strength", type=float, help="penalty or adversary weight of a training method (default 1)")
+    p.add_argument("--sweep", action="store_true",
+                   help="fit or train over a grid of strengths, draw balanced accuracy against the disparity (with "
+                        "intervals, Pareto front) in the report, and write the most accurate point whose disparity "
+                        "upper bound is within --max-disparity (else the policy's gate on it). thresholds: "
+                        "fairlearn's tol, demographic_parity only; lagrangian, adversarial_debiasing: the strength")
+    p.add_argument("--grid", metavar="V1,V2,...", help="the values to sweep (default tol 1,0.2,0.1,0.05,0.02,0; "
+                                                      "strength 0,0.25,0.5,1,2,4)")
+    p.add_argument("--max-disparity", type=float, metavar="D", help="the limit the sweep chooses by")
     p.add_argument("-o", "--output", required=True, metavar="FIXED.pt", help="the mitigated checkpoint to write")
     p.add_argument("--report", metavar="HTML", help="the comparison report (default: reports/<FIXED>-vs-<MODEL>.html)")
     p.add_argument("--validation", metavar="FILE", help="CSV or Parquet to fit on (default: the validation split "
@@ -397,12 +407,20 @@ def cmd_mitigate(args) -> int:
         raise AuditInputError("--strength goes with a training method, not thresholds")
     if args.method != "thresholds" and args.validation:
         raise AuditInputError("--validation goes with --method thresholds; retraining uses the recorded splits")
+    grid, limit = _sweep_options(args, settings["policy"])
     model = checkpoint.load(args.model, max_parameters=args.max_parameters)
     where = dict(model.task.dataset)
     test = audit_data(where, data=args.data, target=args.target, sensitive=[args.sensitive], classes=model.classes)
-    if args.method == "thresholds":
-        validation = audit_data(where, data=args.validation, target=args.target, sensitive=[args.sensitive],
-                                classes=model.classes, split="validation")
+    validation = audit_data(where, data=args.validation, target=args.target, sensitive=[args.sensitive],
+                            classes=model.classes, split="validation") if args.method == "thresholds" else None
+    sections = ()
+    if args.sweep:
+        swept = sweep(model, test, method=args.method, column=args.sensitive, max_disparity=limit,
+                      constraint=args.constraint or "demographic_parity", grid=grid, validation=validation,
+                      confidence=settings["options"].get("fairness", {}).get("confidence", 0.95), seed=args.seed,
+                      positive_class=args.positive_class)
+        fixed, sections, done = swept.model, (swept.result(),), swept.summary()
+    elif args.method == "thresholds":
         fixed, _ = with_thresholds(model, validation, column=args.sensitive, constraint=args.constraint,
                                    seed=args.seed, positive_class=args.positive_class)
         done = f"thresholds by {args.sensitive} ({args.constraint}) fitted on {len(validation):,} rows"
@@ -416,7 +434,7 @@ def cmd_mitigate(args) -> int:
     checkpoint.save(fixed, outputs.pop("-o"))
     try:
         fixed = checkpoint.load(fixed_path, max_parameters=args.max_parameters)
-        comparison = compare(model, fixed, test, **settings)
+        comparison = dataclasses.replace(compare(model, fixed, test, **settings), sections=sections)
         _write_outputs({"-o" if k == "--report" else k: v for k, v in outputs.items()}, comparison,
                        comparison.candidate, name=f"{shown(args.model)} vs {shown(fixed_path)}")
     except BaseException:
@@ -426,6 +444,26 @@ def cmd_mitigate(args) -> int:
     if fixed.task.postprocessing is not None:
         print(f"note: the model now needs the sensitive attribute {args.sensitive!r} at prediction time")
     return _finish(comparison.candidate, html)
+
+
+def _sweep_options(args, policy: Policy | None) -> tuple[tuple[float, ...] | None, float | None]:
+    """--grid and the limit a sweep chooses by (--max-disparity, else the policy's gate on the disparity)."""
+    if not args.sweep:
+        if args.grid is not None or args.max_disparity is not None:
+            raise AuditInputError("--grid and --max-disparity go with --sweep")
+        return None, None
+    if args.strength is not None:
+        raise AuditInputError("--sweep varies the strength: give its values with --grid, not --strength")
+    knob = check_sweepable(args.method, args.constraint or "demographic_parity")
+    grid = parse_grid(args.grid, knob) if args.grid is not None else None
+    metric = DISPARITY[args.constraint or "demographic_parity"]
+    limit = args.max_disparity if args.max_disparity is not None else gate_limit(policy, args.sensitive, metric)
+    if limit is None:
+        raise AuditInputError(f"--sweep needs a limit to choose by: --max-disparity D, or a --policy gate with max "
+                              f"on fairness.{args.sensitive}.{metric}")
+    if not 0 <= limit <= 1:
+        raise AuditInputError(f"--max-disparity must be from 0 to 1, found {limit:g}")
+    return grid, limit
 
 
 def _audit_settings(args) -> dict:
