@@ -57,7 +57,7 @@ class Comparison(Document):
             "candidate": self.candidate.to_dict(),
             "changes": table.to_dict(orient="records"),
             "verdict": self.verdict.to_dict(),
-            "sections": [section.to_dict() for section in self.sections],
+            "sections": {section.analyzer: section.to_dict() for section in self.sections},
         }
 
     def render_html(self, *, standalone: bool = True) -> str:
