@@ -19,7 +19,9 @@ from audit.cli import main
 from audit.data.sources import audit_data
 from audit.errors import AuditInputError
 from audit.fairness.intervals import mean_rate_interval
+from audit.mitigation.adversarial_training import AdversarialTraining
 from audit.mitigation.sweep import Sweep, SweepPoint, choose, measure, parse_grid, pareto_front, sweep
+from audit.models.training import TrainConfig, train
 from audit.report.html import render_result
 
 SEX = "sex"
@@ -35,7 +37,7 @@ def splits():
 @pytest.fixture(scope="module")
 def swept(adult_mlp, splits):
     validation, test = splits
-    return sweep(adult_mlp, test, method="thresholds", column=SEX, max_disparity=0.1, validation=validation)
+    return sweep(adult_mlp, test, method="thresholds", column=SEX, limit=0.1, validation=validation)
 
 
 def dominated_by_brute_force(points: list[tuple[float, float]]) -> list[bool]:
@@ -84,18 +86,18 @@ def test_strict_end_is_fairer_and_the_choice_passes(swept, splits, adult_mlp, tm
     loose, strict = swept.points[0], swept.points[-1]
     # adult's labels differ by sex, and so does the model: the unconstrained end keeps a gap the data support,
     # the strict end's interval lies below it
-    assert loose.disparity_interval[0] > 0.1
-    assert strict.disparity_interval[1] < loose.disparity_interval[0]
+    assert loose.measured_interval[0] > 0.1
+    assert strict.measured_interval[1] < loose.measured_interval[0]
     chosen = swept.points[swept.chosen]
-    assert swept.passes and chosen.disparity_interval[1] <= 0.1
-    assert all(p.balanced_accuracy <= chosen.balanced_accuracy for p in swept.points if p.disparity_interval[1] <= 0.1)
+    assert swept.passes and chosen.measured_interval[1] <= 0.1
+    assert all(p.accuracy <= chosen.accuracy for p in swept.points if p.measured_interval[1] <= 0.1)
     assert table["pareto_front"].tolist() == pareto_front(table["balanced_accuracy"],
                                                           table["demographic_parity_difference"]).tolist()
     # the numbers are fairlearn's and sklearn's on the point's own decisions
     pred, labels = chosen.model.predict(test), adult_mlp.labels(test)
-    assert chosen.disparity == pytest.approx(demographic_parity_difference(labels, pred,
+    assert chosen.measured == pytest.approx(demographic_parity_difference(labels, pred,
                                                                            sensitive_features=test.sensitive[SEX]))
-    assert chosen.balanced_accuracy == pytest.approx(balanced_accuracy_score(labels, pred))
+    assert chosen.accuracy == pytest.approx(balanced_accuracy_score(labels, pred))
     # what is written is the chosen point
     loaded = checkpoint.load(checkpoint.save(swept.model, tmp_path / "chosen.pt"))
     assert loaded.task.postprocessing.tol == chosen.value
@@ -147,7 +149,7 @@ def test_mitigate_sweep_command(adult_mlp, splits, tmp_path, capsys):
     metric = "fairness.sex.demographic_parity_difference"
     # the comparison's fairness analyzer sees the written model as the sweep saw its chosen point
     assert fairness["metrics"][metric] == pytest.approx(chosen["demographic_parity_difference"])
-    assert fairness["intervals"][metric] == pytest.approx([chosen["disparity_low"], chosen["disparity_high"]])
+    assert fairness["intervals"][metric] == pytest.approx([chosen["low"], chosen["high"]])
     assert checkpoint.load(tmp_path / "fixed.pt").task.postprocessing.tol == chosen["tol"]
     html = (tmp_path / "c.html").read_text()
     assert "Accuracy against disparity" in html and f"Chosen: tol {chosen['tol']:g}" in html
@@ -157,10 +159,12 @@ def test_mitigate_sweep_command(adult_mlp, splits, tmp_path, capsys):
                            (["--grid", "0.5,3"], "from 0 to 1; found 3.0"),
                            ([], "--sweep needs a limit"),
                            (["--max-disparity", "0.1", "--constraint", "equalized_odds"], "relaxes demographic_parity"),
-                           (["--max-disparity", "2"], "--max-disparity must be from 0 to 1"),
+                           (["--max-disparity", "2"], "limit must be from 0 to 1"),
                            (["--max-disparity", "0.1", "--method", "lagrangian", "--strength", "2"],
                             "not --strength"),
-                           (["--max-disparity", "0.1", "--method", "reweighing"], "a strength to vary")):
+                           (["--max-disparity", "0.1", "--method", "reweighing"], "a strength to vary"),
+                           (["--min-robust-accuracy", "0.5"], "--min-robust-accuracy goes with a pgd sweep"),
+                           (["--method", "pgd"], "--constraint and --strength go with a fairness method")):
         (tmp_path / "fixed.pt").unlink(missing_ok=True)
         argv = [*args, *extra]
         if "--method" in extra:  # a training method: no --validation
@@ -169,6 +173,8 @@ def test_mitigate_sweep_command(adult_mlp, splits, tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1
         assert not (tmp_path / "fixed.pt").exists()
+    assert main(["mitigate", str(original), "--method", "pgd", "--sweep", "-o", str(tmp_path / "fixed.pt")]) == 2
+    assert "--sweep needs a limit to choose by: --min-robust-accuracy A" in capsys.readouterr().err
 
 
 def test_training_sweep_trades_accuracy_for_parity(tmp_path):
@@ -181,18 +187,41 @@ def test_training_sweep_trades_accuracy_for_parity(tmp_path):
                  "--epochs", "5", "--quiet", "-o", str(tmp_path / "m.pt")]) == 0
     model = audit.load_model(tmp_path / "m.pt")
     data = audit_data(dict(model.task.dataset), sensitive=["sex"], classes=model.classes)  # the recorded test split
-    result = sweep(model, data, method="lagrangian", column="sex", grid=[10, 0], max_disparity=0.2)
+    result = sweep(model, data, method="lagrangian", column="sex", grid=[10, 0], limit=0.2)
     free, strict = result.points
     assert (free.value, strict.value) == (0, 10)
     # the penalty closes the planted gap beyond its intervals, at a cost in accuracy, without predicting one class
-    assert strict.disparity_interval[1] < free.disparity_interval[0]
-    assert 0.6 < strict.balanced_accuracy < free.balanced_accuracy
+    assert strict.measured_interval[1] < free.measured_interval[0]
+    assert 0.6 < strict.accuracy < free.accuracy
     assert result.chosen == 1 and result.passes
     pred, labels = strict.model.predict(data), model.labels(data)
-    assert strict.disparity == pytest.approx(demographic_parity_difference(labels, pred,
+    assert strict.measured == pytest.approx(demographic_parity_difference(labels, pred,
                                                                            sensitive_features=data.sensitive["sex"]))
     odds = measure(strict.model, data, 10, column="sex", metric="equalized_odds_difference", positive=1,
                    confidence=0.95)
-    assert odds.disparity == pytest.approx(equalized_odds_difference(labels, pred,
+    assert odds.measured == pytest.approx(equalized_odds_difference(labels, pred,
                                                                      sensitive_features=data.sensitive["sex"]))
     assert strict.model.task.training["mitigation"]["strength"] == 10
+
+
+def test_adversarial_training_sweep_trades_clean_for_robust_accuracy():
+    splits = [audit.load_dataset("digits", split) for split in ("train", "validation", "test")]
+    config = TrainConfig(epochs=4, patience=4, lr=0.003, batch_size=64)
+    model = train("cnn", *splits, config=config, model_config={"channels": [8, 16], "hidden": 32}, quiet=True).model
+    test = splits[2]
+    epsilon = 0.1 * (model.encoder.high - model.encoder.low)  # the robustness analyzer's default for images
+    result = sweep(model, test, method="pgd", grid=[epsilon, 0], limit=0.3,
+                   adversarial=AdversarialTraining(steps=3, share=1.0))
+    plain, hardened = result.points
+    assert (plain.value, hardened.value) == (0, epsilon)
+    assert np.array_equal(plain.model.predict(test), model.predict(test))  # epsilon 0: retrained as recorded
+    assert hardened.model.task.training["adversarial"]["epsilon"] == epsilon
+    # planted by training: PGD examples in the loop raise accuracy under PGD at the evaluation epsilon
+    assert hardened.measured > plain.measured + 0.08
+    sample = test.sample(256, seed=0)
+    assert plain.accuracy == pytest.approx(np.mean(model.predict(sample) == model.labels(sample)))
+    assert plain.measured <= plain.accuracy and plain.measured_interval[0] < 0.3
+    assert result.chosen == 1 and result.passes  # the most accurate point whose PGD accuracy lower bound is >= 0.3
+    table = result.table()
+    assert list(table.columns[:2]) == ["epsilon", "clean_accuracy"] and "pgd_accuracy" in table
+    assert "Accuracy against robustness" in render_result(result.result())
