@@ -204,24 +204,34 @@ def test_training_sweep_trades_accuracy_for_parity(tmp_path):
     assert strict.model.task.training["mitigation"]["strength"] == 10
 
 
-def test_adversarial_training_sweep_trades_clean_for_robust_accuracy():
+def test_adversarial_training_sweep_trades_clean_for_robust_accuracy(tmp_path, capsys):
     splits = [audit.load_dataset("digits", split) for split in ("train", "validation", "test")]
     config = TrainConfig(epochs=4, patience=4, lr=0.003, batch_size=64)
-    model = train("cnn", *splits, config=config, model_config={"channels": [8, 16], "hidden": 32}, quiet=True).model
+    epsilon = 0.1  # the robustness analyzer's default for these images: a tenth of their range
+    recorded = AdversarialTraining(epsilon=epsilon, steps=3, share=1.0)
+    model = train("cnn", *splits, config=config, model_config={"channels": [8, 16], "hidden": 32},
+                  adversarial=recorded, quiet=True).model
+    path = checkpoint.save(model, tmp_path / "m.pt")
     test = splits[2]
-    epsilon = 0.1 * (model.encoder.high - model.encoder.low)  # the robustness analyzer's default for images
-    result = sweep(model, test, method="pgd", grid=[epsilon, 0], limit=0.3,
-                   adversarial=AdversarialTraining(steps=3, share=1.0))
-    plain, hardened = result.points
-    assert (plain.value, hardened.value) == (0, epsilon)
-    assert np.array_equal(plain.model.predict(test), model.predict(test))  # epsilon 0: retrained as recorded
-    assert hardened.model.task.training["adversarial"]["epsilon"] == epsilon
+    argv = ["mitigate", str(path), "--method", "pgd", "-o", str(tmp_path / "f.pt"), "--analyzers", "performance",
+            "--report", str(tmp_path / "c.html"), "--json", str(tmp_path / "c.json"), "--quiet"]
+    assert main([*argv, "--sweep", "--grid", f"{epsilon},0", "--min-robust-accuracy", "0.3"]) == 0
+    assert "swept pgd over 2 values of epsilon" in capsys.readouterr().out
+    rows = json.loads((tmp_path / "c.json").read_text())["sections"]["mitigation_sweep"]["tables"]["sweep"]
+    plain, hardened = rows
+    assert (plain["epsilon"], hardened["epsilon"]) == (0, epsilon)
     # planted by training: PGD examples in the loop raise accuracy under PGD at the evaluation epsilon
-    assert hardened.measured > plain.measured + 0.08
-    sample = test.sample(256, seed=0)
-    assert plain.accuracy == pytest.approx(np.mean(model.predict(sample) == model.labels(sample)))
-    assert plain.measured <= plain.accuracy and plain.measured_interval[0] < 0.3
-    assert result.chosen == 1 and result.passes  # the most accurate point whose PGD accuracy lower bound is >= 0.3
-    table = result.table()
-    assert list(table.columns[:2]) == ["epsilon", "clean_accuracy"] and "pgd_accuracy" in table
-    assert "Accuracy against robustness" in render_result(result.result())
+    assert hardened["pgd_accuracy"] > plain["pgd_accuracy"] + 0.08
+    assert plain["low"] < 0.3 <= hardened["low"] and hardened["chosen"]  # the limit reads the lower bound
+    written = checkpoint.load(tmp_path / "f.pt")
+    assert written.task.training["adversarial"] == model.task.training["adversarial"]
+    assert np.array_equal(written.predict(test), model.predict(test))  # retrained as recorded: the same network
+    assert "Accuracy against robustness" in (tmp_path / "c.html").read_text()
+
+    sample = test.sample(256, seed=0)  # the robustness analyzer's sample size and draw
+    assert hardened["clean_accuracy"] == pytest.approx(np.mean(written.predict(sample) == written.labels(sample)))
+
+    (tmp_path / "f.pt").unlink()
+    assert main(argv) == 0  # without --sweep: retrained once, with the recorded adversarial training
+    assert "retrained with PGD adversarial training (epsilon 0.1)" in capsys.readouterr().out
+    assert np.array_equal(checkpoint.load(tmp_path / "f.pt").predict(test), model.predict(test))

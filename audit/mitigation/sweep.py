@@ -83,6 +83,7 @@ class Sweep:
     limit: float
     confidence: float
     points: tuple[SweepPoint, ...]
+    epsilon: float | None = None  # the PGD accuracy's evaluation epsilon
 
     @property
     def knob(self) -> str:
@@ -131,7 +132,7 @@ class Sweep:
     def _words(self) -> tuple[str, str, str]:
         """The measure, its gate side and how the limit reads, in words."""
         if self.metric == ROBUST:
-            return "PGD accuracy", "lower bound", f"at least {self.limit:g}"
+            return f"PGD accuracy at epsilon {self.epsilon:.3g}", "lower bound", f"at least {self.limit:g}"
         return f"{self.metric.replace('_', ' ')} by {self.column}", "upper bound", f"within {self.limit:g}"
 
     def summary(self) -> str:
@@ -157,8 +158,8 @@ class Sweep:
                                         f"kept: {self.knob} {point.value:g} ({measured}).",
                               next="Sweep further (a stricter --grid) or consider another method.")
         details = {"method": self.method, "knob": self.knob, "column": self.column, "measure": self.metric,
-                   "limit": self.limit, "confidence": self.confidence, "chosen": self.chosen,
-                   "passes": self.passes}
+                   "epsilon": self.epsilon, "limit": self.limit, "confidence": self.confidence,
+                   "chosen": self.chosen, "passes": self.passes}
         return Result(analyzer=SECTION, tables={"sweep": self.table()}, figures=(tradeoff_figure(self),),
                       details=details, findings=(finding,))
 
@@ -214,8 +215,9 @@ def sweep(model: Model, data: Dataset, *, method: str, limit: float, column: str
                        confidence=confidence)
 
     points = tuple(measured(v) for v in steps(grid, desc=f"sweep {method}", name=lambda v: f"{knob} {v:g}"))
-    return Sweep(method, column, ROBUST if method == "pgd" else DISPARITY[constraint], float(limit), confidence,
-                 points)
+    if method == "pgd":
+        return Sweep(method, None, ROBUST, float(limit), confidence, points, epsilon=float(epsilon))
+    return Sweep(method, column, DISPARITY[constraint], float(limit), confidence, points)
 
 
 def knob_of(method: str) -> str:
