@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_audit_options(p, default_output="reports/<baseline>-vs-<candidate>.html")
     p.set_defaults(handler=cmd_compare)
 
-    p = sub.add_parser("mitigate", help="fix a model that a fairness gate blocks (post-process or retrain it), then "
+    p = sub.add_parser("mitigate", help="fix a model that a fairness or robustness gate blocks (post-process or retrain it), then "
                                         "compare it with the original under the policy")
     p.add_argument("model", help="checkpoint (.pt) written by audit train")
     p.add_argument("--method", required=True, choices=["thresholds", *FAIR_METHODS, "pgd"],

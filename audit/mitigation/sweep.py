@@ -186,6 +186,9 @@ def sweep(model: Model, data: Dataset, *, method: str, limit: float, column: str
     if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
         raise AuditInputError(f"the confidence of the intervals must lie between 0 and 1, found {confidence!r}")
     positive = positive_index(model, positive_class)
+    if epsilon is not None and (isinstance(epsilon, bool) or not isinstance(epsilon, (int, float))
+                                or not 0 < epsilon < float("inf")):
+        raise AuditInputError(f"the PGD accuracy's epsilon must be a positive number, found {epsilon!r}")
     if method == "pgd":
         if model.modality == "text":
             raise AuditInputError("adversarial training needs continuous inputs (images or tables), not text")
@@ -264,8 +267,9 @@ def measure_robustness(model: Model, sample: Dataset, value: float, *, epsilon: 
 
 
 def pareto_front(accuracy: Sequence[float], disparity: Sequence[float]) -> np.ndarray:
-    """Whether each point is on the front: no other point has at least its accuracy and at most its disparity,
-    and is better in one. A point with a missing number is on no front and dominates none."""
+    """Whether each point is on the front: no other point has at least its accuracy and at most its disparity
+    (or any cost to minimize: a negated PGD accuracy), and is better in one. A point with a missing number is on
+    no front and dominates none."""
     a, d = np.asarray(accuracy, dtype=float), np.asarray(disparity, dtype=float)
     finite = np.isfinite(a) & np.isfinite(d)
     as_good = (a[None, :] >= a[:, None]) & (d[None, :] <= d[:, None])  # [i, j]: j is as good as i on both
@@ -274,8 +278,8 @@ def pareto_front(accuracy: Sequence[float], disparity: Sequence[float]) -> np.nd
 
 
 def choose(accuracy: Sequence[float], upper: Sequence[float], limit: float) -> int:
-    """The most accurate point whose disparity upper bound is within `limit` (ties: the lower bound, then the
-    first); where none is, the point with the lowest upper bound."""
+    """The most accurate point whose disparity upper bound (or any bound to keep low: a negated lower bound) is
+    within `limit` (ties: the lower bound, then the first); where none is, the point with the lowest bound."""
     a, u = np.asarray(accuracy, dtype=float), np.asarray(upper, dtype=float)
     within = [i for i in range(len(a)) if u[i] <= limit and np.isfinite(a[i])]
     if within:
