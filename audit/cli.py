@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import signal
 import sys
 import threading
@@ -34,7 +35,8 @@ from audit.mitigation.adversarial_training import AdversarialTraining
 from audit.mitigation.fair_training import METHODS as FAIR_METHODS
 from audit.mitigation.fair_training import Mitigation
 from audit.mitigation.postprocess import with_thresholds
-from audit.mitigation.retrain import retrain
+from audit.mitigation.retrain import recorded_adversarial, retrain
+from audit.mitigation.sweep import DISPARITY, ROBUST, check_sweepable, gate_limit, parse_grid, sweep
 from audit.mitigation.thresholds import CONSTRAINTS
 from audit.report.ci import render_compare_markdown, render_junit, render_markdown
 from audit.runner import AuditRun, run
@@ -163,17 +165,30 @@ def build_parser() -> argparse.ArgumentParser:
     _add_audit_options(p, default_output="reports/<baseline>-vs-<candidate>.html")
     p.set_defaults(handler=cmd_compare)
 
-    p = sub.add_parser("mitigate", help="fix a model that a fairness gate blocks (post-process or retrain it), then "
+    p = sub.add_parser("mitigate", help="fix a model that a fairness or robustness gate blocks (post-process or retrain it), then "
                                         "compare it with the original under the policy")
     p.add_argument("model", help="checkpoint (.pt) written by audit train")
-    p.add_argument("--method", required=True, choices=["thresholds", *FAIR_METHODS],
+    p.add_argument("--method", required=True, choices=["thresholds", *FAIR_METHODS, "pgd"],
                    help="thresholds: group-specific thresholds (fairlearn's ThresholdOptimizer) fitted on the "
                         "validation split; the fixed model needs the sensitive column at prediction time. "
-                        f"{', '.join(FAIR_METHODS)}: the model retrained as its checkpoint records, with that method")
-    p.add_argument("--sensitive", required=True, metavar="COL", help="the sensitive column to equalize over")
+                        f"{', '.join(FAIR_METHODS)}: the model retrained as its checkpoint records, with that method. "
+                        "pgd: retrained with PGD adversarial training")
+    p.add_argument("--sensitive", metavar="COL", help="the sensitive column to equalize over (fairness methods)")
     p.add_argument("--constraint", choices=CONSTRAINTS, help="what to equalize (required for thresholds; "
                                                              "training methods: default demographic_parity)")
     p.add_argument("--strength", type=float, help="penalty or adversary weight of a training method (default 1)")
+    p.add_argument("--sweep", action="store_true",
+                   help="fit or train over a grid of strengths, draw balanced accuracy against the disparity (with "
+                        "intervals, Pareto front) in the report, and write the most accurate point whose disparity "
+                        "upper bound is within --max-disparity (else the policy's gate on it). thresholds: "
+                        "fairlearn's tol, demographic_parity only; lagrangian, adversarial_debiasing: the strength. "
+                        "pgd: the training epsilon, clean against PGD accuracy, chosen by --min-robust-accuracy")
+    p.add_argument("--grid", metavar="V1,V2,...", help="the values to sweep (default tol 1,0.2,0.1,0.05,0.02,0; "
+                                                      "strength 0,0.25,0.5,1,2,4; epsilon 0, 0.5, 1 and 2 times "
+                                                      "the robustness analyzer's)")
+    p.add_argument("--max-disparity", type=float, metavar="D", help="the limit a fairness sweep chooses by")
+    p.add_argument("--min-robust-accuracy", type=float, metavar="A",
+                   help="the limit a pgd sweep chooses by (else the policy's min on robustness.pgd_accuracy)")
     p.add_argument("-o", "--output", required=True, metavar="FIXED.pt", help="the mitigated checkpoint to write")
     p.add_argument("--report", metavar="HTML", help="the comparison report (default: reports/<FIXED>-vs-<MODEL>.html)")
     p.add_argument("--validation", metavar="FILE", help="CSV or Parquet to fit on (default: the validation split "
@@ -397,12 +412,31 @@ def cmd_mitigate(args) -> int:
         raise AuditInputError("--strength goes with a training method, not thresholds")
     if args.method != "thresholds" and args.validation:
         raise AuditInputError("--validation goes with --method thresholds; retraining uses the recorded splits")
+    if args.method == "pgd" and (args.constraint or args.strength is not None):
+        raise AuditInputError("--constraint and --strength go with a fairness method, not pgd")
+    if args.method != "pgd" and args.sensitive is None:
+        raise AuditInputError(f"--method {args.method} needs --sensitive COL, the column to equalize over")
+    grid, limit = _sweep_options(args, settings["policy"])
     model = checkpoint.load(args.model, max_parameters=args.max_parameters)
-    where = dict(model.task.dataset)
-    test = audit_data(where, data=args.data, target=args.target, sensitive=[args.sensitive], classes=model.classes)
-    if args.method == "thresholds":
-        validation = audit_data(where, data=args.validation, target=args.target, sensitive=[args.sensitive],
-                                classes=model.classes, split="validation")
+    where, sensitive = dict(model.task.dataset), [args.sensitive] if args.sensitive else []
+    test = audit_data(where, data=args.data, target=args.target, sensitive=sensitive, classes=model.classes)
+    validation = audit_data(where, data=args.validation, target=args.target, sensitive=sensitive,
+                            classes=model.classes, split="validation") if args.method == "thresholds" else None
+    sections = ()
+    if args.sweep:
+        swept = sweep(model, test, method=args.method, column=args.sensitive, limit=limit,
+                      constraint=args.constraint or "demographic_parity", grid=grid, validation=validation,
+                      adversarial=recorded_adversarial(model), samples=args.samples,
+                      epsilon=settings["options"].get("robustness", {}).get("epsilon"),
+                      confidence=settings["options"].get("fairness", {}).get("confidence", 0.95), seed=args.seed,
+                      positive_class=args.positive_class)
+        fixed, sections, done = swept.model, (swept.result(),), swept.summary()
+    elif args.method == "pgd":
+        outcome = retrain(model, adversarial=recorded_adversarial(model), quiet=args.quiet)
+        fixed = outcome.model
+        done = (f"retrained with PGD adversarial training (epsilon {fixed.task.training['adversarial']['epsilon']:.3g})"
+                f" in {outcome.seconds:.1f} s")
+    elif args.method == "thresholds":
         fixed, _ = with_thresholds(model, validation, column=args.sensitive, constraint=args.constraint,
                                    seed=args.seed, positive_class=args.positive_class)
         done = f"thresholds by {args.sensitive} ({args.constraint}) fitted on {len(validation):,} rows"
@@ -416,7 +450,7 @@ def cmd_mitigate(args) -> int:
     checkpoint.save(fixed, outputs.pop("-o"))
     try:
         fixed = checkpoint.load(fixed_path, max_parameters=args.max_parameters)
-        comparison = compare(model, fixed, test, **settings)
+        comparison = dataclasses.replace(compare(model, fixed, test, **settings), sections=sections)
         _write_outputs({"-o" if k == "--report" else k: v for k, v in outputs.items()}, comparison,
                        comparison.candidate, name=f"{shown(args.model)} vs {shown(fixed_path)}")
     except BaseException:
@@ -426,6 +460,33 @@ def cmd_mitigate(args) -> int:
     if fixed.task.postprocessing is not None:
         print(f"note: the model now needs the sensitive attribute {args.sensitive!r} at prediction time")
     return _finish(comparison.candidate, html)
+
+
+def _sweep_options(args, policy: Policy | None) -> tuple[tuple[float, ...] | None, float | None]:
+    """--grid and the limit a sweep chooses by (--max-disparity or --min-robust-accuracy, else the policy's gate
+    on the sweep's measure)."""
+    if not args.sweep:
+        if args.grid is not None or args.max_disparity is not None or args.min_robust_accuracy is not None:
+            raise AuditInputError("--grid, --max-disparity and --min-robust-accuracy go with --sweep")
+        return None, None
+    if args.strength is not None:
+        raise AuditInputError("--sweep varies the strength: give its values with --grid, not --strength")
+    knob = check_sweepable(args.method, args.constraint or "demographic_parity")
+    grid = parse_grid(args.grid, knob) if args.grid is not None else None
+    robust = args.method == "pgd"
+    given, other = (args.min_robust_accuracy, "--max-disparity") if robust else (args.max_disparity,
+                                                                                  "--min-robust-accuracy")
+    if (args.max_disparity if robust else args.min_robust_accuracy) is not None:
+        raise AuditInputError(f"{other} goes with a {'fairness' if robust else 'pgd'} sweep, not {args.method}")
+    metric = ROBUST if robust else DISPARITY[args.constraint or "demographic_parity"]
+    limit = given if given is not None else gate_limit(policy, metric, args.sensitive)
+    if limit is None:
+        flag, gate = (("--min-robust-accuracy A", f"min on robustness.{metric}") if robust else
+                      ("--max-disparity D", f"max on fairness.{args.sensitive}.{metric}"))
+        raise AuditInputError(f"--sweep needs a limit to choose by: {flag}, or a --policy gate with {gate}")
+    if not 0 <= limit <= 1:
+        raise AuditInputError(f"the sweep's limit must be from 0 to 1, found {limit:g}")
+    return grid, limit
 
 
 def _audit_settings(args) -> dict:

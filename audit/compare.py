@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from audit.analyzers.base import Analyzer
+from audit.analyzers.base import Analyzer, Result
 from audit.data.dataset import Dataset
 from audit.errors import AuditInputError
 from audit.model import Model
@@ -22,6 +22,7 @@ class Comparison(Document):
     baseline: AuditRun
     candidate: AuditRun
     verdict: Verdict
+    sections: tuple[Result, ...] = ()  # shown after the summary, e.g. the trade-off of a mitigation sweep
 
     def table(self) -> pd.DataFrame:
         """One row per metric of either run: both values, the change, and whether it is better. A fairness
@@ -56,6 +57,7 @@ class Comparison(Document):
             "candidate": self.candidate.to_dict(),
             "changes": table.to_dict(orient="records"),
             "verdict": self.verdict.to_dict(),
+            "sections": {section.analyzer: section.to_dict() for section in self.sections},
         }
 
     def render_html(self, *, standalone: bool = True) -> str:

@@ -134,3 +134,19 @@ def _worst(rates, confidence, bounds, reduce, gate: str):
     if np.ndim(low) == 0:
         return float(low), float(high)
     return low, high
+
+
+def mean_rate_interval(x, n, confidence: float) -> tuple[float, float, float]:
+    """The mean of independent proportions x/n (balanced accuracy: the mean recall over classes) and its
+    MOVER interval (Zou & Donner 2008, Stat Med 27:1693) from each proportion's continuity-corrected Wilson
+    interval: mean -+ sqrt(sum of squared distances to the lower (upper) limits) / k. (From plain Wilson
+    intervals it undercovered: 0.93 at 95% for recalls 0.95 and 0.99 on 20 rows each.) Proportions with n = 0
+    are left out, as balanced accuracy leaves out classes absent from the data."""
+    x, n = np.asarray(x, dtype=float), np.asarray(n, dtype=float)
+    x, n = x[n > 0], n[n > 0]
+    if not len(n):
+        return float("nan"), float("nan"), float("nan")
+    p, low, high = wilson(x, n, _z(1 - confidence))
+    mean = float(p.mean())
+    return (mean, max(0.0, mean - float(np.sqrt(np.sum((p - low) ** 2))) / len(p)),
+            min(1.0, mean + float(np.sqrt(np.sum((high - p) ** 2))) / len(p)))

@@ -14,20 +14,20 @@ from audit.model import Model
 
 
 def with_thresholds(model: Model, validation: Dataset, *, column: str, constraint: str, seed: int = 0,
-                    positive_class: str | None = None) -> tuple[Model, ThresholdOptimizer]:
+                    positive_class: str | None = None, tol: float | None = None) -> tuple[Model, ThresholdOptimizer]:
     """`model` with group thresholds on `column` fitted on `validation` (fairlearn's ThresholdOptimizer,
-    prefit, on the positive-class probability), and the fitted optimizer. The new model needs `column`
-    at prediction time."""
+    prefit, on the positive-class probability; `tol` relaxes demographic parity), and the fitted optimizer. The
+    new model needs `column` at prediction time."""
     if model.task.postprocessing is not None:
         raise AuditInputError(f"the model already applies group thresholds by {model.task.postprocessing.column!r}; "
                               "post-process the model they were fitted on")
     if len(model.classes) != 2:
         raise AuditInputError(f"group thresholds need a model with two classes, this one has {len(model.classes)}")
-    positive = 1 if positive_class is None else _class_index(model, positive_class)
+    positive = positive_index(model, positive_class)
     groups = group_column(validation, column)
     proba = model.proba(model.encode(validation))
     rule, optimizer = fit_thresholds(proba, model.labels(validation), groups, column=column, constraint=constraint,
-                                     positive=positive, seed=seed)
+                                     positive=positive, seed=seed, tol=tol)
     task = replace(model.task, postprocessing=rule)
     return Model(model.module, task, architecture=model.architecture, config=model.config, device=model.device,
                  batch_size=model.batch_size), optimizer
@@ -42,7 +42,10 @@ def group_column(data: Dataset, column: str) -> pd.Series:
                           f"{', '.join(data.sensitive_names) or 'none'}")
 
 
-def _class_index(model: Model, name: str) -> int:
+def positive_index(model: Model, name: str | None) -> int:
+    """The index of the favourable class `name` (`--positive-class`); the second class when None."""
+    if name is None:
+        return 1
     if str(name) not in model.classes:
         raise AuditInputError(f"--positive-class {name!r} is not a class of the model {list(model.classes)}")
     return model.classes.index(str(name))

@@ -6,15 +6,17 @@ from dataclasses import fields
 from pathlib import Path
 
 from audit.errors import AuditInputError
+from audit.mitigation.adversarial_training import AdversarialTraining
 from audit.mitigation.fair_training import Mitigation
 from audit.model import Model
 from audit.models.spec import ModelSpec, _label_bias
 from audit.models.training import TrainConfig, TrainingOutcome, train
 
 
-def retrain(model: Model, mitigation: Mitigation, *, quiet: bool = False) -> TrainingOutcome:
+def retrain(model: Model, mitigation: Mitigation | None = None, *, adversarial: AdversarialTraining | None = None,
+            quiet: bool = False) -> TrainingOutcome:
     """`model`'s architecture trained again as its checkpoint records (data, label bias, training
-    options), with `mitigation` in the loop."""
+    options), with `mitigation` or `adversarial` training in the loop (neither: plain training)."""
     if model.architecture in (None, "torchscript") or not model.task.training:
         raise AuditInputError("retraining needs a checkpoint written by audit train (it records how it was trained)")
     recorded = model.task.training
@@ -33,4 +35,10 @@ def retrain(model: Model, mitigation: Mitigation, *, quiet: bool = False) -> Tra
     if where.get("path") and splits[2].source.get("sha256") != where.get("sha256"):
         raise AuditInputError(f"{where['path']} changed since the model was trained on it; it cannot be retrained")
     return train(model.architecture, *splits, config=config, model_config=model.config, mitigation=mitigation,
-                 quiet=quiet)
+                 adversarial=adversarial, quiet=quiet)
+
+
+def recorded_adversarial(model: Model) -> AdversarialTraining:
+    """The adversarial training `model`'s checkpoint records (attack, epsilon, steps, share), else the defaults."""
+    recorded = (model.task.training or {}).get("adversarial")
+    return AdversarialTraining.from_dict(dict(recorded)) if recorded else AdversarialTraining()

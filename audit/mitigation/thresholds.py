@@ -40,6 +40,7 @@ class GroupThresholds:
     positive: int
     seed: int
     rules: Mapping[str, Mapping[str, float | str]]
+    tol: float | None = None  # fairlearn's relaxed constraint: the groups' selection rates lie within tol
 
     def positive_probability(self, score: np.ndarray, groups: pd.Series) -> np.ndarray:
         """The probability of deciding `positive` for each row: fairlearn's `_pmf_predict(...)[:, 1]`."""
@@ -68,15 +69,16 @@ class GroupThresholds:
         return decided
 
     def to_dict(self) -> dict:
+        relaxed = {} if self.tol is None else {"tol": self.tol}
         return {"method": "thresholds", "column": self.column, "constraint": self.constraint,
-                "positive": self.positive, "seed": self.seed,
+                "positive": self.positive, "seed": self.seed, **relaxed,
                 "rules": {group: dict(rule) for group, rule in self.rules.items()}}
 
     @classmethod
     def from_dict(cls, d, where: str = "task.postprocessing") -> GroupThresholds:
         """Thresholds from `to_dict`, every field checked: they come from an untrusted file."""
         check.mapping(d, where)
-        unknown = sorted(set(d) - {"method", "column", "constraint", "positive", "seed", "rules"})
+        unknown = sorted(set(d) - {"method", "column", "constraint", "positive", "seed", "tol", "rules"})
         if unknown:
             raise AuditInputError(f"{where}: unknown field(s) {', '.join(unknown)}")
         if d.get("method") != "thresholds":
@@ -90,25 +92,32 @@ class GroupThresholds:
         return cls(column=check.string(d.get("column"), f"{where}.column"), constraint=constraint,
                    positive=check.integer(d.get("positive"), f"{where}.positive", low=0, high=1),
                    seed=check.integer(d.get("seed"), f"{where}.seed", low=0, high=2**32 - 1),
+                   tol=None if d.get("tol") is None else check.number(d["tol"], f"{where}.tol", low=0.0, high=1.0),
                    rules={g: _checked_rule(r, f"{where}.rules.{g}") for g, r in rules.items()})
 
 
 def fit_thresholds(proba: np.ndarray, labels: np.ndarray, groups: pd.Series, *, column: str, constraint: str,
-                   positive: int, seed: int) -> tuple[GroupThresholds, ThresholdOptimizer]:
-    """ThresholdOptimizer fitted on a binary model's probabilities, and its rule as `GroupThresholds`."""
+                   positive: int, seed: int,
+                   tol: float | None = None) -> tuple[GroupThresholds, ThresholdOptimizer]:
+    """ThresholdOptimizer fitted on a binary model's probabilities, and its rule as `GroupThresholds`. With
+    `tol` (demographic parity only, as fairlearn allows) the constraint is relaxed: the groups' selection
+    rates on the fitting data lie within `tol` of each other; 0 is strict, 1 no constraint."""
     if constraint not in CONSTRAINTS:
         raise AuditInputError(f"--constraint must be one of {', '.join(CONSTRAINTS)}, found {constraint!r}")
     if proba.shape[1] != 2:
         raise AuditInputError(f"group thresholds need a model with two classes, this one has {proba.shape[1]}")
+    if tol is not None and (constraint != "demographic_parity" or not 0 <= tol <= 1):
+        raise AuditInputError(f"a relaxed threshold constraint (tol) must lie in [0, 1] and goes with "
+                              f"demographic_parity only (fairlearn does not relax {constraint}), found tol {tol!r}")
     optimizer = ThresholdOptimizer(estimator=Scores(positive), constraints=constraint, prefit=True,
-                                   predict_method="predict_proba")
+                                   predict_method="predict_proba", tol=tol)
     try:
         optimizer.fit(proba, (labels == positive).astype(int), sensitive_features=groups.astype(str).to_numpy())
     except ValueError as exc:  # e.g. a group with a single label
         raise AuditInputError(f"thresholds by {column}: {exc}") from None
     rules = {str(group): _rule(bunch)
              for group, bunch in optimizer.interpolated_thresholder_.interpolation_dict.items()}
-    return GroupThresholds(column, constraint, positive, seed, rules), optimizer
+    return GroupThresholds(column, constraint, positive, seed, rules, tol), optimizer
 
 
 class Scores(ClassifierMixin, BaseEstimator):

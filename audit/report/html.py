@@ -141,8 +141,12 @@ def is_gallery(figure) -> bool:
     return "example" in figure.title.lower() or figure.title == "Token attributions"
 
 
+# Sections a document adds beside its analyzers' results.
+SECTION_TITLES = {"mitigation_sweep": "Mitigation trade-off"}
+
+
 def analyzer_title(name: str) -> str:
-    return ANALYZERS.get(name).title if name in ANALYZERS else name
+    return ANALYZERS.get(name).title if name in ANALYZERS else SECTION_TITLES.get(name, name)
 
 
 def format_number(value) -> str:
