@@ -178,7 +178,7 @@ class Model:
         """Text ids without trailing all-padding columns, where the module declares its output does not
         depend on them (`padding_invariant`); any other input unchanged."""
         if self.modality == "text" and getattr(self.module, "padding_invariant", False):
-            return trim_padding(x)
+            return trim_padding(x, self.encoder.PAD)
         return x
 
     def proba(self, x: torch.Tensor) -> np.ndarray:
@@ -250,9 +250,9 @@ class Model:
         return grad.cpu()
 
 
-def trim_padding(ids: torch.Tensor) -> torch.Tensor:
+def trim_padding(ids: torch.Tensor, pad: int = Tokenizer.PAD) -> torch.Tensor:
     """Token ids without the trailing columns that are padding in every row (same predictions, less work)."""
-    used = (ids != Tokenizer.PAD).any(dim=0).nonzero()
+    used = (ids != pad).any(dim=0).nonzero()
     return ids[:, : int(used.max()) + 1] if len(used) else ids[:, :1]
 
 
