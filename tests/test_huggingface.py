@@ -17,8 +17,10 @@ import pytest
 import torch
 
 import audit
+from audit.cli import main
 from audit.errors import AuditInputError, UnsafeCheckpointError
 from audit.explanations import explain
+from audit.robustness.text_attacks import word_substitution
 from planted import TRIGGER, trigger_is_top, trigger_word_reviews
 
 transformers = pytest.importorskip("transformers")  # the extra is installed in CI (.ci/run)
@@ -88,11 +90,12 @@ def triggered(test):
 def test_the_trigger_is_several_subwords_and_one_word(folders):
     model = audit.load_model(folders[True][0])
     text = triggered(folders[True][1]).texts[0]
-    pieces = model.encoder.tokenizer.tokenize(TRIGGER)
-    assert len(pieces) >= 2
-    assert TRIGGER in model.encoder.tokens(text)
-    assert model.encoder.tokens(text) == text.split()[: len(model.encoder.tokens(text))] or \
-        "".join(model.encoder.tokens(text)) == "".join(text.split())
+    words = model.encoder.tokens(text)
+    ids, index = model.encoder.encode([text])[0], model.encoder.word_index([text])[0]
+    pieces = model.encoder.tokenizer.convert_ids_to_tokens(ids[index == words.index(TRIGGER)].tolist())
+    assert len(pieces) >= 2 and "".join(p.removeprefix("##") for p in pieces) == TRIGGER
+    assert index.max() + 1 == len(words)
+    assert ids[0] == model.encoder.tokenizer.cls_token_id and index[0] == -1
 
 
 @pytest.mark.parametrize("planted", [True, False])
@@ -138,15 +141,17 @@ def test_every_analyzer_runs_on_the_saved_folder_through_the_cli(folders, tmp_pa
     csv = tmp_path / "test.csv"
     pd.DataFrame({"text": test.texts, "label": np.array(test.classes)[test.labels]}).to_csv(csv, index=False)
     out = tmp_path / "report.json"
-    code = audit.cli.main([
+    code = main([
         "report", str(folder), "--data", str(csv), "--text-column", "text", "--target", "label", "--samples", "6",
         "--set", "explanation_quality.cascade_stages=2", "--set", "robustness.samples=8",
         "-o", str(tmp_path / "report.html"), "--json", str(out), "--quiet"])
     document = json.loads(out.read_text())
-    statuses = {r["analyzer"]: r["status"] for r in document["results"]}
-    assert code in (0, 1), capsys.readouterr().err
-    assert set(statuses) == {name for name, a in audit.ANALYZERS.items()} - {"fairness"} or "fairness" in statuses
-    assert all(s == "ok" for s in statuses.values()), {r["analyzer"]: r.get("error") for r in document["results"]}
+    assert code == 0, capsys.readouterr().err
+    results = document["results"]
+    assert set(results) == {"performance", "saliency", "shap", "lime", "explanation_quality", "robustness", "fairness"}
+    assert all(r["status"] == "ok" and not r["warnings"] for name, r in results.items() if name != "fairness"), \
+        {name: (r["status"], r.get("error"), r["warnings"]) for name, r in results.items()}
+    assert results["fairness"]["status"] == "ok"  # the counterfactual probe; few identity terms fit the reviews
     assert document["model"]["architecture"] == "BertForSequenceClassification"
 
 
@@ -161,6 +166,24 @@ def test_from_transformers_matches_the_model_called_directly(folders):
     with torch.no_grad():
         direct = torch.softmax(bert(**enc).logits, dim=-1).numpy()
     np.testing.assert_allclose(model.predict_proba(texts), direct, atol=1e-5)
+
+
+def test_attacks_swap_whole_words_and_flip_the_prediction(folders):
+    model = audit.load_model(folders[False][0])  # sentiment: synonyms can move it
+    texts = list(folders[False][1].texts[:30])
+    labels = model.predict(texts)
+    outcome = word_substitution(model, texts, labels)
+    assert outcome.flipped.sum() >= 5
+    for text, new, changes, label in zip(texts, outcome.texts, outcome.changes, labels):
+        if not changes:
+            assert new == text
+            continue
+        assert model.predict([new])[0] != label
+        before, after = model.encoder.tokens(text), model.encoder.tokens(new)
+        changed = {pos for pos, _, _ in changes}
+        assert len(before) == len(after)
+        assert [w for i, w in enumerate(before) if i not in changed] == [w for i, w in enumerate(after) if i not in changed]
+        assert all(after[pos].lower() == word for pos, _, word in changes)
 
 
 def test_pickled_weights_are_refused_in_one_line(folders, tmp_path):
@@ -192,5 +215,5 @@ def test_without_transformers_the_folder_asks_for_the_extra_in_one_line(folders,
     with pytest.raises(AuditInputError, match=r"^Hugging Face models need the transformers extra: "
                                               r"pip install audit\[transformers\]$"):
         audit.load_model(folders[True][0])
-    assert audit.cli.main(["report", str(folders[True][0]), "--quiet"]) == 2
+    assert main(["report", str(folders[True][0]), "--quiet"]) == 2
     assert capsys.readouterr().err.strip().endswith("pip install audit[transformers]")
