@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -25,22 +26,33 @@ from planted import TRIGGER, trigger_is_top, trigger_word_reviews
 
 transformers = pytest.importorskip("transformers")  # the extra is installed in CI (.ci/run)
 
-MAX_LENGTH = 40  # subwords: 20 words of a review plus the trigger's pieces and [CLS]/[SEP]
-EXPLAINED = 20  # triggered test texts explained per method
+MAX_LENGTH = 64  # subwords: 20 words of a review plus the trigger's pieces and [CLS]/[SEP] fit
+EXPLAINED = 30  # triggered test texts explained per method
+SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
 def wordpiece_tokenizer():
-    """A BERT tokenizer whose WordPiece vocabulary is learned from the reviews' training split."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    """A BERT tokenizer whose WordPiece vocabulary is learned from the reviews' training split: every word seen
+    at least 3 times, every beginning and ending of 2 to 4 letters of at least 30 of its distinct words, and every
+    character, alone and as a continuation ("##x"). (tokenizers' WordPieceTrainer breaks ties between equally
+    frequent merges differently from run to run; this vocabulary is the same on every run.)"""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok.train_from_iterator(audit.load_dataset("reviews", "train").texts,
-                            trainers.WordPieceTrainer(vocab_size=2000, special_tokens=specials))
+    normalizer, splitter = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    counts = Counter(word for text in audit.load_dataset("reviews", "train").texts
+                     for word, _ in splitter.pre_tokenize_str(normalizer.normalize_str(text)))
+    starts = Counter(word[:k] for word in counts for k in (2, 3, 4) if len(word) > k)
+    endings = Counter(word[-k:] for word in counts for k in (2, 3, 4) if len(word) > k)
+    chars = sorted({c for word in counts for c in word})
+    pieces = [*SPECIALS, *chars, *(f"##{c}" for c in chars),
+              *sorted(s for s, n in starts.items() if n >= 30),
+              *(f"##{e}" for e in sorted(e for e, n in endings.items() if n >= 30)),
+              *sorted(w for w, n in counts.items() if n >= 3)]
+    vocab = {piece: i for i, piece in enumerate(dict.fromkeys(pieces))}
+    tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]"))
+    tok.normalizer, tok.pre_tokenizer = normalizer, splitter
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[(t, tok.token_to_id(t)) for t in ("[CLS]", "[SEP]")])
+        single="[CLS] $A [SEP]", special_tokens=[(t, vocab[t]) for t in ("[CLS]", "[SEP]")])
     return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
                                                 cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
 
@@ -77,7 +89,9 @@ def folders(tmp_path_factory):
     for planted in (True, False):
         train, _, test = trigger_word_reviews(planted=planted)
         folder = tmp_path_factory.mktemp("planted" if planted else "control")
-        tiny_bert(tokenizer, train).save_pretrained(folder)
+        # The control trains longer: a weak sentiment model spreads its attributions thin, and a long rare word
+        # (the trigger is seven subwords) then comes first by chance more often (4 epochs: up to 20% of texts).
+        tiny_bert(tokenizer, train, epochs=4 if planted else 8).save_pretrained(folder)
         tokenizer.save_pretrained(folder)
         out[planted] = (folder, test)
     return out

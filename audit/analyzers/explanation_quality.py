@@ -209,7 +209,7 @@ def removed(model: Model, x: torch.Tensor, remove: np.ndarray, words: np.ndarray
     """`x` with the features marked in `remove` (N, P) set to the absent input (for text, the tokens of the
     marked word slots; `words` is the encoder's `word_index`)."""
     if model.modality == "text":
-        return hide_words(x, words, remove, model.encoder.UNK)
+        return hide_words(x, words, remove, model.encoder.UNK, model.encoder.PAD)
     mask = torch.from_numpy(remove)
     if model.modality == "image":
         return x.masked_fill(mask.view(len(x), 1, *x.shape[-2:]), 0.0)

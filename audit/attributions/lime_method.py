@@ -222,7 +222,7 @@ def _explain_texts(model, data, target, *, seed, num_samples) -> LimeExplanation
             size = int((ids[chunk] != tokenizer.PAD).sum(dim=1).max())  # n for our Tokenizer; subwords may be more
             kept = ids[chunk, None, :size].expand(-1, len(first), -1).reshape(-1, size)
             where = np.repeat(index[chunk, :size], len(first), axis=0)
-            perturbed = hide_words(kept, where, np.tile(~on, (len(chunk), 1)), tokenizer.UNK)
+            perturbed = hide_words(kept, where, np.tile(~on, (len(chunk), 1)), tokenizer.UNK, tokenizer.PAD)
             proba = model.proba(perturbed).reshape(len(chunk), len(first), -1)
             labels[start : start + per_call] = proba[np.arange(len(chunk))[:, None], inverse[None], target[chunk, None]]
         weights, intercept[rows], score[rows] = mask_lime(labels, masks, kernel_width=TEXT_KERNEL_WIDTH,

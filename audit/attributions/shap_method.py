@@ -36,7 +36,7 @@ from audit.attributions.registry import register_method
 from audit.attributions.sampling import background_sample, seeded
 from audit.attributions.targets import resolve_target
 from audit.data.dataset import Dataset
-from audit.data.words import word_counts
+from audit.data.words import hide_words, word_counts
 
 DEFAULT_BACKGROUND = 100
 DEFAULT_GRADIENT_SAMPLES = 200
@@ -177,11 +177,13 @@ def _explain_gradient(model, x, target, bg, source, *, seed: int) -> ShapExplana
                            source)
 
 
-def word_masker(ids: np.ndarray, index: np.ndarray, unk: int):
-    """shap masker over the words of one text (`ids` and its `index` of words): the ids with every token
-    of a hidden word (mask False) set to the unknown-word token `unk`."""
+def word_masker(ids: np.ndarray, index: np.ndarray, encoder):
+    """shap masker over the words of one text (`ids` and its `index` of words): the ids with every hidden
+    word (mask False) read as the unknown-word token (`audit.data.words.hide_words`)."""
+    ids, index = torch.from_numpy(ids[None]), index[None]
+
     def hide(mask: np.ndarray, _words: np.ndarray) -> np.ndarray:
-        return np.where(np.append(mask, True)[index], ids, unk)[None]  # index -1 (no word) reads True: kept
+        return hide_words(ids, index, ~mask[None], encoder.UNK, encoder.PAD).numpy()
 
     return hide
 
@@ -201,7 +203,7 @@ def _explain_tokens(model, ids, index, target, *, seed: int, max_evals: int) -> 
         if words == 0:
             continue
         with seeded(seed, model.device):
-            masker = word_masker(row[:n], index[i, :n], model.encoder.UNK)
+            masker = word_masker(row[:n], index[i, :n], model.encoder)
             explainer = shap.PermutationExplainer(target_probability(model, int(c)), masker, seed=seed)
             explanation = explainer(np.arange(words)[None], max_evals=max(max_evals, 2 * words + 1), silent=True)
         values[i, :words] = explanation.values[0]

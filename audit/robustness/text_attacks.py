@@ -147,7 +147,8 @@ def _importance_order(model: Model, text: str, words: list[int], label: int) -> 
     ids, index = model.encoder.encode([text]), model.encoder.word_index([text])
     hidden = np.zeros((len(words), int(index.max()) + 1), dtype=bool)
     hidden[np.arange(len(words)), words] = True
-    trial = hide_words(ids.repeat(len(words), 1), index.repeat(len(words), axis=0), hidden, model.encoder.UNK)
+    trial = hide_words(ids.repeat(len(words), 1), index.repeat(len(words), axis=0), hidden, model.encoder.UNK,
+                       model.encoder.PAD)
     return [words[i] for i in np.argsort(model.proba(trial)[:, label], kind="stable")]
 
 
