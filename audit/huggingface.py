@@ -7,12 +7,15 @@ safetensors weights, tokenizer files) offline, and is what `audit report DIRECTO
 Analyzers see words, not subwords. `SubwordTokenizer.tokens(text)` are the words the
 tokenizer's pre-tokenizer finds (its `word_ids()`), cut from the text by their offsets, and
 `word_index` maps each subword position to its word (`audit.data.words`): attributions are
-taken at `get_input_embeddings()` per subword and summed per word; SHAP, LIME and the
-faithfulness curves hide a word by setting each of its subwords to the tokenizer's unknown
-token, as our `Tokenizer` hides a word by its unknown token. [UNK], not [MASK] or [PAD]: a
-hidden word keeps its place and the text its length, as with our `Tokenizer`, and a fine-tuned
-classifier has seen [UNK] in its inputs (rare words and characters) but [MASK] only in
-pre-training, while [PAD] would drop the word from the attention mask altogether. Gradient
+taken at `get_input_embeddings()` per subword and summed per word; SHAP, LIME, the
+faithfulness curves and the attacks' word ranking hide a word by one [UNK] in its place (its
+further subwords dropped), as our `Tokenizer` reads a word outside its vocabulary. [UNK], not
+[MASK] or [PAD]: the hidden word keeps its place in the text, as with our `Tokenizer`; a
+fine-tuned classifier has seen [UNK] in its inputs (characters outside the vocabulary) but
+[MASK] only in pre-training; and [PAD] would take the word out of the attention mask, a text
+without it rather than with an unknown word. One [UNK], not one per subword: a word of seven
+subwords then changes the input no more than a word of one (with one per subword, a long rare
+word stood out in a control model's SHAP and LIME ranking more often). Gradient
 methods start from the text with every word token set to [PAD] and [CLS]/[SEP] kept, the
 usual baseline for BERT-style models. The attention mask is computed from the ids inside the
 forward pass (`AttentionMask`), so attributions and attacks still pass ids alone.

@@ -212,6 +212,24 @@ def test_pickled_weights_are_refused_in_one_line(folders, tmp_path):
     assert "\n" not in str(info.value)
 
 
+def test_pickled_weights_load_when_trusted(folders, tmp_path):
+    source, test = folders[True]
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    for f in source.iterdir():
+        if f.name != "model.safetensors":
+            (folder / f.name).write_bytes(f.read_bytes())
+    safe = audit.load_model(source)
+    torch.save(safe.module.inner.state_dict(), folder / "pytorch_model.bin")
+    trusted = audit.load_model(folder, trust_code=True)
+    np.testing.assert_allclose(trusted.predict_proba(test.texts[:8]), safe.predict_proba(test.texts[:8]), atol=1e-6)
+
+
+def test_a_folder_declaring_more_parameters_than_allowed_is_refused(folders):
+    with pytest.raises(AuditInputError, match=r"parameters, over the limit of 1,000 \(raise it with --max-parameters\)"):
+        audit.load_model(folders[True][0], max_parameters=1000)
+
+
 def test_a_config_that_names_custom_code_is_refused(folders, tmp_path):
     folder = tmp_path / "remote"
     folder.mkdir()

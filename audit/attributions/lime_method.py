@@ -20,7 +20,7 @@ scikit-learn overhead); a perturbation that recurs for an instance is scored onc
   is spread equally over its pixels and channels, so they add up to it.
 - Text: `LimeTextExplainer` over the words of each text by position (bow=False,
   `audit.data.words`); a hidden word becomes lime's mask word, outside the vocabulary,
-  i.e. the unknown-word token (at each of its subwords, for a Hugging Face tokenizer).
+  i.e. the unknown-word token (one for all its subwords, for a Hugging Face tokenizer).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ per row it explains, whatever the row's size; each of its rows here packs many i
 side by side (`PackedTargetLogit`), so it makes that many times fewer passes.
 
 Text: shap's PermutationExplainer over the words of each text (`audit.data.words`), where
-a hidden word becomes the unknown-word token (each of its subwords, for a Hugging Face
+a hidden word becomes the unknown-word token (one for all its subwords, for a Hugging Face
 tokenizer); the explained output is the target probability. Its values add up exactly
 to p(x) - p(all words unknown).
 """
