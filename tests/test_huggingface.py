@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import transformers  # the extra, installed by the test command (.ci/run)
 
 import audit
 from audit.cli import main
@@ -23,8 +24,6 @@ from audit.errors import AuditInputError, UnsafeCheckpointError
 from audit.explanations import explain
 from audit.robustness.text_attacks import word_substitution
 from planted import TRIGGER, trigger_is_top, trigger_word_reviews
-
-transformers = pytest.importorskip("transformers")  # the extra is installed in CI (.ci/run)
 
 MAX_LENGTH = 64  # subwords: 20 words of a review plus the trigger's pieces and [CLS]/[SEP] fit
 EXPLAINED = 30  # triggered test texts explained per method

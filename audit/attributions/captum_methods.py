@@ -5,10 +5,10 @@ embedding layer (`model.embedding`), summed over the embedding dimension per tok
 and zero at padding, then summed per word (`audit.data.words`: subwords of a Hugging
 Face tokenizer make one word). Baselines are the "absent" input: zeros for tables (the
 mean of standardized features, no category for one-hot columns) and images (a black
-image), the PAD token's embedding for text (at every word token; [CLS]/[SEP] are kept). Examples are batched so that one forward pass
-holds at most `MAX_ROWS_PER_PASS` rows (examples x steps or perturbations), instead of
-captum's defaults: every example's steps in one pass for IG (memory grows with the
-data) and one pass per perturbation for occlusion.
+image), the PAD token's embedding for text (at every word token; [CLS]/[SEP] are kept).
+Examples are batched so that one forward pass holds at most `MAX_ROWS_PER_PASS` rows
+(examples x steps or perturbations), instead of captum's defaults: every example's steps
+in one pass for IG (memory grows with the data) and one pass per perturbation for occlusion.
 """
 
 from __future__ import annotations

@@ -183,7 +183,7 @@ def word_masker(ids: np.ndarray, index: np.ndarray, encoder):
     ids, index = torch.from_numpy(ids[None]), index[None]
 
     def hide(mask: np.ndarray, _words: np.ndarray) -> np.ndarray:
-        return hide_words(ids, index, ~mask[None], encoder.UNK, encoder.PAD).numpy()
+        return hide_words(ids, index, ~np.asarray(mask, dtype=bool)[None], encoder.UNK, encoder.PAD).numpy()
 
     return hide
 

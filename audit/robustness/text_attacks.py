@@ -89,8 +89,8 @@ def typo_attack(model: Model, texts: list[str], labels: np.ndarray, *, max_fract
 
 
 def _distinct(encoder, word: str, options: list[str]) -> list[str]:
-    """The first of the options the encoder reads alike, leaving out those it reads as `word` (words outside
-    the vocabulary all read as the unknown token, so one stands for them all)."""
+    """The options the encoder reads differently from `word`, the first of those it reads alike (words
+    outside our `Tokenizer`'s vocabulary all read as the unknown token, so one stands for them all)."""
     if not options:
         return []
     seen = {bytes(ids.numpy()) for ids in encoder.encode([word])}
