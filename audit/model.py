@@ -143,7 +143,9 @@ class Model:
     def encode(self, data: Dataset) -> torch.Tensor:
         """`data`'s inputs in the model's input space (on the CPU)."""
         if data.modality != self.modality:
-            raise AuditInputError(f"{data.name}: the model reads {self.modality} data, the data is {data.modality}")
+            text_in_table = self.modality == "text" and data.modality == "tabular"
+            raise AuditInputError(f"{data.name}: the model reads {self.modality} data, the data is {data.modality}"
+                                  + ("; name its text column (--text-column)" if text_in_table else ""))
         return self.encoder.transform(data)
 
     def labels(self, data: Dataset) -> np.ndarray:
