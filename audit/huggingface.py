@@ -256,8 +256,8 @@ def load_pretrained(path: str | Path, *, trust_code: bool = False, device: str |
 def _json(file: Path, name: str, *, required: bool = True) -> dict:
     if not file.is_file():
         if required:
-            raise AuditInputError(f"{name}: not a model checkpoint or a Hugging Face model directory "
-                                  f"(no {file.name})")
+            raise AuditInputError(f"{name}: is a directory without {file.name}, so not a Hugging Face model "
+                                  "directory (save_pretrained) either; give a model checkpoint file")
         return {}
     try:
         value = json.loads(input_file(file).read_text(encoding="utf-8"))
