@@ -184,6 +184,9 @@ def from_transformers(model: nn.Module, tokenizer, *, classes: Sequence[str] | N
     if classes is None:
         labels = dict(getattr(config, "id2label", None) or {})
         classes = [str(labels[i]) for i in sorted(labels, key=int)]
+    if len(classes) < 2 or len(set(classes)) != len(classes):
+        raise AuditInputError(f"from_transformers needs at least two distinct class names (config.id2label or "
+                              f"classes=), found {list(classes)}")
     encoder = SubwordTokenizer(tokenizer, max_length or _max_length(tokenizer, config))
     task = Task(modality="text", classes=tuple(str(c) for c in classes), encoder=encoder)
     adapted = Logits(model, extra_inputs=AttentionMask(encoder.PAD))

@@ -190,6 +190,8 @@ def test_from_transformers_matches_the_model_called_directly(folders):
     with torch.no_grad():
         direct = torch.softmax(bert(**enc).logits, dim=-1).numpy()
     np.testing.assert_allclose(model.predict_proba(texts), direct, atol=1e-5)
+    with pytest.raises(AuditInputError, match="at least two distinct class names"):
+        audit.from_transformers(bert, tokenizer, classes=["only"])
 
 
 def test_attacks_swap_whole_words_and_flip_the_prediction(folders):
