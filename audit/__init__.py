@@ -28,6 +28,7 @@ _PUBLIC = {
     "Verdict": ("audit.policy", "Verdict"),
     "explain": ("audit.explanations", "explain"),
     "from_predictions": ("audit.predictions", "from_predictions"),
+    "from_transformers": ("audit.huggingface", "from_transformers"),
     "list_datasets": ("audit.data", "list_datasets"),
     "list_models": ("audit.models", "list_models"),
     "load_dataset": ("audit.data", "load_dataset"),
@@ -40,8 +41,8 @@ _PUBLIC = {
 
 __all__ = [
     "ANALYZERS", "Analyzer", "AuditInputError", "AuditRun", "Dataset", "Finding", "Model", "Performance", "Policy", "Result",
-    "Task", "Tokenizer", "Verdict", "explain", "from_predictions", "list_datasets", "list_models", "load_dataset", "load_model",
-    "run", "save_model", "train", "wrap",
+    "Task", "Tokenizer", "Verdict", "explain", "from_predictions", "from_transformers", "list_datasets", "list_models",
+    "load_dataset", "load_model", "run", "save_model", "train", "wrap",
 ]
 
 
@@ -65,6 +66,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; the names above are the
     from audit.data import Dataset, Tokenizer, list_datasets, load_dataset
     from audit.errors import AuditInputError
     from audit.explanations import explain
+    from audit.huggingface import from_transformers
     from audit.model import Model, Task, wrap
     from audit.models import list_models, train
     from audit.policy import Policy, Verdict

@@ -95,9 +95,14 @@ def save_torchscript(model: Model, path: str | Path, *, example: torch.Tensor | 
 
 def load(path: str | Path, *, trust_code: bool = False, trust_pickle: bool = False, device: str | None = None,
          max_parameters: int = MAX_PARAMETERS) -> Model:
-    """A `Model` from our checkpoint format; TorchScript and pickles only with `trust_code`
-    (`trust_pickle` is its alias). Refuses checkpoints declaring more than `max_parameters`."""
+    """A `Model` from our checkpoint format, or from a Hugging Face model directory (`save_pretrained`:
+    `audit.huggingface.load_pretrained`); TorchScript and pickles only with `trust_code` (`trust_pickle`
+    is its alias). Refuses checkpoints declaring more than `max_parameters`."""
     trusted = trust_code or trust_pickle
+    if Path(path).is_dir():
+        from audit.huggingface import load_pretrained  # transformers is an optional extra: imported on use
+
+        return load_pretrained(path, trust_code=trusted, device=device, max_parameters=max_parameters)
     path = input_file(path)
     name = shown(path)
     raw = path.read_bytes()

@@ -149,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_train)
 
     p = sub.add_parser("report", help="audit a model (or its predictions) and write the HTML report")
-    p.add_argument("model", nargs="?", help="checkpoint (.pt) written by audit train, or a TorchScript file")
+    p.add_argument("model", nargs="?", help="checkpoint (.pt) written by audit train, a TorchScript file, or a "
+                   "Hugging Face model directory (save_pretrained; needs audit[transformers])")
     _add_audit_options(p, default_output="reports/<model>.html")
     p.add_argument("--predictions", metavar="FILE", help="audit predictions that already exist instead of a model: "
                    "a CSV or Parquet table with --target, --prediction-column or --score-columns, --sensitive "

@@ -21,7 +21,8 @@ def explain(model: Model, data, method: str = "integrated_gradients", target=Non
             **options) -> np.ndarray:
     """Attributions of `method` for each example of `data`, shaped like the model's inputs:
     (N, features) in model space for tables, (N, C, H, W) for images, (N, max_length)
-    per token position for text (zero at padding).
+    per word for text, word j of `model.encoder.tokens(text)` at column j (zero after the
+    last word; a Hugging Face model's subwords summed per word).
 
     `data` is a `Dataset`, or raw inputs as `Model.predict_proba` takes them (a DataFrame,
     an image array, a list of strings). `target=None` explains the predicted class; an

@@ -143,7 +143,9 @@ class Model:
     def encode(self, data: Dataset) -> torch.Tensor:
         """`data`'s inputs in the model's input space (on the CPU)."""
         if data.modality != self.modality:
-            raise AuditInputError(f"{data.name}: the model reads {self.modality} data, the data is {data.modality}")
+            text_in_table = self.modality == "text" and data.modality == "tabular"
+            raise AuditInputError(f"{data.name}: the model reads {self.modality} data, the data is {data.modality}"
+                                  + ("; name its text column (--text-column)" if text_in_table else ""))
         return self.encoder.transform(data)
 
     def labels(self, data: Dataset) -> np.ndarray:
@@ -178,7 +180,7 @@ class Model:
         """Text ids without trailing all-padding columns, where the module declares its output does not
         depend on them (`padding_invariant`); any other input unchanged."""
         if self.modality == "text" and getattr(self.module, "padding_invariant", False):
-            return trim_padding(x)
+            return trim_padding(x, self.encoder.PAD)
         return x
 
     def proba(self, x: torch.Tensor) -> np.ndarray:
@@ -250,9 +252,9 @@ class Model:
         return grad.cpu()
 
 
-def trim_padding(ids: torch.Tensor) -> torch.Tensor:
+def trim_padding(ids: torch.Tensor, pad: int = Tokenizer.PAD) -> torch.Tensor:
     """Token ids without the trailing columns that are padding in every row (same predictions, less work)."""
-    used = (ids != Tokenizer.PAD).any(dim=0).nonzero()
+    used = (ids != pad).any(dim=0).nonzero()
     return ids[:, : int(used.max()) + 1] if len(used) else ids[:, :1]
 
 

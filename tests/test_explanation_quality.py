@@ -111,9 +111,10 @@ def test_deletion_and_insertion_curves_match_the_model_on_masked_inputs():
 
 def test_removed_tokens_become_unknown_words_and_padding_stays():
     model = trigger_lstm(True)
-    ids = model.encode(trigger_word_reviews()[2].sample(3))
+    texts = trigger_word_reviews()[2].sample(3).texts
+    ids = model.encoder.encode(texts)
     valid = (ids != Tokenizer.PAD).numpy()
-    out = removed(model, ids, valid)
+    out = removed(model, ids, valid, model.encoder.word_index(texts))
     assert (out[ids != Tokenizer.PAD] == Tokenizer.UNK).all() and (out[ids == Tokenizer.PAD] == Tokenizer.PAD).all()
 
 

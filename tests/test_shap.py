@@ -19,7 +19,8 @@ import audit
 from audit.analyzers.shap_values import Shap
 from audit.attributions import get_method, shap_method
 from audit.attributions.sampling import stratified_sample
-from audit.attributions.shap_method import explain_shap, hide_tokens, target_probability
+from audit.attributions.shap_method import explain_shap, target_probability
+from audit.data.encoders import Tokenizer
 from audit.errors import AuditInputError
 from audit.policy import Policy
 from audit.runner import AuditRun
@@ -94,7 +95,8 @@ def test_token_shap_values_equal_the_permutation_explainer_called_directly():
     for i, ids in enumerate(model.encode(data).numpy()):
         ids = ids[ids != 0]
         np.random.seed(3)
-        explainer = shap.PermutationExplainer(target_probability(model, 1), hide_tokens, seed=3)
+        unknown = lambda mask, x: np.where(mask, x, Tokenizer.UNK)[None]  # noqa: E731 - hidden token: unknown word
+        explainer = shap.PermutationExplainer(target_probability(model, 1), unknown, seed=3)
         direct = explainer(ids[None], max_evals=200, silent=True)
         np.testing.assert_allclose(ours.values[i, : len(ids)], direct.values[0], atol=1e-7)
         assert not ours.values[i, len(ids):].any()

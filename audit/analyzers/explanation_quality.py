@@ -45,7 +45,7 @@ from scipy.stats import ConstantInputWarning, spearmanr
 from audit.analyzers.base import Analyzer, MetricSpec, Result, register_analyzer
 from audit.attributions.methods import attribute_all, methods_for
 from audit.attributions.sampling import explained_samples, seeded
-from audit.data.encoders import Tokenizer
+from audit.data.words import hide_words, word_counts
 from audit.model import Model
 from audit.report.plots import new_figure, to_figure
 
@@ -98,11 +98,12 @@ class ExplanationQuality(Analyzer):
         attributions, failed = attribute_all(model, subset, methods, target, seed=seed)
         warnings += failed
         x = model.encode(subset)
-        valid = feature_mask(model, x)
+        words = model.encoder.word_index(subset.texts) if model.modality == "text" else None
+        valid = feature_mask(model, x, words)
 
         random_scores = np.random.default_rng(seed).random(valid.shape)
-        reference = faithfulness_curves(model, x, random_scores, valid, target, self.steps)
-        curves = {m: faithfulness_curves(model, x, order_scores(model, a), valid, target, self.steps)
+        reference = faithfulness_curves(model, x, random_scores, valid, target, self.steps, words=words)
+        curves = {m: faithfulness_curves(model, x, order_scores(model, a), valid, target, self.steps, words=words)
                   for m, a in attributions.items()}
 
         compared = valid & ~at_absent_value(model, x)
@@ -170,10 +171,11 @@ class ExplanationQuality(Analyzer):
 # -- features: the units that are ranked, removed and compared -------------------------------
 
 
-def feature_mask(model: Model, x: torch.Tensor) -> np.ndarray:
-    """(N, P): True for the features of each example (columns, pixels, tokens that are not padding)."""
+def feature_mask(model: Model, x: torch.Tensor, words: np.ndarray | None = None) -> np.ndarray:
+    """(N, P): True for the features of each example (columns, pixels, the word slots of a text: `words` is
+    its encoder's `word_index`)."""
     if model.modality == "text":
-        return (x != Tokenizer.PAD).numpy()
+        return np.arange(x.shape[1])[None, :] < word_counts(words)[:, None]
     if model.modality == "image":
         return np.ones((len(x), x.shape[-2] * x.shape[-1]), dtype=bool)
     return np.ones(tuple(x.shape), dtype=bool)
@@ -203,18 +205,19 @@ def magnitudes(model: Model, attributions: np.ndarray) -> np.ndarray:
     return np.abs(attributions)
 
 
-def removed(model: Model, x: torch.Tensor, remove: np.ndarray) -> torch.Tensor:
-    """`x` with the features marked in `remove` (N, P) set to the absent input."""
-    mask = torch.from_numpy(remove)
+def removed(model: Model, x: torch.Tensor, remove: np.ndarray, words: np.ndarray | None = None) -> torch.Tensor:
+    """`x` with the features marked in `remove` (N, P) set to the absent input (for text, the tokens of the
+    marked word slots; `words` is the encoder's `word_index`)."""
     if model.modality == "text":
-        return x.masked_fill(mask, Tokenizer.UNK)
+        return hide_words(x, words, remove, model.encoder.UNK, model.encoder.PAD)
+    mask = torch.from_numpy(remove)
     if model.modality == "image":
         return x.masked_fill(mask.view(len(x), 1, *x.shape[-2:]), 0.0)
     return x.masked_fill(mask, 0.0)
 
 
 def faithfulness_curves(model: Model, x: torch.Tensor, scores: np.ndarray, valid: np.ndarray, target: np.ndarray,
-                        steps: int) -> tuple[np.ndarray, np.ndarray]:
+                        steps: int, *, words: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Deletion and insertion curves (N, steps + 1): the target probability after removing (adding)
     the first k/steps of each example's features in descending order of `scores`."""
     ranked = np.where(valid, scores, -np.inf)
@@ -225,8 +228,8 @@ def faithfulness_curves(model: Model, x: torch.Tensor, scores: np.ndarray, valid
     deletions, insertions = [], []
     for k in range(steps + 1):
         first = rank < np.round(counts * k / steps)[:, None]
-        deletions.append(removed(model, x, first & valid))
-        insertions.append(removed(model, x, valid & ~first))
+        deletions.append(removed(model, x, first & valid, words))
+        insertions.append(removed(model, x, valid & ~first, words))
     proba = model.proba(torch.cat(deletions + insertions))
     picked = proba[np.arange(len(proba)), np.tile(target, 2 * (steps + 1))].reshape(2, steps + 1, len(x))
     return picked[0].T, picked[1].T

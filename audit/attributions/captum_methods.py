@@ -2,12 +2,13 @@
 
 Tables and images are attributed in the model's input space; text at the token
 embedding layer (`model.embedding`), summed over the embedding dimension per token
-and zero at padding. Baselines are the "absent" input: zeros for tables (the mean of
-standardized features, no category for one-hot columns) and images (a black image),
-the PAD token's embedding for text. Examples are batched so that one forward pass
-holds at most `MAX_ROWS_PER_PASS` rows (examples x steps or perturbations), instead of
-captum's defaults: every example's steps in one pass for IG (memory grows with the
-data) and one pass per perturbation for occlusion.
+and zero at padding, then summed per word (`audit.data.words`: subwords of a Hugging
+Face tokenizer make one word). Baselines are the "absent" input: zeros for tables (the
+mean of standardized features, no category for one-hot columns) and images (a black
+image), the PAD token's embedding for text (at every word token; [CLS]/[SEP] are kept).
+Examples are batched so that one forward pass holds at most `MAX_ROWS_PER_PASS` rows
+(examples x steps or perturbations), instead of captum's defaults: every example's steps
+in one pass for IG (memory grows with the data) and one pass per perturbation for occlusion.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from audit.attributions.hookable import hookable_copy
 from audit.attributions.registry import register_method
 from audit.attributions.sampling import seeded
 from audit.data.dataset import Dataset
-from audit.data.encoders import Tokenizer
+from audit.data.words import per_word
 from audit.errors import AuditInputError
 from audit.model import Model
 
@@ -71,10 +72,12 @@ def attribute(model: Model, data: Dataset, target: np.ndarray, compute: Compute,
             attr = compute(xb.to(model.device), targets[start : start + chunk].to(model.device))
             attr = attr.detach().float().cpu()
             if model.modality == "text":
-                attr = attr.masked_fill(xb == Tokenizer.PAD, 0.0)
+                attr = attr.masked_fill(xb == model.encoder.PAD, 0.0)
                 out[start : start + len(xb), : xb.shape[1]] = attr
             else:
                 out[start : start + len(xb)] = attr
+    if model.modality == "text":
+        return per_word(out.numpy(), model.encoder.word_index(data.texts))
     return out.numpy()
 
 
@@ -130,9 +133,11 @@ def embedded_forward(model: Model) -> Callable[[torch.Tensor, torch.Tensor], tor
     return forward
 
 
-def pad_ids(ids: torch.Tensor) -> torch.Tensor:
-    """The text baseline: every position PAD (whose embedding stands for "no token")."""
-    return torch.full_like(ids, Tokenizer.PAD)
+def pad_ids(model: Model, ids: torch.Tensor) -> torch.Tensor:
+    """The text baseline: every word token PAD (whose embedding stands for "no token"), the tokens that
+    frame the words ([CLS], [SEP]) kept."""
+    markers = torch.tensor(model.encoder.markers, dtype=ids.dtype, device=ids.device)
+    return torch.where(torch.isin(ids, markers), ids, model.encoder.PAD)
 
 
 def per_token(attr: torch.Tensor) -> torch.Tensor:
@@ -150,7 +155,7 @@ def integrated_gradients(model: Model, data: Dataset, target: np.ndarray, *, see
     def compute(x, t):
         if model.modality == "text":
             ig = LayerIntegratedGradients(model.module, embedding_layer(model))
-            return per_token(ig.attribute(x, baselines=pad_ids(x), target=t, n_steps=n_steps,
+            return per_token(ig.attribute(x, baselines=pad_ids(model, x), target=t, n_steps=n_steps,
                                           internal_batch_size=len(x) * n_steps))
         ig = IntegratedGradients(model.module)
         return ig.attribute(x, baselines=torch.zeros_like(x), target=t, n_steps=n_steps,
@@ -178,7 +183,7 @@ def gradient_shap(model: Model, data: Dataset, target: np.ndarray, *, seed: int 
             # captum's LayerGradientShap interpolates token ids, not embeddings; so GradientSHAP runs
             # on the embeddings, from the PAD embedding, with the ids passed along.
             embeddings = embedding_layer(model)(x).detach()
-            baseline = embedding_layer(model)(pad_ids(x[:1])).detach()
+            baseline = embedding_layer(model)(pad_ids(model, x[:1])).detach()
             gs = GradientShap(embedded_forward(model))
             return per_token(gs.attribute(embeddings, baselines=baseline, target=t, n_samples=n_samples,
                                           stdevs=stdevs, additional_forward_args=(x,)))
@@ -196,7 +201,7 @@ def deeplift(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0) 
         try:
             if model.modality == "text":
                 dl = LayerDeepLift(model.module, embedding_layer(model))
-                return per_token(dl.attribute(x, baselines=pad_ids(x), target=t))
+                return per_token(dl.attribute(x, baselines=pad_ids(model, x), target=t))
             if not hookable:
                 hookable.append(hookable_copy(model.module, x[:2]))
             return DeepLift(hookable[0]).attribute(x, baselines=torch.zeros_like(x), target=t)

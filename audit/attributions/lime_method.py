@@ -18,8 +18,9 @@ scikit-learn overhead); a perturbation that recurs for an instance is scored onc
   of square cells below (lime's default quickshift finds a single segment on 8x8
   digits); hidden segments take the data's low value (black), and each segment's weight
   is spread equally over its pixels and channels, so they add up to it.
-- Text: `LimeTextExplainer` over the model's tokens by position (bow=False); a hidden
-  token becomes lime's mask word, outside the vocabulary, i.e. the unknown-word token.
+- Text: `LimeTextExplainer` over the words of each text by position (bow=False,
+  `audit.data.words`); a hidden word becomes lime's mask word, outside the vocabulary,
+  i.e. the unknown-word token (one for all its subwords, for a Hugging Face tokenizer).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from audit.attributions.registry import register_method
 from audit.attributions.sampling import training_sample
 from audit.attributions.targets import resolve_target
 from audit.data.dataset import Dataset
+from audit.data.words import hide_words, word_counts
 
 DEFAULT_SAMPLES = 1000
 DEFAULT_GRID = 4  # segments per image side, for images too small for superpixels
@@ -44,7 +46,6 @@ SUPERPIXELS = 50  # SLIC segments per image: about lime's quickshift count on 22
 SUPERPIXEL_SIDE = 32  # images at least this many pixels a side are cut into superpixels
 TRAINING_ROWS = 1000  # rows of the training split lime's tabular sampler learns from
 FORWARD_BATCH = 4096  # perturbed images or texts per forward pass
-MASK_WORD = "UNKWORDZ"  # what lime's text explainer writes for a hidden word (bow=False)
 
 
 @dataclass(frozen=True)
@@ -204,8 +205,8 @@ def _image_classifier(model):
 def _explain_texts(model, data, target, *, seed, num_samples) -> LimeExplanation:
     tokenizer = model.encoder
     ids = model.encode(data)
-    lengths = np.array([len(tokenizer.tokens(text)) for text in data.texts])
-    hidden_id = int(tokenizer.encode([MASK_WORD])[0, 0])
+    index = tokenizer.word_index(data.texts)
+    lengths = word_counts(index)
     values = np.zeros((len(data), tokenizer.max_length))
     local = [np.zeros(0)] * len(data)
     intercept, score = np.full(len(data), np.nan), np.full(len(data), np.nan)
@@ -213,13 +214,15 @@ def _explain_texts(model, data, target, *, seed, num_samples) -> LimeExplanation
         rows = np.flatnonzero(lengths == n)
         masks = text_masks(int(n), seed=seed, num_samples=num_samples)
         first, inverse = distinct_rows(masks.astype(bool))  # each distinct perturbation is scored once
-        on = torch.from_numpy(masks[first].astype(bool))
+        on = masks[first].astype(bool)
         labels = np.zeros((len(rows), num_samples))
         per_call = max(1, FORWARD_BATCH // len(first))
         for start in range(0, len(rows), per_call):
             chunk = rows[start : start + per_call]
-            kept = ids[chunk, None, :n].expand(-1, len(first), -1)
-            perturbed = torch.where(on, kept, torch.tensor(hidden_id)).reshape(-1, n)
+            size = int((ids[chunk] != tokenizer.PAD).sum(dim=1).max())  # n for our Tokenizer; subwords may be more
+            kept = ids[chunk, None, :size].expand(-1, len(first), -1).reshape(-1, size)
+            where = np.repeat(index[chunk, :size], len(first), axis=0)
+            perturbed = hide_words(kept, where, np.tile(~on, (len(chunk), 1)), tokenizer.UNK, tokenizer.PAD)
             proba = model.proba(perturbed).reshape(len(chunk), len(first), -1)
             labels[start : start + per_call] = proba[np.arange(len(chunk))[:, None], inverse[None], target[chunk, None]]
         weights, intercept[rows], score[rows] = mask_lime(labels, masks, kernel_width=TEXT_KERNEL_WIDTH,
@@ -228,7 +231,7 @@ def _explain_texts(model, data, target, *, seed, num_samples) -> LimeExplanation
         for i, w in zip(rows, weights):
             local[i] = w
     return LimeExplanation(values, tuple(local), intercept, score, target,
-                           background="hidden tokens replaced by the unknown-word token")
+                           background="hidden words replaced by the unknown-word token")
 
 
 @register_method("lime", description="LIME weights (lime: tabular, superpixel image and token explainers)")

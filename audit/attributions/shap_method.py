@@ -14,9 +14,10 @@ additivity error reported. DeepExplainer runs one pass over (instance, backgroun
 per row it explains, whatever the row's size; each of its rows here packs many instances
 side by side (`PackedTargetLogit`), so it makes that many times fewer passes.
 
-Text: shap's PermutationExplainer over the token positions of each text, where a hidden
-token becomes the unknown-word token; the explained output is the target probability.
-Its values add up exactly to p(x) - p(all tokens unknown).
+Text: shap's PermutationExplainer over the words of each text (`audit.data.words`), where
+a hidden word becomes the unknown-word token (one for all its subwords, for a Hugging Face
+tokenizer); the explained output is the target probability. Its values add up exactly
+to p(x) - p(all words unknown).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from audit.attributions.registry import register_method
 from audit.attributions.sampling import background_sample, seeded
 from audit.attributions.targets import resolve_target
 from audit.data.dataset import Dataset
-from audit.data.encoders import Tokenizer
+from audit.data.words import hide_words, word_counts
 
 DEFAULT_BACKGROUND = 100
 DEFAULT_GRADIENT_SAMPLES = 200
@@ -110,7 +111,8 @@ def explain_shap(model, data: Dataset, target=None, *, seed: int = 0,
     x = model.encode(data)
     target = resolve_target(model, data, target)
     if model.modality == "text":
-        return _explain_tokens(model, x, target, seed=seed, max_evals=max_evals)
+        return _explain_tokens(model, x, model.encoder.word_index(data.texts), target, seed=seed,
+                               max_evals=max_evals)
     if isinstance(background, torch.Tensor):
         bg, source = background.float(), f"{len(background)} given background rows"
     elif isinstance(background, Dataset):
@@ -175,9 +177,15 @@ def _explain_gradient(model, x, target, bg, source, *, seed: int) -> ShapExplana
                            source)
 
 
-def hide_tokens(mask: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """shap masker: the token ids with hidden positions (mask False) set to the unknown-word token."""
-    return np.where(mask, ids, Tokenizer.UNK)[None]
+def word_masker(ids: np.ndarray, index: np.ndarray, encoder):
+    """shap masker over the words of one text (`ids` and its `index` of words): the ids with every hidden
+    word (mask False) read as the unknown-word token (`audit.data.words.hide_words`)."""
+    ids, index = torch.from_numpy(ids[None]), index[None]
+
+    def hide(mask: np.ndarray, _words: np.ndarray) -> np.ndarray:
+        return hide_words(ids, index, ~np.asarray(mask, dtype=bool)[None], encoder.UNK, encoder.PAD).numpy()
+
+    return hide
 
 
 def target_probability(model, index: int):
@@ -185,23 +193,24 @@ def target_probability(model, index: int):
     return lambda ids: model.proba(torch.as_tensor(ids, dtype=torch.long))[:, index]
 
 
-def _explain_tokens(model, ids, target, *, seed: int, max_evals: int) -> ShapExplanation:
+def _explain_tokens(model, ids, index, target, *, seed: int, max_evals: int) -> ShapExplanation:
     import shap  # takes seconds to import: only runs that use SHAP pay for it
 
     values = np.zeros(tuple(ids.shape), dtype=np.float64)
     base = np.zeros(len(ids))
-    lengths = (ids != Tokenizer.PAD).sum(dim=1).numpy()
-    for i, (row, c, n) in enumerate(zip(ids.numpy(), target, lengths)):
-        if n == 0:
+    lengths = (ids != model.encoder.PAD).sum(dim=1).numpy()
+    for i, (row, c, n, words) in enumerate(zip(ids.numpy(), target, lengths, word_counts(index))):
+        if words == 0:
             continue
         with seeded(seed, model.device):
-            explainer = shap.PermutationExplainer(target_probability(model, int(c)), hide_tokens, seed=seed)
-            explanation = explainer(row[None, :n], max_evals=max(max_evals, 2 * n + 1), silent=True)
-        values[i, :n] = explanation.values[0]
+            masker = word_masker(row[:n], index[i, :n], model.encoder)
+            explainer = shap.PermutationExplainer(target_probability(model, int(c)), masker, seed=seed)
+            explanation = explainer(np.arange(words)[None], max_evals=max(max_evals, 2 * words + 1), silent=True)
+        values[i, :words] = explanation.values[0]
         base[i] = float(np.asarray(explanation.base_values).reshape(-1)[0])
     proba = model.proba(ids)
     return ShapExplanation(values, base, proba[np.arange(len(ids)), target], target, "PermutationExplainer",
-                           "probability", "each hidden token replaced by the unknown-word token")
+                           "probability", "each hidden word replaced by the unknown-word token")
 
 
 @register_method("shap", description="SHAP values (shap: DeepExplainer, or a token permutation explainer for text)")

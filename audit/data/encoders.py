@@ -203,6 +203,7 @@ class Tokenizer:
     kind = "text"
     PAD = 0
     UNK = 1
+    markers = ()  # ids of tokens that frame the words ([CLS], [SEP]): none here
 
     @classmethod
     def fit(cls, data: Dataset, *, exclude: Sequence[str] = (), min_count: int = 2, max_size: int = 20000,
@@ -236,6 +237,15 @@ class Tokenizer:
         if data.modality != "text":
             raise AuditInputError(f"{data.name}: the model reads text, the data is {data.modality}")
         return self.encode(list(data.inputs))
+
+    def word_index(self, texts: Sequence[str]) -> np.ndarray:
+        """(N, max_length): the word each position of `encode(texts)` holds, -1 for padding
+        (`audit.data.words`); one position per word here."""
+        index = np.full((len(texts), self.max_length), -1, dtype=np.int64)
+        for row, text in enumerate(texts):
+            n = len(self.tokens(text))
+            index[row, :n] = np.arange(n)
+        return index
 
     def input_config(self, data: Dataset) -> dict:
         return {"vocab_size": len(self.vocab), "max_length": self.max_length}

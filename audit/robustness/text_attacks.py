@@ -22,7 +22,8 @@ Candidates:
 
 The adversarial text is the original string with only the substituted words' spans
 replaced (in the original word's case), so it differs from its original in those words
-and nowhere else.
+and nowhere else; candidates are scored on that text as the model's encoder reads it, so
+a word a Hugging Face tokenizer splits into subwords is swapped whole (`audit.data.words`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import numpy as np
 import torch
 
 from audit.data.builtin import load_synonyms
+from audit.data.words import hide_words
 from audit.errors import AuditInputError
 from audit.model import Model
 from audit.robustness.typos import typo_variants
@@ -62,11 +64,10 @@ def word_substitution(model: Model, texts: list[str], labels: np.ndarray, *, max
                       ) -> TextAttackOutcome:
     """Greedy substitution of words by their WordNet synonyms of the same part of speech."""
     table = load_synonyms()
-    index = {w: i for i, w in enumerate(model.encoder.vocab)}
 
-    def candidates(word: str, wid: int) -> list[tuple[str, int]]:
+    def candidates(word: str) -> list[str]:
         entry = table.get(word)
-        return _distinct(((w, index.get(w, model.encoder.UNK)) for w in entry.words), wid) if entry else []
+        return list(entry.words) if entry else []
 
     return _greedy(model, texts, labels, candidates, max_fraction, fixed=_proper_nouns)
 
@@ -78,57 +79,57 @@ def embedding_neighbours(model: Model, texts: list[str], labels: np.ndarray, *, 
     if model.embedding is None:
         raise AuditInputError("the embedding-neighbour probe needs a text model with an `embedding` layer")
     table = _neighbour_table(model, texts, neighbours)
-    return _greedy(model, texts, labels, lambda word, wid: table.get(wid, []), max_fraction)
+    return _greedy(model, texts, labels, lambda word: table.get(word, []), max_fraction)
 
 
 def typo_attack(model: Model, texts: list[str], labels: np.ndarray, *, max_fraction: float = 0.25
                 ) -> TextAttackOutcome:
     """Greedy one-edit typos in the most important words."""
-    index = {w: i for i, w in enumerate(model.encoder.vocab)}
-
-    def candidates(word: str, wid: int) -> list[tuple[str, int]]:
-        return _distinct(((v, index.get(v, model.encoder.UNK)) for v in typo_variants(word)), wid)
-
-    return _greedy(model, texts, labels, candidates, max_fraction)
+    return _greedy(model, texts, labels, typo_variants, max_fraction)
 
 
-def _distinct(options, wid: int) -> list[tuple[str, int]]:
-    """The first word of each token id, leaving out the original's id (words outside the vocabulary all read
-    as the unknown token, so one stands for them all)."""
-    by_id: dict[int, str] = {}
-    for word, i in options:
-        by_id.setdefault(i, word)
-    by_id.pop(wid, None)
-    return [(w, i) for i, w in by_id.items()]
+def _distinct(encoder, word: str, options: list[str]) -> list[str]:
+    """The options the encoder reads differently from `word`, the first of those it reads alike (words
+    outside our `Tokenizer`'s vocabulary all read as the unknown token, so one stands for them all)."""
+    if not options:
+        return []
+    seen = {bytes(ids.numpy()) for ids in encoder.encode([word])}
+    distinct = []
+    for option, ids in zip(options, encoder.encode(options)):
+        key = bytes(ids.numpy())
+        if key not in seen:
+            seen.add(key)
+            distinct.append(option)
+    return distinct
 
 
-def _greedy(model: Model, texts: list[str], labels: np.ndarray,
-            candidates: Callable[[str, int], list[tuple[str, int]]], max_fraction: float,
-            fixed: Callable[[str, list[str]], set[int]] | None = None) -> TextAttackOutcome:
-    """The search; `fixed` gives the token positions of a text that must not change."""
-    tokenizer = model.encoder
+def _greedy(model: Model, texts: list[str], labels: np.ndarray, candidates: Callable[[str], list[str]],
+            max_fraction: float, fixed: Callable[[str, list[str]], set[int]] | None = None) -> TextAttackOutcome:
+    """The search over the words of `encoder.tokens(text)`, looked up lower-cased in `candidates`; `fixed`
+    gives the word positions of a text that must not change."""
+    encoder = model.encoder
     outs, marks, flipped, all_changes = [], [], [], []
     for text, label in zip(texts, labels):
-        ids = tokenizer.encode([text])[0]
-        tokens = tokenizer.tokens(text)
-        words = [i for i, t in enumerate(tokens) if _ALPHA.fullmatch(t)]
+        tokens = encoder.tokens(text)
+        words = [i for i, t in enumerate(tokens) if _ALPHA.fullmatch(t.lower())]
         budget = max(1, int(max_fraction * len(words)))
-        current, changes = ids, []
-        proba = model.proba(ids[None])[0]
+        changes = []
+        proba = model.proba(encoder.encode([text]))[0]
         kept = fixed(text, tokens) if fixed else set()
-        for pos in _importance_order(model, ids, words, label):
+        for pos in _importance_order(model, text, words, label):
             if len(changes) >= budget or proba.argmax() != label:
                 break
-            options = candidates(tokens[pos], int(ids[pos])) if pos not in kept else []
+            word = tokens[pos].lower()
+            options = _distinct(encoder, word, candidates(word)) if pos not in kept else []
             if not options:
                 continue
-            trial = current.repeat(len(options), 1)
-            trial[:, pos] = torch.tensor([wid for _, wid in options])
-            probas = model.proba(trial)
+            trials = [_rewrite(text, tokens, [*changes, (pos, tokens[pos], option)], marked=False)
+                      for option in options]
+            probas = model.proba(encoder.encode(trials))
             best = int(probas[:, label].argmin())
             if probas[best, label] < proba[label]:
-                current, proba = trial[best], probas[best]
-                changes.append((pos, tokens[pos], options[best][0]))
+                proba = probas[best]
+                changes.append((pos, tokens[pos], options[best]))
         success = proba.argmax() != label
         changes = changes if success else []
         outs.append(_rewrite(text, tokens, changes, marked=False))
@@ -138,22 +139,27 @@ def _greedy(model: Model, texts: list[str], labels: np.ndarray,
     return TextAttackOutcome(outs, marks, np.array(flipped, dtype=bool), all_changes)
 
 
-def _importance_order(model: Model, ids: torch.Tensor, words: list[int], label: int) -> list[int]:
+def _importance_order(model: Model, text: str, words: list[int], label: int) -> list[int]:
     """Word positions, the most important first: the largest drop of the true class's
     probability when that word alone becomes the unknown token."""
     if not words:
         return []
-    trial = ids.repeat(len(words), 1)
-    trial[torch.arange(len(words)), torch.tensor(words)] = model.encoder.UNK
+    ids, index = model.encoder.encode([text]), model.encoder.word_index([text])
+    hidden = np.zeros((len(words), int(index.max()) + 1), dtype=bool)
+    hidden[np.arange(len(words)), words] = True
+    trial = hide_words(ids.repeat(len(words), 1), index.repeat(len(words), axis=0), hidden, model.encoder.UNK,
+                       model.encoder.PAD)
     return [words[i] for i in np.argsort(model.proba(trial)[:, label], kind="stable")]
 
 
-def _neighbour_table(model: Model, texts: list[str], k: int) -> dict[int, list[tuple[str, int]]]:
-    """For each word id in `texts`, its `k` nearest alphabetic words in the embedding."""
+def _neighbour_table(model: Model, texts: list[str], k: int) -> dict[str, list[str]]:
+    """For each word of `texts` that is one token of the vocabulary, its `k` nearest alphabetic words in the
+    embedding."""
     vocab = model.encoder.vocab
-    pool = torch.tensor([i for i, w in enumerate(vocab) if i > model.encoder.UNK and _ALPHA.fullmatch(w)])
-    used = torch.unique(model.encoder.encode(texts))
-    used = used[used > model.encoder.UNK]
+    index = {w: i for i, w in enumerate(vocab)}
+    pool = torch.tensor([i for i, w in enumerate(vocab) if _ALPHA.fullmatch(w)])
+    used = torch.tensor(sorted({index[w] for text in texts for w in map(str.lower, model.encoder.tokens(text))
+                                if w in index and _ALPHA.fullmatch(w)}), dtype=torch.long)
     if not len(pool) or not len(used):
         return {}
     with torch.no_grad():
@@ -161,7 +167,7 @@ def _neighbour_table(model: Model, texts: list[str], k: int) -> dict[int, list[t
         similarity = weights[used] @ weights[pool].T
         similarity[used[:, None] == pool[None, :]] = -torch.inf
         nearest = similarity.topk(min(k, len(pool)), dim=1).indices
-    return {int(u): [(vocab[int(pool[j])], int(pool[j])) for j in row] for u, row in zip(used, nearest)}
+    return {vocab[int(u)]: [vocab[int(pool[j])] for j in row] for u, row in zip(used, nearest)}
 
 
 def _proper_nouns(text: str, tokens: list[str]) -> set[int]:
@@ -182,7 +188,7 @@ def _spans(text: str, tokens: list[str]) -> tuple[str, list[tuple[int, int]]]:
     length) and each token's (start, end) in it."""
     lower = text.lower()
     spans, cursor = [], 0
-    for token in tokens:
+    for token in map(str.lower, tokens):
         start = lower.find(token, cursor)
         spans.append((start, start + len(token)))
         cursor = start + len(token)
