@@ -52,7 +52,7 @@ def run_stream(model, source: Source, analyzers: Sequence[str | Analyzer] | None
     if samples is not None:
         objects = [dataclasses.replace(a, samples=samples) if "samples" in a.config() else a for a in objects]
     started = datetime.now(timezone.utc)
-    census = source.census(model.classes)
+    census = source.census(model.classes, chunk_rows)
     chunks = source.chunks(model.classes, chunk_rows)
     first = next(chunks)
     model.labels(first)
@@ -100,7 +100,7 @@ def run_stream(model, source: Source, analyzers: Sequence[str | Analyzer] | None
         results.append(with_findings(result, thresholds))
     described = {"name": source.name, "sha256": source.sha256(), "rows": start, "modality": source.modality,
                  "target": source.target, "classes": list(census.classes), "sensitive": list(census.values.counts),
-                 "source": {**source.describe, "sample_rows": len(sample)}}
+                 "source": {**source.describe, "streamed": True, "sample_rows": len(sample)}}
     return assemble(describe_model(model), described, tuple(results), seed=seed, policy=policy, started=started,
                     command=command, device=str(model.device))
 

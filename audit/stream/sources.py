@@ -57,11 +57,12 @@ class Source(ABC):
         self.path, self.target, self.sensitive, self.text_column = path, target, list(sensitive), text_column
         self.name = shown(path.stem if path.is_file() else path.name)
         self.describe = {"path": shown(path), "target": target, "sensitive": list(sensitive),
-                         "text_column": text_column, "streamed": True}
+                         "text_column": text_column}
 
     @abstractmethod
-    def census(self, classes: Sequence[str] | None = None) -> Census:
-        """One pass over labels and sensitive columns; `classes` (the model's) fix the label encoding."""
+    def census(self, classes: Sequence[str] | None = None, rows: int | None = None) -> Census:
+        """One pass over labels and sensitive columns, `rows` at a time (default `chunk_rows`); `classes` (the
+        model's) fix the label encoding."""
 
     @abstractmethod
     def chunks(self, classes: tuple[str, ...], rows: int | None = None) -> Iterator[Dataset]:
@@ -119,25 +120,25 @@ class TableSource(Source):
         except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError, OverflowError) as exc:
             raise AuditInputError(f"{where}: cannot read as a table ({_first_line(exc)})") from None
 
-    def census(self, classes=None) -> Census:
+    def census(self, classes=None, rows=None) -> Census:
         where = shown(self.path)
         wanted = list(dict.fromkeys([self.target, *self.sensitive]))
-        rows, values, labels = 0, SensitiveValues(), []
-        for frame in self._frames(wanted, self.chunk_rows):
+        seen, values, labels = 0, SensitiveValues(), []
+        for frame in self._frames(wanted, rows or self.chunk_rows):
             missing = [c for c in wanted if c not in frame.columns]
             if missing:
                 raise AuditInputError(f"{where}: column {missing[0]!r} not found; columns are: "
                                       f"{', '.join(map(str, frame.columns))}")
-            rows += len(frame)
+            seen += len(frame)
             values.add(frame[self.sensitive])
             if classes is None:
                 labels.append(pd.Series(pd.unique(frame[self.target])))
                 labels = [pd.Series(pd.unique(pd.concat(labels)))]
-        if rows == 0:
+        if seen == 0:
             raise AuditInputError(f"{where}: no rows (the table is empty)")
         if classes is None:
             classes = _classes_of(labels[0], f"{where}: target column {self.target!r}")
-        return Census(rows, tuple(classes), values)
+        return Census(seen, tuple(classes), values)
 
     def chunks(self, classes, rows=None):
         for frame in self._frames(None, rows or self.chunk_rows):
@@ -217,18 +218,18 @@ class NpzSource(Source):
                 return _npz_classes({"classes": carried, "y": np.zeros(0, dtype=np.int64)}, shown(self.path)), names
         return (tuple(classes) if classes is not None else None), names
 
-    def census(self, classes=None) -> Census:
+    def census(self, classes=None, rows=None) -> Census:
         carried, names = self._names(classes)
-        rows, values, labels = 0, SensitiveValues(), set()
-        for arrays in self._arrays(["y", *names], self.chunk_rows * 64):
-            rows += len(arrays["y"])
+        seen, values, labels = 0, SensitiveValues(), set()
+        for arrays in self._arrays(["y", *names], rows or TABLE_CHUNK_ROWS):
+            seen += len(arrays["y"])
             values.add(pd.DataFrame({k: arrays[k] for k in names}))
             if carried is None:
                 labels.update(np.unique(arrays["y"]).tolist())
-        if rows == 0:
+        if seen == 0:
             raise AuditInputError(f"{shown(self.path)}: no rows (the arrays are empty)")
         found = carried or _classes_of(pd.Series(sorted(labels)), f"{shown(self.path)}: labels y")
-        return Census(rows, found, values)
+        return Census(seen, found, values)
 
     def chunks(self, classes, rows=None):
         carried, names = self._names(classes)
@@ -285,7 +286,7 @@ class ImageFolder(Source):
                 "size (resize them first)")
         return pixels
 
-    def census(self, classes=None) -> Census:
+    def census(self, classes=None, rows=None) -> Census:
         return Census(len(self.files), tuple(classes) if classes is not None else self.found, SensitiveValues())
 
     def chunks(self, classes, rows=None):
