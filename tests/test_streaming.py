@@ -283,3 +283,20 @@ def test_memory_does_not_grow_with_the_rows(tmp_path):
         tracemalloc.stop()
         assert start == n and tallies[1].predicted.sum() == n
     assert peaks[1] < 1.5 * peaks[0], peaks
+
+
+@pytest.mark.parametrize("name,problem", [("big.csv", "a line longer than 64 MiB"),
+                                          ("big.parquet", "cannot read as a table"),
+                                          ("big.npz", "cannot read as NPZ")])
+def test_data_above_the_input_size_limit_is_streamed_not_refused(tmp_path, capsys, name, problem):
+    """A 2 GiB data file (sparse: nothing on disk) is streamed; these hold no table, which one line says."""
+    big = tmp_path / name
+    with open(big, "wb") as f:
+        f.truncate(2 << 30)
+    model = tmp_path / "m.pt"
+    checkpoint.save(hostile.image_model() if name.endswith(".npz") else hostile.tabular_model(), model)
+    code = main(["report", str(model), "--data", str(big), "--target", "approved", "-o", str(tmp_path / "r.html"),
+                 "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"error: {big}: ") and problem in err and "limit" not in err, err
+    assert len(err.strip().splitlines()) == 1

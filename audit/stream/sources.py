@@ -32,7 +32,8 @@ from audit.errors import AuditInputError
 from audit.fairness.groups import SensitiveValues
 from audit.paths import input_file, shown
 
-STREAM_ABOVE = 256 << 20  # bytes of data above which `audit report` streams without --stream
+STREAM_ABOVE = 32 << 20  # bytes of data above which `audit report` streams without --stream
+MAX_LINE_BYTES = 64 << 20  # a CSV line longer than this is refused: the reader would hold all of it
 TABLE_CHUNK_ROWS = 65_536
 IMAGE_CHUNK_ROWS = 512
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -109,10 +110,11 @@ class TableSource(Source):
                 for batch in table.iter_batches(batch_size=rows, columns=columns):
                     yield batch.to_pandas()
             else:
-                reader = pd.read_csv(self.path, skipinitialspace=True, chunksize=rows,
-                                     usecols=(lambda c: c in columns) if columns else None)
-                with reader:
-                    yield from reader
+                with open(self.path, "rb") as raw:
+                    reader = pd.read_csv(_LineBounded(raw, where), skipinitialspace=True, chunksize=rows,
+                                         usecols=(lambda c: c in columns) if columns else None)
+                    with reader:
+                        yield from reader
         except AuditInputError:
             raise
         except pd.errors.EmptyDataError:
@@ -141,10 +143,36 @@ class TableSource(Source):
         return Census(seen, tuple(classes), values)
 
     def chunks(self, classes, rows=None):
+        start = 0
         for frame in self._frames(None, rows or self.chunk_rows):
-            yield Dataset.from_dataframe(frame, target=self.target, sensitive=self.sensitive,
-                                         text_column=self.text_column, classes=classes, name=self.name,
-                                         source=self.describe)
+            try:
+                yield Dataset.from_dataframe(frame, target=self.target, sensitive=self.sensitive,
+                                             text_column=self.text_column, classes=classes, name=self.name,
+                                             source=self.describe)
+            except AuditInputError as exc:  # its row numbers count from the chunk's first row
+                raise AuditInputError(f"{exc} [rows counted from row {start:,} of the file]") from None
+            start += len(frame)
+
+
+class _LineBounded(io.RawIOBase):
+    """A binary file that refuses, with one clear line, a line longer than MAX_LINE_BYTES: pandas' CSV
+    reader holds a whole line in memory, and a file without line breaks is one line."""
+
+    def __init__(self, raw, where: str):
+        self.raw, self.where, self.run = raw, where, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self.raw.readinto(buffer)
+        if n:
+            end = bytes(memoryview(buffer)[:n]).rfind(b"\n")
+            self.run = self.run + n if end < 0 else n - end - 1
+            if self.run > MAX_LINE_BYTES:
+                raise AuditInputError(f"{self.where}: cannot read as a table (a line longer than "
+                                      f"{MAX_LINE_BYTES >> 20} MiB; is it a CSV file?)")
+        return n
 
 
 class _NpyRows:
