@@ -266,7 +266,7 @@ def test_memory_does_not_grow_with_the_rows(tmp_path):
     """Reading chunks of 500 rows and adding them to the performance and fairness tallies: the peak of memory
     allocated for 6x the rows stays within 1.5x, and no chunk is larger than asked."""
     model, peaks = linear_model(), []
-    for n in (3_000, 18_000):
+    for n in (2_000, 12_000):
         adult_like(n).drop(columns="income").to_parquet(tmp_path / f"{n}.parquet", row_group_size=1000)
         source = open_source(tmp_path / f"{n}.parquet", target="label", sensitive=["sex", "race", "age"])
         tracemalloc.start()

@@ -1,7 +1,7 @@
 """Sensitive attributes as group labels: continuous columns bucketed, features crossed.
 
 A numeric column with more than `MAX_CATEGORIES` distinct values is continuous and is
-cut into buckets by one rule (`edges_for`), in this order:
+cut into buckets by one rule (`group_rules`), in this order:
 
 1. the edges the user gives for it (`bins`, e.g. `--set 'fairness.bins={income=[30000, 60000]}'`);
 2. an age column, one whose name has the word "age" in it (`age`, `Age`, `age_in_years`,
@@ -13,6 +13,10 @@ cut into buckets by one rule (`edges_for`), in this order:
 Every other column is categorical, its values used as they are and listed in natural
 order (`natural_order`): by the number in them when every value has one ("<25" before
 "25-34", "2" before "10"), else alphabetically.
+
+The rules read only each column's distinct values and their counts (`SensitiveValues`),
+which add up over chunks: a streamed run groups its rows as a run over the whole data does.
+The quartiles come from the counts exactly as np.quantile gives them on the column.
 """
 
 from __future__ import annotations
@@ -72,12 +76,6 @@ def natural_order(values) -> list[str]:
 def is_age(name: str) -> bool:
     words = re.split(r"[^a-z]+", re.sub(r"([a-z])([A-Z])", r"\1_\2", str(name)).lower())
     return "age" in words
-
-
-def edges_for(column: pd.Series, given: Sequence[float] | None = None) -> tuple[tuple[float, ...], str]:
-    """The bucket edges of a continuous column and the rule that chose them (GIVEN, AGE or QUARTILES)."""
-    counts = column.value_counts()
-    return _edges(str(column.name), counts.index.to_numpy(dtype=float), counts.to_numpy(), given)
 
 
 def _edges(name: str, values: np.ndarray, counts: np.ndarray, given) -> tuple[tuple[float, ...], str]:
@@ -166,13 +164,8 @@ def group_rules(values: SensitiveValues, bins: Mapping[str, Sequence[float]] | N
     return rules
 
 
-def binned(sensitive: pd.DataFrame, bins: Mapping[str, Sequence[float]] | None = None
-           ) -> dict[str, tuple[tuple[float, ...], str]]:
-    """The columns `group_labels` cuts into buckets: name -> (edges, rule)."""
-    return bucketed(group_rules(SensitiveValues.of(sensitive), bins))
-
-
 def bucketed(rules: Mapping[str, GroupRule]) -> dict[str, tuple[tuple[float, ...], str]]:
+    """The columns cut into buckets: name -> (edges, rule)."""
     return {name: (r.edges, r.rule) for name, r in rules.items() if r.edges is not None}
 
 

@@ -280,8 +280,6 @@ class ImageFolder(Source):
     def __init__(self, path: Path, **kwargs):
         super().__init__(path, **kwargs)
         where = shown(path)
-        if self.sensitive:
-            raise AuditInputError(f"{where}: a folder of images has no sensitive columns; drop --sensitive")
         folders = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
         self.files = [(f, folder.name) for folder in folders for f in sorted(folder.iterdir())
                       if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()]
@@ -291,6 +289,10 @@ class ImageFolder(Source):
         if len(found) < 2:
             raise AuditInputError(f"{where}: images of one class only ({found[0]!r}); a classifier is audited on at "
                                   f"least two class folders, e.g. {where}/cat/*.png and {where}/dog/*.png")
+        if self.sensitive:
+            raise AuditInputError(f"{where}: a folder of images carries no sensitive attributes, but "
+                                  f"{', '.join(map(repr, self.sensitive))} were asked for (--sensitive, or the "
+                                  "model's training data)")
         self.found = tuple(found)
         self.first = self._read(self.files[0][0], None)
 
