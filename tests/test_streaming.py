@@ -103,6 +103,18 @@ def test_sensitive_groups_are_decided_from_the_whole_data(table):
     assert bins["age"]["rule"] == "fixed age bins"
 
 
+def test_an_analyzer_that_fails_is_an_error_result_as_in_memory(table):
+    folder, model, _ = table
+    wrong = Fairness(bins={"height": (1.5,)})
+    data = audit.Dataset.from_dataframe(pd.read_csv(folder / "t.csv"), target="label", sensitive=SENSITIVE)
+    memory = audit.run(model, data, [Performance(), wrong])
+    streamed = audit.run_stream(model, open_source(folder / "t.csv", target="label", sensitive=SENSITIVE),
+                                [Performance(), wrong])
+    assert [r.status for r in streamed.results] == [r.status for r in memory.results] == ["ok", "error"]
+    assert streamed.results[1].error == memory.results[1].error
+    assert "bins given for ['height'], which are not sensitive columns" in streamed.results[1].error
+
+
 def rows_of(sample: audit.Dataset) -> np.ndarray:
     return sample.inputs["row"].to_numpy()
 

@@ -58,14 +58,17 @@ def run_stream(model, source: Source, analyzers: Sequence[str | Analyzer] | None
     model.labels(first)
     supported = [a for a in objects if a.supports(model, first)]
     tallies: dict[str, Tally] = {}
+    failed: dict[str, tuple[Exception, str]] = {}  # analyzer -> its exception: an error result, as in memory
     for a in supported:
-        tally = a.tally(model, census.values, seed=seed)
+        try:
+            tally = a.tally(model, census.values, seed=seed)
+        except Exception as exc:  # noqa: BLE001
+            failed[a.name] = exc, traceback.format_exc(limit=8)
+            continue
         if tally is not None:
             tallies[a.name] = tally
-    spent = {name: 0.0 for name in tallies}
-    failed: dict[str, str] = {}
-    reservoir = Reservoir(sample_size(supported, model.modality), seed, take=Dataset.subset,
-                          join=lambda parts: concat(parts))
+    spent = {name: 0.0 for name in [*tallies, *failed]}
+    reservoir = Reservoir(sample_size(supported, model.modality), seed, take=Dataset.subset, join=concat)
     pending: deque[Dataset] = deque()
 
     def feed():
@@ -84,8 +87,8 @@ def run_stream(model, source: Source, analyzers: Sequence[str | Analyzer] | None
                 tally.add(chunk, proba, start)
             except AuditInputError:
                 raise
-            except Exception:  # noqa: BLE001 - a failing analyzer becomes an error result, as in memory
-                failed[name] = traceback.format_exc(limit=8)
+            except Exception as exc:  # noqa: BLE001
+                failed[name] = exc, traceback.format_exc(limit=8)
             spent[name] += time.perf_counter() - began
         reservoir.add(chunk, start, len(chunk))
         start += len(chunk)
@@ -93,8 +96,8 @@ def run_stream(model, source: Source, analyzers: Sequence[str | Analyzer] | None
     results = []
     thresholds = (policy or Policy()).thresholds
     for a in objects:
-        if a.name in tallies:
-            result = _tallied(a, tallies[a.name], sample, spent[a.name], failed.get(a.name))
+        if a.name in tallies or a.name in failed:
+            result = _tallied(a, tallies.get(a.name), sample, spent[a.name], failed.get(a.name))
         else:
             result = _run_one(a, model, sample, seed)
         results.append(with_findings(result, thresholds))
@@ -110,13 +113,16 @@ def _chained(first, rest):
     yield from rest
 
 
-def _tallied(analyzer: Analyzer, tally: Tally, sample: Dataset, seconds: float, failure: str | None) -> Result:
+def _tallied(analyzer: Analyzer, tally: Tally | None, sample: Dataset, seconds: float,
+             failure: tuple[Exception, str] | None) -> Result:
+    """The result of a tally, or the error result of its analyzer (as `audit.runner` makes one)."""
     began = time.perf_counter()
     if failure is None:
         try:
             return dataclasses.replace(tally.result(sample), seconds=seconds + time.perf_counter() - began)
-        except Exception:  # noqa: BLE001
-            failure = traceback.format_exc(limit=8)
-    last = failure.strip().splitlines()[-1]
-    return Result(analyzer=analyzer.name, status="error", config=analyzer.config(), error=last,
-                  details={"traceback": failure}, seconds=seconds + time.perf_counter() - began)
+        except Exception as exc:  # noqa: BLE001
+            failure = exc, traceback.format_exc(limit=8)
+    exc, trace = failure
+    return Result(analyzer=analyzer.name, status="error", config=analyzer.config(),
+                  error=f"{type(exc).__name__}: {exc}", details={"traceback": trace},
+                  seconds=seconds + time.perf_counter() - began)
