@@ -367,7 +367,7 @@ def _report_predictions(args, settings: dict) -> int:
     scores = [c.strip() for c in (args.score_columns or "").split(",") if c.strip()]
     settings = {k: v for k, v in settings.items() if k != "samples"}  # no per-example analyzer runs
     result = from_predictions(args.predictions, target=args.target, prediction=args.prediction_column,
-                              scores=scores, sensitive=args.sensitive, **settings)
+                              scores=scores, sensitive=args.sensitive, stream=args.stream, **settings)
     _write_outputs(outputs, result, result, name=shown(args.predictions))
     return _finish(result, output)
 

@@ -20,6 +20,7 @@ from audit.analyzers.fairness import Fairness
 from audit.analyzers.performance import Performance
 from audit.cli import main
 from audit.data.dataset import concat, read_file
+from audit.progress import set_quiet
 from audit.stream.reservoir import Reservoir
 from audit.stream.run import predict_fn
 from audit.stream.sources import open_source
@@ -61,6 +62,14 @@ def table(tmp_path_factory):
     return folder, model, memory
 
 
+@pytest.fixture
+def progress_lines():
+    """Progress on (a CLI test before may have left it --quiet); stderr is not a terminal: CI lines."""
+    set_quiet(False)
+    yield
+    set_quiet(False)
+
+
 def assert_same_numbers(streamed: audit.AuditRun, memory: audit.AuditRun) -> None:
     assert set(streamed.metrics) == set(memory.metrics)
     for name, value in memory.metrics.items():
@@ -74,7 +83,7 @@ def assert_same_numbers(streamed: audit.AuditRun, memory: audit.AuditRun) -> Non
 
 
 @pytest.mark.parametrize("name,rows", [("t.parquet", 97), ("t.csv", 999)])
-def test_streamed_metrics_equal_the_in_memory_ones(table, capsys, name, rows):
+def test_streamed_metrics_equal_the_in_memory_ones(table, capsys, progress_lines, name, rows):
     folder, model, memory = table
     source = open_source(folder / name, target="label", sensitive=SENSITIVE)
     streamed = audit.run_stream(model, source, [Performance(), Fairness(intersections=2)], seed=3, chunk_rows=rows)
@@ -312,3 +321,26 @@ def test_data_above_the_input_size_limit_is_streamed_not_refused(tmp_path, capsy
     err = capsys.readouterr().err
     assert code == 2 and err.startswith(f"error: {big}: ") and problem in err and "limit" not in err, err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("output", ["prediction", "scores"])
+def test_predictions_are_streamed_with_the_same_numbers(tmp_path, capsys, progress_lines, output):
+    """--predictions: a table of labels, the model's outputs and the sensitive columns, read in chunks of 97."""
+    frame = adult_like(1500)
+    score = 1 / (1 + np.exp(-(frame["x0"] + 0.5 * frame["x1"] + frame["male"] - 0.5)))
+    frame = frame.assign(p1=score.round(6), p0=(1 - score).round(6),
+                         predicted=np.where(score > 0.5, CLASSES[1], CLASSES[0]))
+    frame.to_csv(tmp_path / "p.csv", index=False)
+    columns = {"prediction": "predicted"} if output == "prediction" else {"scores": ["p0", "p1"]}
+    options = dict(target="label", sensitive=["sex", "race"], options={"fairness": {"mitigation": False}},
+                   **columns)
+    memory = audit.from_predictions(tmp_path / "p.csv", **options)
+    streamed = audit.from_predictions(tmp_path / "p.csv", stream=True, chunk_rows=97, **options)
+    assert [r.status for r in streamed.results] == [r.status for r in memory.results]
+    assert streamed.data["source"]["streamed"] and streamed.data["rows"] == 1500
+    assert set(streamed.metrics) == set(memory.metrics) and len(memory.metrics) > 10
+    assert streamed.metrics == pytest.approx(memory.metrics, abs=1e-9, nan_ok=True)
+    for name, bounds in memory.intervals.items():
+        assert streamed.intervals[name] == pytest.approx(bounds, abs=1e-9, nan_ok=True), name
+    assert streamed.intervals["fairness.sex.demographic_parity_difference"][0] > 0.15  # planted
+    assert "predictions: 1,500 rows in" in capsys.readouterr().err

@@ -96,7 +96,8 @@ class TableSource(Source):
         self.modality = "text" if self.text_column else "tabular"
         self.parquet = "".join(path.suffixes[-2:]).lower().endswith((".parquet", ".pq"))
 
-    def _frames(self, columns: list[str] | None, rows: int) -> Iterator[pd.DataFrame]:
+    def frames(self, columns: list[str] | None, rows: int) -> Iterator[pd.DataFrame]:
+        """The table `rows` rows at a time, as DataFrames (only `columns`, when given)."""
         where = shown(self.path)
         try:
             if self.parquet:
@@ -126,7 +127,7 @@ class TableSource(Source):
         where = shown(self.path)
         wanted = list(dict.fromkeys([self.target, *self.sensitive]))
         seen, values, labels = 0, SensitiveValues(), []
-        for frame in self._frames(wanted, rows or self.chunk_rows):
+        for frame in self.frames(wanted, rows or self.chunk_rows):
             missing = [c for c in wanted if c not in frame.columns]
             if missing:
                 raise AuditInputError(f"{where}: column {missing[0]!r} not found; columns are: "
@@ -144,7 +145,7 @@ class TableSource(Source):
 
     def chunks(self, classes, rows=None):
         start = 0
-        for frame in self._frames(None, rows or self.chunk_rows):
+        for frame in self.frames(None, rows or self.chunk_rows):
             try:
                 yield Dataset.from_dataframe(frame, target=self.target, sensitive=self.sensitive,
                                              text_column=self.text_column, classes=classes, name=self.name,
