@@ -157,8 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prediction-column", help="column of predicted labels in --predictions")
     p.add_argument("--score-columns", help="comma-separated per-class score columns in --predictions, in class "
                    "order (binary: one column, the second class's probability)")
-    p.add_argument("--stream", action="store_true", help="read --data in chunks, in bounded memory (automatic "
-                   f"above {format_size(STREAM_ABOVE)}); the per-example analyzers run on a seeded sample")
+    p.add_argument("--stream", action="store_true", help="read --data (or --predictions) in chunks, in bounded "
+                   f"memory (automatic above {format_size(STREAM_ABOVE)}); the per-example analyzers run on a seeded "
+                   "sample")
     p.set_defaults(handler=cmd_report)
 
     p = sub.add_parser("compare", help="audit a baseline and a candidate model on the same data")
