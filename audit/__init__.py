@@ -29,11 +29,13 @@ _PUBLIC = {
     "explain": ("audit.explanations", "explain"),
     "from_predictions": ("audit.predictions", "from_predictions"),
     "from_transformers": ("audit.huggingface", "from_transformers"),
+    "open_source": ("audit.stream.sources", "open_source"),
     "list_datasets": ("audit.data", "list_datasets"),
     "list_models": ("audit.models", "list_models"),
     "load_dataset": ("audit.data", "load_dataset"),
     "load_model": ("audit.checkpoint", "load"),
     "run": ("audit.runner", "run"),
+    "run_stream": ("audit.stream.run", "run_stream"),
     "save_model": ("audit.checkpoint", "save"),
     "train": ("audit.models", "train"),
     "wrap": ("audit.model", "wrap"),
@@ -42,7 +44,7 @@ _PUBLIC = {
 __all__ = [
     "ANALYZERS", "Analyzer", "AuditInputError", "AuditRun", "Dataset", "Finding", "Model", "Performance", "Policy", "Result",
     "Task", "Tokenizer", "Verdict", "explain", "from_predictions", "from_transformers", "list_datasets", "list_models",
-    "load_dataset", "load_model", "run", "save_model", "train", "wrap",
+    "load_dataset", "load_model", "open_source", "run", "run_stream", "save_model", "train", "wrap",
 ]
 
 

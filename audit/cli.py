@@ -20,7 +20,7 @@ from audit import checkpoint
 from audit.analyzers import ANALYZERS
 from audit.compare import compare
 from audit.data.builtin import list_datasets, load_dataset
-from audit.data.sources import audit_data
+from audit.data.sources import audit_data, streamed_source
 from audit.errors import AuditInputError
 from audit.findings.thresholds import default_policy_toml
 from audit.models import MODELS
@@ -40,6 +40,8 @@ from audit.mitigation.sweep import DISPARITY, ROBUST, check_sweepable, gate_limi
 from audit.mitigation.thresholds import CONSTRAINTS
 from audit.report.ci import render_compare_markdown, render_junit, render_markdown
 from audit.runner import AuditRun, run
+from audit.stream.run import run_stream
+from audit.stream.sources import STREAM_ABOVE
 from audit.threads import THREADS_VARIABLE, configure_threads
 
 EXIT_INTERNAL = 4
@@ -158,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prediction-column", help="column of predicted labels in --predictions")
     p.add_argument("--score-columns", help="comma-separated per-class score columns in --predictions, in class "
                    "order (binary: one column, the second class's probability)")
+    p.add_argument("--stream", action="store_true", help="read --data (or --predictions) in chunks, in bounded "
+                   f"memory (automatic above {format_size(STREAM_ABOVE)}); the per-example analyzers run on a seeded "
+                   "sample")
     p.set_defaults(handler=cmd_report)
 
     p = sub.add_parser("compare", help="audit a baseline and a candidate model on the same data")
@@ -238,7 +243,8 @@ def _add_audit_options(p: argparse.ArgumentParser, *, default_output: str) -> No
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", help="a CSV or Parquet table, or an NPZ of images (arrays x, y)")
+    p.add_argument("--data", help="a CSV or Parquet table, an NPZ of images (arrays x, y), or a folder of images "
+                                  "in class folders (DIR/CLASS/FILE.png)")
     p.add_argument("--target", help="label column of --data")
     p.add_argument("--sensitive", nargs="+", default=[], metavar="COL", help="sensitive attribute columns")
     p.add_argument("--text-column", help="text column of --data (text models)")
@@ -361,8 +367,9 @@ def cmd_report(args) -> int:
     output = Path(args.output or f"reports/{Path(args.model).stem}.html")
     outputs = _check_outputs(args, output, {"model": args.model})
     model = checkpoint.load(args.model, **_load_options(args))
-    data = _audit_data(args, model)
-    result = run(model, data, **settings)
+    source = streamed_source(dict(model.task.dataset), data=args.data, stream=args.stream, target=args.target,
+                             sensitive=args.sensitive, text_column=args.text_column)
+    result = run_stream(model, source, **settings) if source else run(model, _audit_data(args, model), **settings)
     _write_outputs(outputs, result, result, name=shown(args.model))
     return _finish(result, output)
 
@@ -377,7 +384,7 @@ def _report_predictions(args, settings: dict) -> int:
     scores = [c.strip() for c in (args.score_columns or "").split(",") if c.strip()]
     settings = {k: v for k, v in settings.items() if k != "samples"}  # no per-example analyzer runs
     result = from_predictions(args.predictions, target=args.target, prediction=args.prediction_column,
-                              scores=scores, sensitive=args.sensitive, **settings)
+                              scores=scores, sensitive=args.sensitive, stream=args.stream, **settings)
     _write_outputs(outputs, result, result, name=shown(args.predictions))
     return _finish(result, output)
 

@@ -199,12 +199,15 @@ class Model:
             )
         return torch.softmax(logits, dim=-1).numpy().astype(np.float64)
 
-    def predict_proba(self, data) -> np.ndarray:
+    def predict_proba(self, data, *, cache: bool = True) -> np.ndarray:
         """Class probabilities (N, classes) for a `Dataset`, or raw inputs: a DataFrame, an
-        array, a tensor in the model's input space, or a list of strings for text.
+        array, a tensor in the model's input space, or a list of strings for text. Those of a
+        `Dataset` are kept for the next call unless not to `cache` (a streamed chunk is seen once).
 
         A model with group thresholds (`task.postprocessing`) gives its decisions instead, as 0 or 1,
         so every analyzer judges what is deployed; `proba` and `logits` stay the scores."""
+        if isinstance(data, Dataset) and not cache:
+            return self._decided(self.proba(self.encode(data)), data)
         if isinstance(data, Dataset):
             key = data.sha256
             if key not in self._proba_cache:

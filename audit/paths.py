@@ -56,10 +56,10 @@ def format_size(n: int) -> str:
     return f"{n} B"
 
 
-def input_file(path: str | Path, what: str = "file") -> Path:
+def input_file(path: str | Path, what: str = "file", *, whole: bool = True) -> Path:
     """`path` when it is an existing regular file (symbolic links followed) no larger than the input size
     limit, else an `AuditInputError` saying what it is instead. Opening a FIFO or a device would block or
-    read forever."""
+    read forever. A file that is not read `whole` (streamed in chunks) has no size limit."""
     path = Path(path)
     try:
         info = path.stat()
@@ -71,7 +71,7 @@ def input_file(path: str | Path, what: str = "file") -> Path:
         kind = next((name for test, name in KINDS if test(info.st_mode)), "something else")
         raise AuditInputError(f"{shown(path)}: is {kind}, not a regular file")
     limit = _max_input_bytes.get()
-    if info.st_size > limit:
+    if whole and info.st_size > limit:
         raise AuditInputError(f"{shown(path)}: {info.st_size:,} bytes ({format_size(info.st_size)}) is over the "
                               f"{format_size(limit)} limit for input files, which are read whole "
                               "(raise it with --max-input-size)")

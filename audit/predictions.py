@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import traceback
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,7 +25,12 @@ from audit.data.dataset import Dataset, read_table
 from audit.errors import AuditInputError
 from audit.policy import Policy
 from audit.findings import with_findings
+from audit.fairness.groups import SensitiveValues
+from audit.paths import input_file, shown
+from audit.progress import rows as progress_rows
 from audit.runner import AuditRun, _run_one, assemble, resolve_analyzers
+from audit.stream.run import _tallied
+from audit.stream.sources import STREAM_ABOVE, TableSource, data_bytes
 
 NEEDS_NO_MODEL = ("performance", "fairness")
 
@@ -61,10 +67,7 @@ def read_predictions(frame: pd.DataFrame, *, target: str, prediction: str | None
     frame = frame.set_axis(columns, axis=1).reset_index(drop=True)
     if (prediction is None) == (not scores):
         raise AuditInputError(f"{where}: give either a prediction column or score columns (not both, not neither)")
-    for role, col in [("target", target), ("prediction", prediction), *[("score", c) for c in scores],
-                      *[("sensitive", c) for c in sensitive]]:
-        if col is not None and col not in columns:
-            raise AuditInputError(f"{where}: {role} column {col!r} not found; columns are: {', '.join(columns)}")
+    _check_columns(columns, where, target=target, prediction=prediction, scores=scores, sensitive=sensitive)
     used = [target, *([prediction] if prediction else scores), *sensitive]
     missing = [c for c in used if frame[c].isna().any()]
     if missing:
@@ -86,6 +89,13 @@ def read_predictions(frame: pd.DataFrame, *, target: str, prediction: str | None
                    classes=classes, modality="tabular", sensitive=frame[list(sensitive)].copy(), name=name,
                    target=target, source=source or {})
     return Predictions(proba, classes, source=dict(source or {})), data
+
+
+def _check_columns(columns: list[str], where: str, *, target, prediction, scores, sensitive) -> None:
+    for role, col in [("target", target), ("prediction", prediction), *[("score", c) for c in scores],
+                      *[("sensitive", c) for c in sensitive]]:
+        if col is not None and col not in columns:
+            raise AuditInputError(f"{where}: {role} column {col!r} not found; columns are: {', '.join(columns)}")
 
 
 def _is_number(text: str) -> bool:
@@ -124,9 +134,35 @@ def _proba(frame, prediction, scores, classes, index, where) -> np.ndarray:
 def from_predictions(table: pd.DataFrame | str | Path, *, target: str, prediction: str | None = None,
                      scores: Sequence[str] = (), sensitive: Sequence[str] = (), classes: Sequence[str] | None = None,
                      analyzers: Sequence[str | Analyzer] | None = None, seed: int = 0, policy: Policy | None = None,
-                     options: dict[str, dict] | None = None, command: str | None = None) -> AuditRun:
+                     options: dict[str, dict] | None = None, command: str | None = None, stream: bool = False,
+                     chunk_rows: int | None = None) -> AuditRun:
     """Audit predictions that already exist (a DataFrame, or a CSV or Parquet file): the analyzers that need no
-    model run (NEEDS_NO_MODEL), every other one chosen is reported as skipped with the reason."""
+    model run (NEEDS_NO_MODEL), every other one chosen is reported as skipped with the reason. A file is read in
+    chunks of `chunk_rows` when `stream` or larger than STREAM_ABOVE: the same numbers, in bounded memory."""
+    columns = dict(target=target, prediction=prediction, scores=scores, sensitive=sensitive)
+    chosen = resolve_analyzers(analyzers, options)
+    started = datetime.now(timezone.utc)
+    if not isinstance(table, pd.DataFrame) and (stream or data_bytes(table) > STREAM_ABOVE):
+        model, described, results = _streamed(Path(table), columns, classes, chosen, seed, chunk_rows)
+    else:
+        model, data = _read_whole(table, columns, classes)
+        described = data
+        results = [_run_one(a, model, data, seed) for a in chosen if a.name in NEEDS_NO_MODEL]
+    thresholds = (policy or Policy()).thresholds
+    done = iter(results)
+    results = tuple(with_findings(next(done), thresholds) if a.name in NEEDS_NO_MODEL else Result(
+        analyzer=a.name, status="skipped", config=a.config(),
+        details={"reason": "needs the model itself; only its predictions were given"}) for a in chosen)
+    source = model.source
+    output = f"column {prediction!r}" if prediction else f"score columns {list(scores)}"
+    model_described = {"path": source.get("path"), "sha256": source.get("sha256"),
+                       "architecture": "predictions (no model)", "modality": "tabular", "classes": list(model.classes),
+                       "trained_on": {}, "training_metrics": {}, "output": output}
+    return assemble(model_described, described, results, seed=seed, policy=policy, started=started, command=command,
+                    device="none")
+
+
+def _read_whole(table, columns: dict, classes) -> tuple[Predictions, Dataset]:
     source = {}
     if not isinstance(table, pd.DataFrame):
         path = Path(table)
@@ -135,16 +171,59 @@ def from_predictions(table: pd.DataFrame | str | Path, *, target: str, predictio
         name = path.stem
     else:
         frame, name = table, "predictions"
-    model, data = read_predictions(frame, target=target, prediction=prediction, scores=scores, sensitive=sensitive,
-                                   classes=classes, name=name, source=source)
-    started = datetime.now(timezone.utc)
-    thresholds = (policy or Policy()).thresholds
-    results = tuple(with_findings(_run_one(a, model, data, seed), thresholds) if a.name in NEEDS_NO_MODEL else Result(
-        analyzer=a.name, status="skipped", config=a.config(),
-        details={"reason": "needs the model itself; only its predictions were given"})
-        for a in resolve_analyzers(analyzers, options))
-    described = {"path": source.get("path"), "sha256": source.get("sha256"), "architecture": "predictions (no model)",
-                 "modality": "tabular", "classes": list(model.classes), "trained_on": {}, "training_metrics": {},
-                 "output": f"column {prediction!r}" if prediction else f"score columns {list(scores)}"}
-    return assemble(described, data, results, seed=seed, policy=policy, started=started, command=command,
-                    device="none")
+    return read_predictions(frame, **columns, classes=classes, name=name, source=source)
+
+
+def _streamed(path: Path, columns: dict, classes, analyzers: list[Analyzer], seed: int, chunk_rows: int | None):
+    """The predictions of a table read in chunks: a first pass over the label, prediction and sensitive columns
+    (classes, groups), then each chunk added to the tallies of the analyzers that need no model."""
+    table = TableSource(input_file(path, whole=False), target=columns["target"], sensitive=columns["sensitive"],
+                        text_column=None)
+    rows = chunk_rows or table.chunk_rows
+    first_rows = table.frames(None, 1)
+    head = next(first_rows, None)
+    first_rows.close()
+    if head is None:
+        raise AuditInputError(f"{shown(path)}: no rows (the file is empty)")
+    if (columns["prediction"] is None) == (not columns["scores"]):
+        raise AuditInputError(f"{shown(path)}: give either a prediction column or score columns (not both, not "
+                              "neither)")
+    _check_columns([str(c) for c in head.columns], shown(path), **columns)
+    outputs = [columns["prediction"]] if columns["prediction"] else []
+    seen, values, found = 0, SensitiveValues(), set()
+    for frame in table.frames([columns["target"], *outputs, *columns["sensitive"]], rows):
+        seen += len(frame)
+        values.add(frame[list(columns["sensitive"])])
+        found.update(str(v) for c in [columns["target"], *outputs] for v in pd.unique(frame[c]))
+    if classes is None:
+        classes = sorted(found, key=lambda c: (float(c), c) if _is_number(c) else (float("inf"), c))
+    source = {"path": str(path), "sha256": table.sha256()}
+    model = Predictions(np.empty((0, len(classes))), tuple(str(c) for c in classes), source=source)
+    _, probe = read_predictions(head, **columns, classes=model.classes, name=path.stem)
+    tallies, failed = {}, {}  # a failing analyzer becomes an error result, as in memory
+    for a in analyzers:
+        if a.name in NEEDS_NO_MODEL and a.supports(model, probe):
+            try:
+                tallies[a.name] = a.tally(model, values, seed=seed)
+            except Exception as exc:  # noqa: BLE001
+                failed[a.name] = exc, traceback.format_exc(limit=8)
+    start, first = 0, None
+    for frame in progress_rows(table.frames(None, rows), desc="predictions", total=seen):
+        chunk_model, chunk = read_predictions(frame.reset_index(drop=True), **columns, classes=model.classes,
+                                              name=path.stem, source=source)
+        first = chunk if first is None else first
+        for name, tally in tallies.items():
+            try:
+                if name not in failed:
+                    tally.add(chunk, chunk_model.proba, start)
+            except Exception as exc:  # noqa: BLE001
+                failed[name] = exc, traceback.format_exc(limit=8)
+        start += len(chunk)
+    skipped = {"reason": "not applicable to this tabular model and data"}
+    results = [_tallied(a, tallies.get(a.name), first, 0.0, failed.get(a.name)) if a.name in {*tallies, *failed} else
+               Result(analyzer=a.name, status="skipped", config=a.config(), details=skipped)
+               for a in analyzers if a.name in NEEDS_NO_MODEL]
+    described = {"name": path.stem, "sha256": source["sha256"], "rows": start, "modality": "tabular",
+                 "target": columns["target"], "classes": list(model.classes), "sensitive": list(columns["sensitive"]),
+                 "source": {**source, "streamed": True}}
+    return model, described, results

@@ -41,3 +41,46 @@ def steps(items: Iterable[T], *, desc: str, name: Callable[[T], str]) -> Iterato
             yield item
             print(f"{desc} {i}/{len(items)}: {name(item)} {time.perf_counter() - start:.1f} s", file=sys.stderr,
                   flush=True)
+
+
+REPORT_EVERY = 60.0  # seconds between progress lines in a CI log
+
+
+def rows(chunks: Iterable[T], *, desc: str, total: int | None, size: Callable[[T], int] = len) -> Iterator[T]:
+    """`chunks` of rows, counted: a bar with rows per second and the time left on a terminal; in a CI log
+    (not a terminal) a line "<desc>: <rows> of <total> rows, <rate> rows/s, <left> left" once a minute and
+    at the end."""
+    if _quiet:
+        yield from chunks
+        return
+    if sys.stderr.isatty():
+        with tqdm(total=total, desc=desc, unit=" rows", unit_scale=True, leave=False, dynamic_ncols=True) as bar:
+            for chunk in chunks:
+                yield chunk
+                bar.update(size(chunk))
+        return
+    start = last = time.perf_counter()
+    done = 0
+    for chunk in chunks:
+        yield chunk
+        done += size(chunk)
+        now = time.perf_counter()
+        if now - last >= REPORT_EVERY:
+            last = now
+            print(_rows_line(desc, done, total, now - start), file=sys.stderr, flush=True)
+    print(_rows_line(desc, done, total, time.perf_counter() - start, finished=True), file=sys.stderr, flush=True)
+
+
+def _rows_line(desc: str, done: int, total: int | None, seconds: float, finished: bool = False) -> str:
+    rate = done / seconds if seconds > 0 else 0.0
+    of = f" of {total:,}" if total else ""
+    if finished:
+        return f"{desc}: {done:,} rows in {seconds:.1f} s, {rate:,.0f} rows/s"
+    left = f", {_duration((total - done) / rate)} left" if total and rate > 0 else ""
+    return f"{desc}: {done:,}{of} rows, {rate:,.0f} rows/s{left}"
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"

@@ -125,11 +125,13 @@ def run(
                     command=command, device=str(model.device))
 
 
-def assemble(model: dict, data: Dataset, results: tuple[Result, ...], *, seed: int, policy: Policy | None,
+def assemble(model: dict, data: Dataset | dict, results: tuple[Result, ...], *, seed: int, policy: Policy | None,
              started: datetime, command: str | None, device: str) -> AuditRun:
-    """The run of `results`: the verdict of `policy` (None: the built-in default policy) and the provenance."""
+    """The run of `results` on `data` (or its description): the verdict of `policy` (None: the built-in
+    default policy) and the provenance."""
     judged_by = policy or Policy()
-    skeleton = AuditRun(model=model, data=describe_data(data), results=results, verdict=Verdict("ungated"), seed=seed)
+    described = data if isinstance(data, dict) else describe_data(data)
+    skeleton = AuditRun(model=model, data=described, results=results, verdict=Verdict("ungated"), seed=seed)
     provenance = {
         "started": started.isoformat(timespec="seconds"),
         "seconds": round(sum(r.seconds for r in results), 3),

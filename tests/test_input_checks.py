@@ -157,7 +157,8 @@ def test_data_path_that_is_not_a_file_is_named(capsys, files, kind):
         path.mkdir()
     code, err = audit_cli(capsys, files, files / "t.pt", "--data", path, "--target", "approved")
     assert code == 2
-    assert {"directory": "dir.csv: is a directory", "fifo": "dir.csv: is a named pipe (FIFO)"}[kind] in err
+    # a directory is read as a folder of images in class folders
+    assert {"directory": "dir.csv: no images found", "fifo": "dir.csv: is a named pipe (FIFO)"}[kind] in err
 
 
 def test_model_path_that_is_a_fifo_does_not_block(capsys, files):

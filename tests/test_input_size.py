@@ -37,9 +37,6 @@ def refuse(*args, **kwargs):
 
 
 @pytest.mark.parametrize("role, name, reader", [
-    ("--data", "big.csv", "pandas.read_csv"),
-    ("--data", "big.parquet", "pandas.read_parquet"),
-    ("--data", "big.npz", "audit.data.dataset._npz_arrays"),
     ("model", "big.pt", "pathlib.Path.read_bytes"),
     ("--policy", "big.toml", "pathlib.Path.read_text"),
 ])

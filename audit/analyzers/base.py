@@ -3,6 +3,11 @@
 An analyzer is a frozen, keyword-only dataclass: its fields are its whole
 configuration. `run(model, data, seed=...)` always returns a `Result`; the runner
 turns an exception into a Result with status "error".
+
+An analyzer whose numbers are functions of counts (performance, fairness) also gives
+`tally(...)`: a `Tally` that adds up chunks of rows and their predictions, so a streamed
+source of any size is audited in bounded memory, and its `run` is the same tally fed the
+whole data once. Every other analyzer reads rows; a streamed run gives it a seeded sample.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from audit.errors import AuditInputError
 
 if TYPE_CHECKING:
     from audit.data.dataset import Dataset
+    from audit.fairness.groups import SensitiveValues
     from audit.model import Model
 
 STATUSES = ("ok", "error", "skipped")
@@ -155,6 +161,24 @@ class Analyzer(ABC):
 
     def config(self) -> dict:
         return dataclasses.asdict(self)
+
+    def tally(self, model: Model, values: SensitiveValues, *, seed: int) -> Tally | None:
+        """The counts this analyzer needs, to be fed chunk by chunk (`values`: every sensitive value of the
+        whole data, counted); None when it needs rows."""
+        return None
+
+
+class Tally(ABC):
+    """Sufficient statistics of one analyzer over the rows seen so far; they do not grow with rows."""
+
+    @abstractmethod
+    def add(self, chunk: Dataset, proba: np.ndarray, start: int) -> None:
+        """Count `chunk` (rows `start`, `start + 1`, ... of the data) and the model's probabilities for it."""
+
+    @abstractmethod
+    def result(self, sample: Dataset) -> Result:
+        """The analyzer's result from the counts; `sample` is the data, or a seeded sample of it where the
+        analyzer also probes the model on examples (the text counterfactuals)."""
 
 
 class AnalyzerRegistry:

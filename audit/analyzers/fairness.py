@@ -45,15 +45,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from audit.analyzers.base import Analyzer, Finding, MetricSpec, Result, register_analyzer
+from audit.analyzers.base import Analyzer, Finding, MetricSpec, Result, Tally, register_analyzer
 from audit.errors import AuditInputError
 from audit.fairness import figures
 from audit.fairness.intervals import worst_gap_interval, worst_ratio_interval
 from audit.fairness.counterfactual import counterfactual_probe
-from audit.fairness.groups import INTERSECTION, QUARTILES, binned, group_labels, with_intersections
+from audit.fairness.groups import (INTERSECTION, QUARTILES, SensitiveValues, apply_rules, bucketed, group_rules,
+                                   with_intersections)
 from audit.fairness.metrics import (COMPARES, DISPARITIES, RATE_NAMES, WORSE_END, compared_groups, disparities,
-                                   group_table, rate_counts, signed_against)
+                                   outcome_cells, rate_counts, signed_against, table_from_cells)
 from audit.fairness.mitigation import MITIGATION_TABLE, threshold_preview
+from audit.stream.reservoir import Reservoir
 
 WORST = "worst"  # the class label of a disparity taken as the worst over one-vs-rest classes
 INTERVAL_METHOD = ("Newcombe's hybrid score interval (continuity-corrected) for gaps, the MOVER log interval from the "
@@ -63,6 +65,7 @@ INTERVAL_METHOD = ("Newcombe's hybrid score interval (continuity-corrected) for 
 RATE_NEEDS = {"tpr": ("positives", ("fn", "tp")), "fpr": ("negatives", ("tn", "fp"))}
 SIGNED_TABLE = "signed_against_reference_(aif360_conventions)"
 DEGENERATE_SHARE = 0.95  # a model predicting one class for at least this share of rows barely discriminates
+PREVIEW_ROWS = 100_000  # rows the threshold preview is fitted and evaluated on: beyond them, a seeded sample
 ALL_CLASSES = "all classes"  # the class label of the multiclass accuracy gap
 #: Binary labels whose second class is plainly the positive outcome; for others (1/2, good/bad) the run says
 #: which class it took.
@@ -83,20 +86,11 @@ def _spec(metric: str, scope: str) -> MetricSpec:
                       "lower" if _higher_is_worse(metric) else "higher", interval=True)
 
 
-def _accuracy_table(correct: np.ndarray, column: pd.Series) -> pd.DataFrame:
-    """Per group of `column`: rows, multiclass accuracy, and the correct and wrong counts as the cells the
-    accuracy rate reads (tp + tn correct out of all four)."""
-    frame = pd.DataFrame({"group": column.to_numpy(), "correct": correct}).groupby(
-        "group", observed=False)["correct"].agg(["size", "sum"])
-    return pd.DataFrame({"count": frame["size"], "accuracy": frame["sum"] / frame["size"], "tn": 0.0, "fp": 0.0,
-                         "fn": frame["size"] - frame["sum"], "tp": frame["sum"]}, index=frame.index)
-
-
-def _degenerate(pred: np.ndarray, classes) -> dict | None:
-    """The class predicted for at least DEGENERATE_SHARE of the rows, with its share; None if there is none."""
-    counts = np.bincount(pred, minlength=len(classes))
-    share = counts.max() / max(len(pred), 1)
-    return {"class": classes[int(counts.argmax())], "share": float(share)} if share >= DEGENERATE_SHARE else None
+def _degenerate(predicted: np.ndarray, classes) -> dict | None:
+    """The class predicted for at least DEGENERATE_SHARE of the rows (`predicted`: rows per class), with its
+    share; None if there is none."""
+    share = predicted.max() / max(predicted.sum(), 1)
+    return {"class": classes[int(predicted.argmax())], "share": float(share)} if share >= DEGENERATE_SHARE else None
 
 
 def _obvious_positive(classes: tuple[str, ...]) -> bool:
@@ -138,29 +132,13 @@ class Fairness(Analyzer):
         return len(data.sensitive.columns) > 0 or model.modality == "text"
 
     def run(self, model, data, *, seed: int = 0) -> Result:
-        joined = [name for name in data.sensitive_names if INTERSECTION in str(name)]
-        if joined:
-            raise AuditInputError(f"fairness: sensitive column {joined[0]!r} contains {INTERSECTION!r}, which joins "
-                                  "the names of intersections; rename the column")
-        parts = []
-        if len(data.sensitive.columns):
-            parts.append(self._groups(model, data, seed))
-        if model.modality == "text":
-            targets = self.targets(model.classes)
-            parts.append(counterfactual_probe(model, data, samples=self.samples, seed=seed,
-                                              positive=targets[0] if len(targets) == 1 else None,
-                                              confidence=self.confidence))
-        merged = {key: {} for key in ("metrics", "intervals", "tables", "details")}
-        figs, warnings, findings = [], [], []
-        for part in parts:
-            for key in merged:
-                merged[key].update(part[key])
-            figs.extend(part["figures"])
-            warnings.extend(part["warnings"])
-            findings.extend(part.get("findings", ()))
-        return Result(analyzer=self.name, metrics=merged["metrics"], intervals=merged["intervals"],
-                      tables=merged["tables"], figures=tuple(figs), config=self.config(),
-                      details=merged["details"], warnings=tuple(warnings), findings=tuple(findings))
+        tally = self.tally(model, SensitiveValues.of(data.sensitive), seed=seed)
+        if tally.rules:
+            tally.add(data, model.predict_proba(data), 0)
+        return tally.result(data)
+
+    def tally(self, model, values: SensitiveValues, *, seed: int) -> FairnessTally:
+        return FairnessTally(self, model, values, seed)
 
     def __post_init__(self) -> None:
         if self.min_group_size < 1:
@@ -193,16 +171,12 @@ class Fairness(Analyzer):
 
     # -- group metrics and disparities ------------------------------------------------------
 
-    def _groups(self, model, data, seed: int) -> dict:
-        proba, labels = model.predict_proba(data), model.labels(data)
-        pred = proba.argmax(axis=1)
-        classes = model.classes
-        targets = self.targets(classes)
-        single = group_labels(data.sensitive, self.bins)
-        groups = with_intersections(single, min(self.intersections, len(single.columns)))
+    def _groups(self, tally: FairnessTally) -> dict:
+        classes, targets = tally.classes, tally.targets
+        groups = tally.present_groups()
         tables, estimates, compared_rows, used, warnings, signed, references = [], {}, {}, {}, [], [], {}
         self._check_references(groups)
-        bins = binned(data.sensitive, self.bins)
+        bins = bucketed(tally.rules)
         for feature, (edges, rule) in bins.items():
             if rule == QUARTILES:
                 warnings.append(f"{feature}: continuous, cut at this data's quartiles {list(edges)}, which differ "
@@ -211,16 +185,13 @@ class Fairness(Analyzer):
             warnings.append(f"the positive class is taken to be {classes[1]!r}, the second of {list(classes)}: the "
                             "labels do not say which outcome is the favourable one; set it with --positive-class "
                             "(fairness.positive_class)")
-        correct = (labels == pred).astype(float)
-        for feature in groups.columns:
-            column = pd.Series(groups[feature], name=feature)
-            kept, small = self._split_by_size(column, warnings)
+        for feature, names in groups.items():
+            kept, small = self._split_by_size(feature, tally.sizes(feature), warnings)
             used[feature] = (kept, small)
             if len(classes) > 2 and len(kept) >= 2:
-                compared_rows[feature, None] = _accuracy_table(correct, column).loc[kept]
+                compared_rows[feature, None] = tally.accuracy_table(feature).loc[kept]
             for target in targets:
-                y_true, y_pred = (labels == target).astype(int), (pred == target).astype(int)
-                by_group = group_table(y_true, y_pred, proba[:, target], column).reindex(column.cat.categories)
+                by_group = tally.group_table(feature, target).reindex(names)
                 if len(kept) >= 2:
                     rows_of = self._rows_per_disparity(by_group.loc[kept], feature, classes[target], warnings)
                     compared_rows[feature, target] = rows_of
@@ -231,9 +202,8 @@ class Fairness(Analyzer):
                     table.insert(1, "class", classes[target])
                     signed.append(table)
                 tables.append(self._group_rows(by_group, feature, classes[target] if len(targets) > 1 else None))
-        metrics, intervals, rows, compared = self._summarize(estimates, compared_rows, list(single.columns),
-                                                             targets, classes)
-        for feature in groups.columns:
+        metrics, intervals, rows, compared = self._summarize(estimates, compared_rows, tally.single, targets, classes)
+        for feature in groups:
             if len(used[feature][0]) < 2:  # the data leave its disparities undefined: NaN, which fails a gate
                 for metric in DISPARITIES:
                     metrics[f"fairness.{feature}.{metric}"] = math.nan
@@ -249,7 +219,7 @@ class Fairness(Analyzer):
         if bins:
             tables["sensitive_bins"] = pd.DataFrame(
                 [{"feature": f, "edges": ", ".join(f"{e:g}" for e in edges), "groups": ", ".join(
-                    map(str, single[f].cat.categories)), "rule": rule} for f, (edges, rule) in bins.items()])
+                    map(str, tally.rules[f].groups)), "rule": rule} for f, (edges, rule) in bins.items()])
         if crossed.any():
             tables["intersectional_groups"] = group_rows[crossed].reset_index(drop=True)
         details = {"positive_classes": [classes[t] for t in targets], "compared": compared,
@@ -260,28 +230,31 @@ class Fairness(Analyzer):
                    "groups_used": {f: list(k) for f, (k, _) in used.items()},
                    "groups_excluded": {f: list(s) for f, (_, s) in used.items() if s}}
         first = targets[0]
+        rows_seen = int(tally.predicted.sum())
         if self.mitigation and len(targets) == 1:
-            tables[MITIGATION_TABLE] = threshold_preview(
-                proba[:, first], (labels == first).astype(int), (pred == first).astype(int), single,
-                {f: used[f][0] for f in single.columns}, seed=seed)
+            outcome, single = tally.preview.sample()
+            score, y_true, y_pred = outcome[:, 0], outcome[:, 1].astype(int), outcome[:, 2].astype(int)
+            tables[MITIGATION_TABLE] = threshold_preview(score, y_true, y_pred, single,
+                                                         {f: used[f][0] for f in tally.single}, seed=tally.seed)
+            of = (f"the {rows_seen:,} audited rows" if len(score) == rows_seen else
+                  f"a seeded sample of {len(score):,} of the {rows_seen:,} audited rows")
             details["mitigation_preview"] = (
                 "PREVIEW, the model is not changed: fairlearn ThresholdOptimizer fitted on the model's "
-                "positive-class scores of a seeded half of the audited rows, evaluated on the other half")
+                f"positive-class scores of a seeded half of {of}, evaluated on the other half")
         elif self.mitigation:
             details["mitigation_preview"] = "not run: threshold post-processing needs one positive class"
         figs = [figures.disparity_chart(disparity_frame, self.confidence)] if len(disparity_frame) else []
-        figs += [figures.group_confusions(f, groups[f], labels, pred, classes, used[f][0])
-                 for f in single.columns if used[f][0]]
-        figs += [figures.intersection_map(single[f.split(INTERSECTION)[0]], single[f.split(INTERSECTION)[1]],
-                                          pred == first, classes[first], self.min_group_size)
-                 for f in groups.columns if f.count(INTERSECTION) == 1]
+        figs += [figures.group_confusions(f, tally.confusions(f), classes, used[f][0])
+                 for f in tally.single if used[f][0]]
+        figs += [figures.intersection_map(*tally.selection(f, first), classes[first], self.min_group_size)
+                 for f in groups if f.count(INTERSECTION) == 1]
         findings = []
-        degenerate = _degenerate(pred, classes)
+        degenerate = _degenerate(tally.predicted, classes)
         if degenerate:
             details["degenerate"] = degenerate
             findings.append(Finding(
                 "high", f"The model predicts {degenerate['class']!r} for {degenerate['share']:.1%} of the "
-                f"{len(pred):,} rows: it barely tells cases apart, so small gaps between groups here say little "
+                f"{rows_seen:,} rows: it barely tells cases apart, so small gaps between groups here say little "
                 "about how it treats them.", tuple(m for m in metrics if m.count(".") == 1),
                 why="A model that gives almost everyone the same outcome passes parity gates without being fair.",
                 next="Read the performance results (recall of each class, balanced accuracy) before the "
@@ -289,14 +262,14 @@ class Fairness(Analyzer):
         return {"metrics": metrics, "intervals": intervals, "tables": tables, "details": details,
                 "figures": figs, "warnings": warnings, "findings": findings}
 
-    def _check_references(self, groups: pd.DataFrame) -> None:
+    def _check_references(self, groups: Mapping[str, list]) -> None:
         for feature, group in self.reference_group.items():
-            if feature not in groups.columns:
+            if feature not in groups:
                 raise AuditInputError(f"fairness: reference_group given for {feature!r}, which is not a sensitive "
-                                      f"feature; they are: {', '.join(groups.columns)}")
-            if str(group) not in map(str, groups[feature].cat.categories):
+                                      f"feature; they are: {', '.join(groups)}")
+            if str(group) not in map(str, groups[feature]):
                 raise AuditInputError(f"fairness: reference_group {group!r} is not a group of {feature!r}; its "
-                                      f"groups are: {', '.join(map(str, groups[feature].cat.categories))}")
+                                      f"groups are: {', '.join(map(str, groups[feature]))}")
 
     def _reference(self, feature: str, kept: list, by_group: pd.DataFrame):
         """The group the signed metrics compare against: the one named in `reference_group`, else the largest."""
@@ -308,12 +281,11 @@ class Fairness(Analyzer):
                                   f"{self.min_group_size} rows; name a larger group")
         return named
 
-    def _split_by_size(self, column: pd.Series, warnings: list[str]) -> tuple[list[str], list[str]]:
-        """Groups of at least `min_group_size` rows, and the smaller ones (named in a warning)."""
-        sizes = column.value_counts()
-        kept = [g for g in column.cat.categories if sizes[g] >= self.min_group_size]
-        small = [g for g in column.cat.categories if sizes[g] < self.min_group_size]
-        feature = column.name
+    def _split_by_size(self, feature: str, sizes: pd.Series, warnings: list[str]) -> tuple[list[str], list[str]]:
+        """Groups of at least `min_group_size` rows, and the smaller ones (named in a warning); `sizes`: rows
+        per group, in the groups' order."""
+        kept = [g for g, n in sizes.items() if n >= self.min_group_size]
+        small = [g for g, n in sizes.items() if n < self.min_group_size]
         if small:
             warnings.append(
                 f"{feature}: group(s) {', '.join(map(repr, small[:6]))}{' ...' if len(small) > 6 else ''} have "
@@ -437,3 +409,122 @@ class Fairness(Analyzer):
         return {"feature": feature, "class": cls, "metric": metric, "value": value, "low": low, "high": high,
                 "worse_group": compared["worse_group"], "better_group": compared["better_group"],
                 "groups_compared": groups, "direction": compared["direction"]}
+
+
+class FairnessTally(Tally):
+    """What the fairness numbers are functions of, added up over chunks of rows: per group of every sensitive
+    feature and intersection and per positive class, the rows by true and predicted outcome and calibration
+    bin, with their scores summed (audit.fairness.metrics.outcome_cells); per group of a single feature its
+    confusion matrix over all classes; the rows predicted per class; and, for the threshold preview, a seeded
+    sample of PREVIEW_ROWS rows' scores, outcomes and groups (every row below that many). Groups are decided
+    once, from every sensitive value of the data (`values`), so a chunk that lacks a group changes nothing."""
+
+    def __init__(self, analyzer: Fairness, model, values: SensitiveValues, seed: int):
+        joined = [name for name in values.counts if INTERSECTION in name]
+        if joined:
+            raise AuditInputError(f"fairness: sensitive column {joined[0]!r} contains {INTERSECTION!r}, which joins "
+                                  "the names of intersections; rename the column")
+        self.analyzer, self.model, self.seed = analyzer, model, seed
+        self.classes = model.classes
+        self.targets = analyzer.targets(self.classes)
+        self.rules = group_rules(values, analyzer.bins) if values.counts else {}
+        self.single = list(self.rules)
+        self.order = min(analyzer.intersections, len(self.single))
+        empty = pd.DataFrame({name: pd.Categorical([], categories=rule.groups) for name, rule in self.rules.items()})
+        self.groups = {f: list(column.cat.categories)
+                       for f, column in with_intersections(empty, self.order, drop_unused=False).items()}
+        k = len(self.classes)
+        self.cells = {(f, t): outcome_cells(np.empty(0, dtype=int), len(g), [], [], [])
+                      for f, g in self.groups.items() for t in self.targets}
+        self.correct = {f: np.zeros((2, len(g))) for f, g in self.groups.items()}
+        self.confusion = {f: np.zeros((len(self.groups[f]), k, k), dtype=np.int64) for f in self.single}
+        self.predicted = np.zeros(k, dtype=np.int64)
+        self.preview = Reservoir(PREVIEW_ROWS, seed, take=_take_rows, join=_join_rows)
+
+    def add(self, chunk, proba, start):
+        labels, pred = self.model.labels(chunk), proba.argmax(axis=1)
+        single = apply_rules(chunk.sensitive, self.rules)
+        k = len(self.classes)
+        for f, column in with_intersections(single, self.order, drop_unused=False).items():
+            codes, n = column.cat.codes.to_numpy(), len(self.groups[f])
+            for t in self.targets:
+                weight, score = outcome_cells(codes, n, labels == t, pred == t, proba[:, t])
+                self.cells[f, t][0][...] += weight
+                self.cells[f, t][1][...] += score
+            self.correct[f] += [np.bincount(codes, minlength=n), np.bincount(codes, weights=labels == pred, minlength=n)]
+            if f in self.confusion:
+                self.confusion[f] += np.bincount((codes * k + labels) * k + pred, minlength=n * k * k).reshape(n, k, k)
+        self.predicted += np.bincount(pred, minlength=k)
+        if self.analyzer.mitigation and len(self.targets) == 1:
+            first = self.targets[0]
+            outcome = np.column_stack([proba[:, first], labels == first, pred == first])
+            self.preview.add((outcome, single), start, len(labels))
+
+    def result(self, sample) -> Result:
+        analyzer, parts = self.analyzer, []
+        if self.rules:
+            parts.append(analyzer._groups(self))
+        if self.model.modality == "text":
+            parts.append(counterfactual_probe(self.model, sample, samples=analyzer.samples, seed=self.seed,
+                                              positive=self.targets[0] if len(self.targets) == 1 else None,
+                                              confidence=analyzer.confidence))
+        merged = {key: {} for key in ("metrics", "intervals", "tables", "details")}
+        figs, warnings, findings = [], [], []
+        for part in parts:
+            for key in merged:
+                merged[key].update(part[key])
+            figs.extend(part["figures"])
+            warnings.extend(part["warnings"])
+            findings.extend(part.get("findings", ()))
+        return Result(analyzer=analyzer.name, metrics=merged["metrics"], intervals=merged["intervals"],
+                      tables=merged["tables"], figures=tuple(figs), config=analyzer.config(),
+                      details=merged["details"], warnings=tuple(warnings), findings=tuple(findings))
+
+    # -- the counts as tables ---------------------------------------------------------------
+
+    def _rows(self, feature: str) -> np.ndarray:
+        return self.correct[feature][0]
+
+    def present_groups(self) -> dict[str, list[str]]:
+        """The groups of each feature that hold rows (an intersection need not hold every combination)."""
+        return {f: [g for g, n in zip(groups, self._rows(f)) if n > 0] for f, groups in self.groups.items()}
+
+    def sizes(self, feature: str) -> pd.Series:
+        rows = pd.Series(self._rows(feature).astype(np.int64), index=self.groups[feature])
+        return rows[rows > 0]
+
+    def group_table(self, feature: str, target: int) -> pd.DataFrame:
+        weight, score = self.cells[feature, target]
+        held = self._rows(feature) > 0
+        return table_from_cells(weight[held], score[held], np.asarray(self.groups[feature], dtype=object)[held],
+                                feature)
+
+    def accuracy_table(self, feature: str) -> pd.DataFrame:
+        """Per group: rows, multiclass accuracy, and the correct and wrong counts as the cells the accuracy rate
+        reads (tp + tn correct out of all four)."""
+        rows, correct = self.correct[feature]
+        table = pd.DataFrame({"count": rows, "accuracy": correct / np.maximum(rows, 1), "tn": 0.0, "fp": 0.0,
+                              "fn": rows - correct, "tp": correct}, index=pd.Index(self.groups[feature], name="group"))
+        return table[rows > 0]
+
+    def confusions(self, feature: str) -> dict[str, np.ndarray]:
+        return {g: m for g, m in zip(self.groups[feature], self.confusion[feature]) if m.sum()}
+
+    def selection(self, feature: str, target: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Rows and rows predicted `target`, per pair of groups of the two features crossed in `feature`."""
+        first, second = feature.split(INTERSECTION)
+        weight = self.cells[feature, target][0]
+        shape = (len(self.groups[first]), len(self.groups[second]))
+        index = pd.Index(self.groups[first], name=first)
+        columns = pd.Index(self.groups[second], name=second)
+        return (pd.DataFrame(weight.sum(axis=(1, 2, 3)).reshape(shape), index=index, columns=columns),
+                pd.DataFrame(weight[:, :, 1].sum(axis=(1, 2)).reshape(shape), index=index, columns=columns))
+
+
+def _take_rows(held, at):
+    outcome, groups = held
+    return outcome[at], groups.iloc[at].reset_index(drop=True)
+
+
+def _join_rows(parts):
+    return np.concatenate([o for o, _ in parts]), pd.concat([g for _, g in parts], ignore_index=True)

@@ -8,27 +8,38 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 from sklearn.metrics import precision_recall_fscore_support
 
-from audit.analyzers.base import Analyzer, MetricSpec, Result, register_analyzer
+from audit.analyzers.base import Analyzer, MetricSpec, Result, Tally, register_analyzer
 from audit.report.plots import new_figure, to_figure
 
 
 def expected_calibration_error(proba: np.ndarray, labels: np.ndarray, bins: int) -> tuple[float, pd.DataFrame]:
     """ECE of the top-class confidence over `bins` equal-width bins, and the per-bin table."""
+    return calibration_table(*calibration_sums(proba, labels, bins))
+
+
+def calibration_sums(proba: np.ndarray, labels: np.ndarray, bins: int) -> np.ndarray:
+    """Per equal-width bin of the top-class confidence: rows, summed confidence and correct predictions,
+    shape (3, bins); sums over chunks of rows add up."""
     confidence = proba.max(axis=1)
     correct = (proba.argmax(axis=1) == labels).astype(float)
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
-    count = np.bincount(which, minlength=bins)
-    conf_sum = np.bincount(which, weights=confidence, minlength=bins)
-    acc_sum = np.bincount(which, weights=correct, minlength=bins)
+    return np.stack([np.bincount(which, minlength=bins).astype(float),
+                     np.bincount(which, weights=confidence, minlength=bins),
+                     np.bincount(which, weights=correct, minlength=bins)])
+
+
+def calibration_table(count: np.ndarray, conf_sum: np.ndarray, acc_sum: np.ndarray) -> tuple[float, pd.DataFrame]:
+    bins = len(count)
+    edges = np.linspace(0.0, 1.0, bins + 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_conf, accuracy = conf_sum / count, acc_sum / count
-    ece = float(np.nansum(count / len(labels) * np.abs(accuracy - mean_conf)))
+    ece = float(np.nansum(count / count.sum() * np.abs(accuracy - mean_conf)))
     table = pd.DataFrame({
-        "bin_low": edges[:-1], "bin_high": edges[1:], "count": count,
+        "bin_low": edges[:-1], "bin_high": edges[1:], "count": count.astype(np.int64),
         "mean_confidence": mean_conf, "accuracy": accuracy,
     })
     return ece, table
@@ -37,7 +48,10 @@ def expected_calibration_error(proba: np.ndarray, labels: np.ndarray, bins: int)
 @register_analyzer
 @dataclass(frozen=True, kw_only=True)
 class Performance(Analyzer):
-    """How often the model is right, per class, and whether its confidence can be trusted."""
+    """How often the model is right, per class, and whether its confidence can be trusted.
+
+    Every number is a function of the confusion matrix and the calibration bins' sums (`PerformanceTally`),
+    so a streamed run gives the same numbers as one over the whole data in memory."""
 
     bins: int = 10
 
@@ -54,40 +68,64 @@ class Performance(Analyzer):
     }
 
     def run(self, model, data, *, seed: int = 0) -> Result:
-        proba = model.predict_proba(data)
-        labels = model.labels(data)
-        pred = proba.argmax(axis=1)
-        classes = list(model.classes)
+        tally = self.tally(model, None, seed=seed)
+        tally.add(data, model.predict_proba(data), 0)
+        return tally.result(data)
+
+    def tally(self, model, values, *, seed: int) -> PerformanceTally:
+        return PerformanceTally(self, model)
+
+
+class PerformanceTally(Tally):
+    """The confusion matrix and the calibration bins' sums."""
+
+    def __init__(self, analyzer: Performance, model):
+        self.analyzer, self.model = analyzer, model
+        k = len(model.classes)
+        self.confusion = np.zeros((k, k), dtype=np.int64)
+        self.calibration = np.zeros((3, analyzer.bins))
+
+    def add(self, chunk, proba, start):
+        labels = self.model.labels(chunk)
+        k = len(self.confusion)
+        self.confusion += np.bincount(labels * k + proba.argmax(axis=1), minlength=k * k).reshape(k, k)
+        self.calibration += calibration_sums(proba, labels, self.analyzer.bins)
+
+    def result(self, sample) -> Result:
+        classes = list(self.model.classes)
         class_ids = np.arange(len(classes))
-        precision, recall, f1, support = precision_recall_fscore_support(
-            labels, pred, labels=class_ids, zero_division=0)
+        # sklearn's metrics of the rows, read from the confusion matrix: one row per filled cell, weighted by its count
+        labels, pred = np.nonzero(self.confusion)
+        weight = self.confusion[labels, pred]
+        precision, recall, f1, _ = precision_recall_fscore_support(
+            labels, pred, labels=class_ids, zero_division=0, sample_weight=weight)
         per_class = pd.DataFrame(
-            {"precision": precision, "recall": recall, "f1": f1, "support": support},
+            {"precision": precision, "recall": recall, "f1": f1, "support": self.confusion.sum(axis=1)},
             index=pd.Index(classes, name="class"))
-        confusion = pd.DataFrame(
-            confusion_matrix(labels, pred, labels=class_ids),
-            index=pd.Index(classes, name="true"), columns=pd.Index(classes, name="predicted"))
-        ece, reliability = expected_calibration_error(proba, labels, self.bins)
-        present = np.unique(labels)
+        confusion = pd.DataFrame(self.confusion, index=pd.Index(classes, name="true"),
+                                 columns=pd.Index(classes, name="predicted"))
+        ece, reliability = calibration_table(*self.calibration)
+        present = np.flatnonzero(self.confusion.sum(axis=1))
         with warnings.catch_warnings():  # a slice may hold fewer classes: the result warns about that itself
             warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
             warnings.filterwarnings("ignore", message="A single label was found")
             metrics = {
-                "performance.accuracy": accuracy_score(labels, pred),
-                "performance.balanced_accuracy": balanced_accuracy_score(labels, pred),
-                "performance.macro_f1": f1_score(labels, pred, labels=present, average="macro", zero_division=0),
+                "performance.accuracy": accuracy_score(labels, pred, sample_weight=weight),
+                "performance.balanced_accuracy": balanced_accuracy_score(labels, pred, sample_weight=weight),
+                "performance.macro_f1": f1_score(labels, pred, labels=present, average="macro", zero_division=0,
+                                                 sample_weight=weight),
                 "performance.ece": ece,
             }
         return Result(
-            analyzer=self.name,
+            analyzer=self.analyzer.name,
             metrics={k: float(v) for k, v in metrics.items()},
             tables={"per_class": per_class, "confusion_matrix": confusion, "reliability": reliability},
-            arrays={"proba": proba, "labels": labels},
             figures=(_confusion_figure(confusion), _reliability_figure(reliability, ece)),
-            config=self.config(),
+            config=self.analyzer.config(),
             warnings=_absent_classes(classes, present),
             # The figures show these two tables; the HTML report does not repeat them (JSON keeps them).
-            details={"rows": len(labels), "tables_shown_as_figures": ["confusion_matrix", "reliability"]},
+            details={"rows": int(self.confusion.sum()),
+                     "tables_shown_as_figures": ["confusion_matrix", "reliability"]},
         )
 
 

@@ -243,6 +243,18 @@ class Dataset:
                    sensitive=sens.reset_index(drop=True), name=name, source=source or {})
 
 
+def concat(parts: Sequence[Dataset]) -> Dataset:
+    """The rows of `parts` (chunks of one data set) in one `Dataset`."""
+    first = parts[0]
+    if isinstance(first.inputs, pd.DataFrame):
+        inputs = pd.concat([p.inputs for p in parts], ignore_index=True)
+    else:
+        inputs = np.concatenate([p.inputs for p in parts])
+    sensitive = (pd.concat([p.sensitive for p in parts], ignore_index=True) if len(first.sensitive.columns)
+                 else first.sensitive)
+    return replace(first, inputs=inputs, labels=np.concatenate([p.labels for p in parts]), sensitive=sensitive)
+
+
 def _channels_first(x: np.ndarray, layout: str, where: str) -> np.ndarray:
     """Images as (N, C, H, W), from (N, H, W) or the declared 4-d `layout`."""
     if layout not in ("NCHW", "NHWC"):
@@ -337,7 +349,13 @@ def read_file(
     text_column: str | None = None,
     classes: Sequence[str] | None = None,
 ) -> Dataset:
-    """A user's data file: CSV or Parquet (tables, text) or NPZ (images)."""
+    """A user's data file: CSV or Parquet (tables, text), NPZ (images) or a folder of images in class folders
+    (`root/class_name/file.png`)."""
+    if Path(path).is_dir():
+        from audit.stream.sources import ImageFolder
+
+        folder = ImageFolder(Path(path), target=target, sensitive=sensitive, text_column=text_column)
+        return concat(list(folder.chunks(folder.found)))
     path = input_file(path)
     source = {"path": shown(path), "target": target, "sensitive": list(sensitive), "text_column": text_column}
     if path.suffix.lower() == ".npz":

@@ -9,6 +9,7 @@ from pathlib import Path
 from audit.data.builtin import load_dataset
 from audit.data.dataset import Dataset, read_file
 from audit.errors import AuditInputError
+from audit.stream.sources import STREAM_ABOVE, Source, data_bytes, open_source
 
 USER_SPLIT = (0.70, 0.15, 0.15)
 
@@ -57,3 +58,19 @@ def audit_data(trained_on: dict, *, data: str | Path | None = None, target: str 
     if test.source.get("sha256") != trained_on.get("sha256"):
         raise AuditInputError(f"{path} changed since the model was trained on it; pass --data FILE to audit it")
     return validation if split == "validation" else test
+
+
+def streamed_source(trained_on: dict, *, data: str | Path | None, stream: bool, target: str | None = None,
+                    sensitive: Sequence[str] = (), text_column: str | None = None) -> Source | None:
+    """The user's data as a streamed source when asked (`stream`) or when larger than STREAM_ABOVE bytes;
+    None to read it whole (`audit_data`)."""
+    if data is None:
+        if stream:
+            raise AuditInputError("--stream reads the data given with --data FILE (a table, an NPZ or a folder of "
+                                  "images)")
+        return None
+    if not stream and data_bytes(data) <= STREAM_ABOVE:
+        return None
+    return open_source(data, target=target or trained_on.get("target"),
+                       sensitive=sensitive or trained_on.get("sensitive") or (),
+                       text_column=text_column or trained_on.get("text_column"))

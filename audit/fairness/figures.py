@@ -41,11 +41,10 @@ def disparity_chart(table: pd.DataFrame, confidence: float):
         "are left out."))
 
 
-def group_confusions(feature: str, groups: np.ndarray, labels: np.ndarray, pred: np.ndarray, classes,
-                     kept) -> object:
-    """One confusion matrix per group of `feature` (the largest groups, in `kept`'s order), shaded by row share."""
-    groups = np.asarray(groups)
-    largest = set(sorted(kept, key=lambda g: -(groups == g).sum())[:MAX_GROUPS_DRAWN])
+def group_confusions(feature: str, matrices: dict[str, np.ndarray], classes, kept) -> object:
+    """One confusion matrix per group of `feature` (`matrices`: group -> counts of true by predicted class; the
+    largest groups, in `kept`'s order), shaded by row share."""
+    largest = set(sorted(kept, key=lambda g: -matrices[g].sum())[:MAX_GROUPS_DRAWN])
     shown = [g for g in kept if g in largest]  # in the groups' own order, as in the tables
     k = len(classes)
     # Rows of two, not one long row: a row of six shrinks to a quarter of its size on a phone.
@@ -55,9 +54,7 @@ def group_confusions(feature: str, groups: np.ndarray, labels: np.ndarray, pred:
     for ax in axes.ravel()[len(shown):]:
         ax.set_axis_off()
     for ax, group in zip(axes.ravel(), shown):
-        member = groups == group
-        matrix = np.zeros((k, k), dtype=int)
-        np.add.at(matrix, (labels[member], pred[member]), 1)
+        matrix = matrices[group]
         shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
         ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
         if k <= 4:
@@ -65,7 +62,7 @@ def group_confusions(feature: str, groups: np.ndarray, labels: np.ndarray, pred:
                 for j in range(k):
                     ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
                             color="white" if shares[i, j] > 0.6 else "black")
-        ax.set_title(wrapped(f"{group} (n={member.sum()})", 24), fontsize=8)
+        ax.set_title(wrapped(f"{group} (n={matrix.sum()})", 24), fontsize=8)
         ax.set_xticks(range(k), [wrapped(c, 8) for c in classes] if k <= 4 else [], fontsize=7)
         ax.set_yticks(range(k), [wrapped(c, 8) for c in classes] if k <= 4 else [], fontsize=7)
     for ax in axes[:, 0]:
@@ -79,16 +76,16 @@ def group_confusions(feature: str, groups: np.ndarray, labels: np.ndarray, pred:
         "makes more often for it."))
 
 
-def intersection_map(first: pd.Series, second: pd.Series, selected: np.ndarray, positive: str, min_size: int):
-    """Selection rate of every (first, second) group pair, with counts; small cells marked. The
+def intersection_map(count: pd.DataFrame, selected: pd.DataFrame, positive: str, min_size: int):
+    """Selection rate of every pair of groups of two features (`count` rows and `selected` rows predicted
+    positive, the first feature's groups down, the second's across), with counts; small cells marked. The
     feature with more groups runs down the rows, so the map stays narrow enough for a phone."""
-    title = f"Intersection: {first.name} x {second.name}"  # named as the tables name it
-    if second.nunique() > first.nunique():
-        first, second = second, first
-    frame = pd.DataFrame({"a": first.array, "b": second.array, "s": selected.astype(float)})
-    rate = frame.pivot_table(index="a", columns="b", values="s", aggfunc="mean", observed=False)
-    count = frame.pivot_table(index="a", columns="b", values="s", aggfunc="size", observed=False)
-    count = count.reindex_like(rate).fillna(0)
+    title = f"Intersection: {count.index.name} x {count.columns.name}"  # named as the tables name it
+    if count.shape[1] > count.shape[0]:
+        count, selected = count.T, selected.T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = selected / count
+    first, second = count.index, count.columns
     shown = np.where(count.to_numpy() >= min_size, rate.to_numpy(), np.nan)
     fig, ax = new_figure(min(2.5 + 0.9 * rate.shape[1], 12.0), min(1.6 + 0.45 * rate.shape[0], 8.0))
     image = ax.imshow(shown, cmap="viridis", vmin=0, vmax=1, aspect="auto")

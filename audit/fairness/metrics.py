@@ -127,29 +127,48 @@ GROUP_METRICS = {
 
 
 def group_table(y_true, y_pred, y_score, groups: pd.Series) -> pd.DataFrame:
-    """One row per group of `groups`: GROUP_METRICS by fairlearn's MetricFrame, and the confusion counts.
+    """One row per group of `groups` (categorical): GROUP_METRICS by fairlearn's MetricFrame, and the confusion
+    counts (`table_from_cells` of `outcome_cells`)."""
+    codes = groups.cat.codes.to_numpy()
+    weight, score = outcome_cells(codes, len(groups.cat.categories), y_true, y_pred, y_score)
+    return table_from_cells(weight, score, groups.cat.categories, groups.name)
 
-    Rows that agree on group, true and predicted outcome and calibration bin are first merged
-    into one row weighted by their number (their scores summed, as a mean). Every metric
-    here is a weighted count, so MetricFrame gives the same numbers as on the rows one by
-    one, while reading hundreds of rows rather than all of them (fairlearn stacks every
-    row in Python, several seconds per table on tens of thousands of rows).
+
+def outcome_cells(codes: np.ndarray, groups: int, y_true, y_pred, y_score) -> tuple[np.ndarray, np.ndarray]:
+    """The rows counted by group code, true and predicted outcome and calibration bin, and their scores summed:
+    two arrays of shape (groups, 2, 2, CALIBRATION_BINS). They add up over chunks of rows, and every metric of
+    `table_from_cells` is a function of them."""
+    y_score = np.asarray(y_score, dtype=float)
+    cell = ((np.asarray(codes, dtype=np.int64) * 2 + np.asarray(y_true, dtype=int)) * 2
+            + np.asarray(y_pred, dtype=int)) * CALIBRATION_BINS + calibration_bin(y_score)
+    shape = (groups, 2, 2, CALIBRATION_BINS)
+    size = int(np.prod(shape))
+    return (np.bincount(cell, minlength=size).reshape(shape).astype(np.int64),
+            np.bincount(cell, weights=y_score, minlength=size).reshape(shape).astype(float))
+
+
+def table_from_cells(weight: np.ndarray, score: np.ndarray, categories, name) -> pd.DataFrame:
+    """One row per group with rows (in `categories`' order): GROUP_METRICS by fairlearn's MetricFrame, and the
+    confusion counts tn, fp, fn, tp.
+
+    Each filled cell of `outcome_cells` becomes one row, weighted by its number of rows and scored
+    by their mean score. Every metric here is a weighted count, so MetricFrame gives the same
+    numbers as on the rows one by one, while reading hundreds of rows rather than all of them
+    (fairlearn stacks every row in Python, several seconds per table on tens of thousands of rows).
     """
-    rows = pd.DataFrame({"group": np.asarray(groups), "y_true": np.asarray(y_true, dtype=int),
-                         "y_pred": np.asarray(y_pred, dtype=int), "score_bin": calibration_bin(y_score),
-                         "score": np.asarray(y_score, dtype=float)})
-    merged = rows.groupby(["group", "y_true", "y_pred", "score_bin"], sort=False, observed=True).agg(
-        weight=("score", "size"), score=("score", "mean")).reset_index()
-    weight = merged["weight"].to_numpy(dtype=float)
-    params = {name: {"sample_weight": weight} for name in GROUP_METRICS}
-    params["calibration_error"].update(y_score=merged["score"].to_numpy(), score_bin=merged["score_bin"].to_numpy())
-    frame = MetricFrame(metrics=GROUP_METRICS, y_true=merged["y_true"].to_numpy(),
-                        y_pred=merged["y_pred"].to_numpy(),
-                        sensitive_features=pd.Series(merged["group"].to_numpy(), name=groups.name),
-                        sample_params=params)
+    categories = np.asarray(categories, dtype=object)
+    g, t, p, b = np.nonzero(weight)
+    w = weight[g, t, p, b].astype(float)
+    params = {metric: {"sample_weight": w} for metric in GROUP_METRICS}
+    params["calibration_error"].update(y_score=score[g, t, p, b] / w, score_bin=b)
+    frame = MetricFrame(metrics=GROUP_METRICS, y_true=t, y_pred=p,
+                        sensitive_features=pd.Series(categories[g], name=name), sample_params=params)
     table = frame.by_group.copy()
     table["count"] = table["count"].astype(int)
-    return table.join(confusion_by_group(y_true, y_pred, groups))
+    confusion = pd.DataFrame(weight.sum(axis=3).reshape(len(categories), 4), columns=["tn", "fp", "fn", "tp"],
+                             index=pd.Index(categories, name=name)).astype(int)
+    present = [c for c in categories if c in set(table.index)]
+    return table.loc[present].join(confusion)
 
 
 def confusion_by_group(y_true, y_pred, groups: pd.Series) -> pd.DataFrame:

@@ -1,0 +1,218 @@
+"""Streamed audits at scale: peak memory, rows per second, and the same numbers as in memory.
+
+    python benchmarks/scale.py [--rows 10000000] [--text-mb 50] [--images 100000] [--only table,text,images]
+                               [--dir DIR] [--keep]
+
+Three runs, each in its own process (its peak RSS is its own, from resource.getrusage):
+
+- table: an adult-like Parquet table of --rows rows, 100 copies of one seeded block of --rows/100 rows
+  with a planted disparity (the label favours men; race has no effect), audited streamed with performance
+  and fairness. Goal: peak RSS under 1 GB; the metrics equal (to 1e-9) those of an in-memory run on
+  the block alone: every metric is a rate, and the copies scale every count by 100 (the intervals,
+  which narrow with more rows, are not compared; nor is the threshold preview, fitted on a sample).
+  Fairness counts every group however small (min_group_size = min_positives = 1), so that a group
+  below the minimum in the block but above it in the copies does not change what is compared;
+- text: a CSV of about --text-mb MB of sentences with a sensitive column, audited streamed with
+  performance and fairness by a small LSTM (seeded, untrained): it runs to the end, with progress;
+- images: --images PNG images in class folders (16x16 grey, 10 classes), audited streamed by a small
+  CNN: the folder holds no sensitive attributes, so fairness reports itself not applicable.
+
+The machine's other work slows the rows per second; the memory and the numbers do not depend on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+GOAL_RSS = 1 << 30
+COPIES = 100
+CLASSES = ("<=50K", ">50K")
+SENSITIVE = ["sex", "race", "age"]
+WORDS = ("the service was good and the staff were kind but the food came late and cold while the room "
+         "felt clean quiet and bright yet the price seemed high for what we got overall").split()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--text-mb", type=float, default=50.0)
+    parser.add_argument("--images", type=int, default=100_000)
+    parser.add_argument("--only", default="table,text,images")
+    parser.add_argument("--dir", help="where the generated data go (default: a temporary folder, removed)")
+    parser.add_argument("--keep", action="store_true", help="keep the generated data")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args.child, Path(args.dir), args)
+    folder = Path(args.dir or tempfile.mkdtemp(prefix="audit-scale-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    failed = False
+    try:
+        for kind in [k.strip() for k in args.only.split(",") if k.strip()]:
+            start = time.perf_counter()
+            generate(kind, folder, args)
+            print(f"{kind}: data generated in {time.perf_counter() - start:.0f} s", flush=True)
+            runs = ["stream", "memory"] if kind == "table" else ["stream"]
+            out = {}
+            for mode in runs:
+                out[mode] = spawn(f"{kind}-{mode}", folder, args)
+                line = out[mode]
+                print(f"{kind} {mode}: {line['rows']:,} rows in {line['seconds']:.0f} s, {line['rows_per_second']:,.0f} "
+                      f"rows/s, peak RSS {line['peak_rss'] / 2**20:,.0f} MiB"
+                      + (f" (goal under {GOAL_RSS / 2**20:,.0f} MiB: "
+                         f"{'met' if line['peak_rss'] < GOAL_RSS else 'NOT MET'})" if mode == "stream" else ""),
+                      flush=True)
+                for name, status in line["status"].items():
+                    print(f"    {name}: {status}")
+            if kind == "table":
+                failed |= not compare(out["stream"]["metrics"], out["memory"]["metrics"])
+            else:
+                print(f"    metrics: {json.dumps({k: round(v, 4) for k, v in out['stream']['metrics'].items() if k.count('.') == 1})}")
+    finally:
+        if not args.keep and not args.dir:
+            shutil.rmtree(folder, ignore_errors=True)
+    return 1 if failed else 0
+
+
+def compare(streamed: dict, memory: dict) -> bool:
+    names = sorted(memory)
+    diffs = [abs(streamed[n] - memory[n]) for n in names if not (np.isnan(memory[n]) and np.isnan(streamed[n]))]
+    same = set(streamed) == set(memory) and max(diffs) <= 1e-9
+    print(f"table: {len(names)} metrics, largest difference streamed vs in-memory block {max(diffs):.2e} "
+          f"({'same to 1e-9' if same else 'DIFFERENT'})")
+    for name in ("performance.accuracy", "performance.ece", "fairness.sex.demographic_parity_difference",
+                 "fairness.race.demographic_parity_difference", "fairness.sex&race.equalized_odds_difference"):
+        print(f"    {name}: streamed {streamed[name]:.12f}, in memory {memory[name]:.12f}")
+    return same
+
+
+def spawn(what: str, folder: Path, args) -> dict:
+    command = [sys.executable, __file__, "--child", what, "--dir", str(folder), "--rows", str(args.rows),
+               "--text-mb", str(args.text_mb), "--images", str(args.images)]
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)  # stderr: the progress lines
+    if done.returncode != 0:
+        raise SystemExit(f"{what} failed ({done.returncode})")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# -- data ---------------------------------------------------------------------------------------------
+
+
+def block(n: int, seed: int = 0) -> pd.DataFrame:
+    """Adult-like rows: the label favours men (planted), race has no effect."""
+    rng = np.random.default_rng(seed)
+    sex = rng.choice(["Female", "Male"], n, p=[0.33, 0.67])
+    male = (sex == "Male").astype(float)
+    education, hours = rng.integers(1, 17, n).astype(float), rng.normal(40, 12, n).round()
+    age = rng.integers(17, 91, n)
+    score = 0.35 * (education - 10) + 0.04 * (hours - 40) + 0.03 * (age - 38) + 1.2 * male - 1.3
+    label = score + rng.logistic(size=n) > 0
+    return pd.DataFrame({"education_num": education, "hours_per_week": hours, "male": male, "age": age,
+                         "sex": sex, "race": rng.choice(["White", "Black", "Asian-Pac-Islander", "Other"], n,
+                                                        p=[0.85, 0.1, 0.03, 0.02]),
+                         "income": np.where(label, CLASSES[1], CLASSES[0])})
+
+
+def generate(kind: str, folder: Path, args) -> None:
+    if kind == "table":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        base = block(args.rows // COPIES)
+        base.to_parquet(folder / "block.parquet")
+        table = pa.Table.from_pandas(base, preserve_index=False)
+        with pq.ParquetWriter(folder / "big.parquet", table.schema) as writer:
+            for _ in range(COPIES):
+                writer.write_table(table)
+    elif kind == "text":
+        rng = np.random.default_rng(0)
+        with open(folder / "text.csv", "w") as f:
+            f.write("text,label,group\n")
+            while f.tell() < args.text_mb * 1e6:
+                n = 10_000
+                lengths = rng.integers(8, 30, n)
+                words = rng.choice(WORDS, (n, 30))
+                group = rng.choice(["a", "b"], n)
+                label = np.where(rng.random(n) < np.where(group == "b", 0.6, 0.4), "pos", "neg")
+                f.writelines(f"{' '.join(w[:k])},{y},{g}\n" for w, k, y, g in zip(words, lengths, label, group))
+    elif kind == "images":
+        from PIL import Image
+
+        rng = np.random.default_rng(0)
+        for i in range(args.images):
+            label = i % 10
+            (folder / "images" / str(label)).mkdir(parents=True, exist_ok=True)
+            pixels = np.clip(rng.normal(12 * label + 60, 30, (16, 16)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels, "L").save(folder / "images" / str(label) / f"{i:06d}.png")
+
+
+# -- one run, in its own process -------------------------------------------------------------------
+
+
+def child(what: str, folder: Path, args) -> int:
+    sys.path.insert(0, str(ROOT))
+    import torch
+
+    import audit
+    from audit.analyzers.fairness import Fairness
+    from audit.analyzers.performance import Performance
+    from audit.data.encoders import ImageEncoder, TabularEncoder, Tokenizer
+    from audit.models import MODELS
+
+    torch.manual_seed(0)
+    analyzers = [Performance(), Fairness()]
+    if what.startswith("table"):
+        # every group counts, however small in the block: the block and its copies then compare the same groups
+        analyzers = [Performance(), Fairness(min_group_size=1, min_positives=1)]
+        layer = torch.nn.Linear(4, 2)
+        with torch.no_grad():
+            layer.weight[:] = torch.tensor([[0.0] * 4, [0.35, 0.04, 1.2, 0.03]])
+            layer.bias[:] = torch.tensor([0.0, -1.3 - 3.5 - 1.6 - 1.14])
+        model = audit.wrap(layer, modality="tabular", classes=CLASSES, device="cpu",
+                           encoder=TabularEncoder(numeric=("education_num", "hours_per_week", "male", "age"),
+                                                  passthrough=True))
+        source_path = folder / ("big.parquet" if what == "table-stream" else "block.parquet")
+        options = dict(target="income", sensitive=SENSITIVE)
+    elif what == "text-stream":
+        tokenizer = Tokenizer(vocab=("<pad>", "<unk>", *sorted(set(WORDS))), max_length=32)
+        config = {"vocab_size": len(tokenizer.vocab), "num_classes": 2, "max_length": 32, "embed_dim": 16,
+                  "hidden": 16}
+        task = audit.Task(modality="text", classes=("neg", "pos"), encoder=tokenizer)
+        model = audit.Model(MODELS.create("lstm", **config), task, architecture="lstm", config=config, device="cpu")
+        source_path, options = folder / "text.csv", dict(target="label", sensitive=["group"], text_column="text")
+    else:
+        config = {"in_channels": 1, "height": 16, "width": 16, "num_classes": 10, "channels": [4], "hidden": 16}
+        task = audit.Task(modality="image", classes=tuple(map(str, range(10))), encoder=ImageEncoder(shape=(1, 16, 16)))
+        model = audit.Model(MODELS.create("cnn", **config), task, architecture="cnn", config=config, device="cpu")
+        source_path, options = folder / "images", {}
+    start = time.perf_counter()
+    if what.endswith("memory"):
+        data = audit.data.read_file(source_path, classes=model.classes, **options)
+        run = audit.run(model, data, analyzers)
+    else:
+        run = audit.run_stream(model, audit.open_source(source_path, **options), analyzers)
+    seconds = time.perf_counter() - start
+    rows = run.data["rows"]
+    print(json.dumps({"rows": rows, "seconds": seconds, "rows_per_second": rows / seconds,
+                      "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                      "metrics": run.metrics,
+                      "status": {r.analyzer: r.status + (f" ({r.error})" if r.error else "")
+                                 + (f" ({r.details.get('reason')})" if r.status == "skipped" else "")
+                                 for r in run.results}}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
