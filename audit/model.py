@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from audit import engine
 from audit import validate as check
 from audit.adapters import Logits
 from audit.data.dataset import MODALITIES, Dataset
@@ -165,14 +166,15 @@ class Model:
         """Logits for model-space inputs `x`, in batches; on the model's device when `grad`."""
         if grad:
             return self.module(x.to(self.device))
-        outs = []
-        with torch.inference_mode():
-            for start in range(0, len(x), self.batch_size):
-                batch = self.without_padding(x[start : start + self.batch_size])
-                outs.append(self.module(batch.to(self.device)).float().cpu())
+        batches = (x[start : start + self.batch_size] for start in range(0, len(x), self.batch_size))
+        outs = list(engine.current().map(logits_batch, self, batches))
         if not outs:
             return torch.empty(0, len(self.classes))
         return torch.cat(outs)
+
+    def __getstate__(self) -> dict:
+        """What an engine's workers get: the module and task, without this process's prediction cache."""
+        return {**self.__dict__, "_proba_cache": {}}
 
     def without_padding(self, x: torch.Tensor) -> torch.Tensor:
         """Text ids without trailing all-padding columns, where the module declares its output does not
@@ -248,6 +250,12 @@ class Model:
         out = self.module(x)
         grad, = torch.autograd.grad(out.gather(1, target[:, None]).sum(), x)
         return grad.cpu()
+
+
+def logits_batch(model: Model, x: torch.Tensor) -> torch.Tensor:
+    """Logits of one batch of model-space inputs, on the CPU (the prediction map's batch function)."""
+    with torch.inference_mode():
+        return model.module(model.without_padding(x).to(model.device)).float().cpu()
 
 
 def trim_padding(ids: torch.Tensor) -> torch.Tensor:
