@@ -87,6 +87,11 @@ class Task:
         )
 
 
+#: Forward passes per batch of the prediction map: a Ray task costs milliseconds, a pass of a small
+#: model on `batch_size` rows a fraction of one (benchmarks/ray_engine.py).
+FORWARDS_PER_TASK = 64
+
+
 class Model:
     """A classifier over one modality: batched probabilities, gradients, embeddings."""
 
@@ -166,8 +171,8 @@ class Model:
         """Logits for model-space inputs `x`, in batches; on the model's device when `grad`."""
         if grad:
             return self.module(x.to(self.device))
-        batches = (x[start : start + self.batch_size] for start in range(0, len(x), self.batch_size))
-        outs = list(engine.current().map(logits_batch, self, batches))
+        rows = self.batch_size * FORWARDS_PER_TASK
+        outs = list(engine.current().map(logits_batch, self, (x[s : s + rows] for s in range(0, len(x), rows))))
         if not outs:
             return torch.empty(0, len(self.classes))
         return torch.cat(outs)
@@ -253,9 +258,14 @@ class Model:
 
 
 def logits_batch(model: Model, x: torch.Tensor) -> torch.Tensor:
-    """Logits of one batch of model-space inputs, on the CPU (the prediction map's batch function)."""
+    """Logits of model-space inputs, on the CPU, in forward passes of `batch_size` rows (the prediction
+    map's batch function: its batches are FORWARDS_PER_TASK passes long)."""
+    outs = []
     with torch.inference_mode():
-        return model.module(model.without_padding(x).to(model.device)).float().cpu()
+        for start in range(0, len(x), model.batch_size):
+            batch = model.without_padding(x[start : start + model.batch_size])
+            outs.append(model.module(batch.to(model.device)).float().cpu())
+    return torch.cat(outs)
 
 
 def trim_padding(ids: torch.Tensor) -> torch.Tensor:

@@ -30,11 +30,16 @@ def _ray():
     return ray
 
 
+_threads: list[int] = []  # the threads this worker process was set to
+
+
 def run_batch(fn, shared, batch, threads: int):
     """One task: `fn(shared, batch)` with the caller's torch and BLAS threads."""
-    from audit.threads import configure_threads
+    if _threads != [threads]:
+        from audit.threads import configure_threads
 
-    configure_threads(threads)
+        configure_threads(threads)
+        _threads[:] = [threads]
     return fn(shared, batch)
 
 
