@@ -104,7 +104,7 @@ class RayEngine(Engine):
 
             prepare_environment()  # workers inherit this process's environment: sleeping OpenMP threads
             ray.init(address=self.address, num_cpus=None if self.address else self.num_cpus,
-                     include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                     include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
                      configure_logging=True)
             self._started = True
         if self._remote is None:
