@@ -56,6 +56,16 @@ def compact(batch):
     return batch
 
 
+def _result(ray, ref):
+    """A task's result; a task's exception as itself (an AuditInputError stays one line, not Ray's traceback)."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:
+        if isinstance(exc.cause, Exception):
+            raise exc.cause from exc
+        raise
+
+
 class RayEngine(Engine):
     """Batches as Ray tasks on the cluster at `address`, else on a Ray started here (and shut down by `close`)
     with `num_cpus` CPUs (default: all of the machine's)."""
@@ -87,9 +97,9 @@ class RayEngine(Engine):
             pending.append(task.remote(fn, ref, compact(batch), threads))
             self.tasks[fn.__qualname__] += 1
             if len(pending) >= ahead:
-                yield ray.get(pending.popleft())
+                yield _result(ray, pending.popleft())
         while pending:
-            yield ray.get(pending.popleft())
+            yield _result(ray, pending.popleft())
 
     def close(self) -> None:
         self._shared.clear()

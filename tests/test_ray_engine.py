@@ -96,6 +96,16 @@ def test_ray_gives_the_local_engines_numbers(local_ray, small_models, kind, monk
     assert remote.provenance["engine"] == "ray" and local.provenance["engine"] == "local"
 
 
+def test_an_error_in_a_task_comes_back_as_itself(local_ray):
+    def check(shared, batch):
+        if batch == 1:
+            raise AuditInputError(f"batch {batch} is bad")
+        return batch
+
+    with pytest.raises(AuditInputError, match=r"^batch 1 is bad$"):
+        list(RayEngine().map(check, None, [0, 1, 2]))
+
+
 def test_batches_have_seeds_of_their_own():
     seeds = [batch_seed(7, i) for i in range(1000)]
     assert seeds[0] == 7  # work that fits one batch draws what it drew before
