@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import copy
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -93,16 +94,17 @@ def main() -> int:
     ray.shutdown()
 
     batches = math.ceil(args.rows / (model.batch_size * FORWARDS_PER_TASK))
-    print(f"model {spec.output.name} ({sum(p.numel() for p in model.module.parameters()):,} parameters), torch threads 1, "
-          f"local Ray of {args.cpus} CPUs on a machine of {len(__import__('os').sched_getaffinity(0))}")
+    parameters = sum(p.numel() for p in model.module.parameters())
+    print(f"model {spec.output.name} ({parameters:,} parameters), torch threads 1, local Ray of {args.cpus} CPUs "
+          f"on a machine of {len(os.sched_getaffinity(0))}")
     print(f"Ray start-up: {startup:.2f} s")
-    for name, label, tasks in (("empty", "empty tasks", args.tasks), ("small", "16-row prediction tasks", args.tasks)):
-        print(f"{label:28s} local {local[name] * 1e3 / tasks:7.3f} ms/batch  Ray {remote[name] * 1e3 / tasks:7.3f} "
-              f"ms/task  overhead {(remote[name] - local[name]) * 1e3 / tasks:7.3f} ms/task (wall, {args.cpus} workers)")
-    for name in ("predict",):
-        print(f"prediction map, {args.rows:,} rows in {batches} tasks of {FORWARDS_PER_TASK} x {model.batch_size}: local "
-              f"{args.rows / local[name]:,.0f} rows/s ({local[name]:.2f} s)  Ray {args.rows / remote[name]:,.0f} rows/s "
-              f"({remote[name]:.2f} s)")
+    for name, label in (("empty", "empty tasks"), ("small", "16-row prediction tasks")):
+        per_local, per_ray = local[name] * 1e3 / args.tasks, remote[name] * 1e3 / args.tasks
+        print(f"{label:28s} local {per_local:7.3f} ms/batch  Ray {per_ray:7.3f} ms/task  overhead "
+              f"{per_ray - per_local:7.3f} ms/task (wall, {args.cpus} workers)")
+    print(f"prediction map, {args.rows:,} rows in {batches} tasks of {FORWARDS_PER_TASK} x {model.batch_size}: "
+          f"local {args.rows / local['predict']:,.0f} rows/s ({local['predict']:.2f} s)  "
+          f"Ray {args.rows / remote['predict']:,.0f} rows/s ({remote['predict']:.2f} s)")
     print(f"full default audit of {spec.output.stem} on {len(data):,} rows: local {local['audit']:.1f} s  Ray "
           f"{remote['audit']:.1f} s  ({audit_tasks} Ray tasks; "
           f"metrics identical: {same(local_run.metrics, ray_run.metrics)})")

@@ -56,8 +56,8 @@ def small_models() -> dict[str, audit.Model]:
     for kind, (architecture, dataset, options, rows) in SMALL.items():
         train_split, validation = (audit.load_dataset(dataset, s).sample(n, seed=0)
                                    for s, n in (("train", rows), ("validation", 300)))
-        models[kind] = train(architecture, train_split, validation, validation, config=TrainConfig(epochs=2, patience=2),
-                             model_config=options, quiet=True).model
+        models[kind] = train(architecture, train_split, validation, validation,
+                             config=TrainConfig(epochs=2, patience=2), model_config=options, quiet=True).model
     return models
 
 

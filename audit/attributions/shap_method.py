@@ -118,7 +118,8 @@ def explain_shap(model, data: Dataset, target=None, *, seed: int = 0,
         parts = list(engine.current().map(tokens_batch, (model, seed, max_evals), batches))
         if len(parts) == 1:
             return parts[0]
-        joined = {f: np.concatenate([getattr(p, f) for p in parts]) for f in ("values", "base_values", "outputs", "target")}
+        joined = {f: np.concatenate([getattr(p, f) for p in parts])
+                  for f in ("values", "base_values", "outputs", "target")}
         return dataclasses.replace(parts[0], **joined)
     if isinstance(background, torch.Tensor):
         bg, source = background.float(), f"{len(background)} given background rows"
