@@ -39,6 +39,7 @@ from audit.mitigation.retrain import recorded_adversarial, retrain
 from audit.mitigation.sweep import DISPARITY, ROBUST, check_sweepable, gate_limit, parse_grid, sweep
 from audit.mitigation.thresholds import CONSTRAINTS
 from audit.report.ci import render_compare_markdown, render_junit, render_markdown
+from audit.engine import running_on
 from audit.runner import AuditRun, run
 from audit.stream.run import run_stream
 from audit.stream.sources import STREAM_ABOVE
@@ -64,7 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             set_quiet(getattr(args, "quiet", False))
             if hasattr(args, "threads"):
                 configure_threads(args.threads)
-            with input_size_limit(getattr(args, "max_input_size", MAX_INPUT_BYTES)):
+            with input_size_limit(getattr(args, "max_input_size", MAX_INPUT_BYTES)), \
+                    running_on(getattr(args, "engine", None), address=getattr(args, "ray_address", None)):
                 return args.handler(args)
     except AuditInputError as exc:
         if debug:
@@ -215,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     _add_resource_options(p)
+    _add_engine_options(p)
     p.set_defaults(handler=cmd_mitigate, trust_code=False)
     return parser
 
@@ -240,6 +243,14 @@ def _add_audit_options(p: argparse.ArgumentParser, *, default_output: str) -> No
                    help=f"refuse checkpoints declaring more parameters (default {checkpoint.MAX_PARAMETERS:,})")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    _add_engine_options(p)
+
+
+def _add_engine_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="where the batch work runs: this process, or Ray tasks (pip install audit[ray]); same numbers")
+    p.add_argument("--ray-address", metavar="ADDRESS", help="an existing Ray cluster (with --engine ray; default: "
+                                                             "a local Ray started for the run)")
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:

@@ -10,6 +10,7 @@ import pandas as pd
 
 from audit.analyzers.base import Analyzer, Result
 from audit.data.dataset import Dataset
+from audit.engine import Engine, running_on
 from audit.errors import AuditInputError
 from audit.model import Model
 from audit.policy import Policy, Verdict, find_metric_spec
@@ -82,12 +83,15 @@ def compare(
     samples: int | None = None,
     options: dict[str, dict] | None = None,
     command: str | None = None,
+    engine: str | Engine | None = None,
 ) -> Comparison:
-    """Audit both models on `data` with the same analyzers and seed; gate the candidate against the baseline."""
+    """Audit both models on `data` with the same analyzers and seed, on one `engine` (as `run`'s); gate the
+    candidate against the baseline."""
     if baseline.modality != candidate.modality:
         raise AuditInputError(f"cannot compare a {baseline.modality} model with a {candidate.modality} model")
     kwargs = dict(seed=seed, samples=samples, options=options, command=command, policy=policy)
-    base_run = run(baseline, data, analyzers, **kwargs)
-    cand_run = run(candidate, data, analyzers, **kwargs)
+    with running_on(engine):
+        base_run = run(baseline, data, analyzers, **kwargs)
+        cand_run = run(candidate, data, analyzers, **kwargs)
     verdict = (policy or Policy()).evaluate(cand_run, baseline=base_run)
     return Comparison(base_run, dataclasses.replace(cand_run, verdict=verdict), verdict)

@@ -15,6 +15,10 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
+import numpy as np
+
+from audit.errors import AuditInputError
+
 
 class Engine(ABC):
     name: str
@@ -22,6 +26,10 @@ class Engine(ABC):
     @abstractmethod
     def map(self, fn: Callable[[Any, Any], Any], shared: Any, batches: Iterable) -> Iterator:
         """`fn(shared, batch)` for each batch, in the order of `batches`."""
+
+
+    def close(self) -> None:
+        """Release what the engine started (nothing for the local one)."""
 
 
 class LocalEngine(Engine):
@@ -33,6 +41,27 @@ class LocalEngine(Engine):
 
 
 _current: ContextVar[Engine] = ContextVar("audit_engine", default=LocalEngine())
+
+
+def batch_seed(seed: int, index: int) -> int:
+    """The seed of batch `index` of a map seeded with `seed`: its own stream, whatever engine runs it.
+    The first batch keeps `seed`, so work that fits one batch draws what it drew before batches had seeds."""
+    if index == 0:
+        return seed
+    return int(np.random.SeedSequence([seed % 2**63, index]).generate_state(1)[0])  # < 2**32, as numpy's seed needs
+
+
+def named(name: str, *, address: str | None = None) -> Engine:
+    """The engine called `name` ("local" or "ray"); `address` is an existing Ray cluster's (Ray only)."""
+    if name == "local":
+        if address is not None:
+            raise AuditInputError("--ray-address goes with --engine ray")
+        return LocalEngine()
+    if name == "ray":
+        from audit.ray_engine import RayEngine
+
+        return RayEngine(address=address)
+    raise AuditInputError(f"unknown engine {name!r}; expected local or ray")
 
 
 def current() -> Engine:
@@ -47,3 +76,19 @@ def using(engine: Engine) -> Iterator[Engine]:
         yield engine
     finally:
         _current.reset(token)
+
+
+@contextmanager
+def running_on(engine: str | Engine | None, *, address: str | None = None) -> Iterator[Engine]:
+    """`engine` as the current one: an Engine as it is, a name ("local", "ray") made here and closed
+    afterwards, None the current engine."""
+    if engine is None or isinstance(engine, Engine):
+        with using(engine or current()) as chosen:
+            yield chosen
+        return
+    made = named(engine, address=address)
+    try:
+        with using(made):
+            yield made
+    finally:
+        made.close()

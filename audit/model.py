@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from audit import engine
 from audit import validate as check
 from audit.adapters import Logits
 from audit.data.dataset import MODALITIES, Dataset
@@ -84,6 +85,11 @@ class Task:
             postprocessing=(GroupThresholds.from_dict(d["postprocessing"], f"{where}.postprocessing")
                             if d.get("postprocessing") is not None else None),
         )
+
+
+#: Forward passes per batch of the prediction map: a Ray task costs milliseconds, a pass of a small
+#: model on `batch_size` rows a fraction of one (benchmarks/ray_engine.py).
+FORWARDS_PER_TASK = 64
 
 
 class Model:
@@ -167,14 +173,15 @@ class Model:
         """Logits for model-space inputs `x`, in batches; on the model's device when `grad`."""
         if grad:
             return self.module(x.to(self.device))
-        outs = []
-        with torch.inference_mode():
-            for start in range(0, len(x), self.batch_size):
-                batch = self.without_padding(x[start : start + self.batch_size])
-                outs.append(self.module(batch.to(self.device)).float().cpu())
+        rows = self.batch_size * FORWARDS_PER_TASK
+        outs = list(engine.current().map(logits_batch, self, (x[s : s + rows] for s in range(0, len(x), rows))))
         if not outs:
             return torch.empty(0, len(self.classes))
         return torch.cat(outs)
+
+    def __getstate__(self) -> dict:
+        """What an engine's workers get: the module and task, without this process's prediction cache."""
+        return {**self.__dict__, "_proba_cache": {}}
 
     def without_padding(self, x: torch.Tensor) -> torch.Tensor:
         """Text ids without trailing all-padding columns, where the module declares its output does not
@@ -253,6 +260,17 @@ class Model:
         out = self.module(x)
         grad, = torch.autograd.grad(out.gather(1, target[:, None]).sum(), x)
         return grad.cpu()
+
+
+def logits_batch(model: Model, x: torch.Tensor) -> torch.Tensor:
+    """Logits of model-space inputs, on the CPU, in forward passes of `batch_size` rows (the prediction
+    map's batch function: its batches are FORWARDS_PER_TASK passes long)."""
+    outs = []
+    with torch.inference_mode():
+        for start in range(0, len(x), model.batch_size):
+            batch = model.without_padding(x[start : start + model.batch_size])
+            outs.append(model.module(batch.to(model.device)).float().cpu())
+    return torch.cat(outs)
 
 
 def trim_padding(ids: torch.Tensor, pad: int = Tokenizer.PAD) -> torch.Tensor:

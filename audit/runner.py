@@ -19,6 +19,8 @@ import torch
 
 from audit.analyzers.base import ANALYZERS, Analyzer, Result
 from audit.data.dataset import Dataset
+from audit.engine import Engine, running_on
+from audit.engine import current as current_engine
 from audit.errors import AuditInputError
 from audit.findings import with_findings
 from audit.model import Model
@@ -103,12 +105,22 @@ def run(
     samples: int | None = None,
     options: dict[str, dict] | None = None,
     command: str | None = None,
+    engine: str | Engine | None = None,
 ) -> AuditRun:
     """Audit `model` on `data` with `analyzers` (names or configured objects; None: the defaults).
 
     `samples` caps the examples that per-example analyzers (explanations, attacks) work on.
+    `engine` runs the batch work: "local" (this process), "ray" (a local Ray started and stopped
+    here), an `audit.engine.Engine` (e.g. `RayEngine(address=...)` for a cluster), or None: the
+    current one (`audit.engine.using`), local unless set. Same seed, same numbers on either.
     An analyzer that raises becomes a Result with status "error"; the run goes on.
     """
+    with running_on(engine):
+        return _run(model, data, analyzers, seed=seed, policy=policy, samples=samples, options=options,
+                    command=command)
+
+
+def _run(model, data, analyzers, *, seed, policy, samples, options, command) -> AuditRun:
     # Bad labels or inputs fail here, once, with a clear message; the predictions stay in the
     # model's cache for the analyzers.
     model.labels(data)
@@ -142,6 +154,7 @@ def assemble(model: dict, data: Dataset | dict, results: tuple[Result, ...], *, 
         "python": platform.python_version(),
         "platform": platform.platform(),
         "device": device,
+        "engine": current_engine().name,
     }
     return dataclasses.replace(skeleton, verdict=judged_by.evaluate(skeleton), provenance=provenance)
 

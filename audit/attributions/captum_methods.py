@@ -35,11 +35,13 @@ from captum.attr import (
 )
 from torch import nn
 
+from audit import engine
 from audit.attributions.hookable import hookable_copy
 from audit.attributions.registry import register_method
 from audit.attributions.sampling import seeded
 from audit.data.dataset import Dataset
 from audit.data.words import per_word
+from audit.engine import batch_seed
 from audit.errors import AuditInputError
 from audit.model import Model
 
@@ -62,23 +64,27 @@ def attribute(model: Model, data: Dataset, target: np.ndarray, compute: Compute,
     targets = torch.as_tensor(np.asarray(target), dtype=torch.long)
     rows = min(MAX_ROWS_PER_PASS, max(1, ELEMENTS_PER_PASS // max(1, x[0].numel())))
     chunk = max(1, rows // max(1, evaluations))
+    starts = range(0, len(x), chunk)
+    batches = ((i, x[start : start + chunk], targets[start : start + chunk]) for i, start in enumerate(starts))
     out = torch.zeros(x.shape, dtype=torch.float32)
-    with seeded(seed, model.device), _gradients_in_eval(model), warnings.catch_warnings():
-        # captum warns that it sets requires_grad on its own copies and hooks activations; both expected.
-        warnings.filterwarnings("ignore", category=UserWarning, module="captum")
-        for start in range(0, len(x), chunk):
-            xb = x[start : start + chunk]
-            xb = model.without_padding(xb)
-            attr = compute(xb.to(model.device), targets[start : start + chunk].to(model.device))
-            attr = attr.detach().float().cpu()
-            if model.modality == "text":
-                attr = attr.masked_fill(xb == model.encoder.PAD, 0.0)
-                out[start : start + len(xb), : xb.shape[1]] = attr
-            else:
-                out[start : start + len(xb)] = attr
+    for start, attr in zip(starts, engine.current().map(attribute_chunk, (model, compute, seed), batches)):
+        out[start : start + len(attr), : attr.shape[1]] = attr
     if model.modality == "text":
         return per_word(out.numpy(), model.encoder.word_index(data.texts))
     return out.numpy()
+
+
+def attribute_chunk(shared, batch) -> torch.Tensor:
+    """Attributions of one chunk `(index, x, target)` by `compute`, seeded with the chunk's own seed;
+    for text, (n, length without trailing padding) and zero at padding."""
+    model, compute, seed = shared
+    index, x, target = batch
+    x = model.without_padding(x)
+    with seeded(batch_seed(seed, index), model.device), _gradients_in_eval(model), warnings.catch_warnings():
+        # captum warns that it sets requires_grad on its own copies and hooks activations; both expected.
+        warnings.filterwarnings("ignore", category=UserWarning, module="captum")
+        attr = compute(x.to(model.device), target.to(model.device)).detach().float().cpu()
+    return attr.masked_fill(x == model.encoder.PAD, 0.0) if model.modality == "text" else attr
 
 
 def _gradients_in_eval(model: Model):

@@ -23,6 +23,7 @@ to p(x) - p(all words unknown).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 import warnings
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from audit import engine
 from audit.attributions.hookable import hookable_copy
 from audit.attributions.registry import register_method
 from audit.attributions.sampling import background_sample, seeded
@@ -41,6 +43,7 @@ from audit.data.words import hide_words, word_counts
 DEFAULT_BACKGROUND = 100
 DEFAULT_GRADIENT_SAMPLES = 200
 DEFAULT_MAX_EVALS = 300  # model calls per text: about 7 antithetic permutations of a 20-token text
+TEXTS_PER_TASK = 4  # texts per batch of the token explainer (each costs up to max_evals model calls)
 PACKED_ROWS = 8192  # inputs per DeepExplainer pass: instances packed per row x 2 x background rows
 ADDITIVITY_TOLERANCE = 1e-2  # shap's own check of DeepExplainer's values
 #: The explainers whose values add up to the explained output (shap's DeepExplainer checks it;
@@ -111,8 +114,16 @@ def explain_shap(model, data: Dataset, target=None, *, seed: int = 0,
     x = model.encode(data)
     target = resolve_target(model, data, target)
     if model.modality == "text":
-        return _explain_tokens(model, x, model.encoder.word_index(data.texts), target, seed=seed,
-                               max_evals=max_evals)
+        index = model.encoder.word_index(data.texts)
+        starts = range(0, len(x), TEXTS_PER_TASK)
+        batches = ((x[i : i + TEXTS_PER_TASK], index[i : i + TEXTS_PER_TASK], target[i : i + TEXTS_PER_TASK])
+                   for i in starts)
+        parts = list(engine.current().map(tokens_batch, (model, seed, max_evals), batches))
+        if len(parts) == 1:
+            return parts[0]
+        joined = {f: np.concatenate([getattr(p, f) for p in parts])
+                  for f in ("values", "base_values", "outputs", "target")}
+        return dataclasses.replace(parts[0], **joined)
     if isinstance(background, torch.Tensor):
         bg, source = background.float(), f"{len(background)} given background rows"
     elif isinstance(background, Dataset):
@@ -139,16 +150,10 @@ def _explain_deep(model, x, target, bg, source) -> ShapExplanation:
     module = hookable_copy(model.module, bg[:2].to(model.device))
     values = np.zeros(tuple(x.shape), dtype=np.float64)
     base = np.zeros(len(x))
-    bg = bg.to(model.device)
-    for c in np.unique(target):
-        rows = np.flatnonzero(target == c)
-        k = min(len(rows), max(1, PACKED_ROWS // (2 * len(bg))))
-        packed = x[np.resize(rows, -(-len(rows) // k) * k)].reshape(-1, k, *x.shape[1:])  # pads with repeated rows
-        explainer = shap.DeepExplainer(PackedTargetLogit(module, int(c)), bg[:, None].repeat_interleave(k, dim=1))
-        phi = explainer.shap_values(packed.to(model.device), check_additivity=False)
-        values[rows] = np.asarray(phi).reshape((-1, *x.shape[1:]))[: len(rows)]
-        with torch.no_grad():  # shap's expected value, for the unpacked logit
-            base[rows] = float(TargetLogit(module, int(c))(bg).mean(0).cpu().numpy()[0])
+    classes = [(int(c), x[target == c]) for c in np.unique(target)]
+    for (c, _), (phi, expected) in zip(classes, engine.current().map(deep_class, (module, bg, model.device), classes)):
+        values[target == c] = phi
+        base[target == c] = expected
     logits = model.logits(x).numpy().astype(np.float64)
     explanation = ShapExplanation(values, base, logits[np.arange(len(x)), target], target, "DeepExplainer", "logit",
                                   source)
@@ -157,6 +162,23 @@ def _explain_deep(model, x, target, bg, source) -> ShapExplanation:
         raise ValueError(f"the SHAP values do not sum up to the model's output (off by up to {error:.3g}, "
                          f"over shap's tolerance of {ADDITIVITY_TOLERANCE:g})")
     return explanation
+
+
+def deep_class(shared, batch) -> tuple[np.ndarray, float]:
+    """DeepExplainer's values of one class `(index, its rows)` for `(hookable module, background, device)`,
+    and shap's expected value of that class's logit."""
+    import shap
+
+    module, bg, device = shared
+    c, x = batch
+    bg = bg.to(device)
+    k = min(len(x), max(1, PACKED_ROWS // (2 * len(bg))))
+    packed = x[np.resize(np.arange(len(x)), -(-len(x) // k) * k)].reshape(-1, k, *x.shape[1:])  # pads with repeats
+    explainer = shap.DeepExplainer(PackedTargetLogit(module, c), bg[:, None].repeat_interleave(k, dim=1))
+    phi = explainer.shap_values(packed.to(device), check_additivity=False)
+    with torch.no_grad():  # shap's expected value, for the unpacked logit
+        expected = float(TargetLogit(module, c)(bg).mean(0).cpu().numpy()[0])
+    return np.asarray(phi).reshape((-1, *x.shape[1:]))[: len(x)], expected
 
 
 def _explain_gradient(model, x, target, bg, source, *, seed: int) -> ShapExplanation:
@@ -191,6 +213,13 @@ def word_masker(ids: np.ndarray, index: np.ndarray, encoder):
 def target_probability(model, index: int):
     """shap model: token id rows -> probability of class `index`."""
     return lambda ids: model.proba(torch.as_tensor(ids, dtype=torch.long))[:, index]
+
+
+def tokens_batch(shared, batch) -> ShapExplanation:
+    """The word SHAP values of a few texts `(ids, word index, target)` for `(model, seed, max_evals)`."""
+    model, seed, max_evals = shared
+    ids, index, target = batch
+    return _explain_tokens(model, ids, index, target, seed=seed, max_evals=max_evals)
 
 
 def _explain_tokens(model, ids, index, target, *, seed: int, max_evals: int) -> ShapExplanation:

@@ -26,6 +26,7 @@ best-loss point is returned for the analyzer's vote.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -66,9 +67,7 @@ class APGD:
 def apgd(model: Model, x: torch.Tensor, y: torch.Tensor, eps, domain: Domain, *, config: APGD = APGD(),
          seed: int = 0) -> torch.Tensor:
     """Adversarial examples for `x` within `eps` (a float or one per example) of it."""
-    generator = torch.Generator().manual_seed(seed)
-    return in_batches(model, x, y, eps, domain, config.draws,
-                      lambda xb, yb, eb, dom: _apgd_batch(model, xb, yb, eb, dom, config, generator))
+    return in_batches(model, x, y, eps, domain, config.draws, partial(_apgd_batch, config=config), seed=seed)
 
 
 def checkpoints(steps: int) -> list[int]:

@@ -10,11 +10,14 @@ the first point that is misclassified over all steps and restarts.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from audit import engine
+from audit.engine import batch_seed
 from audit.errors import AuditInputError
 from audit.model import Model
 from audit.robustness.domain import Domain
@@ -49,27 +52,36 @@ class PGD:
 def fgsm(model: Model, x: torch.Tensor, y: torch.Tensor, eps, domain: Domain, *, norm: str = "linf",
          draws: int = 1) -> torch.Tensor:
     """One gradient step of size `eps` (a float or one per example) from `x`."""
-    def step(xb, yb, eb, dom):
-        grad = _loss_gradient(model, xb, yb, draws)
-        return dom.clip(xb + eb * dom.scale * _direction(grad * dom.scale * dom.mask, norm))
-
-    return in_batches(model, x, y, eps, domain, draws, step)
+    return in_batches(model, x, y, eps, domain, draws, partial(_fgsm_batch, norm=norm, draws=draws))
 
 
 def pgd(model: Model, x: torch.Tensor, y: torch.Tensor, eps, domain: Domain, *, config: PGD = PGD(),
         seed: int = 0) -> torch.Tensor:
     """Adversarial examples for `x` within `eps` (a float or one per example) of it."""
-    generator = torch.Generator().manual_seed(seed)
-    return in_batches(model, x, y, eps, domain, config.draws,
-                      lambda xb, yb, eb, dom: _pgd_batch(model, xb, yb, eb, dom, config, generator))
+    return in_batches(model, x, y, eps, domain, config.draws, partial(_pgd_batch, config=config), seed=seed)
 
 
 def in_batches(model: Model, x: torch.Tensor, y: torch.Tensor, eps, domain: Domain, draws: int,
-               attack) -> torch.Tensor:
-    """`attack(x, y, eps, domain)` over batches on the model's device; the adversarial examples on the CPU."""
-    dom = domain.to(model.device)
-    outs = [attack(xb, yb, eb, dom).cpu() for xb, yb, eb in _batches(model, x, y, eps, draws)]
+               attack, *, seed: int = 0) -> torch.Tensor:
+    """`attack(model, x, y, eps, domain, generator=...)` over batches, each on the model's device with a
+    generator of its own seed (`batch_seed`), on the current engine; the adversarial examples on the CPU."""
+    batches = ((i, *batch) for i, batch in enumerate(_batches(model, x, y, eps, draws)))
+    outs = list(engine.current().map(attack_batch, (model, domain, attack, seed), batches))
     return torch.cat(outs) if outs else x.clone()
+
+
+def attack_batch(shared, batch) -> torch.Tensor:
+    """One batch `(index, x, y, eps)` of an attack `(model, domain, attack, seed)`: the map's batch function."""
+    model, domain, attack, seed = shared
+    index, x, y, eps = batch
+    generator = torch.Generator().manual_seed(batch_seed(seed, index))
+    device = model.device
+    return attack(model, x.to(device), y.to(device), eps.to(device), domain.to(device), generator=generator).cpu()
+
+
+def _fgsm_batch(model, x, y, eps, dom: Domain, *, norm: str, draws: int, generator=None) -> torch.Tensor:
+    grad = _loss_gradient(model, x, y, draws)
+    return dom.clip(x + eps * dom.scale * _direction(grad * dom.scale * dom.mask, norm))
 
 
 def _pgd_batch(model, x, y, eps, dom: Domain, config: PGD, generator) -> torch.Tensor:
@@ -129,14 +141,14 @@ def flip_epsilons(model: Model, x: torch.Tensor, y: torch.Tensor, grid: np.ndarr
 
 
 def _batches(model: Model, x: torch.Tensor, y: torch.Tensor, eps, draws: int = 1):
-    """Batches on the model's device, of `batch_size / draws` examples (each runs `draws` times)."""
+    """Batches of `batch_size / draws` examples (each runs `draws` times), with one epsilon per example."""
     eps = torch.as_tensor(eps, dtype=torch.float32)
     eps = eps.expand(len(x)) if eps.ndim == 0 else eps
     shape = (-1,) + (1,) * (x.ndim - 1)
     size = max(1, model.batch_size // draws)
     for start in range(0, len(x), size):
         part = slice(start, start + size)
-        yield (x[part].to(model.device), y[part].to(model.device), eps[part].reshape(shape).to(model.device))
+        yield x[part], y[part], eps[part].reshape(shape)
 
 
 def _loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

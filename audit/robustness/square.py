@@ -24,10 +24,12 @@ forward passes.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 
 from audit.model import Model
+from audit.robustness.attacks import in_batches
 from audit.robustness.domain import Domain
 from audit.robustness.stochastic import draw_logits
 
@@ -40,14 +42,13 @@ def square_attack(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float, do
                   norm: str = "linf", queries: int = QUERIES, p_init: float = P_INIT, draws: int = 1,
                   seed: int = 0) -> torch.Tensor:
     """Adversarial examples for `x` within `eps` of it, after at most `queries` forward passes per example."""
-    generator = torch.Generator().manual_seed(seed)
-    dom = domain.to(model.device)
-    size = max(1, model.batch_size // draws)
-    outs = []
-    for start in range(0, len(x), size):
-        xb, yb = x[start : start + size].to(model.device), y[start : start + size].to(model.device)
-        outs.append(_square_batch(model, xb, yb, eps, dom, norm, queries, p_init, draws, generator).cpu())
-    return torch.cat(outs) if outs else x.clone()
+    attack = partial(_square_at, radius=eps, norm=norm, queries=queries, p_init=p_init, draws=draws)
+    return in_batches(model, x, y, eps, domain, draws, attack, seed=seed)
+
+
+def _square_at(model, x, y, _eps, dom: Domain, *, radius: float, norm, queries, p_init, draws, generator):
+    """A batch of `in_batches` (which passes one epsilon per example) at the one float epsilon `radius`."""
+    return _square_batch(model, x, y, radius, dom, norm, queries, p_init, draws, generator)
 
 
 def p_schedule(query: int, queries: int, p_init: float = P_INIT) -> float:
