@@ -19,12 +19,8 @@ import argparse
 import copy
 import math
 import os
-import sys
 import time
 from pathlib import Path
-
-# benchmarks/coverage.py would shadow the coverage package that numba (under shap) imports.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import ray
 import torch

@@ -1,5 +1,5 @@
 """The disparities' score intervals: the published values of the methods, the worst case never tighter
-than its parts, no collapse, and coverage by simulation (a fixed slice of benchmarks/coverage.py)."""
+than its parts, no collapse, and coverage by simulation (a fixed slice of benchmarks/interval_coverage.py)."""
 
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ def test_the_worst_case_is_never_tighter_than_a_part_it_is_the_worst_of():
 
 
 def coverage_module():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "coverage.py"
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "interval_coverage.py"
     spec = importlib.util.spec_from_file_location("coverage_benchmark", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -27,7 +27,7 @@ gap in (multi-class) accuracy.
 Every disparity gets a score confidence interval (`confidence`; audit.fairness.intervals:
 Newcombe's hybrid score interval for gaps, a MOVER log interval for ratios, a Bonferroni
 adjustment for the worst case over groups, rates, classes and features), so a policy gate
-can read its upper bound (`use = "upper"`); benchmarks/coverage.py checks its coverage by
+can read its upper bound (`use = "upper"`); benchmarks/interval_coverage.py checks its coverage by
 simulation. Continuous sensitive columns are bucketed by one rule (audit.fairness.groups:
 given edges, else fixed age bins <25, 25-34, ..., >=65 for any column named for age, else
 this data's quartiles, with a warning); `bins={"age": (30, 50)}` overrides, and the edges

@@ -25,8 +25,8 @@ the gap); accuracy lowers the true positive rate and raises the false positive r
 lowers accuracy by exactly the gap. The ratios use their difference's setting; their true
 value is computed from it.
 
-    python benchmarks/coverage.py                 # the full grid (a few minutes)
-    python benchmarks/coverage.py --bootstrap 0   # without the slow bootstrap column
+    python benchmarks/interval_coverage.py                 # the full grid (a few minutes)
+    python benchmarks/interval_coverage.py --bootstrap 0   # without the slow bootstrap column
 """
 
 from __future__ import annotations
