@@ -16,7 +16,9 @@ side by side (`PackedTargetLogit`), so it makes that many times fewer passes.
 
 Text: shap's PermutationExplainer over the token positions of each text, where a hidden
 token becomes the unknown-word token; the explained output is the target probability.
-Its values add up exactly to p(x) - p(all tokens unknown).
+Its values add up exactly to p(x) - p(all tokens unknown). Its algorithm runs here, with the
+same permutations and the same sums (a test holds it equal to shap called directly), because
+the masked texts of many texts then go to the model in one batch (`_explain_tokens`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from audit.data.encoders import Tokenizer
 DEFAULT_BACKGROUND = 100
 DEFAULT_GRADIENT_SAMPLES = 200
 DEFAULT_MAX_EVALS = 300  # model calls per text: about 7 antithetic permutations of a 20-token text
+TEXT_ROWS = 8192  # masked texts built and scored together
 PACKED_ROWS = 8192  # inputs per DeepExplainer pass: instances packed per row x 2 x background rows
 ADDITIVITY_TOLERANCE = 1e-2  # shap's own check of DeepExplainer's values
 #: The explainers whose values add up to the explained output (shap's DeepExplainer checks it;
@@ -175,33 +178,76 @@ def _explain_gradient(model, x, target, bg, source, *, seed: int) -> ShapExplana
                            source)
 
 
-def hide_tokens(mask: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """shap masker: the token ids with hidden positions (mask False) set to the unknown-word token."""
-    return np.where(mask, ids, Tokenizer.UNK)[None]
+def permutation_orders(features: int, permutations: int, seed: int) -> np.ndarray:
+    """(permutations, features): the orders shap's PermutationExplainer(seed=seed) walks for one
+    instance; it seeds numpy's global generator and shuffles one index array in place, once per order."""
+    rng, order = np.random.RandomState(seed), np.arange(features)
+    orders = np.empty((permutations, features), dtype=np.int64)
+    for k in range(permutations):
+        rng.shuffle(order)
+        orders[k] = order
+    return orders
 
 
-def target_probability(model, index: int):
-    """shap model: token id rows -> probability of class `index`."""
-    return lambda ids: model.proba(torch.as_tensor(ids, dtype=torch.long))[:, index]
+def permutation_masks(orders: np.ndarray) -> np.ndarray:
+    """(permutations * (2 * features + 1), features) booleans, shown = True: per order, every
+    feature hidden, then shown one at a time in that order, then hidden again in the same order."""
+    permutations, features = orders.shape
+    steps = np.arange(2 * features + 1)
+    # the step at which each feature is shown, and the step at which it is hidden again
+    rank = np.empty_like(orders)
+    np.put_along_axis(rank, orders, np.arange(features)[None], axis=1)
+    shown = (steps[None, :, None] > rank[:, None]) & (steps[None, :, None] <= rank[:, None] + features)
+    return shown.reshape(-1, features)
+
+
+def permutation_values(outputs: np.ndarray, orders: np.ndarray) -> tuple[np.ndarray, float]:
+    """shap's PermutationExplainer estimate from the outputs of `permutation_masks(orders)`, summed
+    in its order (so the values are the same to the last bit): each feature's mean change of the
+    output when it is shown (forward) and when it is hidden (backward). They add up exactly to
+    output(all shown) - output(all hidden), the base value."""
+    permutations, features = orders.shape
+    outputs = outputs.reshape(permutations, 2 * features + 1)
+    values = np.zeros(features)
+    for order, out in zip(orders, outputs):
+        values[order] += out[1 : features + 1] - out[:features]
+        values[order] += out[features:-1] - out[features + 1 :]
+    return values / (2 * permutations), float(outputs[-1, 0])
 
 
 def _explain_tokens(model, ids, target, *, seed: int, max_evals: int) -> ShapExplanation:
-    import shap  # takes seconds to import: only runs that use SHAP pay for it
-
+    """shap's PermutationExplainer over the token positions of each text, computed here: the masked
+    texts of many texts go to the model in one batch (shap calls it 10 rows at a time, one text at a
+    time, and compiles its numba helpers in every process: about 20 times slower on 32 texts,
+    `benchmarks/real_models.py`). Each masked text keeps the width the model reads, padding included,
+    so the values add up to the model's own probability."""
     values = np.zeros(tuple(ids.shape), dtype=np.float64)
     base = np.zeros(len(ids))
     lengths = (ids != Tokenizer.PAD).sum(dim=1).numpy()
-    for i, (row, c, n) in enumerate(zip(ids.numpy(), target, lengths)):
-        if n == 0:
-            continue
-        with seeded(seed, model.device):
-            explainer = shap.PermutationExplainer(target_probability(model, int(c)), hide_tokens, seed=seed)
-            explanation = explainer(row[None, :n], max_evals=max(max_evals, 2 * n + 1), silent=True)
-        values[i, :n] = explanation.values[0]
-        base[i] = float(np.asarray(explanation.base_values).reshape(-1)[0])
+    texts = [i for i in np.argsort(lengths, kind="stable") if lengths[i] > 0]  # similar widths share a batch
+    orders = [permutation_orders(lengths[i], max(max_evals, 2 * lengths[i] + 1) // (2 * lengths[i] + 1), seed)
+              for i in texts]
+    masks = [len(o) * (2 * o.shape[1] + 1) for o in orders]
+    batch = (np.cumsum(masks) - masks) // TEXT_ROWS  # a text goes in the batch where its masked texts start
+    for b in np.unique(batch):
+        chunk = np.flatnonzero(batch == b)
+        shown = [permutation_masks(orders[j]) for j in chunk]
+        hidden = np.concatenate([_hide_tokens(ids[texts[j]].numpy(), m) for j, m in zip(chunk, shown)])
+        proba = np.split(model.proba(torch.from_numpy(hidden)), np.cumsum([len(m) for m in shown])[:-1])
+        for j, p in zip(chunk, proba):
+            i = texts[j]
+            values[i, : lengths[i]], base[i] = permutation_values(p[:, target[i]], orders[j])
     proba = model.proba(ids)
     return ShapExplanation(values, base, proba[np.arange(len(ids)), target], target, "PermutationExplainer",
                            "probability", "each hidden token replaced by the unknown-word token")
+
+
+def _hide_tokens(ids: np.ndarray, shown: np.ndarray) -> np.ndarray:
+    """One row of `ids` per row of `shown` (over its first positions), each hidden position set to
+    the unknown-word token."""
+    hidden = np.zeros((len(shown), len(ids)), dtype=bool)
+    hidden[:, : shown.shape[1]] = ~shown
+    return np.where(hidden, Tokenizer.UNK, ids[None])
 
 
 @register_method("shap", description="SHAP values (shap: DeepExplainer, or a token permutation explainer for text)")
