@@ -1,7 +1,10 @@
 """Time a full default audit of real-sized models per analyzer, beside captum, shap and lime.
 
-    python benchmarks/real_models.py [--quick] [--sections cnn64 cnn224 tiny-bert bert6 lstm-shap]
-                                     [--samples N] [--threads N]
+    python -P benchmarks/real_models.py [--quick] [--sections cnn64 cnn224 tiny-bert bert6 lstm-shap]
+                                        [--samples N] [--threads N]
+
+(`-P`: benchmarks/coverage.py would otherwise shadow the coverage package that numba, under shap,
+imports. Progress bars, lime_image's included, go to stderr.)
 
 Sections (random weights: timing only; every input is synthetic or from the shipped reviews):
 - cnn64, cnn224: a ResNet-18 (11.2M parameters, BasicBlocks with in-place ReLU and residual adds,
@@ -231,8 +234,7 @@ def image_libraries(model, data, samples: int) -> list[Row]:
         explainer = LimeImageExplainer(random_state=0)
         for image in images:
             explainer.explain_instance(image, lambda z: model.predict_proba(np.asarray(z).transpose(0, 3, 1, 2)),
-                                       top_labels=len(CLASSES), hide_color=0, num_samples=LIME_SAMPLES,
-                                       progress_bar=False)
+                                       top_labels=len(CLASSES), hide_color=0, num_samples=LIME_SAMPLES)
 
     lib, _ = timed(lime_direct)
     rows.append(Row("lime_image", ours, lib, f"{LIME_SAMPLES} samples; lime: quickshift, ours: SLIC"))
