@@ -218,7 +218,7 @@ def permutation_values(outputs: np.ndarray, orders: np.ndarray) -> tuple[np.ndar
 def _explain_tokens(model, ids, target, *, seed: int, max_evals: int) -> ShapExplanation:
     """shap's PermutationExplainer over the token positions of each text, computed here: the masked
     texts of many texts go to the model in one batch (shap calls it 10 rows at a time, one text at a
-    time, and compiles its numba helpers in every process: about 20 times slower on 32 texts,
+    time, and compiles its numba helpers in every process: 5 to 16 times slower on 32 reviews,
     `benchmarks/real_models.py`). Each masked text keeps the width the model reads, padding included,
     so the values add up to the model's own probability."""
     values = np.zeros(tuple(ids.shape), dtype=np.float64)
@@ -227,8 +227,8 @@ def _explain_tokens(model, ids, target, *, seed: int, max_evals: int) -> ShapExp
     texts = [i for i in np.argsort(lengths, kind="stable") if lengths[i] > 0]  # similar widths share a batch
     orders = [permutation_orders(lengths[i], max(max_evals, 2 * lengths[i] + 1) // (2 * lengths[i] + 1), seed)
               for i in texts]
-    masks = [len(o) * (2 * o.shape[1] + 1) for o in orders]
-    batch = (np.cumsum(masks) - masks) // TEXT_ROWS  # a text goes in the batch where its masked texts start
+    rows = [len(o) * (2 * o.shape[1] + 1) for o in orders]  # masked texts per text
+    batch = (np.cumsum(rows) - rows) // TEXT_ROWS  # a text goes in the batch where its masked texts start
     for b in np.unique(batch):
         chunk = np.flatnonzero(batch == b)
         shown = [permutation_masks(orders[j]) for j in chunk]
