@@ -335,7 +335,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch threads: {args.threads}{'  (quick smoke run: not the sizes the sections name)' if args.quick else ''}")
+    quick = "  (quick smoke run: not the sizes the sections name)" if args.quick else ""
+    print(f"torch threads: {args.threads}{quick}")
 
     def samples(default: int) -> int:
         return args.samples or (1 if args.quick else default)
