@@ -19,7 +19,7 @@ import audit
 from audit.analyzers.shap_values import Shap
 from audit.attributions import get_method, shap_method
 from audit.attributions.sampling import stratified_sample
-from audit.attributions.shap_method import explain_shap, target_probability
+from audit.attributions.shap_method import explain_shap
 from audit.data.encoders import Tokenizer
 from audit.errors import AuditInputError
 from audit.policy import Policy
@@ -88,18 +88,63 @@ def test_packed_rows_equal_deep_explainer_called_directly(monkeypatch):
     assert ours.explainer == "DeepExplainer" and ours.additivity_error.max() < 1e-5
 
 
-def test_token_shap_values_equal_the_permutation_explainer_called_directly():
+def direct_permutation_shap(model, ids: np.ndarray, target: int, *, seed: int, max_evals: int):
+    """shap's PermutationExplainer over the first `n` token positions of one padded row of `ids`,
+    a hidden token becoming the unknown-word token: (values, base value)."""
+    n = int((ids != Tokenizer.PAD).sum())
+
+    def hide(mask, _positions):
+        return np.where(np.append(mask, np.ones(len(ids) - n, bool)), ids, Tokenizer.UNK)[None]
+
+    def score(rows):
+        return model.proba(torch.as_tensor(rows, dtype=torch.long))[:, target]
+
+    explainer = shap.PermutationExplainer(score, hide, seed=seed)
+    direct = explainer(np.arange(n)[None], max_evals=max(max_evals, 2 * n + 1), silent=True)
+    return direct.values[0], float(np.asarray(direct.base_values).reshape(-1)[0])
+
+
+def test_token_shap_values_equal_the_permutation_explainer_called_directly(monkeypatch):
+    # 3 texts of about 200 masked rows each: the first two are scored in one batch, the third in another
+    monkeypatch.setattr(shap_method, "TEXT_ROWS", 300)
     model = trigger_lstm(True)
     data = texts_with_trigger(3)
     ours = explain_shap(model, data, target=1, seed=3, max_evals=200)
     for i, ids in enumerate(model.encode(data).numpy()):
-        ids = ids[ids != 0]
-        np.random.seed(3)
-        unknown = lambda mask, x: np.where(mask, x, Tokenizer.UNK)[None]  # noqa: E731 - hidden token: unknown word
-        explainer = shap.PermutationExplainer(target_probability(model, 1), unknown, seed=3)
-        direct = explainer(ids[None], max_evals=200, silent=True)
-        np.testing.assert_allclose(ours.values[i, : len(ids)], direct.values[0], atol=1e-7)
-        assert not ours.values[i, len(ids):].any()
+        values, base = direct_permutation_shap(model, ids, 1, seed=3, max_evals=200)
+        np.testing.assert_allclose(ours.values[i, : len(values)], values, atol=1e-7)
+        np.testing.assert_allclose(ours.base_values[i], base, atol=1e-7)
+        assert not ours.values[i, len(values):].any()
+
+
+class PaddingMean(nn.Module):
+    """A text classifier whose output depends on the padding too: a mean over every position."""
+
+    def __init__(self, vocab: int):
+        super().__init__()
+        torch.manual_seed(0)
+        self.embedding = nn.Embedding(vocab, 8)
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, ids):
+        return self.head(torch.tanh(self.embedding(ids)).mean(dim=1))
+
+
+def test_token_shap_values_add_up_to_the_probability_of_a_model_that_reads_the_padding():
+    data = texts_with_trigger(4)
+    tokenizer = Tokenizer.fit(data, min_count=1, max_length=24)
+    model = audit.wrap(PaddingMean(len(tokenizer.vocab)), modality="text", classes=["plain", "trigger"],
+                       tokenizer=tokenizer)
+    ids = model.encode(data)
+    assert ((ids == Tokenizer.PAD).sum(dim=1) > 0).all()
+    ours = explain_shap(model, data, target=1, seed=0, max_evals=60)
+    hidden = torch.where(ids == Tokenizer.PAD, ids, Tokenizer.UNK)
+    all_hidden = model.proba(hidden)[:, 1]
+    np.testing.assert_allclose(ours.outputs, model.proba(ids)[:, 1])
+    np.testing.assert_allclose(ours.base_values, all_hidden, atol=1e-7)
+    assert ours.additivity_error.max() < 1e-6
+    values, base = direct_permutation_shap(model, ids[0].numpy(), 1, seed=0, max_evals=60)
+    np.testing.assert_allclose(ours.values[0, : len(values)], values, atol=1e-7)
 
 
 def test_unsupported_layer_falls_back_to_gradient_explainer_and_says_so():

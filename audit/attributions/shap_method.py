@@ -17,7 +17,9 @@ side by side (`PackedTargetLogit`), so it makes that many times fewer passes.
 Text: shap's PermutationExplainer over the words of each text (`audit.data.words`), where
 a hidden word becomes the unknown-word token (one for all its subwords, for a Hugging Face
 tokenizer); the explained output is the target probability. Its values add up exactly
-to p(x) - p(all words unknown).
+to p(x) - p(all words unknown). Its algorithm runs here, with the same permutations and the
+same sums (a test holds it equal to shap called directly), because the masked texts of many
+texts then go to the model in one batch (`_explain_tokens`).
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ from audit.data.words import hide_words, word_counts
 DEFAULT_BACKGROUND = 100
 DEFAULT_GRADIENT_SAMPLES = 200
 DEFAULT_MAX_EVALS = 300  # model calls per text: about 7 antithetic permutations of a 20-token text
-TEXTS_PER_TASK = 4  # texts per batch of the token explainer (each costs up to max_evals model calls)
+TEXTS_PER_TASK = 16  # texts per batch of the engine's map (each costs up to max_evals model calls)
+TEXT_ROWS = 8192  # masked texts built and scored together
 PACKED_ROWS = 8192  # inputs per DeepExplainer pass: instances packed per row x 2 x background rows
 ADDITIVITY_TOLERANCE = 1e-2  # shap's own check of DeepExplainer's values
 #: The explainers whose values add up to the explained output (shap's DeepExplainer checks it;
@@ -199,20 +202,41 @@ def _explain_gradient(model, x, target, bg, source, *, seed: int) -> ShapExplana
                            source)
 
 
-def word_masker(ids: np.ndarray, index: np.ndarray, encoder):
-    """shap masker over the words of one text (`ids` and its `index` of words): the ids with every hidden
-    word (mask False) read as the unknown-word token (`audit.data.words.hide_words`)."""
-    ids, index = torch.from_numpy(ids[None]), index[None]
+def permutation_orders(features: int, permutations: int, seed: int) -> np.ndarray:
+    """(permutations, features): the orders shap's PermutationExplainer(seed=seed) walks for one
+    instance; it seeds numpy's global generator and shuffles one index array in place, once per order."""
+    rng, order = np.random.RandomState(seed), np.arange(features)
+    orders = np.empty((permutations, features), dtype=np.int64)
+    for k in range(permutations):
+        rng.shuffle(order)
+        orders[k] = order
+    return orders
 
-    def hide(mask: np.ndarray, _words: np.ndarray) -> np.ndarray:
-        return hide_words(ids, index, ~np.asarray(mask, dtype=bool)[None], encoder.UNK, encoder.PAD).numpy()
 
-    return hide
+def permutation_masks(orders: np.ndarray) -> np.ndarray:
+    """(permutations * (2 * features + 1), features) booleans, shown = True: per order, every
+    feature hidden, then shown one at a time in that order, then hidden again in the same order."""
+    permutations, features = orders.shape
+    steps = np.arange(2 * features + 1)
+    # the step at which each feature is shown, and the step at which it is hidden again
+    rank = np.empty_like(orders)
+    np.put_along_axis(rank, orders, np.arange(features)[None], axis=1)
+    shown = (steps[None, :, None] > rank[:, None]) & (steps[None, :, None] <= rank[:, None] + features)
+    return shown.reshape(-1, features)
 
 
-def target_probability(model, index: int):
-    """shap model: token id rows -> probability of class `index`."""
-    return lambda ids: model.proba(torch.as_tensor(ids, dtype=torch.long))[:, index]
+def permutation_values(outputs: np.ndarray, orders: np.ndarray) -> tuple[np.ndarray, float]:
+    """shap's PermutationExplainer estimate from the outputs of `permutation_masks(orders)`, summed
+    in its order (so the values are the same to the last bit): each feature's mean change of the
+    output when it is shown (forward) and when it is hidden (backward). They add up exactly to
+    output(all shown) - output(all hidden), the base value."""
+    permutations, features = orders.shape
+    outputs = outputs.reshape(permutations, 2 * features + 1)
+    values = np.zeros(features)
+    for order, out in zip(orders, outputs):
+        values[order] += out[1 : features + 1] - out[:features]
+        values[order] += out[features:-1] - out[features + 1 :]
+    return values / (2 * permutations), float(outputs[-1, 0])
 
 
 def tokens_batch(shared, batch) -> ShapExplanation:
@@ -223,23 +247,38 @@ def tokens_batch(shared, batch) -> ShapExplanation:
 
 
 def _explain_tokens(model, ids, index, target, *, seed: int, max_evals: int) -> ShapExplanation:
-    import shap  # takes seconds to import: only runs that use SHAP pay for it
-
+    """shap's PermutationExplainer over the words of each text, computed here: the masked texts of
+    many texts go to the model in one batch (shap calls it 10 rows at a time, one text at a time,
+    and compiles its numba helpers in every process: 5 to 16 times slower on 32 reviews,
+    `benchmarks/real_models.py`). Each masked text keeps the width the model reads, padding
+    included, so the values add up to the model's own probability."""
     values = np.zeros(tuple(ids.shape), dtype=np.float64)
     base = np.zeros(len(ids))
+    words = word_counts(index)
     lengths = (ids != model.encoder.PAD).sum(dim=1).numpy()
-    for i, (row, c, n, words) in enumerate(zip(ids.numpy(), target, lengths, word_counts(index))):
-        if words == 0:
-            continue
-        with seeded(seed, model.device):
-            masker = word_masker(row[:n], index[i, :n], model.encoder)
-            explainer = shap.PermutationExplainer(target_probability(model, int(c)), masker, seed=seed)
-            explanation = explainer(np.arange(words)[None], max_evals=max(max_evals, 2 * words + 1), silent=True)
-        values[i, :words] = explanation.values[0]
-        base[i] = float(np.asarray(explanation.base_values).reshape(-1)[0])
+    texts = [i for i in np.argsort(lengths, kind="stable") if words[i] > 0]  # similar widths share a batch
+    orders = [permutation_orders(words[i], max(max_evals, 2 * words[i] + 1) // (2 * words[i] + 1), seed)
+              for i in texts]
+    rows = [len(o) * (2 * o.shape[1] + 1) for o in orders]  # masked texts per text
+    batch = (np.cumsum(rows) - rows) // TEXT_ROWS  # a text goes in the batch where its masked texts start
+    for b in np.unique(batch):
+        chunk = np.flatnonzero(batch == b)
+        shown = [permutation_masks(orders[j]) for j in chunk]
+        hidden = torch.cat([_hide_words(model.encoder, ids[texts[j]], index[texts[j]], m) for j, m in zip(chunk, shown)])
+        proba = np.split(model.proba(hidden), np.cumsum([len(m) for m in shown])[:-1])
+        for j, p in zip(chunk, proba):
+            i = texts[j]
+            values[i, : words[i]], base[i] = permutation_values(p[:, target[i]], orders[j])
     proba = model.proba(ids)
     return ShapExplanation(values, base, proba[np.arange(len(ids)), target], target, "PermutationExplainer",
                            "probability", "each hidden word replaced by the unknown-word token")
+
+
+def _hide_words(encoder, ids: torch.Tensor, index: np.ndarray, shown: np.ndarray) -> torch.Tensor:
+    """One copy of the text `ids` (with its word `index`) per row of `shown` (one column per word),
+    every hidden word read as the unknown-word token (`audit.data.words.hide_words`)."""
+    n = len(shown)
+    return hide_words(ids.expand(n, -1), np.broadcast_to(index, (n, len(index))), ~shown, encoder.UNK, encoder.PAD)
 
 
 @register_method("shap", description="SHAP values (shap: DeepExplainer, or a token permutation explainer for text)")
