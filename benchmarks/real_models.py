@@ -1,19 +1,17 @@
 """Time a full default audit of real-sized models per analyzer, beside captum, shap and lime.
 
-    python -P benchmarks/real_models.py [--quick] [--sections cnn64 cnn224 tiny-bert bert6 lstm-shap]
-                                        [--samples N] [--threads N]
+    python benchmarks/real_models.py [--quick] [--sections cnn64 cnn224 tiny-bert bert6 lstm-shap]
+                                     [--samples N] [--threads N]
 
-(`-P`: benchmarks/coverage.py would otherwise shadow the coverage package that numba, under shap,
-imports. Progress bars, lime_image's included, go to stderr.)
+(Progress bars, lime_image's included, go to stderr.)
 
 Sections (random weights: timing only; every input is synthetic or from the shipped reviews):
 - cnn64, cnn224: a ResNet-18 (11.2M parameters, BasicBlocks with in-place ReLU and residual adds,
   written here in plain torch) on 3x64x64 and 3x224x224 images of 4 classes, wrapped with
   `audit.wrap(..., modality="image")`;
 - tiny-bert, bert6: transformers' BertForSequenceClassification from a BertConfig (2 layers,
-  hidden 128; 6 layers, hidden 768, 12 heads) on 256-token texts (shipped reviews joined), wrapped
-  with `audit.wrap(..., modality="text")`, an `audit.Tokenizer` fitted on the reviews and the
-  attention mask as an extra input (`wrap_bert`: the one line to change for `audit.from_transformers`);
+  hidden 128; 6 layers, hidden 768, 12 heads) on 256-subword texts (shipped reviews joined), with
+  a WordPiece tokenizer trained offline on the reviews, through `audit.from_transformers`;
 - lstm-shap: text SHAP of the reference LSTM (models/reviews-lstm.pt, trained when missing) on
   32 test reviews, ours against shap's PermutationExplainer called directly, with the same work.
 
@@ -50,7 +48,6 @@ from audit.attributions.lime_method import DEFAULT_SAMPLES as LIME_SAMPLES
 from audit.attributions.lime_method import explain_lime
 from audit.attributions.shap_method import DEFAULT_BACKGROUND, DEFAULT_MAX_EVALS, explain_shap
 from audit.cli import main as cli_main
-from audit.data.encoders import Tokenizer
 from audit.models.spec import ModelSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,26 +131,34 @@ def long_texts(tokens: int, rows: int) -> list[str]:
     raise SystemExit(f"the reviews make only {len(texts)} texts of {tokens} words")
 
 
-def wrap_bert(bert, tokenizer: Tokenizer) -> audit.Model:
-    """The text model the audit sees. With `audit.from_transformers` (issue 12 item 1) this becomes
-    `audit.from_transformers(bert, hf_tokenizer)`: the one line to change."""
-    return audit.wrap(bert, modality="text", classes=CLASSES[:2], tokenizer=tokenizer,
-                      extra_inputs=lambda ids: {"attention_mask": (ids != Tokenizer.PAD).long()}, batch_size=32)
+def wordpiece(texts: list[str], size: int = 8000):
+    """A BERT tokenizer trained offline on `texts` (tokenizers' WordPiece trainer)."""
+    import transformers
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer, tok.pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=size, special_tokens=specials))
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[(t, tok.token_to_id(t)) for t in ("[CLS]", "[SEP]")])
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
+                                                cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
 
 
 def bert_case(layers: int, hidden: int, heads: int, tokens: int, rows: int) -> tuple[audit.Model, audit.Dataset]:
     from transformers import BertConfig, BertForSequenceClassification
 
     texts = long_texts(tokens, rows)
-    tokenizer = Tokenizer.fit(audit.load_dataset("reviews", "train"), max_length=tokens)
-    config = BertConfig(vocab_size=len(tokenizer.vocab), hidden_size=hidden, num_hidden_layers=layers,
+    tokenizer = wordpiece(audit.load_dataset("reviews", "train").texts)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers,
                         num_attention_heads=heads, intermediate_size=4 * hidden, max_position_embeddings=tokens,
-                        num_labels=2, pad_token_id=Tokenizer.PAD)
+                        num_labels=2, pad_token_id=tokenizer.pad_token_id, id2label=dict(enumerate(CLASSES[:2])))
     torch.manual_seed(0)
     bert = BertForSequenceClassification(config).eval()
     labels = np.random.default_rng(0).integers(0, 2, rows)
-    data = audit.Dataset.from_arrays(texts, labels, classes=CLASSES[:2], modality="text", name=f"{tokens}-word reviews")
-    return wrap_bert(bert, tokenizer), data
+    data = audit.Dataset.from_arrays(texts, labels, classes=CLASSES[:2], modality="text", name=f"{tokens}-subword reviews")
+    return audit.from_transformers(bert, tokenizer, max_length=tokens, batch_size=32), data
 
 
 def parameters(model: audit.Model) -> str:
@@ -245,14 +250,14 @@ def text_libraries(model, data, samples: int, *, shap_lime: bool) -> list[Row]:
     subset, x, target = explained(model, data, samples)
     net, t = model.module, torch.as_tensor(target)
     rows = []
-    pad = torch.full_like(x, Tokenizer.PAD)
+    pad = torch.full_like(x, model.encoder.PAD)
     ours, _ = timed(lambda: audit.explain(model, subset, "integrated_gradients", n_steps=IG_STEPS))
     embeddings = net.inner.get_input_embeddings()
     lib, _ = timed(lambda: LayerIntegratedGradients(net, embeddings).attribute(x, baselines=pad, target=t,
                                                                                n_steps=IG_STEPS))
     rows.append(Row("captum LayerIntegratedGradients", ours, lib, f"{IG_STEPS} steps, at the token embeddings"))
     ours, _ = timed(lambda: audit.explain(model, subset, "occlusion"))
-    lib, _ = timed(lambda: Occlusion(net).attribute(x, sliding_window_shapes=(1,), baselines=Tokenizer.UNK,
+    lib, _ = timed(lambda: Occlusion(net).attribute(x, sliding_window_shapes=(1,), baselines=model.encoder.UNK,
                                                     target=t))
     rows.append(Row("captum Occlusion", ours, lib, "one token at a time"))
     if not shap_lime:
@@ -274,10 +279,10 @@ def text_libraries(model, data, samples: int, *, shap_lime: bool) -> list[Row]:
 
 def direct_permutation_shap(model, ids: np.ndarray, target: int) -> np.ndarray:
     """shap's PermutationExplainer over the token positions of one text, as shap runs it (tests/test_shap.py)."""
-    n = int((ids != Tokenizer.PAD).sum())
+    n = int((ids != model.encoder.PAD).sum())
 
     def hide(mask, _positions):
-        return np.where(np.append(mask, np.ones(len(ids) - n, bool)), ids, Tokenizer.UNK)[None]
+        return np.where(np.append(mask, np.ones(len(ids) - n, bool)), ids, model.encoder.UNK)[None]
 
     explainer = shap.PermutationExplainer(lambda rows: model.proba(torch.as_tensor(rows))[:, target], hide, seed=0)
     return explainer(np.arange(n)[None], max_evals=max(DEFAULT_MAX_EVALS, 2 * n + 1), silent=True).values[0]
@@ -315,7 +320,7 @@ def section_lstm_shap(texts: int) -> None:
     data = audit.load_dataset("reviews", "test").subset(np.arange(texts))
     x = model.encode(data)
     print(f"\n== text SHAP of the reference LSTM on {texts} test reviews "
-          f"({int((x != Tokenizer.PAD).sum(1).float().mean())} tokens on average) ==")
+          f"({int((x != model.encoder.PAD).sum(1).float().mean())} tokens on average) ==")
     ours, mine = timed(lambda: explain_shap(model, data, seed=0))
     lib, direct = timed(lambda: [direct_permutation_shap(model, ids, c) for ids, c in zip(x.numpy(), mine.target)])
     gap = max(np.abs(mine.values[i, : len(v)] - v).max() for i, v in enumerate(direct))
