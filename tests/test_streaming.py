@@ -390,6 +390,18 @@ def test_an_image_folder_with_metadata_is_audited_for_fairness_streamed_as_in_me
         assert streamed.intervals[f"fairness.site.{metric}"][0] == 0.0, metric
 
 
+def test_image_metadata_may_be_parquet_with_paths_in_any_spelling(tmp_path):
+    write_attributed_images(tmp_path / "imgs", n=12)
+    expected = read_file(tmp_path / "imgs", sensitive=["group", "site"]).sensitive
+    table = pd.read_csv(tmp_path / "imgs" / "metadata.csv")
+    (tmp_path / "imgs" / "metadata.csv").unlink()
+    table.assign(file_name="./" + table["file_name"]).to_parquet(tmp_path / "imgs" / "metadata.parquet")
+    source = open_source(tmp_path / "imgs", sensitive=["group", "site"])
+    pd.testing.assert_frame_equal(concat(list(source.chunks(("0", "1"), 5))).sensitive, expected)
+    assert expected["group"].tolist() == ["a", "b"] * 6  # class 0 (images 0, 2, ..., 10), then class 1
+    assert source.census().values.counts["site"].to_dict() == {"north": 8, "south": 4}
+
+
 @pytest.mark.parametrize("problem,expected", [
     ("no file_name", r"imgs/metadata.csv: column 'file_name' not found .*; columns are: name, group"),
     ("image without a row", r"imgs/metadata.csv: no row for 5 image\(s\) of the folder: 0/000.png, 0/002.png, "
@@ -398,6 +410,8 @@ def test_an_image_folder_with_metadata_is_audited_for_fairness_streamed_as_in_me
                              r"1/999.png$"),
     ("unknown column", r"imgs/metadata.csv: sensitive column 'gender' not found; columns are: file_name, group"),
     ("no metadata", r"imgs: no metadata.csv, so the images carry no sensitive attributes, but 'group' were asked"),
+    ("two metadata files", r"imgs: both metadata.csv and metadata.parquet found; keep one$"),
+    ("a repeated row", r"imgs/metadata.csv: file_name '0/000.png' is in more than one row; one row per image$"),
 ])
 def test_bad_image_metadata_gives_one_clear_line(tmp_path, capsys, problem, expected):
     root = tmp_path / "imgs"
@@ -409,6 +423,10 @@ def test_bad_image_metadata_gives_one_clear_line(tmp_path, capsys, problem, expe
         table = table[~table["file_name"].str.startswith("0/")]
     elif problem == "row without an image":
         table = pd.concat([table, pd.DataFrame({"file_name": ["1/999.png"], "group": ["a"]})])
+    elif problem == "a repeated row":
+        table = pd.concat([table, table[table["file_name"] == "0/000.png"]])
+    elif problem == "two metadata files":
+        table.to_parquet(root / "metadata.parquet")
     table.to_csv(root / "metadata.csv", index=False)
     if problem == "no metadata":
         (root / "metadata.csv").unlink()
