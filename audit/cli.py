@@ -255,7 +255,8 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="a CSV or Parquet table, an NPZ of images (arrays x, y), or a folder of images "
-                                  "in class folders (DIR/CLASS/FILE.png)")
+                                  "in class folders (DIR/CLASS/FILE.png; per-image sensitive columns in "
+                                  "DIR/metadata.csv, one row per file_name)")
     p.add_argument("--target", help="label column of --data")
     p.add_argument("--sensitive", nargs="+", default=[], metavar="COL", help="sensitive attribute columns")
     p.add_argument("--text-column", help="text column of --data (text models)")

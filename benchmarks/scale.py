@@ -14,8 +14,11 @@ Three runs, each in its own process (its peak RSS is its own, from resource.getr
   below the minimum in the block but above it in the copies does not change what is compared;
 - text: a CSV of about --text-mb MB of sentences with a sensitive column, audited streamed with
   performance and fairness by a small LSTM (seeded, untrained): it runs to the end, with progress;
-- images: --images PNG images in class folders (16x16 grey, 10 classes), audited streamed by a small
-  CNN: the folder holds no sensitive attributes, so fairness reports itself not applicable.
+- images: --images PNG images in class folders (16x16 grey, 10 classes; the class sets the brightness) and a
+  metadata.csv giving each image a group and a site. Planted: the images of group b vary more in brightness,
+  so a nearest-brightness model errs more on them; site has no effect. Audited with performance and
+  fairness, streamed and in memory: the metrics equal to 1e-9, the group's accuracy gap is found (interval
+  above 0) and the site's is not.
 
 The machine's other work slows the rows per second; the memory and the numbers do not depend on it.
 """
@@ -64,7 +67,7 @@ def main() -> int:
             start = time.perf_counter()
             generate(kind, folder, args)
             print(f"{kind}: data generated in {time.perf_counter() - start:.0f} s", flush=True)
-            runs = ["stream", "memory"] if kind == "table" else ["stream"]
+            runs = ["stream", "memory"] if kind in ("table", "images") else ["stream"]
             out = {}
             for mode in runs:
                 out[mode] = spawn(f"{kind}-{mode}", folder, args)
@@ -77,7 +80,10 @@ def main() -> int:
                 for name, status in line["status"].items():
                     print(f"    {name}: {status}")
             if kind == "table":
-                failed |= not compare(out["stream"]["metrics"], out["memory"]["metrics"])
+                failed |= not compare(kind, out["stream"]["metrics"], out["memory"]["metrics"], TABLE_SHOWN)
+            elif kind == "images":
+                failed |= not compare(kind, out["stream"]["metrics"], out["memory"]["metrics"], IMAGES_SHOWN)
+                failed |= not planted_found(out["stream"]["intervals"])
             else:
                 print(f"    metrics: {json.dumps({k: round(v, 4) for k, v in out['stream']['metrics'].items() if k.count('.') == 1})}")
     finally:
@@ -86,16 +92,30 @@ def main() -> int:
     return 1 if failed else 0
 
 
-def compare(streamed: dict, memory: dict) -> bool:
+TABLE_SHOWN = ("performance.accuracy", "performance.ece", "fairness.sex.demographic_parity_difference",
+               "fairness.race.demographic_parity_difference", "fairness.sex&race.equalized_odds_difference")
+IMAGES_SHOWN = ("performance.accuracy", "performance.ece", "fairness.group.accuracy_difference",
+                "fairness.site.accuracy_difference", "fairness.group&site.accuracy_difference")
+
+
+def compare(kind: str, streamed: dict, memory: dict, shown: tuple[str, ...]) -> bool:
     names = sorted(memory)
     diffs = [abs(streamed[n] - memory[n]) for n in names if not (np.isnan(memory[n]) and np.isnan(streamed[n]))]
     same = set(streamed) == set(memory) and max(diffs) <= 1e-9
-    print(f"table: {len(names)} metrics, largest difference streamed vs in-memory block {max(diffs):.2e} "
-          f"({'same to 1e-9' if same else 'DIFFERENT'})")
-    for name in ("performance.accuracy", "performance.ece", "fairness.sex.demographic_parity_difference",
-                 "fairness.race.demographic_parity_difference", "fairness.sex&race.equalized_odds_difference"):
+    print(f"{kind}: {len(names)} metrics, largest difference streamed vs in memory "
+          f"{'(block) ' if kind == 'table' else ''}{max(diffs):.2e} ({'same to 1e-9' if same else 'DIFFERENT'})")
+    for name in shown:
         print(f"    {name}: streamed {streamed[name]:.12f}, in memory {memory[name]:.12f}")
     return same
+
+
+def planted_found(intervals: dict) -> bool:
+    """The group's accuracy gap (planted) has an interval above 0; the site's (none planted) reaches 0."""
+    group, site = intervals["fairness.group.accuracy_difference"], intervals["fairness.site.accuracy_difference"]
+    found = group[0] > 0 and site[0] == 0
+    print(f"images: accuracy gap by group (planted) {group[0]:.3f} to {group[1]:.3f}, by site (none) {site[0]:.3f} to "
+          f"{site[1]:.3f}: {'as planted' if found else 'NOT AS PLANTED'}")
+    return found
 
 
 def spawn(what: str, folder: Path, args) -> dict:
@@ -151,14 +171,31 @@ def generate(kind: str, folder: Path, args) -> None:
         from PIL import Image
 
         rng = np.random.default_rng(0)
+        rows = {"file_name": [], "group": [], "site": []}
         for i in range(args.images):
-            label = i % 10
+            label, group, site = i % 10, rng.choice(["a", "b"]), rng.choice(["north", "south", "west"])
             (folder / "images" / str(label)).mkdir(parents=True, exist_ok=True)
-            pixels = np.clip(rng.normal(12 * label + 60, 30, (16, 16)), 0, 255).astype(np.uint8)
+            shift = rng.normal(0, 8 if group == "b" else 2)  # planted: group b's brightness varies more
+            pixels = np.clip(rng.normal(12 * label + 60 + shift, 30, (16, 16)), 0, 255).astype(np.uint8)
             Image.fromarray(pixels, "L").save(folder / "images" / str(label) / f"{i:06d}.png")
+            for key, value in zip(rows, (f"{label}/{i:06d}.png", group, site)):
+                rows[key].append(value)
+        pd.DataFrame(rows).to_csv(folder / "images" / "metadata.csv", index=False)
 
 
 # -- one run, in its own process -------------------------------------------------------------------
+
+
+def nearest_brightness():
+    """A model that gives each image the class whose brightness (12 * class + 60 of 255) is nearest its mean."""
+    import torch
+
+    class NearestBrightness(torch.nn.Module):
+        def forward(self, x):
+            level = x.mean(dim=(1, 2, 3)) * 255
+            return -((level[:, None] - (12 * torch.arange(10, dtype=x.dtype) + 60)) / 4) ** 2
+
+    return NearestBrightness()
 
 
 def child(what: str, folder: Path, args) -> int:
@@ -168,7 +205,7 @@ def child(what: str, folder: Path, args) -> int:
     import audit
     from audit.analyzers.fairness import Fairness
     from audit.analyzers.performance import Performance
-    from audit.data.encoders import ImageEncoder, TabularEncoder, Tokenizer
+    from audit.data.encoders import TabularEncoder, Tokenizer
     from audit.models import MODELS
 
     torch.manual_seed(0)
@@ -193,10 +230,8 @@ def child(what: str, folder: Path, args) -> int:
         model = audit.Model(MODELS.create("lstm", **config), task, architecture="lstm", config=config, device="cpu")
         source_path, options = folder / "text.csv", dict(target="label", sensitive=["group"], text_column="text")
     else:
-        config = {"in_channels": 1, "height": 16, "width": 16, "num_classes": 10, "channels": [4], "hidden": 16}
-        task = audit.Task(modality="image", classes=tuple(map(str, range(10))), encoder=ImageEncoder(shape=(1, 16, 16)))
-        model = audit.Model(MODELS.create("cnn", **config), task, architecture="cnn", config=config, device="cpu")
-        source_path, options = folder / "images", {}
+        model = audit.wrap(nearest_brightness(), modality="image", classes=tuple(map(str, range(10))), device="cpu")
+        source_path, options = folder / "images", dict(sensitive=["group", "site"])
     start = time.perf_counter()
     if what.endswith("memory"):
         data = audit.data.read_file(source_path, classes=model.classes, **options)
@@ -207,7 +242,7 @@ def child(what: str, folder: Path, args) -> int:
     rows = run.data["rows"]
     print(json.dumps({"rows": rows, "seconds": seconds, "rows_per_second": rows / seconds,
                       "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                      "metrics": run.metrics,
+                      "metrics": run.metrics, "intervals": run.intervals,
                       "status": {r.analyzer: r.status + (f" ({r.error})" if r.error else "")
                                  + (f" ({r.details.get('reason')})" if r.status == "skipped" else "")
                                  for r in run.results}}))

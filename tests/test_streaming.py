@@ -20,6 +20,8 @@ from audit.analyzers.fairness import Fairness
 from audit.analyzers.performance import Performance
 from audit.cli import main
 from audit.data.dataset import concat, read_file
+from audit.data.encoders import ImageEncoder
+from audit.models import MODELS
 from audit.progress import set_quiet
 from audit.stream.reservoir import Reservoir
 from audit.stream.run import predict_fn
@@ -344,3 +346,97 @@ def test_predictions_are_streamed_with_the_same_numbers(tmp_path, capsys, progre
         assert streamed.intervals[name] == pytest.approx(bounds, abs=1e-9, nan_ok=True), name
     assert streamed.intervals["fairness.sex.demographic_parity_difference"][0] > 0.15  # planted
     assert "predictions: 1,500 rows in" in capsys.readouterr().err
+
+
+def write_attributed_images(root, n=160, planted=True):
+    """Class folders 0 (dark) and 1 (bright) of 4x4 grey images and a metadata.csv naming each one's group and
+    site (balanced: each combination of class, group and site has n/8 images). Planted: 4 in 5 class-0 images
+    of group b are bright, so a brightness rule says 1 for them wrongly, as often at either site."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for i in range(n):
+        label, group, site = i % 2, "ab"[(i // 2) % 2], ("north", "south")[(i // 4) % 2]
+        bright = label == 1 or (planted and group == "b" and (i // 8) % 5 != 0)
+        (root / str(label)).mkdir(parents=True, exist_ok=True)
+        value = np.full((4, 4), 190 if bright else 60, dtype=np.uint8) + rng.integers(0, 10, (4, 4), dtype=np.uint8)
+        Image.fromarray(value, "L").save(root / str(label) / f"{i:03d}.png")
+        rows.append({"file_name": f"{label}/{i:03d}.png", "group": group, "site": site, "caption": f"image {i}"})
+    pd.DataFrame(rows).sample(frac=1, random_state=0).to_csv(root / "metadata.csv", index=False)  # any row order
+
+
+class Brightness(torch.nn.Module):
+    """Class 1 when an image's mean brightness is over one half."""
+
+    def forward(self, x):
+        score = 8 * (x.mean(dim=(1, 2, 3)) - 0.5)
+        return torch.stack([-score, score], dim=1)
+
+
+@pytest.mark.parametrize("planted", [True, False])
+def test_an_image_folder_with_metadata_is_audited_for_fairness_streamed_as_in_memory(tmp_path, planted):
+    write_attributed_images(tmp_path / "imgs", planted=planted)
+    model = audit.wrap(Brightness(), modality="image", classes=("0", "1"), device="cpu")
+    analyzers = [Performance(), Fairness(intersections=2)]
+    data = read_file(tmp_path / "imgs", sensitive=["group", "site"])
+    assert list(data.sensitive.columns) == ["group", "site"]
+    memory = audit.run(model, data, analyzers, seed=3)
+    source = open_source(tmp_path / "imgs", sensitive=["group", "site"])
+    streamed = audit.run_stream(model, source, analyzers, seed=3, chunk_rows=7)
+    assert [r.status for r in streamed.results] == ["ok", "ok"]
+    assert_same_numbers(streamed, memory)
+    for metric in ("demographic_parity_difference", "accuracy_difference"):
+        low = streamed.intervals[f"fairness.group.{metric}"][0]
+        assert (low > 0.2) if planted else (low == 0.0), metric  # the planted disparity is found; without it, not
+        assert streamed.intervals[f"fairness.site.{metric}"][0] == 0.0, metric
+
+
+def test_image_metadata_may_be_parquet_with_paths_in_any_spelling(tmp_path):
+    write_attributed_images(tmp_path / "imgs", n=12)
+    expected = read_file(tmp_path / "imgs", sensitive=["group", "site"]).sensitive
+    table = pd.read_csv(tmp_path / "imgs" / "metadata.csv")
+    (tmp_path / "imgs" / "metadata.csv").unlink()
+    table.assign(file_name="./" + table["file_name"]).to_parquet(tmp_path / "imgs" / "metadata.parquet")
+    source = open_source(tmp_path / "imgs", sensitive=["group", "site"])
+    pd.testing.assert_frame_equal(concat(list(source.chunks(("0", "1"), 5))).sensitive, expected)
+    assert expected["group"].tolist() == ["a", "b"] * 6  # class 0 (images 0, 2, ..., 10), then class 1
+    assert source.census().values.counts["site"].to_dict() == {"north": 8, "south": 4}
+
+
+@pytest.mark.parametrize("problem,expected", [
+    ("no file_name", r"imgs/metadata.csv: column 'file_name' not found .*; columns are: name, group"),
+    ("image without a row", r"imgs/metadata.csv: no row for 5 image\(s\) of the folder: 0/000.png, 0/002.png, "
+                            r"0/004.png and 2 more$"),
+    ("row without an image", r"imgs/metadata.csv: 1 row\(s\) for images not in the folder's class folders: "
+                             r"1/999.png$"),
+    ("unknown column", r"imgs/metadata.csv: sensitive column 'gender' not found; columns are: file_name, group"),
+    ("no metadata", r"imgs: no metadata.csv, so the images carry no sensitive attributes, but 'group' were asked"),
+    ("two metadata files", r"imgs: both metadata.csv and metadata.parquet found; keep one$"),
+    ("a repeated row", r"imgs/metadata.csv: file_name '0/000.png' is in more than one row; one row per image$"),
+])
+def test_bad_image_metadata_gives_one_clear_line(tmp_path, capsys, problem, expected):
+    root = tmp_path / "imgs"
+    write_attributed_images(root, n=10, planted=False)
+    table = pd.read_csv(root / "metadata.csv")[["file_name", "group"]]
+    if problem == "no file_name":
+        table = table.rename(columns={"file_name": "name"})
+    elif problem == "image without a row":
+        table = table[~table["file_name"].str.startswith("0/")]
+    elif problem == "row without an image":
+        table = pd.concat([table, pd.DataFrame({"file_name": ["1/999.png"], "group": ["a"]})])
+    elif problem == "a repeated row":
+        table = pd.concat([table, table[table["file_name"] == "0/000.png"]])
+    elif problem == "two metadata files":
+        table.to_parquet(root / "metadata.parquet")
+    table.to_csv(root / "metadata.csv", index=False)
+    if problem == "no metadata":
+        (root / "metadata.csv").unlink()
+    config = {"in_channels": 1, "height": 4, "width": 4, "num_classes": 2, "channels": [2], "hidden": 4}
+    task = audit.Task(modality="image", classes=("0", "1"), encoder=ImageEncoder(shape=(1, 4, 4)))
+    checkpoint.save(audit.Model(MODELS.create("cnn", **config), task, architecture="cnn", config=config, device="cpu"),
+                    tmp_path / "m.pt")
+    code = main(["report", str(tmp_path / "m.pt"), "--data", str(root), "--stream", "--sensitive",
+                 "gender" if problem == "unknown column" else "group", "--analyzers", "performance,fairness",
+                 "-o", str(tmp_path / "r.html"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert __import__("re").search(expected, err.strip()), err

@@ -350,7 +350,7 @@ def read_file(
     classes: Sequence[str] | None = None,
 ) -> Dataset:
     """A user's data file: CSV or Parquet (tables, text), NPZ (images) or a folder of images in class folders
-    (`root/class_name/file.png`)."""
+    (`root/class_name/file.png`, sensitive columns in `root/metadata.csv` by `file_name`)."""
     if Path(path).is_dir():
         from audit.stream.sources import ImageFolder
 

@@ -4,7 +4,10 @@
 - CSV: pandas' reader in chunks, with the options the whole-file reader uses (so every value parses the same);
 - NPZ: each array read row by row from its member of the archive (compressed or not), never whole;
 - a folder of images in the `class_name/file.png` layout: classes are the sub-folder names, each image
-  read with Pillow, pixels scaled to [0, 1], channels those of the first image (grey or RGB).
+  read with Pillow, pixels scaled to [0, 1], channels those of the first image (grey or RGB). Per-image
+  attributes (sensitive columns) come from a `metadata.csv` or `metadata.parquet` at the folder's root, one
+  row per image named by its `file_name` (`cat/001.png`), as in Hugging Face's `imagefolder`: read once
+  (one small row per image), and joined to the images as they are read.
 
 Before the chunks, `census` reads only the label and sensitive columns: the rows, the classes
 (when the model does not give them) and every sensitive value counted (`SensitiveValues`),
@@ -22,12 +25,12 @@ import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
 
-from audit.data.dataset import Dataset, _check_npy_header, _encode_labels, _first_line, _npz_classes
+from audit.data.dataset import Dataset, _check_npy_header, _encode_labels, _first_line, _npz_classes, read_table
 from audit.errors import AuditInputError
 from audit.fairness.groups import SensitiveValues
 from audit.paths import input_file, shown
@@ -37,6 +40,8 @@ MAX_LINE_BYTES = 64 << 20  # a CSV line longer than this is refused: the reader 
 TABLE_CHUNK_ROWS = 65_536
 IMAGE_CHUNK_ROWS = 512
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+METADATA_FILES = ("metadata.csv", "metadata.parquet")
+NAMED = 3  # images or rows named in a message about the metadata
 
 
 @dataclass
@@ -273,7 +278,8 @@ class NpzSource(Source):
 
 
 class ImageFolder(Source):
-    """Images in `root/class_name/file.png`: the label of an image is the name of its folder."""
+    """Images in `root/class_name/file.png`: the label of an image is the name of its folder; its sensitive
+    attributes, the columns of its row in `root/metadata.csv` (or `.parquet`)."""
 
     modality = "image"
     chunk_rows = IMAGE_CHUNK_ROWS
@@ -290,12 +296,38 @@ class ImageFolder(Source):
         if len(found) < 2:
             raise AuditInputError(f"{where}: images of one class only ({found[0]!r}); a classifier is audited on at "
                                   f"least two class folders, e.g. {where}/cat/*.png and {where}/dog/*.png")
-        if self.sensitive:
-            raise AuditInputError(f"{where}: a folder of images carries no sensitive attributes, but "
+        self.metadata = [path / name for name in METADATA_FILES if (path / name).is_file()]
+        if len(self.metadata) > 1:
+            raise AuditInputError(f"{where}: both metadata.csv and metadata.parquet found; keep one")
+        if self.sensitive and not self.metadata:
+            raise AuditInputError(f"{where}: no metadata.csv, so the images carry no sensitive attributes, but "
                                   f"{', '.join(map(repr, self.sensitive))} were asked for (--sensitive, or the "
-                                  "model's training data)")
+                                  f"model's training data); put them in {where}/metadata.csv, one row per image "
+                                  "named by a file_name column (e.g. cat/001.png)")
+        self.attributes = self._attributes() if self.metadata else pd.DataFrame(index=range(len(self.files)))
         self.found = tuple(found)
         self.first = self._read(self.files[0][0], None)
+
+    def _attributes(self) -> pd.DataFrame:
+        """The sensitive columns of the metadata table, one row per image in the order of `files`."""
+        table, where = read_table(self.metadata[0]), shown(self.metadata[0])
+        if "file_name" not in table.columns:
+            raise AuditInputError(f"{where}: column 'file_name' not found (the path of each image from the folder, "
+                                  f"e.g. cat/001.png); columns are: {', '.join(map(str, table.columns))}")
+        for column in self.sensitive:
+            if column not in table.columns:
+                raise AuditInputError(f"{where}: sensitive column {column!r} not found; columns are: "
+                                      f"{', '.join(map(str, table.columns))}")
+        names = pd.Series([str(PurePosixPath(str(n).replace("\\", "/"))) for n in table["file_name"]])
+        repeated = names[names.duplicated()]
+        if len(repeated):
+            raise AuditInputError(f"{where}: file_name {repeated.iloc[0]!r} is in more than one row; one row per image")
+        row = pd.Series(np.arange(len(names)), index=names)
+        images = pd.Index([f"{label}/{file.name}" for file, label in self.files])
+        _name_some(images.difference(row.index, sort=False), f"{where}: no row for {{n}} image(s) of the folder")
+        _name_some(row.index.difference(images, sort=False),
+                   f"{where}: {{n}} row(s) for images not in the folder's class folders")
+        return table.iloc[row[images].to_numpy()][self.sensitive].reset_index(drop=True)
 
     def _read(self, file: Path, like: np.ndarray | None) -> np.ndarray:
         """One image as (C, H, W) float32 in [0, 1], in the mode of the first image."""
@@ -318,7 +350,8 @@ class ImageFolder(Source):
         return pixels
 
     def census(self, classes=None, rows=None) -> Census:
-        return Census(len(self.files), tuple(classes) if classes is not None else self.found, SensitiveValues())
+        return Census(len(self.files), tuple(classes) if classes is not None else self.found,
+                      SensitiveValues.of(self.attributes))
 
     def chunks(self, classes, rows=None):
         rows = rows or self.chunk_rows
@@ -326,15 +359,25 @@ class ImageFolder(Source):
             part = self.files[start:start + rows]
             x = np.stack([self._read(f, self.first) for f, _ in part])
             yield Dataset.from_arrays(x, np.array([label for _, label in part]), classes=self.found,
-                                      modality="image", name=self.name, source=self.describe)
+                                      sensitive=self.attributes.iloc[start:start + rows], modality="image",
+                                      name=self.name, source=self.describe)
 
     def sha256(self) -> str:
-        """Hash of every image's path in the folder and its bytes, in order."""
+        """Hash of the metadata file's bytes, then of every image's path in the folder and its bytes, in order."""
         digest = hashlib.sha256()
+        for file in self.metadata:
+            digest.update(file.read_bytes())
         for file, label in self.files:
             digest.update(f"{label}/{file.name}\x00".encode("utf-8", "surrogateescape"))
             digest.update(file.read_bytes())
         return digest.hexdigest()
+
+
+def _name_some(names: pd.Index, problem: str) -> None:
+    """One line: `problem` (with `{n}`, how many) and the first few of `names`, when there are any."""
+    if len(names):
+        more = f" and {len(names) - NAMED:,} more" if len(names) > NAMED else ""
+        raise AuditInputError(f"{problem.replace('{n}', f'{len(names):,}')}: {', '.join(names[:NAMED])}{more}")
 
 
 def open_source(path: str | Path, *, target: str | None = None, sensitive: Sequence[str] = (),
