@@ -3,6 +3,7 @@ Hugging Face model's structure (subword tokenizer, attention mask, padding) but 
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import transformers
 
@@ -33,3 +34,10 @@ def random_bert(*, words: int = 50, max_length: int = 32, hidden: int = 16, seed
         attention_probs_dropout_prob=0.0, id2label={0: "a", 1: "b"}, label2id={"a": 0, "b": 1})
     return audit.from_transformers(transformers.BertForSequenceClassification(config).eval(),
                                    word_tokenizer(words, max_length))
+
+
+def word_texts(rows: int, *, words: int = 50, seed: int = 0) -> audit.Dataset:
+    """`rows` texts of 5 to 19 random words of `word_tokenizer`, random labels "a" and "b"."""
+    rng = np.random.default_rng(seed)
+    return audit.Dataset.from_arrays([" ".join(f"w{i}" for i in rng.integers(0, words, rng.integers(5, 20)))
+                                      for _ in range(rows)], rng.integers(0, 2, rows), classes=["a", "b"])

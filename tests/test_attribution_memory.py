@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hf_helpers import random_bert
+from hf_helpers import random_bert, word_texts
 from torch import nn
 
 import audit
@@ -27,12 +27,6 @@ def table(rows: int) -> audit.Dataset:
     rng = np.random.default_rng(0)
     return audit.Dataset.from_arrays(rng.normal(size=(rows, FEATURES)).astype(np.float32), rng.integers(0, 2, rows),
                                      classes=["a", "b"])
-
-
-def texts(rows: int) -> audit.Dataset:
-    rng = np.random.default_rng(0)
-    return audit.Dataset.from_arrays([" ".join(f"w{i}" for i in rng.integers(0, 50, rng.integers(5, 20)))
-                                      for _ in range(rows)], rng.integers(0, 2, rows), classes=["a", "b"])
 
 
 def test_the_bytes_per_row_are_those_autograd_keeps():
@@ -63,7 +57,7 @@ def passes_and_values(model, data, method, bound_rows, monkeypatch, **options):
     ("text", "occlusion", {}),
 ])
 def test_passes_hold_at_most_the_bound_and_give_the_unbounded_numbers(kind, method, options, monkeypatch):
-    model, data = (mlp_model(), table(30)) if kind == "table" else (random_bert(), texts(12))
+    model, data = (mlp_model(), table(30)) if kind == "table" else (random_bert(), word_texts(12))
     passes, values = passes_and_values(model, data, method, 7, monkeypatch, **options)
     big, reference = passes_and_values(model, data, method, 10**9, monkeypatch, **options)
     assert max(passes) <= 7 < max(big), (passes, big)
