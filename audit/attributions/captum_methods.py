@@ -13,10 +13,11 @@ That bound is the smallest of `MAX_ROWS_PER_PASS`, `ELEMENTS_PER_PASS` input num
 `ACTIVATION_BYTES_PER_PASS` bytes of what the backward pass keeps, measured per row by a probe
 forward pass of the widest input (`saved_bytes_per_row`). The last is what binds for large
 models: a 6-layer BERT (hidden 768) keeps 74 MB per row of 256 subwords, so 4096-row passes
-would need about 300 GB (benchmarks/attribution_memory.py); the reference models keep a few KB per row and are not bound by it.
-Not the model's `batch_size`: that counts rows of inference passes, which keep nothing, and a
-module wrapped with default settings declares 512 whatever its size. GradientSHAP cannot
-split one example's samples over passes, so a pass holds at least `n_samples` rows.
+would need about 300 GB (benchmarks/attribution_memory.py); the reference models keep 1-120 KB
+per row and are not bound by it. Not the model's `batch_size`: that counts rows of inference
+passes, which keep nothing, and a module wrapped with default settings declares 512 whatever
+its size. GradientSHAP cannot split one example's samples over passes, so its passes hold at
+least `n_samples` rows.
 """
 
 from __future__ import annotations
