@@ -224,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_audit_options(p: argparse.ArgumentParser, *, default_output: str) -> None:
     _add_data_options(p)
+    p.add_argument("--dataset", help="audit on the test split of a built-in dataset (audit datasets) instead of "
+                                     "--data (default: the data the model was trained on)")
     p.add_argument("-o", "--output", help=f"HTML report to write (default: {default_output})")
     p.add_argument("--json", help="also write the JSON document here")
     p.add_argument("--junit", help="also write JUnit XML here (one testcase per gate)")
@@ -529,7 +531,12 @@ def _load_options(args) -> dict:
 
 
 def _audit_data(args, model):
-    return audit_data(dict(model.task.dataset), data=args.data, target=args.target, sensitive=args.sensitive,
+    trained_on = dict(model.task.dataset)
+    if args.dataset:
+        if args.data:
+            raise AuditInputError("give --data FILE or --dataset NAME, not both")
+        trained_on = {"builtin": args.dataset}
+    return audit_data(trained_on, data=args.data, target=args.target, sensitive=args.sensitive,
                       text_column=args.text_column, classes=model.classes)
 
 

@@ -45,7 +45,7 @@ def edge_detector(model, data, target, *, seed=0):
 
 
 def guided_backprop(model, data, target, *, seed=0):
-    return attribute(model, data, target, lambda x, t: GuidedBackprop(model.module).attribute(x, target=t),
+    return attribute(model, data, target, lambda x, t, rows: GuidedBackprop(model.module).attribute(x, target=t),
                      evaluations=1, seed=seed)
 
 

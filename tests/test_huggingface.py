@@ -262,3 +262,14 @@ def test_without_transformers_the_folder_asks_for_the_extra_in_one_line(folders,
         audit.load_model(folders[True][0])
     assert main(["report", str(folders[True][0]), "--quiet"]) == 2
     assert capsys.readouterr().err.strip().endswith("pip install audit[transformers]")
+
+
+def test_a_folder_is_audited_on_a_built_in_dataset_by_name(folders, tmp_path, capsys):
+    folder = folders[False][0]  # the control: the reviews' own classes, negative and positive
+    out = tmp_path / "report.json"
+    assert main(["report", str(folder), "--dataset", "reviews", "--analyzers", "performance", "-o",
+                 str(tmp_path / "r.html"), "--json", str(out), "--quiet"]) == 0, capsys.readouterr().err
+    document = json.loads(out.read_text())
+    assert document["data"]["rows"] == len(audit.load_dataset("reviews", "test"))
+    assert main(["report", str(folder), "--dataset", "reviews", "--data", str(out), "--quiet"]) == 2
+    assert capsys.readouterr().err.strip().endswith("give --data FILE or --dataset NAME, not both")

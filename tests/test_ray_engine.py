@@ -14,6 +14,7 @@ import sys
 import numpy as np
 import pytest
 import ray
+from hf_helpers import random_bert, word_texts
 
 import audit
 from audit import model as model_module
@@ -94,6 +95,26 @@ def test_ray_gives_the_local_engines_numbers(local_ray, small_models, kind, monk
         for name, table in mine.tables.items():
             assert table.equals(theirs.tables[name]), f"{mine.analyzer}.{name}"
     assert remote.provenance["engine"] == "ray" and local.provenance["engine"] == "local"
+
+
+def test_a_hugging_face_model_and_its_tokenizer_run_on_ray_workers(local_ray, monkeypatch):
+    # The model, with its fast tokenizer (a Rust object) and transformers module, must pickle to the workers;
+    # their passes (attention mask from the ids, padding trimmed) give the local engine's numbers. (SHAP's text
+    # tasks, which encode texts on the workers, cost seconds of shap import per worker; checked by hand.)
+    monkeypatch.setattr(model_module, "FORWARDS_PER_TASK", 1)
+    monkeypatch.setattr(captum_methods, "MAX_ROWS_PER_PASS", 100)  # IG's 50 steps: two texts a task
+    model = random_bert()
+    model.batch_size = 8
+    data = word_texts(16)
+    options = {"saliency": {"samples": 8}}
+    local = audit.run(copy.copy(model), data, ["performance", "saliency"], options=options, seed=3, engine="local")
+    engine = RayEngine()
+    remote = audit.run(copy.copy(model), data, ["performance", "saliency"], options=options, seed=3, engine=engine)
+    assert {"logits_batch", "attribute_chunk"} <= set(engine.tasks), engine.tasks
+    assert [r.status for r in remote.results] == ["ok", "ok"], [(r.analyzer, r.error) for r in remote.results]
+    assert local.metrics == remote.metrics
+    for name, array in local.results[1].arrays.items():
+        assert np.array_equal(np.asarray(array), remote.results[1].arrays[name]), name
 
 
 def test_an_error_in_a_task_comes_back_as_itself(local_ray):

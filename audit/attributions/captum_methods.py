@@ -6,9 +6,18 @@ and zero at padding, then summed per word (`audit.data.words`: subwords of a Hug
 Face tokenizer make one word). Baselines are the "absent" input: zeros for tables (the
 mean of standardized features, no category for one-hot columns) and images (a black
 image), the PAD token's embedding for text (at every word token; [CLS]/[SEP] are kept).
-Examples are batched so that one forward pass holds at most `MAX_ROWS_PER_PASS` rows
+Examples are batched so that one forward pass holds at most `rows_per_pass` rows
 (examples x steps or perturbations), instead of captum's defaults: every example's steps
 in one pass for IG (memory grows with the data) and one pass per perturbation for occlusion.
+That bound is the smallest of `MAX_ROWS_PER_PASS`, `ELEMENTS_PER_PASS` input numbers and
+`ACTIVATION_BYTES_PER_PASS` bytes of what the backward pass keeps, measured per row by a probe
+forward pass of the widest input (`saved_bytes_per_row`). The last is what binds for large
+models: a 6-layer BERT (hidden 768) keeps 74 MB per row of 256 subwords, so 4096-row passes
+would need about 300 GB (benchmarks/attribution_memory.py); the reference models keep 1-120 KB
+per row and are not bound by it. Not the model's `batch_size`: that counts rows of inference
+passes, which keep nothing, and a module wrapped with default settings declares 512 whatever
+its size. GradientSHAP cannot split one example's samples over passes, so its passes hold at
+least `n_samples` rows.
 """
 
 from __future__ import annotations
@@ -48,26 +57,31 @@ from audit.model import Model
 #: Input elements (rows x features) per forward pass; sets how many examples share a pass.
 ELEMENTS_PER_PASS = 2**22
 MAX_ROWS_PER_PASS = 4096
+#: Bytes the autograd graph may keep for the backward pass of one forward pass (measured on the BERT
+#: above, peak memory grows by about this much over the model's own).
+ACTIVATION_BYTES_PER_PASS = 2**30
 
-Compute = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Compute = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
 
 
 def attribute(model: Model, data: Dataset, target: np.ndarray, compute: Compute, *, evaluations: int,
               seed: int) -> np.ndarray:
-    """Run `compute(x, target)` over chunks of `data` encoded in model space.
+    """Run `compute(x, target, rows)` over chunks of `data` encoded in model space.
 
     `evaluations` is the number of forward rows one example costs (steps, samples,
-    perturbations); chunks are sized so one pass holds about MAX_ROWS_PER_PASS rows.
+    perturbations); chunks are sized so one pass holds about `rows_per_pass` rows, and `rows`
+    tells `compute` that bound for methods that split one example's evaluations over passes.
     For text, `compute` gets ids without trailing padding and returns (n, length).
     """
     x = model.encode(data)
     targets = torch.as_tensor(np.asarray(target), dtype=torch.long)
-    rows = min(MAX_ROWS_PER_PASS, max(1, ELEMENTS_PER_PASS // max(1, x[0].numel())))
+    rows = rows_per_pass(model, x)
     chunk = max(1, rows // max(1, evaluations))
     starts = range(0, len(x), chunk)
     batches = ((i, x[start : start + chunk], targets[start : start + chunk]) for i, start in enumerate(starts))
     out = torch.zeros(x.shape, dtype=torch.float32)
-    for start, attr in zip(starts, engine.current().map(attribute_chunk, (model, compute, seed), batches)):
+    shared = (model, compute, seed, rows)
+    for start, attr in zip(starts, engine.current().map(attribute_chunk, shared, batches)):
         out[start : start + len(attr), : attr.shape[1]] = attr
     if model.modality == "text":
         return per_word(out.numpy(), model.encoder.word_index(data.texts))
@@ -77,14 +91,51 @@ def attribute(model: Model, data: Dataset, target: np.ndarray, compute: Compute,
 def attribute_chunk(shared, batch) -> torch.Tensor:
     """Attributions of one chunk `(index, x, target)` by `compute`, seeded with the chunk's own seed;
     for text, (n, length without trailing padding) and zero at padding."""
-    model, compute, seed = shared
+    model, compute, seed, rows = shared
     index, x, target = batch
     x = model.without_padding(x)
     with seeded(batch_seed(seed, index), model.device), _gradients_in_eval(model), warnings.catch_warnings():
         # captum warns that it sets requires_grad on its own copies and hooks activations; both expected.
         warnings.filterwarnings("ignore", category=UserWarning, module="captum")
-        attr = compute(x.to(model.device), target.to(model.device)).detach().float().cpu()
+        attr = compute(x.to(model.device), target.to(model.device), rows).detach().float().cpu()
     return attr.masked_fill(x == model.encoder.PAD, 0.0) if model.modality == "text" else attr
+
+
+def rows_per_pass(model: Model, x: torch.Tensor) -> int:
+    """The most rows one forward pass of a gradient method may hold for model-space inputs `x`."""
+    if not len(x):
+        return MAX_ROWS_PER_PASS
+    rows = min(MAX_ROWS_PER_PASS, ELEMENTS_PER_PASS // max(1, x[0].numel()))
+    return max(1, min(rows, ACTIVATION_BYTES_PER_PASS // max(1, saved_bytes_per_row(model, x))))
+
+
+def saved_bytes_per_row(model: Model, x: torch.Tensor) -> int:
+    """Bytes the autograd graph keeps for the backward pass per row of `x`: the tensors saved in a forward
+    pass of two rows less those of one row (what does not grow with rows, such as weights, cancels). Text is
+    measured at the longest text's width, with gradients from the token embedding on as attributions have them."""
+    widest = model.without_padding(x)[:1].to(model.device)
+    return _saved_bytes(model, torch.cat([widest, widest])) - _saved_bytes(model, widest)
+
+
+def _saved_bytes(model: Model, x: torch.Tensor) -> int:
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    if model.modality == "text":
+        hooks = [embedding_layer(model).register_forward_hook(lambda m, a, out: out.detach().requires_grad_())]
+    else:
+        x, hooks = x.clone().requires_grad_(), []
+    try:
+        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), \
+                _gradients_in_eval(model):
+            model.module(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return sum(storages.values())
 
 
 def _gradients_in_eval(model: Model):
@@ -158,21 +209,22 @@ def _unsupported(method: str, model: Model, exc: Exception) -> AuditInputError:
 @register_method("integrated_gradients", description="Integrated Gradients from the absent input (captum)")
 def integrated_gradients(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0,
                          n_steps: int = 50) -> np.ndarray:
-    def compute(x, t):
+    def compute(x, t, rows):
+        steps_rows = max(len(x), min(rows, len(x) * n_steps))  # captum splits the steps over passes
         if model.modality == "text":
             ig = LayerIntegratedGradients(model.module, embedding_layer(model))
             return per_token(ig.attribute(x, baselines=pad_ids(model, x), target=t, n_steps=n_steps,
-                                          internal_batch_size=len(x) * n_steps))
+                                          internal_batch_size=steps_rows))
         ig = IntegratedGradients(model.module)
         return ig.attribute(x, baselines=torch.zeros_like(x), target=t, n_steps=n_steps,
-                            internal_batch_size=len(x) * n_steps)
+                            internal_batch_size=steps_rows)
 
     return attribute(model, data, target, compute, evaluations=n_steps, seed=seed)
 
 
 @register_method("saliency", description="|gradient| of the target logit (text: gradient x embedding) (captum)")
 def saliency(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0) -> np.ndarray:
-    def compute(x, t):
+    def compute(x, t, rows):
         if model.modality == "text":
             return per_token(LayerGradientXActivation(model.module, embedding_layer(model)).attribute(x, target=t))
         return Saliency(model.module).attribute(x, target=t, abs=True)
@@ -184,7 +236,7 @@ def saliency(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0) 
                                               "with Gaussian noise on the inputs (text: on the embeddings) (captum)")
 def gradient_shap(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0, n_samples: int = 25,
                   stdevs: float = 0.1) -> np.ndarray:
-    def compute(x, t):
+    def compute(x, t, rows):
         if model.modality == "text":
             # captum's LayerGradientShap interpolates token ids, not embeddings; so GradientSHAP runs
             # on the embeddings, from the PAD embedding, with the ids passed along.
@@ -203,7 +255,7 @@ def gradient_shap(model: Model, data: Dataset, target: np.ndarray, *, seed: int 
 def deeplift(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0) -> np.ndarray:
     hookable: list[torch.nn.Module] = []  # for images and tables, made from the first batch
 
-    def compute(x, t):
+    def compute(x, t, rows):
         try:
             if model.modality == "text":
                 dl = LayerDeepLift(model.module, embedding_layer(model))
@@ -231,8 +283,8 @@ def occlusion(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0,
     else:
         windows = shape[0]
 
-    def compute(x, t):
-        ppe = max(1, min(windows, MAX_ROWS_PER_PASS // len(x)))
+    def compute(x, t, rows):
+        ppe = max(1, min(windows, rows // len(x)))
         if model.modality == "text":
             # captum's layer ablation fails on a target per example with several perturbations per pass.
             fa = LayerFeatureAblation(model.module, embedding_layer(model))
@@ -253,7 +305,7 @@ def occlusion(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0,
 def grad_cam(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0) -> np.ndarray:
     layer: list[nn.Module] = []  # found on the first batch
 
-    def compute(x, t):
+    def compute(x, t, rows):
         if not layer:
             layer.append(last_spatial_layer(model, x[:1]))
         cam = LayerGradCam(model.module, layer[0]).attribute(x, target=t, relu_attributions=True)
