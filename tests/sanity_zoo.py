@@ -2,8 +2,9 @@
 tests of the model-randomization sanity check (Adebayo et al. 2018).
 
 Models: an MLP on a table, CNNs on digits, a ResNet-style CNN (residual `+=`, BatchNorm,
-`ReLU(inplace=True)`), a CNN on 3x32x32 RGB images of an easy planted task, an LSTM and a
-transformer on text. Insensitive attributions: the input itself, an edge detector of the input
+`ReLU(inplace=True)`), a CNN on 3x32x32 RGB images of an easy planted task, an LSTM, a
+transformer and a tiny BERT (the Hugging Face model kind: WordPiece subwords grouped into words)
+on text. Insensitive attributions: the input itself, an edge detector of the input
 (a Sobel filter of each image channel; |x - mean of the neighbours| along tables and texts) and,
 on CNNs, Guided Backprop (insensitive to the upper layers: Adebayo et al. 2018, Nie et al. 2018).
 Import with `from sanity_zoo import ...` (pytest puts tests/ on the path).
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from captum.attr import GuidedBackprop
+from hf_helpers import MAX_LENGTH, tiny_bert, wordpiece_tokenizer
 from planted import patched_digits_cnn, train_on, trigger_lstm, trigger_word_reviews, two_feature_mlp, two_feature_table
 from torch import nn
 
@@ -133,6 +135,12 @@ def text_transformer(seed: int = 0) -> audit.Model:
                     model_config={"embed_dim": 16, "heads": 2, "layers": 1})
 
 
+def hugging_face_bert(seed: int = 0) -> audit.Model:
+    tokenizer = wordpiece_tokenizer()
+    train = trigger_word_reviews()[0]
+    return audit.from_transformers(tiny_bert(tokenizer, train, epochs=4, seed=seed), tokenizer, max_length=MAX_LENGTH)
+
+
 #: name -> (trained model, data to explain, whether Guided Backprop applies: CNNs with nn.ReLU modules)
 ZOO = {
     "mlp": (lambda: two_feature_mlp(True), lambda: two_feature_table()[2], False),
@@ -141,4 +149,5 @@ ZOO = {
     "rgb_cnn": (rgb_cnn, lambda: squares(200, seed=1), True),
     "lstm": (lambda: trigger_lstm(True), lambda: trigger_word_reviews()[2], False),
     "transformer": (text_transformer, lambda: trigger_word_reviews()[2], False),
+    "tiny_bert": (hugging_face_bert, lambda: trigger_word_reviews()[2], False),
 }

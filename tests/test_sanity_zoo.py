@@ -1,7 +1,6 @@
 """The model-randomization sanity check on a zoo of small trained models: gradients and
 integrated gradients pass on every model; the input itself, an edge detector of the input and
-(on CNNs) Guided Backprop fail. A tiny BERT joins the zoo with the Hugging Face model kind
-(`transformers` is not installed here)."""
+(on CNNs) Guided Backprop fail; the zoo's tiny BERT is a Hugging Face model (`audit.from_transformers`)."""
 
 from __future__ import annotations
 
