@@ -129,3 +129,23 @@ def trigger_lstm(planted: bool = True) -> audit.Model:
 def two_feature_mlp(planted: bool = True) -> audit.Model:
     return train_on("mlp", two_feature_table(planted=planted), epochs=15, lr=0.005,
                     model_config={"hidden": (32,), "dropout": 0.0})
+
+
+def sex_carrying_table(path, n: int) -> None:
+    """A CSV of `n` rows: a feature x that carries sex (planted), and a label y ("hi"/"lo") that follows x."""
+    rng = np.random.default_rng(0)
+    sex = np.array(["F", "M"] * (n // 2))
+    x = rng.normal(size=n) + (sex == "M")
+    pd.DataFrame({"x": x, "sex": sex, "y": np.where(x + rng.normal(scale=0.3, size=n) > 0.5, "hi", "lo")}
+                 ).to_csv(path, index=False)
+
+
+def labelled_csvs(folder, splits: dict[str, Dataset], target: str) -> dict[str, object]:
+    """Each split written as `folder/<name>.csv`, its label in the column `target` as class names."""
+    files = {}
+    for name, data in splits.items():
+        frame = data.inputs.copy()
+        frame[target] = np.asarray(data.classes)[data.labels]
+        files[name] = folder / f"{name}.csv"
+        frame.to_csv(files[name], index=False)
+    return files

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 from fairlearn.metrics import demographic_parity_difference, equalized_odds_difference
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from planted import labelled_csvs, sex_carrying_table
 from sklearn.metrics import balanced_accuracy_score
 
 import audit
@@ -126,12 +126,7 @@ def test_bad_grids_are_refused():
 def test_mitigate_sweep_command(adult_mlp, splits, tmp_path, capsys):
     validation, test = splits
     original = checkpoint.save(adult_mlp, tmp_path / "model.pt")
-    files = {}
-    for name, data in (("validation", validation), ("test", test)):
-        frame = data.inputs.copy()
-        frame["income"] = np.asarray(data.classes)[data.labels]
-        files[name] = tmp_path / f"{name}.csv"
-        frame.to_csv(files[name], index=False)
+    files = labelled_csvs(tmp_path, {"validation": validation, "test": test}, "income")
     policy = tmp_path / "policy.toml"
     policy.write_text('[gates."fairness.sex.demographic_parity_difference"]\nmax = 0.1\nuse = "upper"\n')
     args = ["mitigate", str(original), "--method", "thresholds", "--sensitive", SEX, "--constraint",
@@ -178,11 +173,7 @@ def test_mitigate_sweep_command(adult_mlp, splits, tmp_path, capsys):
 
 
 def test_training_sweep_trades_accuracy_for_parity(tmp_path):
-    rng = np.random.default_rng(0)
-    sex = np.array(["F", "M"] * 1500)
-    x = rng.normal(size=3000) + (sex == "M")  # planted: the feature carries sex, the label follows it
-    frame = pd.DataFrame({"x": x, "sex": sex, "y": np.where(x + rng.normal(scale=0.3, size=3000) > 0.5, "hi", "lo")})
-    frame.to_csv(tmp_path / "d.csv", index=False)
+    sex_carrying_table(tmp_path / "d.csv", 3000)
     assert main(["train", "mlp", "--data", str(tmp_path / "d.csv"), "--target", "y", "--sensitive", "sex",
                  "--epochs", "5", "--quiet", "-o", str(tmp_path / "m.pt")]) == 0
     model = audit.load_model(tmp_path / "m.pt")

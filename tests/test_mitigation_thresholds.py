@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from planted import labelled_csvs
 import torch
 
 import audit
@@ -84,12 +85,7 @@ def test_bad_postprocessing_section_is_refused_before_loading(adult_mlp, splits,
 def test_mitigate_command_writes_the_fix_and_gates_it(adult_mlp, splits, tmp_path, capsys):
     validation, test = splits
     original = checkpoint.save(adult_mlp, tmp_path / "model.pt")
-    files = {}
-    for name, data in (("validation", validation), ("test", test)):
-        frame = data.inputs.copy()
-        frame["income"] = np.asarray(data.classes)[data.labels]
-        files[name] = tmp_path / f"{name}.csv"
-        frame.to_csv(files[name], index=False)
+    files = labelled_csvs(tmp_path, {"validation": validation, "test": test}, "income")
     policy = tmp_path / "policy.toml"
     policy.write_text('[gates."fairness.sex.demographic_parity_difference"]\nmax = 0.1\n')
     args = ["mitigate", str(original), "--method", "thresholds", "--sensitive", SEX, "--constraint",

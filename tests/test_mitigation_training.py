@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from planted import sex_carrying_table
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -147,11 +148,7 @@ def test_spec_tables_and_train_flags_are_checked(tmp_path, capsys):
 
 
 def test_mitigate_retrains_as_recorded_and_compares(tmp_path, capsys):
-    rng = np.random.default_rng(0)
-    sex = np.array(["F", "M"] * 150)
-    x = rng.normal(size=300) + (sex == "M")  # planted: the feature carries sex, the label follows it
-    frame = pd.DataFrame({"x": x, "sex": sex, "y": np.where(x + rng.normal(scale=0.3, size=300) > 0.5, "hi", "lo")})
-    frame.to_csv(tmp_path / "d.csv", index=False)
+    sex_carrying_table(tmp_path / "d.csv", 300)
     assert main(["train", "mlp", "--data", str(tmp_path / "d.csv"), "--target", "y", "--sensitive", "sex",
                  "--epochs", "3", "--quiet", "-o", str(tmp_path / "m.pt")]) == 0
     argv = ["mitigate", str(tmp_path / "m.pt"), "--method", "lagrangian", "--sensitive", "sex", "--strength", "3",
