@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from planted import labelled_csvs
 import torch
+from planted import labelled_csvs
 
 import audit
 from audit import checkpoint

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from planted import sex_carrying_table
 import torch
 import torch.nn.functional as F
+from planted import sex_carrying_table
 from torch import nn
 
 import audit
