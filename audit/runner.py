@@ -84,14 +84,17 @@ class AuditRun(Document):
         return render_run(self, standalone=standalone)
 
 
-def resolve_analyzers(analyzers: Sequence[str | Analyzer] | None, options: dict[str, dict] | None = None
-                      ) -> list[Analyzer]:
-    """Analyzer objects from names or objects (`None`: the defaults), with per-name options."""
+def resolve_analyzers(analyzers: Sequence[str | Analyzer] | None, options: dict[str, dict] | None = None,
+                      samples: int | None = None) -> list[Analyzer]:
+    """Analyzer objects from names or objects (`None`: the defaults), with per-name options; `samples`
+    caps the examples of those that work per example."""
     options = dict(options or {})
     chosen = list(analyzers) if analyzers is not None else ANALYZERS.defaults()
     objects = [a if isinstance(a, Analyzer) else ANALYZERS.create(a, **options.pop(a, {})) for a in chosen]
     if options:
         raise AuditInputError(f"options given for analyzer(s) not run: {', '.join(options)}")
+    if samples is not None:
+        objects = [dataclasses.replace(a, samples=samples) if "samples" in a.config() else a for a in objects]
     return objects
 
 
@@ -126,9 +129,7 @@ def _run(model, data, analyzers, *, seed, policy, samples, options, command) -> 
     model.labels(data)
     model.predict_proba(data)
     started = datetime.now(timezone.utc)
-    objects = resolve_analyzers(analyzers, options)
-    if samples is not None:
-        objects = [dataclasses.replace(a, samples=samples) if "samples" in a.config() else a for a in objects]
+    objects = resolve_analyzers(analyzers, options, samples)
     judged_by = policy or Policy()
     results = []
     for analyzer in steps(objects, desc="audit", name=lambda a: a.name):
@@ -171,11 +172,14 @@ def _run_one(analyzer: Analyzer, model: Model, data: Dataset, seed: int) -> Resu
         with matplotlib.rc_context(PLAIN_TEXT):
             result = analyzer.run(model, data, seed=seed)
     except Exception as exc:  # noqa: BLE001 - a failing analyzer becomes an error result
-        return Result(analyzer=analyzer.name, status="error", config=analyzer.config(),
-                      error=f"{type(exc).__name__}: {exc}",
-                      details={"traceback": traceback.format_exc(limit=8)},
-                      seconds=time.perf_counter() - start)
+        return error_result(analyzer, exc, traceback.format_exc(limit=8), time.perf_counter() - start)
     return dataclasses.replace(result, seconds=time.perf_counter() - start)
+
+
+def error_result(analyzer: Analyzer, exc: BaseException, trace: str, seconds: float) -> Result:
+    """The Result of an analyzer that raised `exc` (its traceback `trace`): the run goes on."""
+    return Result(analyzer=analyzer.name, status="error", config=analyzer.config(),
+                  error=f"{type(exc).__name__}: {exc}", details={"traceback": trace}, seconds=seconds)
 
 
 def describe_model(model: Model) -> dict:

@@ -43,3 +43,11 @@ def compas_mlp() -> audit.Model:
 @pytest.fixture(scope="session")
 def reviews_lstm() -> audit.Model:
     return train_quick("lstm", "reviews", epochs=3, lr=0.003, model_config={"embed_dim": 32, "hidden": 32})
+
+
+@pytest.fixture(scope="session")
+def adult_fit_and_test():
+    """Samples of adult's validation split (3,000 rows, to fit post-processing on) and test split (2,000)."""
+    validation = audit.load_dataset("adult", "validation").sample(3000, seed=1)
+    test = audit.load_dataset("adult", "test").sample(2000, seed=2)
+    return validation, test

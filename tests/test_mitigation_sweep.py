@@ -28,15 +28,8 @@ SEX = "sex"
 
 
 @pytest.fixture(scope="module")
-def splits():
-    validation = audit.load_dataset("adult", "validation").sample(3000, seed=1)
-    test = audit.load_dataset("adult", "test").sample(2000, seed=2)
-    return validation, test
-
-
-@pytest.fixture(scope="module")
-def swept(adult_mlp, splits):
-    validation, test = splits
+def swept(adult_mlp, adult_fit_and_test):
+    validation, test = adult_fit_and_test
     return sweep(adult_mlp, test, method="thresholds", column=SEX, limit=0.1, validation=validation)
 
 
@@ -79,8 +72,8 @@ def test_balanced_accuracy_interval_matches_sklearn_and_covers():
         assert np.mean(hits) >= 0.94  # 95% nominal; 2000 draws put a true 95% above 0.94 (z = 2)
 
 
-def test_strict_end_is_fairer_and_the_choice_passes(swept, splits, adult_mlp, tmp_path):
-    _, test = splits
+def test_strict_end_is_fairer_and_the_choice_passes(swept, adult_fit_and_test, adult_mlp, tmp_path):
+    _, test = adult_fit_and_test
     table = swept.table()
     assert list(table["tol"]) == [1.0, 0.2, 0.1, 0.05, 0.02, 0.0]
     loose, strict = swept.points[0], swept.points[-1]
@@ -123,8 +116,8 @@ def test_bad_grids_are_refused():
             parse_grid(text, "tol")
 
 
-def test_mitigate_sweep_command(adult_mlp, splits, tmp_path, capsys):
-    validation, test = splits
+def test_mitigate_sweep_command(adult_mlp, adult_fit_and_test, tmp_path, capsys):
+    validation, test = adult_fit_and_test
     original = checkpoint.save(adult_mlp, tmp_path / "model.pt")
     files = labelled_csvs(tmp_path, {"validation": validation, "test": test}, "income")
     policy = tmp_path / "policy.toml"

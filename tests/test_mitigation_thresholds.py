@@ -19,13 +19,6 @@ from audit.mitigation.postprocess import with_thresholds
 SEX = "sex"
 
 
-@pytest.fixture(scope="module")
-def splits():
-    validation = audit.load_dataset("adult", "validation").sample(3000, seed=1)
-    test = audit.load_dataset("adult", "test").sample(2000, seed=2)
-    return validation, test
-
-
 def selection_gap(predicted: np.ndarray, data) -> float:
     groups = data.sensitive[SEX].astype(str).to_numpy()
     rates = [predicted[groups == g].mean() for g in np.unique(groups)]
@@ -33,8 +26,8 @@ def selection_gap(predicted: np.ndarray, data) -> float:
 
 
 @pytest.mark.parametrize("constraint", ["demographic_parity", "equalized_odds"])
-def test_checkpoint_replays_threshold_optimizer(adult_mlp, splits, tmp_path, constraint):
-    validation, test = splits
+def test_checkpoint_replays_threshold_optimizer(adult_mlp, adult_fit_and_test, tmp_path, constraint):
+    validation, test = adult_fit_and_test
     fixed, optimizer = with_thresholds(adult_mlp, validation, column=SEX, constraint=constraint, seed=7)
     path = checkpoint.save(fixed, tmp_path / "fixed.pt")
     payload = torch.load(path, weights_only=True)
@@ -49,16 +42,16 @@ def test_checkpoint_replays_threshold_optimizer(adult_mlp, splits, tmp_path, con
     assert not np.array_equal(loaded.predict(test), adult_mlp.predict(test))  # the thresholds changed decisions
 
 
-def test_thresholds_shrink_a_planted_selection_gap(adult_mlp, splits):
-    validation, test = splits
+def test_thresholds_shrink_a_planted_selection_gap(adult_mlp, adult_fit_and_test):
+    validation, test = adult_fit_and_test
     fixed, _ = with_thresholds(adult_mlp, validation, column=SEX, constraint="demographic_parity", seed=0)
     before, after = selection_gap(adult_mlp.predict(test), test), selection_gap(fixed.predict(test), test)
     assert before > 0.1  # adult's labels differ by sex, and so does the model
     assert after < before / 2
 
 
-def test_data_without_the_column_is_refused(adult_mlp, splits):
-    validation, test = splits
+def test_data_without_the_column_is_refused(adult_mlp, adult_fit_and_test):
+    validation, test = adult_fit_and_test
     fixed, _ = with_thresholds(adult_mlp, validation, column=SEX, constraint="demographic_parity")
     without = audit.Dataset(test.inputs.drop(columns=[SEX]), test.labels, test.classes, "tabular",
                             sensitive=test.sensitive.drop(columns=[SEX]), name="test")
@@ -73,8 +66,8 @@ def test_data_without_the_column_is_refused(adult_mlp, splits):
     ({"seed": -1}, "seed must be an integer"),
     ({"code": "import os"}, "unknown field"),
 ])
-def test_bad_postprocessing_section_is_refused_before_loading(adult_mlp, splits, tmp_path, bad, message):
-    fixed, _ = with_thresholds(adult_mlp, splits[0], column=SEX, constraint="demographic_parity")
+def test_bad_postprocessing_section_is_refused_before_loading(adult_mlp, adult_fit_and_test, tmp_path, bad, message):
+    fixed, _ = with_thresholds(adult_mlp, adult_fit_and_test[0], column=SEX, constraint="demographic_parity")
     payload = torch.load(checkpoint.save(fixed, tmp_path / "fixed.pt"), weights_only=True)
     payload["task"]["postprocessing"].update(bad)
     torch.save(payload, tmp_path / "bad.pt")
@@ -82,8 +75,8 @@ def test_bad_postprocessing_section_is_refused_before_loading(adult_mlp, splits,
         checkpoint.load(tmp_path / "bad.pt")
 
 
-def test_mitigate_command_writes_the_fix_and_gates_it(adult_mlp, splits, tmp_path, capsys):
-    validation, test = splits
+def test_mitigate_command_writes_the_fix_and_gates_it(adult_mlp, adult_fit_and_test, tmp_path, capsys):
+    validation, test = adult_fit_and_test
     original = checkpoint.save(adult_mlp, tmp_path / "model.pt")
     files = labelled_csvs(tmp_path, {"validation": validation, "test": test}, "income")
     policy = tmp_path / "policy.toml"

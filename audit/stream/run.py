@@ -11,6 +11,7 @@ numbers as an in-memory run, which feeds their tallies the whole data at once.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
 import traceback
 from collections import deque
@@ -26,7 +27,7 @@ from audit.errors import AuditInputError
 from audit.findings import with_findings
 from audit.policy import Policy
 from audit.progress import rows
-from audit.runner import AuditRun, _run_one, assemble, describe_model, resolve_analyzers
+from audit.runner import AuditRun, _run_one, assemble, describe_model, error_result, resolve_analyzers
 from audit.stream.reservoir import Reservoir
 from audit.stream.sources import Source
 
@@ -48,9 +49,7 @@ def run_stream(model, source: Source, analyzers: Sequence[str | Analyzer] | None
                command: str | None = None, chunk_rows: int | None = None) -> AuditRun:
     """Audit `model` on the streamed `source`, as `audit.run` audits a `Dataset` (same analyzers, metric
     names and report)."""
-    objects = resolve_analyzers(analyzers, options)
-    if samples is not None:
-        objects = [dataclasses.replace(a, samples=samples) if "samples" in a.config() else a for a in objects]
+    objects = resolve_analyzers(analyzers, options, samples)
     started = datetime.now(timezone.utc)
     census = source.census(model.classes, chunk_rows)
     chunks = source.chunks(model.classes, chunk_rows)
@@ -72,7 +71,7 @@ def run_stream(model, source: Source, analyzers: Sequence[str | Analyzer] | None
     pending: deque[Dataset] = deque()
 
     def feed():
-        for chunk in _chained(first, chunks):
+        for chunk in itertools.chain((first,), chunks):
             pending.append(chunk)
             yield chunk
 
@@ -108,11 +107,6 @@ def run_stream(model, source: Source, analyzers: Sequence[str | Analyzer] | None
                     command=command, device=str(model.device))
 
 
-def _chained(first, rest):
-    yield first
-    yield from rest
-
-
 def _tallied(analyzer: Analyzer, tally: Tally | None, sample: Dataset, seconds: float,
              failure: tuple[Exception, str] | None) -> Result:
     """The result of a tally, or the error result of its analyzer (as `audit.runner` makes one)."""
@@ -122,7 +116,4 @@ def _tallied(analyzer: Analyzer, tally: Tally | None, sample: Dataset, seconds: 
             return dataclasses.replace(tally.result(sample), seconds=seconds + time.perf_counter() - began)
         except Exception as exc:  # noqa: BLE001
             failure = exc, traceback.format_exc(limit=8)
-    exc, trace = failure
-    return Result(analyzer=analyzer.name, status="error", config=analyzer.config(),
-                  error=f"{type(exc).__name__}: {exc}", details={"traceback": trace},
-                  seconds=seconds + time.perf_counter() - began)
+    return error_result(analyzer, *failure, seconds + time.perf_counter() - began)
