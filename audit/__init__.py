@@ -15,30 +15,30 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "ANALYZERS": ("audit.analyzers", "ANALYZERS"),
     "Analyzer": ("audit.analyzers", "Analyzer"),
-    "AuditInputError": ("audit.errors", "AuditInputError"),
-    "AuditRun": ("audit.runner", "AuditRun"),
-    "Dataset": ("audit.data", "Dataset"),
+    "AuditInputError": ("audit._util.errors", "AuditInputError"),
+    "AuditRun": ("audit.executor.runner", "AuditRun"),
+    "Dataset": ("audit.core.dataset", "Dataset"),
     "Finding": ("audit.analyzers", "Finding"),
-    "Model": ("audit.model", "Model"),
+    "Model": ("audit.core.model", "Model"),
     "Performance": ("audit.analyzers", "Performance"),
-    "Policy": ("audit.policy", "Policy"),
+    "Policy": ("audit.policy.gates", "Policy"),
     "Result": ("audit.analyzers", "Result"),
-    "Task": ("audit.model", "Task"),
-    "Tokenizer": ("audit.data", "Tokenizer"),
-    "Verdict": ("audit.policy", "Verdict"),
-    "explain": ("audit.explanations", "explain"),
-    "from_predictions": ("audit.predictions", "from_predictions"),
-    "from_transformers": ("audit.huggingface", "from_transformers"),
-    "open_source": ("audit.stream.sources", "open_source"),
-    "list_datasets": ("audit.data", "list_datasets"),
+    "Task": ("audit.core.model", "Task"),
+    "Tokenizer": ("audit.core.encoders", "Tokenizer"),
+    "Verdict": ("audit.policy.gates", "Verdict"),
+    "explain": ("audit.methods.attributions.explain", "explain"),
+    "from_predictions": ("audit.executor.predictions", "from_predictions"),
+    "from_transformers": ("audit.io.huggingface", "from_transformers"),
+    "open_source": ("audit.io.sources", "open_source"),
+    "list_datasets": ("audit.io.builtin", "list_datasets"),
     "list_models": ("audit.models", "list_models"),
-    "load_dataset": ("audit.data", "load_dataset"),
-    "load_model": ("audit.checkpoint", "load"),
-    "run": ("audit.runner", "run"),
-    "run_stream": ("audit.stream.run", "run_stream"),
-    "save_model": ("audit.checkpoint", "save"),
+    "load_dataset": ("audit.io.builtin", "load_dataset"),
+    "load_model": ("audit.io.checkpoint", "load"),
+    "run": ("audit.executor.runner", "run"),
+    "run_stream": ("audit.executor.stream", "run_stream"),
+    "save_model": ("audit.io.checkpoint", "save"),
     "train": ("audit.models", "train"),
-    "wrap": ("audit.model", "wrap"),
+    "wrap": ("audit.core.model", "wrap"),
 }
 
 __all__ = [
@@ -63,14 +63,17 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # what type checkers and editors see; the names above are the same objects
     from audit.analyzers import ANALYZERS, Analyzer, Finding, Performance, Result
-    from audit.checkpoint import load as load_model
-    from audit.checkpoint import save as save_model
-    from audit.data import Dataset, Tokenizer, list_datasets, load_dataset
-    from audit.errors import AuditInputError
-    from audit.explanations import explain
-    from audit.huggingface import from_transformers
-    from audit.model import Model, Task, wrap
+    from audit.io.checkpoint import load as load_model
+    from audit.io.checkpoint import save as save_model
+    from audit.core.dataset import Dataset
+    from audit.core.encoders import Tokenizer
+    from audit.io.builtin import list_datasets
+    from audit.io.builtin import load_dataset
+    from audit._util.errors import AuditInputError
+    from audit.methods.attributions.explain import explain
+    from audit.io.huggingface import from_transformers
+    from audit.core.model import Model, Task, wrap
     from audit.models import list_models, train
-    from audit.policy import Policy, Verdict
-    from audit.predictions import from_predictions
-    from audit.runner import AuditRun, run
+    from audit.policy.gates import Policy, Verdict
+    from audit.executor.predictions import from_predictions
+    from audit.executor.runner import AuditRun, run

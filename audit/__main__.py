@@ -11,11 +11,10 @@ import sys
 
 def main() -> int:
     try:
-        from audit.threads import prepare_environment
+        from audit._util.threads import prepare_environment
 
         prepare_environment()  # before torch loads
         from audit import cli
-
         return cli.main()
     except KeyboardInterrupt:  # while importing; cli.main answers Ctrl-C itself once it runs
         print("interrupted", file=sys.stderr)

@@ -47,8 +47,8 @@ def one(texts: int, steps: int, bounded: bool) -> None:
     import torch
 
     import audit
-    from audit.attributions import captum_methods
-    from audit.explanations import explain
+    from audit.methods.attributions import captum_methods
+    from audit.methods.attributions.explain import explain
 
     torch.set_num_threads(1)
     model = bert_model()

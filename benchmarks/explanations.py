@@ -36,9 +36,9 @@ from lime.lime_tabular import LimeTabularExplainer
 
 import audit
 from audit.analyzers import ANALYZERS
-from audit.attributions.lime_method import DEFAULT_SAMPLES, TRAINING_ROWS, RawColumns, explain_lime, grid_segments
-from audit.attributions.sampling import training_sample
-from audit.attributions.shap_method import DEFAULT_BACKGROUND, explain_shap
+from audit.methods.attributions.lime_method import DEFAULT_SAMPLES, TRAINING_ROWS, RawColumns, explain_lime, grid_segments
+from audit.methods.attributions.sampling import training_sample
+from audit.methods.attributions.shap_method import DEFAULT_BACKGROUND, explain_shap
 from audit.cli import main as cli_main
 from audit.models.spec import ModelSpec
 

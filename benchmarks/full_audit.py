@@ -17,7 +17,7 @@ import torch
 
 import audit
 from audit.cli import main as cli_main
-from audit.data.sources import audit_data
+from audit.io.locate import audit_data
 from audit.models.spec import ModelSpec
 
 ROOT = Path(__file__).resolve().parents[1]

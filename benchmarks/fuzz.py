@@ -6,7 +6,7 @@
 Each case runs in a worker process whose address space is capped at 2 GB (RLIMIT_AS); a case
 that takes over 60 s is a hang (its worker is killed and replaced). Checkpoints, CSVs and
 NPZs go through `audit report` (the performance analyzer, in-process in the worker); policies
-through audit.policy's parser and an evaluation against a fixed run. Outcomes:
+through audit.policy.gates's parser and an evaluation against a fixed run. Outcomes:
 
     ok            exit 0 or 1 (or a policy that parsed and evaluated)
     bad input     exit 2: one line naming the problem
@@ -129,8 +129,8 @@ def run_case(kind: str, index: int, seed: int, seeds: dict) -> str:
 
 
 def run_policy(index: int, seed: int, seeds: dict) -> str:
-    from audit.errors import AuditInputError
-    from audit.policy import Policy
+    from audit._util.errors import AuditInputError
+    from audit.policy.gates import Policy
 
     rng = random.Random(f"{seed}:policy:{index}")
     with tempfile.TemporaryDirectory() as tmp:

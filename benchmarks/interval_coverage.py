@@ -10,7 +10,7 @@ and reports, per disparity and method:
   ratios, a lower-bound gate whose `min` lies just above the true ratio;
 - width: the mean interval width.
 
-Methods: "ours" (audit.fairness.intervals: Newcombe's continuity-corrected hybrid score
+Methods: "ours" (audit.methods.fairness.intervals: Newcombe's continuity-corrected hybrid score
 interval, its error split 1/4 above and 3/4 below, Bonferroni over the comparisons below),
 "newcombe" (Newcombe's plain hybrid score interval, method 10, equal tails, the largest
 bounds over the comparisons) and "bootstrap" (the analyzer's former basic bootstrap
@@ -37,9 +37,9 @@ import time
 import numpy as np
 from scipy.stats import norm
 
-from audit.fairness.metrics import disparities_from_cells
-from audit.fairness.intervals import gap_bounds, worst_gap_interval, worst_ratio_interval
-from audit.fairness.metrics import COMPARES
+from audit.methods.fairness.metrics import disparities_from_cells
+from audit.methods.fairness.intervals import gap_bounds, worst_gap_interval, worst_ratio_interval
+from audit.methods.fairness.metrics import COMPARES
 
 SIZES = ((30, 30), (100, 100), (1_000, 1_000), (10_000, 10_000), (30, 1_000))
 BASE_RATES = (0.05, 0.3, 0.5)

@@ -27,11 +27,11 @@ import torch
 
 import audit
 from audit.cli import main as cli_main
-from audit.data.sources import audit_data
+from audit.io.locate import audit_data
 from audit.engine import LocalEngine, using
-from audit.model import FORWARDS_PER_TASK, logits_batch
+from audit.core.model import FORWARDS_PER_TASK, logits_batch
 from audit.models.spec import ModelSpec
-from audit.ray_engine import RayEngine
+from audit.engine.ray import RayEngine
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -44,9 +44,9 @@ from lime.lime_text import LimeTextExplainer
 from torch import nn
 
 import audit
-from audit.attributions.lime_method import DEFAULT_SAMPLES as LIME_SAMPLES
-from audit.attributions.lime_method import explain_lime
-from audit.attributions.shap_method import DEFAULT_BACKGROUND, DEFAULT_MAX_EVALS, explain_shap
+from audit.methods.attributions.lime_method import DEFAULT_SAMPLES as LIME_SAMPLES
+from audit.methods.attributions.lime_method import explain_lime
+from audit.methods.attributions.shap_method import DEFAULT_BACKGROUND, DEFAULT_MAX_EVALS, explain_shap
 from audit.cli import main as cli_main
 from audit.models.spec import ModelSpec
 

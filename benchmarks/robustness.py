@@ -40,13 +40,13 @@ import torch
 from torch import nn
 
 import audit
-from audit.analyzers.robustness import Robustness, _sweep
+from audit.analyzers.robustness.analyzer import Robustness, _sweep
 from audit.models.training import TrainConfig, train
-from audit.robustness.attacks import PGD, fgsm, pgd
-from audit.robustness.domain import Domain, input_domain
-from audit.robustness.square import square_attack
-from audit.robustness.stochastic import voted_correct
-from audit.robustness.text_attacks import typo_attack, word_substitution
+from audit.methods.robustness.attacks import PGD, fgsm, pgd
+from audit.methods.robustness.domain import Domain, input_domain
+from audit.methods.robustness.square import square_attack
+from audit.methods.robustness.stochastic import voted_correct
+from audit.methods.robustness.text_attacks import typo_attack, word_substitution
 
 EPS, STEPS, ALPHA, BATCH, N = 0.1, 10, 0.025, 512, 1000
 SQUARE_N, QUERIES = 300, 1000

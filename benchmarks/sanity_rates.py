@@ -19,9 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audit.analyzers.explanation_quality import ExplanationQuality
-from audit.attributions import registry
-
+from audit.analyzers.explanation_quality.analyzer import ExplanationQuality
+from audit.methods.attributions import registry
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the zoo is the test's
 from sanity_zoo import INSENSITIVE, SOUND, ZOO, digits_resnet, rgb_cnn, text_transformer  # noqa: E402
 

@@ -203,9 +203,9 @@ def child(what: str, folder: Path, args) -> int:
     import torch
 
     import audit
-    from audit.analyzers.fairness import Fairness
-    from audit.analyzers.performance import Performance
-    from audit.data.encoders import TabularEncoder, Tokenizer
+    from audit.analyzers.fairness.analyzer import Fairness
+    from audit.analyzers.performance.analyzer import Performance
+    from audit.core.encoders import TabularEncoder, Tokenizer
     from audit.models import MODELS
 
     torch.manual_seed(0)
@@ -234,7 +234,7 @@ def child(what: str, folder: Path, args) -> int:
         source_path, options = folder / "images", dict(sensitive=["group", "site"])
     start = time.perf_counter()
     if what.endswith("memory"):
-        data = audit.data.read_file(source_path, classes=model.classes, **options)
+        data = audit.core.dataset.read_file(source_path, classes=model.classes, **options)
         run = audit.run(model, data, analyzers)
     else:
         run = audit.run_stream(model, audit.open_source(source_path, **options), analyzers)

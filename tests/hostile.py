@@ -21,8 +21,8 @@ import pandas as pd
 import torch
 
 import audit
-from audit import checkpoint
-from audit.data.encoders import ImageEncoder, TabularEncoder
+from audit.io import checkpoint
+from audit.core.encoders import ImageEncoder, TabularEncoder
 from audit.models import MODELS
 
 COLUMNS = ("income", "years", "city")

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 import audit
-from audit.data.dataset import Dataset
+from audit.core.dataset import Dataset
 from audit.models.training import TrainConfig, train
 
 Splits = tuple[Dataset, Dataset, Dataset]

@@ -21,8 +21,8 @@ from planted import patched_digits_cnn, train_on, trigger_lstm, trigger_word_rev
 from torch import nn
 
 import audit
-from audit.attributions.captum_methods import attribute
-from audit.data.dataset import Dataset
+from audit.methods.attributions.captum_methods import attribute
+from audit.core.dataset import Dataset
 from audit.models.architectures import cnn
 
 SOUND = ("saliency", "integrated_gradients")

@@ -11,8 +11,8 @@ from hf_helpers import random_bert, word_texts
 from torch import nn
 
 import audit
-from audit.attributions import captum_methods
-from audit.explanations import explain
+from audit.methods.attributions import captum_methods
+from audit.methods.attributions.explain import explain
 
 FEATURES, HIDDEN = 6, 40
 

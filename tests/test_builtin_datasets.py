@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from audit.data import builtin
-from audit.data.builtin import SPLITS, get_dataset, list_datasets, load_dataset, load_identity_lists
-from audit.data.dataset import Dataset
-from audit.errors import AuditInputError
+from audit.io import builtin
+from audit.io.builtin import SPLITS, get_dataset, list_datasets, load_dataset, load_identity_lists
+from audit.core.dataset import Dataset
+from audit._util.errors import AuditInputError
 
 NAMES = ("digits", "adult", "compas", "reviews")
 

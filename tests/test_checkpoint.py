@@ -15,9 +15,9 @@ import torch
 
 import audit
 import hostile
-from audit import checkpoint
+from audit.io import checkpoint
 from audit.cli import main
-from audit.errors import UnsafeCheckpointError
+from audit._util.errors import UnsafeCheckpointError
 
 
 class WritesFile:

@@ -15,7 +15,7 @@ from junit_schema import valid_junit
 from markdown_it import MarkdownIt
 
 import audit
-from audit import checkpoint
+from audit.io import checkpoint
 from audit.cli import main
 from audit.models.training import TrainConfig, train
 from audit.report.escape import markdown_inert, xml_text

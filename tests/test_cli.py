@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import audit
-from audit import checkpoint
+from audit.io import checkpoint
 from audit.cli import main
 
 

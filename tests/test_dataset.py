@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 import audit
-from audit.data.dataset import read_file
-from audit.data.encoders import TabularEncoder, Tokenizer
+from audit.core.dataset import read_file
+from audit.core.encoders import TabularEncoder, Tokenizer
 
 
 def frame(n=10):

@@ -30,11 +30,11 @@ from planted import (
 )
 
 import audit
-from audit.attributions import list_methods
-from audit.data.encoders import ENCODERS
-from audit.errors import AuditInputError
-from audit.explanations import explain
-from audit.model import Task, trim_padding
+from audit.methods.attributions import list_methods
+from audit.core.encoders import ENCODERS
+from audit._util.errors import AuditInputError
+from audit.methods.attributions.explain import explain
+from audit.core.model import Task, trim_padding
 from audit.models.registry import MODELS, list_models
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:captum")

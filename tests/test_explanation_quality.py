@@ -18,7 +18,7 @@ from planted import (
 )
 
 from audit.analyzers import ANALYZERS
-from audit.analyzers.explanation_quality import (
+from audit.analyzers.explanation_quality.analyzer import (
     ExplanationQuality,
     agreement_matrix,
     faithfulness_curves,
@@ -26,9 +26,9 @@ from audit.analyzers.explanation_quality import (
     cascade_stages,
     removed,
 )
-from audit.attributions import registry
-from audit.data.encoders import Tokenizer
-from audit.policy import find_metric_spec
+from audit.methods.attributions import registry
+from audit.core.encoders import Tokenizer
+from audit.policy.gates import find_metric_spec
 
 
 def input_itself(model, data, target, *, seed=0):

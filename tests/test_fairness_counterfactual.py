@@ -11,12 +11,12 @@ import torch
 from scipy.stats import norm
 
 import audit
-from audit.analyzers.fairness import Fairness
-from audit.data.builtin import load_identity_lists
-from audit.data.dataset import Dataset
-from audit.fairness.counterfactual import (MIN_PROBES, counterfactual_probe, identities, max_rate_interval,
+from audit.analyzers.fairness.analyzer import Fairness
+from audit.io.builtin import load_identity_lists
+from audit.core.dataset import Dataset
+from audit.methods.fairness.counterfactual import (MIN_PROBES, counterfactual_probe, identities, max_rate_interval,
                                            sentence_probes, template_probes)
-from audit.fairness.intervals import wilson
+from audit.methods.fairness.intervals import wilson
 from audit.models.training import TrainConfig, train
 
 NAMES = 25  # of each gender, so each name is seen often enough to enter the vocabulary

@@ -10,8 +10,8 @@ import torch
 from fairlearn.metrics import equal_opportunity_difference, equalized_odds_difference
 
 import audit
-from audit.analyzers.fairness import Fairness
-from audit.compare import compare
+from audit.analyzers.fairness.analyzer import Fairness
+from audit.executor.compare import compare
 
 
 class Threshold(torch.nn.Module):

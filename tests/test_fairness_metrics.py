@@ -15,12 +15,12 @@ from fairlearn.metrics import (MetricFrame, demographic_parity_difference, demog
 from sklearn.metrics import accuracy_score, precision_score
 
 import audit
-from audit.analyzers.fairness import Fairness
-from audit.fairness.mitigation import MITIGATION_TABLE
-from audit.errors import AuditInputError
-from audit.fairness.groups import group_labels, natural_order
-from audit.fairness.metrics import disparities_from_cells
-from audit.policy import Policy, find_metric_spec
+from audit.analyzers.fairness.analyzer import Fairness
+from audit.methods.fairness.preview import MITIGATION_TABLE
+from audit._util.errors import AuditInputError
+from audit.core.groups import group_labels, natural_order
+from audit.methods.fairness.metrics import disparities_from_cells
+from audit.policy.gates import Policy, find_metric_spec
 
 FAIRLEARN = {
     "demographic_parity_difference": demographic_parity_difference,

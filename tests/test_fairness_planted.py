@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 import audit
-from audit.analyzers.fairness import Fairness
-from audit.fairness.mitigation import MITIGATION_TABLE
+from audit.analyzers.fairness.analyzer import Fairness
+from audit.methods.fairness.preview import MITIGATION_TABLE
 from audit.models.training import TrainConfig, train
 
 QUICK = dict(intersections=1, mitigation=False)

@@ -11,14 +11,14 @@ import pytest
 from planted import two_feature_mlp, two_feature_table
 
 import audit
-from audit.analyzers.base import Result
-from audit.analyzers.explanation_quality import ExplanationQuality
-from audit.attributions import registry
+from audit.core.analyzer import Result
+from audit.analyzers.explanation_quality.analyzer import ExplanationQuality
+from audit.methods.attributions import registry
 from audit.cli import main
-from audit.findings import with_findings
-from audit.findings.thresholds import DEFAULT_VALUES, default_policy_toml
+from audit.core.findings import with_findings
+from audit.policy.thresholds import DEFAULT_VALUES, default_policy_toml
 from audit.models.spec import ModelSpec
-from audit.policy import Policy
+from audit.policy.gates import Policy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -151,8 +151,7 @@ def test_a_user_policy_overrides_a_threshold():
 
 
 def test_a_finder_that_fails_leaves_a_finding_saying_so(monkeypatch):
-    from audit import findings
-
+    from audit.core import findings
     def broken(result, thresholds):
         raise KeyError("groups")
 

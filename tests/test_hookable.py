@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 import audit
-from audit.attributions.captum_methods import last_spatial_layer
-from audit.attributions.hookable import hookable_copy
-from audit.attributions.shap_method import explain_shap
+from audit.methods.attributions.captum_methods import last_spatial_layer
+from audit.methods.attributions.hookable import hookable_copy
+from audit.methods.attributions.shap_method import explain_shap
 
 
 class Block(nn.Module):

@@ -19,9 +19,9 @@ import transformers  # the extra, installed by the test command (.ci/run)
 
 import audit
 from audit.cli import main
-from audit.errors import AuditInputError, UnsafeCheckpointError
-from audit.explanations import explain
-from audit.robustness.text_attacks import word_substitution
+from audit._util.errors import AuditInputError, UnsafeCheckpointError
+from audit.methods.attributions.explain import explain
+from audit.methods.robustness.text_attacks import word_substitution
 from hf_helpers import tiny_bert, wordpiece_tokenizer
 from planted import TRIGGER, trigger_is_top, trigger_word_reviews
 

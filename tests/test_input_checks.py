@@ -14,7 +14,7 @@ import torch
 
 import audit
 import hostile
-from audit import checkpoint
+from audit.io import checkpoint
 from audit.cli import main
 
 

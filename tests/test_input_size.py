@@ -10,9 +10,9 @@ import pytest
 
 import audit
 import hostile
-from audit import checkpoint
+from audit.io import checkpoint
 from audit.cli import main
-from audit.paths import MAX_INPUT_BYTES, input_size_limit, parse_size
+from audit._util.paths import MAX_INPUT_BYTES, input_size_limit, parse_size
 
 TWO_GIB = 2 << 30
 

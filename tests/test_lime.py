@@ -17,11 +17,11 @@ from planted import (INFORMATIVE, PATCH_CLASS, patch_share, patched_class_images
                      texts_with_trigger, trigger_is_top, trigger_lstm, two_feature_mlp, two_feature_table)
 
 import audit
-from audit.analyzers.lime_weights import Lime
-from audit.attributions import get_method
-from audit.attributions.lime_batch import distinct_rows
-from audit.attributions.lime_method import TRAINING_ROWS, RawColumns, explain_lime, grid_segments
-from audit.data.encoders import TabularEncoder
+from audit.analyzers.lime_weights.analyzer import Lime
+from audit.methods.attributions import get_method
+from audit.methods.attributions.lime_batch import distinct_rows
+from audit.methods.attributions.lime_method import TRAINING_ROWS, RawColumns, explain_lime, grid_segments
+from audit.core.encoders import TabularEncoder
 
 
 @pytest.mark.parametrize("planted", [True, False])

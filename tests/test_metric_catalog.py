@@ -8,7 +8,7 @@ import json
 import pytest
 
 import audit
-from audit.policy import find_metric_spec, metric_catalog, metric_pattern
+from audit.policy.gates import find_metric_spec, metric_catalog, metric_pattern
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,11 @@ from planted import labelled_csvs, sex_carrying_table
 from sklearn.metrics import balanced_accuracy_score
 
 import audit
-from audit import checkpoint
+from audit.io import checkpoint
 from audit.cli import main
-from audit.data.sources import audit_data
-from audit.errors import AuditInputError
-from audit.fairness.intervals import mean_rate_interval
+from audit.io.locate import audit_data
+from audit._util.errors import AuditInputError
+from audit.methods.fairness.intervals import mean_rate_interval
 from audit.mitigation.adversarial_training import AdversarialTraining
 from audit.mitigation.sweep import Sweep, SweepPoint, choose, measure, parse_grid, pareto_front, sweep
 from audit.models.training import TrainConfig, train

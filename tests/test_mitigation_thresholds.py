@@ -11,9 +11,9 @@ import torch
 from planted import labelled_csvs
 
 import audit
-from audit import checkpoint
+from audit.io import checkpoint
 from audit.cli import main
-from audit.errors import AuditInputError
+from audit._util.errors import AuditInputError
 from audit.mitigation.postprocess import with_thresholds
 
 SEX = "sex"

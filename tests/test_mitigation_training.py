@@ -15,13 +15,13 @@ from torch import nn
 
 import audit
 from audit.cli import main
-from audit.errors import AuditInputError
+from audit._util.errors import AuditInputError
 from audit.mitigation.adversarial_training import AdversarialTraining
 from audit.mitigation.fair_training import AdversarialDebiasing, Lagrangian, Mitigation, Reweighing
 from audit.models.spec import ModelSpec
 from audit.models.training import TrainConfig, train
-from audit.robustness.attacks import pgd
-from audit.robustness.domain import input_domain
+from audit.methods.robustness.attacks import pgd
+from audit.methods.robustness.domain import input_domain
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = TrainConfig(epochs=4, patience=4, batch_size=128, include_sensitive=True)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import audit
-from audit.checkpoint import load, save
+from audit.io.checkpoint import load, save
 from audit.models import MODELS
 from audit.models.training import TrainConfig, train
 

@@ -15,7 +15,7 @@ import pytest
 
 import audit
 import audit.cli
-from audit import checkpoint
+from audit.io import checkpoint
 from audit.cli import main
 from audit.models.training import TrainConfig, train
 
@@ -141,7 +141,7 @@ def test_a_failure_leaves_the_previous_reports_whole(capsys, tmp_path, small, mo
     for path in outputs.values():
         path.write_text("previous report")
     if failure == "render":  # the JSON cannot be made after the HTML was
-        monkeypatch.setattr(audit.runner.AuditRun, "to_json", lambda self: 1 / 0)
+        monkeypatch.setattr(audit.executor.runner.AuditRun, "to_json", lambda self: 1 / 0)
     else:  # the disk fills, or Ctrl-C comes, while the second file is written
         calls = []
 
@@ -165,7 +165,7 @@ def test_a_failure_leaves_the_previous_reports_whole(capsys, tmp_path, small, mo
 
 PAUSING = """
 import sys, time
-import audit.cli as cli, audit.runner as runner
+import audit.cli as cli, audit.executor.runner as runner
 
 def pause(*args, **kwargs):
     print("paused", flush=True)

@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, precision_score, recall_score
 
 import audit
-from audit.analyzers.performance import Performance, expected_calibration_error
+from audit.analyzers.performance.analyzer import Performance, expected_calibration_error
 
 
 def test_metrics_equal_scikit_learn(digits_cnn):

@@ -12,11 +12,11 @@ from junit_schema import valid_junit
 from markdown_it import MarkdownIt
 
 import audit
-from audit.analyzers.base import Result
-from audit.analyzers.fairness import Fairness
-from audit.policy import Policy
+from audit.core.analyzer import Result
+from audit.analyzers.fairness.analyzer import Fairness
+from audit.policy.gates import Policy
 from audit.report.ci import render_junit, render_markdown
-from audit.runner import AuditRun
+from audit.executor.runner import AuditRun
 
 
 def fake_run(*results: Result) -> AuditRun:
@@ -126,7 +126,7 @@ def test_nan_thresholds_in_a_toml_file_are_refused(tmp_path):
 
 
 def test_every_interval_metric_of_a_run_is_catalogued_with_interval():
-    from audit.policy import find_metric_spec, metric_catalog
+    from audit.policy.gates import find_metric_spec, metric_catalog
 
     assert {name for name, spec in metric_catalog().items() if spec.interval} == {
         DPD.replace("demographic_parity_difference", m) for m in _disparities()} | {
@@ -136,7 +136,7 @@ def test_every_interval_metric_of_a_run_is_catalogued_with_interval():
 
 
 def _disparities():
-    from audit.fairness.metrics import DISPARITIES
+    from audit.methods.fairness.metrics import DISPARITIES
 
     return DISPARITIES
 

@@ -17,14 +17,15 @@ import ray
 from hf_helpers import random_bert, word_texts
 
 import audit
-from audit import model as model_module
-from audit.attributions import captum_methods, shap_method
+from audit.core import model as model_module
+from audit.methods.attributions import captum_methods
+from audit.methods.attributions import shap_method
 from audit.cli import main as cli_main
 from audit.engine import batch_seed, named
-from audit.errors import AuditInputError
+from audit._util.errors import AuditInputError
 from audit.models import train
 from audit.models.training import TrainConfig
-from audit.ray_engine import RayEngine
+from audit.engine.ray import RayEngine
 
 SMALL = {  # architecture, dataset, model options, training rows
     "table": ("mlp", "adult", None, 2000),

@@ -8,12 +8,12 @@ import io
 import pytest
 
 import audit
-from audit import progress
-from audit.analyzers.base import Figure, Finding, Result
-from audit.compare import Comparison
-from audit.policy import Policy
+from audit._util import progress
+from audit.core.analyzer import Figure, Finding, Result
+from audit.executor.compare import Comparison
+from audit.policy.gates import Policy
 from audit.report.ci import render_compare_markdown, render_markdown
-from audit.runner import AuditRun
+from audit.executor.runner import AuditRun
 
 HIGH = Finding("high", "True positive rate for <b>F</b> is 60 points below M's [58, 62] (equalized odds, sex).",
                ("fairness.sex.equalized_odds_difference",), "why", "next")

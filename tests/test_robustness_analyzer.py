@@ -15,14 +15,14 @@ from masked import Rounded
 from torch import nn
 
 import audit
-from audit.analyzers.robustness import Robustness
-from audit.data.dataset import Dataset
-from audit.errors import AuditInputError
-from audit.model import Model, wrap
-from audit.robustness.attacks import fgsm
-from audit.robustness.domain import input_domain
-from audit.fairness.groups import group_labels
-from audit.robustness.groups import group_table
+from audit.analyzers.robustness.analyzer import Robustness
+from audit.core.dataset import Dataset
+from audit._util.errors import AuditInputError
+from audit.core.model import Model, wrap
+from audit.methods.robustness.attacks import fgsm
+from audit.methods.robustness.domain import input_domain
+from audit.core.groups import group_labels
+from audit.methods.robustness.groups import group_table
 
 FAST = dict(samples=128, sweep=(0.5, 1.0, 2.0), steps=10)
 

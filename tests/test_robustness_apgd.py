@@ -10,11 +10,11 @@ import torch
 from masked import Saturated
 
 import audit
-from audit.analyzers.robustness import Robustness
-from audit.model import Model
-from audit.robustness.apgd import APGD, apgd, checkpoints
-from audit.robustness.attacks import pgd
-from audit.robustness.domain import input_domain
+from audit.analyzers.robustness.analyzer import Robustness
+from audit.core.model import Model
+from audit.methods.robustness.apgd import APGD, apgd, checkpoints
+from audit.methods.robustness.attacks import pgd
+from audit.methods.robustness.domain import input_domain
 
 EPS = 0.1
 

@@ -13,12 +13,12 @@ from art.estimators.classification import PyTorchClassifier
 from torch import nn
 
 import audit
-from audit.data.dataset import Dataset
-from audit.model import wrap
-from audit.robustness.apgd import APGD, apgd
-from audit.robustness.attacks import PGD, fgsm, flip_epsilons, pgd
-from audit.robustness.domain import input_domain
-from audit.robustness.square import square_attack
+from audit.core.dataset import Dataset
+from audit.core.model import wrap
+from audit.methods.robustness.apgd import APGD, apgd
+from audit.methods.robustness.attacks import PGD, fgsm, flip_epsilons, pgd
+from audit.methods.robustness.domain import input_domain
+from audit.methods.robustness.square import square_attack
 
 EPS, STEPS = 0.1, 10
 

@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 import audit
-from audit.analyzers.robustness import Robustness
-from audit.robustness.attacks import pgd
-from audit.robustness.domain import input_domain
+from audit.analyzers.robustness.analyzer import Robustness
+from audit.methods.robustness.attacks import pgd
+from audit.methods.robustness.domain import input_domain
 
 
 def test_group_gap_is_undefined_when_there_is_one_group_and_fails_its_gate(compas_mlp):

@@ -14,9 +14,9 @@ from conftest import train_quick
 from masked import ConstantGradient, Noisy, Rounded, Saturated
 
 import audit
-from audit.analyzers.robustness import Robustness
-from audit.model import Model
-from audit.robustness.stochastic import voted_correct
+from audit.analyzers.robustness.analyzer import Robustness
+from audit.core.model import Model
+from audit.methods.robustness.stochastic import voted_correct
 
 EPSILONS = (0.025, 0.05, 0.1)
 CONFIG = dict(epsilon=0.05, sweep=(0.5, 1.0, 2.0), steps=20)  # the grid is EPSILONS

@@ -15,12 +15,12 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from torch import nn
 
 import audit
-from audit.analyzers.robustness import Robustness
-from audit.data.builtin import load_synonyms
-from audit.findings.robustness import robustness_findings
-from audit.robustness.corruptions import corrupted_texts
-from audit.robustness.text_attacks import embedding_neighbours, typo_attack, word_substitution
-from audit.robustness.typos import typo_variants
+from audit.analyzers.robustness.analyzer import Robustness
+from audit.io.builtin import load_synonyms
+from audit.analyzers.robustness.findings import robustness_findings
+from audit.methods.robustness.corruptions import corrupted_texts
+from audit.methods.robustness.text_attacks import embedding_neighbours, typo_attack, word_substitution
+from audit.methods.robustness.typos import typo_variants
 
 
 @pytest.fixture(scope="module")

@@ -25,10 +25,10 @@ from planted import (
 
 import audit
 from audit.analyzers import ANALYZERS
-from audit.analyzers.saliency import SaliencyAnalyzer
-from audit.attributions.sampling import explained_samples
-from audit.errors import AuditInputError
-from audit.policy import find_metric_spec
+from audit.analyzers.saliency.analyzer import SaliencyAnalyzer
+from audit.methods.attributions.sampling import explained_samples
+from audit._util.errors import AuditInputError
+from audit.policy.gates import find_metric_spec
 
 
 def patch_pixels() -> set[str]:

@@ -7,10 +7,8 @@ from __future__ import annotations
 import pytest
 from sanity_zoo import INSENSITIVE, SOUND, ZOO
 
-from audit.analyzers.explanation_quality import ExplanationQuality
-from audit.attributions import registry
-
-
+from audit.analyzers.explanation_quality.analyzer import ExplanationQuality
+from audit.methods.attributions import registry
 @pytest.fixture(scope="module")
 def zoo_results():
     """The sanity table of each model of the zoo, every model trained and checked once."""

@@ -16,14 +16,15 @@ from planted import (INFORMATIVE, PATCH_CLASS, patch_share, patched_class_images
 from torch import nn
 
 import audit
-from audit.analyzers.shap_values import Shap
-from audit.attributions import get_method, shap_method
-from audit.attributions.sampling import stratified_sample
-from audit.attributions.shap_method import explain_shap
-from audit.data.encoders import Tokenizer
-from audit.errors import AuditInputError
-from audit.policy import Policy
-from audit.runner import AuditRun
+from audit.analyzers.shap_values.analyzer import Shap
+from audit.methods.attributions import get_method
+from audit.methods.attributions import shap_method
+from audit.methods.attributions.sampling import stratified_sample
+from audit.methods.attributions.shap_method import explain_shap
+from audit.core.encoders import Tokenizer
+from audit._util.errors import AuditInputError
+from audit.policy.gates import Policy
+from audit.executor.runner import AuditRun
 
 
 @pytest.mark.parametrize("planted", [True, False])

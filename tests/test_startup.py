@@ -66,8 +66,9 @@ def test_import_audit_loads_no_heavy_library():
 
 
 def test_public_names_resolve_to_their_objects():
-    from audit import checkpoint, explanations, runner
-
+    from audit.io import checkpoint
+    from audit.methods.attributions import explain as explanations
+    from audit.executor import runner
     assert sorted(audit._PUBLIC) == sorted(audit.__all__)
     assert audit.run is runner.run
     assert audit.load_model is checkpoint.load and audit.save_model is checkpoint.save

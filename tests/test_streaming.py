@@ -15,17 +15,17 @@ from PIL import Image
 
 import audit
 import hostile
-from audit import checkpoint
-from audit.analyzers.fairness import Fairness
-from audit.analyzers.performance import Performance
+from audit.io import checkpoint
+from audit.analyzers.fairness.analyzer import Fairness
+from audit.analyzers.performance.analyzer import Performance
 from audit.cli import main
-from audit.data.dataset import concat, read_file
-from audit.data.encoders import ImageEncoder
+from audit.core.dataset import concat, read_file
+from audit.core.encoders import ImageEncoder
 from audit.models import MODELS
-from audit.progress import set_quiet
-from audit.stream.reservoir import Reservoir
-from audit.stream.run import predict_fn
-from audit.stream.sources import open_source
+from audit._util.progress import set_quiet
+from audit.core.reservoir import Reservoir
+from audit.executor.stream import predict_fn
+from audit.io.sources import open_source
 
 SENSITIVE = ["sex", "race"]
 CLASSES = ("<=50K", ">50K")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import audit.cli
-from audit.threads import cgroup_cpu_quota, prepare_environment, usable_cpus
+from audit._util.threads import cgroup_cpu_quota, prepare_environment, usable_cpus
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,7 +42,7 @@ def test_usable_cpus_follow_the_quota_rounded_up(tmp_path):
 SHOW_THREADS = """
 import json, sys, torch
 from threadpoolctl import threadpool_info
-import audit.threads as threads
+import audit._util.threads as threads
 threads.usable_cpus = lambda: int(sys.argv[1])
 if sys.argv[2] != "-":
     torch.set_num_threads(int(sys.argv[2]))

@@ -1,13 +1,16 @@
 """Analyzers: one module each, registered by decorator in the order they run."""
 
-from audit.analyzers import performance  # noqa: F401  (registers the analyzer)
-from audit.analyzers import saliency  # noqa: F401
-from audit.analyzers import shap_values  # noqa: F401
-from audit.analyzers import lime_weights  # noqa: F401
-from audit.analyzers import explanation_quality  # noqa: F401
-from audit.analyzers import robustness  # noqa: F401
-from audit.analyzers import fairness  # noqa: F401
-from audit.analyzers.base import ANALYZERS, Analyzer, Figure, Finding, MetricSpec, Result, register_analyzer
-from audit.analyzers.performance import Performance
+from audit.analyzers.performance import analyzer as performance  # noqa: F401  (registers the analyzer)
+from audit.analyzers.saliency import analyzer as saliency  # noqa: F401
+from audit.analyzers.shap_values import analyzer as shap_values  # noqa: F401
+from audit.analyzers.lime_weights import analyzer as lime_weights  # noqa: F401
+from audit.analyzers.explanation_quality import analyzer as explanation_quality  # noqa: F401
+from audit.analyzers.robustness import analyzer as robustness  # noqa: F401
+from audit.analyzers.fairness import analyzer as fairness  # noqa: F401
+from audit.analyzers.explanation_quality import findings as _explanation_findings  # noqa: F401
+from audit.analyzers.fairness import findings as _fairness_findings  # noqa: F401
+from audit.analyzers.robustness import findings as _robustness_findings  # noqa: F401
+from audit.core.analyzer import ANALYZERS, Analyzer, Figure, Finding, MetricSpec, Result, register_analyzer
+from audit.analyzers.performance.analyzer import Performance
 
 __all__ = ["ANALYZERS", "Analyzer", "Figure", "Finding", "MetricSpec", "Performance", "Result", "register_analyzer"]

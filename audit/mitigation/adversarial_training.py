@@ -1,6 +1,6 @@
 """Adversarial training (Madry et al. 2018): a share of each batch replaced by its PGD examples.
 
-The examples come from the robustness analyzer's own PGD (`audit.robustness.attacks.pgd`), in the
+The examples come from the robustness analyzer's own PGD (`audit.methods.robustness.attacks.pgd`), in the
 same domain (pixels within the image range, table columns in standard deviations) and, by
 default, at the analyzer's default epsilon, so training hardens the model against the attack
 the audit measures. PGD here starts at a random point of the ball and keeps, per example, the
@@ -13,14 +13,14 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from audit import validate as check
-from audit.analyzers.robustness import default_epsilon
-from audit.data.dataset import Dataset
-from audit.errors import AuditInputError
+from audit._util import validate as check
+from audit.analyzers.robustness.analyzer import default_epsilon
+from audit.core.dataset import Dataset
+from audit._util.errors import AuditInputError
 from audit.mitigation.fair_training import TrainStep
-from audit.model import Model
-from audit.robustness.attacks import PGD, pgd
-from audit.robustness.domain import input_domain
+from audit.core.model import Model
+from audit.methods.robustness.attacks import PGD, pgd
+from audit.methods.robustness.domain import input_domain
 
 ATTACKS = ("pgd",)
 

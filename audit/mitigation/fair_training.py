@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from audit import validate as check
-from audit.data.dataset import Dataset
-from audit.errors import AuditInputError
+from audit._util import validate as check
+from audit.core.dataset import Dataset
+from audit._util.errors import AuditInputError
 from audit.mitigation.thresholds import CONSTRAINTS
 
 METHODS = ("reweighing", "lagrangian", "adversarial_debiasing")

@@ -7,10 +7,10 @@ from dataclasses import replace
 import pandas as pd
 from fairlearn.postprocessing import ThresholdOptimizer
 
-from audit.data.dataset import Dataset
-from audit.errors import AuditInputError
+from audit.core.dataset import Dataset
+from audit._util.errors import AuditInputError
 from audit.mitigation.thresholds import fit_thresholds
-from audit.model import Model
+from audit.core.model import Model
 
 
 def with_thresholds(model: Model, validation: Dataset, *, column: str, constraint: str, seed: int = 0,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import fields
 from pathlib import Path
 
-from audit.errors import AuditInputError
+from audit._util.errors import AuditInputError
 from audit.mitigation.adversarial_training import AdversarialTraining
 from audit.mitigation.fair_training import Mitigation
-from audit.model import Model
+from audit.core.model import Model
 from audit.models.spec import ModelSpec, _label_bias
 from audit.models.training import TrainConfig, TrainingOutcome, train
 

@@ -4,10 +4,10 @@ Fairness. Each value of the grid gives one model: group thresholds fitted with f
 relaxed demographic parity (`tol`: 1 is no constraint, 0 strict; fairlearn relaxes no other
 constraint), or a training method retrained at a `strength`. Every point is measured on the
 same rows, the data the comparison then audits: balanced accuracy with the MOVER interval of
-the mean class recall (audit.fairness.intervals.mean_rate_interval), and the disparity the
+the mean class recall (audit.methods.fairness.intervals.mean_rate_interval), and the disparity the
 method equalizes (demographic parity or equalized odds difference over the sensitive column's
 groups, every group present) with the fairness analyzer's interval of the worst gap
-(audit.fairness.intervals.worst_gap_interval, at the analyzer's confidence).
+(audit.methods.fairness.intervals.worst_gap_interval, at the analyzer's confidence).
 
 Robustness. `pgd`: the model retrained with PGD adversarial training at each training
 `epsilon` (0: plain training), measured on a seeded sample of the same rows: clean accuracy and
@@ -33,23 +33,23 @@ import numpy as np
 import pandas as pd
 import torch
 
-from audit.analyzers.base import Finding, Result
-from audit.analyzers.robustness import DEFAULT_SAMPLES, default_epsilon
-from audit.data.dataset import Dataset
-from audit.errors import AuditInputError
-from audit.fairness.intervals import mean_rate_interval, worst_gap_interval
-from audit.fairness.metrics import COMPARES, confusion_by_group, disparities_from_cells, rate_counts
+from audit.core.analyzer import Finding, Result
+from audit.analyzers.robustness.analyzer import DEFAULT_SAMPLES, default_epsilon
+from audit.core.dataset import Dataset
+from audit._util.errors import AuditInputError
+from audit.methods.fairness.intervals import mean_rate_interval, worst_gap_interval
+from audit.methods.fairness.metrics import COMPARES, confusion_by_group, disparities_from_cells, rate_counts
 from audit.mitigation.adversarial_training import AdversarialTraining
 from audit.mitigation.fair_training import METHODS as TRAINING_METHODS
 from audit.mitigation.fair_training import Mitigation
 from audit.mitigation.postprocess import group_column, positive_index, with_thresholds
 from audit.mitigation.retrain import retrain
-from audit.model import Model
-from audit.policy import Policy
-from audit.progress import steps
-from audit.report.plots import PLAIN_TEXT, new_figure, to_figure, wrapped
-from audit.robustness.attacks import PGD, pgd
-from audit.robustness.domain import input_domain
+from audit.core.model import Model
+from audit.policy.gates import Policy
+from audit._util.progress import steps
+from audit.plots import PLAIN_TEXT, new_figure, to_figure, wrapped
+from audit.methods.robustness.attacks import PGD, pgd
+from audit.methods.robustness.domain import input_domain
 
 SECTION = "mitigation_sweep"
 ROBUST = "pgd_accuracy"  # the robustness sweep's measure; higher is better, unlike a disparity

@@ -19,8 +19,8 @@ import pandas as pd
 from fairlearn.postprocessing import ThresholdOptimizer
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from audit import validate as check
-from audit.errors import AuditInputError
+from audit._util import validate as check
+from audit._util.errors import AuditInputError
 
 CONSTRAINTS = ("demographic_parity", "equalized_odds")
 OPERATORS = (">", "<")

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from audit.data.encoders import Tokenizer
+from audit.core.encoders import Tokenizer
 from audit.models.registry import Probability, register_model
 
 

@@ -10,8 +10,8 @@ from typing import Annotated
 
 from torch import nn
 
-from audit import validate as check
-from audit.errors import AuditInputError
+from audit._util import validate as check
+from audit._util.errors import AuditInputError
 
 MAX_LAYERS = 64  # entries of a list option (hidden sizes, channels)
 

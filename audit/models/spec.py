@@ -30,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from audit.data.dataset import Dataset
+from audit.core.dataset import Dataset
 
-from audit.data.sources import training_splits
-from audit.errors import AuditInputError, read_toml
+from audit.io.locate import training_splits
+from audit._util.errors import AuditInputError, read_toml
 from audit.mitigation.adversarial_training import AdversarialTraining
 from audit.mitigation.fair_training import Mitigation
 from audit.models.training import TrainConfig

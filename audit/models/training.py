@@ -15,15 +15,15 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import torch
 
-from audit import validate as check
-from audit.data.dataset import Dataset
-from audit.data.encoders import ENCODERS
-from audit.errors import AuditInputError
+from audit._util import validate as check
+from audit.core.dataset import Dataset
+from audit.core.encoders import ENCODERS
+from audit._util.errors import AuditInputError
 from audit.mitigation.adversarial_training import AdversarialTraining
 from audit.mitigation.fair_training import Mitigation, TrainStep
-from audit.model import Model, Task
+from audit.core.model import Model, Task
 from audit.models.registry import MODELS
-from audit.progress import progress
+from audit._util.progress import progress
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,9 +10,9 @@ from audit.report.escape import xml_text
 from audit.report.html import analyzer_title, format_number
 
 if TYPE_CHECKING:
-    from audit.compare import Comparison
-    from audit.policy import Verdict
-    from audit.runner import AuditRun
+    from audit.executor.compare import Comparison
+    from audit.policy.gates import Verdict
+    from audit.executor.runner import AuditRun
 
 STATUS_MARK = {"pass": "✅ pass", "fail": "❌ fail", "error": "⚠️ error", "n/a": "n/a"}
 SEVERITY_MARK = {"high": "🔴 **high**", "medium": "🟠 **medium**", "low": "🔵 low", "info": "ℹ️ info"}

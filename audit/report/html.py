@@ -16,12 +16,12 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
-from audit.analyzers.base import ANALYZERS, Result
-from audit.findings import worst_severity
+from audit.core.analyzer import ANALYZERS, Result
+from audit.core.findings import worst_severity
 
 if TYPE_CHECKING:
-    from audit.compare import Comparison
-    from audit.runner import AuditRun
+    from audit.executor.compare import Comparison
+    from audit.executor.runner import AuditRun
 
 
 @cache
@@ -87,7 +87,7 @@ DRIVING_RATE = {"demographic_parity_difference": ("selection_rate",), "equalized
 def key_numbers(run: AuditRun) -> list[dict]:
     """The summary's key numbers: value, interval, meaning, which way is better and, for a
     worst case over sensitive features, the feature and group pair that drive it."""
-    from audit.policy import find_metric_spec
+    from audit.policy.gates import find_metric_spec
 
     rows = []
     for result in run.results:
@@ -125,7 +125,7 @@ def _driver(result: Result, name: str) -> str:
 
 
 def meaning(name: str) -> str:
-    from audit.policy import find_metric_spec
+    from audit.policy.gates import find_metric_spec
 
     spec = find_metric_spec(name)
     return f"{spec.description} ({spec.better} is better)" if spec else ""

@@ -1,0 +1,436 @@
+"""`Dataset`: inputs, labels and sensitive attributes, kept apart.
+
+Sensitive attributes live in their own DataFrame. For tables the input frame may
+hold the same columns too; a model only ever reads the columns its encoder was
+fitted on, so a sensitive column reaches a model only if it was trained on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import zipfile
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from audit._util.errors import AuditInputError
+from audit._util.paths import input_file, shown
+
+MODALITIES = ("tabular", "image", "text")
+MAX_NPZ_BYTES = 4 << 30  # arrays of an NPZ, uncompressed; checked against its headers before reading
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Inputs with integer labels into `classes`, and sensitive attributes beside them.
+
+    `inputs` is a DataFrame for tables, a float32 array (N, C, H, W) for images,
+    and an object array of strings for text.
+    """
+
+    inputs: pd.DataFrame | np.ndarray
+    labels: np.ndarray
+    classes: tuple[str, ...]
+    modality: str
+    sensitive: pd.DataFrame = field(default_factory=pd.DataFrame)
+    name: str = "data"
+    target: str = "label"
+    source: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.modality not in MODALITIES:
+            raise AuditInputError(f"unknown modality {self.modality!r}; expected one of {', '.join(MODALITIES)}")
+        n = len(self.inputs)
+        if len(self.labels) != n:
+            raise AuditInputError(f"{self.name}: {n} inputs but {len(self.labels)} labels")
+        if len(self.sensitive.columns) and len(self.sensitive) != n:
+            raise AuditInputError(f"{self.name}: {n} inputs but {len(self.sensitive)} rows of sensitive attributes")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __repr__(self) -> str:
+        sensitive = ", ".join(self.sensitive.columns) or "none"
+        return (
+            f"Dataset({self.name!r}, modality={self.modality!r}, rows={len(self)}, "
+            f"classes={list(self.classes)}, sensitive=[{sensitive}])"
+        )
+
+    @property
+    def sensitive_names(self) -> tuple[str, ...]:
+        return tuple(self.sensitive.columns)
+
+    @property
+    def texts(self) -> list[str]:
+        if self.modality != "text":
+            raise AttributeError("texts exist only for text datasets")
+        return list(self.inputs)
+
+    @cached_property
+    def sha256(self) -> str:
+        """Content hash of inputs, labels, classes and sensitive attributes."""
+        h = hashlib.sha256()
+        h.update(self.modality.encode())
+        h.update("\x00".join(self.classes).encode())
+        h.update(np.ascontiguousarray(self.labels, dtype=np.int64).tobytes())
+        _hash_frame_into(h, self.sensitive)
+        if isinstance(self.inputs, pd.DataFrame):
+            _hash_frame_into(h, self.inputs)
+        elif self.modality == "text":
+            h.update("\x00".join(self.inputs).encode())
+        else:
+            h.update(str(self.inputs.shape).encode())
+            h.update(np.ascontiguousarray(self.inputs).tobytes())
+        return h.hexdigest()
+
+    def subset(self, indices) -> Dataset:
+        idx = np.asarray(indices, dtype=np.int64)
+        if isinstance(self.inputs, pd.DataFrame):
+            inputs = self.inputs.iloc[idx].reset_index(drop=True)
+        else:
+            inputs = self.inputs[idx]
+        sensitive = self.sensitive.iloc[idx].reset_index(drop=True) if len(self.sensitive.columns) else self.sensitive
+        return replace(self, inputs=inputs, labels=self.labels[idx], sensitive=sensitive)
+
+    def sample(self, n: int | None, *, seed: int = 0) -> Dataset:
+        """At most `n` rows drawn without replacement (all rows, in order, when n is None or >= len)."""
+        if n is None or n >= len(self):
+            return self
+        rng = np.random.default_rng(seed)
+        return self.subset(np.sort(rng.choice(len(self), size=n, replace=False)))
+
+    def split(self, fractions: Sequence[float], *, seed: int) -> list[Dataset]:
+        """Seeded stratified split into parts of the given fractions (they sum to 1)."""
+        rng = np.random.default_rng(seed)
+        parts: list[list[int]] = [[] for _ in fractions]
+        bounds = np.cumsum(fractions)[:-1]
+        for label in np.unique(self.labels):
+            members = rng.permutation(np.flatnonzero(self.labels == label))
+            for part, chunk in zip(parts, np.split(members, np.round(bounds * len(members)).astype(int))):
+                part.extend(chunk.tolist())
+        return [self.subset(np.sort(np.array(part, dtype=int))) for part in parts]
+
+    # -- constructors -------------------------------------------------------------------
+
+    @classmethod
+    def from_dataframe(
+        cls,
+        frame: pd.DataFrame,
+        *,
+        target: str,
+        sensitive: Sequence[str] = (),
+        text_column: str | None = None,
+        classes: Sequence[str] | None = None,
+        name: str = "data",
+        source: dict | None = None,
+    ) -> Dataset:
+        """A table (or, with `text_column`, a text dataset) from a DataFrame.
+
+        Every column but the target is a candidate model input; `sensitive` columns are
+        also copied into `sensitive`.
+        """
+        where = (source or {}).get("path", name)
+        if len(frame) == 0:
+            raise AuditInputError(f"{where}: no rows (the table is empty)")
+        columns = [str(c) for c in frame.columns]
+        for names, what in ((columns, "has columns"), (list(sensitive), "--sensitive names")):
+            twice = sorted({c for c in names if names.count(c) > 1})
+            if twice:
+                raise AuditInputError(f"{where}: {what} {', '.join(map(repr, twice))} more than once")
+        frame = frame.set_axis(columns, axis=1).reset_index(drop=True)
+        for role, col in [("--target", target), ("--text-column", text_column), *[("--sensitive", s) for s in sensitive]]:
+            if col is not None and col not in columns:
+                raise AuditInputError(f"{where}: column {col!r} ({role}) not found; columns are: {', '.join(columns)}")
+        labels, classes = _encode_labels(frame[target], classes, where=f"{where}: target column {target!r}")
+        sens = frame[list(sensitive)].copy()
+        for col in sens.columns:
+            _require_complete(sens[col], f"{where}: sensitive column {col!r}")
+        if text_column is not None:
+            texts = frame[text_column]
+            _require_complete(texts, f"{where}: text column {text_column!r}")
+            inputs = np.array([str(t) for t in texts], dtype=object)
+            modality = "text"
+        else:
+            inputs = frame.drop(columns=[target])
+            for col in inputs.columns:
+                _require_complete(inputs[col], f"{where}: column {col!r}")
+            modality = "tabular"
+        return cls(inputs=inputs, labels=labels, classes=classes, modality=modality, sensitive=sens,
+                   name=name, target=target, source=source or {})
+
+    @classmethod
+    def from_csv(
+        cls,
+        path: str | Path,
+        *,
+        target: str,
+        sensitive: Sequence[str] = (),
+        text_column: str | None = None,
+        classes: Sequence[str] | None = None,
+    ) -> Dataset:
+        """A CSV (or Parquet) file: a table, or text with `text_column`."""
+        return read_file(path, target=target, sensitive=sensitive, text_column=text_column, classes=classes)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        x,
+        y,
+        *,
+        sensitive: pd.DataFrame | dict | None = None,
+        classes: Sequence[str] | None = None,
+        feature_names: Sequence[str] | None = None,
+        modality: str | None = None,
+        layout: str = "NCHW",
+        name: str = "data",
+        source: dict | None = None,
+    ) -> Dataset:
+        """From arrays: x of shape (N, F) for tables, (N, H, W), (N, C, H, W) or, with
+        `layout="NHWC"`, (N, H, W, C) for images, or a sequence of strings for text.
+
+        y has shape (N,): class names, or integers that index `classes` when it is given
+        (sklearn's `target_names[y]`). Pass the model's classes to audit a slice that holds
+        fewer classes than the model predicts (e.g. only one).
+        """
+        where = (source or {}).get("path", name)
+        if modality == "text" or (modality is None and len(x) and isinstance(x[0], str)):
+            inputs = np.array([str(t) for t in x], dtype=object)
+            modality = "text"
+        else:
+            x = np.asarray(x)
+            if modality is None:
+                modality = "tabular" if x.ndim == 2 else "image"
+            if modality == "tabular":
+                if x.ndim != 2:
+                    raise AuditInputError(f"{where}: tabular x must have shape (N, F), found {x.shape}")
+                names = list(feature_names) if feature_names is not None else [f"x{i}" for i in range(x.shape[1])]
+                if len(names) != x.shape[1]:
+                    raise AuditInputError(f"{where}: {len(names)} feature names for {x.shape[1]} columns")
+                inputs = pd.DataFrame(x, columns=names)
+            else:
+                x = _channels_first(x, layout, where)
+                if x.dtype.kind not in "biuf":
+                    raise AuditInputError(f"{where}: images x must be real numbers, found dtype {x.dtype}")
+                with np.errstate(over="ignore"):
+                    inputs = x.astype(np.float32)
+                bad = ~np.isfinite(inputs)
+                if bad.any():
+                    raise AuditInputError(
+                        f"{where}: images x hold {int(bad.sum())} NaN, infinite or float32-overflowing value(s) "
+                        f"(first in image {int(np.argwhere(bad)[0][0])}); replace them first"
+                    )
+        y = np.asarray(y)
+        if y.ndim != 1:
+            raise AuditInputError(f"{where}: labels y must have shape (N,), found {y.shape}")
+        if len(y) != len(inputs):
+            raise AuditInputError(f"{where}: x has {len(inputs)} rows but y has {len(y)}")
+        if len(y) == 0:
+            raise AuditInputError(f"{where}: no rows (the arrays are empty)")
+        if classes is not None and y.dtype.kind in "iu":
+            labels, classes = _index_labels(y, classes, where=f"{where}: labels y")
+        else:
+            labels, classes = _encode_labels(pd.Series(y), classes, where=f"{where}: labels y")
+        sens = pd.DataFrame(sensitive if sensitive is not None else {})
+        if len(sens.columns) and len(sens) != len(y):
+            raise AuditInputError(f"{where}: sensitive attributes have {len(sens)} rows, expected {len(y)}")
+        return cls(inputs=inputs, labels=labels, classes=classes, modality=modality,
+                   sensitive=sens.reset_index(drop=True), name=name, source=source or {})
+
+
+def concat(parts: Sequence[Dataset]) -> Dataset:
+    """The rows of `parts` (chunks of one data set) in one `Dataset`."""
+    first = parts[0]
+    if isinstance(first.inputs, pd.DataFrame):
+        inputs = pd.concat([p.inputs for p in parts], ignore_index=True)
+    else:
+        inputs = np.concatenate([p.inputs for p in parts])
+    sensitive = (pd.concat([p.sensitive for p in parts], ignore_index=True) if len(first.sensitive.columns)
+                 else first.sensitive)
+    return replace(first, inputs=inputs, labels=np.concatenate([p.labels for p in parts]), sensitive=sensitive)
+
+
+def _channels_first(x: np.ndarray, layout: str, where: str) -> np.ndarray:
+    """Images as (N, C, H, W), from (N, H, W) or the declared 4-d `layout`."""
+    if layout not in ("NCHW", "NHWC"):
+        raise AuditInputError(f"{where}: layout must be 'NCHW' or 'NHWC', found {layout!r}")
+    if x.ndim == 3:
+        return x[:, None]
+    if x.ndim != 4:
+        four = "(N, C, H, W)" if layout == "NCHW" else "(N, H, W, C)"
+        raise AuditInputError(f"{where}: images x must have shape (N, H, W) or {four}, found {tuple(x.shape)}")
+    if layout == "NHWC":
+        return x.transpose(0, 3, 1, 2)
+    if x.shape[1] > 4 and x.shape[3] <= 4:
+        raise AuditInputError(
+            f"{where}: images x of shape {tuple(x.shape)} look channels-last ({x.shape[3]} channels of "
+            f"{x.shape[1]}x{x.shape[2]} pixels); pass layout='NHWC', or transpose them to (N, C, H, W)")
+    return x
+
+
+def _index_labels(y: np.ndarray, classes: Sequence[str], *, where: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    classes = _class_names(classes, where)
+    outside = np.unique(y[(y < 0) | (y >= len(classes))])
+    if len(outside):
+        raise AuditInputError(f"{where} holds class indices {outside[:5].tolist()} outside 0..{len(classes) - 1} "
+                              f"for the {len(classes)} classes {list(classes)}")
+    return y.astype(np.int64), classes
+
+
+def _class_names(classes: Sequence[str], where: str) -> tuple[str, ...]:
+    names = tuple(str(c) for c in classes)
+    if len(set(names)) != len(names):
+        raise AuditInputError(f"{where}: the classes {list(names)} name a class more than once")
+    if len(names) < 2:
+        raise AuditInputError(
+            f"{where} has a single class {list(names)}; at least two are needed. To audit a slice of one "
+            "class, pass the model's classes (classes=model.classes)")
+    return names
+
+
+def _hash_frame_into(h, frame: pd.DataFrame) -> None:
+    h.update("\x00".join(map(str, frame.columns)).encode())
+    if len(frame.columns):
+        h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+
+
+def _require_complete(column: pd.Series, what: str) -> None:
+    missing = column.isna()
+    if missing.any():
+        rows = ", ".join(str(i) for i in np.flatnonzero(missing.to_numpy())[:5])
+        raise AuditInputError(
+            f"{what} has {int(missing.sum())} missing value(s) (rows {rows}{', ...' if missing.sum() > 5 else ''}); "
+            "fill them (e.g. df[col].fillna(...)) or drop those rows (df.dropna()) before auditing"
+        )
+
+
+def _encode_labels(values: pd.Series, classes: Sequence[str] | None, *, where: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    _require_complete(values, where)
+    names = values.astype(str).str.strip().to_numpy()
+    if classes is None:
+        unique = pd.unique(values)
+        try:
+            ordered = sorted(unique)
+        except TypeError:
+            ordered = sorted(unique, key=str)
+        classes = tuple(dict.fromkeys(str(v).strip() for v in ordered))
+    classes = _class_names(classes, where)
+    index = {c: i for i, c in enumerate(classes)}
+    unknown = sorted(set(names) - set(index))
+    if unknown:
+        raise AuditInputError(f"{where} has values {unknown[:5]} outside the classes {list(classes)}")
+    return np.array([index[n] for n in names], dtype=np.int64), classes
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A CSV or Parquet file as a DataFrame, with one clear error for unreadable files."""
+    path = input_file(path)
+    suffixes = "".join(path.suffixes[-2:]).lower()
+    try:
+        if suffixes.endswith(".parquet") or suffixes.endswith(".pq"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise AuditInputError(f"{shown(path)}: no rows (the file is empty)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError, OverflowError) as exc:
+        raise AuditInputError(f"{shown(path)}: cannot read as a table ({_first_line(exc)})") from None
+
+
+def read_file(
+    path: str | Path,
+    *,
+    target: str | None = None,
+    sensitive: Sequence[str] = (),
+    text_column: str | None = None,
+    classes: Sequence[str] | None = None,
+) -> Dataset:
+    """A user's data file: CSV or Parquet (tables, text), NPZ (images) or a folder of images in class folders
+    (`root/class_name/file.png`, sensitive columns in `root/metadata.csv` by `file_name`)."""
+    if Path(path).is_dir():
+        from audit.io.sources import ImageFolder
+
+        folder = ImageFolder(Path(path), target=target, sensitive=sensitive, text_column=text_column)
+        return concat(list(folder.chunks(folder.found)))
+    path = input_file(path)
+    source = {"path": shown(path), "target": target, "sensitive": list(sensitive), "text_column": text_column}
+    if path.suffix.lower() == ".npz":
+        return _read_npz(path, sensitive=sensitive, classes=classes, source=source)
+    if target is None:
+        raise AuditInputError(f"{shown(path)}: --target COL is needed to read labels from a table")
+    frame = read_table(path)
+    return Dataset.from_dataframe(frame, target=target, sensitive=sensitive, text_column=text_column,
+                                  classes=classes, name=shown(path.stem), source=source)
+
+
+def _read_npz(path: Path, *, sensitive: Sequence[str], classes, source: dict) -> Dataset:
+    arrays, where = _npz_arrays(path), source["path"]
+    for key in ("x", "y"):
+        if key not in arrays:
+            raise AuditInputError(f"{where}: array {key!r} missing; found {', '.join(arrays) or 'none'}")
+    if "classes" in arrays:
+        classes = _npz_classes(arrays, where)
+    extra = [k for k in arrays if k not in ("x", "y", "classes")]
+    names = list(sensitive) or extra
+    for key in names:
+        if key not in arrays:
+            raise AuditInputError(f"{where}: sensitive array {key!r} missing; found {', '.join(arrays)}")
+        if arrays[key].shape != arrays["y"].shape:
+            raise AuditInputError(f"{where}: sensitive array {key!r} has shape {arrays[key].shape}, "
+                                  f"expected {arrays['y'].shape} like y")
+    return Dataset.from_arrays(arrays["x"], arrays["y"], sensitive={k: arrays[k] for k in names},
+                               classes=classes, modality="image", name=shown(path.stem), source=source)
+
+
+def _npz_classes(arrays: dict[str, np.ndarray], where: str) -> tuple[str, ...]:
+    """The class names an NPZ carries in its array `classes`; its `y` then holds indices into them."""
+    names, y = arrays["classes"], arrays["y"]
+    if names.ndim != 1 or names.dtype.kind not in "US":
+        raise AuditInputError(f"{where}: array 'classes' must be a 1-d array of class names, "
+                              f"found shape {names.shape} of {names.dtype}")
+    if y.dtype.kind not in "iu":
+        raise AuditInputError(f"{where}: with an array 'classes', y must hold integer indices into it, found {y.dtype}")
+    return tuple(str(n) for n in names)
+
+
+def _npz_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an NPZ, after checking every member's header against its size: a header may
+    declare any shape, and numpy allocates the declared array before reading it."""
+    where = shown(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            if sum(m.file_size for m in members) > MAX_NPZ_BYTES:
+                raise AuditInputError(f"{where}: the arrays hold more than {MAX_NPZ_BYTES >> 30} GB uncompressed")
+            for member in members:
+                with archive.open(member) as f:
+                    _check_npy_header(f, member, where)
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except AuditInputError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError) as exc:
+        raise AuditInputError(f"{where}: cannot read as NPZ ({_first_line(exc)})") from None
+    return arrays
+
+
+def _check_npy_header(f, member: zipfile.ZipInfo, where: str) -> None:
+    version = np.lib.format.read_magic(f)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read_header(f)
+    if dtype.hasobject:
+        raise AuditInputError(f"{where}: array {member.filename!r} holds Python objects; NPZ data must be numbers")
+    declared = math.prod(shape) * dtype.itemsize
+    held = member.file_size - f.tell()
+    if declared != held:
+        raise AuditInputError(f"{where}: array {member.filename!r} declares shape {shape} of {dtype} "
+                              f"({declared:,} bytes) but holds {held:,} bytes")
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__

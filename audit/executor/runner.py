@@ -1,0 +1,218 @@
+"""`run()` applies analyzers to a model and data; `AuditRun` holds what they found."""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import random
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+
+import matplotlib
+import numpy as np
+import torch
+
+from audit.core.analyzer import ANALYZERS, Analyzer, Result
+from audit.core.dataset import Dataset
+from audit.engine import Engine, running_on
+from audit.engine import current as current_engine
+from audit._util.errors import AuditInputError
+from audit.core.findings import with_findings
+from audit.core.model import Model
+from audit.policy.gates import Policy, Verdict
+from audit._util.progress import steps
+from audit.executor.document import Document
+from audit.plots import PLAIN_TEXT
+
+SCHEMA = "audit.report/1"
+LIBRARIES = ("audit", "torch", "captum", "shap", "lime", "fairlearn", "numpy", "pandas", "scikit-learn")
+
+
+@dataclass(frozen=True)
+class AuditRun(Document):
+    """All results of one audit, with provenance and the policy's verdict."""
+
+    model: dict
+    data: dict
+    results: tuple[Result, ...]
+    verdict: Verdict
+    seed: int = 0
+    provenance: dict = field(default_factory=dict)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return {k: v for r in self.results for k, v in r.metrics.items()}
+
+    @property
+    def intervals(self) -> dict[str, tuple[float, float]]:
+        return {k: v for r in self.results for k, v in r.intervals.items()}
+
+    def __repr__(self) -> str:
+        ran = ", ".join(f"{r.analyzer} {'ran' if r.status == 'ok' else r.status}" for r in self.results)
+        return (f"AuditRun({self.model.get('path') or self.model.get('architecture')!r} on "
+                f"{self.data.get('name')!r}, {self.data.get('rows', 0):,} rows: {self.verdict.summary})\n"
+                f"  analyzers: {ran or 'none'}")
+
+    def result(self, analyzer: str) -> Result:
+        for r in self.results:
+            if r.analyzer == analyzer:
+                return r
+        raise KeyError(f"no result for analyzer {analyzer!r}; ran: {', '.join(r.analyzer for r in self.results)}")
+
+    def to_dict(self) -> dict:
+        results = {r.analyzer: r.to_dict() for r in self.results}
+        return {
+            "schema": SCHEMA,
+            "model": self.model,
+            "data": self.data,
+            "seed": self.seed,
+            "metrics": {k: v for r in results.values() for k, v in r["metrics"].items()},
+            "intervals": {k: v for r in results.values() for k, v in r["intervals"].items()},
+            "results": results,
+            "verdict": self.verdict.to_dict(),
+            "provenance": self.provenance,
+        }
+
+    def render_html(self, *, standalone: bool = True) -> str:
+        from audit.report.html import render_run
+
+        return render_run(self, standalone=standalone)
+
+
+def resolve_analyzers(analyzers: Sequence[str | Analyzer] | None, options: dict[str, dict] | None = None,
+                      samples: int | None = None) -> list[Analyzer]:
+    """Analyzer objects from names or objects (`None`: the defaults), with per-name options; `samples`
+    caps the examples of those that work per example."""
+    options = dict(options or {})
+    chosen = list(analyzers) if analyzers is not None else ANALYZERS.defaults()
+    objects = [a if isinstance(a, Analyzer) else ANALYZERS.create(a, **options.pop(a, {})) for a in chosen]
+    if options:
+        raise AuditInputError(f"options given for analyzer(s) not run: {', '.join(options)}")
+    if samples is not None:
+        objects = [dataclasses.replace(a, samples=samples) if "samples" in a.config() else a for a in objects]
+    return objects
+
+
+def run(
+    model: Model,
+    data: Dataset,
+    analyzers: Sequence[str | Analyzer] | None = None,
+    *,
+    seed: int = 0,
+    policy: Policy | None = None,
+    samples: int | None = None,
+    options: dict[str, dict] | None = None,
+    command: str | None = None,
+    engine: str | Engine | None = None,
+) -> AuditRun:
+    """Audit `model` on `data` with `analyzers` (names or configured objects; None: the defaults).
+
+    `samples` caps the examples that per-example analyzers (explanations, attacks) work on.
+    `engine` runs the batch work: "local" (this process), "ray" (a local Ray started and stopped
+    here), an `audit.engine.Engine` (e.g. `RayEngine(address=...)` for a cluster), or None: the
+    current one (`audit.engine.using`), local unless set. Same seed, same numbers on either.
+    An analyzer that raises becomes a Result with status "error"; the run goes on.
+    """
+    with running_on(engine):
+        return _run(model, data, analyzers, seed=seed, policy=policy, samples=samples, options=options,
+                    command=command)
+
+
+def _run(model, data, analyzers, *, seed, policy, samples, options, command) -> AuditRun:
+    # Bad labels or inputs fail here, once, with a clear message; the predictions stay in the
+    # model's cache for the analyzers.
+    model.labels(data)
+    model.predict_proba(data)
+    started = datetime.now(timezone.utc)
+    objects = resolve_analyzers(analyzers, options, samples)
+    judged_by = policy or Policy()
+    results = []
+    for analyzer in steps(objects, desc="audit", name=lambda a: a.name):
+        results.append(with_findings(_run_one(analyzer, model, data, seed), judged_by.thresholds))
+    return assemble(describe_model(model), data, tuple(results), seed=seed, policy=policy, started=started,
+                    command=command, device=str(model.device))
+
+
+def assemble(model: dict, data: Dataset | dict, results: tuple[Result, ...], *, seed: int, policy: Policy | None,
+             started: datetime, command: str | None, device: str) -> AuditRun:
+    """The run of `results` on `data` (or its description): the verdict of `policy` (None: the built-in
+    default policy) and the provenance."""
+    judged_by = policy or Policy()
+    described = data if isinstance(data, dict) else describe_data(data)
+    skeleton = AuditRun(model=model, data=described, results=results, verdict=Verdict("ungated"), seed=seed)
+    provenance = {
+        "started": started.isoformat(timespec="seconds"),
+        "seconds": round(sum(r.seconds for r in results), 3),
+        "timings": {r.analyzer: round(r.seconds, 3) for r in results},
+        "command": command or " ".join(sys.argv),
+        "policy": policy.source if policy else "the built-in default policy (audit policy --default)",
+        "versions": library_versions(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": device,
+        "engine": current_engine().name,
+    }
+    return dataclasses.replace(skeleton, verdict=judged_by.evaluate(skeleton), provenance=provenance)
+
+
+def _run_one(analyzer: Analyzer, model: Model, data: Dataset, seed: int) -> Result:
+    start = time.perf_counter()
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if not analyzer.supports(model, data):
+        return Result(analyzer=analyzer.name, status="skipped", config=analyzer.config(),
+                      details={"reason": f"not applicable to this {model.modality} model and data"})
+    try:
+        with matplotlib.rc_context(PLAIN_TEXT):
+            result = analyzer.run(model, data, seed=seed)
+    except Exception as exc:  # noqa: BLE001 - a failing analyzer becomes an error result
+        return error_result(analyzer, exc, traceback.format_exc(limit=8), time.perf_counter() - start)
+    return dataclasses.replace(result, seconds=time.perf_counter() - start)
+
+
+def error_result(analyzer: Analyzer, exc: BaseException, trace: str, seconds: float) -> Result:
+    """The Result of an analyzer that raised `exc` (its traceback `trace`): the run goes on."""
+    return Result(analyzer=analyzer.name, status="error", config=analyzer.config(),
+                  error=f"{type(exc).__name__}: {exc}", details={"traceback": trace}, seconds=seconds)
+
+
+def describe_model(model: Model) -> dict:
+    return {
+        "path": model.source.get("path"),
+        "sha256": model.source.get("sha256"),
+        "architecture": model.module_name,
+        "modality": model.modality,
+        "classes": list(model.classes),
+        "trained_on": dict(model.task.dataset),
+        "training_metrics": dict(model.task.metrics),
+        **({"postprocessing": model.task.postprocessing.to_dict()} if model.task.postprocessing else {}),
+    }
+
+
+def describe_data(data: Dataset) -> dict:
+    return {
+        "name": data.name,
+        "sha256": data.sha256,
+        "rows": len(data),
+        "modality": data.modality,
+        "target": data.target,
+        "classes": list(data.classes),
+        "sensitive": list(data.sensitive_names),
+        "source": dict(data.source),
+    }
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions

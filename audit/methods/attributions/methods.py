@@ -1,0 +1,41 @@
+"""Several attribution methods on one model: the default choice for a model, and a run of
+each that reports the methods that cannot run as warnings instead of failing."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from audit.methods.attributions.registry import get_method
+from audit.core.dataset import Dataset
+from audit._util.errors import AuditInputError
+from audit.methods.attributions.explain import explain
+
+DEFAULT_METHODS = ("integrated_gradients", "saliency", "gradient_shap", "grad_cam")
+
+
+def methods_for(model, methods: tuple[str, ...] | None) -> tuple[list[str], list[str]]:
+    """The methods to run on `model` and warnings for those that cannot: the defaults that fit
+    the model when `methods` is None (Grad-CAM only for CNNs), else the named ones."""
+    if methods is None:
+        has_conv = any(isinstance(m, nn.Conv2d) for m in model.module.modules())
+        names = [m for m in DEFAULT_METHODS if m != "grad_cam" or has_conv]
+    else:
+        names = list(dict.fromkeys(methods))
+    runnable, warnings = [], []
+    for name in names:
+        if model.modality in get_method(name).modalities:
+            runnable.append(name)
+        else:
+            warnings.append(f"{name} skipped: it does not support {model.modality} models")
+    return runnable, warnings
+
+
+def attribute_all(model, data: Dataset, methods: list[str], target, *, seed: int):
+    """Attributions per method that ran, and a warning per method that could not run."""
+    attributions, warnings = {}, []
+    for name in methods:
+        try:
+            attributions[name] = explain(model, data, name, target, seed=seed)
+        except AuditInputError as exc:
+            warnings.append(f"{name} skipped: {exc}")
+    return attributions, warnings
