@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from audit.core.analyzer import Figure  # noqa: E402
+from audit.core.result import Figure  # noqa: E402
 
 
 # Names and texts from data are drawn as they are: a "$" must not start matplotlib's math mode.

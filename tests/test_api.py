@@ -11,7 +11,7 @@ from torch import nn
 
 import audit
 from audit.analyzers import ANALYZERS
-from audit.core.analyzer import Result
+from audit.core.result import Result
 
 
 def test_public_api_is_curated():

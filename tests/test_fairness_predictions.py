@@ -12,7 +12,7 @@ import pytest
 import audit
 from audit.cli import main
 
-SHIPPED = Path(audit.__file__).parent / "data" / "files" / "compas-scores-two-years.filtered.csv.gz"
+SHIPPED = Path(audit.__file__).parent / "io" / "files" / "compas-scores-two-years.filtered.csv.gz"
 DECILES = Path(__file__).parent / "data" / "compas-decile-scores.csv.gz"  # id, decile_score from the same raw file
 
 

@@ -11,11 +11,12 @@ import pytest
 from planted import two_feature_mlp, two_feature_table
 
 import audit
-from audit.core.analyzer import Result
+from audit.core.result import Result
 from audit.analyzers.explanation_quality.analyzer import ExplanationQuality
+from audit.analyzers.fairness.analyzer import Fairness
 from audit.methods.attributions import registry
 from audit.cli import main
-from audit.core.findings import with_findings
+from audit.core.analyzer import judged
 from audit.policy.thresholds import DEFAULT_VALUES, default_policy_toml
 from audit.models.spec import ModelSpec
 from audit.policy.gates import Policy
@@ -107,7 +108,7 @@ def fairness_result(gap: float, interval: tuple[float, float]) -> Result:
     (0.08, (0.05, 0.11), None),  # within the 0.1 the default policy allows
 ])
 def test_a_gap_is_claimed_only_where_its_interval_supports_it(gap, interval, severity):
-    found = with_findings(fairness_result(gap, interval), DEFAULT_VALUES).findings
+    found = judged(Fairness(), fairness_result(gap, interval), DEFAULT_VALUES).findings
     assert [f.severity for f in found] == ([severity] if severity else [])
     if severity:
         assert found[0].sentence.startswith(f"True positive rate for a is {gap * 100:.0f} points below b's")
@@ -117,9 +118,9 @@ def test_analyzer_pair_and_own_findings_are_kept():
     result = fairness_result(0.30, (0.20, 0.40))
     named = Result(**{**result.__dict__, "details": {**result.details, "compared": {
         "fairness.sex.equalized_odds_difference": {"feature": "sex", "worse_group": "b", "better_group": "a"}}}})
-    assert "for a is 30 points below b's" in with_findings(named, DEFAULT_VALUES).findings[0].sentence
+    assert "for a is 30 points below b's" in judged(Fairness(), named, DEFAULT_VALUES).findings[0].sentence
     own = audit.Finding("info", "the model predicts one class", ("fairness.sex.equalized_odds_difference",))
-    mine = with_findings(Result(**{**result.__dict__, "findings": (own,)}), DEFAULT_VALUES)
+    mine = judged(Fairness(), Result(**{**result.__dict__, "findings": (own,)}), DEFAULT_VALUES)
     assert mine.findings == (own,)  # a derived finding on the same metric gives way to the analyzer's own
 
 
@@ -143,7 +144,7 @@ def test_default_policy_prints_as_toml_and_judges_as_no_policy(tmp_path, capsys)
 def test_a_user_policy_overrides_a_threshold():
     result = fairness_result(0.30, (0.20, 0.40))
     strict = Policy.from_dict({"thresholds": {"error_rate_gap_max": 0.5}})
-    assert with_findings(result, strict.thresholds).findings == ()
+    assert judged(Fairness(), result, strict.thresholds).findings == ()
     with pytest.raises(audit.AuditInputError, match="unknown threshold"):
         Policy.from_dict({"thresholds": {"gap": 0.5}})
     with pytest.raises(audit.AuditInputError, match="finite number"):
@@ -151,17 +152,16 @@ def test_a_user_policy_overrides_a_threshold():
 
 
 def test_a_finder_that_fails_leaves_a_finding_saying_so(monkeypatch):
-    from audit.core import findings
-    def broken(result, thresholds):
+    def broken(self, result, thresholds):
         raise KeyError("groups")
 
-    monkeypatch.setitem(findings._FINDERS, "fairness", broken)
-    found = with_findings(fairness_result(0.3, (0.2, 0.4)), DEFAULT_VALUES).findings
+    monkeypatch.setattr(Fairness, "findings", broken)
+    found = judged(Fairness(), fairness_result(0.3, (0.2, 0.4)), DEFAULT_VALUES).findings
     assert [f.severity for f in found] == ["medium"] and "could not be derived" in found[0].sentence
 
 
 def test_groups_without_positives_name_no_pair():
     result = fairness_result(0.30, (0.20, 0.40))
     result.tables["groups"]["tpr"] = np.nan
-    found = with_findings(result, DEFAULT_VALUES).findings
+    found = judged(Fairness(), result, DEFAULT_VALUES).findings
     assert found[0].sentence.startswith("True or false positive rates differ by 30 points")

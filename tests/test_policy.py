@@ -12,7 +12,7 @@ from junit_schema import valid_junit
 from markdown_it import MarkdownIt
 
 import audit
-from audit.core.analyzer import Result
+from audit.core.result import Result
 from audit.analyzers.fairness.analyzer import Fairness
 from audit.policy.gates import Policy
 from audit.report.ci import render_junit, render_markdown

@@ -9,7 +9,7 @@ import pytest
 
 import audit
 from audit._util import progress
-from audit.core.analyzer import Figure, Finding, Result
+from audit.core.result import Figure, Finding, Result
 from audit.executor.compare import Comparison
 from audit.policy.gates import Policy
 from audit.report.ci import render_compare_markdown, render_markdown

@@ -7,10 +7,8 @@ from audit.analyzers.lime_weights import analyzer as lime_weights  # noqa: F401
 from audit.analyzers.explanation_quality import analyzer as explanation_quality  # noqa: F401
 from audit.analyzers.robustness import analyzer as robustness  # noqa: F401
 from audit.analyzers.fairness import analyzer as fairness  # noqa: F401
-from audit.analyzers.explanation_quality import findings as _explanation_findings  # noqa: F401
-from audit.analyzers.fairness import findings as _fairness_findings  # noqa: F401
-from audit.analyzers.robustness import findings as _robustness_findings  # noqa: F401
-from audit.core.analyzer import ANALYZERS, Analyzer, Figure, Finding, MetricSpec, Result, register_analyzer
+from audit.core.analyzer import ANALYZERS, Analyzer, register_analyzer
+from audit.core.result import Figure, Finding, MetricSpec, Result
 from audit.analyzers.performance.analyzer import Performance
 
 __all__ = ["ANALYZERS", "Analyzer", "Figure", "Finding", "MetricSpec", "Performance", "Result", "register_analyzer"]

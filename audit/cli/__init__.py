@@ -37,7 +37,7 @@ from audit.mitigation.fair_training import Mitigation
 from audit.mitigation.postprocess import with_thresholds
 from audit.mitigation.retrain import recorded_adversarial, retrain
 from audit.mitigation.sweep import DISPARITY, ROBUST, check_sweepable, gate_limit, parse_grid, sweep
-from audit.mitigation.thresholds import CONSTRAINTS
+from audit.core.postprocessing import CONSTRAINTS
 from audit.report.ci import render_compare_markdown, render_junit, render_markdown
 from audit.engine import running_on
 from audit.executor.runner import AuditRun, run

@@ -1,8 +1,10 @@
-"""The analyzer interface and the result every analyzer returns.
+"""The analyzer interface, and the registry of analyzers.
 
 An analyzer is a frozen, keyword-only dataclass: its fields are its whole
-configuration. `run(model, data, seed=...)` always returns a `Result`; the runner
-turns an exception into a Result with status "error".
+configuration. `run(model, data, seed=...)` always returns a `Result`; the executor
+turns an exception into a Result with status "error". `findings(result, thresholds)`
+is the analyzer's judgement of its own result, made in one place; the executor asks
+for it once (`judged`).
 
 An analyzer whose numbers are functions of counts (performance, fairness) also gives
 `tally(...)`: a `Tally` that adds up chunks of rows and their predictions, so a streamed
@@ -12,134 +14,20 @@ whole data once. Every other analyzer reads rows; a streamed run gives it a seed
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import pandas as pd
 
 from audit._util.errors import AuditInputError
+from audit.core.result import Finding, MetricSpec, Result, by_severity
 
 if TYPE_CHECKING:
     from audit.core.dataset import Dataset
     from audit.core.groups import SensitiveValues
     from audit.core.model import Model
-
-STATUSES = ("ok", "error", "skipped")
-SEVERITIES = ("high", "medium", "low", "info")
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """A gateable metric: what it means, which direction is better, and whether it comes with an interval.
-
-    `interval` is true when the analyzer reports a confidence interval for the metric, so a gate
-    may read its bounds (`use = "upper"` or `"lower"`).
-    """
-
-    description: str
-    better: str  # "higher" or "lower"
-    interval: bool = False
-
-
-@dataclass(frozen=True)
-class Figure:
-    """A rendered plot with the caption that says what it shows and how to read it."""
-
-    title: str
-    caption: str
-    png: bytes
-
-    def data_uri(self) -> str:
-        return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
-
-
-@dataclass(frozen=True)
-class Finding:
-    """What a reviewer must know: a judgement with its evidence.
-
-    `sentence` is one plain-language sentence that carries the number and its interval;
-    `metrics` are the metric names it rests on; `why` says why it matters and `next`
-    what to look at next. A finding is never raised on a number whose interval does not
-    support it."""
-
-    severity: str
-    sentence: str
-    metrics: tuple[str, ...] = ()
-    why: str = ""
-    next: str = ""
-
-    def __post_init__(self):
-        if self.severity not in SEVERITIES:
-            raise ValueError(f"severity must be one of {SEVERITIES}, not {self.severity!r}")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self) | {"metrics": list(self.metrics)}
-
-
-@dataclass(frozen=True)
-class Result:
-    """What one analyzer found. `metrics` are flat ("<prefix>.<name>" -> float) and gateable;
-    `intervals` holds confidence intervals (low, high) for some of them."""
-
-    analyzer: str
-    status: str = "ok"
-    metrics: Mapping[str, float] = field(default_factory=dict)
-    intervals: Mapping[str, tuple[float, float]] = field(default_factory=dict)
-    tables: Mapping[str, pd.DataFrame] = field(default_factory=dict)
-    arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
-    figures: tuple[Figure, ...] = ()
-    config: Mapping = field(default_factory=dict)
-    details: Mapping = field(default_factory=dict)
-    warnings: tuple[str, ...] = ()
-    findings: tuple[Finding, ...] = ()
-    error: str | None = None
-    seconds: float = 0.0
-
-    def __post_init__(self):
-        if self.status not in STATUSES:
-            raise ValueError(f"status must be one of {STATUSES}, not {self.status!r}")
-        for name in self.metrics:
-            if not name.startswith(self.analyzer_prefix + "."):
-                raise ValueError(f"metric {name!r} must start with {self.analyzer_prefix!r}.")
-
-    def __repr__(self) -> str:
-        status = {"ok": "ran", "error": f"errored: {self.error}", "skipped": "skipped"}[self.status]
-        counts = ", ".join(f"{n} {s}" for s in SEVERITIES if (n := sum(f.severity == s for f in self.findings)))
-        return (f"Result({self.analyzer} {status}, {len(self.metrics)} metrics, "
-                f"findings: {counts or 'none'}, {self.seconds:.1f} s)")
-
-    @property
-    def analyzer_prefix(self) -> str:
-        return ANALYZERS.get(self.analyzer).metric_prefix if self.analyzer in ANALYZERS else self.analyzer
-
-    def to_dict(self) -> dict:
-        """JSON-ready: metrics, tables as records, config and details; arrays by shape only."""
-        return {
-            "analyzer": self.analyzer,
-            "status": self.status,
-            "seconds": round(self.seconds, 3),
-            "config": _jsonable(dict(self.config)),
-            "metrics": {k: _json_number(v) for k, v in self.metrics.items()},
-            "intervals": {k: [_json_number(lo), _json_number(hi)] for k, (lo, hi) in self.intervals.items()},
-            "tables": {k: _jsonable(t.reset_index().to_dict(orient="records")) for k, t in self.tables.items()},
-            "arrays": {k: list(np.shape(v)) for k, v in self.arrays.items()},
-            "figures": [f.title for f in self.figures],
-            "details": _jsonable(dict(self.details)),
-            "warnings": list(self.warnings),
-            "findings": [f.to_dict() for f in self.findings],
-            "error": self.error,
-        }
-
-    def _repr_html_(self) -> str:
-        from audit.report.html import render_result
-
-        return render_result(self)
 
 
 class Analyzer(ABC):
@@ -150,6 +38,7 @@ class Analyzer(ABC):
     description: ClassVar[str]
     metric_prefix: ClassVar[str]
     metrics: ClassVar[Mapping[str, MetricSpec]] = {}
+    headline: ClassVar[tuple[str, ...]] = ()  # the metrics a report's summary leads with, where a run has them
     default: ClassVar[bool] = True
 
     def supports(self, model: Model, data: Dataset) -> bool:
@@ -161,6 +50,11 @@ class Analyzer(ABC):
 
     def config(self) -> dict:
         return dataclasses.asdict(self)
+
+    def findings(self, result: Result, thresholds: Mapping[str, float]) -> tuple[Finding, ...]:
+        """What a reviewer must know from this analyzer's `result`, judged by the policy's `thresholds`; a
+        finding is raised only where its interval supports it."""
+        return ()
 
     def tally(self, model: Model, values: SensitiveValues, *, seed: int) -> Tally | None:
         """The counts this analyzer needs, to be fed chunk by chunk (`values`: every sensitive value of the
@@ -247,24 +141,19 @@ def _check_option(analyzer: str, option: str, spec: dataclasses.Field, value) ->
         raise AuditInputError(f"analyzer {analyzer!r}: samples must be a whole number of at least 1, found {value!r}")
 
 
-def _json_number(value) -> float | None:
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _jsonable(value):
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return _json_number(value)
-    if value is None or isinstance(value, (int, str)):
-        return value
-    return str(value)
+def judged(analyzer: Analyzer, result: Result, thresholds: Mapping[str, float]) -> Result:
+    """`result` with its analyzer's findings, high first. A judgement that fails says so in a finding: a run
+    without findings must not read as a run without problems."""
+    if result.status != "ok":
+        return result
+    try:
+        found = analyzer.findings(result, thresholds)
+    except Exception as exc:  # noqa: BLE001 - the analyzer's numbers stand; the judgement says it is missing
+        found = (Finding("medium", f"The findings of this analyzer could not be derived ({type(exc).__name__}: "
+                                   f"{exc}); its numbers are shown unjudged.",
+                         why="A run without findings must not read as a run without problems.",
+                         next="Read this section's metrics against the default policy by hand, and report the "
+                              "error."),)
+    covered = {m for f in result.findings for m in f.metrics}  # raised in run(): moving into findings()
+    derived = [f for f in found if not covered & set(f.metrics)]
+    return dataclasses.replace(result, findings=by_severity([*result.findings, *derived]))

@@ -21,7 +21,7 @@ from audit.core.adapters import Logits
 from audit.core.dataset import MODALITIES, Dataset
 from audit.core.encoders import Encoder, ImageEncoder, TabularEncoder, Tokenizer, encoder_from_dict
 from audit._util.errors import AuditInputError
-from audit.mitigation.thresholds import GroupThresholds
+from audit.core.postprocessing import GroupThresholds
 
 
 @dataclass(frozen=True)

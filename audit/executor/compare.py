@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from audit.core.analyzer import Analyzer, Result
+from audit.core.analyzer import Analyzer
+
+from audit.core.result import Result
 from audit.core.dataset import Dataset
 from audit.engine import Engine, running_on
 from audit._util.errors import AuditInputError

@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audit.core.analyzer import Analyzer, Result
+from audit.core.analyzer import Analyzer, judged
+
+from audit.core.result import Result
 from audit.core.dataset import Dataset, read_table
 from audit._util.errors import AuditInputError
 from audit.policy.gates import Policy
-from audit.core.findings import with_findings
 from audit.core.groups import SensitiveValues
 from audit._util.paths import input_file, shown
 from audit._util.progress import rows as progress_rows
@@ -150,7 +151,7 @@ def from_predictions(table: pd.DataFrame | str | Path, *, target: str, predictio
         results = [_run_one(a, model, data, seed) for a in chosen if a.name in NEEDS_NO_MODEL]
     thresholds = (policy or Policy()).thresholds
     done = iter(results)
-    results = tuple(with_findings(next(done), thresholds) if a.name in NEEDS_NO_MODEL else Result(
+    results = tuple(judged(a, next(done), thresholds) if a.name in NEEDS_NO_MODEL else Result(
         analyzer=a.name, status="skipped", config=a.config(),
         details={"reason": "needs the model itself; only its predictions were given"}) for a in chosen)
     source = model.source

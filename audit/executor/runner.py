@@ -17,12 +17,13 @@ import matplotlib
 import numpy as np
 import torch
 
-from audit.core.analyzer import ANALYZERS, Analyzer, Result
+from audit.core.analyzer import ANALYZERS, Analyzer, judged
+
+from audit.core.result import Result
 from audit.core.dataset import Dataset
 from audit.engine import Engine, running_on
 from audit.engine import current as current_engine
 from audit._util.errors import AuditInputError
-from audit.core.findings import with_findings
 from audit.core.model import Model
 from audit.policy.gates import Policy, Verdict
 from audit._util.progress import steps
@@ -133,7 +134,7 @@ def _run(model, data, analyzers, *, seed, policy, samples, options, command) -> 
     judged_by = policy or Policy()
     results = []
     for analyzer in steps(objects, desc="audit", name=lambda a: a.name):
-        results.append(with_findings(_run_one(analyzer, model, data, seed), judged_by.thresholds))
+        results.append(judged(analyzer, _run_one(analyzer, model, data, seed), judged_by.thresholds))
     return assemble(describe_model(model), data, tuple(results), seed=seed, policy=policy, started=started,
                     command=command, device=str(model.device))
 

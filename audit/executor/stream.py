@@ -21,10 +21,10 @@ from datetime import datetime, timezone
 import numpy as np
 
 from audit import engine
-from audit.core.analyzer import Analyzer, Result, Tally
+from audit.core.analyzer import Analyzer, Tally, judged
+from audit.core.result import Result
 from audit.core.dataset import Dataset, concat
 from audit._util.errors import AuditInputError
-from audit.core.findings import with_findings
 from audit.policy.gates import Policy
 from audit._util.progress import rows
 from audit.executor.runner import AuditRun, _run_one, assemble, describe_model, error_result, resolve_analyzers
@@ -99,7 +99,7 @@ def run_stream(model, source: Source, analyzers: Sequence[str | Analyzer] | None
             result = _tallied(a, tallies.get(a.name), sample, spent[a.name], failed.get(a.name))
         else:
             result = _run_one(a, model, sample, seed)
-        results.append(with_findings(result, thresholds))
+        results.append(judged(a, result, thresholds))
     described = {"name": source.name, "sha256": source.sha256(), "rows": start, "modality": source.modality,
                  "target": source.target, "classes": list(census.classes), "sensitive": list(census.values.counts),
                  "source": {**source.describe, "streamed": True, "sample_rows": len(sample)}}

@@ -9,7 +9,7 @@ from fairlearn.postprocessing import ThresholdOptimizer
 
 from audit.core.dataset import Dataset
 from audit._util.errors import AuditInputError
-from audit.mitigation.thresholds import fit_thresholds
+from audit.methods.fairness.thresholds import fit_thresholds
 from audit.core.model import Model
 
 

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from audit.core.analyzer import Finding, Result
+from audit.core.result import Finding, Result
 from audit.analyzers.robustness.analyzer import DEFAULT_SAMPLES, default_epsilon
 from audit.core.dataset import Dataset
 from audit._util.errors import AuditInputError

@@ -24,9 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from audit.core.analyzer import ANALYZERS, Finding, MetricSpec
+from audit.core.analyzer import ANALYZERS
+
+from audit.core.result import Finding, MetricSpec
 from audit._util.errors import AuditInputError, read_toml
-from audit.core.findings import by_severity
+from audit.core.result import by_severity
 from audit.policy.thresholds import DEFAULT_VALUES
 
 if TYPE_CHECKING:

@@ -16,8 +16,10 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
-from audit.core.analyzer import ANALYZERS, Result
-from audit.core.findings import worst_severity
+from audit.core.analyzer import ANALYZERS
+
+from audit.core.result import Result
+from audit.core.result import worst_severity
 
 if TYPE_CHECKING:
     from audit.executor.compare import Comparison

@@ -42,11 +42,14 @@ import pandas as pd
 import torch
 from scipy.stats import ConstantInputWarning, spearmanr
 
-from audit.core.analyzer import Analyzer, MetricSpec, Result, register_analyzer
+from audit.core.analyzer import Analyzer, register_analyzer
+
+from audit.core.result import MetricSpec, Result
 from audit.methods.attributions.methods import attribute_all, methods_for
 from audit.methods.attributions.sampling import explained_samples, seeded
 from audit.core.words import hide_words, word_counts
 from audit.core.model import Model
+from audit.analyzers.explanation_quality.findings import explanation_findings
 from audit.plots import new_figure, to_figure
 
 
@@ -89,6 +92,9 @@ class ExplanationQuality(Analyzer):
         "explanations.agreement": MetricSpec(
             "mean rank correlation of the top-k features between pairs of methods", "higher"),
     }
+
+    def findings(self, result, thresholds):
+        return tuple(explanation_findings(result, thresholds))
 
     def run(self, model, data, *, seed: int = 0) -> Result:
         methods, warnings = methods_for(model, self.methods)

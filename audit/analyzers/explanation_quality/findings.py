@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from audit.core.analyzer import Finding, Result
-from audit.core.findings import finds
+from audit.core.result import Finding, Result
 
 SANITY = "explanations.{}.sanity_passed"
 
 
-@finds("explanation_quality")
 def explanation_findings(result: Result, thresholds: Mapping[str, float]) -> list[Finding]:
     methods = list(result.details.get("methods", []))
     checked = [m for m in methods if SANITY.format(m) in result.metrics]

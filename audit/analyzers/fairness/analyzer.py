@@ -45,8 +45,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from audit.core.analyzer import Analyzer, Finding, MetricSpec, Result, Tally, register_analyzer
+from audit.core.analyzer import Analyzer, Tally, register_analyzer
+
+from audit.core.result import Finding, MetricSpec, Result
 from audit._util.errors import AuditInputError
+from audit.analyzers.fairness.findings import fairness_findings
 from audit.analyzers.fairness import figures
 from audit.methods.fairness.intervals import worst_gap_interval, worst_ratio_interval
 from audit.methods.fairness.counterfactual import counterfactual_probe
@@ -130,6 +133,9 @@ class Fairness(Analyzer):
 
     def supports(self, model, data) -> bool:
         return len(data.sensitive.columns) > 0 or model.modality == "text"
+
+    def findings(self, result, thresholds):
+        return tuple(fairness_findings(result, thresholds))
 
     def run(self, model, data, *, seed: int = 0) -> Result:
         tally = self.tally(model, SensitiveValues.of(data.sensitive), seed=seed)

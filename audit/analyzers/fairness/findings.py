@@ -12,14 +12,13 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from audit.core.analyzer import Finding, Result
+from audit.core.result import Finding, Result
 from audit.core.groups import INTERSECTION
-from audit.core.findings import finds, points
+from audit.core.result import points
 
 RATES = {"selection_rate": "Selection rate", "tpr": "True positive rate", "fpr": "False positive rate"}
 
 
-@finds("fairness")
 def fairness_findings(result: Result, thresholds: Mapping[str, float]) -> list[Finding]:
     groups = result.tables.get("groups")
     features = [name.split(".", 1)[1].rsplit(".", 1)[0] for name in result.metrics

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from audit.core.analyzer import Analyzer, MetricSpec, Result, register_analyzer
+from audit.core.analyzer import Analyzer, register_analyzer
+
+from audit.core.result import MetricSpec, Result
 from audit.methods.attributions.figures import TOP_FEATURES, examples_figure, importance_figure
 from audit.methods.attributions.lime_method import DEFAULT_GRID, DEFAULT_SAMPLES, explain_lime
 from audit.methods.attributions.sampling import explained_samples

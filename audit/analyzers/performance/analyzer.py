@@ -11,7 +11,9 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 from sklearn.metrics import precision_recall_fscore_support
 
-from audit.core.analyzer import Analyzer, MetricSpec, Result, Tally, register_analyzer
+from audit.core.analyzer import Analyzer, Tally, register_analyzer
+
+from audit.core.result import MetricSpec, Result
 from audit.plots import new_figure, to_figure
 
 

@@ -24,10 +24,13 @@ import pandas as pd
 import torch
 from scipy.stats import binomtest
 
-from audit.core.analyzer import Analyzer, Finding, MetricSpec, Result, register_analyzer
+from audit.core.analyzer import Analyzer, register_analyzer
+
+from audit.core.result import Finding, MetricSpec, Result
 from audit.methods.attributions.sampling import seeded
 from audit.io.builtin import load_synonyms
 from audit._util.errors import AuditInputError
+from audit.analyzers.robustness.findings import robustness_findings
 from audit.plots import new_figure, to_figure
 from audit.methods.robustness.apgd import APGD, apgd
 from audit.methods.robustness.attacks import NORMS, PGD, fgsm, flip_epsilons, pgd
@@ -145,6 +148,9 @@ class Robustness(Analyzer):
         if model.modality == "text":
             return True
         return model.modality == "image" or bool(model.encoder.continuous_mask(data).any())
+
+    def findings(self, result, thresholds):
+        return tuple(robustness_findings(result, thresholds))
 
     def run(self, model, data, *, seed: int = 0) -> Result:
         sample = data.sample(self.samples or DEFAULT_SAMPLES[model.modality], seed=seed)

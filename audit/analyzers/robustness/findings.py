@@ -6,13 +6,12 @@ from collections.abc import Mapping
 
 from scipy.stats import binomtest
 
-from audit.core.analyzer import Finding, Result
-from audit.core.findings import finds, points
+from audit.core.result import Finding, Result
+from audit.core.result import points
 
 CONFIDENCE = 0.95
 
 
-@finds("robustness")
 def robustness_findings(result: Result, thresholds: Mapping[str, float]) -> list[Finding]:
     findings = _kept_share(result, thresholds["robust_accuracy_ratio_min"])
     if result.metrics.get("robustness.sanity_passed") == 0.0:

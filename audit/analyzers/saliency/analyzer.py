@@ -14,7 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from audit.core.analyzer import Analyzer, MetricSpec, Result, register_analyzer
+from audit.core.analyzer import Analyzer, register_analyzer
+
+from audit.core.result import MetricSpec, Result
 from audit.methods.attributions.figures import (TOKEN_LINES, TOP_FEATURES, image_grid, importance_figure,
                                        mean_map_figure, token_figure)
 from audit.methods.attributions.methods import attribute_all, methods_for

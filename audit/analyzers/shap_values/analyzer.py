@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 import torch
 
-from audit.core.analyzer import Analyzer, MetricSpec, Result, register_analyzer
+from audit.core.analyzer import Analyzer, register_analyzer
+
+from audit.core.result import MetricSpec, Result
 from audit.methods.attributions.figures import EXAMPLES, TOP_FEATURES, examples_figure, importance_figure
 from audit.methods.attributions.sampling import explained_samples
 from audit.methods.attributions.shap_method import DEFAULT_BACKGROUND, DEFAULT_MAX_EVALS, explain_shap

@@ -5,7 +5,7 @@ A one-time build step, not a run-time dependency: reads WordNet's own data files
 line per word, `word<TAB>pos<TAB>synonym,synonym,...`, sorted, gzipped with mtime 0 (the
 same WordNet gives the same bytes). Run from the repository root:
 
-    python audit/data/files/build_synonyms.py [/usr/share/wordnet]
+    python audit/io/files/build_synonyms.py [/usr/share/wordnet]
 
 Which words and synonyms (see LICENSES.md):
 - words are single lower-case letter runs of `MIN_LETTERS` or more (no multi-word

@@ -8,7 +8,7 @@ import textwrap
 import numpy as np
 import pandas as pd
 
-from audit.core.analyzer import Figure
+from audit.core.result import Figure
 from audit.methods.attributions.summary import feature_groups, group_sums
 from audit.plots import new_figure, to_figure, wrapped
 

@@ -15,7 +15,7 @@ import pandas as pd
 from fairlearn.postprocessing import ThresholdOptimizer
 
 from audit.methods.fairness.metrics import confusion_by_group, disparities_from_cells
-from audit.mitigation.thresholds import CONSTRAINTS, Scores
+from audit.methods.fairness.thresholds import CONSTRAINTS, Scores
 
 MITIGATION_TABLE = "mitigation_preview_(model_unchanged)"  # the report captions a table by its name
 
