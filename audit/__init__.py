@@ -33,7 +33,7 @@ _PUBLIC = {
     "list_datasets": ("audit.io.builtin", "list_datasets"),
     "list_models": ("audit.models", "list_models"),
     "load_dataset": ("audit.io.builtin", "load_dataset"),
-    "load_model": ("audit.io.checkpoint", "load"),
+    "load_model": ("audit.models.checkpoint", "load"),
     "run": ("audit.executor.runner", "run"),
     "run_stream": ("audit.executor.stream", "run_stream"),
     "save_model": ("audit.io.checkpoint", "save"),
@@ -64,7 +64,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # what type checkers and editors see; the names above are the same objects
     from audit.analyzers import ANALYZERS, Analyzer, Finding, Performance, Result
-    from audit.io.checkpoint import load as load_model
+    from audit.models.checkpoint import load as load_model
     from audit.io.checkpoint import save as save_model
     from audit.core.dataset import Dataset
     from audit.core.encoders import Tokenizer

@@ -39,7 +39,7 @@ def trained(folder: Path, name: str) -> tuple[audit.Model, float]:
         shutil.copy(ROOT / "models" / f"{name}.toml", folder / f"{name}.toml")
         if cli_main(["train", str(folder / f"{name}.toml"), "--quiet"]) != 0:
             raise SystemExit(f"training {name} failed")
-    model = checkpoint.load(path)
+    model = audit.load_model(path)
     return model, float(model.task.metrics.get("train_seconds", float("nan")))
 
 

@@ -16,6 +16,8 @@ import torch
 import audit
 import hostile
 from audit.io import checkpoint
+from audit.models.checkpoint import load
+from audit.models.registry import MODELS
 from audit.cli import main
 from audit._util.errors import UnsafeCheckpointError
 
@@ -33,7 +35,7 @@ class WritesFile:
 def test_round_trip_gives_identical_predictions(digits_cnn, tmp_path):
     data = audit.load_dataset("digits", "test")
     path = checkpoint.save(digits_cnn, tmp_path / "m.pt")
-    again = checkpoint.load(path)
+    again = load(path)
     np.testing.assert_array_equal(again.predict_proba(data), digits_cnn.predict_proba(data))
     assert again.task.to_dict() == digits_cnn.task.to_dict()
     assert again.source["sha256"] == checkpoint.file_sha256(path)
@@ -49,7 +51,7 @@ def test_checkpoint_is_plain_data_loaded_with_weights_only(digits_cnn, tmp_path,
         return real_load(*args, **kwargs)
 
     monkeypatch.setattr(torch, "load", spy)
-    checkpoint.load(path)
+    load(path)
     assert seen == [True]
     with zipfile.ZipFile(path) as archive:
         data_pkl = next(n for n in archive.namelist() if n.endswith("data.pkl"))
@@ -67,7 +69,7 @@ def test_pickle_that_runs_code_is_refused_and_runs_nothing(tmp_path, payload_kin
     path = tmp_path / "evil.pt"
     torch.save(obj, path)
     with pytest.raises(UnsafeCheckpointError, match="--trust-code"):
-        checkpoint.load(path)
+        load(path)
     assert not marker.exists()
 
 
@@ -76,7 +78,7 @@ def test_legacy_pickle_file_is_refused(tmp_path):
     path = tmp_path / "evil.pkl"
     path.write_bytes(pickle.dumps(WritesFile(marker)))
     with pytest.raises(audit.AuditInputError):
-        checkpoint.load(path)
+        load(path)
     assert not marker.exists()
 
 
@@ -89,8 +91,8 @@ def test_pickled_module_loads_only_when_trusted(tmp_path, adult_mlp):
     finally:
         del module.audit_task
     with pytest.raises(UnsafeCheckpointError, match="trust_code=True"):
-        checkpoint.load(path)
-    trusted = checkpoint.load(path, trust_pickle=True)
+        load(path)
+    trusted = load(path, trust_pickle=True)
     data = audit.load_dataset("adult", "test").sample(100, seed=0)
     np.testing.assert_allclose(trusted.predict_proba(data), adult_mlp.predict_proba(data))
 
@@ -100,7 +102,7 @@ def test_garbage_is_not_a_checkpoint(tmp_path, content):
     path = tmp_path / "junk.pt"
     path.write_bytes(content)
     with pytest.raises(audit.AuditInputError, match="junk.pt"):
-        checkpoint.load(path)
+        load(path)
 
 
 def test_truncated_checkpoint_is_refused(digits_cnn, tmp_path):
@@ -108,7 +110,7 @@ def test_truncated_checkpoint_is_refused(digits_cnn, tmp_path):
     raw = path.read_bytes()
     path.write_bytes(raw[: len(raw) // 2])
     with pytest.raises(audit.AuditInputError, match="not a model checkpoint"):
-        checkpoint.load(path)
+        load(path)
 
 
 def test_torchscript_round_trip(reviews_lstm, tmp_path):
@@ -116,8 +118,8 @@ def test_torchscript_round_trip(reviews_lstm, tmp_path):
     example = reviews_lstm.encode(data)  # full length: TorchScript modules get untrimmed ids
     path = checkpoint.save_torchscript(reviews_lstm, tmp_path / "m.ts", example=example)
     with pytest.raises(UnsafeCheckpointError, match="TorchScript"):
-        checkpoint.load(path)
-    loaded = checkpoint.load(path, trust_code=True)
+        load(path)
+    loaded = load(path, trust_code=True)
     assert loaded.architecture == "torchscript"
     np.testing.assert_allclose(loaded.predict_proba(data), reviews_lstm.predict_proba(data), atol=1e-5)
 
@@ -127,7 +129,7 @@ def test_torchscript_without_task_is_explained(tmp_path):
     path = tmp_path / "bare.ts"
     torch.jit.save(scripted, str(path))
     with pytest.raises(audit.AuditInputError, match="without audit task metadata"):
-        checkpoint.load(path, trust_code=True)
+        load(path, trust_code=True)
 
 
 def test_wrapped_user_module_cannot_be_saved_as_registry_checkpoint(tmp_path):
@@ -159,7 +161,7 @@ def test_unknown_architecture_in_checkpoint(digits_cnn, tmp_path):
     path = tmp_path / "r.pt"
     path.write_bytes(buf.getvalue())
     with pytest.raises(audit.AuditInputError, match="unknown architecture 'resnet'"):
-        checkpoint.load(path)
+        load(path)
 
 
 # -- model files are data: TorchScript runs nothing unless trusted ----------------------------------
@@ -175,7 +177,7 @@ def test_torchscript_that_writes_files_is_refused_and_never_loaded(tmp_path, mon
     calls = []
     monkeypatch.setattr(torch.jit, "load", lambda *a, **k: calls.append(a))
     with pytest.raises(UnsafeCheckpointError, match="TorchScript.*--trust-code.*trust_code=True.*audit train"):
-        checkpoint.load(path)
+        load(path)
     data = tmp_path / "d.csv"
     hostile.table().to_csv(data, index=False)
     code = main(["report", str(path), "--data", str(data), "-o", str(tmp_path / "r.html"), "--quiet"])
@@ -191,7 +193,7 @@ def test_trusted_torchscript_runs_its_code(tmp_path):
     marker = tmp_path / "marker.bin"
     path = hostile.torchscript_payload(tmp_path / "evil.pt", marker, where="setstate",
                                        task=hostile.tabular_model().task.to_dict())
-    model = checkpoint.load(path, trust_code=True)
+    model = load(path, trust_code=True)
     assert marker.exists() and model.architecture == "torchscript"
 
 
@@ -199,7 +201,7 @@ def test_trust_pickle_is_an_alias_of_trust_code(tmp_path, reviews_lstm):
     data = audit.load_dataset("reviews", "test").sample(5, seed=1)
     path = checkpoint.save_torchscript(reviews_lstm, tmp_path / "m.ts", example=reviews_lstm.encode(data))
     for flag in ("trust_code", "trust_pickle"):
-        assert checkpoint.load(path, **{flag: True}).architecture == "torchscript"
+        assert load(path, **{flag: True}).architecture == "torchscript"
 
 
 @pytest.mark.parametrize("metadata, message", [
@@ -212,7 +214,7 @@ def test_trusted_torchscript_with_bad_metadata_is_one_line(tmp_path, metadata, m
     path = tmp_path / "bad.ts"
     torch.jit.save(torch.jit.script(torch.nn.Linear(3, 2)), str(path), _extra_files={checkpoint.TASK_FILE: metadata})
     with pytest.raises(audit.AuditInputError, match=message) as info:
-        checkpoint.load(path, trust_code=True)
+        load(path, trust_code=True)
     assert "\n" not in str(info.value)
 
 
@@ -270,7 +272,7 @@ def test_malformed_checkpoint_is_one_clear_line(tmp_path, case):
     edit, message = SCHEMA[case]
     path = hostile.save_payload(edited(edit), tmp_path / "m.pt")
     with pytest.raises(audit.AuditInputError, match=message) as info:
-        checkpoint.load(path)
+        load(path)
     assert str(info.value).startswith(f"{path}: ") and "\n" not in str(info.value)
 
 
@@ -278,7 +280,7 @@ def test_nan_image_range_is_refused_at_load(tmp_path):
     obj = hostile.payload(hostile.image_model())
     obj["task"]["encoder"]["high"] = math.nan
     with pytest.raises(audit.AuditInputError, match=r"task\.encoder\.high must be a finite number, found nan"):
-        checkpoint.load(hostile.save_payload(obj, tmp_path / "m.pt"))
+        load(hostile.save_payload(obj, tmp_path / "m.pt"))
 
 
 def test_huge_declared_architecture_is_refused_before_allocating(tmp_path, monkeypatch):
@@ -286,29 +288,29 @@ def test_huge_declared_architecture_is_refused_before_allocating(tmp_path, monke
     huge = hostile.save_payload(edited(lambda p: p["config"].update(hidden=[10**5, 10**5])), tmp_path / "huge.pt")
     assert wide.stat().st_size < 40_000
     built = []
-    real_create = checkpoint.MODELS.create
+    real_create = MODELS.create
 
     def spy(name, **config):
         module = real_create(name, **config)
         built.append({p.device.type for p in module.parameters()})
         return module
 
-    monkeypatch.setattr(checkpoint.MODELS, "create", spy)
+    monkeypatch.setattr(MODELS, "create", spy)
     with pytest.raises(audit.AuditInputError, match=r"config declares 70,000,002 parameters, above the limit "
                                                     r"of 1,000,000 \(Python: max_parameters"):
-        checkpoint.load(wide, max_parameters=10**6)
+        load(wide, max_parameters=10**6)
     # Within the limit, the file's weights are compared with the architecture's shapes first.
     with pytest.raises(audit.AuditInputError, match=r"shape of 0\.weight is \(4, 4\), the architecture needs "
                                                     r"\(10000000, 4\)"):
-        checkpoint.load(wide)
+        load(wide)
     with pytest.raises(audit.AuditInputError, match=r"10,000,800,002 parameters, above the limit of 1,000,000,000"):
-        checkpoint.load(huge)
+        load(huge)
     assert built == [{"meta"}] * 3  # only bodiless modules were built
 
 
 def test_weights_and_config_within_limits_load(tmp_path):
     model = hostile.tabular_model()
-    again = checkpoint.load(checkpoint.save(model, tmp_path / "m.pt"))
+    again = load(checkpoint.save(model, tmp_path / "m.pt"))
     frame = hostile.table()
     np.testing.assert_allclose(again.predict_proba(frame), model.predict_proba(frame))
 
@@ -321,7 +323,7 @@ def test_model_path_that_is_not_a_file_is_named(tmp_path, kind):
         os.mkfifo(path)
     expected = {"directory": "is a directory", "fifo": r"is a named pipe \(FIFO\)", "device": "is a character device"}
     with pytest.raises(audit.AuditInputError, match=expected[kind]):
-        checkpoint.load(path)
+        load(path)
 
 
 def test_zip_entry_names_that_are_not_utf8_are_one_line(tmp_path):
@@ -330,7 +332,7 @@ def test_zip_entry_names_that_are_not_utf8_are_one_line(tmp_path):
     bad = raw.replace(b"archive/data.pkl", b"archive/dat\xff.pkl")
     (tmp_path / "bad.pt").write_bytes(bad)
     with pytest.raises(audit.AuditInputError, match=r"bad\.pt: not a model checkpoint") as info:
-        checkpoint.load(tmp_path / "bad.pt")
+        load(tmp_path / "bad.pt")
     assert "\n" not in str(info.value)
 
 
@@ -341,7 +343,7 @@ def test_zip_needing_an_unknown_version_is_one_line(tmp_path):
     raw[entry + 6] = 128  # "version needed to extract": 12.8
     (tmp_path / "bad.pt").write_bytes(bytes(raw))
     with pytest.raises(audit.AuditInputError, match=r"bad\.pt: not a model checkpoint"):
-        checkpoint.load(tmp_path / "bad.pt")
+        load(tmp_path / "bad.pt")
 
 
 def test_zip_spanning_disks_is_one_line(tmp_path):
@@ -352,4 +354,4 @@ def test_zip_spanning_disks_is_one_line(tmp_path):
     (tmp_path / "bad.pt").write_bytes(bytes(raw))
     with pytest.raises(audit.AuditInputError, match=r"bad\.pt: not a model checkpoint \(unreadable zip archive: "
                                                     r"zipfiles that span multiple disks"):
-        checkpoint.load(tmp_path / "bad.pt")
+        load(tmp_path / "bad.pt")

@@ -73,7 +73,7 @@ def test_train_on_user_csv_then_report_without_data(capsys, tmp_path, table_csv)
     code, out, err = run_cli(capsys, "train", "mlp", "--data", table_csv, "--target", "approved",
                              "--sensitive", "group", "-o", model_path, "--epochs", "5", "--quiet")
     assert code == 0, err
-    model = checkpoint.load(model_path)
+    model = audit.load_model(model_path)
     assert "group" not in model.encoder.columns  # sensitive columns are not model inputs
     assert model.task.sensitive == ("group",)
     json_path = tmp_path / "r.json"

@@ -19,8 +19,9 @@ from audit.cli import main
 from audit.io.locate import audit_data
 from audit._util.errors import AuditInputError
 from audit.methods.fairness.intervals import mean_rate_interval
-from audit.mitigation.adversarial_training import AdversarialTraining
+from audit.mitigation.adversarial_training import PGDTraining
 from audit.mitigation.sweep import Sweep, SweepPoint, choose, measure, parse_grid, pareto_front, sweep
+from audit.models.adversarial_training import AdversarialTraining
 from audit.models.training import TrainConfig, train
 from audit.report.html import render_result
 
@@ -92,7 +93,7 @@ def test_strict_end_is_fairer_and_the_choice_passes(swept, adult_fit_and_test, a
                                                                            sensitive_features=test.sensitive[SEX]))
     assert chosen.accuracy == pytest.approx(balanced_accuracy_score(labels, pred))
     # what is written is the chosen point
-    loaded = checkpoint.load(checkpoint.save(swept.model, tmp_path / "chosen.pt"))
+    loaded = audit.load_model(checkpoint.save(swept.model, tmp_path / "chosen.pt"))
     assert loaded.task.postprocessing.tol == chosen.value
     assert np.array_equal(loaded.predict(test), pred)
 
@@ -138,7 +139,7 @@ def test_mitigate_sweep_command(adult_mlp, adult_fit_and_test, tmp_path, capsys)
     # the comparison's fairness analyzer sees the written model as the sweep saw its chosen point
     assert fairness["metrics"][metric] == pytest.approx(chosen["demographic_parity_difference"])
     assert fairness["intervals"][metric] == pytest.approx([chosen["low"], chosen["high"]])
-    assert checkpoint.load(tmp_path / "fixed.pt").task.postprocessing.tol == chosen["tol"]
+    assert audit.load_model(tmp_path / "fixed.pt").task.postprocessing.tol == chosen["tol"]
     html = (tmp_path / "c.html").read_text()
     assert "Accuracy against disparity" in html and f"Chosen: tol {chosen['tol']:g}" in html
     assert html.count("data:image/png;base64,") >= 1
@@ -194,7 +195,7 @@ def test_adversarial_training_sweep_trades_clean_for_robust_accuracy(tmp_path, c
     epsilon = 0.1  # the robustness analyzer's default for these images: a tenth of their range
     recorded = AdversarialTraining(epsilon=epsilon, steps=3, share=1.0)
     model = train("cnn", *splits, config=config, model_config={"channels": [8, 16], "hidden": 32},
-                  adversarial=recorded, quiet=True).model
+                  hook=PGDTraining(recorded), quiet=True).model
     path = checkpoint.save(model, tmp_path / "m.pt")
     test = splits[2]
     argv = ["mitigate", str(path), "--method", "pgd", "-o", str(tmp_path / "f.pt"), "--analyzers", "performance",
@@ -207,7 +208,7 @@ def test_adversarial_training_sweep_trades_clean_for_robust_accuracy(tmp_path, c
     # planted by training: PGD examples in the loop raise accuracy under PGD at the evaluation epsilon
     assert hardened["pgd_accuracy"] > plain["pgd_accuracy"] + 0.08
     assert plain["low"] < 0.3 <= hardened["low"] and hardened["chosen"]  # the limit reads the lower bound
-    written = checkpoint.load(tmp_path / "f.pt")
+    written = audit.load_model(tmp_path / "f.pt")
     assert written.task.training["adversarial"] == model.task.training["adversarial"]
     assert np.array_equal(written.predict(test), model.predict(test))  # retrained as recorded: the same network
     assert "Accuracy against robustness" in (tmp_path / "c.html").read_text()
@@ -218,4 +219,4 @@ def test_adversarial_training_sweep_trades_clean_for_robust_accuracy(tmp_path, c
     (tmp_path / "f.pt").unlink()
     assert main(argv) == 0  # without --sweep: retrained once, with the recorded adversarial training
     assert "retrained with PGD adversarial training (epsilon 0.1)" in capsys.readouterr().out
-    assert np.array_equal(checkpoint.load(tmp_path / "f.pt").predict(test), model.predict(test))
+    assert np.array_equal(audit.load_model(tmp_path / "f.pt").predict(test), model.predict(test))

@@ -32,7 +32,7 @@ def test_checkpoint_replays_threshold_optimizer(adult_mlp, adult_fit_and_test, t
     path = checkpoint.save(fixed, tmp_path / "fixed.pt")
     payload = torch.load(path, weights_only=True)
     assert payload["task"]["postprocessing"]["column"] == SEX
-    loaded = checkpoint.load(path)
+    loaded = audit.load_model(path)
     score = adult_mlp.proba(adult_mlp.encode(test))
     groups = test.sensitive[SEX].astype(str).to_numpy()
     expected = optimizer.predict(score, sensitive_features=groups, random_state=7)
@@ -72,7 +72,7 @@ def test_bad_postprocessing_section_is_refused_before_loading(adult_mlp, adult_f
     payload["task"]["postprocessing"].update(bad)
     torch.save(payload, tmp_path / "bad.pt")
     with pytest.raises(AuditInputError, match=message):
-        checkpoint.load(tmp_path / "bad.pt")
+        audit.load_model(tmp_path / "bad.pt")
 
 
 def test_mitigate_command_writes_the_fix_and_gates_it(adult_mlp, adult_fit_and_test, tmp_path, capsys):
@@ -95,7 +95,7 @@ def test_mitigate_command_writes_the_fix_and_gates_it(adult_mlp, adult_fit_and_t
     assert doc["candidate"]["model"]["postprocessing"]["column"] == SEX
     assert "needs the sensitive attribute" in (tmp_path / "c.html").read_text()
     assert "needs the sensitive attribute `sex` at prediction time" in (tmp_path / "c.md").read_text()
-    assert checkpoint.load(tmp_path / "fixed.pt").task.postprocessing is not None
+    assert audit.load_model(tmp_path / "fixed.pt").task.postprocessing is not None
 
     policy.write_text('[gates."fairness.sex.demographic_parity_difference"]\nmax = 0.0001\n')
     assert main([*args[:-1], "--quiet"]) == 1  # the fix does not pass this gate: the exit code says so

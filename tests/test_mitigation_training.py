@@ -16,12 +16,13 @@ from torch import nn
 import audit
 from audit.cli import main
 from audit._util.errors import AuditInputError
-from audit.mitigation.adversarial_training import AdversarialTraining
-from audit.mitigation.fair_training import AdversarialDebiasing, Lagrangian, Mitigation, Reweighing
-from audit.models.spec import ModelSpec
-from audit.models.training import TrainConfig, train
 from audit.methods.robustness.attacks import pgd
 from audit.methods.robustness.domain import input_domain
+from audit.mitigation.adversarial_training import PGDTraining
+from audit.models.adversarial_training import AdversarialTraining
+from audit.models.fair_training import AdversarialDebiasing, Lagrangian, Mitigation, Reweighing
+from audit.models.spec import ModelSpec
+from audit.models.training import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = TrainConfig(epochs=4, patience=4, batch_size=128, include_sensitive=True)
@@ -57,7 +58,7 @@ def plain_gaps(biased):
 ])
 def test_fair_training_removes_the_planted_gap(biased, plain_gaps, method, constraint, strength):
     mitigation = Mitigation(method=method, sensitive="sex", constraint=constraint, strength=strength)
-    outcome = train("mlp", *biased, config=CONFIG, mitigation=mitigation, quiet=True)
+    outcome = train("mlp", *biased, config=CONFIG, hook=mitigation, quiet=True)
     dp, eo = gaps(outcome.model, biased[2])
     index = 0 if constraint == "demographic_parity" else 1
     assert plain_gaps[index] > 0.2  # planted: the biased labels teach the model to pass over women
@@ -106,20 +107,20 @@ def test_sensitive_column_is_not_an_input_unless_the_training_says_so(biased):
     mitigation = Mitigation(method="reweighing", sensitive="sex")
     small = [d.sample(500, seed=0) for d in biased]
     config = TrainConfig(epochs=1, patience=1)
-    model = train("mlp", *small, config=config, mitigation=mitigation, quiet=True).model
+    model = train("mlp", *small, config=config, hook=mitigation, quiet=True).model
     assert not any(name.startswith("sex") for name in model.feature_names())
     with pytest.raises(AuditInputError, match="no sensitive column 'income'"):
-        train("mlp", *small, config=config, mitigation=Mitigation(method="reweighing", sensitive="income"), quiet=True)
+        train("mlp", *small, config=config, hook=Mitigation(method="reweighing", sensitive="income"), quiet=True)
 
 
 def test_adversarial_training_raises_pgd_accuracy():
     data, validation, test = (audit.load_dataset("digits", split) for split in ("train", "validation", "test"))
     config = TrainConfig(epochs=8, patience=8, lr=0.003, batch_size=64)
-    hardened = AdversarialTraining(steps=3, share=1.0)
+    hardened = PGDTraining(AdversarialTraining(steps=3, share=1.0))
     accuracy = {}
-    for name, adversarial in (("plain", None), ("pgd", hardened)):
+    for name, hook in (("plain", None), ("pgd", hardened)):
         model = train("cnn", data, validation, test, config=config, model_config={"channels": [8, 16], "hidden": 32},
-                      adversarial=adversarial, quiet=True).model
+                      hook=hook, quiet=True).model
         x, y = model.encode(test), torch.from_numpy(model.labels(test))
         epsilon = 0.1 * (model.encoder.high - model.encoder.low)
         adv = pgd(model, x, y, epsilon, input_domain(model, test, x))

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import audit
-from audit.io.checkpoint import load, save
+from audit.io.checkpoint import save
+from audit.models.checkpoint import load
 from audit.models import MODELS
 from audit.models.training import TrainConfig, train
 

@@ -67,11 +67,12 @@ def test_import_audit_loads_no_heavy_library():
 
 def test_public_names_resolve_to_their_objects():
     from audit.io import checkpoint
+    from audit.models.checkpoint import load
     from audit.methods.attributions import explain as explanations
     from audit.executor import runner
     assert sorted(audit._PUBLIC) == sorted(audit.__all__)
     assert audit.run is runner.run
-    assert audit.load_model is checkpoint.load and audit.save_model is checkpoint.save
+    assert audit.load_model is load and audit.save_model is checkpoint.save
     # `audit.explain` is the function even after its module was imported (the module has another name).
     assert audit.explain is explanations.explain and callable(audit.explain)
     namespace: dict = {}

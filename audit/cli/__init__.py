@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from audit.io import checkpoint
+from audit.models.checkpoint import load as load_model
 from audit.analyzers import ANALYZERS
 from audit.executor.compare import compare
 from audit.io.builtin import list_datasets, load_dataset
@@ -31,11 +32,11 @@ from audit.policy.gates import EXIT_USAGE, Policy, metric_catalog
 from audit.executor.predictions import from_predictions
 from audit._util.progress import set_quiet
 from audit._util.files import check_outputs, text_writer, write_together
-from audit.mitigation.adversarial_training import AdversarialTraining
-from audit.mitigation.fair_training import METHODS as FAIR_METHODS
-from audit.mitigation.fair_training import Mitigation
+from audit.models.adversarial_training import AdversarialTraining
+from audit.models.fair_training import METHODS as FAIR_METHODS
+from audit.models.fair_training import Mitigation
 from audit.mitigation.postprocess import with_thresholds
-from audit.mitigation.retrain import recorded_adversarial, retrain
+from audit.mitigation.retrain import recorded_adversarial, retrain, training_hook
 from audit.mitigation.sweep import DISPARITY, ROBUST, check_sweepable, gate_limit, parse_grid, sweep
 from audit.core.postprocessing import CONSTRAINTS
 from audit.report.ci import render_compare_markdown, render_junit, render_markdown
@@ -341,8 +342,8 @@ def cmd_train(args) -> int:
     check_outputs({"-o": output}, {"--data": spec.data, "spec": args.what if args.what.endswith(".toml") else None})
     mitigation, adversarial = _training_mitigations(args, spec)
     splits = spec.splits(seed=config.seed)
-    outcome = train(spec.architecture, *splits, config=config, model_config=model_config, mitigation=mitigation,
-                    adversarial=adversarial, quiet=args.quiet)
+    outcome = train(spec.architecture, *splits, config=config, model_config=model_config,
+                    hook=training_hook(mitigation, adversarial), quiet=args.quiet)
     checkpoint.save(outcome.model, output)
     print(f"{spec.architecture} on {splits[0].name}: test accuracy {outcome.test_accuracy:.4f} "
           f"(validation {outcome.validation_accuracy:.4f}, best epoch {outcome.epochs}), "
@@ -380,7 +381,7 @@ def cmd_report(args) -> int:
         return _report_predictions(args, settings)
     output = Path(args.output or f"reports/{Path(args.model).stem}.html")
     outputs = _check_outputs(args, output, {"model": args.model})
-    model = checkpoint.load(args.model, **_load_options(args))
+    model = load_model(args.model, **_load_options(args))
     source = streamed_source(dict(model.task.dataset), data=args.data, stream=args.stream, target=args.target,
                              sensitive=args.sensitive, text_column=args.text_column)
     result = run_stream(model, source, **settings) if source else run(model, _audit_data(args, model), **settings)
@@ -407,8 +408,8 @@ def cmd_compare(args) -> int:
     settings = _audit_settings(args)
     output = Path(args.output or f"reports/{Path(args.baseline).stem}-vs-{Path(args.candidate).stem}.html")
     outputs = _check_outputs(args, output, {"baseline": args.baseline, "candidate": args.candidate})
-    baseline = checkpoint.load(args.baseline, **_load_options(args))
-    candidate = checkpoint.load(args.candidate, **_load_options(args))
+    baseline = load_model(args.baseline, **_load_options(args))
+    candidate = load_model(args.candidate, **_load_options(args))
     data = _audit_data(args, candidate)
     comparison = compare(baseline, candidate, data, **settings)
     # The candidate's run carries the comparison's verdict.
@@ -439,7 +440,7 @@ def cmd_mitigate(args) -> int:
     if args.method != "pgd" and args.sensitive is None:
         raise AuditInputError(f"--method {args.method} needs --sensitive COL, the column to equalize over")
     grid, limit = _sweep_options(args, settings["policy"])
-    model = checkpoint.load(args.model, max_parameters=args.max_parameters)
+    model = load_model(args.model, max_parameters=args.max_parameters)
     where, sensitive = dict(model.task.dataset), [args.sensitive] if args.sensitive else []
     test = audit_data(where, data=args.data, target=args.target, sensitive=sensitive, classes=model.classes)
     validation = audit_data(where, data=args.validation, target=args.target, sensitive=sensitive,
@@ -471,7 +472,7 @@ def cmd_mitigate(args) -> int:
         done = f"retrained with {args.method} on {args.sensitive} ({mitigation.constraint}) in {outcome.seconds:.1f} s"
     checkpoint.save(fixed, outputs.pop("-o"))
     try:
-        fixed = checkpoint.load(fixed_path, max_parameters=args.max_parameters)
+        fixed = load_model(fixed_path, max_parameters=args.max_parameters)
         comparison = dataclasses.replace(compare(model, fixed, test, **settings), sections=sections)
         _write_outputs({"-o" if k == "--report" else k: v for k, v in outputs.items()}, comparison,
                        comparison.candidate, name=f"{shown(args.model)} vs {shown(fixed_path)}")

@@ -1,11 +1,11 @@
-"""Save and load models without running code from the file.
+"""Model files written and read without running code from them.
 
 A model file is data. Our format is a dict of plain data and tensors (format name and
 version, architecture name and config, state_dict, task), read with
 `torch.load(weights_only=True)`, which refuses to build any object it does not know, and
-checked field by field before anything is built: the parameter count the config implies
-and the weights' shapes are checked on a bodiless ("meta") module, so a small file cannot
-make us allocate a large one. TorchScript archives and pickled modules carry code; they
+checked field by field: here the fields and the task, then by the `build` hook the caller
+passes (`audit.models.checkpoint.load`) the config and weights against the architecture they
+name, before anything is built. TorchScript archives and pickled modules carry code; they
 are refused without reading them unless the caller trusts the file (`trust_code=True`,
 the CLI's `--trust-code`; `trust_pickle` and `--trust-pickle` are aliases).
 """
@@ -18,26 +18,24 @@ import json
 import pickle
 import warnings
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from torch import nn
 
 from audit._util import validate as check
-from audit.core.encoders import ImageEncoder
 from audit._util.errors import AuditInputError, UnsafeCheckpointError
 from audit._util.files import write_atomic
-from audit.core.model import Model, Task
-from audit.models.registry import MODELS
 from audit._util.paths import input_file, shown
+from audit.core.model import Model, Task
+from audit.io.limits import MAX_PARAMETERS
 
 FORMAT = "audit.io.checkpoint"
 VERSION = 1
 TASK_FILE = "audit_task.json"
 FIELDS = ("format", "version", "architecture", "config", "state_dict", "task")
-# Parameters a checkpoint may declare: float32 weights of 4 GB, held about three times over while
-# loading and explaining (file, module, gradients), fit a 24 GB machine.
-MAX_PARAMETERS = 1_000_000_000
 MAX_TASK_BYTES = 64 << 20  # TorchScript task metadata (JSON); ours is a few KB, a large vocabulary a few MB
 
 TRUST = "If you trust its origin, pass --trust-code (Python: trust_code=True)"
@@ -80,9 +78,9 @@ def save(model: Model, path: str | Path) -> Path:
 
 
 def save_torchscript(model: Model, path: str | Path, *, example: torch.Tensor | None = None) -> Path:
-    """Write `model` as a TorchScript archive carrying its task, loadable by `load(path, trust_code=True)`.
-
-    The module is scripted, or traced on `example` (model-space inputs) when given.
+    """Write `model` as a TorchScript archive carrying its task, loadable by
+    `audit.load_model(path, trust_code=True)`. The module is scripted, or traced on `example` (model-space
+    inputs) when given.
     """
     module = model.module.cpu().eval()
     try:
@@ -93,11 +91,30 @@ def save_torchscript(model: Model, path: str | Path, *, example: torch.Tensor | 
     return write_atomic(path, lambda f: torch.jit.save(scripted, f, _extra_files=extra))
 
 
-def load(path: str | Path, *, trust_code: bool = False, trust_pickle: bool = False, device: str | None = None,
-         max_parameters: int = MAX_PARAMETERS) -> Model:
-    """A `Model` from our checkpoint format, or from a Hugging Face model directory (`save_pretrained`:
-    `audit.io.huggingface.load_pretrained`); TorchScript and pickles only with `trust_code` (`trust_pickle`
-    is its alias). Refuses checkpoints declaring more than `max_parameters`."""
+@dataclass(frozen=True)
+class Payload:
+    """Our format's fields as read from file `name`, the task checked; `config` and `state_dict` are still
+    unchecked data, to be checked against `architecture` by whoever builds the module."""
+
+    name: str
+    source: dict
+    architecture: str
+    config: object
+    state_dict: object
+    task: Task
+
+
+class Build(Protocol):
+    """Makes the Model of a payload, refusing one whose module would hold more than `max_parameters`."""
+
+    def __call__(self, payload: Payload, *, device: str | None, max_parameters: int) -> Model: ...
+
+
+def read(path: str | Path, *, build: Build, trust_code: bool = False, trust_pickle: bool = False,
+         device: str | None = None, max_parameters: int = MAX_PARAMETERS) -> Model:
+    """A `Model` from our checkpoint format (made by `build` from its checked `Payload`), or from a Hugging Face
+    model directory (`save_pretrained`: `audit.io.huggingface.load_pretrained`); TorchScript and pickles only
+    with `trust_code` (`trust_pickle` is its alias)."""
     trusted = trust_code or trust_pickle
     if Path(path).is_dir():
         from audit.io.huggingface import load_pretrained  # transformers is an optional extra: imported on use
@@ -116,104 +133,37 @@ def load(path: str | Path, *, trust_code: bool = False, trust_pickle: bool = Fal
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # torch notes pickle protocols it may not read
-            payload = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+            obj = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "global" not in str(exc).lower():
             raise AuditInputError(NOT_A_CHECKPOINT.format(path=name, why="unreadable pickle data")) from None
         if not trusted:
             raise UnsafeCheckpointError(UNSAFE.format(path=name)) from None
-        return _load_pickled(raw, name, source, device, max_parameters)
+        obj = _load_pickled(raw, name, source, device)
+        if isinstance(obj, Model):
+            return obj
     except Exception as exc:  # noqa: BLE001 - corrupt bytes surface as many exception types
-        raise AuditInputError(NOT_A_CHECKPOINT.format(path=name, why=_first_line(exc))) from None
-    return _from_payload(payload, name, source, device, max_parameters)
+        raise AuditInputError(NOT_A_CHECKPOINT.format(path=name, why=first_line(exc))) from None
+    return build(_payload(obj, name, source), device=device, max_parameters=max_parameters)
 
 
-def _from_payload(payload, name: str, source: dict, device, max_parameters: int) -> Model:
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+def _payload(obj, name: str, source: dict) -> Payload:
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise AuditInputError(NOT_A_CHECKPOINT.format(
             path=name, why=f"expected a dict with format {FORMAT!r}; save models with audit train or audit.save"))
     try:
-        architecture, config, state_dict, task = _checked(payload, max_parameters)
+        check.mapping(obj, "the checkpoint")
+        missing = [f for f in FIELDS if f not in obj]
+        if missing:
+            raise AuditInputError(f"field(s) {', '.join(missing)} missing")
+        version = obj["version"]
+        if isinstance(version, bool) or not isinstance(version, int) or version != VERSION:
+            raise AuditInputError(f"checkpoint version {check.found(version)}; this audit reads {VERSION}")
+        architecture = check.string(obj["architecture"], "architecture")
+        task = Task.from_dict(obj["task"])
     except AuditInputError as exc:
         raise AuditInputError(INVALID.format(path=name, why=exc)) from None
-    module = MODELS.create(architecture, **config)
-    try:
-        module.load_state_dict(state_dict)
-    except RuntimeError as exc:  # shapes and names were checked; this is a last guard
-        raise AuditInputError(
-            f"{name}: weights do not fit architecture {architecture!r} ({_first_line(exc)})") from None
-    return Model(module, task, architecture=architecture, config=config, device=device, source=source)
-
-
-def _checked(payload: dict, max_parameters: int) -> tuple[str, dict, dict, Task]:
-    """Every field of a payload checked for type and range, and its weights against the architecture
-    they claim, on a bodiless module: nothing of the declared size is allocated."""
-    check.mapping(payload, "the checkpoint")
-    missing = [f for f in FIELDS if f not in payload]
-    if missing:
-        raise AuditInputError(f"field(s) {', '.join(missing)} missing")
-    version = payload["version"]
-    if isinstance(version, bool) or not isinstance(version, int) or version != VERSION:
-        raise AuditInputError(f"checkpoint version {check.found(version)}; this audit reads {VERSION}")
-    architecture = check.string(payload["architecture"], "architecture")
-    task = Task.from_dict(payload["task"])
-    if task.modality not in MODELS.get(architecture).modalities:
-        raise AuditInputError(f"architecture {architecture!r} does not read {task.modality} data")
-    config = MODELS.check_config(architecture, payload["config"])
-    _check_inputs_fit(task, config)
-    try:
-        with torch.device("meta"):
-            skeleton = MODELS.create(architecture, **config)
-    except AuditInputError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - factories reject configs in their own ways
-        raise AuditInputError(f"architecture {architecture!r}: bad configuration ({_first_line(exc)})") from None
-    count = sum(p.numel() for p in skeleton.parameters())
-    if count > max_parameters:
-        raise AuditInputError(f"config declares {count:,} parameters, above the limit of {max_parameters:,} "
-                              "(Python: max_parameters=...; CLI: --max-parameters N)")
-    state_dict = _checked_weights(payload["state_dict"], skeleton.state_dict(), architecture)
-    return architecture, config, state_dict, task
-
-
-def _check_inputs_fit(task: Task, config: dict) -> None:
-    """The config's input sizes and classes are those of the task the model reads."""
-    if isinstance(task.encoder, ImageEncoder) and task.encoder.shape is None:
-        raise AuditInputError("task.encoder.shape is missing")
-    expected = {**task.encoder.input_config(None), "num_classes": len(task.classes)}
-    for key, value in expected.items():
-        if key in config and config[key] != value:
-            raise AuditInputError(f"config.{key} is {config[key]}, but the task's input encoder and classes "
-                                  f"give {value}")
-
-
-def _checked_weights(weights, expected: dict, architecture: str) -> dict:
-    check.mapping(weights, "state_dict")
-    problems = []
-    missing = [k for k in expected if k not in weights]
-    unexpected = [k for k in weights if k not in expected]
-    if missing:
-        problems.append(f"missing {_some(missing)}")
-    if unexpected:
-        problems.append(f"unexpected {_some(unexpected)}")
-    shapes = []
-    for key in (k for k in expected if k in weights):
-        value = weights[key]
-        if not isinstance(value, torch.Tensor):
-            raise check.fail(f"state_dict[{key!r}]", "a tensor", value)
-        if tuple(value.shape) != tuple(expected[key].shape):
-            shapes.append(f"{key} is {_shape(value)}, the architecture needs {_shape(expected[key])}")
-    if shapes:
-        problems.append(f"shape of {_some(shapes)}")
-    if problems:
-        raise AuditInputError(f"weights do not fit architecture {architecture!r} ({'; '.join(problems)})")
-    for key in expected:
-        value = weights[key]
-        if not (value.is_floating_point() and value.layout == torch.strided and not value.is_quantized):
-            raise AuditInputError(f"state_dict[{key!r}] must hold dense floating-point numbers, found {value.dtype}")
-        if not bool(torch.isfinite(value).all()):
-            raise AuditInputError(f"state_dict[{key!r}] holds NaN or infinite weights")
-    return dict(weights)
+    return Payload(name, source, architecture, obj["config"], obj["state_dict"], task)
 
 
 def _load_torchscript(raw: bytes, name: str, source: dict, device) -> Model:
@@ -223,7 +173,7 @@ def _load_torchscript(raw: bytes, name: str, source: dict, device) -> Model:
             warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated, still supported
             module = torch.jit.load(io.BytesIO(raw), map_location="cpu", _extra_files=extra)
     except Exception as exc:  # noqa: BLE001 - a trusted archive can still be corrupt in many ways
-        raise AuditInputError(NOT_A_CHECKPOINT.format(path=name, why=_first_line(exc))) from None
+        raise AuditInputError(NOT_A_CHECKPOINT.format(path=name, why=first_line(exc))) from None
     if not extra[TASK_FILE]:
         raise AuditInputError(
             f"{name}: TorchScript file without audit task metadata; export it with "
@@ -244,10 +194,11 @@ def _task_json(text: str | bytes):
     except RecursionError:
         raise AuditInputError(f"{TASK_FILE} is nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
-        raise AuditInputError(f"{TASK_FILE} is not JSON ({_first_line(exc)})") from None
+        raise AuditInputError(f"{TASK_FILE} is not JSON ({first_line(exc)})") from None
 
 
-def _load_pickled(raw: bytes, name: str, source: dict, device, max_parameters: int) -> Model:
+def _load_pickled(raw: bytes, name: str, source: dict, device) -> Model | dict:
+    """A trusted pickle's Model, or the dict of our format it holds (built by the caller)."""
     obj = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=False)
     if isinstance(obj, Model):
         return obj
@@ -258,7 +209,7 @@ def _load_pickled(raw: bytes, name: str, source: dict, device, max_parameters: i
             raise AuditInputError(f"{name}: bad audit task metadata ({exc})") from None
         return Model(obj, task, device=device, source=source)
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
-        return _from_payload(obj, name, source, device, max_parameters)
+        return obj
     raise AuditInputError(
         f"{name}: a pickled {type(obj).__name__} without audit task metadata; load it in Python and "
         "use audit.wrap(module, modality=..., classes=...)"
@@ -275,7 +226,7 @@ def _is_torchscript(raw: bytes, name: str) -> bool:
     except UnicodeDecodeError:
         raise AuditInputError(NOT_A_CHECKPOINT.format(path=name, why="an entry name is not UTF-8")) from None
     except Exception as exc:  # noqa: BLE001 - an archive we cannot list is one we cannot vouch for
-        why = f"unreadable zip archive: {_first_line(exc)}"
+        why = f"unreadable zip archive: {first_line(exc)}"
         raise AuditInputError(NOT_A_CHECKPOINT.format(path=name, why=why)) from None
     inner = [n.split("/", 1)[-1] for n in names]
     return any(n.startswith("code/") or n == "constants.pkl" for n in inner)
@@ -289,16 +240,7 @@ def _plain(value):
     return value
 
 
-def _some(items: list[str], shown_at_most: int = 3) -> str:
-    more = len(items) - shown_at_most
-    return ", ".join(items[:shown_at_most]) + (f" and {more} more" if more > 0 else "")
-
-
-def _shape(tensor: torch.Tensor) -> str:
-    return "(" + ", ".join(map(str, tensor.shape)) + ")"
-
-
-def _first_line(exc: BaseException, limit: int = 200) -> str:
+def first_line(exc: BaseException, limit: int = 200) -> str:
     text = str(exc).strip().splitlines()
     line = text[0] if text else type(exc).__name__
     return line if len(line) <= limit else line[: limit - 3] + "..."

@@ -40,7 +40,8 @@ import torch
 from torch import nn
 
 from audit.core.adapters import Logits
-from audit.io.checkpoint import MAX_PARAMETERS, TRUST, file_sha256
+from audit.io.checkpoint import TRUST, file_sha256
+from audit.io.limits import MAX_PARAMETERS
 from audit.core.dataset import Dataset
 from audit.core.encoders import MAX_TOKENS
 from audit._util.errors import AuditInputError, UnsafeCheckpointError

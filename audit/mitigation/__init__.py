@@ -1,6 +1,7 @@
 """Mitigation: changing a model so that it passes a fairness or robustness gate.
 
-thresholds / postprocess: group-specific thresholds applied when the model predicts;
-fair_training / adversarial_training: what one training step does for each method;
-retrain: a checkpoint trained again, as it records, with a fairness method.
+postprocess: group-specific thresholds applied when the model predicts;
+adversarial_training: the training loop's hook for PGD adversarial training (fairness-aware training is plain
+training: `audit.models.fair_training`);
+retrain: a checkpoint trained again, as it records, with a fairness method or adversarial training.
 """

@@ -1,68 +1,49 @@
 """Adversarial training (Madry et al. 2018): a share of each batch replaced by its PGD examples.
 
-The examples come from the robustness analyzer's own PGD (`audit.methods.robustness.attacks.pgd`), in the
-same domain (pixels within the image range, table columns in standard deviations) and, by
-default, at the analyzer's default epsilon, so training hardens the model against the attack
-the audit measures. PGD here starts at a random point of the ball and keeps, per example, the
-first point it finds misclassified (the analyzer's rule), else its last step.
+`PGDTraining` is the training loop's hook (`audit.models.train(..., hook=PGDTraining(settings))`). The examples
+come from the robustness analyzer's own PGD (`audit.methods.robustness.attacks.pgd`), in the same domain (pixels
+within the image range, table columns in standard deviations) and, by default, at the analyzer's default
+epsilon, so training hardens the model against the attack the audit measures. PGD here starts at a random point
+of the ball and keeps, per example, the first point it finds misclassified (the analyzer's rule), else its last
+step.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 
-from audit._util import validate as check
+from audit._util.errors import AuditInputError
 from audit.analyzers.robustness.analyzer import default_epsilon
 from audit.core.dataset import Dataset
-from audit._util.errors import AuditInputError
-from audit.mitigation.fair_training import TrainStep
 from audit.core.model import Model
 from audit.methods.robustness.attacks import PGD, pgd
-from audit.methods.robustness.domain import input_domain
+from audit.methods.robustness.domain import Domain, input_domain
+from audit.models.adversarial_training import AdversarialTraining
+from audit.models.training import TrainStep
 
-ATTACKS = ("pgd",)
 
+@dataclass(frozen=True)
+class PGDTraining:
+    """The training loop's hook for adversarial training with `settings`."""
 
-@dataclass(frozen=True, kw_only=True)
-class AdversarialTraining:
-    """A spec's `[adversarial]` table (`audit train --adversarial pgd`)."""
+    settings: AdversarialTraining
 
-    attack: str = "pgd"
-    epsilon: float | None = None  # None: the robustness analyzer's default for the data (L-inf)
-    steps: int = 10
-    share: float = 0.5  # of each batch replaced by its adversarial examples
-
-    def __post_init__(self):
-        if self.attack not in ATTACKS:
-            raise AuditInputError(f"adversarial attack must be one of {', '.join(ATTACKS)}, found {self.attack!r}")
-        if self.epsilon is not None and (isinstance(self.epsilon, bool) or not isinstance(self.epsilon, (int, float))
-                                         or not 0 < self.epsilon < float("inf")):
-            raise AuditInputError(f"adversarial epsilon must be a positive number, found {self.epsilon!r}")
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise AuditInputError(f"adversarial steps must be a whole number of at least 1, found {self.steps!r}")
-        if isinstance(self.share, bool) or not isinstance(self.share, (int, float)) or not 0 < self.share <= 1:
-            raise AuditInputError(f"adversarial share must lie in (0, 1], found {self.share!r}")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> AdversarialTraining:
-        check.known_options(cls, d, "[adversarial]")
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def step(self, model: Model, train_data: Dataset, x_train: torch.Tensor, seed: int) -> PGDStep:
+    def step(self, model: Model, train_data: Dataset, x_train: torch.Tensor, labels: torch.Tensor,
+             seed: int) -> PGDStep:
         if model.modality == "text":
             raise AuditInputError("adversarial training needs continuous inputs (images or tables), not text")
         domain = input_domain(model, train_data, x_train)
-        epsilon = self.epsilon or default_epsilon(model.modality, "linf", domain)
-        return PGDStep(model, domain, epsilon, PGD(steps=self.steps), self.share, seed)
+        epsilon = self.settings.epsilon or default_epsilon(model.modality, "linf", domain)
+        return PGDStep(model, domain, epsilon, PGD(steps=self.settings.steps), self.settings.share, seed)
+
+    def record(self, step: PGDStep) -> dict:
+        return {"adversarial": {**self.settings.to_dict(), "epsilon": step.epsilon}}
 
 
 class PGDStep(TrainStep):
-    def __init__(self, model: Model, domain, epsilon: float, attack: PGD, share: float, seed: int):
+    def __init__(self, model: Model, domain: Domain, epsilon: float, attack: PGD, share: float, seed: int):
         self.model, self.domain, self.epsilon, self.attack, self.share = model, domain, epsilon, attack, share
         self.seed = seed
 

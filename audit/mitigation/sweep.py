@@ -39,9 +39,9 @@ from audit.core.dataset import Dataset
 from audit._util.errors import AuditInputError
 from audit.methods.fairness.intervals import mean_rate_interval, worst_gap_interval
 from audit.methods.fairness.metrics import COMPARES, confusion_by_group, disparities_from_cells, rate_counts
-from audit.mitigation.adversarial_training import AdversarialTraining
-from audit.mitigation.fair_training import METHODS as TRAINING_METHODS
-from audit.mitigation.fair_training import Mitigation
+from audit.models.adversarial_training import AdversarialTraining
+from audit.models.fair_training import METHODS as TRAINING_METHODS
+from audit.models.fair_training import Mitigation
 from audit.mitigation.postprocess import group_column, positive_index, with_thresholds
 from audit.mitigation.retrain import retrain
 from audit.core.model import Model

@@ -12,12 +12,12 @@
     group = "Female"              # of the group's examples whose label is not `label` as `label`
     label = "<=50K"
     rate = 0.6
-    [mitigation]                  # optional fairness-aware training (audit/mitigation/fair_training.py):
+    [mitigation]                  # optional fairness-aware training (audit/models/fair_training.py):
     method = "reweighing"         # reweighing, lagrangian or adversarial_debiasing
     sensitive = "sex"             # used for training only; a model input only if training includes it
     constraint = "demographic_parity"
     strength = 1.0
-    [adversarial]                 # optional adversarial training (audit/mitigation/adversarial_training.py)
+    [adversarial]                 # optional adversarial training (audit/models/adversarial_training.py)
     attack = "pgd"
     steps = 10
     share = 0.5
@@ -30,12 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from audit.core.dataset import Dataset
-
-from audit.io.locate import training_splits
 from audit._util.errors import AuditInputError, read_toml
-from audit.mitigation.adversarial_training import AdversarialTraining
-from audit.mitigation.fair_training import Mitigation
+from audit.core.dataset import Dataset
+from audit.io.locate import training_splits
+from audit.models.adversarial_training import AdversarialTraining
+from audit.models.fair_training import Mitigation
 from audit.models.training import TrainConfig
 
 KEYS = {"architecture", "description", "dataset", "data", "target", "sensitive", "text_column", "output",
@@ -50,6 +49,17 @@ class LabelBias:
     group: str
     label: str
     rate: float
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str | Path) -> LabelBias:
+        """A `[label_bias]` table of `where` (a spec, or a checkpoint's training record)."""
+        try:
+            bias = cls(**d)
+        except TypeError as exc:
+            raise AuditInputError(f"{where}: [label_bias] needs attribute, group, label and rate ({exc})") from None
+        if not 0 <= bias.rate <= 1:
+            raise AuditInputError(f"{where}: [label_bias] rate must be within 0 and 1, found {bias.rate}")
+        return bias
 
     def apply(self, data: Dataset, *, seed: int) -> Dataset:
         if self.attribute not in data.sensitive.columns:
@@ -111,7 +121,7 @@ class ModelSpec:
             description=doc.get("description", ""),
             model=dict(doc.get("model", {})),
             training=training,
-            label_bias=_label_bias(doc.get("label_bias"), path),
+            label_bias=LabelBias.from_dict(doc["label_bias"], path) if "label_bias" in doc else None,
             mitigation=mitigation,
             adversarial=adversarial,
         )
@@ -124,14 +134,3 @@ class ModelSpec:
             train, validation = (self.label_bias.apply(d, seed=seed + i) for i, d in enumerate((train, validation)))
         return train, validation, test
 
-
-def _label_bias(table: dict | None, path: Path) -> LabelBias | None:
-    if table is None:
-        return None
-    try:
-        bias = LabelBias(**table)
-    except TypeError as exc:
-        raise AuditInputError(f"{path}: [label_bias] needs attribute, group, label and rate ({exc})") from None
-    if not 0 <= bias.rate <= 1:
-        raise AuditInputError(f"{path}: [label_bias] rate must be within 0 and 1, found {bias.rate}")
-    return bias

@@ -1,9 +1,10 @@
 """One training loop for every registered architecture.
 
 Seeded, mini-batch Adam with early stopping on validation accuracy; the best
-validation state is kept. Optional Gaussian-noise augmentation on continuous inputs,
-fairness-aware training (`Mitigation`) and adversarial training (`AdversarialTraining`):
-each changes what one optimizer step does.
+validation state is kept. Optional Gaussian-noise augmentation on continuous inputs, and
+one `TrainingHook` that changes what one optimizer step does: fairness-aware training
+(`audit.models.fair_training.Mitigation`) or adversarial training
+(`audit.mitigation.adversarial_training.PGDTraining`).
 """
 
 from __future__ import annotations
@@ -11,19 +12,20 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import asdict, dataclass, replace
+from typing import Protocol
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from audit._util import validate as check
+from audit._util.errors import AuditInputError
+from audit._util.progress import progress
 from audit.core.dataset import Dataset
 from audit.core.encoders import ENCODERS
-from audit._util.errors import AuditInputError
-from audit.mitigation.adversarial_training import AdversarialTraining
-from audit.mitigation.fair_training import Mitigation, TrainStep
 from audit.core.model import Model, Task
 from audit.models.registry import MODELS
-from audit._util.progress import progress
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,6 +45,30 @@ class TrainConfig:
         return cls(**d)
 
 
+class TrainStep:
+    """One optimizer step on a batch, on the cross-entropy unless a training method changes it; `rows` index the
+    training data (for their groups)."""
+
+    def __call__(self, module: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+                 rows: torch.Tensor) -> None:
+        optimizer.zero_grad()
+        self.loss(module(x), y, rows).backward()
+        optimizer.step()
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, y)
+
+
+class TrainingHook(Protocol):
+    """A training method the loop plugs in: its step on the model about to be trained (`x_train` encoded,
+    `labels` as class indices), and what the checkpoint records of it."""
+
+    def step(self, model: Model, train_data: Dataset, x_train: torch.Tensor, labels: torch.Tensor,
+             seed: int) -> TrainStep: ...
+
+    def record(self, step: TrainStep) -> dict: ...
+
+
 @dataclass(frozen=True)
 class TrainingOutcome:
     model: Model
@@ -60,13 +86,11 @@ def train(
     *,
     config: TrainConfig = TrainConfig(),
     model_config: dict | None = None,
-    mitigation: Mitigation | None = None,
-    adversarial: AdversarialTraining | None = None,
+    hook: TrainingHook | None = None,
     quiet: bool = False,
 ) -> TrainingOutcome:
-    """Train `architecture` on `train_data`, early-stopping on `validation`, scored on `test`."""
-    if mitigation is not None and adversarial is not None:
-        raise AuditInputError("train with one of a fairness mitigation and adversarial training, not both")
+    """Train `architecture` on `train_data`, early-stopping on `validation`, scored on `test`; `hook` changes
+    what one optimizer step does."""
     entry = MODELS.get(architecture)
     if train_data.modality not in entry.modalities:
         raise AuditInputError(
@@ -92,14 +116,10 @@ def train(
     x_train, y_train = model.encode(train_data), torch.from_numpy(model.labels(train_data))
     x_val, y_val = model.encode(validation), model.labels(validation)
     continuous = _continuous_mask(model, train_data)
-    step, record = TrainStep(), {}
-    if mitigation is not None:
-        step, record = mitigation.step(module, train_data, y_train, config.seed), {"mitigation": mitigation.to_dict()}
-    if adversarial is not None:
-        step = adversarial.step(model, train_data, x_train, config.seed)
-        record = {"adversarial": {**adversarial.to_dict(), "epsilon": step.epsilon}}
-    if record:
-        task = replace(task, training={**task.training, **record})
+    step = TrainStep()
+    if hook is not None:
+        step = hook.step(model, train_data, x_train, y_train, config.seed)
+        task = replace(task, training={**task.training, **hook.record(step)})
 
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.Adam(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)

@@ -1,4 +1,5 @@
-"""Fairness-aware training: what one optimizer step of the training loop does for each mitigation method.
+"""Fairness-aware training: what one optimizer step of the training loop does for each mitigation method
+(`Mitigation` is the loop's hook: `audit.models.train(..., hook=Mitigation(...))`).
 
 - `reweighing` (Kamiran & Calders 2012): each training example is weighted by
   P(a) P(y) / P(a, y) in the cross-entropy, so that label and group are independent in the
@@ -29,17 +30,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from audit._util import validate as check
-from audit.core.dataset import Dataset
 from audit._util.errors import AuditInputError
-from audit.core.postprocessing import CONSTRAINTS
+from audit.core.choices import CONSTRAINTS
+from audit.core.choices import FAIR_METHODS as METHODS
+from audit.core.dataset import Dataset
+from audit.core.model import Model
+from audit.models.training import TrainStep
 
-METHODS = ("reweighing", "lagrangian", "adversarial_debiasing")
 ADVERSARY_STEPS = 5  # per predictor step: an adversary that keeps up stops the predictor overshooting
 
 
 @dataclass(frozen=True, kw_only=True)
 class Mitigation:
-    """A spec's `[mitigation]` table (`audit train --mitigate METHOD --sensitive COL`)."""
+    """A spec's `[mitigation]` table (`audit train --mitigate METHOD --sensitive COL`): the training loop's hook
+    for fairness-aware training."""
 
     method: str
     sensitive: str
@@ -67,7 +71,8 @@ class Mitigation:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def step(self, module: nn.Module, train_data: Dataset, labels: torch.Tensor, seed: int) -> TrainStep:
+    def step(self, model: Model, train_data: Dataset, x_train: torch.Tensor, labels: torch.Tensor,
+             seed: int) -> TrainStep:
         """The optimizer step of this method on `train_data` (its `labels` as class indices)."""
         if self.sensitive not in train_data.sensitive.columns:
             raise AuditInputError(f"--sensitive {self.sensitive}: {train_data.name} has no sensitive column "
@@ -80,21 +85,10 @@ class Mitigation:
             return Reweighing(groups, labels)
         if self.method == "lagrangian":
             return Lagrangian(groups, self.constraint, self.strength, self.positive)
-        return AdversarialDebiasing(module, groups, self.constraint, self.strength, self.positive, seed)
+        return AdversarialDebiasing(model.module, groups, self.constraint, self.strength, self.positive, seed)
 
-
-class TrainStep:
-    """One optimizer step on a batch, on the cross-entropy unless a method changes it; `rows` index the
-    training data (for their groups)."""
-
-    def __call__(self, module: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-                 rows: torch.Tensor) -> None:
-        optimizer.zero_grad()
-        self.loss(module(x), y, rows).backward()
-        optimizer.step()
-
-    def loss(self, logits: torch.Tensor, y: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits, y)
+    def record(self, step: TrainStep) -> dict:
+        return {"mitigation": self.to_dict()}
 
 
 class Reweighing(TrainStep):

@@ -1,0 +1,116 @@
+"""Models loaded from files: the checkpoint reader (`audit.io.checkpoint`) hands our format's plain payload to
+`build`, which checks its config and weights against the registry's architecture before it makes the module.
+
+The parameter count the config implies and the weights' shapes are checked on a bodiless ("meta") module, so a
+small file cannot make us allocate a large one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from audit._util import validate as check
+from audit._util.errors import AuditInputError
+from audit.core.encoders import ImageEncoder
+from audit.core.model import Model, Task
+from audit.io.checkpoint import INVALID, Payload, first_line, read
+from audit.io.limits import MAX_PARAMETERS
+from audit.models.registry import MODELS
+
+
+def load(path: str | Path, *, trust_code: bool = False, trust_pickle: bool = False, device: str | None = None,
+         max_parameters: int = MAX_PARAMETERS) -> Model:
+    """A `Model` from our checkpoint format, or from a Hugging Face model directory (`save_pretrained`:
+    `audit.io.huggingface.load_pretrained`); TorchScript and pickles only with `trust_code` (`trust_pickle`
+    is its alias). Refuses checkpoints declaring more than `max_parameters`."""
+    return read(path, build=build, trust_code=trust_code, trust_pickle=trust_pickle, device=device,
+                max_parameters=max_parameters)
+
+
+def build(payload: Payload, *, device: str | None = None, max_parameters: int = MAX_PARAMETERS) -> Model:
+    """The Model of a checkpoint's payload, once its config and weights fit the architecture it names."""
+    try:
+        config, state_dict = _checked(payload, max_parameters)
+    except AuditInputError as exc:
+        raise AuditInputError(INVALID.format(path=payload.name, why=exc)) from None
+    module = MODELS.create(payload.architecture, **config)
+    try:
+        module.load_state_dict(state_dict)
+    except RuntimeError as exc:  # shapes and names were checked; this is a last guard
+        raise AuditInputError(f"{payload.name}: weights do not fit architecture {payload.architecture!r} "
+                              f"({first_line(exc)})") from None
+    return Model(module, payload.task, architecture=payload.architecture, config=config, device=device,
+                 source=payload.source)
+
+
+def _checked(payload: Payload, max_parameters: int) -> tuple[dict, dict]:
+    """The payload's config and weights checked against the architecture they claim, on a bodiless module:
+    nothing of the declared size is allocated."""
+    architecture, task = payload.architecture, payload.task
+    if task.modality not in MODELS.get(architecture).modalities:
+        raise AuditInputError(f"architecture {architecture!r} does not read {task.modality} data")
+    config = MODELS.check_config(architecture, payload.config)
+    _check_inputs_fit(task, config)
+    try:
+        with torch.device("meta"):
+            skeleton = MODELS.create(architecture, **config)
+    except AuditInputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - factories reject configs in their own ways
+        raise AuditInputError(f"architecture {architecture!r}: bad configuration ({first_line(exc)})") from None
+    count = sum(p.numel() for p in skeleton.parameters())
+    if count > max_parameters:
+        raise AuditInputError(f"config declares {count:,} parameters, above the limit of {max_parameters:,} "
+                              "(Python: max_parameters=...; CLI: --max-parameters N)")
+    return config, _checked_weights(payload.state_dict, skeleton.state_dict(), architecture)
+
+
+def _check_inputs_fit(task: Task, config: dict) -> None:
+    """The config's input sizes and classes are those of the task the model reads."""
+    if isinstance(task.encoder, ImageEncoder) and task.encoder.shape is None:
+        raise AuditInputError("task.encoder.shape is missing")
+    expected = {**task.encoder.input_config(None), "num_classes": len(task.classes)}
+    for key, value in expected.items():
+        if key in config and config[key] != value:
+            raise AuditInputError(f"config.{key} is {config[key]}, but the task's input encoder and classes "
+                                  f"give {value}")
+
+
+def _checked_weights(weights, expected: dict, architecture: str) -> dict:
+    check.mapping(weights, "state_dict")
+    problems = []
+    missing = [k for k in expected if k not in weights]
+    unexpected = [k for k in weights if k not in expected]
+    if missing:
+        problems.append(f"missing {_some(missing)}")
+    if unexpected:
+        problems.append(f"unexpected {_some(unexpected)}")
+    shapes = []
+    for key in (k for k in expected if k in weights):
+        value = weights[key]
+        if not isinstance(value, torch.Tensor):
+            raise check.fail(f"state_dict[{key!r}]", "a tensor", value)
+        if tuple(value.shape) != tuple(expected[key].shape):
+            shapes.append(f"{key} is {_shape(value)}, the architecture needs {_shape(expected[key])}")
+    if shapes:
+        problems.append(f"shape of {_some(shapes)}")
+    if problems:
+        raise AuditInputError(f"weights do not fit architecture {architecture!r} ({'; '.join(problems)})")
+    for key in expected:
+        value = weights[key]
+        if not (value.is_floating_point() and value.layout == torch.strided and not value.is_quantized):
+            raise AuditInputError(f"state_dict[{key!r}] must hold dense floating-point numbers, found {value.dtype}")
+        if not bool(torch.isfinite(value).all()):
+            raise AuditInputError(f"state_dict[{key!r}] holds NaN or infinite weights")
+    return dict(weights)
+
+
+def _some(items: list[str], shown_at_most: int = 3) -> str:
+    more = len(items) - shown_at_most
+    return ", ".join(items[:shown_at_most]) + (f" and {more} more" if more > 0 else "")
+
+
+def _shape(tensor: torch.Tensor) -> str:
+    return "(" + ", ".join(map(str, tensor.shape)) + ")"
