@@ -6,6 +6,8 @@ import io
 import math
 import os
 import pickle
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from audit.models.checkpoint import load
 from audit.models.registry import MODELS
 from audit.cli import main
 from audit._util.errors import UnsafeCheckpointError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class WritesFile:
@@ -313,6 +317,29 @@ def test_weights_and_config_within_limits_load(tmp_path):
     again = load(checkpoint.save(model, tmp_path / "m.pt"))
     frame = hostile.table()
     np.testing.assert_allclose(again.predict_proba(frame), model.predict_proba(frame))
+
+
+def test_checkpoints_written_by_earlier_versions_load(tmp_path):
+    model = hostile.tabular_model()
+    written = {**hostile.payload(model), "format": "audit.checkpoint"}  # the format name every checkpoint carries
+    again = load(hostile.save_payload(written, tmp_path / "m.pt"))
+    np.testing.assert_array_equal(again.predict_proba(hostile.table()), model.predict_proba(hostile.table()))
+
+
+LOADED = ("import sys; from audit.models.checkpoint import load; load(sys.argv[1]); {extra}"
+          "print(sorted({{m.split('.')[0] if m.startswith('fairlearn') else m for m in sys.modules "
+          "if m.startswith(('fairlearn', 'audit.mitigation'))}}))")
+
+
+@pytest.mark.parametrize("extra, loaded", [
+    ("", []),
+    ("import audit.mitigation.postprocess; ", ["audit.mitigation", "audit.mitigation.postprocess", "fairlearn"]),
+], ids=["load", "load-then-mitigation"])
+def test_loading_a_model_imports_no_mitigation_or_fairlearn(tmp_path, extra, loaded):
+    path = checkpoint.save(hostile.tabular_model(), tmp_path / "m.pt")
+    proc = subprocess.run([sys.executable, "-c", LOADED.format(extra=extra), str(path)], capture_output=True,
+                          text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.stdout == f"{loaded}\n", proc.stderr
 
 
 @pytest.mark.parametrize("kind", ["directory", "fifo", "device"])

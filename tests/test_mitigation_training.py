@@ -96,11 +96,14 @@ def test_adversarial_debiasing_steps_orthogonally_to_the_adversary():
     groups = torch.randint(0, 2, (32,))
     step = AdversarialDebiasing(module, groups, "demographic_parity", 0.0, 1, seed=0)
     logits = module(x)
+    own = torch.autograd.grad(F.cross_entropy(logits, y), list(module.parameters()), retain_graph=True)
     adversary_loss = F.cross_entropy(step.adversary(step._adversary_input(logits, y)), groups)
     against = torch.autograd.grad(adversary_loss, list(module.parameters()))
     step(module, torch.optim.SGD(module.parameters(), lr=0.0), x, y, torch.arange(32))
-    for p, g_a in zip(module.parameters(), against):
-        assert abs(float((p.grad * g_a).sum())) < 1e-6 * float(g_a.norm() * p.grad.norm() + 1e-12)
+    for p, g_p, g_a in zip(module.parameters(), own, against):
+        # float error scales with the gradient before the projection: with two classes the bias's two
+        # gradients are parallel, and what is left of it after the projection is that error alone
+        assert abs(float((p.grad * g_a).sum())) < 1e-6 * float(g_a.norm() * g_p.norm())
 
 
 def test_sensitive_column_is_not_an_input_unless_the_training_says_so(biased):

@@ -32,7 +32,7 @@ from audit._util.paths import input_file, shown
 from audit.core.model import Model, Task
 from audit.io.limits import MAX_PARAMETERS
 
-FORMAT = "audit.io.checkpoint"
+FORMAT = "audit.checkpoint"  # the file format's name, written in every checkpoint: not a module path
 VERSION = 1
 TASK_FILE = "audit_task.json"
 FIELDS = ("format", "version", "architecture", "config", "state_dict", "task")
