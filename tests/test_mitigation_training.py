@@ -19,6 +19,7 @@ from audit._util.errors import AuditInputError
 from audit.methods.robustness.attacks import pgd
 from audit.methods.robustness.domain import input_domain
 from audit.mitigation.adversarial_training import PGDTraining
+from audit.mitigation.retrain import training_hook
 from audit.models.adversarial_training import AdversarialTraining
 from audit.models.fair_training import AdversarialDebiasing, Lagrangian, Mitigation, Reweighing
 from audit.models.spec import ModelSpec
@@ -149,6 +150,20 @@ def test_spec_tables_and_train_flags_are_checked(tmp_path, capsys):
     assert main([*base, "--strength", "2"]) == 2
     assert main([*base, "--sensitive", "sex", "--mitigate", "lagrangian", "--constraint", "equalized_odds"]) == 0
     assert audit.load_model(tmp_path / "m.pt").task.training["mitigation"]["constraint"] == "equalized_odds"
+
+
+def test_training_takes_one_hook(tmp_path, capsys):
+    fair, hardened = Mitigation(method="reweighing", sensitive="sex"), AdversarialTraining(steps=1)
+    assert training_hook(fair, None) is fair and training_hook(None, hardened) == PGDTraining(hardened)
+    assert training_hook(None, None) is None
+    frame = pd.DataFrame({"x": np.arange(40.0), "sex": ["F", "M"] * 20, "y": ["a", "b", "b", "a"] * 10})
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    argv = ["train", "mlp", "--data", str(tmp_path / "d.csv"), "--target", "y", "--sensitive", "sex", "--epochs", "1",
+            "--quiet", "-o", str(tmp_path / "m.pt"), "--mitigate", "reweighing"]
+    assert main([*argv, "--adversarial", "pgd"]) == 2
+    assert "train with one of a fairness mitigation and adversarial training, not both" in capsys.readouterr().err
+    assert not (tmp_path / "m.pt").exists()
+    assert main(argv) == 0
 
 
 def test_mitigate_retrains_as_recorded_and_compares(tmp_path, capsys):
