@@ -60,6 +60,8 @@ PLANTED = {
                               (LAYERS,)),
     "models import mitigation": ("audit/models/training.py", "import audit.mitigation.retrain",
                                  "audit.models.training -> audit.mitigation.retrain", (LAYERS,)),
+    "models import methods, their neighbour": ("audit/models/training.py", "import audit.methods.robustness.attacks",
+                                               "audit.models.training -> audit.methods.robustness.attacks", (LAYERS,)),
     "io imports models": ("audit/io/checkpoint.py", "from audit.models.registry import MODELS",
                           "audit.io.checkpoint -> audit.models.registry", (LAYERS,)),
     "a model loads fairlearn": ("audit/io/checkpoint.py", "import fairlearn", "audit.io.checkpoint -> fairlearn",
