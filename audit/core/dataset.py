@@ -144,16 +144,16 @@ class Dataset:
         labels, classes = _encode_labels(frame[target], classes, where=f"{where}: target column {target!r}")
         sens = frame[list(sensitive)].copy()
         for col in sens.columns:
-            _require_complete(sens[col], f"{where}: sensitive column {col!r}")
+            require_complete(sens[col], f"{where}: sensitive column {col!r}")
         if text_column is not None:
             texts = frame[text_column]
-            _require_complete(texts, f"{where}: text column {text_column!r}")
+            require_complete(texts, f"{where}: text column {text_column!r}")
             inputs = np.array([str(t) for t in texts], dtype=object)
             modality = "text"
         else:
             inputs = frame.drop(columns=[target])
             for col in inputs.columns:
-                _require_complete(inputs[col], f"{where}: column {col!r}")
+                require_complete(inputs[col], f"{where}: column {col!r}")
             modality = "tabular"
         return cls(inputs=inputs, labels=labels, classes=classes, modality=modality, sensitive=sens,
                    name=name, target=target, source=source or {})
@@ -280,10 +280,11 @@ def _hash_frame_into(h, frame: pd.DataFrame) -> None:
         h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
 
 
-def _require_complete(column: pd.Series, what: str) -> None:
+def require_complete(column: pd.Series, what: str, *, first_row: int = 0) -> None:
+    """Refuse a column with missing values, naming their rows (counted from `first_row`, for a chunk of a file)."""
     missing = column.isna()
     if missing.any():
-        rows = ", ".join(str(i) for i in np.flatnonzero(missing.to_numpy())[:5])
+        rows = ", ".join(str(first_row + i) for i in np.flatnonzero(missing.to_numpy())[:5])
         raise AuditInputError(
             f"{what} has {int(missing.sum())} missing value(s) (rows {rows}{', ...' if missing.sum() > 5 else ''}); "
             "fill them (e.g. df[col].fillna(...)) or drop those rows (df.dropna()) before auditing"
@@ -293,7 +294,7 @@ def _require_complete(column: pd.Series, what: str) -> None:
 def found_classes(labels: pd.Series, *, where: str) -> tuple[str, ...]:
     """The classes a label column holds, in the sorted order of its values (of their text where they do not
     sort); refused when a label is missing or fewer than two classes are found."""
-    _require_complete(labels, where)
+    require_complete(labels, where)
     unique = pd.unique(labels)
     try:
         ordered = sorted(unique)
@@ -306,7 +307,7 @@ def _encode_labels(values: pd.Series, classes: Sequence[str] | None, *, where: s
     if classes is None:
         classes = found_classes(values, where=where)
     else:
-        _require_complete(values, where)
+        require_complete(values, where)
         classes = _class_names(classes, where)
     names = values.astype(str).str.strip().to_numpy()
     index = {c: i for i, c in enumerate(classes)}

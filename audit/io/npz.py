@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from audit.core.dataset import Dataset, found_classes
+from audit.core.dataset import Dataset, found_classes, require_complete
 from audit.core.groups import SensitiveValues
 from audit._util.errors import AuditInputError
 from audit._util.paths import shown
@@ -51,6 +51,7 @@ class _NpyRows:
         self.row_bytes = math.prod(self.shape[1:]) * self.dtype.itemsize
 
     def read(self, rows: int) -> np.ndarray:
+        """The next `rows` rows; a Fortran-ordered array, whose rows are not in order, only whole."""
         if self.fortran and len(self.shape) > 1:
             if rows < self.shape[0]:
                 raise AuditInputError(f"{self.where}: array {self.member.filename!r} is stored in Fortran order; "
@@ -92,39 +93,42 @@ class NpzSource(Source):
         return archive, members, names
 
     def _arrays(self, keys: Sequence[str], rows: int | None) -> Iterator[dict[str, np.ndarray]]:
-        """The arrays `keys` (y first), `rows` rows at a time (all at once when None)."""
+        """The arrays `keys` (y among them), `rows` rows at a time (all at once when None), after the shapes of
+        x, y and the sensitive arrays are checked against each other."""
         where = shown(self.path)
-        archive, members, _ = self._open()
+        archive, members, names = self._open()
         try:
             with archive:
-                readers = {k: _NpyRows(archive, members[k], where) for k in keys}
-                y = readers["y"].shape
+                readers = {k: _NpyRows(archive, members[k], where) for k in dict.fromkeys(["y", "x", *names, *keys])}
+                y, x = readers["y"].shape, readers["x"].shape
+                for key in names:
+                    if readers[key].shape != y:
+                        raise AuditInputError(f"{where}: sensitive array {key!r} has shape {readers[key].shape}, "
+                                              f"expected {y} like y")
                 if len(y) != 1:
                     raise AuditInputError(f"{where}: labels y must have shape (N,), found {y}")
-                for key, reader in readers.items():
-                    if key == "x" and (not reader.shape or reader.shape[0] != y[0]):
-                        raise AuditInputError(f"{where}: x has {reader.shape[0] if reader.shape else 'no'} rows "
-                                              f"but y has {y[0]}")
-                    if key not in ("x", "y") and reader.shape != y:
-                        raise AuditInputError(f"{where}: sensitive array {key!r} has shape {reader.shape}, "
-                                              f"expected {y} like y")
+                if len(x) not in (3, 4):  # the words of `Dataset.from_arrays`, said before any row is read
+                    raise AuditInputError(f"{where}: images x must have shape (N, H, W) or (N, C, H, W), found {x}")
+                if x[0] != y[0]:
+                    raise AuditInputError(f"{where}: x has {x[0]} rows but y has {y[0]}")
                 if y[0] == 0:
                     raise AuditInputError(f"{where}: no rows (the arrays are empty)")
                 rows = rows or y[0]
                 for _ in range(0, y[0], rows):
-                    yield {k: r.read(rows) for k, r in readers.items()}
+                    yield {k: readers[k].read(rows) for k in keys}
         except AuditInputError:
             raise
         except UNREADABLE as exc:
             raise AuditInputError(f"{where}: cannot read as NPZ ({first_line(exc)})") from None
 
-    def _names(self, classes) -> tuple[tuple[str, ...] | None, list[str]]:
-        """The classes the NPZ carries (else `classes`) and the names of its sensitive arrays."""
+    def _names(self) -> tuple[tuple[str, ...] | None, list[str]]:
+        """The classes the NPZ carries (None when it has no `classes` array) and the names of its sensitive
+        arrays."""
         where = shown(self.path)
         archive, members, names = self._open()
         with archive:
             if "classes" not in members:
-                return (tuple(classes) if classes is not None else None), names
+                return None, names
             try:
                 carried = np.load(io.BytesIO(archive.read(members["classes"])), allow_pickle=False)
             except UNREADABLE as exc:
@@ -135,26 +139,36 @@ class NpzSource(Source):
         return tuple(str(n) for n in carried), names
 
     def census(self, classes=None, rows=None) -> Census:
-        carried, names = self._names(classes)
+        carried, names = self._names()
+        known = carried or (tuple(classes) if classes is not None else None)
         seen, values, labels = 0, SensitiveValues(), set()
         for arrays in self._arrays(["y", *names], rows or TABLE_CHUNK_ROWS):
+            require_complete(pd.Series(arrays["y"]), f"{shown(self.path)}: labels y", first_row=seen)
             seen += len(arrays["y"])
             values.add(pd.DataFrame({k: arrays[k] for k in names}))
-            if carried is None:
+            if known is None:
                 labels.update(np.unique(arrays["y"]).tolist())
-        found = carried or found_classes(pd.Series(sorted(labels)), where=f"{shown(self.path)}: labels y")
+        found = known or found_classes(pd.Series(list(labels)), where=f"{shown(self.path)}: labels y")
         return Census(seen, found, values)
 
     def parts(self, classes, rows):
-        carried, names = self._names(classes)
+        carried, names = self._names()
+        start = 0
         for arrays in self._arrays(["y", "x", *names], rows):
             y = arrays["y"]
             if carried is not None and y.dtype.kind not in "iu":
                 raise AuditInputError(f"{shown(self.path)}: with an array 'classes', y must hold integer indices "
                                       f"into it, found {y.dtype}")
-            yield Dataset.from_arrays(arrays["x"], y, sensitive={k: arrays[k] for k in names},
-                                      classes=carried or classes, modality="image", name=self.name,
-                                      source=self.describe)
+            try:
+                yield Dataset.from_arrays(arrays["x"], y, sensitive={k: arrays[k] for k in names},
+                                          classes=carried or classes, modality="image", name=self.name,
+                                          source=self.describe)
+            except AuditInputError as exc:
+                if rows is None:
+                    raise
+                # a chunk's images and rows count from its first row
+                raise AuditInputError(f"{exc} [rows counted from row {start:,} of the file]") from None
+            start += len(y)
 
     def read(self, classes=None) -> Dataset:
         archive, _, _ = self._open()

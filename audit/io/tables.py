@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from audit.core.dataset import Dataset, found_classes
+from audit.core.dataset import Dataset, found_classes, require_complete
 from audit.core.groups import SensitiveValues
 from audit._util.errors import AuditInputError
 from audit._util.paths import input_file, shown
@@ -103,6 +103,7 @@ class TableSource(Source):
             if missing:
                 raise AuditInputError(f"{where}: column {missing[0]!r} not found; columns are: "
                                       f"{', '.join(map(str, frame.columns))}")
+            require_complete(frame[self.target], f"{where}: target column {self.target!r}", first_row=seen)
             seen += len(frame)
             values.add(frame[self.sensitive])
             if classes is None:
