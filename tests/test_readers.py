@@ -26,8 +26,8 @@ ROOT = Path(audit.__file__).parent
 def people(n: int = 300, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     return pd.DataFrame({"income": rng.normal(50, 10, n).round(2), "years": rng.integers(0, 30, n),
-                         "sex": rng.choice(["Female", "Male"], n), "city": rng.choice([" north", "south"], n), "review": rng.choice(["good film", "dull"], n),
-                         "label": rng.choice(["no", "yes"], n)})
+                         "sex": rng.choice(["Female", "Male"], n), "city": rng.choice([" north", "south"], n),
+                         "review": rng.choice(["good film", "dull"], n), "label": rng.choice(["no", "yes"], n)})
 
 
 def write_images(root: Path, per_class: int = 7) -> None:

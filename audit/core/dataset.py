@@ -138,7 +138,8 @@ class Dataset:
             if twice:
                 raise AuditInputError(f"{where}: {what} {', '.join(map(repr, twice))} more than once")
         frame = frame.set_axis(columns, axis=1).reset_index(drop=True)
-        for role, col in [("--target", target), ("--text-column", text_column), *[("--sensitive", s) for s in sensitive]]:
+        roles = [("--target", target), ("--text-column", text_column), *[("--sensitive", s) for s in sensitive]]
+        for role, col in roles:
             if col is not None and col not in columns:
                 raise AuditInputError(f"{where}: column {col!r} ({role}) not found; columns are: {', '.join(columns)}")
         labels, classes = _encode_labels(frame[target], classes, where=f"{where}: target column {target!r}")
@@ -303,7 +304,8 @@ def found_classes(labels: pd.Series, *, where: str) -> tuple[str, ...]:
     return _class_names(tuple(dict.fromkeys(str(v).strip() for v in ordered)), where)
 
 
-def _encode_labels(values: pd.Series, classes: Sequence[str] | None, *, where: str) -> tuple[np.ndarray, tuple[str, ...]]:
+def _encode_labels(values: pd.Series, classes: Sequence[str] | None, *,
+                   where: str) -> tuple[np.ndarray, tuple[str, ...]]:
     if classes is None:
         classes = found_classes(values, where=where)
     else:

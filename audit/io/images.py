@@ -70,7 +70,8 @@ class ImageFolder(Source):
         names = pd.Series([str(PurePosixPath(str(n).replace("\\", "/"))) for n in table["file_name"]])
         repeated = names[names.duplicated()]
         if len(repeated):
-            raise AuditInputError(f"{where}: file_name {repeated.iloc[0]!r} is in more than one row; one row per image")
+            raise AuditInputError(f"{where}: file_name {repeated.iloc[0]!r} is in more than one row; "
+                                  "one row per image")
         row = pd.Series(np.arange(len(names)), index=names)
         images = pd.Index([f"{label}/{file.name}" for file, label in self.files])
         _name_some(images.difference(row.index, sort=False), f"{where}: no row for {{n}} image(s) of the folder")
