@@ -19,7 +19,7 @@ from audit.core.dataset import Dataset, found_classes, require_complete
 from audit.core.groups import SensitiveValues
 from audit._util.errors import AuditInputError
 from audit._util.paths import shown
-from audit.io.reader import IMAGE_CHUNK_ROWS, TABLE_CHUNK_ROWS, Census, Source, first_line
+from audit.io.reader import IMAGE_CHUNK_ROWS, TABLE_CHUNK_ROWS, Census, Source, counted_from, first_line
 
 MAX_NPZ_BYTES = 4 << 30  # arrays of an NPZ read whole, uncompressed
 UNREADABLE = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError)
@@ -166,8 +166,7 @@ class NpzSource(Source):
             except AuditInputError as exc:
                 if rows is None:
                     raise
-                # a chunk's images and rows count from its first row
-                raise AuditInputError(f"{exc} [rows counted from row {start:,} of the file]") from None
+                raise counted_from(exc, start) from None
             start += len(y)
 
     def read(self, classes=None) -> Dataset:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from audit.core.dataset import Dataset
 from audit.core.groups import SensitiveValues
+from audit._util.errors import AuditInputError
 from audit._util.paths import shown
 
 TABLE_CHUNK_ROWS = 65_536
@@ -73,6 +74,11 @@ class Source(ABC):
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
         return digest.hexdigest()
+
+
+def counted_from(error: AuditInputError, start: int) -> AuditInputError:
+    """`error` raised on a chunk, whose row numbers count from its first row, with the row of the file it starts at."""
+    return AuditInputError(f"{error} [rows counted from row {start:,} of the file]")
 
 
 def first_line(exc: BaseException) -> str:

@@ -22,7 +22,7 @@ from audit.core.dataset import Dataset, found_classes, require_complete
 from audit.core.groups import SensitiveValues
 from audit._util.errors import AuditInputError
 from audit._util.paths import input_file, shown
-from audit.io.reader import TABLE_CHUNK_ROWS, Census, Source, first_line
+from audit.io.reader import TABLE_CHUNK_ROWS, Census, Source, counted_from, first_line
 
 MAX_LINE_BYTES = 64 << 20
 DECOMPRESS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
@@ -125,8 +125,7 @@ class TableSource(Source):
             except AuditInputError as exc:
                 if rows is None:
                     raise
-                # a chunk's row numbers count from its first row
-                raise AuditInputError(f"{exc} [rows counted from row {start:,} of the file]") from None
+                raise counted_from(exc, start) from None
             start += len(frame)
 
 
