@@ -4,9 +4,12 @@ give the same `Dataset`, and refuse bad data with the same line."""
 from __future__ import annotations
 
 import ast
+import bz2
 import gzip
+import lzma
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +106,30 @@ def test_the_whole_read_parses_as_pandas_does(tmp_path):
     pd.testing.assert_frame_equal(read_table(tmp_path / "d.csv"),
                                   pd.read_csv(tmp_path / "d.csv", skipinitialspace=True))
     pd.testing.assert_frame_equal(read_table(tmp_path / "d.parquet"), pd.read_parquet(tmp_path / "d.parquet"))
+
+
+@pytest.mark.parametrize("suffix, compress", [
+    (".gz", gzip.compress), (".bz2", bz2.compress), (".xz", lzma.compress), (".zip", None)])
+def test_a_compressed_csv_reads_as_the_plain_one(tmp_path, suffix, compress):
+    people().to_csv(tmp_path / "d.csv", index=False)
+    packed = tmp_path / f"d.csv{suffix}"
+    if compress is None:
+        with zipfile.ZipFile(packed, "w") as archive:
+            archive.write(tmp_path / "d.csv", "d.csv")
+    else:
+        packed.write_bytes(compress((tmp_path / "d.csv").read_bytes()))
+    plain = read_data(tmp_path / "d.csv", target="label", sensitive=["sex"])
+    assert read_data(packed, target="label", sensitive=["sex"]).sha256 == plain.sha256
+    source = open_source(packed, target="label", sensitive=["sex"])
+    assert concat(list(source.chunks(plain.classes, 64))).sha256 == plain.sha256
+
+
+def test_a_zip_of_two_tables_is_refused(tmp_path):
+    with zipfile.ZipFile(tmp_path / "d.csv.zip", "w") as archive:
+        for name in ("a.csv", "b.csv"):
+            archive.writestr(name, "x,label\n1,a\n2,b\n")
+    with pytest.raises(audit.AuditInputError, match=r"d\.csv\.zip: cannot read as a table \(a zip of 2 files; "):
+        read_data(tmp_path / "d.csv.zip", target="label")
 
 
 def test_image_metadata_follows_each_image_in_both_reads(tmp_path):

@@ -1,4 +1,4 @@
-"""Tables: CSV (plain or gzip, bz2, xz compressed) and Parquet, read in chunks or whole by one reader.
+"""Tables: CSV (plain, gzip, bz2, xz or a zip of one file) and Parquet, read in chunks or whole by one reader.
 
 - Parquet: pyarrow, batch by batch through the row groups, or the whole table at once;
 - CSV: pandas' reader on the file's bytes, in chunks or in one frame with the same options, so every value
@@ -12,6 +12,7 @@ import bz2
 import gzip
 import io
 import lzma
+import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -25,9 +26,22 @@ from audit._util.paths import input_file, shown
 from audit.io.reader import TABLE_CHUNK_ROWS, Census, Source, counted_from, first_line
 
 MAX_LINE_BYTES = 64 << 20
-DECOMPRESS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 UNREADABLE = (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError, ValueError, OverflowError,
-              zlib.error, lzma.LZMAError)
+              zlib.error, lzma.LZMAError, zipfile.BadZipFile)
+
+
+def _zip_member(path: Path, mode: str):
+    """The one file of a zip archive, opened (pandas reads `table.csv.zip` so)."""
+    archive = zipfile.ZipFile(path)
+    names = [n for n in archive.namelist() if not n.endswith("/")]
+    if len(names) != 1:
+        archive.close()
+        raise AuditInputError(f"{shown(path)}: cannot read as a table (a zip of {len(names)} files; "
+                              "zip one table alone)")
+    return archive.open(names[0], mode[0])
+
+
+DECOMPRESS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open, ".zip": _zip_member}
 
 
 def is_parquet(path: Path) -> bool:
