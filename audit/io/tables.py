@@ -44,7 +44,7 @@ def _zip_member(path: Path, mode: str):
 DECOMPRESS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open, ".zip": _zip_member}
 
 
-def is_parquet(path: Path) -> bool:
+def _is_parquet(path: Path) -> bool:
     return "".join(path.suffixes[-2:]).lower().endswith((".parquet", ".pq"))
 
 
@@ -52,7 +52,7 @@ def frames(path: Path, columns: Sequence[str] | None = None, rows: int | None = 
     """The table `path` as DataFrames of `rows` rows (all in one when None), only `columns` when given."""
     where = shown(path)
     try:
-        if is_parquet(path):
+        if _is_parquet(path):
             yield from _parquet_frames(path, columns, rows, where)
         else:
             opener = DECOMPRESS.get(path.suffix.lower(), open)
