@@ -206,6 +206,7 @@ def child(what: str, folder: Path, args) -> int:
     from audit.analyzers.fairness.analyzer import Fairness
     from audit.analyzers.performance.analyzer import Performance
     from audit.core.encoders import TabularEncoder, Tokenizer
+    from audit.io.sources import read_data
     from audit.models import MODELS
 
     torch.manual_seed(0)
@@ -234,7 +235,7 @@ def child(what: str, folder: Path, args) -> int:
         source_path, options = folder / "images", dict(sensitive=["group", "site"])
     start = time.perf_counter()
     if what.endswith("memory"):
-        data = audit.core.dataset.read_file(source_path, classes=model.classes, **options)
+        data = read_data(source_path, classes=model.classes, **options)
         run = audit.run(model, data, analyzers)
     else:
         run = audit.run_stream(model, audit.open_source(source_path, **options), analyzers)

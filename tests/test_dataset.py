@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 import audit
-from audit.core.dataset import read_file
 from audit.core.encoders import TabularEncoder, Tokenizer
+from audit.io.sources import read_data
 
 
 def frame(n=10):
@@ -78,15 +78,15 @@ def test_csv_and_parquet_read_the_same(tmp_path):
     df = frame(30)
     df.to_csv(tmp_path / "d.csv", index=False)
     df.to_parquet(tmp_path / "d.parquet", index=False)
-    from_csv = audit.Dataset.from_csv(tmp_path / "d.csv", target="y", sensitive=["sex"])
-    from_parquet = read_file(tmp_path / "d.parquet", target="y", sensitive=["sex"])
+    from_csv = read_data(tmp_path / "d.csv", target="y", sensitive=["sex"])
+    from_parquet = read_data(tmp_path / "d.parquet", target="y", sensitive=["sex"])
     assert from_csv.sha256 == from_parquet.sha256
 
 
 def test_text_from_csv(tmp_path):
     pd.DataFrame({"review": ["a fine film", "a dull plot", "fine"], "label": ["pos", "neg", "pos"]}).to_csv(
         tmp_path / "t.csv", index=False)
-    data = audit.Dataset.from_csv(tmp_path / "t.csv", target="label", text_column="review")
+    data = read_data(tmp_path / "t.csv", target="label", text_column="review")
     assert data.modality == "text" and data.texts[0] == "a fine film"
 
 

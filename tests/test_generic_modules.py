@@ -12,6 +12,7 @@ from torch import nn
 
 import audit
 from audit._util.errors import AuditInputError
+from audit.io.sources import read_data
 
 
 class PatchNet(nn.Module):
@@ -124,11 +125,11 @@ def test_npz_carries_class_names(tmp_path):
     x, y = patch_images()
     path = tmp_path / "patches.npz"
     np.savez(path, x=x, y=y, classes=np.array(["plain", "patch"]))
-    data = audit.core.dataset.read_file(path)
+    data = read_data(path)
     assert data.classes == ("plain", "patch") and (data.labels == y).all()
     np.savez(path, x=x, y=y.astype(float), classes=np.array(["plain", "patch"]))
     with pytest.raises(AuditInputError, match="y must hold integer indices"):
-        audit.core.dataset.read_file(path)
+        read_data(path)
 
 
 def test_a_single_class_slice_is_audited_and_the_performance_says_what_it_averages():

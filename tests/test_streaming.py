@@ -19,13 +19,13 @@ from audit.io import checkpoint
 from audit.analyzers.fairness.analyzer import Fairness
 from audit.analyzers.performance.analyzer import Performance
 from audit.cli import main
-from audit.core.dataset import concat, read_file
+from audit.core.dataset import concat
 from audit.core.encoders import ImageEncoder
 from audit.models import MODELS
 from audit._util.progress import set_quiet
 from audit.core.reservoir import Reservoir
 from audit.executor.stream import predict_fn
-from audit.io.sources import open_source
+from audit.io.sources import open_source, read_data
 
 SENSITIVE = ["sex", "race"]
 CLASSES = ("<=50K", ">50K")
@@ -173,7 +173,7 @@ def test_a_streamed_run_samples_the_per_example_analyzers_the_same_whatever_the_
 
 def test_readers_give_chunks_of_the_asked_size_that_add_up_to_the_file(table):
     folder, _, _ = table
-    whole = read_file(folder / "t.csv", target="label", sensitive=SENSITIVE, classes=CLASSES)
+    whole = read_data(folder / "t.csv", target="label", sensitive=SENSITIVE, classes=CLASSES)
     for name in ("t.csv", "t.parquet"):
         source = open_source(folder / name, target="label", sensitive=SENSITIVE)
         chunks = list(source.chunks(CLASSES, 450))
@@ -193,7 +193,7 @@ def test_npz_is_read_row_by_row_compressed_or_not(tmp_path, compressed):
     source = open_source(tmp_path / "i.npz")
     chunks = list(source.chunks(("0", "1", "2"), 16))
     assert [len(c) for c in chunks] == [16, 16, 16, 2]
-    whole = read_file(tmp_path / "i.npz", classes=("0", "1", "2"))
+    whole = read_data(tmp_path / "i.npz", classes=("0", "1", "2"))
     joined = concat(chunks)
     np.testing.assert_array_equal(joined.inputs, whole.inputs)
     np.testing.assert_array_equal(joined.labels, whole.labels)
@@ -224,7 +224,7 @@ def test_an_image_folder_is_read_in_class_folders(tmp_path):
     np.testing.assert_array_equal(joined.labels, np.repeat([0, 1, 2], 4))
     expected = np.stack([pixels[label, i].transpose(2, 0, 1) / 255.0 for label in range(3) for i in range(4)])
     np.testing.assert_allclose(joined.inputs, expected, rtol=1e-6)
-    np.testing.assert_array_equal(read_file(tmp_path / "imgs").inputs, joined.inputs)
+    np.testing.assert_array_equal(read_data(tmp_path / "imgs").inputs, joined.inputs)
 
 
 @pytest.fixture(scope="module")
@@ -377,7 +377,7 @@ def test_an_image_folder_with_metadata_is_audited_for_fairness_streamed_as_in_me
     write_attributed_images(tmp_path / "imgs", planted=planted)
     model = audit.wrap(Brightness(), modality="image", classes=("0", "1"), device="cpu")
     analyzers = [Performance(), Fairness(intersections=2)]
-    data = read_file(tmp_path / "imgs", sensitive=["group", "site"])
+    data = read_data(tmp_path / "imgs", sensitive=["group", "site"])
     assert list(data.sensitive.columns) == ["group", "site"]
     memory = audit.run(model, data, analyzers, seed=3)
     source = open_source(tmp_path / "imgs", sensitive=["group", "site"])
@@ -392,7 +392,7 @@ def test_an_image_folder_with_metadata_is_audited_for_fairness_streamed_as_in_me
 
 def test_image_metadata_may_be_parquet_with_paths_in_any_spelling(tmp_path):
     write_attributed_images(tmp_path / "imgs", n=12)
-    expected = read_file(tmp_path / "imgs", sensitive=["group", "site"]).sensitive
+    expected = read_data(tmp_path / "imgs", sensitive=["group", "site"]).sensitive
     table = pd.read_csv(tmp_path / "imgs" / "metadata.csv")
     (tmp_path / "imgs" / "metadata.csv").unlink()
     table.assign(file_name="./" + table["file_name"]).to_parquet(tmp_path / "imgs" / "metadata.parquet")

@@ -8,22 +8,16 @@ fitted on, so a sensitive column reaches a model only if it was trained on it.
 from __future__ import annotations
 
 import hashlib
-import math
-import zipfile
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from audit._util.errors import AuditInputError
-from audit._util.paths import input_file, shown
 
 MODALITIES = ("tabular", "image", "text")
-MAX_NPZ_BYTES = 4 << 30  # arrays of an NPZ, uncompressed; checked against its headers before reading
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,38 +138,26 @@ class Dataset:
             if twice:
                 raise AuditInputError(f"{where}: {what} {', '.join(map(repr, twice))} more than once")
         frame = frame.set_axis(columns, axis=1).reset_index(drop=True)
-        for role, col in [("--target", target), ("--text-column", text_column), *[("--sensitive", s) for s in sensitive]]:
+        roles = [("--target", target), ("--text-column", text_column), *[("--sensitive", s) for s in sensitive]]
+        for role, col in roles:
             if col is not None and col not in columns:
                 raise AuditInputError(f"{where}: column {col!r} ({role}) not found; columns are: {', '.join(columns)}")
         labels, classes = _encode_labels(frame[target], classes, where=f"{where}: target column {target!r}")
         sens = frame[list(sensitive)].copy()
         for col in sens.columns:
-            _require_complete(sens[col], f"{where}: sensitive column {col!r}")
+            require_complete(sens[col], f"{where}: sensitive column {col!r}")
         if text_column is not None:
             texts = frame[text_column]
-            _require_complete(texts, f"{where}: text column {text_column!r}")
+            require_complete(texts, f"{where}: text column {text_column!r}")
             inputs = np.array([str(t) for t in texts], dtype=object)
             modality = "text"
         else:
             inputs = frame.drop(columns=[target])
             for col in inputs.columns:
-                _require_complete(inputs[col], f"{where}: column {col!r}")
+                require_complete(inputs[col], f"{where}: column {col!r}")
             modality = "tabular"
         return cls(inputs=inputs, labels=labels, classes=classes, modality=modality, sensitive=sens,
                    name=name, target=target, source=source or {})
-
-    @classmethod
-    def from_csv(
-        cls,
-        path: str | Path,
-        *,
-        target: str,
-        sensitive: Sequence[str] = (),
-        text_column: str | None = None,
-        classes: Sequence[str] | None = None,
-    ) -> Dataset:
-        """A CSV (or Parquet) file: a table, or text with `text_column`."""
-        return read_file(path, target=target, sensitive=sensitive, text_column=text_column, classes=classes)
 
     @classmethod
     def from_arrays(
@@ -299,138 +281,39 @@ def _hash_frame_into(h, frame: pd.DataFrame) -> None:
         h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
 
 
-def _require_complete(column: pd.Series, what: str) -> None:
+def require_complete(column: pd.Series, what: str, *, first_row: int = 0) -> None:
+    """Refuse a column with missing values, naming their rows (counted from `first_row`, for a chunk of a file)."""
     missing = column.isna()
     if missing.any():
-        rows = ", ".join(str(i) for i in np.flatnonzero(missing.to_numpy())[:5])
+        rows = ", ".join(str(first_row + i) for i in np.flatnonzero(missing.to_numpy())[:5])
         raise AuditInputError(
             f"{what} has {int(missing.sum())} missing value(s) (rows {rows}{', ...' if missing.sum() > 5 else ''}); "
             "fill them (e.g. df[col].fillna(...)) or drop those rows (df.dropna()) before auditing"
         )
 
 
-def _encode_labels(values: pd.Series, classes: Sequence[str] | None, *, where: str) -> tuple[np.ndarray, tuple[str, ...]]:
-    _require_complete(values, where)
-    names = values.astype(str).str.strip().to_numpy()
+def found_classes(labels: pd.Series, *, where: str) -> tuple[str, ...]:
+    """The classes a label column holds, in the sorted order of its values (of their text where they do not
+    sort); refused when a label is missing or fewer than two classes are found."""
+    require_complete(labels, where)
+    unique = pd.unique(labels)
+    try:
+        ordered = sorted(unique)
+    except TypeError:
+        ordered = sorted(unique, key=str)
+    return _class_names(tuple(dict.fromkeys(str(v).strip() for v in ordered)), where)
+
+
+def _encode_labels(values: pd.Series, classes: Sequence[str] | None, *,
+                   where: str) -> tuple[np.ndarray, tuple[str, ...]]:
     if classes is None:
-        unique = pd.unique(values)
-        try:
-            ordered = sorted(unique)
-        except TypeError:
-            ordered = sorted(unique, key=str)
-        classes = tuple(dict.fromkeys(str(v).strip() for v in ordered))
-    classes = _class_names(classes, where)
+        classes = found_classes(values, where=where)
+    else:
+        require_complete(values, where)
+        classes = _class_names(classes, where)
+    names = values.astype(str).str.strip().to_numpy()
     index = {c: i for i, c in enumerate(classes)}
     unknown = sorted(set(names) - set(index))
     if unknown:
         raise AuditInputError(f"{where} has values {unknown[:5]} outside the classes {list(classes)}")
     return np.array([index[n] for n in names], dtype=np.int64), classes
-
-
-def read_table(path: str | Path) -> pd.DataFrame:
-    """A CSV or Parquet file as a DataFrame, with one clear error for unreadable files."""
-    path = input_file(path)
-    suffixes = "".join(path.suffixes[-2:]).lower()
-    try:
-        if suffixes.endswith(".parquet") or suffixes.endswith(".pq"):
-            return pd.read_parquet(path)
-        return pd.read_csv(path, skipinitialspace=True)
-    except pd.errors.EmptyDataError:
-        raise AuditInputError(f"{shown(path)}: no rows (the file is empty)") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError, OverflowError) as exc:
-        raise AuditInputError(f"{shown(path)}: cannot read as a table ({_first_line(exc)})") from None
-
-
-def read_file(
-    path: str | Path,
-    *,
-    target: str | None = None,
-    sensitive: Sequence[str] = (),
-    text_column: str | None = None,
-    classes: Sequence[str] | None = None,
-) -> Dataset:
-    """A user's data file: CSV or Parquet (tables, text), NPZ (images) or a folder of images in class folders
-    (`root/class_name/file.png`, sensitive columns in `root/metadata.csv` by `file_name`)."""
-    if Path(path).is_dir():
-        from audit.io.sources import ImageFolder
-
-        folder = ImageFolder(Path(path), target=target, sensitive=sensitive, text_column=text_column)
-        return concat(list(folder.chunks(folder.found)))
-    path = input_file(path)
-    source = {"path": shown(path), "target": target, "sensitive": list(sensitive), "text_column": text_column}
-    if path.suffix.lower() == ".npz":
-        return _read_npz(path, sensitive=sensitive, classes=classes, source=source)
-    if target is None:
-        raise AuditInputError(f"{shown(path)}: --target COL is needed to read labels from a table")
-    frame = read_table(path)
-    return Dataset.from_dataframe(frame, target=target, sensitive=sensitive, text_column=text_column,
-                                  classes=classes, name=shown(path.stem), source=source)
-
-
-def _read_npz(path: Path, *, sensitive: Sequence[str], classes, source: dict) -> Dataset:
-    arrays, where = _npz_arrays(path), source["path"]
-    for key in ("x", "y"):
-        if key not in arrays:
-            raise AuditInputError(f"{where}: array {key!r} missing; found {', '.join(arrays) or 'none'}")
-    if "classes" in arrays:
-        classes = _npz_classes(arrays, where)
-    extra = [k for k in arrays if k not in ("x", "y", "classes")]
-    names = list(sensitive) or extra
-    for key in names:
-        if key not in arrays:
-            raise AuditInputError(f"{where}: sensitive array {key!r} missing; found {', '.join(arrays)}")
-        if arrays[key].shape != arrays["y"].shape:
-            raise AuditInputError(f"{where}: sensitive array {key!r} has shape {arrays[key].shape}, "
-                                  f"expected {arrays['y'].shape} like y")
-    return Dataset.from_arrays(arrays["x"], arrays["y"], sensitive={k: arrays[k] for k in names},
-                               classes=classes, modality="image", name=shown(path.stem), source=source)
-
-
-def _npz_classes(arrays: dict[str, np.ndarray], where: str) -> tuple[str, ...]:
-    """The class names an NPZ carries in its array `classes`; its `y` then holds indices into them."""
-    names, y = arrays["classes"], arrays["y"]
-    if names.ndim != 1 or names.dtype.kind not in "US":
-        raise AuditInputError(f"{where}: array 'classes' must be a 1-d array of class names, "
-                              f"found shape {names.shape} of {names.dtype}")
-    if y.dtype.kind not in "iu":
-        raise AuditInputError(f"{where}: with an array 'classes', y must hold integer indices into it, found {y.dtype}")
-    return tuple(str(n) for n in names)
-
-
-def _npz_arrays(path: Path) -> dict[str, np.ndarray]:
-    """The arrays of an NPZ, after checking every member's header against its size: a header may
-    declare any shape, and numpy allocates the declared array before reading it."""
-    where = shown(path)
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
-            if sum(m.file_size for m in members) > MAX_NPZ_BYTES:
-                raise AuditInputError(f"{where}: the arrays hold more than {MAX_NPZ_BYTES >> 30} GB uncompressed")
-            for member in members:
-                with archive.open(member) as f:
-                    _check_npy_header(f, member, where)
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except AuditInputError:
-        raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError) as exc:
-        raise AuditInputError(f"{where}: cannot read as NPZ ({_first_line(exc)})") from None
-    return arrays
-
-
-def _check_npy_header(f, member: zipfile.ZipInfo, where: str) -> None:
-    version = np.lib.format.read_magic(f)
-    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    shape, _, dtype = read_header(f)
-    if dtype.hasobject:
-        raise AuditInputError(f"{where}: array {member.filename!r} holds Python objects; NPZ data must be numbers")
-    declared = math.prod(shape) * dtype.itemsize
-    held = member.file_size - f.tell()
-    if declared != held:
-        raise AuditInputError(f"{where}: array {member.filename!r} declares shape {shape} of {dtype} "
-                              f"({declared:,} bytes) but holds {held:,} bytes")
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:200] if lines else type(exc).__name__

@@ -23,7 +23,7 @@ import pandas as pd
 from audit.core.analyzer import Analyzer, judged
 
 from audit.core.result import Result
-from audit.core.dataset import Dataset, read_table
+from audit.core.dataset import Dataset
 from audit._util.errors import AuditInputError
 from audit.policy.gates import Policy
 from audit.core.groups import SensitiveValues
@@ -31,7 +31,8 @@ from audit._util.paths import input_file, shown
 from audit._util.progress import rows as progress_rows
 from audit.executor.runner import AuditRun, _run_one, assemble, resolve_analyzers
 from audit.executor.stream import _tallied
-from audit.io.sources import STREAM_ABOVE, TableSource, data_bytes
+from audit.io.sources import STREAM_ABOVE, data_bytes
+from audit.io.tables import TableSource, read_table
 
 NEEDS_NO_MODEL = ("performance", "fairness")
 

@@ -7,9 +7,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from audit.io.builtin import load_dataset
-from audit.core.dataset import Dataset, read_file
+from audit.core.dataset import Dataset
 from audit._util.errors import AuditInputError
-from audit.io.sources import STREAM_ABOVE, Source, data_bytes, open_source
+from audit.io.sources import STREAM_ABOVE, Source, data_bytes, open_source, read_data
 
 USER_SPLIT = (0.70, 0.15, 0.15)
 
@@ -28,7 +28,7 @@ def training_splits(
         raise AuditInputError("give either --dataset NAME (built-in) or --data FILE")
     if dataset is not None:
         return tuple(load_dataset(dataset, split) for split in ("train", "validation", "test"))
-    full = read_file(data, target=target, sensitive=sensitive, text_column=text_column)
+    full = read_data(data, target=target, sensitive=sensitive, text_column=text_column)
     source = {**full.source, "sha256": full.sha256, "split_seed": seed}
     parts = full.split(list(USER_SPLIT), seed=seed)
     return tuple(replace(part, source={**source, "split": split})
@@ -41,7 +41,7 @@ def audit_data(trained_on: dict, *, data: str | Path | None = None, target: str 
     """The data to audit: the user's file, else the `split` (test, or validation) of the data the model was
     trained on."""
     if data is not None:
-        return read_file(data, target=target or trained_on.get("target"),
+        return read_data(data, target=target or trained_on.get("target"),
                          sensitive=sensitive or trained_on.get("sensitive") or (),
                          text_column=text_column or trained_on.get("text_column"), classes=classes)
     if trained_on.get("builtin"):
