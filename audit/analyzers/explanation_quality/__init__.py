@@ -1,1 +1,2 @@
-"""TODO"""
+"""Explanation quality: are the explanations true (faithfulness curves, randomization sanity check,
+agreement between methods)?"""

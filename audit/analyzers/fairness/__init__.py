@@ -1,1 +1,1 @@
-"""TODO"""
+"""Fairness: per-group metrics and disparities with intervals, intersections, counterfactual probes."""

@@ -1,1 +1,1 @@
-"""TODO"""
+"""LIME: local surrogate weights, seeded and batched."""

@@ -1,1 +1,1 @@
-"""TODO"""
+"""Performance: accuracy, per-class precision and recall, confusion matrix, calibration."""

@@ -1,1 +1,1 @@
-"""TODO"""
+"""Saliency: captum attributions per example, ranked globally."""

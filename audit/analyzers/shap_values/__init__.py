@@ -1,1 +1,1 @@
-"""TODO"""
+"""SHAP: shap's explainers, explained class only, seeded and batched."""
