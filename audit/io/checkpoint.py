@@ -28,6 +28,7 @@ from audit.core.encoders import ImageEncoder
 from audit._util.errors import AuditInputError, UnsafeCheckpointError
 from audit._util.files import write_atomic
 from audit.core.model import Model, Task
+from audit.io.limits import MAX_PARAMETERS
 from audit.models.registry import MODELS
 from audit._util.paths import input_file, shown
 
@@ -35,9 +36,6 @@ FORMAT = "audit.io.checkpoint"
 VERSION = 1
 TASK_FILE = "audit_task.json"
 FIELDS = ("format", "version", "architecture", "config", "state_dict", "task")
-# Parameters a checkpoint may declare: float32 weights of 4 GB, held about three times over while
-# loading and explaining (file, module, gradients), fit a 24 GB machine.
-MAX_PARAMETERS = 1_000_000_000
 MAX_TASK_BYTES = 64 << 20  # TorchScript task metadata (JSON); ours is a few KB, a large vocabulary a few MB
 
 TRUST = "If you trust its origin, pass --trust-code (Python: trust_code=True)"

@@ -34,8 +34,8 @@ from audit.core.dataset import Dataset, _check_npy_header, _encode_labels, _firs
 from audit._util.errors import AuditInputError
 from audit.core.groups import SensitiveValues
 from audit._util.paths import input_file, shown
+from audit.io.limits import STREAM_ABOVE
 
-STREAM_ABOVE = 32 << 20  # bytes of data above which `audit report` streams without --stream
 MAX_LINE_BYTES = 64 << 20  # a CSV line longer than this is refused: the reader would hold all of it
 TABLE_CHUNK_ROWS = 65_536
 IMAGE_CHUNK_ROWS = 512

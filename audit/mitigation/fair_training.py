@@ -31,9 +31,9 @@ from torch import nn
 from audit._util import validate as check
 from audit.core.dataset import Dataset
 from audit._util.errors import AuditInputError
+from audit.core.choices import FAIR_METHODS as METHODS
 from audit.core.postprocessing import CONSTRAINTS
 
-METHODS = ("reweighing", "lagrangian", "adversarial_debiasing")
 ADVERSARY_STEPS = 5  # per predictor step: an adversary that keeps up stops the predictor overshooting
 
 
