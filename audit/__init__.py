@@ -34,6 +34,7 @@ _PUBLIC = {
     "list_models": ("audit.models", "list_models"),
     "load_dataset": ("audit.io.builtin", "load_dataset"),
     "load_model": ("audit.io.checkpoint", "load"),
+    "mitigate": ("audit.mitigation.workflow", "mitigate"),
     "run": ("audit.executor.runner", "run"),
     "run_stream": ("audit.executor.stream", "run_stream"),
     "save_model": ("audit.io.checkpoint", "save"),
@@ -42,9 +43,10 @@ _PUBLIC = {
 }
 
 __all__ = [
-    "ANALYZERS", "Analyzer", "AuditInputError", "AuditRun", "Dataset", "Finding", "Model", "Performance", "Policy", "Result",
-    "Task", "Tokenizer", "Verdict", "explain", "from_predictions", "from_transformers", "list_datasets", "list_models",
-    "load_dataset", "load_model", "open_source", "run", "run_stream", "save_model", "train", "wrap",
+    "ANALYZERS", "Analyzer", "AuditInputError", "AuditRun", "Dataset", "Finding", "Model", "Performance", "Policy",
+    "Result", "Task", "Tokenizer", "Verdict", "explain", "from_predictions", "from_transformers", "list_datasets",
+    "list_models", "load_dataset", "load_model", "mitigate", "open_source", "run", "run_stream", "save_model", "train",
+    "wrap",
 ]
 
 
@@ -72,6 +74,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; the names above are the
     from audit.io.builtin import load_dataset
     from audit._util.errors import AuditInputError
     from audit.methods.attributions.explain import explain
+    from audit.mitigation.workflow import mitigate
     from audit.io.huggingface import from_transformers
     from audit.core.model import Model, Task, wrap
     from audit.models import list_models, train

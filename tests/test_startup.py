@@ -45,7 +45,7 @@ def console_script_code() -> str:
 def test_ctrl_c_while_the_command_imports_torch_says_interrupted(tmp_path, command):
     (tmp_path / "sitecustomize.py").write_text(STALL_ON_TORCH)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
-    proc = subprocess.Popen([sys.executable, *command, "datasets"], env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, *command, "models"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline() == "importing torch\n", proc.stderr.read()
