@@ -80,3 +80,50 @@ def test_public_names_resolve_to_their_objects():
     assert set(audit.__all__) <= set(dir(audit))
     with pytest.raises(AttributeError, match="no attribute 'explian'"):
         audit.explian  # noqa: B018
+
+
+HEAVY = ("torch", "numpy", "pandas", "sklearn", "fairlearn", "matplotlib", "scipy")
+SHOW_HEAVY = f"""
+import sys
+from audit.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["report", "--help"], ["mitigate", "--help"], ["train", "--help"],
+                                  ["--version"]], ids=" ".join)
+def test_help_and_version_load_no_heavy_library(args):
+    proc = subprocess.run([sys.executable, "-c", SHOW_HEAVY, *args], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.stderr == "[]\n"
+    assert proc.stdout.startswith("usage: audit") or proc.stdout == f"audit {audit.__version__}\n"
+
+
+def test_a_command_loads_the_library_it_needs():  # the check above would pass if nothing could load torch
+    proc = subprocess.run([sys.executable, "-c", SHOW_HEAVY, "models"], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert "'torch'" in proc.stderr and "mlp" in proc.stdout
+
+
+def test_version_names_the_package(capsys):
+    from audit.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out == f"audit {audit.__version__}\n"
+
+
+def test_help_shows_the_library_limits_and_exit_codes_match(capsys):
+    from audit.cli import EXIT_USAGE, main
+    from audit.io.checkpoint import load
+    from audit.policy.gates import EXIT_USAGE as POLICY_EXIT_USAGE
+
+    assert EXIT_USAGE == POLICY_EXIT_USAGE
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert f"(default {load.__kwdefaults__['max_parameters']:,})" in shown
