@@ -54,6 +54,7 @@ def __getattr__(name: str):
     if name not in _PUBLIC:
         raise AttributeError(f"module 'audit' has no attribute {name!r}")
     module, attribute = _PUBLIC[name]
+    importlib.import_module("audit.analyzers")  # fills the registry that run, compare and Policy read
     importlib.import_module("audit.report")  # results render themselves in a notebook through it
     value = getattr(importlib.import_module(module), attribute)
     globals()[name] = value  # later lookups skip this function

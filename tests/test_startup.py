@@ -127,3 +127,12 @@ def test_help_shows_the_library_limits_and_exit_codes_match(capsys):
         main(["report", "--help"])
     shown = " ".join(capsys.readouterr().out.split())
     assert f"(default {load.__kwdefaults__['max_parameters']:,})" in shown
+
+
+def test_the_public_names_see_every_analyzer():
+    code = ("import audit; policy = audit.Policy.from_toml('examples/ci/policy.toml'); "
+            "print(sorted({g.metric.split('.')[0] for g in policy.gates}))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    assert "'performance'" in proc.stdout and "'fairness'" in proc.stdout
