@@ -14,7 +14,7 @@ from audit.io import checkpoint
 from audit.io.limits import MAX_PARAMETERS
 from audit.io.locate import audit_data
 from audit.mitigation.fair_training import Mitigation
-from audit.mitigation.postprocess import with_thresholds
+from audit.mitigation.postprocess import positive_index, with_thresholds
 from audit.mitigation.retrain import recorded_adversarial, retrain
 from audit.mitigation import sweep as sweeping
 from audit.policy.gates import Policy
@@ -64,9 +64,7 @@ def mitigate(model: Model | str | Path, *, method: str, sensitive: str | None = 
                                 sensitive=sensitive, policy=policy)
     if not isinstance(model, Model):
         model = checkpoint.load(model, max_parameters=max_parameters)
-    if positive_class is not None and str(positive_class) not in model.classes:
-        raise AuditInputError(f"--positive-class {positive_class!r} is not a class of the model "
-                              f"{list(model.classes)}")
+    positive_index(model, positive_class)  # a class the model lacks is refused before the data is read
     options = {name: dict(values) for name, values in (options or {}).items()}
     if positive_class is not None and (analyzers is None or "fairness" in analyzers):
         options.setdefault("fairness", {})["positive_class"] = positive_class
