@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from audit._util.paths import shown
-from audit.cli.options import (add_checkpoint_options, add_console_options, add_engine_options, add_resource_options,
-                               add_run_options, audit_settings)
+from audit.cli.options import (add_checkpoint_options, add_console_options, add_engine_options, add_output_options,
+                               add_resource_options, add_run_options, audit_settings)
 from audit.cli.outputs import finish, write_outputs
 from audit.core.choices import CONSTRAINTS, FAIR_METHODS
 
@@ -42,9 +42,7 @@ def add_parser(sub) -> None:
                                                         "of the data the model was trained on)")
     p.add_argument("--data", metavar="FILE", help="CSV or Parquet to compare on (default: the test split)")
     p.add_argument("--target", help="label column of --validation and --data")
-    for flag, text in (("--json", "the comparison's JSON document"), ("--junit", "JUnit XML of the gates"),
-                       ("--markdown", "a Markdown summary of the comparison")):
-        p.add_argument(flag, help=f"also write {text} here")
+    add_output_options(p)
     add_run_options(p, positive_class="the favourable class (default: the second class)",
                     seed="drives every random choice, and the thresholds' draws")
     add_checkpoint_options(p, trust_code=False)
