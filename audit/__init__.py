@@ -30,10 +30,12 @@ _PUBLIC = {
     "from_predictions": ("audit.executor.predictions", "from_predictions"),
     "from_transformers": ("audit.io.huggingface", "from_transformers"),
     "open_source": ("audit.io.sources", "open_source"),
+    "read_data": ("audit.io.sources", "read_data"),
     "list_datasets": ("audit.io.builtin", "list_datasets"),
     "list_models": ("audit.models", "list_models"),
     "load_dataset": ("audit.io.builtin", "load_dataset"),
     "load_model": ("audit.models.checkpoint", "load"),
+    "mitigate": ("audit.mitigation.workflow", "mitigate"),
     "run": ("audit.executor.runner", "run"),
     "run_stream": ("audit.executor.stream", "run_stream"),
     "save_model": ("audit.io.checkpoint", "save"),
@@ -42,9 +44,10 @@ _PUBLIC = {
 }
 
 __all__ = [
-    "ANALYZERS", "Analyzer", "AuditInputError", "AuditRun", "Dataset", "Finding", "Model", "Performance", "Policy", "Result",
-    "Task", "Tokenizer", "Verdict", "explain", "from_predictions", "from_transformers", "list_datasets", "list_models",
-    "load_dataset", "load_model", "open_source", "run", "run_stream", "save_model", "train", "wrap",
+    "ANALYZERS", "Analyzer", "AuditInputError", "AuditRun", "Dataset", "Finding", "Model", "Performance", "Policy",
+    "Result", "Task", "Tokenizer", "Verdict", "explain", "from_predictions", "from_transformers", "list_datasets",
+    "list_models", "load_dataset", "load_model", "mitigate", "open_source", "read_data", "run", "run_stream", "save_model", "train",
+    "wrap",
 ]
 
 
@@ -52,6 +55,7 @@ def __getattr__(name: str):
     if name not in _PUBLIC:
         raise AttributeError(f"module 'audit' has no attribute {name!r}")
     module, attribute = _PUBLIC[name]
+    importlib.import_module("audit.analyzers")  # fills the registry that run, compare and Policy read
     importlib.import_module("audit.report")  # results render themselves in a notebook through it
     value = getattr(importlib.import_module(module), attribute)
     globals()[name] = value  # later lookups skip this function
@@ -72,6 +76,8 @@ if TYPE_CHECKING:  # what type checkers and editors see; the names above are the
     from audit.io.builtin import load_dataset
     from audit._util.errors import AuditInputError
     from audit.methods.attributions.explain import explain
+    from audit.mitigation.workflow import mitigate
+    from audit.io.sources import open_source, read_data
     from audit.io.huggingface import from_transformers
     from audit.core.model import Model, Task, wrap
     from audit.models import list_models, train

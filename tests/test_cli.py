@@ -228,3 +228,80 @@ def test_console_script_reports_bad_input_without_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: {junk}: not a model checkpoint "
                                                 "(unreadable pickle data)"]
+
+
+# -- --positive-class: refused when it cannot apply; the assumed class shown when the labels do not say --------
+
+
+@pytest.fixture(scope="module")
+def credit_checkpoint(tmp_path_factory) -> tuple:
+    """A small MLP trained through the command on a table whose labels are 1 and 2 (German credit's coding:
+    either could be the favourable outcome)."""
+    folder = tmp_path_factory.mktemp("credit")
+    rng = np.random.default_rng(3)
+    n = 400
+    frame = pd.DataFrame({"amount": rng.normal(5, 2, n).round(2), "months": rng.integers(6, 48, n),
+                          "sex": rng.choice(["female", "male"], n)})
+    frame["y"] = np.where(frame["amount"] + rng.normal(0, 1, n) > 5, 2, 1)
+    data = folder / "credit.csv"
+    frame.to_csv(data, index=False)
+    model = folder / "credit.pt"
+    assert main(["train", "mlp", "--data", str(data), "--target", "y", "--sensitive", "sex", "-o", str(model),
+                 "--epochs", "3", "--quiet"]) == 0
+    return model, data
+
+
+def test_a_positive_class_that_is_not_a_class_is_refused_before_the_data_is_read(capsys, tmp_path, monkeypatch,
+                                                                                  credit_checkpoint):
+    model, data = credit_checkpoint
+    capsys.readouterr()
+    import audit.io.locate as locate
+
+    monkeypatch.setattr(locate, "streamed_source", lambda *a, **k: pytest.fail("the data was read"))
+    monkeypatch.setattr(locate, "audit_data", lambda *a, **k: pytest.fail("the data was read"))
+    report = tmp_path / "r.html"
+    for command in (["report", model], ["compare", model, model]):
+        code, out, err = run_cli(capsys, *command, "--data", data, "--target", "y", "--sensitive", "sex",
+                                 "--positive-class", "good", "-o", report, "--quiet")
+        assert code == 2 and out == ""
+        assert err == "error: --positive-class 'good' is not a class of the model ['1', '2']\n"
+        assert not report.exists()
+
+
+def test_mitigate_refuses_a_positive_class_that_is_not_a_class(capsys, tmp_path, credit_checkpoint):
+    model, data = credit_checkpoint
+    capsys.readouterr()
+    fixed = tmp_path / "fixed.pt"
+    code, out, err = run_cli(capsys, "mitigate", model, "--method", "thresholds", "--sensitive", "sex",
+                             "--constraint", "demographic_parity", "--positive-class", "good", "-o", fixed,
+                             "--report", tmp_path / "c.html", "--quiet")
+    assert code == 2 and err == "error: --positive-class 'good' is not a class of the model ['1', '2']\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_labels_1_and_2_say_which_positive_class_was_assumed(capsys, tmp_path, credit_checkpoint):
+    model, data = credit_checkpoint
+    capsys.readouterr()
+    args = ["report", model, "--data", data, "--target", "y", "--sensitive", "sex", "--analyzers",
+            "performance,fairness", "-o", tmp_path / "r.html", "--json", tmp_path / "r.json", "--quiet"]
+    assert run_cli(capsys, *args)[0] == 0
+    warnings = json.loads((tmp_path / "r.json").read_text())["results"]["fairness"]["warnings"]
+    assert any("positive class is taken to be '2'" in w for w in warnings), warnings
+    assert run_cli(capsys, *args, "--positive-class", "2")[0] == 0  # said: nothing to warn of
+    warnings = json.loads((tmp_path / "r.json").read_text())["results"]["fairness"]["warnings"]
+    assert not any("positive class is taken to be" in w for w in warnings), warnings
+
+
+@pytest.mark.xfail(strict=True, reason="the fairness branch makes the assumed positive class a medium finding, "
+                                       "which the summary prints; drop this mark when it is merged")
+def test_labels_1_and_2_put_the_assumed_positive_class_on_the_first_lines(capsys, tmp_path, credit_checkpoint):
+    model, data = credit_checkpoint
+    capsys.readouterr()
+    args = ["report", model, "--data", data, "--target", "y", "--sensitive", "sex", "--analyzers",
+            "performance,fairness", "-o", tmp_path / "r.html", "--quiet"]
+    code, out, err = run_cli(capsys, *args)
+    assert code == 0, err
+    assert out.startswith("CONCERNS") and re.search(r"medium: .*positive class.*\b2\b", out), out
+    code, out, err = run_cli(capsys, *args, "--positive-class", "2")  # said: nothing to warn of
+    assert code == 0, err
+    assert "positive class" not in out, out

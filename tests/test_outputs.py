@@ -15,6 +15,7 @@ import pytest
 
 import audit
 import audit.cli
+import audit.cli.outputs
 from audit.io import checkpoint
 from audit.cli import main
 from audit.models.training import TrainConfig, train
@@ -95,7 +96,7 @@ def _hardlink(link: Path, target: Path) -> Path:
 def test_bad_output_paths_stop_before_the_model_loads(capsys, tmp_path, small, monkeypatch, case):
     build, pattern = PATH_CASES[case]
     outputs = build(small, tmp_path)
-    monkeypatch.setattr(audit.cli.checkpoint, "load", lambda *a, **k: pytest.fail("the model was loaded"))
+    monkeypatch.setattr(checkpoint, "load", lambda *a, **k: pytest.fail("the model was loaded"))
     before, inputs_before = snapshot(tmp_path), snapshot(small["folder"])
     code = main(report_args(small, **outputs))
     _, err = capsys.readouterr()
@@ -106,7 +107,7 @@ def test_bad_output_paths_stop_before_the_model_loads(capsys, tmp_path, small, m
 
 
 def test_compare_outputs_are_checked_against_both_models(capsys, tmp_path, small, monkeypatch):
-    monkeypatch.setattr(audit.cli.checkpoint, "load", lambda *a, **k: pytest.fail("a model was loaded"))
+    monkeypatch.setattr(checkpoint, "load", lambda *a, **k: pytest.fail("a model was loaded"))
     other = tmp_path / "other.pt"
     other.write_bytes(small["model"].read_bytes())
     code = main(["compare", str(small["model"]), str(other), "-o", str(tmp_path / "c.html"), "--json", str(other)])
@@ -153,7 +154,7 @@ def test_a_failure_leaves_the_previous_reports_whole(capsys, tmp_path, small, mo
                     raise OSError(28, "No space left on device") if failure == "write" else KeyboardInterrupt
                 f.write(text[100:].encode())
             return write
-        monkeypatch.setattr(audit.cli, "text_writer", writer)
+        monkeypatch.setattr(audit.cli.outputs, "text_writer", writer)
     assert main(report_args(small, **outputs)) == code
     _, err = capsys.readouterr()
     assert len(err.strip().splitlines()) == 1, err
@@ -165,7 +166,7 @@ def test_a_failure_leaves_the_previous_reports_whole(capsys, tmp_path, small, mo
 
 PAUSING = """
 import sys, time
-import audit.cli as cli, audit.executor.runner as runner
+import audit.cli as cli, audit.cli.outputs as outputs, audit.executor.runner as runner
 
 def pause(*args, **kwargs):
     print("paused", flush=True)
@@ -180,7 +181,7 @@ else:
             f.flush()
             pause()
         return write
-    cli.text_writer = writer
+    outputs.text_writer = writer
 sys.exit(cli.main(sys.argv[2:]))
 """
 

@@ -45,7 +45,7 @@ def console_script_code() -> str:
 def test_ctrl_c_while_the_command_imports_torch_says_interrupted(tmp_path, command):
     (tmp_path / "sitecustomize.py").write_text(STALL_ON_TORCH)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
-    proc = subprocess.Popen([sys.executable, *command, "datasets"], env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, *command, "models"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline() == "importing torch\n", proc.stderr.read()
@@ -81,3 +81,59 @@ def test_public_names_resolve_to_their_objects():
     assert set(audit.__all__) <= set(dir(audit))
     with pytest.raises(AttributeError, match="no attribute 'explian'"):
         audit.explian  # noqa: B018
+
+
+HEAVY = ("torch", "numpy", "pandas", "sklearn", "fairlearn", "matplotlib", "scipy")
+SHOW_HEAVY = f"""
+import sys
+from audit.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["report", "--help"], ["mitigate", "--help"], ["train", "--help"],
+                                  ["--version"]], ids=" ".join)
+def test_help_and_version_load_no_heavy_library(args):
+    proc = subprocess.run([sys.executable, "-c", SHOW_HEAVY, *args], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.stderr == "[]\n"
+    assert proc.stdout.startswith("usage: audit") or proc.stdout == f"audit {audit.__version__}\n"
+
+
+def test_a_command_loads_the_library_it_needs():  # the check above would pass if nothing could load torch
+    proc = subprocess.run([sys.executable, "-c", SHOW_HEAVY, "models"], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert "'torch'" in proc.stderr and "mlp" in proc.stdout
+
+
+def test_version_names_the_package(capsys):
+    from audit.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out == f"audit {audit.__version__}\n"
+
+
+def test_help_shows_the_library_limits_and_exit_codes_match(capsys):
+    from audit.cli import EXIT_USAGE, main
+    from audit.models.checkpoint import load
+    from audit.policy.gates import EXIT_USAGE as POLICY_EXIT_USAGE
+
+    assert EXIT_USAGE == POLICY_EXIT_USAGE
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert f"(default {load.__kwdefaults__['max_parameters']:,})" in shown
+
+
+def test_the_public_names_see_every_analyzer():
+    code = ("import audit; policy = audit.Policy.from_toml('examples/ci/policy.toml'); "
+            "print(sorted({g.metric.split('.')[0] for g in policy.gates}))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    assert "'performance'" in proc.stdout and "'fairness'" in proc.stdout

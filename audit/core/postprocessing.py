@@ -20,8 +20,8 @@ import pandas as pd
 
 from audit._util import validate as check
 from audit._util.errors import AuditInputError
+from audit.core.choices import CONSTRAINTS
 
-CONSTRAINTS = ("demographic_parity", "equalized_odds")
 OPERATORS = (">", "<")
 # Scores are probabilities: an infinite threshold of fairlearn's is kept as one just outside [0, 1],
 # which decides every score the same way and stays plain, finite data.

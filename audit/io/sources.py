@@ -16,7 +16,7 @@ from audit.io.npz import NpzSource
 from audit.io.reader import Source
 from audit.io.tables import TableSource
 
-STREAM_ABOVE = 32 << 20  # bytes of data above which `audit report` streams without --stream
+from audit.io.limits import STREAM_ABOVE
 
 
 def _source(path: str | Path, *, whole: bool, target: str | None, sensitive: Sequence[str],

@@ -1,0 +1,177 @@
+"""The options that several commands share, declared once, and what they turn into before anything loads.
+
+Only light modules are imported here: `audit --help` builds every parser without torch, numpy or pandas.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from collections.abc import Sequence
+
+from audit._util.errors import AuditInputError
+from audit._util.paths import MAX_INPUT_BYTES, format_size, parse_size, shown
+from audit._util.threads import THREADS_VARIABLE
+from audit.io.limits import MAX_PARAMETERS, STREAM_ABOVE
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise AuditInputError(f"{self.prog}: {message}")
+
+
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", help="a CSV or Parquet table, an NPZ of images (arrays x, y), or a folder of images "
+                                  "in class folders (DIR/CLASS/FILE.png; per-image sensitive columns in "
+                                  "DIR/metadata.csv, one row per file_name)")
+    p.add_argument("--target", help="label column of --data")
+    p.add_argument("--sensitive", nargs="+", default=[], metavar="COL", help="sensitive attribute columns")
+    p.add_argument("--text-column", help="text column of --data (text models)")
+    add_resource_options(p)
+
+
+def add_resource_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, metavar="N",
+                   help=f"threads for torch and BLAS (default: ${THREADS_VARIABLE}, else the CPUs this process may "
+                        "use, or OMP_NUM_THREADS when set)")
+    p.add_argument("--max-input-size", type=_size, default=MAX_INPUT_BYTES, metavar="SIZE",
+                   help=f"refuse larger model, data and policy files before reading them; they are read whole "
+                        f"(default {format_size(MAX_INPUT_BYTES)}; e.g. 4G)")
+
+
+def add_engine_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="where the batch work runs: this process, or Ray tasks (pip install audit[ray]); same numbers")
+    p.add_argument("--ray-address", metavar="ADDRESS", help="an existing Ray cluster (with --engine ray; default: "
+                                                             "a local Ray started for the run)")
+
+
+def add_run_options(p: argparse.ArgumentParser, *, positive_class: str, seed: str) -> None:
+    """What an audit is judged by and how it runs: policy, analyzers and their options, seed, sample size."""
+    p.add_argument("--policy", help="TOML file of gates; the exit code follows its verdict")
+    p.add_argument("--analyzers", help="comma-separated analyzers to run (default: all that apply)")
+    p.add_argument("--set", action="append", default=[], metavar="ANALYZER.OPTION=VALUE",
+                   help="an analyzer option, e.g. --set performance.bins=15")
+    p.add_argument("--positive-class", help=positive_class)
+    p.add_argument("--seed", type=int, default=0, help=seed)
+    p.add_argument("--samples", type=int, help="examples the per-example analyzers work on")
+
+
+def add_output_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", help="also write the JSON document here")
+    p.add_argument("--junit", help="also write JUnit XML here (one testcase per gate)")
+    p.add_argument("--markdown", help="also write a Markdown summary here (pull-request comment, job summary)")
+
+
+def add_checkpoint_options(p: argparse.ArgumentParser, *, trust_code: bool) -> None:
+    if trust_code:
+        p.add_argument("--trust-code", "--trust-pickle", dest="trust_code", action="store_true",
+                       help="allow model files that carry code, TorchScript and pickles (the code runs: only for "
+                            "files you trust)")
+    p.add_argument("--max-parameters", type=int, default=MAX_PARAMETERS, metavar="N",
+                   help=f"refuse checkpoints declaring more parameters (default {MAX_PARAMETERS:,})")
+
+
+def add_console_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def add_audit_options(p: argparse.ArgumentParser, *, default_output: str) -> None:
+    """The options of the commands that audit a model: report and compare."""
+    add_data_options(p)
+    p.add_argument("--dataset", help="audit on the test split of a built-in dataset (audit datasets) instead of "
+                                     "--data (default: the data the model was trained on)")
+    p.add_argument("-o", "--output", help=f"HTML report to write (default: {default_output})")
+    add_output_options(p)
+    add_run_options(p, positive_class="the class fairness takes as the positive (favourable) outcome (default: "
+                                      "the second class)", seed="drives every random choice (default 0)")
+    add_checkpoint_options(p, trust_code=True)
+    add_console_options(p)
+    add_engine_options(p)
+
+
+STREAM_HELP = (f"read --data (or --predictions) in chunks, in bounded memory (automatic above "
+               f"{format_size(STREAM_ABOVE)}); the per-example analyzers run on a seeded sample")
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except AuditInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+# -- what the options turn into, checked before any model loads ----------------------------------
+
+
+def audit_settings(args) -> dict:
+    """Everything about an audit that the command line sets, checked before any model is loaded."""
+    from audit.analyzers import ANALYZERS
+    from audit.policy.gates import Policy
+
+    policy = Policy.from_toml(args.policy) if args.policy else None
+    names = [n.strip() for n in args.analyzers.split(",") if n.strip()] if args.analyzers else None
+    for name in names or []:
+        ANALYZERS.get(name)
+    if args.samples is not None and args.samples < 1:
+        raise AuditInputError(f"--samples must be at least 1, found {args.samples}")
+    options = parse_analyzer_options(args.set)
+    if args.positive_class is not None and (names is None or "fairness" in names):
+        options.setdefault("fairness", {})["positive_class"] = args.positive_class
+    return dict(analyzers=names, seed=args.seed, policy=policy, samples=args.samples,
+                options=options, command=" ".join(shown(a) for a in ["audit", *sys.argv[1:]]))
+
+
+def check_positive_class(positive_class: str | None, classes: Sequence[str]) -> None:
+    """Refuse a --positive-class that is not a class, before the data is read and anything runs."""
+    if positive_class is not None and str(positive_class) not in classes:
+        raise AuditInputError(f"--positive-class {positive_class!r} is not a class of the model {list(classes)}")
+
+
+def load_options(args) -> dict:
+    return dict(trust_code=args.trust_code, max_parameters=args.max_parameters)
+
+
+def audit_data(args, model):
+    """The data `args` name (--data, --dataset), else the test split of the data `model` was trained on."""
+    from audit.io.locate import audit_data as located
+
+    trained_on = dict(model.task.dataset)
+    if args.dataset:
+        if args.data:
+            raise AuditInputError("give --data FILE or --dataset NAME, not both")
+        trained_on = {"builtin": args.dataset}
+    return located(trained_on, data=args.data, target=args.target, sensitive=args.sensitive,
+                   text_column=args.text_column, classes=model.classes)
+
+
+def parse_assignments(items: Sequence[str], what: str) -> dict:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise AuditInputError(f"--set {item!r}: expected {what} as NAME=VALUE")
+        out[key.strip()] = _parse_value(value.strip())
+    return out
+
+
+def parse_analyzer_options(items: Sequence[str]) -> dict[str, dict]:
+    from audit.analyzers import ANALYZERS
+
+    options: dict[str, dict] = {}
+    for key, value in parse_assignments(items, "analyzer option").items():
+        analyzer, sep, option = key.partition(".")
+        if not sep:
+            raise AuditInputError(f"--set {key}: expected ANALYZER.OPTION=VALUE, e.g. performance.bins=15")
+        ANALYZERS.get(analyzer)
+        options.setdefault(analyzer, {})[option] = value
+    return options
+
+
+def _parse_value(text: str):
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
