@@ -40,6 +40,7 @@ class Analyzer(ABC):
     metrics: ClassVar[Mapping[str, MetricSpec]] = {}
     headline: ClassVar[tuple[str, ...]] = ()  # the metrics a report's summary leads with, where a run has them
     default: ClassVar[bool] = True
+    needs_model: ClassVar[bool] = True  # False: it reads only the model's outputs, so predictions alone will do
 
     def supports(self, model: Model, data: Dataset) -> bool:
         return True
@@ -64,6 +65,8 @@ class Analyzer(ABC):
 
 class Tally(ABC):
     """Sufficient statistics of one analyzer over the rows seen so far; they do not grow with rows."""
+
+    sample_rows: int = 0  # rows of the data's sample that `result` reads (a streamed run draws that many)
 
     @abstractmethod
     def add(self, chunk: Dataset, proba: np.ndarray, start: int) -> None:
