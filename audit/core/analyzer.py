@@ -57,6 +57,11 @@ class Analyzer(ABC):
         finding is raised only where its interval supports it."""
         return ()
 
+    def sample_rows(self, model: Model) -> int:
+        """Rows of the data `run` reads (its `samples`, 0: none asked): a streamed run draws a seeded sample that
+        large for the analyzers without a tally."""
+        return getattr(self, "samples", None) or 0
+
     def tally(self, model: Model, values: SensitiveValues, *, seed: int) -> Tally | None:
         """The counts this analyzer needs, to be fed chunk by chunk (`values`: every sensitive value of the
         whole data, counted); None when it needs rows."""

@@ -73,9 +73,8 @@ def execute(model, feed: Feed, analyzers: Sequence[Analyzer], *, seed: int,
                 tallies[i] = tally
             spent[i] += time.perf_counter() - began
     per_row = [a for i, a in enumerate(analyzers) if skipped[i] is None and i not in tallies and i not in failed]
-    reservoir = Reservoir(max([*(t.sample_rows for t in tallies.values()),
-                               *(a.samples for a in per_row if "samples" in a.config()), 0]),
-                          seed, take=Dataset.subset, join=concat)
+    size = max([*(t.sample_rows for t in tallies.values()), *(a.sample_rows(model) for a in per_row), 0])
+    reservoir = Reservoir(size, seed, take=Dataset.subset, join=concat)
     chunks = feed.chunks if feed.progress is None else rows(feed.chunks, desc=feed.progress, total=feed.rows,
                                                             size=lambda pair: len(pair[0]))
     start = 0
