@@ -3,6 +3,8 @@ gives the same numbers, findings, errors and verdict; an errored analyzer makes 
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -163,3 +165,24 @@ def test_an_errored_analyzer_without_a_policy_exits_3_on_the_command_line(tmp_pa
     out, err = capsys.readouterr()
     assert out.startswith("INCOMPLETE: analyzer(s) performance errored; ") and "NO CONCERNS" not in out
     assert "analyzer performance errored: RuntimeError: kaboom" in err
+
+
+def test_compare_flags_the_metrics_of_a_result_with_a_caveat_and_calls_them_neither_better_nor_worse():
+    from audit.core.result import Result
+    from audit.executor.compare import Comparison
+    from audit.policy.gates import Policy
+
+    def made(gap: float, caveat: str = "") -> audit.AuditRun:
+        results = (Result(analyzer="performance", metrics={"performance.accuracy": 1 - gap}),
+                   Result(analyzer="fairness", metrics={"fairness.demographic_parity_difference": gap}, caveat=caveat))
+        made = audit.AuditRun(model={}, data={}, results=results, verdict=audit.Verdict("ungated"))
+        return dataclasses.replace(made, verdict=Policy().evaluate(made))
+
+    honest = Comparison(made(0.2), made(0.1), audit.Verdict("ungated")).table().set_index("metric")
+    assert honest["improved"].tolist() == [True, True] and honest["flag"].isna().all()
+    collapsed = Comparison(made(0.2), made(0.01, caveat="predicts 'yes' for 99.0% of rows"),
+                           audit.Verdict("ungated")).table().set_index("metric")
+    assert collapsed.loc["fairness.demographic_parity_difference", "improved"] is None
+    assert collapsed.loc["fairness.demographic_parity_difference", "flag"] == \
+        "candidate: predicts 'yes' for 99.0% of rows"
+    assert collapsed.loc["performance.accuracy", "improved"] is True and collapsed["flag"].isna().sum() == 1
