@@ -60,6 +60,7 @@ def test_failing_analyzer_becomes_error_result_and_run_goes_on(adult_mlp, monkey
     result = run.result("performance")
     assert result.status == "error" and "kaboom" in result.error
     assert run.verdict.errored_analyzers == ("performance",)
+    assert run.verdict.status == "incomplete" and run.verdict.exit_code == 3  # fail closed without a policy too
     policy = audit.Policy.from_dict({"gates": {"performance.accuracy": {"min": 0.5}}})
     assert policy.evaluate(run).exit_code == 3
 
