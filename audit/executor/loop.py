@@ -49,6 +49,8 @@ class Feed:
 
 @dataclass(frozen=True)
 class Executed:
+    """What `execute` gives back: the judged results, and what the data's description needs."""
+
     results: tuple[Result, ...]
     rows: int  # rows read
     sample_rows: int  # rows the analyzers without a tally read
