@@ -11,6 +11,7 @@ from torch import nn
 
 import audit
 from audit.analyzers import ANALYZERS
+from audit.analyzers.performance.analyzer import PerformanceTally
 from audit.core.result import Result
 
 
@@ -51,14 +52,15 @@ def test_same_seed_same_numbers(compas_mlp):
 
 
 def test_failing_analyzer_becomes_error_result_and_run_goes_on(adult_mlp, monkeypatch):
-    def boom(self, model, data, *, seed=0):
+    def boom(self, chunk, proba, start):
         raise RuntimeError("kaboom")
 
-    monkeypatch.setattr(audit.Performance, "run", boom)
+    monkeypatch.setattr(PerformanceTally, "add", boom)
     run = audit.run(adult_mlp, audit.load_dataset("adult", "test").sample(100, seed=0), analyzers=["performance"])
     result = run.result("performance")
     assert result.status == "error" and "kaboom" in result.error
     assert run.verdict.errored_analyzers == ("performance",)
+    assert run.verdict.status == "incomplete" and run.verdict.exit_code == 3  # fail closed without a policy too
     policy = audit.Policy.from_dict({"gates": {"performance.accuracy": {"min": 0.5}}})
     assert policy.evaluate(run).exit_code == 3
 

@@ -173,7 +173,7 @@ def pause(*args, **kwargs):
     time.sleep(300)
 
 if sys.argv[1] == "run":
-    runner._run_one = pause
+    runner.execute = pause
 else:
     def writer(text):
         def write(f):

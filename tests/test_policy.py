@@ -74,6 +74,32 @@ def test_gate_on_errored_analyzer_fails_closed_with_exit_3():
     assert "errored (RuntimeError: boom)" in verdict.gates[0].message
 
 
+def test_an_errored_analyzer_without_gates_is_incomplete_never_no_concerns():
+    fairness_error = Result(analyzer="fairness", status="error", error="AuditInputError: bad option")
+    complete = Policy().evaluate(fake_run(perf(0.9)))
+    assert (complete.status, complete.exit_code) == ("ungated", 0)
+    assert complete.summary.startswith("NO CONCERNS: ")
+    verdict = Policy().evaluate(fake_run(perf(0.9), fairness_error))
+    assert (verdict.status, verdict.exit_code) == ("incomplete", 3)
+    assert verdict.summary == "INCOMPLETE: analyzer(s) fairness errored; no high or medium findings (no gates were set)"
+    assert verdict.to_dict()["status"] == "incomplete" and verdict.to_dict()["exit_code"] == 3
+
+
+def test_passing_gates_with_another_analyzer_errored_are_incomplete():
+    fairness_error = Result(analyzer="fairness", status="error", error="RuntimeError: boom")
+    verdict = policy(min=0.8).evaluate(fake_run(perf(0.85), fairness_error))
+    assert (verdict.status, verdict.exit_code) == ("incomplete", 3)
+    assert verdict.summary.startswith("INCOMPLETE: analyzer(s) fairness errored; 1 of 1 gates passed")
+    failing = policy(min=0.8).evaluate(fake_run(perf(0.75), fairness_error))
+    assert failing.status == "fail" and failing.summary.endswith("; analyzer(s) fairness errored")
+    assert policy(min=0.8).evaluate(fake_run(perf(0.85))).status == "pass"
+
+
+def test_an_analyzer_errored_in_the_baseline_makes_a_comparison_incomplete():
+    verdict = Policy().evaluate(fake_run(perf(0.9)), baseline=fake_run(perf(0, status="error")))
+    assert verdict.status == "incomplete" and verdict.errored_analyzers == ("performance",)
+
+
 def test_gate_on_analyzer_that_did_not_run_fails_closed():
     verdict = policy(min=0.1).evaluate(fake_run())
     assert verdict.exit_code == 3 and "did not run" in verdict.gates[0].message

@@ -40,6 +40,7 @@ class Analyzer(ABC):
     metrics: ClassVar[Mapping[str, MetricSpec]] = {}
     headline: ClassVar[tuple[str, ...]] = ()  # the metrics a report's summary leads with, where a run has them
     default: ClassVar[bool] = True
+    needs_model: ClassVar[bool] = True  # False: it reads only the model's outputs, so predictions alone will do
 
     def supports(self, model: Model, data: Dataset) -> bool:
         return True
@@ -56,6 +57,11 @@ class Analyzer(ABC):
         finding is raised only where its interval supports it."""
         return ()
 
+    def sample_rows(self, model: Model) -> int:
+        """Rows of the data `run` reads (its `samples`, 0: none asked): a streamed run draws a seeded sample that
+        large for the analyzers without a tally."""
+        return getattr(self, "samples", None) or 0
+
     def tally(self, model: Model, values: SensitiveValues, *, seed: int) -> Tally | None:
         """The counts this analyzer needs, to be fed chunk by chunk (`values`: every sensitive value of the
         whole data, counted); None when it needs rows."""
@@ -64,6 +70,8 @@ class Analyzer(ABC):
 
 class Tally(ABC):
     """Sufficient statistics of one analyzer over the rows seen so far; they do not grow with rows."""
+
+    sample_rows: int = 0  # rows of the data's sample that `result` reads (a streamed run draws that many)
 
     @abstractmethod
     def add(self, chunk: Dataset, proba: np.ndarray, start: int) -> None:

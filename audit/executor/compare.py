@@ -28,25 +28,24 @@ class Comparison(Document):
     sections: tuple[Result, ...] = ()  # shown after the summary, e.g. the trade-off of a mitigation sweep
 
     def table(self) -> pd.DataFrame:
-        """One row per metric of either run: both values, the change, and whether it is better. A fairness
-        metric of a run whose model predicts one class for nearly every row is flagged, never called better
-        or worse: its small gaps come from not discriminating at all."""
+        """One row per metric of either run: both values, the change, and whether it is better. A metric whose
+        result carries a caveat in either run (e.g. a model that predicts one class for nearly every row, whose
+        small fairness gaps come from not discriminating at all) is flagged with it, never called better or
+        worse."""
         base, cand = self.baseline.metrics, self.candidate.metrics
-        flag = "; ".join(f"{which} predicts {d['class']!r} for {d['share']:.1%} of rows"
-                         for which, d in (("baseline", _degenerate(self.baseline)),
-                                          ("candidate", _degenerate(self.candidate))) if d)
+        caveats = _caveats(self.baseline, "baseline")
+        for metric, caveat in _caveats(self.candidate, "candidate").items():
+            caveats[metric] = "; ".join(filter(None, (caveats.get(metric), caveat)))
         rows = []
         for metric in dict.fromkeys([*base, *cand]):
             b, c = base.get(metric), cand.get(metric)
             delta = c - b if b is not None and c is not None else None
             spec = find_metric_spec(metric)
-            if delta is None or spec is None or delta == 0:
+            flagged = caveats.get(metric)
+            if delta is None or spec is None or delta == 0 or flagged:
                 better = None
             else:
                 better = (delta > 0) == (spec.better == "higher")
-            flagged = flag if flag and metric.startswith("fairness.") else None
-            if flagged:
-                better = None
             rows.append({"metric": metric, "baseline": b, "candidate": c, "change": delta, "improved": better,
                          "flag": flagged})
         return pd.DataFrame(rows, columns=["metric", "baseline", "candidate", "change", "improved", "flag"])
@@ -69,9 +68,9 @@ class Comparison(Document):
         return render_comparison(self, standalone=standalone)
 
 
-def _degenerate(audit_run: AuditRun) -> dict | None:
-    fairness = next((r for r in audit_run.results if r.analyzer == "fairness"), None)
-    return fairness.details.get("degenerate") if fairness is not None else None
+def _caveats(audit_run: AuditRun, which: str) -> dict[str, str]:
+    """Metric -> "<which>: <its result's caveat>", for the metrics of the results that carry one."""
+    return {metric: f"{which}: {r.caveat}" for r in audit_run.results if r.caveat for metric in r.metrics}
 
 
 def compare(

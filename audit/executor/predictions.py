@@ -4,15 +4,14 @@ A table holds, per row, the true label, the model's output and the sensitive col
 output is either a column of predicted labels (each row's probability is then 1 for its
 predicted class) or per-class score columns, in the order of the classes (a binary model
 may give one column: the score of the second class). `Predictions` stands in for a
-`Model` for the analyzers that read only its outputs (NEEDS_NO_MODEL); every other
-analyzer is reported as skipped, with the reason.
+`Model` for the analyzers that read only its outputs (`Analyzer.needs_model` False); every
+other analyzer is reported as skipped, with the reason.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import traceback
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,21 +19,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audit.core.analyzer import Analyzer, judged
-
-from audit.core.result import Result
-from audit.core.dataset import Dataset
 from audit._util.errors import AuditInputError
-from audit.policy.gates import Policy
-from audit.core.groups import SensitiveValues
 from audit._util.paths import input_file, shown
-from audit._util.progress import rows as progress_rows
-from audit.executor.runner import AuditRun, _run_one, assemble, resolve_analyzers
-from audit.executor.stream import _tallied
+from audit.core.analyzer import Analyzer
+from audit.core.dataset import Dataset
+from audit.core.groups import SensitiveValues
+from audit.executor.loop import Feed, execute
+from audit.executor.runner import AuditRun, assemble, resolve_analyzers
 from audit.io.sources import STREAM_ABOVE, data_bytes
 from audit.io.tables import TableSource, read_table
-
-NEEDS_NO_MODEL = ("performance", "fairness")
+from audit.policy.gates import Policy
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -139,29 +133,27 @@ def from_predictions(table: pd.DataFrame | str | Path, *, target: str, predictio
                      options: dict[str, dict] | None = None, command: str | None = None, stream: bool = False,
                      chunk_rows: int | None = None) -> AuditRun:
     """Audit predictions that already exist (a DataFrame, or a CSV or Parquet file): the analyzers that need no
-    model run (NEEDS_NO_MODEL), every other one chosen is reported as skipped with the reason. A file is read in
-    chunks of `chunk_rows` when `stream` or larger than STREAM_ABOVE: the same numbers, in bounded memory."""
+    model run (`needs_model = False`), every other one chosen is reported as skipped with the reason. A file is
+    read in chunks of `chunk_rows` when `stream` or larger than STREAM_ABOVE: the same numbers, in bounded
+    memory."""
     columns = dict(target=target, prediction=prediction, scores=scores, sensitive=sensitive)
     chosen = resolve_analyzers(analyzers, options)
     started = datetime.now(timezone.utc)
     if not isinstance(table, pd.DataFrame) and (stream or data_bytes(table) > STREAM_ABOVE):
-        model, described, results = _streamed(Path(table), columns, classes, chosen, seed, chunk_rows)
+        model, feed, described = _streamed(Path(table), columns, classes, chunk_rows)
     else:
         model, data = _read_whole(table, columns, classes)
+        feed = Feed(first=data, chunks=[(data, model.proba)], values=SensitiveValues.of(data.sensitive),
+                    rows=len(data), whole=data, model_given=False)
         described = data
-        results = [_run_one(a, model, data, seed) for a in chosen if a.name in NEEDS_NO_MODEL]
-    thresholds = (policy or Policy()).thresholds
-    done = iter(results)
-    results = tuple(judged(a, next(done), thresholds) if a.name in NEEDS_NO_MODEL else Result(
-        analyzer=a.name, status="skipped", config=a.config(),
-        details={"reason": "needs the model itself; only its predictions were given"}) for a in chosen)
+    executed = execute(model, feed, chosen, seed=seed, thresholds=(policy or Policy()).thresholds)
     source = model.source
     output = f"column {prediction!r}" if prediction else f"score columns {list(scores)}"
     model_described = {"path": source.get("path"), "sha256": source.get("sha256"),
                        "architecture": "predictions (no model)", "modality": "tabular", "classes": list(model.classes),
                        "trained_on": {}, "training_metrics": {}, "output": output}
-    return assemble(model_described, described, results, seed=seed, policy=policy, started=started, command=command,
-                    device="none")
+    return assemble(model_described, described, executed.results, seed=seed, policy=policy, started=started,
+                    command=command, device="none")
 
 
 def _read_whole(table, columns: dict, classes) -> tuple[Predictions, Dataset]:
@@ -176,9 +168,9 @@ def _read_whole(table, columns: dict, classes) -> tuple[Predictions, Dataset]:
     return read_predictions(frame, **columns, classes=classes, name=name, source=source)
 
 
-def _streamed(path: Path, columns: dict, classes, analyzers: list[Analyzer], seed: int, chunk_rows: int | None):
+def _streamed(path: Path, columns: dict, classes, chunk_rows: int | None) -> tuple[Predictions, Feed, dict]:
     """The predictions of a table read in chunks: a first pass over the label, prediction and sensitive columns
-    (classes, groups), then each chunk added to the tallies of the analyzers that need no model."""
+    (classes, groups), then the chunks, each with the probabilities its columns give."""
     table = TableSource(input_file(path, whole=False), target=columns["target"], sensitive=columns["sensitive"],
                         text_column=None)
     rows = chunk_rows or table.chunk_rows
@@ -202,30 +194,15 @@ def _streamed(path: Path, columns: dict, classes, analyzers: list[Analyzer], see
     source = {"path": str(path), "sha256": table.sha256()}
     model = Predictions(np.empty((0, len(classes))), tuple(str(c) for c in classes), source=source)
     _, probe = read_predictions(head, **columns, classes=model.classes, name=path.stem)
-    tallies, failed = {}, {}  # a failing analyzer becomes an error result, as in memory
-    for a in analyzers:
-        if a.name in NEEDS_NO_MODEL and a.supports(model, probe):
-            try:
-                tallies[a.name] = a.tally(model, values, seed=seed)
-            except Exception as exc:  # noqa: BLE001
-                failed[a.name] = exc, traceback.format_exc(limit=8)
-    start, first = 0, None
-    for frame in progress_rows(table.frames(None, rows), desc="predictions", total=seen):
-        chunk_model, chunk = read_predictions(frame.reset_index(drop=True), **columns, classes=model.classes,
-                                              name=path.stem, source=source)
-        first = chunk if first is None else first
-        for name, tally in tallies.items():
-            try:
-                if name not in failed:
-                    tally.add(chunk, chunk_model.proba, start)
-            except Exception as exc:  # noqa: BLE001
-                failed[name] = exc, traceback.format_exc(limit=8)
-        start += len(chunk)
-    skipped = {"reason": "not applicable to this tabular model and data"}
-    results = [_tallied(a, tallies.get(a.name), first, 0.0, failed.get(a.name)) if a.name in {*tallies, *failed} else
-               Result(analyzer=a.name, status="skipped", config=a.config(), details=skipped)
-               for a in analyzers if a.name in NEEDS_NO_MODEL]
-    described = {"name": path.stem, "sha256": source["sha256"], "rows": start, "modality": "tabular",
+
+    def chunks():
+        for frame in table.frames(None, rows):
+            chunk_model, chunk = read_predictions(frame.reset_index(drop=True), **columns, classes=model.classes,
+                                                  name=path.stem, source=source)
+            yield chunk, chunk_model.proba
+
+    feed = Feed(first=probe, chunks=chunks(), values=values, rows=seen, progress="predictions", model_given=False)
+    described = {"name": path.stem, "sha256": source["sha256"], "rows": seen, "modality": "tabular",
                  "target": columns["target"], "classes": list(model.classes), "sensitive": list(columns["sensitive"]),
                  "source": {**source, "streamed": True}}
-    return model, described, results
+    return model, feed, described

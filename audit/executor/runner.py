@@ -4,31 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 import platform
-import random
 import sys
-import time
-import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 
-import matplotlib
-import numpy as np
-import torch
-
-from audit.core.analyzer import ANALYZERS, Analyzer, judged
-
-from audit.core.result import Result
+from audit._util.errors import AuditInputError
+from audit.core.analyzer import ANALYZERS, Analyzer
 from audit.core.dataset import Dataset
+from audit.core.groups import SensitiveValues
+from audit.core.model import Model
+from audit.core.result import Result
 from audit.engine import Engine, running_on
 from audit.engine import current as current_engine
-from audit._util.errors import AuditInputError
-from audit.core.model import Model
-from audit.policy.gates import Policy, Verdict
-from audit._util.progress import steps
 from audit.executor.document import Document
-from audit.plots import PLAIN_TEXT
+from audit.executor.loop import Feed, execute
+from audit.policy.gates import Policy, Verdict
 
 SCHEMA = "audit.report/1"
 LIBRARIES = ("audit", "torch", "captum", "shap", "lime", "fairlearn", "numpy", "pandas", "scikit-learn")
@@ -125,18 +117,19 @@ def run(
 
 
 def _run(model, data, analyzers, *, seed, policy, samples, options, command) -> AuditRun:
-    # Bad labels or inputs fail here, once, with a clear message; the predictions stay in the
-    # model's cache for the analyzers.
-    model.labels(data)
-    model.predict_proba(data)
     started = datetime.now(timezone.utc)
     objects = resolve_analyzers(analyzers, options, samples)
-    judged_by = policy or Policy()
-    results = []
-    for analyzer in steps(objects, desc="audit", name=lambda a: a.name):
-        results.append(judged(analyzer, _run_one(analyzer, model, data, seed), judged_by.thresholds))
-    return assemble(describe_model(model), data, tuple(results), seed=seed, policy=policy, started=started,
+    feed = Feed(first=data, chunks=_whole(model, data), values=SensitiveValues.of(data.sensitive), rows=len(data),
+                whole=data)
+    executed = execute(model, feed, objects, seed=seed, thresholds=(policy or Policy()).thresholds)
+    return assemble(describe_model(model), data, executed.results, seed=seed, policy=policy, started=started,
                     command=command, device=str(model.device))
+
+
+def _whole(model: Model, data: Dataset):
+    """The data as one chunk, predicted once its labels are checked; the probabilities stay in the model's cache
+    for the analyzers that read rows."""
+    yield data, model.predict_proba(data)
 
 
 def assemble(model: dict, data: Dataset | dict, results: tuple[Result, ...], *, seed: int, policy: Policy | None,
@@ -159,28 +152,6 @@ def assemble(model: dict, data: Dataset | dict, results: tuple[Result, ...], *, 
         "engine": current_engine().name,
     }
     return dataclasses.replace(skeleton, verdict=judged_by.evaluate(skeleton), provenance=provenance)
-
-
-def _run_one(analyzer: Analyzer, model: Model, data: Dataset, seed: int) -> Result:
-    start = time.perf_counter()
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if not analyzer.supports(model, data):
-        return Result(analyzer=analyzer.name, status="skipped", config=analyzer.config(),
-                      details={"reason": f"not applicable to this {model.modality} model and data"})
-    try:
-        with matplotlib.rc_context(PLAIN_TEXT):
-            result = analyzer.run(model, data, seed=seed)
-    except Exception as exc:  # noqa: BLE001 - a failing analyzer becomes an error result
-        return error_result(analyzer, exc, traceback.format_exc(limit=8), time.perf_counter() - start)
-    return dataclasses.replace(result, seconds=time.perf_counter() - start)
-
-
-def error_result(analyzer: Analyzer, exc: BaseException, trace: str, seconds: float) -> Result:
-    """The Result of an analyzer that raised `exc` (its traceback `trace`): the run goes on."""
-    return Result(analyzer=analyzer.name, status="error", config=analyzer.config(),
-                  error=f"{type(exc).__name__}: {exc}", details={"traceback": trace}, seconds=seconds)
 
 
 def describe_model(model: Model) -> dict:

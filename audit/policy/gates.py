@@ -11,8 +11,9 @@
     error_rate_gap_max = 0.1   # overrides one threshold of the built-in default policy
 
 Exit codes: 0 every gate passes (or no gates), 1 a gate failed, 3 a gate could not be
-evaluated because its analyzer errored or did not run (fail closed). Findings (judged by
-the thresholds) make the verdict of a run without gates; they never change the exit code.
+evaluated because its analyzer errored or did not run, or any analyzer errored: the run is
+incomplete, with or without gates (fail closed). Findings (judged by the thresholds) make the
+verdict of a complete run without gates; they never change the exit code.
 """
 
 from __future__ import annotations
@@ -100,14 +101,15 @@ class GateResult:
 
 @dataclass(frozen=True)
 class Verdict:
-    status: str  # "pass", "fail", "error" or "ungated"
+    status: str  # "pass", "fail", "error" (a gate could not be evaluated), "incomplete" (an analyzer errored) or
+    # "ungated" (no gates: the findings judge)
     gates: tuple[GateResult, ...] = ()
     errored_analyzers: tuple[str, ...] = ()
     findings: tuple[Finding, ...] = ()  # every analyzer's, high severity first
 
     @property
     def exit_code(self) -> int:
-        return {"fail": EXIT_FAIL, "error": EXIT_ERROR}.get(self.status, EXIT_PASS)
+        return {"fail": EXIT_FAIL, "error": EXIT_ERROR, "incomplete": EXIT_ERROR}.get(self.status, EXIT_PASS)
 
     @property
     def failed(self) -> tuple[GateResult, ...]:
@@ -123,15 +125,21 @@ class Verdict:
 
     @property
     def summary(self) -> str:
-        errored = f"; analyzers that errored: {', '.join(self.errored_analyzers)}" if self.errored_analyzers else ""
-        if self.status == "ungated":
+        """One line, the status first: an errored analyzer is named before the findings' judgement."""
+        errored = f"analyzer(s) {', '.join(self.errored_analyzers)} errored" if self.errored_analyzers else ""
+        if not self.gates:
+            if errored:
+                return f"INCOMPLETE: {errored}; {self.judgement} (no gates were set)"
             concern = "CONCERNS" if any(f.severity in ("high", "medium") for f in self.findings) else "NO CONCERNS"
-            return f"{concern}: {self.judgement} (no gates were set){errored}"
+            return f"{concern}: {self.judgement} (no gates were set)"
         counted = [g for g in self.gates if g.status != "n/a"]
         passed = sum(g.status == "pass" for g in counted)
         skipped = len(self.gates) - len(counted)
         note = f" ({skipped} not applicable)" if skipped else ""
-        return f"{self.status.upper()}: {passed} of {len(counted)} gates passed{note}; {self.judgement}"
+        gates = f"{passed} of {len(counted)} gates passed{note}"
+        if self.status == "incomplete":
+            return f"INCOMPLETE: {errored}; {gates}; {self.judgement}"
+        return f"{self.status.upper()}: {gates}; {self.judgement}" + (f"; {errored}" if errored else "")
 
     def to_dict(self) -> dict:
         return {"status": self.status, "exit_code": self.exit_code, "summary": self.summary,
@@ -194,14 +202,17 @@ class Policy:
         return cls(tuple(gates), source, thresholds=thresholds)
 
     def evaluate(self, run: AuditRun, baseline: AuditRun | None = None) -> Verdict:
-        """The verdict on `run`; with a `baseline` (audit compare) change gates apply too."""
-        errored = tuple(r.analyzer for r in run.results if r.status == "error")
+        """The verdict on `run`; with a `baseline` (audit compare) change gates apply too. An analyzer that
+        errored in either run makes the verdict at best incomplete: never a pass or "no concerns"."""
+        errored = tuple(dict.fromkeys(r.analyzer for each in (run, baseline) if each is not None
+                                      for r in each.results if r.status == "error"))
         findings = by_severity(f for r in run.results for f in r.findings)
         if not self.gates:
-            return Verdict("ungated", (), errored, findings)
+            return Verdict("incomplete" if errored else "ungated", (), errored, findings)
         results = tuple(self._check(gate, run, baseline) for gate in self.gates)
         statuses = {r.status for r in results}
-        status = "error" if "error" in statuses else "fail" if "fail" in statuses else "pass"
+        status = ("error" if "error" in statuses else "fail" if "fail" in statuses else
+                  "incomplete" if errored else "pass")
         return Verdict(status, results, errored, findings)
 
     def _check(self, gate: Gate, run: AuditRun, baseline: AuditRun | None) -> GateResult:

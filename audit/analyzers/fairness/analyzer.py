@@ -121,6 +121,7 @@ class Fairness(Analyzer):
     description = ("per-group metrics and disparities with score confidence intervals, intersections, "
                    "text counterfactual probes, threshold post-processing preview")
     metric_prefix = "fairness"
+    needs_model = False
     metrics = {
         **{f"fairness.{m}": _spec(m, "worst case over the sensitive features") for m in DISPARITIES},
         **{f"fairness.<feature>.{m}": _spec(m, "one sensitive feature or intersection") for m in DISPARITIES},
@@ -431,6 +432,7 @@ class FairnessTally(Tally):
             raise AuditInputError(f"fairness: sensitive column {joined[0]!r} contains {INTERSECTION!r}, which joins "
                                   "the names of intersections; rename the column")
         self.analyzer, self.model, self.seed = analyzer, model, seed
+        self.sample_rows = analyzer.samples if model.modality == "text" else 0  # the counterfactual probe's
         self.classes = model.classes
         self.targets = analyzer.targets(self.classes)
         self.rules = group_rules(values, analyzer.bins) if values.counts else {}

@@ -61,6 +61,7 @@ class Performance(Analyzer):
     title = "Performance"
     description = "accuracy, per-class precision and recall, confusion matrix, calibration"
     metric_prefix = "performance"
+    needs_model = False
     metrics = {
         "performance.accuracy": MetricSpec("share of correct predictions", "higher"),
         "performance.balanced_accuracy": MetricSpec("mean recall over classes", "higher"),

@@ -144,6 +144,9 @@ class Robustness(Analyzer):
         if not 0 < self.square_p_init <= 1:
             raise AuditInputError(f"robustness: square_p_init must be in (0, 1], found {self.square_p_init}")
 
+    def sample_rows(self, model) -> int:
+        return self.samples or DEFAULT_SAMPLES[model.modality]
+
     def supports(self, model, data) -> bool:
         if model.modality == "text":
             return True

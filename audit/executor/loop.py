@@ -1,0 +1,140 @@
+"""The one loop every audit goes through: analyzers x a feed of chunks with the model's probabilities.
+
+A `Feed` is the data as chunks (in memory: one chunk, the data itself) paired with a predictor's
+probabilities for each (a model's forward passes on the current engine, or the columns of a
+predictions table). Each analyzer that has a tally (performance, fairness) adds every chunk to its
+counts; every other analyzer runs afterwards on the data in memory, or on a seeded sample drawn
+while streaming (audit.core.reservoir), as large as the most rows any analyzer reads, and the same
+whatever the chunk size. An analyzer that raises, in its tally or its run, becomes a Result with
+status "error" and the same message on every path; the run goes on. Input that is wrong for the
+model (a label it does not know) is the user's to fix: it stops the run with one clear line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+import traceback
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import matplotlib
+import numpy as np
+import torch
+
+from audit._util.progress import rows, steps
+from audit.core.analyzer import Analyzer, Tally, judged
+from audit.core.dataset import Dataset, concat
+from audit.core.groups import SensitiveValues
+from audit.core.reservoir import Reservoir
+from audit.core.result import Result
+from audit.plots import PLAIN_TEXT
+
+NEEDS_MODEL = "needs the model itself; only its predictions were given"
+
+
+@dataclass(frozen=True)
+class Feed:
+    """What an audit reads: `chunks`, each with the predictor's probabilities (rows, classes), in data order."""
+
+    first: Dataset  # the first chunk (or a few of its rows): which analyzers apply, which labels the model knows
+    chunks: Iterable[tuple[Dataset, np.ndarray]]
+    values: SensitiveValues  # every sensitive value of the whole data, counted: groups are decided once
+    rows: int  # of the whole data
+    whole: Dataset | None = None  # in memory: the data, which the analyzers without a tally read whole
+    progress: str | None = None  # streamed: the progress line's name ("predict: 2,000 rows in 3 s")
+    model_given: bool = True  # False: only predictions; the analyzers that need a model are skipped
+
+
+@dataclass(frozen=True)
+class Executed:
+    """What `execute` gives back: the judged results, and what the data's description needs."""
+
+    results: tuple[Result, ...]
+    rows: int  # rows read
+    sample_rows: int  # rows the analyzers without a tally read
+
+
+def execute(model, feed: Feed, analyzers: Sequence[Analyzer], *, seed: int,
+            thresholds: Mapping[str, float]) -> Executed:
+    """Every analyzer's judged result on the feed, in the order of `analyzers`."""
+    model.labels(feed.first)
+    skipped = [_skipped(a, model, feed) for a in analyzers]
+    tallies: dict[int, Tally] = {}  # by the analyzer's position
+    failed: dict[int, Result] = {}
+    spent = [0.0] * len(analyzers)
+    for i, a in enumerate(analyzers):
+        if skipped[i] is None:
+            began = time.perf_counter()
+            try:
+                tally = a.tally(model, feed.values, seed=seed)
+            except Exception as exc:  # noqa: BLE001 - a failing analyzer becomes an error result
+                failed[i], tally = error_result(a, exc, traceback.format_exc(limit=8)), None
+            if tally is not None:
+                tallies[i] = tally
+            spent[i] += time.perf_counter() - began
+    per_row = [a for i, a in enumerate(analyzers) if skipped[i] is None and i not in tallies and i not in failed]
+    size = max([*(t.sample_rows for t in tallies.values()), *(a.sample_rows(model) for a in per_row), 0])
+    reservoir = Reservoir(size, seed, take=Dataset.subset, join=concat)
+    chunks = feed.chunks if feed.progress is None else rows(feed.chunks, desc=feed.progress, total=feed.rows,
+                                                            size=lambda pair: len(pair[0]))
+    start = 0
+    for chunk, proba in chunks:
+        model.labels(chunk)
+        for i, tally in tallies.items():
+            if i not in failed:
+                began = time.perf_counter()
+                try:
+                    tally.add(chunk, proba, start)
+                except Exception as exc:  # noqa: BLE001
+                    failed[i] = error_result(analyzers[i], exc, traceback.format_exc(limit=8))
+                spent[i] += time.perf_counter() - began
+        if feed.whole is None:
+            reservoir.add(chunk, start, len(chunk))
+        start += len(chunk)
+    sample = feed.whole if feed.whole is not None else reservoir.sample() or feed.first.subset([])
+    results = []
+    for i, a in steps(list(enumerate(analyzers)), desc="audit", name=lambda pair: pair[1].name):
+        if skipped[i] is not None:
+            result = skipped[i]
+        elif i in failed:
+            result = dataclasses.replace(failed[i], seconds=spent[i])
+        elif i in tallies:
+            result = _timed(a, tallies[i].result, sample, seed, spent[i])
+        else:
+            result = _timed(a, lambda part, a=a: a.run(model, part, seed=seed), sample, seed, 0.0)
+        results.append(judged(a, result, thresholds))
+    return Executed(tuple(results), start, len(sample))
+
+
+def _skipped(analyzer: Analyzer, model, feed: Feed) -> Result | None:
+    """The skipped result of an analyzer that cannot run on this feed; None when it can."""
+    if analyzer.needs_model and not feed.model_given:
+        reason = NEEDS_MODEL
+    elif not analyzer.supports(model, feed.first):
+        reason = f"not applicable to this {model.modality} model and data"
+    else:
+        return None
+    return Result(analyzer=analyzer.name, status="skipped", config=analyzer.config(), details={"reason": reason})
+
+
+def _timed(analyzer: Analyzer, work, data: Dataset, seed: int, seconds: float) -> Result:
+    """`work(data)`'s result, its seconds added to `seconds`, seeded as every analyzer is; an error result if it
+    raises."""
+    began = time.perf_counter()
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        with matplotlib.rc_context(PLAIN_TEXT):
+            result = work(data)
+    except Exception as exc:  # noqa: BLE001 - a failing analyzer becomes an error result
+        return error_result(analyzer, exc, traceback.format_exc(limit=8), seconds + time.perf_counter() - began)
+    return dataclasses.replace(result, seconds=seconds + time.perf_counter() - began)
+
+
+def error_result(analyzer: Analyzer, exc: BaseException, trace: str, seconds: float = 0.0) -> Result:
+    """The Result of an analyzer that raised `exc` (its traceback `trace`): the run goes on."""
+    return Result(analyzer=analyzer.name, status="error", config=analyzer.config(),
+                  error=f"{type(exc).__name__}: {exc}", details={"traceback": trace}, seconds=seconds)
