@@ -73,6 +73,7 @@ class ExplanationQuality(Analyzer):
     description = "faithfulness (deletion and insertion curves), model-randomization sanity check and agreement " \
                   "of the attribution methods"
     metric_prefix = "explanations"
+    headline = ("explanations.agreement",)
     metrics = {
         "explanations.<method>.deletion_auc": MetricSpec(
             "area under the explained-class probability as the most attributed features are removed first", "lower"),

@@ -96,6 +96,8 @@ class Robustness(Analyzer):
     description = ("adversarial attacks (FGSM, PGD, Square, synonym substitution, typos), corruptions, attack sanity, "
                    "by group")
     metric_prefix = "robustness"
+    headline = ("robustness.robust_accuracy", "robustness.text_attack_success_rate",
+                "robustness.corruption_accuracy")
     metrics = {
         "robustness.clean_accuracy": MetricSpec("accuracy on the attacked sample before any attack", "higher"),
         "robustness.fgsm_accuracy": MetricSpec("accuracy under FGSM at the configured epsilon", "higher"),
@@ -556,7 +558,7 @@ def _image_examples_figure(model, x, adv, y, adv_pred, domain: Domain):
     return to_figure(fig, title="Adversarial examples", caption=(
         "Each row is a correctly classified image (left, labelled with its true class), the PGD perturbation at "
         "the configured epsilon (middle, averaged over channels; red raises, blue lowers a pixel) and the "
-        "adversarial image (right, labelled with the class the model now predicts)."))
+        "adversarial image (right, labelled with the class the model now predicts)."), gallery=True)
 
 
 def _stack(tiles: list[np.ndarray]) -> np.ndarray:
@@ -583,7 +585,7 @@ def _table_examples_figure(examples: pd.DataFrame):
     return to_figure(fig, title="Adversarial examples", caption=(
         "Each panel is a correctly classified row that PGD flips at the configured epsilon: the prediction before "
         "and after (title), and the features it moved most (bars: the change in standard deviations; labels: the "
-        "original and adversarial values in the data's units). One-hot columns are never moved."))
+        "original and adversarial values in the data's units). One-hot columns are never moved."), gallery=True)
 
 
 def _display(image: torch.Tensor) -> np.ndarray:
