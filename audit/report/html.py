@@ -117,13 +117,13 @@ def format_number(value) -> str:
     return str(value)
 
 
-# Count columns: shown as whole numbers even where they were summed as floats (33, not 33.000).
-COUNT_COLUMNS = {"count", "support", "tn", "fp", "fn", "tp", "examples", "words_changed", "rows"}
-
-
 def shown_tables(result: Result) -> dict[str, pd.DataFrame]:
     """The tables the HTML shows: those a figure already shows are left to the JSON."""
     return {name: frame for name, frame in result.tables.items() if name not in result.figure_tables}
+
+
+# Count columns: shown as whole numbers even where they were summed as floats (33, not 33.000).
+COUNT_COLUMNS = {"count", "support", "tn", "fp", "fn", "tp", "examples", "words_changed", "rows"}
 
 
 def table_rows(frame: pd.DataFrame, limit: int = 200) -> tuple[list[str], list[list], int]:
