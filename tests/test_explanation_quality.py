@@ -26,9 +26,12 @@ from audit.analyzers.explanation_quality.analyzer import (
     cascade_stages,
     removed,
 )
-from audit.methods.attributions import registry
+from audit.analyzers.explanation_quality.summary import ExplanationSummary, SanityOutcome
 from audit.core.encoders import Tokenizer
+from audit.core.result import Result
+from audit.methods.attributions import registry
 from audit.policy.gates import find_metric_spec
+from audit.policy.thresholds import DEFAULT_VALUES
 
 
 def input_itself(model, data, target, *, seed=0):
@@ -167,16 +170,10 @@ def test_same_seed_same_numbers_nothing_left_on_the_model_and_metrics_listed():
 
 def judged_summary(summary) -> list:
     """The findings of a result that holds nothing but its summary: no metric, table or detail to read."""
-    from audit.analyzers.explanation_quality.summary import ExplanationSummary  # noqa: F401 (the type judged)
-    from audit.core.result import Result
-    from audit.policy.thresholds import DEFAULT_VALUES
-
     return list(ExplanationQuality().findings(Result(analyzer="explanation_quality", summary=summary), DEFAULT_VALUES))
 
 
 def test_findings_are_read_from_the_summary_alone():
-    from audit.analyzers.explanation_quality.summary import ExplanationSummary, SanityOutcome
-
     sound = SanityOutcome("saliency", 0.1, True)
     blind = SanityOutcome("input_itself", 0.97, False)
     (sanity,) = judged_summary(ExplanationSummary(samples=16, sanity_threshold=0.5, sanity=(sound, blind)))

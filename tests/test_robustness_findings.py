@@ -35,7 +35,8 @@ def test_the_sentence_names_the_attack_epsilon_norm_and_count():
     assert finding.sentence.startswith("The strongest attack at epsilon 0.05 (l2) flips 80% of the 200 correctly")
     text = RobustnessSummary(metric="robustness.text_attack_success_rate", correct=30, kept=0.1)
     (finding,) = Robustness().findings(Result(analyzer="robustness", summary=text), DEFAULT_VALUES)
-    assert finding.sentence.startswith("Swapping words for WordNet synonyms") and "of the 30 correctly" in finding.sentence
+    assert finding.sentence.startswith("Swapping words for WordNet synonyms")
+    assert "of the 30 correctly" in finding.sentence
 
 
 def test_a_random_model_is_named_and_its_failed_check_said():
