@@ -27,10 +27,10 @@ def new_figure(width: float = 5.0, height: float = 3.6, **kwargs):
     return plt.subplots(figsize=(width, height), **kwargs)
 
 
-def to_figure(fig, *, title: str, caption: str) -> Figure:
-    """Render and close `fig`."""
+def to_figure(fig, *, title: str, caption: str, gallery: bool = False) -> Figure:
+    """Render and close `fig`; `gallery`: per-example panels, which a report shows folded."""
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
     plt.close(fig)
-    return Figure(title=title, caption=caption, png=buf.getvalue())
+    return Figure(title=title, caption=caption, png=buf.getvalue(), gallery=gallery)

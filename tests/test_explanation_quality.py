@@ -26,9 +26,12 @@ from audit.analyzers.explanation_quality.analyzer import (
     cascade_stages,
     removed,
 )
-from audit.methods.attributions import registry
+from audit.analyzers.explanation_quality.summary import ExplanationSummary, SanityOutcome
 from audit.core.encoders import Tokenizer
+from audit.core.result import Result
+from audit.methods.attributions import registry
 from audit.policy.gates import find_metric_spec
+from audit.policy.thresholds import DEFAULT_VALUES
 
 
 def input_itself(model, data, target, *, seed=0):
@@ -163,3 +166,22 @@ def test_same_seed_same_numbers_nothing_left_on_the_model_and_metrics_listed():
     assert all(find_metric_spec(name) is not None for name in first.metrics)
     assert "explanation_quality" in ANALYZERS.defaults()
     assert list(ANALYZERS._classes).index("explanation_quality") > list(ANALYZERS._classes).index("saliency")
+
+
+def judged_summary(summary) -> list:
+    """The findings of a result that holds nothing but its summary: no metric, table or detail to read."""
+    return list(ExplanationQuality().findings(Result(analyzer="explanation_quality", summary=summary), DEFAULT_VALUES))
+
+
+def test_findings_are_read_from_the_summary_alone():
+    sound = SanityOutcome("saliency", 0.1, True)
+    blind = SanityOutcome("input_itself", 0.97, False)
+    (sanity,) = judged_summary(ExplanationSummary(samples=16, sanity_threshold=0.5, sanity=(sound, blind)))
+    assert sanity.severity == "medium" and "1 of 2" in sanity.sentence and "input itself 0.970" in sanity.sentence
+    assert sanity.metrics == ("explanations.input_itself.sanity_passed",)
+    (every,) = judged_summary(ExplanationSummary(samples=16, sanity_threshold=0.5, sanity=(blind,)))
+    assert every.severity == "high" and every.sentence.startswith("Every explanation method fails")
+    (disagree,) = judged_summary(ExplanationSummary(samples=16, sanity_threshold=0.5, sanity=(sound,), agreement=-0.2))
+    assert disagree.severity == "low" and "-0.20 over 16 examples" in disagree.sentence
+    assert judged_summary(ExplanationSummary(samples=16, sanity_threshold=0.5, sanity=(sound,), agreement=0.9)) == []
+    assert judged_summary(ExplanationSummary(samples=16, sanity_threshold=0.5, agreement=float("nan"))) == []

@@ -17,7 +17,6 @@ from torch import nn
 import audit
 from audit.analyzers.robustness.analyzer import Robustness
 from audit.io.builtin import load_synonyms
-from audit.analyzers.robustness.findings import robustness_findings
 from audit.methods.robustness.corruptions import corrupted_texts
 from audit.methods.robustness.text_attacks import embedding_neighbours, typo_attack, word_substitution
 from audit.methods.robustness.typos import typo_variants
@@ -126,7 +125,7 @@ def test_analyzer_on_text(reviews_lstm):
     swaps, table = r.tables["swaps"], load_synonyms()
     assert len(swaps) and all(new in table[old].words for old, new in zip(swaps["original"], swaps["substitute"]))
     assert set(swaps["part_of_speech"]) <= {"noun", "verb", "adjective", "adverb"}
-    flipped = r.metrics["robustness.text_attack_success_rate"] * r.details["texts_attacked"]
+    flipped = r.metrics["robustness.text_attack_success_rate"] * r.summary.correct
     assert swaps["texts"].sum() >= round(flipped)
     assert r.metrics == Robustness(samples=24).run(reviews_lstm, data, seed=0).metrics
 
@@ -266,13 +265,13 @@ def test_only_synonym_substitution_feeds_the_robustness_finding():
     r = Robustness(samples=4, neighbours=3).run(keyed_model("plot"), data, seed=0)
     assert r.metrics["robustness.text_attack_success_rate"] == 0.0
     assert r.metrics["robustness.embedding_neighbour_flip_rate"] == 1.0
-    assert robustness_findings(r, thresholds) == []
+    assert Robustness().findings(r, thresholds) == ()
     texts = ["The movie was terrible tonight, and long.", "The movie was long and terrible too.",
              "The terrible movie.", "Long terrible movie tonight."]
     data = audit.Dataset(np.array(texts, dtype=object), np.ones(4, dtype=int), ("no", "yes"), "text")
     r = Robustness(samples=4).run(keyed_model("terrible"), data, seed=0)
     assert r.metrics["robustness.text_attack_success_rate"] == 1.0
-    (finding,) = robustness_findings(r, thresholds)
+    (finding,) = Robustness().findings(r, thresholds)
     assert finding.metrics == ("robustness.text_attack_success_rate",) and "synonyms" in finding.sentence
 
 

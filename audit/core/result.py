@@ -122,6 +122,7 @@ class Result:
     drivers: Mapping[str, str] = field(default_factory=dict)  # metric -> what drives it, e.g. "sex: Female vs Male"
     caveat: str = ""  # why these metrics must not be read as better or worse (compare flags them)
     title: str = ""  # a section that is no registered analyzer's (e.g. a mitigation sweep)
+    figure_tables: tuple[str, ...] = ()  # tables a figure already shows: the JSON keeps them, the HTML does not
 
     def __post_init__(self):
         if self.status not in STATUSES:

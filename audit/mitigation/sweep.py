@@ -161,7 +161,7 @@ class Sweep:
                    "epsilon": self.epsilon, "limit": self.limit, "confidence": self.confidence,
                    "chosen": self.chosen, "passes": self.passes}
         return Result(analyzer=SECTION, tables={"sweep": self.table()}, figures=(tradeoff_figure(self),),
-                      details=details, findings=(finding,))
+                      details=details, findings=(finding,), title="Mitigation trade-off")
 
 
 def sweep(model: Model, data: Dataset, *, method: str, limit: float, column: str | None = None,

@@ -7,7 +7,7 @@ from xml.etree import ElementTree as ET
 
 from audit.report.escape import markdown_inert as _md
 from audit.report.escape import xml_text
-from audit.report.html import analyzer_title, format_number
+from audit.report.html import format_number, section_title
 
 if TYPE_CHECKING:
     from audit.executor.compare import Comparison
@@ -67,10 +67,10 @@ def render_markdown(run: AuditRun) -> str:
         f"{_md(run.data['name'])}, {run.data['rows']:,} rows, seed {run.seed}.",
         "",
     ]
-    lines += _failing_gates(verdict) + _findings(verdict.findings)
     errored = [r for r in run.results if r.status == "error"]
-    if errored:
+    if errored:  # part of the verdict: what it could not judge
         lines += [f"⚠️ analyzer {_md(r.analyzer, code=True)} errored: {_md(r.error or '')}" for r in errored] + [""]
+    lines += _failing_gates(verdict) + _findings(verdict.findings)
     if verdict.gates:
         lines += ["<details><summary>Every gate</summary>", "", "| gate | value | result |", "|---|---:|---|"]
         lines += [f"| {_md(g.gate.describe(), code=True)} | {format_number(g.value)} | "
@@ -83,7 +83,7 @@ def render_markdown(run: AuditRun) -> str:
         for metric, value in result.metrics.items():
             interval = intervals.get(metric)
             shown = f"{format_number(interval[0])} – {format_number(interval[1])}" if interval else ""
-            lines.append(f"| {_md(analyzer_title(result.analyzer))} | {_md(metric, code=True)} | "
+            lines.append(f"| {_md(section_title(result))} | {_md(metric, code=True)} | "
                          f"{format_number(value)} | {shown} |")
     lines += ["", "</details>", ""]
     return "\n".join(lines)

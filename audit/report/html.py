@@ -17,9 +17,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup, escape
 
 from audit.core.analyzer import ANALYZERS
-
-from audit.core.result import Result
-from audit.core.result import worst_severity
+from audit.core.result import Result, worst_severity
 
 if TYPE_CHECKING:
     from audit.executor.compare import Comparison
@@ -36,16 +34,14 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["num"] = format_number
-    env.globals["title_of"] = analyzer_title
+    env.globals["title_of"] = section_title
+    env.globals["analyzer_title"] = analyzer_title
     env.globals["table_rows"] = table_rows
     env.filters["breakable"] = breakable
-    env.globals["headline"] = headline_metrics
     env.globals["key_numbers"] = key_numbers
     env.globals["meaning"] = meaning
     env.globals["worst"] = worst_severity
-    env.globals["is_gallery"] = is_gallery
     env.globals["shown_tables"] = shown_tables
-    env.globals["table_note"] = table_note
     return env
 
 
@@ -68,62 +64,20 @@ def render_result(result: Result) -> str:
     return environment().get_template("result_fragment.html.j2").render(result=result, css=stylesheet())
 
 
-def headline_metrics(result: Result) -> dict[str, float]:
-    """The metrics an analyzer declares by exact name (not per feature or per method): the key numbers."""
-    declared = ANALYZERS.get(result.analyzer).metrics if result.analyzer in ANALYZERS else {}
-    return {k: v for k, v in result.metrics.items() if k in declared}
-
-
-# The few numbers the summary leads with, in this order, where a run has them.
-KEY_METRICS = (
-    "performance.balanced_accuracy", "performance.accuracy", "performance.ece",
-    "fairness.equalized_odds_difference", "fairness.demographic_parity_difference",
-    "fairness.counterfactual_flip_rate",
-    "robustness.robust_accuracy", "robustness.text_attack_success_rate", "robustness.corruption_accuracy",
-    "explanations.agreement",
-)
-# Worst-case fairness metrics and the group rate whose extremes drive them.
-DRIVING_RATE = {"demographic_parity_difference": ("selection_rate",), "equalized_odds_difference": ("tpr", "fpr")}
-
-
 def key_numbers(run: AuditRun) -> list[dict]:
-    """The summary's key numbers: value, interval, meaning, which way is better and, for a
-    worst case over sensitive features, the feature and group pair that drive it."""
+    """The summary's key numbers: each result's headline metrics (as its analyzer declares them), in run order,
+    with interval, meaning, which way is better and what drives the value (as the result says)."""
     from audit.policy.gates import find_metric_spec
 
     rows = []
     for result in run.results:
-        for name in KEY_METRICS:
-            if name not in result.metrics:
-                continue
+        headline = ANALYZERS.get(result.analyzer).headline if result.analyzer in ANALYZERS else ()
+        for name in (n for n in headline if n in result.metrics):
             spec = find_metric_spec(name)
             rows.append({"metric": name, "value": result.metrics[name], "interval": result.intervals.get(name),
                          "meaning": spec.description if spec else "", "better": spec.better if spec else "",
-                         "driver": _driver(result, name)})
+                         "driver": result.drivers.get(name, "")})
     return rows
-
-
-def _driver(result: Result, name: str) -> str:
-    metric = name.split(".", 1)[1]
-    if result.analyzer != "fairness" or metric not in DRIVING_RATE:
-        return ""
-    value = result.metrics[name]
-    feature = next((n.split(".", 1)[1].rsplit(".", 1)[0] for n, v in result.metrics.items()
-                    if n.endswith("." + metric) and n != name and v == value and "&" not in n), None)
-    groups = result.tables.get("groups")
-    if feature is None:
-        return ""
-    if groups is None or "class" in groups.columns:
-        return feature
-    used = [str(g) for g in result.details.get("groups_used", {}).get(feature, [])]
-    rows = groups[(groups["feature"] == feature) & groups["group"].astype(str).isin(used)]
-    if len(rows) < 2:
-        return feature
-    rows = rows.set_index(rows["group"].astype(str))
-    rate = max(DRIVING_RATE[metric], key=lambda r: np.nan_to_num(rows[r].max() - rows[r].min(), nan=-1.0))
-    if rows[rate].notna().sum() < 2:
-        return feature
-    return f"{feature}: {rows[rate].idxmin()} vs {rows[rate].idxmax()} ({rate.replace('_', ' ')})"
 
 
 def meaning(name: str) -> str:
@@ -138,17 +92,13 @@ def breakable(name) -> Markup:
     return Markup(str(escape(name)).replace(".", ".<wbr>").replace("_", "_<wbr>"))
 
 
-def is_gallery(figure) -> bool:
-    """Per-example panels: shown folded, below the section's summary figures."""
-    return "example" in figure.title.lower() or figure.title == "Token attributions"
-
-
-# Sections a document adds beside its analyzers' results.
-SECTION_TITLES = {"mitigation_sweep": "Mitigation trade-off"}
-
-
 def analyzer_title(name: str) -> str:
-    return ANALYZERS.get(name).title if name in ANALYZERS else SECTION_TITLES.get(name, name)
+    return ANALYZERS.get(name).title if name in ANALYZERS else name
+
+
+def section_title(result: Result) -> str:
+    """The result's own title (a section no analyzer makes), else its analyzer's."""
+    return result.title or analyzer_title(result.analyzer)
 
 
 def format_number(value) -> str:
@@ -167,20 +117,13 @@ def format_number(value) -> str:
     return str(value)
 
 
-# Count columns: shown as whole numbers even where they were summed as floats (33, not 33.000).
-COUNT_COLUMNS = {"count", "support", "tn", "fp", "fn", "tp", "examples", "words_changed", "rows"}
-# Tables whose caption needs a note the analyzer keeps in its details: table name -> details key.
-TABLE_NOTES = {"mitigation_preview_(model_unchanged)": "mitigation_preview"}
-
-
 def shown_tables(result: Result) -> dict[str, pd.DataFrame]:
     """The tables the HTML shows: those a figure already shows are left to the JSON."""
-    hidden = set(result.details.get("tables_shown_as_figures", ()))
-    return {name: frame for name, frame in result.tables.items() if name not in hidden}
+    return {name: frame for name, frame in result.tables.items() if name not in result.figure_tables}
 
 
-def table_note(result: Result, name: str) -> str:
-    return str(result.details.get(TABLE_NOTES.get(name, ""), ""))
+# Count columns: shown as whole numbers even where they were summed as floats (33, not 33.000).
+COUNT_COLUMNS = {"count", "support", "tn", "fp", "fn", "tp", "examples", "words_changed", "rows"}
 
 
 def table_rows(frame: pd.DataFrame, limit: int = 200) -> tuple[list[str], list[list], int]:

@@ -50,6 +50,7 @@ from audit.methods.attributions.sampling import explained_samples, seeded
 from audit.core.words import hide_words, word_counts
 from audit.core.model import Model
 from audit.analyzers.explanation_quality.findings import explanation_findings
+from audit.analyzers.explanation_quality.summary import ExplanationSummary, SanityOutcome
 from audit.plots import new_figure, to_figure
 
 
@@ -73,6 +74,7 @@ class ExplanationQuality(Analyzer):
     description = "faithfulness (deletion and insertion curves), model-randomization sanity check and agreement " \
                   "of the attribution methods"
     metric_prefix = "explanations"
+    headline = ("explanations.agreement",)
     metrics = {
         "explanations.<method>.deletion_auc": MetricSpec(
             "area under the explained-class probability as the most attributed features are removed first", "lower"),
@@ -94,7 +96,7 @@ class ExplanationQuality(Analyzer):
     }
 
     def findings(self, result, thresholds):
-        return tuple(explanation_findings(result, thresholds))
+        return tuple(explanation_findings(result.summary, thresholds))
 
     def run(self, model, data, *, seed: int = 0) -> Result:
         methods, warnings = methods_for(model, self.methods)
@@ -171,6 +173,11 @@ class ExplanationQuality(Analyzer):
             details={"methods": list(attributions), "samples": len(chosen),
                      "cascade": [[name or type(model.module).__name__ for name in layers] for layers in stages]},
             warnings=tuple(warnings),
+            summary=ExplanationSummary(
+                samples=len(chosen), sanity_threshold=self.sanity_threshold,
+                sanity=tuple(SanityOutcome(m, float(rho), bool(rho < self.sanity_threshold))
+                             for m, rho in correlation.items()),
+                agreement=metrics.get("explanations.agreement")),
         )
 
 

@@ -122,6 +122,8 @@ class Fairness(Analyzer):
                    "text counterfactual probes, threshold post-processing preview")
     metric_prefix = "fairness"
     needs_model = False
+    headline = ("fairness.equalized_odds_difference", "fairness.demographic_parity_difference",
+                "fairness.counterfactual_flip_rate")
     metrics = {
         **{f"fairness.{m}": _spec(m, "worst case over the sensitive features") for m in DISPARITIES},
         **{f"fairness.<feature>.{m}": _spec(m, "one sensitive feature or intersection") for m in DISPARITIES},

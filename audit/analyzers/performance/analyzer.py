@@ -62,6 +62,7 @@ class Performance(Analyzer):
     description = "accuracy, per-class precision and recall, confusion matrix, calibration"
     metric_prefix = "performance"
     needs_model = False
+    headline = ("performance.balanced_accuracy", "performance.accuracy", "performance.ece")
     metrics = {
         "performance.accuracy": MetricSpec("share of correct predictions", "higher"),
         "performance.balanced_accuracy": MetricSpec("mean recall over classes", "higher"),
@@ -126,9 +127,8 @@ class PerformanceTally(Tally):
             figures=(_confusion_figure(confusion), _reliability_figure(reliability, ece)),
             config=self.analyzer.config(),
             warnings=_absent_classes(classes, present),
-            # The figures show these two tables; the HTML report does not repeat them (JSON keeps them).
-            details={"rows": int(self.confusion.sum()),
-                     "tables_shown_as_figures": ["confusion_matrix", "reliability"]},
+            details={"rows": int(self.confusion.sum())},
+            figure_tables=("confusion_matrix", "reliability"),
         )
 
 

@@ -26,18 +26,19 @@ from scipy.stats import binomtest
 
 from audit.core.analyzer import Analyzer, register_analyzer
 
-from audit.core.result import Finding, MetricSpec, Result
+from audit.core.result import MetricSpec, Result
 from audit.methods.attributions.sampling import seeded
 from audit.io.builtin import load_synonyms
 from audit._util.errors import AuditInputError
 from audit.analyzers.robustness.findings import robustness_findings
+from audit.analyzers.robustness.summary import RobustnessSummary
 from audit.plots import new_figure, to_figure
 from audit.methods.robustness.apgd import APGD, apgd
 from audit.methods.robustness.attacks import NORMS, PGD, fgsm, flip_epsilons, pgd
 from audit.methods.robustness.corruptions import corrupted_images, corrupted_tables, corrupted_texts
 from audit.methods.robustness.domain import Domain, input_domain
 from audit.methods.robustness.groups import group_table, largest_gap
-from audit.methods.robustness.sanity import Check, sanity_checks
+from audit.methods.robustness.sanity import sanity_checks
 from audit.methods.robustness.square import P_INIT, square_attack
 from audit.methods.robustness.stochastic import is_stochastic, voted_correct
 from audit.methods.robustness.text_attacks import TextAttackOutcome, embedding_neighbours, typo_attack, word_substitution
@@ -96,6 +97,8 @@ class Robustness(Analyzer):
     description = ("adversarial attacks (FGSM, PGD, Square, synonym substitution, typos), corruptions, attack sanity, "
                    "by group")
     metric_prefix = "robustness"
+    headline = ("robustness.robust_accuracy", "robustness.text_attack_success_rate",
+                "robustness.corruption_accuracy")
     metrics = {
         "robustness.clean_accuracy": MetricSpec("accuracy on the attacked sample before any attack", "higher"),
         "robustness.fgsm_accuracy": MetricSpec("accuracy under FGSM at the configured epsilon", "higher"),
@@ -153,7 +156,7 @@ class Robustness(Analyzer):
         return model.modality == "image" or bool(model.encoder.continuous_mask(data).any())
 
     def findings(self, result, thresholds):
-        return tuple(robustness_findings(result, thresholds))
+        return tuple(robustness_findings(result.summary, thresholds))
 
     def run(self, model, data, *, seed: int = 0) -> Result:
         sample = data.sample(self.samples or DEFAULT_SAMPLES[model.modality], seed=seed)
@@ -271,11 +274,15 @@ class Robustness(Analyzer):
         }
         if "robustness.group_gap" in metrics:
             details["group_gap_attribute"] = gap_attribute
+        summary = RobustnessSummary(
+            metric="robustness.robust_accuracy", correct=int(correct.sum()),
+            kept=metrics["robustness.robust_accuracy"] / clean if clean else 0.0, epsilon=eps, norm=self.norm,
+            stochastic=stochastic, draws=draws, pgd_accuracy=metrics["robustness.pgd_accuracy"],
+            robust_accuracy=metrics["robustness.robust_accuracy"], failed_checks=tuple(failed))
         return Result(analyzer=self.name, metrics=metrics, tables=tables, figures=tuple(figures),
                       arrays={"flip_epsilon": flip, "pgd_correct": sweep.pgd, "robust_correct": robust,
                               "epsilons": grid},
-                      config=self.config(), details=details, warnings=tuple(warnings),
-                      findings=_findings(metrics, checks, draws))
+                      config=self.config(), details=details, warnings=tuple(warnings), summary=summary)
 
     # -- text ---------------------------------------------------------------------------
 
@@ -337,8 +344,11 @@ class Robustness(Analyzer):
         if len(chosen):  # the same Wilson interval the robustness finding states
             ci = binomtest(int(words.flipped.sum()), len(chosen)).proportion_ci(0.95, method="wilson")
             intervals["robustness.text_attack_success_rate"] = (float(ci.low), float(ci.high))
+        summary = RobustnessSummary(metric="robustness.text_attack_success_rate", correct=len(chosen),
+                                    kept=1 - metrics["robustness.text_attack_success_rate"])
         return Result(analyzer=self.name, metrics=metrics, intervals=intervals, tables=tables,
-                      figures=(_text_figure(metrics),), config=self.config(), warnings=warnings, details=details)
+                      figures=(_text_figure(metrics),), config=self.config(), warnings=warnings, details=details,
+                      summary=summary)
 
 
 def default_epsilon(modality: str, norm: str, domain: Domain) -> float:
@@ -407,43 +417,6 @@ def _corruption_table(model, x, y, domain: Domain, draws: int, seed: int) -> pd.
         {"corruption": name, "severity": severity, "level": level,
          "accuracy": float(voted_correct(model, noisy, y, draws).mean())}
         for name, severity, level, noisy in corrupt(x, domain, seed=seed)])
-
-
-def _findings(metrics: dict, checks: list[Check], draws: int) -> tuple[Finding, ...]:
-    findings = []
-    if metrics["robustness.stochastic_model"]:
-        findings.append(Finding(
-            "medium", f"The model is random at inference: the same input gives different outputs, so every attack "
-            f"averaged its gradient over {draws} draws and every example was scored by the majority of {draws} draws "
-            f"(robust accuracy {metrics['robustness.robust_accuracy']:.2f}).",
-            metrics=("robustness.stochastic_model", "robustness.robust_accuracy"),
-            why="Randomness hides the gradient from a single-draw attack and lets one lucky draw decide an "
-                "example, so single-draw robustness flatters the model (Athalye et al., 2018).",
-            next="Check that the randomness is intended; judge robustness by the averaged (EOT) attack only."))
-    square = [c for c in checks if c.name == "pgd_not_beaten_by_square" and not c.passed]
-    if square:
-        at = ", ".join(f"{c.epsilon:.3g}" for c in square)
-        findings.append(Finding(
-            "high", f"The gradient is masked: at epsilon {at} stronger attacks (APGD with the scale-free DLR loss, "
-            f"the gradient-free Square) broke examples that PGD could not, so PGD's accuracy "
-            f"({metrics['robustness.pgd_accuracy']:.2f}) overstates robustness; "
-            f"over all attacks it is {metrics['robustness.robust_accuracy']:.2f}.",
-            metrics=("robustness.sanity_passed", "robustness.pgd_accuracy", "robustness.robust_accuracy"),
-            why="A gradient attack that a search without gradients beats is following a misleading or vanishing "
-                "gradient; the model is not as robust as PGD says (Carlini et al., 2019).",
-            next="Read robustness.robust_accuracy, not PGD's, and look for rounding, saturated outputs or "
-                 "non-differentiable steps in the model's forward pass."))
-    other = [c for c in checks if c.name not in ("pgd_not_beaten_by_square", "model_is_deterministic")
-             and not c.passed]
-    if other:
-        findings.append(Finding(
-            "high", f"An attack sanity check failed ({', '.join(sorted({c.name for c in other}))}): the gradient "
-            "attacks may be broken on this model and its robustness may be false.",
-            metrics=("robustness.sanity_passed",),
-            why="An iterative attack weaker than one step, or one that cannot break the model with an unbounded "
-                "perturbation, is not following a useful gradient (Carlini et al., 2019).",
-            next="See the sanity checks table; read robustness.robust_accuracy and treat it as an upper bound."))
-    return tuple(findings)
 
 
 def _table_examples(model, sample, x, adv, shown, adv_pred) -> pd.DataFrame:
@@ -559,7 +532,7 @@ def _image_examples_figure(model, x, adv, y, adv_pred, domain: Domain):
     return to_figure(fig, title="Adversarial examples", caption=(
         "Each row is a correctly classified image (left, labelled with its true class), the PGD perturbation at "
         "the configured epsilon (middle, averaged over channels; red raises, blue lowers a pixel) and the "
-        "adversarial image (right, labelled with the class the model now predicts)."))
+        "adversarial image (right, labelled with the class the model now predicts)."), gallery=True)
 
 
 def _stack(tiles: list[np.ndarray]) -> np.ndarray:
@@ -586,7 +559,7 @@ def _table_examples_figure(examples: pd.DataFrame):
     return to_figure(fig, title="Adversarial examples", caption=(
         "Each panel is a correctly classified row that PGD flips at the configured epsilon: the prediction before "
         "and after (title), and the features it moved most (bars: the change in standard deviations; labels: the "
-        "original and adversarial values in the data's units). One-hot columns are never moved."))
+        "original and adversarial values in the data's units). One-hot columns are never moved."), gallery=True)
 
 
 def _display(image: torch.Tensor) -> np.ndarray:

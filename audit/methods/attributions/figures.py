@@ -1,5 +1,6 @@
 """Figures of attributions: importance bars, heatmaps beside images, coloured tokens, and the
-per-example views of signed attributions (SHAP values, LIME weights)."""
+per-example views of signed attributions (SHAP values, LIME weights). Per-example panels (image
+grids, token panels, per-example bars) are gallery figures: a report shows them folded."""
 
 from __future__ import annotations
 
@@ -84,7 +85,7 @@ def image_grid(images: np.ndarray, maps: dict[str, np.ndarray], labels: list[str
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    return to_figure(fig, title=title, caption=caption)
+    return to_figure(fig, title=title, caption=caption, gallery=True)
 
 
 def token_figure(tokens: list[list[str]], weights: list[np.ndarray], labels: list[str], *, title: str,
@@ -94,7 +95,7 @@ def token_figure(tokens: list[list[str]], weights: list[np.ndarray], labels: lis
     fig, axes = new_figure(7.5, 1.1 * len(tokens) + 0.4, nrows=len(tokens), squeeze=False)
     for i, (ax, words, values) in enumerate(zip(axes[:, 0], tokens, weights)):
         _colored_tokens(ax, words, values, labels[i], label_colors[i] if label_colors else "#555")
-    return to_figure(fig, title=title, caption=caption)
+    return to_figure(fig, title=title, caption=caption, gallery=True)
 
 
 def _colored_tokens(ax, tokens: list[str], weights: np.ndarray, label: str, label_color: str,
@@ -144,4 +145,4 @@ def examples_figure(values: np.ndarray, model, data, target: np.ndarray, *, titl
         axes[i, 0].axvline(0, color="#444", linewidth=0.8)
         axes[i, 0].set_title(f"example {i + 1}, {labels[i]}", fontsize=10)
         axes[i, 0].tick_params(labelsize=9)
-    return to_figure(fig, title=title, caption=caption)
+    return to_figure(fig, title=title, caption=caption, gallery=True)
