@@ -208,7 +208,7 @@ class Fairness(Analyzer):
                     estimates[feature, target] = {m: disparities(t)[m] for m, t in rows_of.items()}
                     references[feature] = self._reference(feature, kept, by_group)
                     base_rates[feature, classes[target]] = tuple(
-                        GroupRate(str(g), float(r.base_rate), float(r.fn + r.tp), float(r.count))
+                        GroupRate(str(g), float(r["base_rate"]), float(r["fn"] + r["tp"]), float(r["count"]))
                         for g, r in by_group.loc[kept].iterrows())
                     table = signed_against(by_group.loc[kept], references[feature])
                     table.insert(0, "feature", feature)
@@ -274,7 +274,8 @@ class Fairness(Analyzer):
             attributes={f: Attribute(f, attribute_kind(f), tuple(map(str, kept)),
                                      tuple((str(g), f"fewer than {self.min_group_size} rows") for g in small),
                                      INTERSECTION in f) for f, (kept, small) in used.items()},
-            worst=worst, per_class=per_class, base_rates=base_rates, degenerate=degenerate, preview=preview, confidence=self.confidence)
+            worst=worst, per_class=per_class, base_rates=base_rates, degenerate=degenerate, preview=preview,
+            confidence=self.confidence)
         return {"metrics": metrics, "intervals": intervals, "tables": tables, "details": details,
                 "figures": figs, "warnings": warnings, "summary": summary}
 

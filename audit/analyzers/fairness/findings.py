@@ -93,13 +93,13 @@ def _error_gap(summary: FairnessSummary, feature: str, limit: float) -> list[Fin
         side = "below" if d.pair.worse_rate < d.pair.better_rate else "above"
         who = (f"{d.rate_words[0].upper()}{d.rate_words[1:]} for {d.pair.worse} is {points(d.value)} points {side} "
                f"{d.pair.better}'s [{points(low)}, {points(high)}] ({d.pair.worse_rate:.0%} vs "
-               f"{d.pair.better_rate:.0%})")
+               f"{d.pair.better_rate:.0%}; ")
     else:
         who = (f"True or false positive rates{_of(d)} differ by {points(d.value)} points [{points(low)}, "
-               f"{points(high)}]")
+               f"{points(high)}] (")
     return [Finding(
         severity=severity,
-        sentence=f"{who} (equalized odds across {_who(summary, feature)}).",
+        sentence=f"{who}equalized odds across {_who(summary, feature)}).",
         metrics=(f"fairness.{feature}.equalized_odds_difference",),
         why=(f"The model errs differently by {feature}: among {_members(summary, feature)} with the same true "
              f"outcome, one group gets the positive prediction more often. The gap is above {limit:g} "
@@ -120,7 +120,8 @@ def _selection_ratio(summary: FairnessSummary, feature: str, limit: float) -> li
     low, high = d.interval
     if not high < limit:
         return []
-    metric, gap_name = f"fairness.{feature}.demographic_parity_ratio", f"fairness.{feature}.demographic_parity_difference"
+    metric = f"fairness.{feature}.demographic_parity_ratio"
+    gap_name = f"fairness.{feature}.demographic_parity_difference"
     gap = summary.worst.get(gap_name)
     base = ""
     if _compared(d):
@@ -157,6 +158,11 @@ def _accuracy_gap(summary: FairnessSummary, feature: str, limit: float) -> list[
         return []
     low, high = d.interval
     of = "" if d.cls is None or len(summary.classes) == 2 else f" at telling {d.cls!r} from the other classes"
+    labels = {g.group: g for g in summary.base_rates.get((feature, d.cls), ())} if len(summary.classes) == 2 else {}
+    base = (f" In the labels {d.pair.worse} is {d.cls!r} at {labels[d.pair.worse].rate:.0%} and {d.pair.better} "
+            f"at {labels[d.pair.better].rate:.0%}: groups whose cases are mostly one class are easier to get right, "
+            "so part of the gap may follow from the labels." if d.pair.worse in labels and d.pair.better in labels
+            else "")
     return [Finding(
         severity="medium" if low > limit else "low",
         sentence=(f"Accuracy{of} for {d.pair.worse} is {points(d.value)} points below {d.pair.better}'s "
@@ -164,7 +170,7 @@ def _accuracy_gap(summary: FairnessSummary, feature: str, limit: float) -> list[
                   f"accuracy across {_who(summary, feature)})."),
         metrics=(f"fairness.{feature}.accuracy_difference",),
         why=(f"The model is wrong more often for {d.pair.worse} than for {d.pair.better}, and the interval of the "
-             "gap excludes 0: the difference is not noise."),
+             f"gap excludes 0: the difference is not noise.{base}"),
         next=(f"Compare the confusion matrices by {feature}: which classes does the model confuse for "
               f"{d.pair.worse}? Check whether its {_members(summary, feature)} differ in what the model sees "
               "(quality, coverage in the training data)."),
