@@ -4,7 +4,7 @@
 - binary labels that do not say which class is favourable, without a positive class given (medium);
 - per sensitive feature (intersections are left to the tables: finer groups always lie further apart):
   error rates against equalized odds, selection rates against the four-fifths rule, and a gap in accuracy
-  whose interval excludes 0.
+  whose interval excludes 0 (not for a degenerate model: its gap in accuracy is a gap in the labels).
 
 Each sentence names the groups, the class judged and what the groups are (people, sites or other groups), and
 is written only from a pair of two different groups with finite rates.
@@ -33,7 +33,8 @@ def fairness_findings(summary: FairnessSummary, thresholds: Mapping[str, float])
             continue
         findings += _error_gap(summary, feature, thresholds["error_rate_gap_max"])
         findings += _selection_ratio(summary, feature, thresholds["selection_rate_ratio_min"])
-        findings += _accuracy_gap(summary, feature, thresholds["error_rate_gap_max"])
+        if not summary.degenerate:  # its accuracy by group is the share of the one class in each group's labels
+            findings += _accuracy_gap(summary, feature, thresholds["error_rate_gap_max"])
     return tuple(findings)
 
 
