@@ -186,8 +186,8 @@ def test_a_washed_out_site_is_named_with_the_class_and_its_accuracy_gap(tmp_path
     found = result.findings
     assert found, "the washed-out site is no finding"
     classes = [f"'{c}'" for c in LEVELS]
-    assert any("east" in f.sentence and any(c in f.sentence for c in classes) and "sites by site" in f.sentence
-               for f in found if f.severity in ("high", "medium")), [f.sentence for f in found]
+    assert any("east" in f.sentence and any(c in f.sentence for c in classes) and "by site, between sites" in
+               f.sentence for f in found if f.severity in ("high", "medium")), [f.sentence for f in found]
     (accuracy,) = [f for f in found if "fairness.site.accuracy_difference" in f.metrics]
     assert accuracy.sentence.startswith("Accuracy for east is ") and accuracy.severity == "medium"
     assert re.search(r"\(3\d% vs 100%", accuracy.sentence), accuracy.sentence

@@ -18,7 +18,8 @@ from audit.analyzers.fairness.summary import COMPARED, Disparity, FairnessSummar
 from audit.core.groups import PEOPLE, SITES
 from audit.core.result import Finding, points
 
-#: How a sentence names the rows of one group, by what the groups are.
+#: How a sentence names the groups and the rows of one group, by what the groups are.
+UNITS = {PEOPLE: "groups of people", SITES: "sites"}
 MEMBERS = {PEOPLE: "people", SITES: "examples"}
 
 
@@ -65,9 +66,14 @@ def _assumed_positive(summary: FairnessSummary) -> Finding:
 
 
 def _who(summary: FairnessSummary, feature: str) -> str:
-    """"the groups of people by sex", "the sites by site", "the groups by batch"."""
-    kind = summary.attributes[feature].kind
-    return f"the groups of people by {feature}" if kind == PEOPLE else f"the {kind} by {feature}"
+    """"by sex, between groups of people", "by camera, between sites", "by batch, between groups"."""
+    return f"by {feature}, between {UNITS.get(summary.attributes[feature].kind, 'groups')}"
+
+
+def _proxy(summary: FairnessSummary, feature: str) -> str:
+    if summary.attributes[feature].kind == SITES:
+        return f"check what differs in the examples of each {feature} (capture, equipment, preprocessing)"
+    return f"check whether {feature} or a proxy of it is a model input"
 
 
 def _members(summary: FairnessSummary, feature: str) -> str:
@@ -100,13 +106,13 @@ def _error_gap(summary: FairnessSummary, feature: str, limit: float) -> list[Fin
                f"{points(high)}] (")
     return [Finding(
         severity=severity,
-        sentence=f"{who}equalized odds across {_who(summary, feature)}).",
+        sentence=f"{who}equalized odds {_who(summary, feature)}).",
         metrics=(f"fairness.{feature}.equalized_odds_difference",),
         why=(f"The model errs differently by {feature}: among {_members(summary, feature)} with the same true "
-             f"outcome, one group gets the positive prediction more often. The gap is above {limit:g} "
+             f"outcome, those of one group get {d.cls!r} predicted more often. The gap is above {limit:g} "
              f"{'across its whole interval' if severity == 'high' else 'at its estimate'}."),
-        next=(f"Compare the {feature} rows of the groups table (tpr, fpr, base_rate), check whether {feature} or "
-              f"a proxy of it is a model input{_preview(summary)}."),
+        next=(f"Compare the {feature} rows of the groups table (tpr, fpr, base_rate), {_proxy(summary, feature)}"
+              f"{_preview(summary)}."),
     )]
 
 
@@ -135,14 +141,14 @@ def _selection_ratio(summary: FairnessSummary, feature: str, limit: float) -> li
                f"[{low:.2f}, {high:.2f}]")
         labels = {g.group: g for g in summary.base_rates.get((feature, d.cls), ())}
         if d.pair.worse in labels and d.pair.better in labels:
-            base = (f" In the labels the same groups are positive at {labels[d.pair.worse].rate:.0%} and "
+            base = (f" In the labels the same groups are {d.cls!r} at {labels[d.pair.worse].rate:.0%} and "
                     f"{labels[d.pair.better].rate:.0%}.")
     else:
-        who = (f"The lowest selection rate{_of(d)} across {_who(summary, feature)} is {d.value:.2f} times the "
+        who = (f"The lowest selection rate{_of(d)} {_who(summary, feature)} is {d.value:.2f} times the "
                f"highest [{low:.2f}, {high:.2f}]")
     return [Finding(
         severity="medium",
-        sentence=f"{who} (demographic parity across {_who(summary, feature)}; four-fifths rule {limit:g}).",
+        sentence=f"{who} (demographic parity {_who(summary, feature)}; four-fifths rule {limit:g}).",
         metrics=(metric, gap_name) if gap is not None else (metric,),
         why=("Below four-fifths, a selection-rate gap counts as evidence of adverse impact that needs an "
              f"explanation.{base}"),
@@ -168,7 +174,7 @@ def _accuracy_gap(summary: FairnessSummary, feature: str, limit: float) -> list[
         severity="medium" if low > limit else "low",
         sentence=(f"Accuracy{of} for {d.pair.worse} is {points(d.value)} points below {d.pair.better}'s "
                   f"[{points(low)}, {points(high)}] ({d.pair.worse_rate:.0%} vs {d.pair.better_rate:.0%}; "
-                  f"accuracy across {_who(summary, feature)})."),
+                  f"accuracy {_who(summary, feature)})."),
         metrics=(f"fairness.{feature}.accuracy_difference",),
         why=(f"The model is wrong more often for {d.pair.worse} than for {d.pair.better}, and the interval of the "
              f"gap excludes 0: the difference is not noise.{base}"),
