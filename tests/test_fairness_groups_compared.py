@@ -192,7 +192,9 @@ def test_german_credit_like_labels_warn_on_the_command_line_and_positive_class_s
                  "-o", str(model), "--quiet"]) == 0
     common = ["report", str(model), "--data", str(csv), "--target", "credit", "--sensitive", "group",
               "--analyzers", "fairness", "--set", "fairness.mitigation=false", "--quiet"]
+    capsys.readouterr()
     assert main([*common, "-o", str(tmp_path / "a.html"), "--json", str(tmp_path / "a.json")]) == 0
+    assert "medium: The positive (favourable) class is assumed to be '2'" in capsys.readouterr().out  # first screen
     import json
 
     first = json.loads((tmp_path / "a.json").read_text())["results"]["fairness"]
