@@ -15,14 +15,16 @@ metric (`fairness.demographic_parity_difference`) is the worst case over the sen
 features themselves; intersections (`fairness.sex&race.<metric>`) are reported under
 their own names and kept out of it, since finer groups always lie further apart.
 
-Each disparity is unsigned (largest minus smallest, or smallest over largest) and says what
-it compares in `details["compared"][name]`: the feature, the worse-off and better-off
-group, the direction in plain words and the positive class (taken as the favourable
-outcome; binary labels that do not say which it is, such as 1/2, warn). Beside them, the
-signed metrics of AIF360 against a reference group (`reference_group`, default the
-largest). A model that predicts one class for nearly every row is a finding: its parity
-gaps are small because it barely discriminates. Multi-class `accuracy_difference` is the
-gap in (multi-class) accuracy.
+Each disparity is unsigned (largest minus smallest, or smallest over largest). What it
+compares is computed once, in the Result's `summary` (audit.analyzers.fairness.summary.
+FairnessSummary): the feature, the worse-off and better-off group chosen by one rule (or
+"all groups equal", "undefined"), the rates and the positive class (taken as the favourable
+outcome; binary labels that do not say which it is, such as 1/2, are a finding). The
+disparities table, `details["compared"]`, the Result's `drivers`, `caveat` and `notes` and
+every finding (`Fairness.findings`) are read from it. Beside them, the signed metrics of
+AIF360 against a reference group (`reference_group`, default the largest). A model that
+predicts one class for nearly every row is a finding: its parity gaps are small because it
+barely discriminates. Multi-class `accuracy_difference` is the gap in (multi-class) accuracy.
 
 Every disparity gets a score confidence interval (`confidence`; audit.methods.fairness.intervals:
 Newcombe's hybrid score interval for gaps, a MOVER log interval for ratios, a Bonferroni
