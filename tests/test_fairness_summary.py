@@ -19,6 +19,7 @@ from audit.analyzers.fairness.summary import COMPARED, EQUAL, UNDEFINED, Fairnes
 from audit.core.analyzer import judged
 from audit.core.dataset import read_file
 from audit.core.groups import GROUPS, PEOPLE, SITES, attribute_kind
+from audit.methods.fairness.preview import MITIGATION_TABLE
 from audit.policy.thresholds import DEFAULT_VALUES
 
 NOT_A_NUMBER = re.compile(r"\b(nan|inf)\b", re.IGNORECASE)
@@ -49,7 +50,7 @@ def judged_fairness(frame: pd.DataFrame, classes: int, **options):
     data = audit.Dataset.from_dataframe(frame, target="label", sensitive=["grp"], name="groups")
     model = audit.wrap(Chosen(classes), modality="tabular", classes=data.classes, feature_names=["p"])
     np.testing.assert_array_equal(model.predict(data), frame["p"].to_numpy())
-    analyzer = Fairness(intersections=1, mitigation=False, **options)
+    analyzer = Fairness(**{"intersections": 1, "mitigation": False, **options})
     return judged(analyzer, analyzer.run(model, data), DEFAULT_VALUES)
 
 
@@ -82,6 +83,11 @@ def test_the_pair_is_two_different_groups_and_the_drivers_name_it():
     assert result.drivers["fairness.demographic_parity_difference"] == "grp: b vs a (selection rate of 'yes')"
     assert {g.group: g.trials for g in d.groups} == {"a": 300, "b": 300}
     assert any("for b is" in f.sentence and "a's" in f.sentence for f in result.findings)
+    assert not any("mitigation preview" in f.next for f in result.findings)  # it did not run: no advice to read it
+    previewed = judged_fairness(pd.DataFrame({"p": p, "grp": grp, "label": rng.choice(["no", "yes"], 600)}), 2,
+                                mitigation=True)
+    assert previewed.notes[MITIGATION_TABLE].startswith("PREVIEW") and MITIGATION_TABLE in previewed.tables
+    assert any("mitigation preview" in f.next for f in previewed.findings)
     fair = pd.DataFrame({"p": np.tile([0.0, 1.0], 300), "grp": grp, "label": np.tile(["no", "yes"], 300)})
     assert judged_fairness(fair, 2).findings == ()  # no planted gap: no finding
 
