@@ -11,7 +11,9 @@ from fairlearn.metrics import equal_opportunity_difference, equalized_odds_diffe
 
 import audit
 from audit.analyzers.fairness.analyzer import Fairness
+from audit.core.analyzer import judged
 from audit.executor.compare import compare
+from audit.policy.thresholds import DEFAULT_VALUES
 
 
 class Threshold(torch.nn.Module):
@@ -161,15 +163,20 @@ def credit_frame(labels=("1", "2")):
 def test_the_positive_class_is_stated_and_unclear_labels_warn(labels, warns):
     data = data_with(credit_frame(labels))
     model = model_for(data)
-    result = Fairness(intersections=1, mitigation=False).run(model, data)
+    analyzer = Fairness(intersections=1, mitigation=False)
+    result = judged(analyzer, analyzer.run(model, data), DEFAULT_VALUES)
     assert result.details["positive_classes"] == [labels[1]]
-    stated = [w for w in result.warnings if "positive class is taken to be" in w]
+    assert result.summary.assumed_positive == (labels[1] if warns else None)
+    stated = [f for f in result.findings if "is assumed to be" in f.sentence]
     assert bool(stated) == warns
-    if warns:
-        assert repr(labels[1]) in stated[0] and "--positive-class" in stated[0]
-    chosen = Fairness(intersections=1, mitigation=False, positive_class=labels[0]).run(model, data)
+    if warns:  # a medium finding, so the command line's first screen shows it
+        assert stated[0].severity == "medium" and repr(labels[1]) in stated[0].sentence
+        assert f"--positive-class {labels[0]}" in stated[0].next
+    named = Fairness(intersections=1, mitigation=False, positive_class=labels[0])
+    chosen = judged(named, named.run(model, data), DEFAULT_VALUES)
     assert chosen.details["positive_classes"] == [labels[0]]
-    assert not any("positive class is taken to be" in w for w in chosen.warnings)
+    assert chosen.summary.assumed_positive is None
+    assert not any("is assumed to be" in f.sentence for f in chosen.findings)
     assert chosen.details["compared"]["fairness.group.demographic_parity_difference"]["positive_class"] == labels[0]
 
 
@@ -185,16 +192,18 @@ def test_german_credit_like_labels_warn_on_the_command_line_and_positive_class_s
                  "-o", str(model), "--quiet"]) == 0
     common = ["report", str(model), "--data", str(csv), "--target", "credit", "--sensitive", "group",
               "--analyzers", "fairness", "--set", "fairness.mitigation=false", "--quiet"]
+    capsys.readouterr()
     assert main([*common, "-o", str(tmp_path / "a.html"), "--json", str(tmp_path / "a.json")]) == 0
+    assert "medium: The positive (favourable) class is assumed to be '2'" in capsys.readouterr().out  # first screen
     import json
 
     first = json.loads((tmp_path / "a.json").read_text())["results"]["fairness"]
-    assert any("positive class is taken to be '2'" in w for w in first["warnings"])
+    assert any("is assumed to be '2'" in f["sentence"] for f in first["findings"])
     assert main([*common, "--positive-class", "1", "-o", str(tmp_path / "b.html"),
                  "--json", str(tmp_path / "b.json")]) == 0
     second = json.loads((tmp_path / "b.json").read_text())["results"]["fairness"]
     assert second["details"]["positive_classes"] == ["1"]
-    assert not any("positive class is taken to be" in w for w in second["warnings"])
+    assert not any("is assumed to be" in f["sentence"] for f in second["findings"])
     capsys.readouterr()
 
 
@@ -265,12 +274,16 @@ def test_a_model_that_selects_nearly_everyone_is_a_finding_and_never_better_in_c
     fair = audit.wrap(Shifted(0.0), modality="tabular", classes=data.classes, feature_names=["x0"])
     lazy = audit.wrap(Shifted(2.5), modality="tabular", classes=data.classes, feature_names=["x0"])
     quick = {"fairness": {"intersections": 1, "mitigation": False}}
-    result = Fairness(intersections=1, mitigation=False).run(lazy, data)
-    assert result.details["degenerate"]["class"] == "yes" and result.details["degenerate"]["share"] >= 0.95
+    analyzer = Fairness(intersections=1, mitigation=False)
+    result = judged(analyzer, analyzer.run(lazy, data), DEFAULT_VALUES)
+    assert result.summary.degenerate.cls == "yes" and result.summary.degenerate.share >= 0.95
+    assert result.caveat.startswith("the model predicts 'yes' for ")
     (finding,) = result.findings
     assert finding.severity == "high" and "'yes'" in finding.sentence
     assert "fairness.demographic_parity_difference" in finding.metrics
-    assert not Fairness(intersections=1, mitigation=False).run(fair, data).findings
+    fair_result = analyzer.run(fair, data)
+    assert fair_result.summary.degenerate is None and not fair_result.caveat
+    assert not any(f.severity == "high" for f in judged(analyzer, fair_result, DEFAULT_VALUES).findings)
     comparison = compare(fair, lazy, data, ["fairness"], options=quick)
     table = comparison.table().set_index("metric")
     dp = table.loc["fairness.demographic_parity_difference"]

@@ -5,8 +5,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 from planted import two_feature_mlp, two_feature_table
 
@@ -14,6 +12,8 @@ import audit
 from audit.core.result import Result
 from audit.analyzers.explanation_quality.analyzer import ExplanationQuality
 from audit.analyzers.fairness.analyzer import Fairness
+from audit.analyzers.fairness.summary import COMPARED, EQUAL, UNDEFINED, Attribute, Disparity, FairnessSummary, Pair
+from audit.core.groups import PEOPLE
 from audit.methods.attributions import registry
 from audit.cli import main
 from audit.core.analyzer import judged
@@ -92,13 +92,19 @@ def test_explanations_that_fail_the_sanity_check_get_a_finding(monkeypatch, meth
     assert "input itself" in sanity[0].sentence and "integrated gradients" not in sanity[0].sentence
 
 
-def fairness_result(gap: float, interval: tuple[float, float]) -> Result:
-    groups = pd.DataFrame({"feature": "sex", "group": ["a", "b"], "count": [500, 500], "base_rate": [0.3, 0.3],
-                           "selection_rate": [0.3, 0.3], "tpr": [0.5, 0.5 + gap], "fpr": [0.1, 0.1]})
+def fairness_result(gap: float, interval: tuple[float, float], pair: Pair | None = None) -> Result:
+    """A fairness Result whose summary holds an equalized-odds gap of `gap` between groups a and b of sex."""
     metric = "fairness.sex.equalized_odds_difference"
+    pair = pair or Pair("tpr", COMPARED, "a", "b", 0.5, 0.5 + gap)
+    summary = FairnessSummary(
+        classes=("no", "yes"), positive_classes=("yes",), assumed_positive=None,
+        attributes={"sex": Attribute("sex", PEOPLE, ("a", "b"), (), False)},
+        worst={metric: Disparity("sex", "equalized_odds_difference", "yes", gap, interval, pair, ()),
+               "fairness.sex.demographic_parity_ratio": Disparity(
+                   "sex", "demographic_parity_ratio", "yes", 1.0, (0.9, 1.0), Pair("selection_rate", EQUAL), ())},
+        per_class=(), base_rates={}, degenerate=None, preview="", confidence=0.95)
     return Result(analyzer="fairness", metrics={metric: gap, "fairness.sex.demographic_parity_ratio": 1.0},
-                  intervals={metric: interval, "fairness.sex.demographic_parity_ratio": (0.9, 1.0)},
-                  tables={"groups": groups}, details={"groups_used": {"sex": ["a", "b"]}})
+                  intervals={metric: interval, "fairness.sex.demographic_parity_ratio": (0.9, 1.0)}, summary=summary)
 
 
 @pytest.mark.parametrize("gap, interval, severity", [
@@ -111,14 +117,11 @@ def test_a_gap_is_claimed_only_where_its_interval_supports_it(gap, interval, sev
     found = judged(Fairness(), fairness_result(gap, interval), DEFAULT_VALUES).findings
     assert [f.severity for f in found] == ([severity] if severity else [])
     if severity:
-        assert found[0].sentence.startswith(f"True positive rate for a is {gap * 100:.0f} points below b's")
+        assert found[0].sentence.startswith(f"True positive rate of 'yes' for a is {gap * 100:.0f} points below b's")
 
 
-def test_analyzer_pair_and_own_findings_are_kept():
+def test_own_findings_are_kept():
     result = fairness_result(0.30, (0.20, 0.40))
-    named = Result(**{**result.__dict__, "details": {**result.details, "compared": {
-        "fairness.sex.equalized_odds_difference": {"feature": "sex", "worse_group": "b", "better_group": "a"}}}})
-    assert "for a is 30 points below b's" in judged(Fairness(), named, DEFAULT_VALUES).findings[0].sentence
     own = audit.Finding("info", "the model predicts one class", ("fairness.sex.equalized_odds_difference",))
     mine = judged(Fairness(), Result(**{**result.__dict__, "findings": (own,)}), DEFAULT_VALUES)
     assert mine.findings == (own,)  # a derived finding on the same metric gives way to the analyzer's own
@@ -161,7 +164,6 @@ def test_a_finder_that_fails_leaves_a_finding_saying_so(monkeypatch):
 
 
 def test_groups_without_positives_name_no_pair():
-    result = fairness_result(0.30, (0.20, 0.40))
-    result.tables["groups"]["tpr"] = np.nan
+    result = fairness_result(0.30, (0.20, 0.40), Pair("tpr", UNDEFINED))
     found = judged(Fairness(), result, DEFAULT_VALUES).findings
-    assert found[0].sentence.startswith("True or false positive rates differ by 30 points")
+    assert found[0].sentence.startswith("True or false positive rates of 'yes' differ by 30 points")

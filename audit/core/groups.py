@@ -36,6 +36,15 @@ AGE_BINS = (25, 35, 45, 55, 65)
 GIVEN, AGE, QUARTILES = "given", "fixed age bins", "quartiles of this data"
 INTERSECTION = "&"  # joins feature names ("sex&race") and group values ("Female & Black")
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+PEOPLE, SITES, GROUPS = "people", "sites", "groups"
+PEOPLE_WORDS = {"sex", "gender", "race", "age", "ethnicity", "ethnic", "religion", "nationality", "national",
+                "citizenship", "disability", "disabled", "marital", "pregnancy", "color", "colour", "origin",
+                "caste", "orientation", "sexual", "veteran", "ancestry", "language", "native", "immigrant",
+                "immigration", "person", "people", "patient", "applicant", "tribe", "tribal", "indigenous"}
+SITE_WORDS = {"site", "sites", "camera", "cameras", "hospital", "hospitals", "clinic", "clinics", "device",
+              "devices", "scanner", "scanners", "location", "locations", "region", "regions", "source", "sources",
+              "center", "centre", "lab", "laboratory", "machine", "sensor", "station", "vendor", "manufacturer",
+              "store", "branch", "ward", "facility", "institution"}
 
 
 def bucket(column: pd.Series, edges: Sequence[float], *, whole: bool | None = None) -> pd.Series:
@@ -73,9 +82,23 @@ def natural_order(values) -> list[str]:
     return [value for value, _ in sorted(zip(values, numbers), key=key)]
 
 
+def _words(name: str) -> list[str]:
+    return re.split(r"[^a-z]+", re.sub(r"([a-z])([A-Z])", r"\1_\2", str(name)).lower())
+
+
 def is_age(name: str) -> bool:
-    words = re.split(r"[^a-z]+", re.sub(r"([a-z])([A-Z])", r"\1_\2", str(name)).lower())
-    return "age" in words
+    return "age" in _words(name)
+
+
+def attribute_kind(name: str) -> str:
+    """What the groups of a sensitive column are: PEOPLE (sex, race, age, ...), SITES (site, camera, hospital,
+    ...) or other GROUPS, by the words of its name; an intersection is people or sites only when every feature
+    crossed in it is. A sentence about camera sites must not speak of people."""
+    kinds = set()
+    for feature in str(name).split(INTERSECTION):
+        words = set(_words(feature))
+        kinds.add(PEOPLE if words & PEOPLE_WORDS else SITES if words & SITE_WORDS else GROUPS)
+    return kinds.pop() if len(kinds) == 1 else GROUPS
 
 
 def _edges(name: str, values: np.ndarray, counts: np.ndarray, given) -> tuple[tuple[float, ...], str]:

@@ -15,14 +15,16 @@ metric (`fairness.demographic_parity_difference`) is the worst case over the sen
 features themselves; intersections (`fairness.sex&race.<metric>`) are reported under
 their own names and kept out of it, since finer groups always lie further apart.
 
-Each disparity is unsigned (largest minus smallest, or smallest over largest) and says what
-it compares in `details["compared"][name]`: the feature, the worse-off and better-off
-group, the direction in plain words and the positive class (taken as the favourable
-outcome; binary labels that do not say which it is, such as 1/2, warn). Beside them, the
-signed metrics of AIF360 against a reference group (`reference_group`, default the
-largest). A model that predicts one class for nearly every row is a finding: its parity
-gaps are small because it barely discriminates. Multi-class `accuracy_difference` is the
-gap in (multi-class) accuracy.
+Each disparity is unsigned (largest minus smallest, or smallest over largest). What it
+compares is computed once, in the Result's `summary` (audit.analyzers.fairness.summary.
+FairnessSummary): the feature, the worse-off and better-off group chosen by one rule (or
+"all groups equal", "undefined"), the rates and the positive class (taken as the favourable
+outcome; binary labels that do not say which it is, such as 1/2, are a finding). The
+disparities table, `details["compared"]`, the Result's `drivers`, `caveat` and `notes` and
+every finding (`Fairness.findings`) are read from it. Beside them, the signed metrics of
+AIF360 against a reference group (`reference_group`, default the largest). A model that
+predicts one class for nearly every row is a finding: its parity gaps are small because it
+barely discriminates. Multi-class `accuracy_difference` is the gap in (multi-class) accuracy.
 
 Every disparity gets a score confidence interval (`confidence`; audit.methods.fairness.intervals:
 Newcombe's hybrid score interval for gaps, a MOVER log interval for ratios, a Bonferroni
@@ -47,16 +49,18 @@ import pandas as pd
 
 from audit.core.analyzer import Analyzer, Tally, register_analyzer
 
-from audit.core.result import Finding, MetricSpec, Result
+from audit.core.result import MetricSpec, Result
 from audit._util.errors import AuditInputError
 from audit.analyzers.fairness.findings import fairness_findings
 from audit.analyzers.fairness import figures
+from audit.analyzers.fairness.summary import (Attribute, Degenerate, Disparity, FairnessSummary, GroupRate,
+                                              compared_pair, group_rates)
 from audit.methods.fairness.intervals import worst_gap_interval, worst_ratio_interval
 from audit.methods.fairness.counterfactual import counterfactual_probe
-from audit.core.groups import (INTERSECTION, QUARTILES, SensitiveValues, apply_rules, bucketed, group_rules,
-                                   with_intersections)
-from audit.methods.fairness.metrics import (COMPARES, DISPARITIES, RATE_NAMES, WORSE_END, compared_groups, disparities,
-                                   outcome_cells, rate_counts, signed_against, table_from_cells)
+from audit.core.groups import (INTERSECTION, QUARTILES, SensitiveValues, apply_rules, attribute_kind, bucketed,
+                               group_rules, with_intersections)
+from audit.methods.fairness.metrics import (COMPARES, DISPARITIES, RATE_NAMES, disparities, outcome_cells,
+                                            rate_counts, signed_against, table_from_cells)
 from audit.methods.fairness.preview import MITIGATION_TABLE, threshold_preview
 from audit.core.reservoir import Reservoir
 
@@ -89,11 +93,12 @@ def _spec(metric: str, scope: str) -> MetricSpec:
                       "lower" if _higher_is_worse(metric) else "higher", interval=True)
 
 
-def _degenerate(predicted: np.ndarray, classes) -> dict | None:
+def _degenerate(predicted: np.ndarray, classes) -> Degenerate | None:
     """The class predicted for at least DEGENERATE_SHARE of the rows (`predicted`: rows per class), with its
     share; None if there is none."""
-    share = predicted.max() / max(predicted.sum(), 1)
-    return {"class": classes[int(predicted.argmax())], "share": float(share)} if share >= DEGENERATE_SHARE else None
+    rows = int(predicted.sum())
+    share = predicted.max() / max(rows, 1)
+    return Degenerate(classes[int(predicted.argmax())], float(share), rows) if share >= DEGENERATE_SHARE else None
 
 
 def _obvious_positive(classes: tuple[str, ...]) -> bool:
@@ -138,7 +143,7 @@ class Fairness(Analyzer):
         return len(data.sensitive.columns) > 0 or model.modality == "text"
 
     def findings(self, result, thresholds):
-        return tuple(fairness_findings(result, thresholds))
+        return fairness_findings(result.summary, thresholds) if result.summary is not None else ()
 
     def run(self, model, data, *, seed: int = 0) -> Result:
         tally = self.tally(model, SensitiveValues.of(data.sensitive), seed=seed)
@@ -184,16 +189,15 @@ class Fairness(Analyzer):
         classes, targets = tally.classes, tally.targets
         groups = tally.present_groups()
         tables, estimates, compared_rows, used, warnings, signed, references = [], {}, {}, {}, [], [], {}
+        base_rates = {}
         self._check_references(groups)
         bins = bucketed(tally.rules)
         for feature, (edges, rule) in bins.items():
             if rule == QUARTILES:
                 warnings.append(f"{feature}: continuous, cut at this data's quartiles {list(edges)}, which differ "
                                 f"from one data set to the next; give fixed edges (fairness.bins) to compare runs")
-        if self.positive_class is None and len(classes) == 2 and not _obvious_positive(classes):
-            warnings.append(f"the positive class is taken to be {classes[1]!r}, the second of {list(classes)}: the "
-                            "labels do not say which outcome is the favourable one; set it with --positive-class "
-                            "(fairness.positive_class)")
+        assumed = (classes[1] if self.positive_class is None and len(classes) == 2 and not _obvious_positive(classes)
+                   else None)
         for feature, names in groups.items():
             kept, small = self._split_by_size(feature, tally.sizes(feature), warnings)
             used[feature] = (kept, small)
@@ -206,12 +210,16 @@ class Fairness(Analyzer):
                     compared_rows[feature, target] = rows_of
                     estimates[feature, target] = {m: disparities(t)[m] for m, t in rows_of.items()}
                     references[feature] = self._reference(feature, kept, by_group)
+                    base_rates[feature, classes[target]] = tuple(
+                        GroupRate(str(g), float(r["base_rate"]), float(r["fn"] + r["tp"]), float(r["count"]))
+                        for g, r in by_group.loc[kept].iterrows())
                     table = signed_against(by_group.loc[kept], references[feature])
                     table.insert(0, "feature", feature)
                     table.insert(1, "class", classes[target])
                     signed.append(table)
                 tables.append(self._group_rows(by_group, feature, classes[target] if len(targets) > 1 else None))
-        metrics, intervals, rows, compared = self._summarize(estimates, compared_rows, tally.single, targets, classes)
+        metrics, intervals, rows, worst, per_class = self._summarize(estimates, compared_rows, tally.single, targets,
+                                                                     classes)
         for feature in groups:
             if len(used[feature][0]) < 2:  # the data leave its disparities undefined: NaN, which fails a gate
                 for metric in DISPARITIES:
@@ -231,6 +239,9 @@ class Fairness(Analyzer):
                     map(str, tally.rules[f].groups)), "rule": rule} for f, (edges, rule) in bins.items()])
         if crossed.any():
             tables["intersectional_groups"] = group_rows[crossed].reset_index(drop=True)
+        compared = {name: {"feature": d.feature, "worse_group": d.pair.worse, "better_group": d.pair.better,
+                           "rate": d.pair.rate, "direction": d.direction,
+                           "positive_class": ALL_CLASSES if d.cls is None else d.cls} for name, d in worst.items()}
         details = {"positive_classes": [classes[t] for t in targets], "compared": compared,
                    "reference_groups": references,
                    "bins": {f: {"edges": list(edges), "rule": rule} for f, (edges, rule) in bins.items()},
@@ -240,6 +251,7 @@ class Fairness(Analyzer):
                    "groups_excluded": {f: list(s) for f, (_, s) in used.items() if s}}
         first = targets[0]
         rows_seen = int(tally.predicted.sum())
+        preview = ""
         if self.mitigation and len(targets) == 1:
             outcome, single = tally.preview.sample()
             score, y_true, y_pred = outcome[:, 0], outcome[:, 1].astype(int), outcome[:, 2].astype(int)
@@ -247,9 +259,9 @@ class Fairness(Analyzer):
                                                          {f: used[f][0] for f in tally.single}, seed=tally.seed)
             of = (f"the {rows_seen:,} audited rows" if len(score) == rows_seen else
                   f"a seeded sample of {len(score):,} of the {rows_seen:,} audited rows")
-            details["mitigation_preview"] = (
-                "PREVIEW, the model is not changed: fairlearn ThresholdOptimizer fitted on the model's "
-                f"positive-class scores of a seeded half of {of}, evaluated on the other half")
+            preview = ("PREVIEW, the model is not changed: fairlearn ThresholdOptimizer fitted on the model's "
+                       f"positive-class scores of a seeded half of {of}, evaluated on the other half")
+            details["mitigation_preview"] = preview
         elif self.mitigation:
             details["mitigation_preview"] = "not run: threshold post-processing needs one positive class"
         figs = [figures.disparity_chart(disparity_frame, self.confidence)] if len(disparity_frame) else []
@@ -257,19 +269,18 @@ class Fairness(Analyzer):
                  for f in tally.single if used[f][0]]
         figs += [figures.intersection_map(*tally.selection(f, first), classes[first], self.min_group_size)
                  for f in groups if f.count(INTERSECTION) == 1]
-        findings = []
         degenerate = _degenerate(tally.predicted, classes)
         if degenerate:
-            details["degenerate"] = degenerate
-            findings.append(Finding(
-                "high", f"The model predicts {degenerate['class']!r} for {degenerate['share']:.1%} of the "
-                f"{rows_seen:,} rows: it barely tells cases apart, so small gaps between groups here say little "
-                "about how it treats them.", tuple(m for m in metrics if m.count(".") == 1),
-                why="A model that gives almost everyone the same outcome passes parity gates without being fair.",
-                next="Read the performance results (recall of each class, balanced accuracy) before the "
-                     "fairness numbers."))
+            details["degenerate"] = {"class": degenerate.cls, "share": degenerate.share}
+        summary = FairnessSummary(
+            classes=tuple(classes), positive_classes=tuple(classes[t] for t in targets), assumed_positive=assumed,
+            attributes={f: Attribute(f, attribute_kind(f), tuple(map(str, kept)),
+                                     tuple((str(g), f"fewer than {self.min_group_size} rows") for g in small),
+                                     INTERSECTION in f) for f, (kept, small) in used.items()},
+            worst=worst, per_class=per_class, base_rates=base_rates, degenerate=degenerate, preview=preview,
+            confidence=self.confidence)
         return {"metrics": metrics, "intervals": intervals, "tables": tables, "details": details,
-                "figures": figs, "warnings": warnings, "findings": findings}
+                "figures": figs, "warnings": warnings, "summary": summary}
 
     def _check_references(self, groups: Mapping[str, list]) -> None:
         for feature, group in self.reference_group.items():
@@ -341,10 +352,10 @@ class Fairness(Analyzer):
         return table
 
     def _summarize(self, estimates, compared_rows, features, targets, classes):
-        """Metrics, intervals, disparity-table rows and what each compares, per feature (worst over classes) and
-        over the single features. A worst case's interval is taken over every comparison it is the worst of
-        (audit.methods.fairness.intervals)."""
-        metrics, intervals, rows, compared = {}, {}, [], {}
+        """Metrics, intervals, disparity-table rows and the decisive `Disparity` of each metric, per feature (worst
+        over classes) and over the single features, and the per-class disparities of a multiclass run. A worst
+        case's interval is taken over every comparison it is the worst of (audit.methods.fairness.intervals)."""
+        metrics, intervals, rows, worst, per_class = {}, {}, [], {}, []
         per_feature = {}
         for feature in dict.fromkeys(f for f, _ in estimates):
             for metric in DISPARITIES:
@@ -358,19 +369,18 @@ class Fairness(Analyzer):
                     continue
                 if len(targets) > 1 and parts[0][0] is not None:
                     for part in parts:
-                        rows.append(self._row(feature, classes[part[0]], metric, part[1],
-                                              self._rates(part[2], metric), self._compared(feature, metric, part,
-                                                                                          classes), len(part[2])))
+                        per_class.append(self._disparity(feature, metric, part, classes, part[1],
+                                                         self._rates(part[2], metric)))
+                        rows.append(self._row(per_class[-1], classes[part[0]], len(part[2])))
                 value = float(worse.reduce(np.array([v for _, v, _ in parts])))
                 rates = [r for _, _, by_group in parts for r in self._rates(by_group, metric)]
                 decisive = next((p for p in parts if p[1] == value), parts[0])
                 per_feature[feature, metric] = (value, rates, decisive)
                 name = f"fairness.{feature}.{metric}"
-                compared[name] = self._compared(feature, metric, decisive, classes)
+                worst[name] = self._disparity(feature, metric, decisive, classes, value, rates)
                 label = ALL_CLASSES if decisive[0] is None else classes[targets[0]] if len(targets) == 1 else WORST
-                rows.append(self._row(feature, label, metric, value, rates, compared[name], len(decisive[2])))
-                metrics[name] = value
-                intervals[name] = rows[-1]["low"], rows[-1]["high"]
+                rows.append(self._row(worst[name], label, len(decisive[2])))
+                metrics[name], intervals[name] = value, worst[name].interval
         for metric in DISPARITIES:
             candidates = [(f, *per_feature[f, metric]) for f in features if (f, metric) in per_feature]
             if not candidates:
@@ -380,28 +390,17 @@ class Fairness(Analyzer):
             worse = np.fmax if _higher_is_worse(metric) else np.fmin
             value = float(worse.reduce(np.array([v for _, v, _, _ in candidates])))
             name = f"fairness.{metric}"
-            metrics[name] = value
-            intervals[name] = self._interval(metric, value, [r for _, _, rs, _ in candidates for r in rs])
             feature, _, _, decisive = next((c for c in candidates if c[1] == value), candidates[0])
-            compared[name] = self._compared(feature, metric, decisive, classes)
-        return metrics, intervals, rows, compared
+            worst[name] = self._disparity(feature, metric, decisive, classes, value,
+                                          [r for _, _, rs, _ in candidates for r in rs])
+            metrics[name], intervals[name] = value, worst[name].interval
+        return metrics, intervals, rows, worst, tuple(per_class)
 
-    @staticmethod
-    def _compared(feature: str, metric: str, decisive, classes) -> dict:
-        """What a disparity compares, in the words the report and `audit metrics` show."""
+    def _disparity(self, feature: str, metric: str, decisive, classes, value: float, rates) -> Disparity:
         target, _, by_group = decisive
-        groups = compared_groups(by_group, metric)
-        rate, kind = RATE_NAMES[groups["rate"]], COMPARES[metric][1]
-        worse_end = "lower" if WORSE_END[groups["rate"]] == "low" else "higher"
-        how = ("largest minus smallest, unsigned: 0 is parity" if kind == "difference"
-               else "smallest over largest: 1 is parity")
-        of = "" if groups["rate"] == "accuracy" else f" of {classes[target]!r}"
-        positive = ALL_CLASSES if target is None else classes[target]
-        direction = (f"{rate}{of} by {feature}: {groups['worse_group']!r} "
-                     f"{groups['worse_rate']:.3f} is worse off ({worse_end}) than {groups['better_group']!r} "
-                     f"{groups['better_rate']:.3f}; {kind} = {how}")
-        return {"feature": feature, "worse_group": groups["worse_group"], "better_group": groups["better_group"],
-                "rate": groups["rate"], "direction": direction, "positive_class": positive}
+        pair = compared_pair(by_group, metric)
+        return Disparity(feature, metric, None if target is None else classes[target], value,
+                         self._interval(metric, value, rates), pair, group_rates(by_group, pair.rate))
 
     @staticmethod
     def _rates(by_group: pd.DataFrame, metric: str) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -413,11 +412,12 @@ class Fairness(Analyzer):
         worst = worst_gap_interval if COMPARES[metric][1] == "difference" else worst_ratio_interval
         return worst(rates, self.confidence)
 
-    def _row(self, feature, cls, metric, value, rates, compared: dict, groups: int) -> dict:
-        low, high = self._interval(metric, value, rates)
-        return {"feature": feature, "class": cls, "metric": metric, "value": value, "low": low, "high": high,
-                "worse_group": compared["worse_group"], "better_group": compared["better_group"],
-                "groups_compared": groups, "direction": compared["direction"]}
+    @staticmethod
+    def _row(disparity: Disparity, cls, groups: int) -> dict:
+        d, (low, high) = disparity, disparity.interval
+        return {"feature": d.feature, "class": cls, "metric": d.metric, "value": d.value, "low": low, "high": high,
+                "worse_group": d.pair.worse, "better_group": d.pair.better, "groups_compared": groups,
+                "direction": d.direction}
 
 
 class FairnessTally(Tally):
@@ -475,20 +475,29 @@ class FairnessTally(Tally):
         if self.rules:
             parts.append(analyzer._groups(self))
         if self.model.modality == "text":
-            parts.append(counterfactual_probe(self.model, sample, samples=analyzer.samples, seed=self.seed,
-                                              positive=self.targets[0] if len(self.targets) == 1 else None,
-                                              confidence=analyzer.confidence))
+            probe = counterfactual_probe(self.model, sample, samples=analyzer.samples, seed=self.seed,
+                                         positive=self.targets[0] if len(self.targets) == 1 else None,
+                                         confidence=analyzer.confidence)
+            if "counterfactual_pairs" in probe["tables"]:
+                probe["figures"] = [figures.counterfactual_chart(probe["tables"]["counterfactual_pairs"])]
+            parts.append(probe)
         merged = {key: {} for key in ("metrics", "intervals", "tables", "details")}
-        figs, warnings, findings = [], [], []
+        figs, warnings = [], []
         for part in parts:
             for key in merged:
                 merged[key].update(part[key])
             figs.extend(part["figures"])
             warnings.extend(part["warnings"])
-            findings.extend(part.get("findings", ()))
+        summary = next((part["summary"] for part in parts if "summary" in part), None)
+        drivers, caveat, notes = {}, "", {}
+        if summary is not None:
+            drivers = {name: d.driver for name, d in summary.worst.items() if name.count(".") == 1}
+            caveat = summary.degenerate.words if summary.degenerate else ""
+            notes = {MITIGATION_TABLE: summary.preview} if summary.preview else {}
         return Result(analyzer=analyzer.name, metrics=merged["metrics"], intervals=merged["intervals"],
                       tables=merged["tables"], figures=tuple(figs), config=analyzer.config(),
-                      details=merged["details"], warnings=tuple(warnings), findings=tuple(findings))
+                      details=merged["details"], warnings=tuple(warnings), summary=summary, drivers=drivers,
+                      caveat=caveat, notes=notes)
 
     # -- the counts as tables ---------------------------------------------------------------
 

@@ -32,7 +32,6 @@ import pandas as pd
 from scipy.stats import norm
 
 from audit.io.builtin import load_identity_lists
-from audit.analyzers.fairness.figures import counterfactual_chart
 from audit.methods.fairness.intervals import wilson
 
 #: (male, female) word pairs; a female word with two male counterparts maps to the first ("her" -> "his").
@@ -79,7 +78,8 @@ class Probe:
 
 def counterfactual_probe(model, data, *, samples: int, seed: int, positive: int | None = None,
                          confidence: float = 0.95) -> dict:
-    """Metrics, tables, figure and warnings of the probe (the parts of a fairness Result)."""
+    """Metrics, tables and warnings of the probe (the parts of a fairness Result; the analyzer draws its
+    figure from the `counterfactual_pairs` table)."""
     rng = np.random.default_rng(seed)
     ids = identities(set(model.encoder.vocab))
     texts = data.sample(samples, seed=seed).texts if data.modality == "text" else []
@@ -114,7 +114,6 @@ def counterfactual_probe(model, data, *, samples: int, seed: int, positive: int 
         for row in pairs.itertuples() if row.probes < MIN_PROBES]
     examples = frame.sort_values("abs_delta", ascending=False).head(EXAMPLES)
     out["tables"] = {"counterfactual_pairs": pairs, "counterfactual_examples": examples.reset_index(drop=True)}
-    out["figures"] = [counterfactual_chart(pairs)]
     return out
 
 

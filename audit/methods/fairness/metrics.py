@@ -48,22 +48,6 @@ WORSE_END = {"selection_rate": "low", "accuracy": "low", "tpr": "low", "fpr": "h
 RATE_NAMES = {"selection_rate": "selection rate", "accuracy": "accuracy", "tpr": "true positive rate",
               "fpr": "false positive rate"}
 
-
-def compared_groups(by_group: pd.DataFrame, metric: str) -> dict:
-    """The two groups a disparity between the rows of a `group_table` compares: the rate that decides it (for
-    equalized odds the one with the larger gap or smaller ratio, as fairlearn takes it), its worse-off and
-    better-off group and their rates."""
-    rates, kind = COMPARES[metric]
-    high, low = by_group[list(rates)].max(), by_group[list(rates)].min()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        spread = (high - low) if kind == "difference" else -(low / high)
-    rate = rates[int(np.nanargmax(spread.to_numpy()))] if spread.notna().any() else rates[0]
-    column = by_group[rate]
-    worse, better = (column.idxmin(), column.idxmax()) if WORSE_END[rate] == "low" else (
-        column.idxmax(), column.idxmin())
-    return {"rate": rate, "worse_group": str(worse), "better_group": str(better),
-            "worse_rate": float(column[worse]), "better_rate": float(column[better])}
-
 #: AIF360's signed metrics of a group against a reference ("privileged") group, the positive class favourable.
 SIGNED = ("statistical_parity_difference", "disparate_impact", "average_odds_difference",
           "equal_opportunity_difference")
