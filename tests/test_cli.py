@@ -292,8 +292,6 @@ def test_labels_1_and_2_say_which_positive_class_was_assumed(capsys, tmp_path, c
     assert not any("positive class is taken to be" in w for w in warnings), warnings
 
 
-@pytest.mark.xfail(strict=True, reason="the fairness branch makes the assumed positive class a medium finding, "
-                                       "which the summary prints; drop this mark when it is merged")
 def test_labels_1_and_2_put_the_assumed_positive_class_on_the_first_lines(capsys, tmp_path, credit_checkpoint):
     model, data = credit_checkpoint
     capsys.readouterr()
