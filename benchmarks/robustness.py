@@ -40,7 +40,8 @@ import torch
 from torch import nn
 
 import audit
-from audit.analyzers.robustness.analyzer import Robustness, _sweep
+from audit.analyzers.robustness.analyzer import Robustness
+from audit.analyzers.robustness.sweep import attack_sweep
 from audit.models.training import TrainConfig, train
 from audit.methods.robustness.attacks import PGD, fgsm, pgd
 from audit.methods.robustness.domain import Domain, input_domain
@@ -234,7 +235,7 @@ def ours(model, x, y, eps: float, options: Robustness) -> np.ndarray:
     domain = Domain(one * 0.0, one, one, one)
     correct = voted_correct(model, x, y, 1)
     attack = PGD(steps=options.steps)
-    return _sweep(model, x, y, correct, np.array([eps]), 0, domain, attack, options, False, 0).robust[:, 0]
+    return attack_sweep(model, x, y, correct, np.array([eps]), 0, domain, attack, options, False, 0).robust[:, 0]
 
 
 def autoattack(model, x, y, eps: float) -> np.ndarray:

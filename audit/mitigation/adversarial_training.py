@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from audit._util.errors import AuditInputError
-from audit.analyzers.robustness.analyzer import default_epsilon
+from audit.analyzers.robustness.epsilons import default_epsilon
 from audit.core.dataset import Dataset
 from audit.core.model import Model
 from audit.methods.robustness.attacks import PGD, pgd

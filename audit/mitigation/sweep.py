@@ -34,7 +34,8 @@ import pandas as pd
 import torch
 
 from audit.core.result import Finding, Result
-from audit.analyzers.robustness.analyzer import DEFAULT_SAMPLES, default_epsilon
+from audit.analyzers.robustness.analyzer import DEFAULT_SAMPLES
+from audit.analyzers.robustness.epsilons import default_epsilon
 from audit.core.dataset import Dataset
 from audit._util.errors import AuditInputError
 from audit.methods.fairness.intervals import mean_rate_interval, worst_gap_interval
