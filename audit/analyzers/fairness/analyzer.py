@@ -36,6 +36,9 @@ this data's quartiles, with a warning); `bins={"age": (30, 50)}` overrides, and 
 are in the `sensitive_bins` table. Text models also get counterfactual identity probes
 (audit.methods.fairness.counterfactual), with or without sensitive columns; binary outcomes get a
 threshold post-processing preview (audit.methods.fairness.preview) that never touches the model.
+
+This module is the configuration; the counts are tally.py's, the group tables, details and summary groups.py's,
+the worst cases with their intervals disparities.py's, the figures figures.py's.
 """
 
 from __future__ import annotations
