@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from audit.analyzers.fairness.analyzer import WORST, Fairness
+from audit.analyzers.fairness.analyzer import Fairness
+from audit.analyzers.fairness.disparities import WORST
 from audit.methods.fairness.intervals import gap_bounds, ratio_bounds, wilson, worst_gap_interval, worst_ratio_interval
 from audit.methods.fairness.metrics import COMPARES, DISPARITIES
 from tests.test_fairness_metrics import scorer_model, table

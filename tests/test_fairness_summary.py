@@ -17,8 +17,8 @@ import audit
 from audit.analyzers.fairness.analyzer import Fairness
 from audit.analyzers.fairness.summary import COMPARED, EQUAL, UNDEFINED, FairnessSummary
 from audit.core.analyzer import judged
-from audit.core.dataset import read_file
 from audit.core.groups import GROUPS, PEOPLE, SITES, attribute_kind
+from audit.io.sources import read_data
 from audit.methods.fairness.preview import MITIGATION_TABLE
 from audit.policy.thresholds import DEFAULT_VALUES
 
@@ -179,7 +179,7 @@ class NearestBrightness(torch.nn.Module):
 
 def site_result(root, washed: str | None):
     write_sites(root, washed)
-    data = read_file(root, sensitive=["site"])
+    data = read_data(root, sensitive=["site"])
     assert data.classes == tuple(LEVELS)
     model = audit.wrap(NearestBrightness(), modality="image", classes=data.classes, device="cpu")
     run = audit.run(model, data, [Fairness(intersections=1)], seed=0)

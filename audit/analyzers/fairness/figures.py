@@ -36,7 +36,8 @@ def disparity_chart(table: pd.DataFrame, confidence: float):
     return to_figure(fig, title="Disparities with confidence intervals", caption=(
         f"For each sensitive feature and intersection, the largest gap between its groups in selection rate "
         f"(demographic parity), in true or false positive rate (equalized odds), in true positive rate (equal "
-        f"opportunity) and in accuracy. Bars are {confidence:.0%} score intervals (simultaneous over the groups compared): a bar that stays clear of 0 "
+        f"opportunity) and in accuracy. Bars are {confidence:.0%} score intervals (simultaneous over the groups "
+        "compared): a bar that stays clear of 0 "
         "is a gap the data support; one that reaches 0 is consistent with parity. Groups below the minimum size "
         "are left out."))
 
