@@ -285,11 +285,12 @@ def test_labels_1_and_2_say_which_positive_class_was_assumed(capsys, tmp_path, c
     args = ["report", model, "--data", data, "--target", "y", "--sensitive", "sex", "--analyzers",
             "performance,fairness", "-o", tmp_path / "r.html", "--json", tmp_path / "r.json", "--quiet"]
     assert run_cli(capsys, *args)[0] == 0
-    warnings = json.loads((tmp_path / "r.json").read_text())["results"]["fairness"]["warnings"]
-    assert any("positive class is taken to be '2'" in w for w in warnings), warnings
+    findings = json.loads((tmp_path / "r.json").read_text())["verdict"]["findings"]
+    assumed = [f for f in findings if "class is assumed to be '2'" in f["sentence"]]
+    assert [f["severity"] for f in assumed] == ["medium"] and "--positive-class 1" in assumed[0]["next"], findings
     assert run_cli(capsys, *args, "--positive-class", "2")[0] == 0  # said: nothing to warn of
-    warnings = json.loads((tmp_path / "r.json").read_text())["results"]["fairness"]["warnings"]
-    assert not any("positive class is taken to be" in w for w in warnings), warnings
+    findings = json.loads((tmp_path / "r.json").read_text())["verdict"]["findings"]
+    assert not any("assumed" in f["sentence"] for f in findings), findings
 
 
 def test_labels_1_and_2_put_the_assumed_positive_class_on_the_first_lines(capsys, tmp_path, credit_checkpoint):
@@ -299,7 +300,8 @@ def test_labels_1_and_2_put_the_assumed_positive_class_on_the_first_lines(capsys
             "performance,fairness", "-o", tmp_path / "r.html", "--quiet"]
     code, out, err = run_cli(capsys, *args)
     assert code == 0, err
-    assert out.startswith("CONCERNS") and re.search(r"medium: .*positive class.*\b2\b", out), out
+    assumed = r"medium: The positive \(favourable\) class is assumed to be '2'"
+    assert out.startswith("CONCERNS") and re.search(assumed, out), out
     code, out, err = run_cli(capsys, *args, "--positive-class", "2")  # said: nothing to warn of
     assert code == 0, err
     assert "positive class" not in out, out

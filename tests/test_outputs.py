@@ -15,6 +15,7 @@ import pytest
 
 import audit
 import audit.cli
+import audit.models.checkpoint
 import audit.cli.outputs
 from audit.io import checkpoint
 from audit.cli import main
@@ -96,7 +97,7 @@ def _hardlink(link: Path, target: Path) -> Path:
 def test_bad_output_paths_stop_before_the_model_loads(capsys, tmp_path, small, monkeypatch, case):
     build, pattern = PATH_CASES[case]
     outputs = build(small, tmp_path)
-    monkeypatch.setattr(checkpoint, "load", lambda *a, **k: pytest.fail("the model was loaded"))
+    monkeypatch.setattr(audit.models.checkpoint, "load", lambda *a, **k: pytest.fail("the model was loaded"))
     before, inputs_before = snapshot(tmp_path), snapshot(small["folder"])
     code = main(report_args(small, **outputs))
     _, err = capsys.readouterr()
@@ -107,7 +108,7 @@ def test_bad_output_paths_stop_before_the_model_loads(capsys, tmp_path, small, m
 
 
 def test_compare_outputs_are_checked_against_both_models(capsys, tmp_path, small, monkeypatch):
-    monkeypatch.setattr(checkpoint, "load", lambda *a, **k: pytest.fail("a model was loaded"))
+    monkeypatch.setattr(audit.models.checkpoint, "load", lambda *a, **k: pytest.fail("a model was loaded"))
     other = tmp_path / "other.pt"
     other.write_bytes(small["model"].read_bytes())
     code = main(["compare", str(small["model"]), str(other), "-o", str(tmp_path / "c.html"), "--json", str(other)])
