@@ -93,16 +93,31 @@ def test_every_path_gives_the_same_numbers_findings_and_verdict(files):
         assert all(r.seconds > 0 for r in run.results), path
 
 
-def test_an_option_that_fails_inside_the_tally_is_the_same_error_result_on_every_path(files):
-    runs = every_path(*files, options={"fairness": {"positive_class": "maybe"}})
-    assert_same(runs)
-    for path, run in runs.items():
-        performance, fairness = run.results
-        assert performance.status == "ok" and fairness.status == "error", path
-        assert fairness.error == "AuditInputError: fairness: positive_class 'maybe' is not a class of the model " \
-                                 "['<=50K', '>50K']"
-        assert run.verdict.status == "incomplete" and run.verdict.exit_code == EXIT_ERROR
-        assert run.verdict.summary.startswith("INCOMPLETE: analyzer(s) fairness errored; ")
+def test_a_setting_that_cannot_apply_stops_every_path_before_anything_runs(files, monkeypatch):
+    """A positive class the model does not have is refused in one line on every path, before a prediction."""
+    folder, frame, predictions = files
+    monkeypatch.setattr(PerformanceTally, "add", lambda *a: pytest.fail("a chunk was counted"))
+    refused = r"fairness: positive_class 'maybe' is not a class of the model \['<=50K', '>50K'\]"
+    options = {"fairness": {"positive_class": "maybe"}}
+    data = audit.Dataset.from_dataframe(frame, target="label", sensitive=SENSITIVE, classes=CLASSES)
+    source = open_source(folder / "t.parquet", target="label", sensitive=SENSITIVE)
+    columns = dict(target="label", scores=["score"], sensitive=SENSITIVE, classes=CLASSES, options=options)
+    for run in (lambda: audit.run(linear_model(), data, options=options),
+                lambda: audit.run_stream(linear_model(), source, options=options, chunk_rows=97),
+                lambda: audit.from_predictions(predictions, **columns),
+                lambda: audit.from_predictions(folder / "p.parquet", stream=True, chunk_rows=97, **columns)):
+        with pytest.raises(AuditInputError, match=refused):
+            run()
+
+
+def test_a_positive_class_that_is_not_a_class_of_the_predictions_exits_2_in_one_line(files, tmp_path, capsys):
+    folder, _, _ = files
+    output = tmp_path / "r.html"
+    code = main(["report", "--predictions", str(folder / "p.parquet"), "--target", "label", "--score-columns",
+                 "score", "--sensitive", "sex", "--positive-class", "maybe", "-o", str(output), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "positive_class 'maybe' is not a class" in err, err
+    assert not output.exists()
 
 
 def test_an_input_error_raised_while_counting_a_chunk_is_the_same_error_result_on_every_path(files, monkeypatch):

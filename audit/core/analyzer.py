@@ -52,6 +52,10 @@ class Analyzer(ABC):
     def config(self) -> dict:
         return dataclasses.asdict(self)
 
+    def check(self, model: Model) -> None:
+        """Refuse, in one line (AuditInputError), a setting that cannot apply to `model`, e.g. a class it does not
+        have: the executor asks every analyzer before it reads or predicts anything."""
+
     def findings(self, result: Result, thresholds: Mapping[str, float]) -> tuple[Finding, ...]:
         """What a reviewer must know from this analyzer's `result`, judged by the policy's `thresholds`; a
         finding is raised only where its interval supports it."""

@@ -7,7 +7,8 @@ counts; every other analyzer runs afterwards on the data in memory, or on a seed
 while streaming (audit.core.reservoir), as large as the most rows any analyzer reads, and the same
 whatever the chunk size. An analyzer that raises, in its tally or its run, becomes a Result with
 status "error" and the same message on every path; the run goes on. Input that is wrong for the
-model (a label it does not know) is the user's to fix: it stops the run with one clear line.
+model (a label it does not know), or a setting that cannot apply to it (`Analyzer.check`: a positive class it
+does not have), is the user's to fix: it stops the run with one clear line, the latter before anything is read.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ class Executed:
 def execute(model, feed: Feed, analyzers: Sequence[Analyzer], *, seed: int,
             thresholds: Mapping[str, float]) -> Executed:
     """Every analyzer's judged result on the feed, in the order of `analyzers`."""
+    for a in analyzers:
+        a.check(model)
     model.labels(feed.first)
     skipped = [_skipped(a, model, feed) for a in analyzers]
     tallies: dict[int, Tally] = {}  # by the analyzer's position

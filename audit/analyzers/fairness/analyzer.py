@@ -132,6 +132,9 @@ class Fairness(Analyzer):
             raise AuditInputError(
                 f"fairness: bins must map a column to its bin edges, e.g. {{age = [25, 45, 65]}}, found {self.bins!r}")
 
+    def check(self, model) -> None:
+        self.targets(model.classes)
+
     def targets(self, classes: tuple[str, ...]) -> list[int]:
         """The class indices judged as "positive", one outcome each."""
         if self.positive_class is not None:
