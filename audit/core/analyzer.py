@@ -166,6 +166,4 @@ def judged(analyzer: Analyzer, result: Result, thresholds: Mapping[str, float]) 
                          why="A run without findings must not read as a run without problems.",
                          next="Read this section's metrics against the default policy by hand, and report the "
                               "error."),)
-    covered = {m for f in result.findings for m in f.metrics}  # raised in run(): moving into findings()
-    derived = [f for f in found if not covered & set(f.metrics)]
-    return dataclasses.replace(result, findings=by_severity([*result.findings, *derived]))
+    return dataclasses.replace(result, findings=by_severity(found))
