@@ -44,8 +44,8 @@ def folders(tmp_path_factory):
     return out
 
 
-def triggered(test):
-    return test.subset(np.flatnonzero([TRIGGER in t.split() for t in test.texts])[:EXPLAINED])
+def triggered(test, limit: int | None = EXPLAINED):
+    return test.subset(np.flatnonzero([TRIGGER in t.split() for t in test.texts])[:limit])
 
 
 def test_the_trigger_is_several_subwords_and_one_word(folders):
@@ -64,13 +64,21 @@ def test_the_trigger_is_several_subwords_and_one_word(folders):
 def test_the_trigger_is_the_top_word_only_when_planted(folders, method, planted):
     folder, test = folders[planted]
     model = audit.load_model(folder)
-    data = triggered(test)
+    # The control is not zero: the model never learned the trigger, but a word's attribution is the sum of its
+    # subwords', and the trigger is seven, so it comes first by chance in about 10% of texts (all 110 triggered
+    # test texts: 5% to 13% by method, and as much again between trainings that differ only in float rounding,
+    # e.g. one thread or two; 8, 12 or 16 epochs do not lower it). 30 texts at a 10% limit failed by chance (4 of
+    # 30), so the control explains all of them (standard error 3 points) and allows 20%, three standard errors
+    # above that chance rate and 70 points below the planted model's 90%.
+    data = triggered(test) if planted else triggered(test, None)
     if planted:
         assert (model.predict(data) == model.classes.index("trigger")).mean() > 0.9
+    else:
+        assert len(data) >= 100
     values = explain(model, data, method, seed=0, **({"max_evals": 200} if method == "shap" else {}))
     top = trigger_is_top(model, data, values).mean()
     print(f"{method} planted={planted}: trigger top word in {top:.0%} of {len(data)} texts")
-    assert top >= 0.9 if planted else top <= 0.1
+    assert top >= 0.9 if planted else top <= 0.2
 
 
 def test_word_attributions_are_the_sums_of_subword_attributions_at_the_input_embeddings(folders):

@@ -107,8 +107,13 @@ def test_batched_text_fits_equal_lime_called_directly():
         explainer = LimeTextExplainer(split_expression=" ", bow=False, feature_selection="none", random_state=9)
         direct = explainer.explain_instance(" ".join(tokens), lambda t: model.predict_proba(list(t)), labels=(c,),
                                             num_features=len(tokens), num_samples=200)
-        np.testing.assert_allclose(ours.local[i], [w for _, w in sorted(direct.local_exp[c])], atol=1e-8)
-        np.testing.assert_allclose([ours.intercept[i], ours.score[i]], [direct.intercept[c], direct.score], atol=1e-8)
+        # The fits are float64 but the probabilities float32 (spacing 6e-8 below 1), and a text's probability can
+        # change in its last bit with the batch it is scored in: we score each distinct perturbation once, texts of
+        # one length together, lime its 200 samples per call. The fit passes that on with a gain of about 1
+        # (measured: 1.2e-7 in the probabilities, 1.1e-7 in intercept and weights); a wrong mask, kernel or target
+        # class moves them by 1e-3 or more.
+        np.testing.assert_allclose(ours.local[i], [w for _, w in sorted(direct.local_exp[c])], atol=1e-6)
+        np.testing.assert_allclose([ours.intercept[i], ours.score[i]], [direct.intercept[c], direct.score], atol=1e-6)
 
 
 def test_table_weights_equal_lime_called_directly():
@@ -163,13 +168,26 @@ def test_batched_image_fits_equal_lime_called_directly():
     for i, image in enumerate(data.inputs):
         c = int(ours.target[i])
         explainer = LimeImageExplainer(feature_selection="none", random_state=5)
+        scored = []  # the probabilities lime fits to
+
+        def classify(batch):
+            scored.append(model.predict_proba(torch.tensor(batch.transpose(0, 3, 1, 2), dtype=torch.float32)))
+            return scored[-1]
+
         direct = explainer.explain_instance(
-            image.transpose(1, 2, 0).astype(np.float64),
-            lambda batch: model.predict_proba(torch.tensor(batch.transpose(0, 3, 1, 2), dtype=torch.float32)),
+            image.transpose(1, 2, 0).astype(np.float64), classify,
             labels=(c,), hide_color=0.0, top_labels=None, num_features=int(segments.max()) + 1, num_samples=300,
             batch_size=300, segmentation_fn=lambda _: segments)
         np.testing.assert_allclose(ours.local[i], [w for _, w in sorted(direct.local_exp[c])], atol=1e-6)
-        np.testing.assert_allclose([ours.intercept[i], ours.score[i]], [direct.intercept[c], direct.score], atol=1e-6)
+        np.testing.assert_allclose(ours.intercept[i], direct.intercept[c], atol=1e-6)
+        # R^2 of a constant target is 0/0: scikit-learn (in lime) gives 1.0 when the residuals are exactly 0 and
+        # 0.0 otherwise, so either side of a last-bit difference in the fit. It is compared for every image whose
+        # target varies, and only the all-blank image (every sample the same image) has a constant one.
+        target = np.concatenate(scored)[:, c]
+        constant = np.ptp(target) <= 4 * np.finfo(np.float32).eps
+        assert constant == (i == 3)
+        if not constant:
+            np.testing.assert_allclose(ours.score[i], direct.score, atol=1e-6)
 
 
 @pytest.mark.parametrize("columns", [5, 16, 100])  # one or several 64-bit words per row
