@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from audit._util.errors import AuditInputError
+from audit._util.paths import shown
 
 Writer = Callable[[BinaryIO], object]
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows; os.pathconf says where it can
+_RANDOM = 8  # characters mkstemp puts in a temporary name
 
 
 def write_atomic(path: str | Path, write: Writer) -> Path:
@@ -42,7 +45,7 @@ def write_together(writes: Mapping[Path, Writer]) -> None:
     temporary: list[str] = []
     try:
         for path, write in writes.items():
-            fd, tmp = tempfile.mkstemp(dir=Path(path).parent, prefix=f".{Path(path).name}.", suffix=".tmp")
+            fd, tmp = tempfile.mkstemp(dir=Path(path).parent, **_temporary_name(Path(path).name))
             temporary.append(tmp)
             with os.fdopen(fd, "wb") as f:
                 write(f)
@@ -62,15 +65,22 @@ def check_outputs(outputs: Mapping[str, str | Path], inputs: Mapping[str, str | 
     `outputs` and `inputs` map an option name (`-o`, `--data`) to its path. An output must be a
     regular file or not exist yet, in an existing folder this process can create files in, and
     differ from every input and every other output (the same file through symlinks or hard links
-    counts as the same).
+    counts as the same), lie outside every folder given as an input (a model folder, an image folder),
+    and have a name that fits the filesystem with the temporary name written beside it.
     """
     resolved: dict[str, Path] = {}
     taken = {option: Path(p) for option, p in inputs.items() if p is not None}
+    folders = {option: p.resolve() for option, p in taken.items() if p.is_dir()}
     for option, given in outputs.items():
         path = Path(given)
+        _check_name_length(option, given, path)
         target = path.resolve()
         if target.is_dir():
             raise AuditInputError(f"{option} {given}: is a directory; give a file name")
+        for other, folder in folders.items():
+            if folder in target.parents:
+                raise AuditInputError(f"{option} {given}: inside the folder {other} {taken[other]}; "
+                                      "it would change that input")
         if target.exists() and not target.is_file():
             raise AuditInputError(f"{option} {given}: not a regular file")
         if not target.parent.is_dir():
@@ -83,6 +93,28 @@ def check_outputs(outputs: Mapping[str, str | Path], inputs: Mapping[str, str | 
         taken[option] = target
         resolved[option] = target
     return resolved
+
+
+def _temporary_name(name: str) -> dict[str, str]:
+    return {"prefix": f".{name}.", "suffix": ".tmp"}
+
+
+def _check_name_length(option: str, given, path: Path) -> None:
+    """Refuse a name the filesystem cannot hold, or whose temporary sibling it cannot, before the audit runs for
+    minutes and then fails to write."""
+    name = len(os.fsencode(path.name))
+    temporary = _temporary_name(path.name)
+    longest = _name_max(path.parent) - (len(os.fsencode(temporary["prefix"] + temporary["suffix"])) - name + _RANDOM)
+    if name > longest:
+        raise AuditInputError(f"{option} {shown(path.parent / path.name[:32])}...: the file name is {name} bytes; "
+                              f"at most {longest} fit here, with the temporary file written beside it")
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (AttributeError, OSError, ValueError):  # no pathconf (Windows), a folder not made yet, no such limit
+        return NAME_MAX
 
 
 def _same_file(a: Path, b: Path) -> bool:
