@@ -192,3 +192,10 @@ def test_an_interrupted_train_keeps_the_previous_checkpoint(tmp_path, capsys, mo
                  "--epochs", "1", "--quiet"])
     assert code == 130
     assert model.read_bytes() == b"the previous model" and leftovers(tmp_path) == []
+
+
+def test_names_too_long_elsewhere_in_a_path_are_one_line_not_a_crash(tmp_path):
+    with pytest.raises(AuditInputError, match=r"^-o .*: cannot be written there \(File name too long\)$"):
+        check_outputs({"-o": tmp_path / ("d" * 300) / "r.html"}, {})
+    # An input whose name cannot exist is left to its reader to name; the output beside it is fine.
+    assert check_outputs({"-o": tmp_path / "r.html"}, {"--data": tmp_path / ("x" * 300)})
