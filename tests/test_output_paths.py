@@ -199,3 +199,9 @@ def test_names_too_long_elsewhere_in_a_path_are_one_line_not_a_crash(tmp_path):
         check_outputs({"-o": tmp_path / ("d" * 300) / "r.html"}, {})
     # An input whose name cannot exist is left to its reader to name; the output beside it is fine.
     assert check_outputs({"-o": tmp_path / "r.html"}, {"--data": tmp_path / ("x" * 300)})
+
+
+def test_the_library_writers_refuse_a_name_too_long_in_one_line(tmp_path):
+    with pytest.raises(AuditInputError, match="^output .*: the file name is 250 bytes; at most 241 fit here"):
+        checkpoint.save(hostile.tabular_model(), tmp_path / ("m" * 247 + ".pt"))
+    assert list(tmp_path.iterdir()) == []

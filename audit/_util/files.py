@@ -42,6 +42,8 @@ def text_writer(text: str) -> Writer:
 
 def write_together(writes: Mapping[Path, Writer]) -> None:
     """Write every file to a temporary file beside it, then rename them all; on any failure, none."""
+    for path in writes:
+        _check_name_length("output", path, Path(path))
     temporary: list[str] = []
     try:
         for path, write in writes.items():
