@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from audit._util.errors import AuditInputError
+from audit._util.paths import shown
 
 Writer = Callable[[BinaryIO], object]
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+NAME_MAX = 255  # bytes in a file name on the usual filesystems, where os.pathconf cannot say
+_RANDOM = 8  # characters mkstemp puts in a temporary name
 
 
 def write_atomic(path: str | Path, write: Writer) -> Path:
@@ -39,10 +42,12 @@ def text_writer(text: str) -> Writer:
 
 def write_together(writes: Mapping[Path, Writer]) -> None:
     """Write every file to a temporary file beside it, then rename them all; on any failure, none."""
+    for path in writes:
+        _check_name_length("output", path, Path(path))
     temporary: list[str] = []
     try:
         for path, write in writes.items():
-            fd, tmp = tempfile.mkstemp(dir=Path(path).parent, prefix=f".{Path(path).name}.", suffix=".tmp")
+            fd, tmp = tempfile.mkstemp(dir=Path(path).parent, **_temporary_name(Path(path).name))
             temporary.append(tmp)
             with os.fdopen(fd, "wb") as f:
                 write(f)
@@ -62,34 +67,79 @@ def check_outputs(outputs: Mapping[str, str | Path], inputs: Mapping[str, str | 
     `outputs` and `inputs` map an option name (`-o`, `--data`) to its path. An output must be a
     regular file or not exist yet, in an existing folder this process can create files in, and
     differ from every input and every other output (the same file through symlinks or hard links
-    counts as the same).
+    counts as the same), lie outside every folder given as an input (a model folder, an image folder),
+    and have a name that fits the filesystem with the temporary name written beside it.
     """
     resolved: dict[str, Path] = {}
     taken = {option: Path(p) for option, p in inputs.items() if p is not None}
+    folders = {option: p.resolve() for option, p in taken.items() if _is_folder(p)}
     for option, given in outputs.items():
         path = Path(given)
-        target = path.resolve()
-        if target.is_dir():
-            raise AuditInputError(f"{option} {given}: is a directory; give a file name")
-        if target.exists() and not target.is_file():
-            raise AuditInputError(f"{option} {given}: not a regular file")
-        if not target.parent.is_dir():
-            raise AuditInputError(f"{option} {given}: folder {path.parent} does not exist")
-        for other, other_path in taken.items():
-            if _same_file(target, other_path):
-                raise AuditInputError(f"{option} {given}: the same file as {other} {other_path}; "
-                                      "it would be overwritten")
+        _check_name_length(option, given, path)
+        try:
+            target = _checked_target(option, given, path, folders, taken)
+        except OSError as exc:  # a folder name longer than the filesystem allows, a loop of links
+            raise AuditInputError(f"{option} {shown(given)}: cannot be written there ({exc.strerror})") from None
         _probe_writable(option, given, target.parent)
         taken[option] = target
         resolved[option] = target
     return resolved
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    if a.resolve() == b.resolve():
-        return True
+def _checked_target(option: str, given: str | Path, path: Path, folders: Mapping[str, Path],
+                    taken: Mapping[str, Path]) -> Path:
+    target = path.resolve()
+    if target.is_dir():
+        raise AuditInputError(f"{option} {given}: is a directory; give a file name")
+    for other, folder in folders.items():
+        if folder in target.parents:
+            raise AuditInputError(f"{option} {given}: inside the folder {other} {taken[other]}; "
+                                  "it would change that input")
+    if target.exists() and not target.is_file():
+        raise AuditInputError(f"{option} {given}: not a regular file")
+    if not target.parent.is_dir():
+        raise AuditInputError(f"{option} {given}: folder {path.parent} does not exist")
+    for other, other_path in taken.items():
+        if _same_file(target, other_path):
+            raise AuditInputError(f"{option} {given}: the same file as {other} {other_path}; "
+                                  "it would be overwritten")
+    return target
+
+
+def _is_folder(path: Path) -> bool:
     try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
+        return path.is_dir()
+    except OSError:  # a name too long to be one: its reader says what is wrong with it
+        return False
+
+
+def _temporary_name(name: str) -> dict[str, str]:
+    return {"prefix": f".{name}.", "suffix": ".tmp"}
+
+
+def _check_name_length(option: str, given: str | Path, path: Path) -> None:
+    """Refuse a name the filesystem cannot hold, or whose temporary sibling it cannot, before the audit runs for
+    minutes and then fails to write."""
+    name = len(os.fsencode(path.name))
+    temporary = _temporary_name(path.name)
+    added = len(os.fsencode(temporary["prefix"] + temporary["suffix"])) - name + _RANDOM
+    longest = _name_max(path.parent) - added
+    if name > longest:
+        raise AuditInputError(f"{option} {shown(path.parent / path.name[:32])}...: the file name is {name} bytes; "
+                              f"at most {longest} fit here, with the temporary file written beside it")
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (AttributeError, OSError, ValueError):  # no pathconf (Windows), a folder not made yet
+        return NAME_MAX
+    return limit if limit > 0 else NAME_MAX  # -1: the filesystem sets no limit
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
     except OSError:
         return False
 

@@ -21,6 +21,7 @@ from audit._util.paths import MAX_INPUT_BYTES, input_size_limit
 from audit._util.threads import configure_threads
 from audit.cli import compare, listing, mitigate, report, train
 from audit.cli.options import Parser
+from audit.cli.outputs import printable
 
 EXIT_USAGE = 2  # as audit.policy.gates.EXIT_USAGE, which loads the analyzers' registry
 EXIT_INTERNAL = 4
@@ -47,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AuditInputError as exc:
         if debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(printable(f"error: {exc}"), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -58,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - one line, never a traceback, unless --debug
         if debug:
             raise
-        print(f"error: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+        print(printable(f"error: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)"),
               file=sys.stderr)
         return EXIT_INTERNAL
 

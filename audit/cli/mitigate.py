@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 from pathlib import Path
 
 from audit._util.paths import shown
 from audit.cli.options import (add_checkpoint_options, add_console_options, add_engine_options, add_output_options,
                                add_resource_options, add_run_options, audit_settings)
-from audit.cli.outputs import finish, write_outputs
+from audit.cli.outputs import figure_warnings_hidden, finish, printable, write_outputs
 from audit.core.choices import CONSTRAINTS, FAIR_METHODS
 
 
@@ -52,6 +54,7 @@ def add_parser(sub) -> None:
     p.set_defaults(handler=run, trust_code=False)
 
 
+@figure_warnings_hidden
 def run(args) -> int:
     from audit._util.files import check_outputs
     from audit.io import checkpoint
@@ -71,16 +74,16 @@ def run(args) -> int:
                          min_robust_accuracy=args.min_robust_accuracy, data=args.data, validation=args.validation,
                          target=args.target, positive_class=args.positive_class, max_parameters=args.max_parameters,
                          quiet=args.quiet, **settings)
-    checkpoint.save(mitigated.model, outputs.pop("-o"))
-    try:
-        comparison = mitigated.saved_as({"path": shown(fixed_path),
-                                         "sha256": checkpoint.file_sha256(fixed_path)}).comparison
-        write_outputs({"-o" if k == "--report" else k: v for k, v in outputs.items()}, comparison,
-                      comparison.candidate, name=f"{shown(args.model)} vs {shown(fixed_path)}")
-    except BaseException:
-        fixed_path.unlink(missing_ok=True)  # all outputs or none
-        raise
-    print(f"{mitigated.done} -> {fixed_path}")
+    # The checkpoint is written with the reports, as one set: until all are complete, the previous files stay.
+    buffer = io.BytesIO()
+    checkpoint.writer(mitigated.model)(buffer)
+    fixed = buffer.getvalue()
+    saved = {"path": shown(fixed_path), "sha256": hashlib.sha256(fixed).hexdigest()}
+    comparison = mitigated.saved_as(saved).comparison
+    write_outputs({"-o" if k == "--report" else k: v for k, v in outputs.items() if k != "-o"}, comparison,
+                  comparison.candidate, name=f"{shown(args.model)} vs {shown(fixed_path)}",
+                  files={outputs["-o"]: lambda f: f.write(fixed)})
+    print(printable(f"{mitigated.done} -> {fixed_path}"))
     if mitigated.model.task.postprocessing is not None:
-        print(f"note: the model now needs the sensitive attribute {args.sensitive!r} at prediction time")
+        print(printable(f"note: the model now needs the sensitive attribute {args.sensitive!r} at prediction time"))
     return finish(comparison.candidate, html)

@@ -3,10 +3,38 @@ set, and the summary it prints."""
 
 from __future__ import annotations
 
+import functools
+import re
 import sys
+import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from audit._util.files import check_outputs, text_writer, write_together
+from audit._util.files import Writer, check_outputs, text_writer, write_together
+
+# Control characters (ESC starts a terminal escape sequence) and the marks that reorder text on screen, as they
+# come in group, column and file names: shown as escapes, so a CI log shows what the data holds and nothing else.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# Matplotlib warns once per character a font lacks, with the character in the message: a hostile name's escapes.
+_MISSING_GLYPH = r"Glyph \d+ \((?s:.)*\) missing from font"
+
+
+def printable(text: object) -> str:
+    r"""`text` for the terminal: each control character as its escape (`\x1b`), the rest as it is."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
+
+
+def figure_warnings_hidden(handler: Callable[..., int]) -> Callable[..., int]:
+    """`handler` with matplotlib's warnings about characters its fonts lack (drawing hostile names) kept off
+    stderr: the figure shows a box, which says enough."""
+
+    @functools.wraps(handler)
+    def run(*args, **kwargs) -> int:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_MISSING_GLYPH, category=UserWarning)
+            return handler(*args, **kwargs)
+
+    return run
 
 
 def check_audit_outputs(args, html: Path, models: dict[str, str]) -> dict[str, Path]:
@@ -18,25 +46,27 @@ def check_audit_outputs(args, html: Path, models: dict[str, str]) -> dict[str, P
                          {**models, "--data": args.data, "--policy": args.policy})
 
 
-def write_outputs(outputs: dict[str, Path], document, gated, *, name: str) -> None:
-    """HTML and JSON of the whole `document`, JUnit and Markdown of the `gated` run, written as one set."""
+def write_outputs(outputs: dict[str, Path], document, gated, *, name: str,
+                  files: Mapping[Path, Writer] | None = None) -> None:
+    """HTML and JSON of the whole `document`, JUnit and Markdown of the `gated` run, and any other `files`, written
+    as one set."""
     from audit.report.ci import render_compare_markdown, render_junit, render_markdown
 
     render = {"-o": document.render_html, "--json": document.to_json,
               "--junit": lambda: render_junit(gated.verdict, gated.results, name=name),
               "--markdown": lambda: render_markdown(gated) if document is gated else render_compare_markdown(document)}
-    write_together({path: text_writer(render[option]()) for option, path in outputs.items()})
+    write_together({**(files or {}), **{path: text_writer(render[option]()) for option, path in outputs.items()}})
 
 
 def finish(gated, output: Path) -> int:
     """The verdict, the failed gates and the high and medium findings on the first lines; the exit code."""
-    print(f"{gated.verdict.summary} -> {output}")
+    print(printable(f"{gated.verdict.summary} -> {output}"))
     for gate in gated.verdict.failed:
-        print(f"  {gate.status}: {gate.message}")
+        print(printable(f"  {gate.status}: {gate.message}"))
     for finding in gated.verdict.findings:
         if finding.severity in ("high", "medium"):
-            print(f"  {finding.severity}: {finding.sentence}")
+            print(printable(f"  {finding.severity}: {finding.sentence}"))
     for r in gated.results:
         if r.status == "error":
-            print(f"  analyzer {r.analyzer} errored: {r.error}", file=sys.stderr)
+            print(printable(f"  analyzer {r.analyzer} errored: {r.error}"), file=sys.stderr)
     return gated.verdict.exit_code

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from audit._util.errors import AuditInputError
 from audit.cli.options import add_console_options, add_data_options, parse_assignments
+from audit.cli.outputs import printable
 from audit.core.choices import CONSTRAINTS, FAIR_METHODS
 
 
@@ -62,12 +63,12 @@ def run(args) -> int:
     check_outputs({"-o": output}, {"--data": spec.data, "spec": args.what if args.what.endswith(".toml") else None})
     mitigation, adversarial = _training_mitigations(args, spec)
     splits = spec.splits(seed=config.seed)
-    outcome = train(spec.architecture, *splits, config=config, model_config=model_config, hook=training_hook(mitigation, adversarial),
-                    quiet=args.quiet)
+    outcome = train(spec.architecture, *splits, config=config, model_config=model_config,
+                    hook=training_hook(mitigation, adversarial), quiet=args.quiet)
     checkpoint.save(outcome.model, output)
-    print(f"{spec.architecture} on {splits[0].name}: test accuracy {outcome.test_accuracy:.4f} "
-          f"(validation {outcome.validation_accuracy:.4f}, best epoch {outcome.epochs}), "
-          f"trained in {outcome.seconds:.1f} s -> {output}")
+    print(printable(f"{spec.architecture} on {splits[0].name}: test accuracy {outcome.test_accuracy:.4f} "
+                    f"(validation {outcome.validation_accuracy:.4f}, best epoch {outcome.epochs}), "
+                    f"trained in {outcome.seconds:.1f} s -> {output}"))
     return 0
 
 

@@ -27,7 +27,7 @@ from torch import nn
 
 from audit._util import validate as check
 from audit._util.errors import AuditInputError, UnsafeCheckpointError
-from audit._util.files import write_atomic
+from audit._util.files import Writer, write_atomic
 from audit._util.paths import input_file, shown
 from audit.core.model import Model, Task
 from audit.io.limits import MAX_PARAMETERS
@@ -61,6 +61,12 @@ def file_sha256(path: str | Path) -> str:
 
 def save(model: Model, path: str | Path) -> Path:
     """Write `model` in our checkpoint format, atomically."""
+    return write_atomic(path, writer(model))
+
+
+def writer(model: Model) -> Writer:
+    """What writes `model` in our checkpoint format to an open binary file: for a checkpoint written together with
+    other files (`audit._util.files.write_together`)."""
     if model.architecture is None:
         raise AuditInputError(
             "only registry models can be saved as audit checkpoints; export your own module with "
@@ -74,7 +80,7 @@ def save(model: Model, path: str | Path) -> Path:
         "state_dict": {k: v.detach().cpu() for k, v in model.module.state_dict().items()},
         "task": model.task.to_dict(),
     }
-    return write_atomic(path, lambda f: torch.save(payload, f))
+    return lambda f: torch.save(payload, f)
 
 
 def save_torchscript(model: Model, path: str | Path, *, example: torch.Tensor | None = None) -> Path:
