@@ -10,6 +10,7 @@ import sys
 import tomllib
 from collections.abc import Sequence
 
+from audit._util.distribution import install_hint
 from audit._util.errors import AuditInputError
 from audit._util.paths import MAX_INPUT_BYTES, format_size, parse_size, shown
 from audit._util.threads import THREADS_VARIABLE
@@ -42,7 +43,8 @@ def add_resource_options(p: argparse.ArgumentParser) -> None:
 
 def add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", choices=["local", "ray"], default="local",
-                   help="where the batch work runs: this process, or Ray tasks (pip install audit[ray]); same numbers")
+                   help=f"where the batch work runs: this process, or Ray tasks ({install_hint('ray')}); same "
+                        "numbers (default: local)")
     p.add_argument("--ray-address", metavar="ADDRESS", help="an existing Ray cluster (with --engine ray; default: "
                                                              "a local Ray started for the run)")
 
