@@ -57,7 +57,10 @@ def add_run_options(p: argparse.ArgumentParser, *, positive_class: str, seed: st
                    help="an analyzer option, e.g. --set performance.bins=15")
     p.add_argument("--positive-class", help=positive_class)
     p.add_argument("--seed", type=int, default=0, help=seed)
-    p.add_argument("--samples", type=int, help="examples the per-example analyzers work on")
+    p.add_argument("--samples", type=int, metavar="N",
+                   help="examples each per-example analyzer works on (default: each analyzer's own samples option: "
+                        "saliency 32, shap 16, lime 10, explanation_quality 16, robustness 256 (text 32), fairness's "
+                        "text probe 500 sentences; `audit analyzers` lists them)")
 
 
 def add_output_options(p: argparse.ArgumentParser) -> None:

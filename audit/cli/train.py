@@ -8,6 +8,9 @@ from audit._util.errors import AuditInputError
 from audit.cli.options import add_console_options, add_data_options, parse_assignments
 from audit.core.choices import CONSTRAINTS, FAIR_METHODS
 
+# TrainConfig's defaults, for the help, which must not import torch (tests/test_help_defaults.py keeps them equal)
+TRAINING_DEFAULTS = {"epochs": 30, "batch_size": 64, "lr": 1e-3, "seed": 0}
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train an architecture, or a model spec (models/*.toml)")
@@ -15,10 +18,14 @@ def add_parser(sub) -> None:
     add_data_options(p)
     p.add_argument("--dataset", help="a built-in dataset (audit datasets)")
     p.add_argument("-o", "--output", help="checkpoint to write (default: models/<dataset>-<arch>.pt)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--seed", type=int)
+    p.add_argument("--epochs", type=int, help="most epochs; training stops earlier when validation stops improving "
+                                              f"(default: the spec's [training], else {TRAINING_DEFAULTS['epochs']})")
+    p.add_argument("--batch-size", type=int,
+                   help=f"rows per step (default: the spec's [training], else {TRAINING_DEFAULTS['batch_size']})")
+    p.add_argument("--lr", type=float,
+                   help=f"Adam learning rate (default: the spec's [training], else {TRAINING_DEFAULTS['lr']:g})")
+    p.add_argument("--seed", type=int, help=f"drives the split, the initialization and the batches (default: the "
+                                            f"spec's [training], else {TRAINING_DEFAULTS['seed']})")
     p.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
                    help="an architecture option, e.g. --set hidden=[128,64]")
     p.add_argument("--mitigate", choices=FAIR_METHODS, metavar="METHOD",
