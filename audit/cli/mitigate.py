@@ -83,4 +83,4 @@ def run(args) -> int:
     print(f"{mitigated.done} -> {fixed_path}")
     if mitigated.model.task.postprocessing is not None:
         print(f"note: the model now needs the sensitive attribute {args.sensitive!r} at prediction time")
-    return finish(comparison.candidate, html)
+    return finish(comparison.candidate, html, failures=comparison.failures, label="candidate")
