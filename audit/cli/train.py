@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from audit._util.errors import AuditInputError
@@ -10,6 +11,7 @@ from audit.core.choices import CONSTRAINTS, FAIR_METHODS
 
 # TrainConfig's defaults, for the help, which must not import torch (tests/test_help_defaults.py keeps them equal)
 TRAINING_DEFAULTS = {"epochs": 30, "batch_size": 64, "lr": 1e-3, "seed": 0}
+EXIT_COLLAPSED = 1  # --strict: as a failed gate
 
 
 def add_parser(sub) -> None:
@@ -37,6 +39,9 @@ def add_parser(sub) -> None:
     p.add_argument("--epsilon", type=float, help="PGD L-inf epsilon (default: the robustness analyzer's)")
     p.add_argument("--attack-steps", type=int, help="PGD steps per adversarial example (default 10)")
     p.add_argument("--adversarial-share", type=float, help="share of each batch made adversarial (default 0.5)")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 when the trained model predicts one class for nearly every validation row (the "
+                        "checkpoint is still written; without --strict a warning only)")
     add_console_options(p)
     p.set_defaults(handler=run)
 
@@ -75,7 +80,28 @@ def run(args) -> int:
     print(f"{spec.architecture} on {splits[0].name}: test accuracy {outcome.test_accuracy:.4f} "
           f"(validation {outcome.validation_accuracy:.4f}, best epoch {outcome.epochs}), "
           f"trained in {outcome.seconds:.1f} s -> {output}")
-    return 0
+    collapsed = _predicts_one_class(outcome.model, splits[1])
+    if collapsed is None:
+        return 0
+    print(f"warning: {collapsed.words} of the {collapsed.rows:,} validation rows: it barely tells the classes apart "
+          f"(best epoch {outcome.epochs}); try more --epochs, a larger --lr or --set options of the architecture",
+          file=sys.stderr)
+    return EXIT_COLLAPSED if args.strict else 0
+
+
+def _predicts_one_class(model, validation):
+    """The class `model` predicts for nearly every row of `validation` (the fairness analyzer's degenerate share),
+    or None."""
+    import numpy as np
+
+    from audit.analyzers.fairness.groups import DEGENERATE_SHARE
+    from audit.analyzers.fairness.summary import Degenerate
+
+    counts = np.bincount(model.predict(validation), minlength=len(model.classes))
+    share = counts.max() / max(counts.sum(), 1)
+    if share < DEGENERATE_SHARE:
+        return None
+    return Degenerate(str(model.classes[int(counts.argmax())]), float(share), int(counts.sum()))
 
 
 def _training_mitigations(args, spec):
