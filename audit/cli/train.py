@@ -83,9 +83,9 @@ def run(args) -> int:
     collapsed = _predicts_one_class(outcome.model, splits[1])
     if collapsed is None:
         return 0
-    print(f"warning: {collapsed.words} of the {collapsed.rows:,} validation rows: it barely tells the classes apart "
-          f"(best epoch {outcome.epochs}); try more --epochs, a larger --lr or --set options of the architecture",
-          file=sys.stderr)
+    print(f"warning: the trained model predicts {collapsed.cls!r} for {collapsed.share:.1%} of the {collapsed.rows:,} "
+          f"validation rows: it barely tells the classes apart (best epoch {outcome.epochs}); try more --epochs, a "
+          "larger --lr or --set options of the architecture", file=sys.stderr)
     return EXIT_COLLAPSED if args.strict else 0
 
 
