@@ -77,3 +77,10 @@ def test_nothing_in_the_repository_says_pip_install_audit():
     offenders = [f"{path.relative_to(ROOT)}: {m.group(0)}" for path in files if path.is_file()
                  for m in OLD_NAME.finditer(path.read_text(errors="replace"))]
     assert offenders == []
+
+
+def test_a_report_records_the_version_under_the_distribution_name():
+    from audit.executor.runner import library_versions
+
+    versions = library_versions()
+    assert versions[DISTRIBUTION] == distribution.version() and "audit" not in versions
