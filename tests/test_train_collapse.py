@@ -37,7 +37,8 @@ def test_a_model_that_predicts_one_class_is_warned_about_and_fails_under_strict(
     assert code == (1 if strict else 0)
     assert "test accuracy" in out and (tmp_path / "m.pt").exists()
     warning = err.strip()
-    assert warning.startswith("warning: the trained model predicts 'good' for ") and "of the 60 validation rows" in warning
+    assert warning.startswith("warning: the trained model predicts 'good' for ")
+    assert "of the 60 validation rows" in warning
     share = float(warning.split(" for ")[1].split("%")[0]) / 100
     assert DEGENERATE_SHARE <= share <= 1
     assert "Traceback" not in err

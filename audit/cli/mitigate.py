@@ -33,7 +33,8 @@ def add_parser(sub) -> None:
     p.add_argument("--grid", metavar="V1,V2,...", help="the values to sweep (default tol 1,0.2,0.1,0.05,0.02,0; "
                                                       "strength 0,0.25,0.5,1,2,4; epsilon 0, 0.5, 1 and 2 times "
                                                       "the robustness analyzer's)")
-    p.add_argument("--max-disparity", type=float, metavar="D", help="the limit a fairness sweep chooses by (default: the policy's gate on the swept disparity)")
+    p.add_argument("--max-disparity", type=float, metavar="D",
+                   help="the limit a fairness sweep chooses by (default: the policy's gate on the swept disparity)")
     p.add_argument("--min-robust-accuracy", type=float, metavar="A",
                    help="the limit a pgd sweep chooses by (else the policy's min on robustness.pgd_accuracy)")
     p.add_argument("-o", "--output", required=True, metavar="FIXED.pt", help="the mitigated checkpoint to write")
