@@ -150,5 +150,5 @@ def test_engine_options_are_checked(capsys, tmp_path, monkeypatch):
     assert "--ray-address goes with --engine ray" in capsys.readouterr().err
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     engine = named("ray")
-    with pytest.raises(AuditInputError, match=r"pip install audit\[ray\]"):
+    with pytest.raises(AuditInputError, match=r'pip install "torch-model-audit\[ray\]"'):
         list(engine.map(lambda shared, batch: batch, None, [1, 2]))

@@ -8,6 +8,7 @@ import io
 import pytest
 
 import audit
+import audit.analyzers  # noqa: F401 - the metric registry GATE is checked against, when this file runs alone
 from audit._util import progress
 from audit.core.result import Figure, Finding, Result
 from audit.executor.compare import Comparison

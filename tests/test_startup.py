@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import audit
+from audit._util.distribution import DISTRIBUTION, version
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,7 +102,7 @@ def test_help_and_version_load_no_heavy_library(args):
     proc = subprocess.run([sys.executable, "-c", SHOW_HEAVY, *args], capture_output=True, text=True, timeout=600,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.stderr == "[]\n"
-    assert proc.stdout.startswith("usage: audit") or proc.stdout == f"audit {audit.__version__}\n"
+    assert proc.stdout.startswith("usage: audit") or proc.stdout == f"{DISTRIBUTION} {version()}\n"
 
 
 def test_a_command_loads_the_library_it_needs():  # the check above would pass if nothing could load torch
@@ -115,7 +116,7 @@ def test_version_names_the_package(capsys):
 
     with pytest.raises(SystemExit) as stop:
         main(["--version"])
-    assert stop.value.code == 0 and capsys.readouterr().out == f"audit {audit.__version__}\n"
+    assert stop.value.code == 0 and capsys.readouterr().out == f"torch-model-audit {version()}\n"
 
 
 def test_help_shows_the_library_limits_and_exit_codes_match(capsys):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -11,6 +12,7 @@ from tqdm import tqdm
 
 T = TypeVar("T")
 _quiet = False
+_label = ""
 
 
 def set_quiet(quiet: bool) -> None:
@@ -18,16 +20,28 @@ def set_quiet(quiet: bool) -> None:
     _quiet = quiet
 
 
+@contextlib.contextmanager
+def labelled(label: str) -> Iterator[None]:
+    """Every bar and progress line inside starts with `label`: audit compare's "baseline" and "candidate"."""
+    global _label
+    previous, _label = _label, f"{label} "
+    try:
+        yield
+    finally:
+        _label = previous
+
+
 def progress(iterable, *, desc: str, total: int | None = None, disable: bool = False):
     """`iterable` wrapped in a progress bar when one would be seen."""
     hidden = disable or _quiet or not sys.stderr.isatty()
-    return tqdm(iterable, desc=desc, total=total, disable=hidden, leave=False, dynamic_ncols=True)
+    return tqdm(iterable, desc=_label + desc, total=total, disable=hidden, leave=False, dynamic_ncols=True)
 
 
 def steps(items: Iterable[T], *, desc: str, name: Callable[[T], str]) -> Iterator[T]:
     """`items`, one at a time, with the running one named on a terminal's bar, or a line
     "<desc>: <name> <seconds> s" on stderr after each when stderr is not a terminal."""
     items = list(items)
+    desc = _label + desc
     if _quiet:
         yield from items
     elif sys.stderr.isatty():
@@ -53,6 +67,7 @@ def rows(chunks: Iterable[T], *, desc: str, total: int | None, size: Callable[[T
     if _quiet:
         yield from chunks
         return
+    desc = _label + desc
     if sys.stderr.isatty():
         with tqdm(total=total, desc=desc, unit=" rows", unit_scale=True, leave=False, dynamic_ncols=True) as bar:
             for chunk in chunks:

@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 
-from audit import __version__
+from audit._util.distribution import DISTRIBUTION, version
 from audit._util.errors import AuditInputError
 from audit._util.paths import MAX_INPUT_BYTES, input_size_limit
 from audit._util.threads import configure_threads
@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def build_parser() -> Parser:
     parser = Parser(prog="audit", description=__doc__.split("\n")[0])
-    parser.add_argument("--version", action="version", version=f"audit {__version__}")
+    parser.add_argument("--version", action="version", version=f"{DISTRIBUTION} {version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     listing.add_parsers(sub)
     for command in (train, report, compare, mitigate):

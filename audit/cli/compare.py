@@ -32,4 +32,4 @@ def run(args) -> int:
     # The candidate's run carries the comparison's verdict.
     write_outputs(outputs, comparison, comparison.candidate,
                   name=f"{shown(args.baseline)} vs {shown(args.candidate)}")
-    return finish(comparison.candidate, output)
+    return finish(comparison.candidate, output, failures=comparison.failures, label="candidate")

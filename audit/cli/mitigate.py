@@ -35,7 +35,8 @@ def add_parser(sub) -> None:
     p.add_argument("--grid", metavar="V1,V2,...", help="the values to sweep (default tol 1,0.2,0.1,0.05,0.02,0; "
                                                       "strength 0,0.25,0.5,1,2,4; epsilon 0, 0.5, 1 and 2 times "
                                                       "the robustness analyzer's)")
-    p.add_argument("--max-disparity", type=float, metavar="D", help="the limit a fairness sweep chooses by")
+    p.add_argument("--max-disparity", type=float, metavar="D",
+                   help="the limit a fairness sweep chooses by (default: the policy's gate on the swept disparity)")
     p.add_argument("--min-robust-accuracy", type=float, metavar="A",
                    help="the limit a pgd sweep chooses by (else the policy's min on robustness.pgd_accuracy)")
     p.add_argument("-o", "--output", required=True, metavar="FIXED.pt", help="the mitigated checkpoint to write")
@@ -46,7 +47,7 @@ def add_parser(sub) -> None:
     p.add_argument("--target", help="label column of --validation and --data")
     add_output_options(p)
     add_run_options(p, positive_class="the favourable class (default: the second class)",
-                    seed="drives every random choice, and the thresholds' draws")
+                    seed="drives every random choice, and the thresholds' draws (default 0)")
     add_checkpoint_options(p, trust_code=False)
     add_console_options(p)
     add_resource_options(p)
@@ -86,4 +87,4 @@ def run(args) -> int:
     print(printable(f"{mitigated.done} -> {fixed_path}"))
     if mitigated.model.task.postprocessing is not None:
         print(printable(f"note: the model now needs the sensitive attribute {args.sensitive!r} at prediction time"))
-    return finish(comparison.candidate, html)
+    return finish(comparison.candidate, html, failures=comparison.failures, label="candidate")

@@ -10,6 +10,7 @@ import sys
 import tomllib
 from collections.abc import Sequence
 
+from audit._util.distribution import install_hint
 from audit._util.errors import AuditInputError
 from audit._util.paths import MAX_INPUT_BYTES, format_size, parse_size, shown
 from audit._util.threads import THREADS_VARIABLE
@@ -42,7 +43,8 @@ def add_resource_options(p: argparse.ArgumentParser) -> None:
 
 def add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", choices=["local", "ray"], default="local",
-                   help="where the batch work runs: this process, or Ray tasks (pip install audit[ray]); same numbers")
+                   help=f"where the batch work runs: this process, or Ray tasks ({install_hint('ray')}); same "
+                        "numbers (default: local)")
     p.add_argument("--ray-address", metavar="ADDRESS", help="an existing Ray cluster (with --engine ray; default: "
                                                              "a local Ray started for the run)")
 
@@ -55,7 +57,10 @@ def add_run_options(p: argparse.ArgumentParser, *, positive_class: str, seed: st
                    help="an analyzer option, e.g. --set performance.bins=15")
     p.add_argument("--positive-class", help=positive_class)
     p.add_argument("--seed", type=int, default=0, help=seed)
-    p.add_argument("--samples", type=int, help="examples the per-example analyzers work on")
+    p.add_argument("--samples", type=int, metavar="N",
+                   help="examples each per-example analyzer works on (default: each analyzer's own samples option: "
+                        "saliency 32, shap 16, lime 10, explanation_quality 16, robustness 256 (text 32), fairness's "
+                        "text probe 500 sentences; `audit analyzers` lists them)")
 
 
 def add_output_options(p: argparse.ArgumentParser) -> None:

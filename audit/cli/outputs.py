@@ -58,15 +58,25 @@ def write_outputs(outputs: dict[str, Path], document, gated, *, name: str,
     write_together({**(files or {}), **{path: text_writer(render[option]()) for option, path in outputs.items()}})
 
 
-def finish(gated, output: Path) -> int:
-    """The verdict, the failed gates and the high and medium findings on the first lines; the exit code."""
+def finish(gated, output: Path, *, failures=None, label: str = "") -> int:
+    """The verdict, the failed gates and the high and medium findings on the first lines; the exit code.
+    audit compare passes its `failures` (the failed gates told apart: newly failing, or failing as the baseline
+    did) and labels the gated run's lines "candidate". Every line is printable: no control character from data."""
+    who = f"{label} " if label else ""
     print(printable(f"{gated.verdict.summary} -> {output}"))
-    for gate in gated.verdict.failed:
-        print(printable(f"  {gate.status}: {gate.message}"))
+    if failures is None:
+        for gate in gated.verdict.failed:
+            print(printable(f"  {gate.status}: {gate.message}"))
+    else:
+        if failures.summary:
+            print(printable(f"  {failures.summary}"))
+        for kind, gates in (("newly fails", failures.new), ("fails as the baseline did", failures.as_baseline)):
+            for gate in gates:
+                print(printable(f"  {kind} ({gate.status}): {gate.message}"))
     for finding in gated.verdict.findings:
         if finding.severity in ("high", "medium"):
-            print(printable(f"  {finding.severity}: {finding.sentence}"))
+            print(printable(f"  {who}{finding.severity}: {finding.sentence}"))
     for r in gated.results:
         if r.status == "error":
-            print(printable(f"  analyzer {r.analyzer} errored: {r.error}"), file=sys.stderr)
+            print(printable(f"  {who}analyzer {r.analyzer} errored: {r.error}"), file=sys.stderr)
     return gated.verdict.exit_code

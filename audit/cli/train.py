@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from audit._util.errors import AuditInputError
 from audit.cli.options import add_console_options, add_data_options, parse_assignments
 from audit.cli.outputs import printable
 from audit.core.choices import CONSTRAINTS, FAIR_METHODS
+
+# TrainConfig's defaults, for the help, which must not import torch (tests/test_help_defaults.py keeps them equal)
+TRAINING_DEFAULTS = {"epochs": 30, "batch_size": 64, "lr": 1e-3, "seed": 0}
+EXIT_COLLAPSED = 1  # --strict: as a failed gate
 
 
 def add_parser(sub) -> None:
@@ -16,10 +21,14 @@ def add_parser(sub) -> None:
     add_data_options(p)
     p.add_argument("--dataset", help="a built-in dataset (audit datasets)")
     p.add_argument("-o", "--output", help="checkpoint to write (default: models/<dataset>-<arch>.pt)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--seed", type=int)
+    p.add_argument("--epochs", type=int, help="most epochs; training stops earlier when validation stops improving "
+                                              f"(default: the spec's [training], else {TRAINING_DEFAULTS['epochs']})")
+    p.add_argument("--batch-size", type=int,
+                   help=f"rows per step (default: the spec's [training], else {TRAINING_DEFAULTS['batch_size']})")
+    p.add_argument("--lr", type=float,
+                   help=f"Adam learning rate (default: the spec's [training], else {TRAINING_DEFAULTS['lr']:g})")
+    p.add_argument("--seed", type=int, help=f"drives the split, the initialization and the batches (default: the "
+                                            f"spec's [training], else {TRAINING_DEFAULTS['seed']})")
     p.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
                    help="an architecture option, e.g. --set hidden=[128,64]")
     p.add_argument("--mitigate", choices=FAIR_METHODS, metavar="METHOD",
@@ -31,6 +40,9 @@ def add_parser(sub) -> None:
     p.add_argument("--epsilon", type=float, help="PGD L-inf epsilon (default: the robustness analyzer's)")
     p.add_argument("--attack-steps", type=int, help="PGD steps per adversarial example (default 10)")
     p.add_argument("--adversarial-share", type=float, help="share of each batch made adversarial (default 0.5)")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 when the trained model predicts one class for nearly every validation row (the "
+                        "checkpoint is still written; without --strict a warning only)")
     add_console_options(p)
     p.set_defaults(handler=run)
 
@@ -69,7 +81,29 @@ def run(args) -> int:
     print(printable(f"{spec.architecture} on {splits[0].name}: test accuracy {outcome.test_accuracy:.4f} "
                     f"(validation {outcome.validation_accuracy:.4f}, best epoch {outcome.epochs}), "
                     f"trained in {outcome.seconds:.1f} s -> {output}"))
-    return 0
+    collapsed = _predicts_one_class(outcome.model, splits[1])
+    if collapsed is None:
+        return 0
+    print(printable(f"warning: the trained model predicts {collapsed.cls!r} for {collapsed.share:.1%} of the "
+                    f"{collapsed.rows:,} validation rows: it barely tells the classes apart (best epoch "
+                    f"{outcome.epochs}); try more --epochs, a larger --lr or --set options of the architecture"),
+          file=sys.stderr)
+    return EXIT_COLLAPSED if args.strict else 0
+
+
+def _predicts_one_class(model, validation):
+    """The class `model` predicts for nearly every row of `validation` (the fairness analyzer's degenerate share),
+    or None."""
+    import numpy as np
+
+    from audit.analyzers.fairness.groups import DEGENERATE_SHARE
+    from audit.analyzers.fairness.summary import Degenerate
+
+    counts = np.bincount(model.predict(validation), minlength=len(model.classes))
+    share = counts.max() / max(counts.sum(), 1)
+    if share < DEGENERATE_SHARE:
+        return None
+    return Degenerate(str(model.classes[int(counts.argmax())]), float(share), int(counts.sum()))
 
 
 def _training_mitigations(args, spec):

@@ -7,7 +7,7 @@ Ray for as many CPUs), because a sum split over another number of threads can ro
 so the numbers are those of the local engine to the last digit.
 
 A map of a single batch runs in this process: a task would only add its overhead. Ray is an
-optional dependency (`pip install audit[ray]`), imported on the first map.
+optional dependency (`pip install "torch-model-audit[ray]"`), imported on the first map.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import logging
 from collections import Counter, deque
 
 from audit.engine import Engine
+from audit._util.distribution import install_hint
 from audit._util.errors import AuditInputError
 
 IN_FLIGHT_PER_CPU = 2  # tasks submitted ahead of the one whose result is awaited, per CPU of the cluster
@@ -26,7 +27,7 @@ def _ray():
     try:
         import ray
     except ImportError:
-        raise AuditInputError("--engine ray needs Ray: pip install audit[ray]") from None
+        raise AuditInputError(f"--engine ray needs Ray: {install_hint('ray')}") from None
     return ray
 
 

@@ -14,10 +14,58 @@ from audit.core.result import Result
 from audit.core.dataset import Dataset
 from audit.engine import Engine, running_on
 from audit._util.errors import AuditInputError
+from audit._util.progress import labelled
 from audit.core.model import Model
-from audit.policy.gates import Policy, Verdict, find_metric_spec
+from audit.policy.gates import GateResult, Policy, Verdict, find_metric_spec
 from audit.executor.document import Document
 from audit.executor.runner import SCHEMA, AuditRun, run
+
+
+@dataclass(frozen=True)
+class Failures:
+    """The candidate's failed gates, told apart by the baseline's own verdict: a gate the baseline fails too, and
+    that the candidate does not fail by its change from the baseline, fails as the baseline did; any other failed
+    gate newly fails (a regression)."""
+
+    as_baseline: tuple[GateResult, ...] = ()
+    new: tuple[GateResult, ...] = ()
+
+    @classmethod
+    def of(cls, candidate: Verdict, baseline: Verdict) -> Failures:
+        inherited = {g.gate for g in baseline.failed}
+        split = {True: [], False: []}
+        for g in candidate.failed:
+            split[g.gate in inherited and not _worse_than_allowed(g)].append(g)
+        return cls(tuple(split[True]), tuple(split[False]))
+
+    @property
+    def summary(self) -> str:
+        """"1 gate newly fails (a regression); 2 fail as the baseline did", or "" when no gate fails."""
+        parts = []
+        if self.new:
+            parts.append(f"{_gates(self.new)} newly fail{'s' if len(self.new) == 1 else ''} (a regression)")
+        if self.as_baseline:
+            parts.append(f"{_gates(self.as_baseline)} fail{'s' if len(self.as_baseline) == 1 else ''} "
+                         "as the baseline did")
+        return "; ".join(parts)
+
+    def to_dict(self) -> dict:
+        return {"new": [g.to_dict() for g in self.new], "as_baseline": [g.to_dict() for g in self.as_baseline]}
+
+
+def _gates(gates: Sequence[GateResult]) -> str:
+    return f"{len(gates)} gate{'s' if len(gates) > 1 else ''}"
+
+
+def _worse_than_allowed(result: GateResult) -> bool:
+    """Whether a change gate's bound on candidate - baseline is exceeded: a regression whatever the baseline's
+    own value did."""
+    gate = result.gate
+    if result.value is None or result.baseline is None:
+        return False
+    change = result.value - result.baseline
+    return (gate.max_increase is not None and change > gate.max_increase) or \
+        (gate.max_decrease is not None and -change > gate.max_decrease)
 
 
 @dataclass(frozen=True)
@@ -50,6 +98,10 @@ class Comparison(Document):
                          "flag": flagged})
         return pd.DataFrame(rows, columns=["metric", "baseline", "candidate", "change", "improved", "flag"])
 
+    @property
+    def failures(self) -> Failures:
+        return Failures.of(self.verdict, self.baseline.verdict)
+
     def to_dict(self) -> dict:
         table = self.table()
         table = table.astype(object).where(table.notna(), None)
@@ -59,6 +111,7 @@ class Comparison(Document):
             "candidate": self.candidate.to_dict(),
             "changes": table.to_dict(orient="records"),
             "verdict": self.verdict.to_dict(),
+            "failures": self.failures.to_dict(),
             "sections": {section.analyzer: section.to_dict() for section in self.sections},
         }
 
@@ -92,7 +145,9 @@ def compare(
         raise AuditInputError(f"cannot compare a {baseline.modality} model with a {candidate.modality} model")
     kwargs = dict(seed=seed, samples=samples, options=options, command=command, policy=policy)
     with running_on(engine):
-        base_run = run(baseline, data, analyzers, **kwargs)
-        cand_run = run(candidate, data, analyzers, **kwargs)
+        with labelled("baseline"):
+            base_run = run(baseline, data, analyzers, **kwargs)
+        with labelled("candidate"):
+            cand_run = run(candidate, data, analyzers, **kwargs)
     verdict = (policy or Policy()).evaluate(cand_run, baseline=base_run)
     return Comparison(base_run, dataclasses.replace(cand_run, verdict=verdict), verdict)

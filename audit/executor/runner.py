@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 
+from audit._util import distribution
 from audit._util.errors import AuditInputError
 from audit.core.analyzer import ANALYZERS, Analyzer
 from audit.core.dataset import Dataset
@@ -23,7 +24,7 @@ from audit.executor.loop import Feed, execute
 from audit.policy.gates import Policy, Verdict
 
 SCHEMA = "audit.report/1"
-LIBRARIES = ("audit", "torch", "captum", "shap", "lime", "fairlearn", "numpy", "pandas", "scikit-learn")
+LIBRARIES = ("torch", "captum", "shap", "lime", "fairlearn", "numpy", "pandas", "scikit-learn")
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,7 @@ def describe_data(data: Dataset) -> dict:
 
 
 def library_versions() -> dict[str, str]:
-    versions = {}
+    versions = {distribution.DISTRIBUTION: distribution.version()}
     for name in LIBRARIES:
         try:
             versions[name] = metadata.version(name)

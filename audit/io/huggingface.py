@@ -44,11 +44,12 @@ from audit.io.checkpoint import TRUST, file_sha256
 from audit.io.limits import MAX_PARAMETERS
 from audit.core.dataset import Dataset
 from audit.core.encoders import MAX_TOKENS
+from audit._util.distribution import install_hint
 from audit._util.errors import AuditInputError, UnsafeCheckpointError
 from audit.core.model import Model, Task
 from audit._util.paths import input_file, shown
 
-INSTALL = "Hugging Face models need the transformers extra: pip install audit[transformers]"
+INSTALL = f"Hugging Face models need the transformers extra: {install_hint('transformers')}"
 DEFAULT_MAX_LENGTH = 512  # subwords per text when neither the tokenizer nor the config sets a limit
 DEFAULT_BATCH_SIZE = 32  # texts per forward pass: attention memory grows with length squared
 SAFETENSORS = ("model.safetensors", "model.safetensors.index.json")

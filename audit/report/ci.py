@@ -90,16 +90,26 @@ def render_markdown(run: AuditRun) -> str:
 
 
 def render_compare_markdown(comparison: Comparison) -> str:
-    """The candidate's summary, led by baseline, candidate and change for every gated metric."""
+    """The candidate's summary, led by baseline, candidate and change for every gated metric; the failed gates
+    split into those that newly fail and those that fail as the baseline did."""
     verdict = comparison.verdict
     changes = comparison.table().set_index("metric")
     lines = [
-        f"## Audit compare: {_md(comparison.baseline.model.get('path') or 'baseline')} → "
-        f"{_md(comparison.candidate.model.get('path') or 'candidate')}",
+        f"## Audit compare: baseline {_md(comparison.baseline.model.get('path') or '(in memory)')} → "
+        f"candidate {_md(comparison.candidate.model.get('path') or '(in memory)')}",
         "",
         f"**{_md(verdict.summary)}**",
         "",
     ]
+    failures = comparison.failures
+    if failures.summary:
+        lines += [_md(failures.summary), ""]
+        for kind, gates in (("Newly fails (a regression)", failures.new),
+                            ("Fails as the baseline did", failures.as_baseline)):
+            if gates:
+                lines += [f"**{kind}**", ""] + [
+                    f"- {STATUS_MARK[g.status]} {_md(g.gate.describe(), code=True)}: {_md(g.message)}"
+                    for g in gates] + [""]
     rule = comparison.candidate.model.get("postprocessing")
     if rule:
         lines += [f"> The candidate needs the sensitive attribute {_md(rule['column'], code=True)} at prediction time "
@@ -114,7 +124,7 @@ def render_compare_markdown(comparison: Comparison) -> str:
             lines.append(f"| {_md(g.gate.describe(), code=True)} | {format_number(base)} | "
                          f"{format_number(cand)} | {_signed(change)} | {STATUS_MARK[g.status]}: {_md(g.message)} |")
         lines.append("")
-    lines += _findings(verdict.findings)
+    lines += _findings(verdict.findings, title="Findings on the candidate")
     return "\n".join(lines)
 
 
@@ -126,10 +136,10 @@ def _failing_gates(verdict: Verdict) -> list[str]:
         f"- {STATUS_MARK[g.status]} {_md(g.gate.describe(), code=True)}: {_md(g.message)}" for g in failed] + [""]
 
 
-def _findings(findings) -> list[str]:
+def _findings(findings, title: str = "Findings") -> list[str]:
     if not findings:
-        return ["No findings.", ""]
-    return ["**Findings**", ""] + [f"- {SEVERITY_MARK[f.severity]} {_md(f.sentence)}" for f in findings] + [""]
+        return [f"No {title[0].lower()}{title[1:]}.", ""]
+    return [f"**{title}**", ""] + [f"- {SEVERITY_MARK[f.severity]} {_md(f.sentence)}" for f in findings] + [""]
 
 
 def _signed(value) -> str:
