@@ -43,6 +43,7 @@ FACTORY = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
 # Callables that read code or pickles from a path or a URL: a spec naming one would run a file's code.
 LOADERS = re.compile(r"load|pickle|hub|eval|exec|import|compile", re.IGNORECASE)
 SAFETENSORS = ".safetensors"
+BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True)
@@ -159,8 +160,12 @@ def write_spec(model: Model, path: str | Path, *, factory: str, kwargs: dict | N
 def _toml(doc: dict) -> list[str]:
     lines = [f"{k} = {_value(v, k)}" for k, v in doc.items() if not isinstance(v, dict)]
     for key, table in ((k, v) for k, v in doc.items() if isinstance(v, dict)):
-        lines += ["", f"[{key}]", *(f"{json.dumps(k)} = {_value(v, k)}" for k, v in table.items())]
+        lines += ["", f"[{key}]", *(f"{_key(k)} = {_value(v, k)}" for k, v in table.items())]
     return lines
+
+
+def _key(k) -> str:
+    return k if isinstance(k, str) and BARE_KEY.fullmatch(k) else json.dumps(str(k))
 
 
 def _value(v, where: str) -> str:
@@ -177,7 +182,7 @@ def _value(v, where: str) -> str:
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_value(x, where) for x in v) + "]"
     if isinstance(v, dict):
-        return "{" + ", ".join(f"{json.dumps(str(k))} = {_value(x, where)}" for k, x in v.items()) + "}"
+        return "{" + ", ".join(f"{_key(k)} = {_value(x, where)}" for k, x in v.items()) + "}"
     raise AuditInputError(f"{where}: a {type(v).__name__} cannot be written in a TOML spec")
 
 
