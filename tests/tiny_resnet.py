@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-SHAPE = (3, 16, 16)
+SHAPE = (3, 8, 8)
 CLASSES = ["plain", "patch"]
 
 
@@ -30,7 +30,7 @@ class Block(nn.Module):
 
 
 class TinyResNet(nn.Module):
-    def __init__(self, num_classes: int = 2, width: int = 8):
+    def __init__(self, num_classes: int = 2, width: int = 4):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
                                   nn.ReLU(inplace=True))
@@ -42,16 +42,16 @@ class TinyResNet(nn.Module):
         return self.fc(torch.flatten(self.pool(self.block(self.stem(x))), 1))
 
 
-def tiny_resnet(num_classes: int = 2, width: int = 8) -> TinyResNet:
+def tiny_resnet(num_classes: int = 2, width: int = 4) -> TinyResNet:
     return TinyResNet(num_classes=num_classes, width=width)
 
 
 def patch_data(n: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Images in [0, 1], their labels (1: a bright 4x4 patch top left) and a sensitive 0/1 array."""
+    """Images in [0, 1], their labels (1: a bright 3x3 patch top left) and a sensitive 0/1 array."""
     rng = np.random.default_rng(seed)
     x = rng.uniform(0.0, 0.5, size=(n, *SHAPE)).astype(np.float32)
     y = np.arange(n) % 2
-    x[y == 1, :, :4, :4] = 1.0
+    x[y == 1, :, :3, :3] = 1.0
     return x, y, rng.integers(0, 2, n)
 
 
@@ -62,7 +62,7 @@ def trained(seed: int = 0, **kwargs) -> TinyResNet:
     x, y, _ = patch_data(seed=seed)
     xs, ys = torch.from_numpy(x), torch.from_numpy(y)
     opt = torch.optim.Adam(net.parameters(), lr=0.01)
-    for _ in range(30):
+    for _ in range(15):
         opt.zero_grad()
         nn.functional.cross_entropy(net(xs), ys).backward()
         opt.step()
