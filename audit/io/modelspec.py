@@ -34,6 +34,7 @@ from audit._util import validate as check
 from audit._util.errors import AuditInputError
 from audit._util.files import write_atomic
 from audit._util.paths import input_file, shown
+from audit.core.adapters import Logits
 from audit.core.model import Model
 from audit.io.checkpoint import first_line
 from audit.io.tasks import described, description
@@ -151,7 +152,7 @@ def write_spec(model: Model, path: str | Path, *, factory: str, kwargs: dict | N
     text = "\n".join(_toml(doc)) + "\n"
     if tomllib.loads(text) != _plain(doc):
         raise AuditInputError("kwargs must be TOML values: strings, numbers, booleans, lists and tables")
-    inner = getattr(model.module, "inner", model.module)
+    inner = model.module.inner if isinstance(model.module, Logits) else model.module
     tensors = {k: v.detach().cpu().contiguous() for k, v in inner.state_dict().items()}
     write_atomic(path.with_suffix(SAFETENSORS), lambda f: f.write(save(tensors)))
     return write_atomic(path, lambda f: f.write(text.encode("utf-8")))
