@@ -4,8 +4,12 @@ safetensors weights; reading either file runs no code from it."""
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import struct
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -74,6 +78,7 @@ def test_the_spec_loads_the_same_module(net, spec):
     assert model.module_name == "TinyResNet" and model.source["factory"] == FACTORY
 
 
+@pytest.mark.filterwarnings("error::UserWarning")  # no torch warning reaches the user
 def test_every_analyzer_runs_from_the_cli_with_the_api_numbers(net, spec, npz, tmp_path, capsys):
     out = tmp_path / "r.json"
     code, err = report(capsys, spec, "--data", npz, "--samples", 6, *SETS, "-o", tmp_path / "r.html",
@@ -206,3 +211,19 @@ def test_normalisation_and_layout_round_trip(net, tmp_path):
     torch.testing.assert_close(loaded.module(x), model.module(x), rtol=0, atol=0)
     plain = audit.wrap(net, modality="image", classes=["a", "b"])
     assert not torch.equal(plain.module(x), model.module(x))  # the normalisation made a difference
+
+
+def test_the_factory_comes_from_the_environment_of_the_command(spec, npz, tmp_path):
+    """The issue's user story in a fresh process: the factory's module is found on PYTHONPATH, else one line
+    says how to make it importable."""
+    root, tests = Path(audit.__file__).parents[1], Path(tiny_resnet.__file__).parent
+    command = [sys.executable, "-m", "audit", "report", str(spec), "--data", str(npz), "--analyzers", "performance",
+               "-o", str(tmp_path / "r.html"), "--quiet"]
+    without = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "PYTHONPATH": str(root)})
+    assert without.returncode == 2, without.stderr
+    assert without.stderr.strip().count("\n") == 0 and "no module named 'tiny_resnet'" in without.stderr
+    assert "set PYTHONPATH" in without.stderr
+    found = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(tests)])})
+    assert found.returncode == 0 and not found.stderr.strip(), found.stderr
