@@ -7,7 +7,9 @@ checked field by field: here the fields and the task, then by the `build` hook t
 passes (`audit.models.checkpoint.load`) the config and weights against the architecture they
 name, before anything is built. TorchScript archives and pickled modules carry code; they
 are refused without reading them unless the caller trusts the file (`trust_code=True`,
-the CLI's `--trust-code`; `trust_pickle` and `--trust-pickle` are aliases).
+the CLI's `--trust-code`; `trust_pickle` and `--trust-pickle` are aliases); a trusted pickled module
+without audit task metadata takes the task its caller describes (`audit.io.tasks`). Your own architecture
+is saved as a model spec instead (`save(..., factory=...)`: `audit.io.modelspec`).
 """
 
 from __future__ import annotations
