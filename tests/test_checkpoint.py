@@ -138,7 +138,7 @@ def test_torchscript_without_task_is_explained(tmp_path):
 
 def test_wrapped_user_module_cannot_be_saved_as_registry_checkpoint(tmp_path):
     model = audit.wrap(torch.nn.Linear(3, 2), modality="tabular", classes=["a", "b"])
-    with pytest.raises(audit.AuditInputError, match="save_torchscript"):
+    with pytest.raises(audit.AuditInputError, match="save your own module as a model spec"):
         checkpoint.save(model, tmp_path / "x.pt")
 
 

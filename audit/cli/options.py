@@ -78,6 +78,28 @@ def add_checkpoint_options(p: argparse.ArgumentParser, *, trust_code: bool) -> N
                    help=f"refuse checkpoints declaring more parameters (default {MAX_PARAMETERS:,})")
 
 
+TASK_FLAGS = {"modality": "--modality", "classes": "--classes", "feature_names": "--feature-names",
+              "input_shape": "--input-shape", "layout": "--layout", "mean": "--mean", "std": "--std"}
+
+
+def add_task_options(p: argparse.ArgumentParser) -> None:
+    """The task of a model file that carries none (a pickled module with --trust-code), as `audit.wrap` takes it."""
+    g = p.add_argument_group("task of a model file that carries none (a pickled module with --trust-code)")
+    g.add_argument("--modality", choices=["tabular", "image"], help="what the model reads")
+    g.add_argument("--classes", nargs="+", metavar="NAME", help="class names, in the order of the model's outputs")
+    g.add_argument("--feature-names", nargs="+", metavar="COL",
+                   help="tables: the columns the model reads, in order (default: every column of --data but the "
+                        "target and sensitive ones)")
+    g.add_argument("--input-shape", nargs=3, type=int, metavar=("C", "H", "W"),
+                   help="images: the (C, H, W) the model reads; other shapes are refused in one line (default: "
+                        "any)")
+    g.add_argument("--layout", choices=["NCHW", "NHWC"],
+                   help="images: the layout the module reads; data are NCHW pixels in [0, 1] (default NCHW)")
+    g.add_argument("--mean", nargs="+", type=float, metavar="M",
+                   help="images: per-channel mean the module normalises by, with --std (default: none)")
+    g.add_argument("--std", nargs="+", type=float, metavar="S", help="images: per-channel std, with --mean")
+
+
 def add_console_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -93,6 +115,7 @@ def add_audit_options(p: argparse.ArgumentParser, *, default_output: str) -> Non
     add_run_options(p, positive_class="the class fairness takes as the positive (favourable) outcome (default: "
                                       "the second class)", seed="drives every random choice (default 0)")
     add_checkpoint_options(p, trust_code=True)
+    add_task_options(p)
     add_console_options(p)
     add_engine_options(p)
 
@@ -136,7 +159,20 @@ def check_positive_class(positive_class: str | None, classes: Sequence[str]) -> 
 
 
 def load_options(args) -> dict:
-    return dict(trust_code=args.trust_code, max_parameters=args.max_parameters)
+    return dict(trust_code=args.trust_code, max_parameters=args.max_parameters, task=task_options(args))
+
+
+def task_options(args) -> dict | None:
+    """The task the task flags give (None: none given), checked when the model loads (`audit.io.tasks`)."""
+    given = {key: getattr(args, key) for key in TASK_FLAGS if getattr(args, key, None) is not None}
+    if not given:
+        return None
+    missing = [TASK_FLAGS[k] for k in ("modality", "classes") if k not in given]
+    if missing:
+        shown_flags = ", ".join(TASK_FLAGS[k] for k in given)
+        raise AuditInputError(f"{shown_flags} describe a model file that carries no task; give "
+                              f"{' and '.join(missing)} too")
+    return given
 
 
 def audit_data(args, model):

@@ -7,7 +7,9 @@ checked field by field: here the fields and the task, then by the `build` hook t
 passes (`audit.models.checkpoint.load`) the config and weights against the architecture they
 name, before anything is built. TorchScript archives and pickled modules carry code; they
 are refused without reading them unless the caller trusts the file (`trust_code=True`,
-the CLI's `--trust-code`; `trust_pickle` and `--trust-pickle` are aliases).
+the CLI's `--trust-code`; `trust_pickle` and `--trust-pickle` are aliases); a trusted pickled module
+without audit task metadata takes the task its caller describes (`audit.io.tasks`). Your own architecture
+is saved as a model spec instead (`save(..., factory=...)`: `audit.io.modelspec`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import pickle
 import warnings
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -31,6 +34,7 @@ from audit._util.files import Writer, write_atomic
 from audit._util.paths import input_file, shown
 from audit.core.model import Model, Task
 from audit.io.limits import MAX_PARAMETERS
+from audit.io.tasks import wrapped
 
 FORMAT = "audit.checkpoint"  # the file format's name, written in every checkpoint: not a module path
 VERSION = 1
@@ -59,8 +63,16 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def save(model: Model, path: str | Path) -> Path:
-    """Write `model` in our checkpoint format, atomically."""
+def save(model: Model, path: str | Path, *, factory: str | None = None, kwargs: dict | None = None) -> Path:
+    """Write `model` in our checkpoint format, atomically. With `factory` ("package.module:function", called with
+    `kwargs`, builds the wrapped module) write a model spec instead: `path` (.toml) and its weights in
+    safetensors next to it (`audit.io.modelspec`)."""
+    if factory is not None:
+        from audit.io.modelspec import write_spec
+
+        return write_spec(model, path, factory=factory, kwargs=kwargs)
+    if kwargs is not None:
+        raise AuditInputError("save_model: kwargs are the factory's; pass factory='package.module:function' too")
     return write_atomic(path, writer(model))
 
 
@@ -69,8 +81,8 @@ def writer(model: Model) -> Writer:
     other files (`audit._util.files.write_together`)."""
     if model.architecture is None:
         raise AuditInputError(
-            "only registry models can be saved as audit checkpoints; export your own module with "
-            "audit.io.checkpoint.save_torchscript(model, path)"
+            "only registry models can be saved as audit checkpoints; save your own module as a model spec: "
+            "audit.save_model(model, 'model.toml', factory='package.module:function', kwargs={...})"
         )
     payload = {
         "format": FORMAT,
@@ -117,10 +129,11 @@ class Build(Protocol):
 
 
 def read(path: str | Path, *, build: Build, trust_code: bool = False, trust_pickle: bool = False,
-         device: str | None = None, max_parameters: int = MAX_PARAMETERS) -> Model:
+         device: str | None = None, max_parameters: int = MAX_PARAMETERS, task: Mapping | None = None) -> Model:
     """A `Model` from our checkpoint format (made by `build` from its checked `Payload`), or from a Hugging Face
     model directory (`save_pretrained`: `audit.io.huggingface.load_pretrained`); TorchScript and pickles only
-    with `trust_code` (`trust_pickle` is its alias)."""
+    with `trust_code` (`trust_pickle` is its alias). `task` (`audit.io.tasks.described`) is the task of a
+    pickled module that carries none."""
     trusted = trust_code or trust_pickle
     if Path(path).is_dir():
         from audit.io.huggingface import load_pretrained  # transformers is an optional extra: imported on use
@@ -145,7 +158,7 @@ def read(path: str | Path, *, build: Build, trust_code: bool = False, trust_pick
             raise AuditInputError(NOT_A_CHECKPOINT.format(path=name, why="unreadable pickle data")) from None
         if not trusted:
             raise UnsafeCheckpointError(UNSAFE.format(path=name)) from None
-        obj = _load_pickled(raw, name, source, device)
+        obj = _load_pickled(raw, name, source, device, task)
         if isinstance(obj, Model):
             return obj
     except Exception as exc:  # noqa: BLE001 - corrupt bytes surface as many exception types
@@ -203,23 +216,38 @@ def _task_json(text: str | bytes):
         raise AuditInputError(f"{TASK_FILE} is not JSON ({first_line(exc)})") from None
 
 
-def _load_pickled(raw: bytes, name: str, source: dict, device) -> Model | dict:
-    """A trusted pickle's Model, or the dict of our format it holds (built by the caller)."""
-    obj = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=False)
+def _load_pickled(raw: bytes, name: str, source: dict, device, task: Mapping | None) -> Model | dict:
+    """A trusted pickle's Model, or the dict of our format it holds (built by the caller). A module without
+    audit task metadata takes `task`."""
+    try:
+        obj = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=False)
+    except ModuleNotFoundError as exc:
+        raise AuditInputError(
+            f"{name}: the pickled model's class is in module {exc.name!r}, which Python cannot import here; "
+            f"run audit from the folder that holds {exc.name!r}, or set PYTHONPATH to that folder"
+        ) from None
+    except AttributeError as exc:  # the module imports but no longer defines the pickled class
+        raise AuditInputError(f"{name}: the pickled model's class is not where it was saved ({first_line(exc)}); "
+                              "run audit with the code the model was saved from") from None
     if isinstance(obj, Model):
         return obj
     if isinstance(obj, nn.Module) and isinstance(getattr(obj, "audit_task", None), dict):
         try:
-            task = Task.from_dict(obj.audit_task)
+            saved = Task.from_dict(obj.audit_task)
         except AuditInputError as exc:
             raise AuditInputError(f"{name}: bad audit task metadata ({exc})") from None
-        return Model(obj, task, device=device, source=source)
+        return Model(obj, saved, device=device, source=source)
+    if isinstance(obj, nn.Module) and task is not None:
+        return wrapped(obj, task, device=device, source={**source, "task": "given"})
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         return obj
-    raise AuditInputError(
-        f"{name}: a pickled {type(obj).__name__} without audit task metadata; load it in Python and "
-        "use audit.wrap(module, modality=..., classes=...)"
-    )
+    if isinstance(obj, nn.Module):
+        raise AuditInputError(
+            f"{name}: a pickled {type(obj).__name__} that does not say what it reads; give its task: "
+            "--modality tabular|image --classes A B ... (and --feature-names, --input-shape, --layout, --mean, "
+            "--std as they apply; Python: audit.load_model(path, trust_code=True, task={...}))"
+        )
+    raise AuditInputError(f"{name}: a pickled {type(obj).__name__}, not a model")
 
 
 def _is_torchscript(raw: bytes, name: str) -> bool:

@@ -7,26 +7,42 @@ small file cannot make us allocate a large one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
 from audit._util import validate as check
 from audit._util.errors import AuditInputError
+from audit._util.paths import shown
 from audit.core.encoders import ImageEncoder
 from audit.core.model import Model, Task
 from audit.io.checkpoint import INVALID, Payload, first_line, read
 from audit.io.limits import MAX_PARAMETERS
+from audit.io.modelspec import is_model_spec
+from audit.io.tasks import described
+from audit.models.factory import load_spec
 from audit.models.registry import MODELS
 
 
 def load(path: str | Path, *, trust_code: bool = False, trust_pickle: bool = False, device: str | None = None,
-         max_parameters: int = MAX_PARAMETERS) -> Model:
-    """A `Model` from our checkpoint format, or from a Hugging Face model directory (`save_pretrained`:
+         max_parameters: int = MAX_PARAMETERS, task: Mapping | None = None) -> Model:
+    """A `Model` from our checkpoint format, a model spec naming your factory and safetensors weights (`.toml`:
+    `audit.models.factory`), or a Hugging Face model directory (`save_pretrained`:
     `audit.io.huggingface.load_pretrained`); TorchScript and pickles only with `trust_code` (`trust_pickle`
-    is its alias). Refuses checkpoints declaring more than `max_parameters`."""
-    return read(path, build=build, trust_code=trust_code, trust_pickle=trust_pickle, device=device,
-                max_parameters=max_parameters)
+    is its alias). Refuses models of more than `max_parameters`. `task` (modality, classes, feature_names,
+    input_shape, layout, mean, std) is the task of a file that carries none: a trusted pickled module."""
+    if task is not None:
+        task = described(task, "task")
+    if is_model_spec(path):
+        if task is not None:
+            raise AuditInputError(f"{shown(path)}: the model spec has its own [task]; drop the task options")
+        return load_spec(path, device=device, max_parameters=max_parameters)
+    model = read(path, build=build, trust_code=trust_code, trust_pickle=trust_pickle, device=device,
+                 max_parameters=max_parameters, task=task)
+    if task is not None and model.source.get("task") != "given":
+        raise AuditInputError(f"{shown(path)}: the model file carries its own task; drop the task options")
+    return model
 
 
 def build(payload: Payload, *, device: str | None = None, max_parameters: int = MAX_PARAMETERS) -> Model:
