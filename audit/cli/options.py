@@ -10,6 +10,7 @@ import sys
 import tomllib
 from collections.abc import Sequence
 
+from audit._util.documents import MAX_DEPTH, toml_depth
 from audit._util.errors import AuditInputError
 from audit._util.paths import MAX_INPUT_BYTES, format_size, parse_size, shown
 from audit._util.threads import THREADS_VARIABLE
@@ -171,6 +172,8 @@ def parse_analyzer_options(items: Sequence[str]) -> dict[str, dict]:
 
 
 def _parse_value(text: str):
+    if toml_depth(text) > MAX_DEPTH:
+        raise AuditInputError(f"--set value {text[:40]!r}...: nested deeper than {MAX_DEPTH} levels")
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
