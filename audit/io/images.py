@@ -96,7 +96,7 @@ class ImageFolder(Source):
             with _bomb_guard(), Image.open(file, formats=IMAGE_FORMATS) as image:
                 mode = ("L" if image.mode in GREY_MODES else "RGB") if like is None else (
                     "L" if like.shape[0] == 1 else "RGB")
-                _check_size(file, image.size, 1 if mode == "L" else 3)
+                _check_size(file, image.size, max(len(image.getbands()), 1 if mode == "L" else 3))
                 image.load()
                 pixels = np.asarray(image.convert(mode), dtype=np.float32) / 255.0
         except AuditInputError:
@@ -147,7 +147,8 @@ def _name_some(names: pd.Index, problem: str) -> None:
 
 
 def _check_size(file: Path, size: tuple[int, int], channels: int) -> None:
-    """Refuse an image whose header declares more pixels, or more float32 bytes, than one image may take."""
+    """Refuse an image whose header declares more pixels, or more float32 bytes, than one image may take;
+    `channels`, the more of the file's bands and those it is converted to."""
     width, height = size
     needed = width * height * channels * 4
     if width * height > MAX_IMAGE_PIXELS or needed > MAX_IMAGE_BYTES:
