@@ -1,12 +1,16 @@
-"""Fuzz campaign: mutated checkpoints, CSVs, NPZs and policies through `audit`, counted by outcome.
+"""Fuzz campaign: mutated checkpoints, CSVs, NPZs, image folders and policies through `audit`, counted by outcome.
 
-    python benchmarks/fuzz.py [--checkpoints 10000] [--csvs 3000] [--npzs 2000] [--policies 500]
+    python benchmarks/fuzz.py [--checkpoints 10000] [--csvs 3000] [--npzs 2000] [--images 500] [--policies 1000]
                               [--workers 2] [--seed 0]
 
 Each case runs in a worker process whose address space is capped at 2 GB (RLIMIT_AS); a case
-that takes over 60 s is a hang (its worker is killed and replaced). Checkpoints, CSVs and
-NPZs go through `audit report` (the performance analyzer, in-process in the worker); policies
-through audit.policy.gates's parser and an evaluation against a fixed run. Outcomes:
+that takes over 60 s is a hang (its worker is killed and replaced). Checkpoints, CSVs, NPZs
+and image folders go through `audit report` (the performance analyzer, in-process in the worker);
+policies through audit.policy.gates's parser and an evaluation against a fixed run. Image folders
+hold decompression bombs (tests/bombs.py: small files declaring up to 65535x65535 pixels in PNG,
+BMP and GIF headers, first or later in the folder, with or without metadata.csv, read whole or
+--stream) and mutated images of every format; policies include deep nesting (lists, inline tables,
+dotted keys, up to 100,000 deep) and large files. Outcomes:
 
     ok            exit 0 or 1 (or a policy that parsed and evaluated)
     bad input     exit 2: one line naming the problem
@@ -40,6 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+import bombs  # noqa: E402  (tests/bombs.py: decompression bombs and nested documents)
 import hostile  # noqa: E402  (tests/hostile.py: seeds and mutators)
 
 LIMIT_BYTES = 2 << 30
@@ -52,6 +57,8 @@ MEMORY_SIGNS = ("MemoryError", "can't allocate memory", "std::bad_alloc", "Canno
 def build_case(kind: str, index: int, seed: int, seeds: dict, folder: Path) -> tuple[list[str], Path | None]:
     """Write case `index` of `kind` into `folder`; return the `audit` arguments and the payload marker."""
     rng = random.Random(f"{seed}:{kind}:{index}")
+    if kind == "images":
+        return image_folder_case(rng, seeds, folder)
     marker = None
     target = ["--target", "approved"]
     if kind == "checkpoint":
@@ -92,6 +99,77 @@ def build_case(kind: str, index: int, seed: int, seeds: dict, folder: Path) -> t
     (folder / "out").mkdir()
     return ["report", str(folder / "model.pt"), "--data", str(folder / name), *args, "-o", str(folder / "out/r.html"),
             "--json", str(folder / "out/r.json"), "--analyzers", "performance", "--quiet"], marker
+
+
+BOMB_SIZES = [(30000, 30000), (12000, 12000), (9000, 9000), (5000, 5000), (65535, 65535), (1, 10**6), (8, 9000)]
+
+
+def hostile_image(rng: random.Random) -> bytes:
+    """An image file that is a bomb (a small file declaring a huge image), mutated, or of another size or mode."""
+    from PIL import Image
+
+    roll = rng.random()
+    if roll < 0.35:
+        width, height = rng.choice(BOMB_SIZES)
+        raw = bombs.png(width, height, rng.choice([1, 3, 4]))
+        return raw[:rng.randrange(33, len(raw))] if rng.random() < 0.2 else raw  # header-only bombs too
+    if roll < 0.5:  # a BMP or GIF whose header declares a huge size
+        fmt = rng.choice(["BMP", "GIF"])
+        out = io.BytesIO()
+        Image.new("L", (8, 8)).save(out, format=fmt)
+        data = bytearray(out.getvalue())
+        side = rng.choice([65535, 30000, 9000])
+        if fmt == "BMP":
+            height = -side if rng.random() < 0.3 else side
+            data[18:26] = side.to_bytes(4, "little", signed=True) + height.to_bytes(4, "little", signed=True)
+        else:
+            data[6:10] = side.to_bytes(2, "little") * 2
+        return bytes(data)
+    out = io.BytesIO()
+    mode, size = rng.choice([("L", (8, 8))] * 3 + [("RGB", (8, 8)), ("RGBA", (8, 8)), ("I;16", (8, 8)),
+                                                   ("L", (9, 8)), ("1", (8, 8)), ("F", (8, 8))])
+    fmt = rng.choice(["PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "ICO"])
+    try:
+        Image.new(mode, size).save(out, format=fmt)
+    except (OSError, ValueError, KeyError):  # a mode the format cannot hold
+        out = io.BytesIO()
+        Image.new("L", size).save(out, format="PNG")
+    return hostile.mutate_bytes(out.getvalue(), rng) if rng.random() < 0.5 else out.getvalue()
+
+
+def image_folder_case(rng: random.Random, seeds: dict, folder: Path) -> tuple[list[str], None]:
+    """Class folders 0, 1, 2 of 8x8 grey PNGs (the image model's input), one to three of them hostile."""
+    data = folder / "imgs"
+    names = []
+    for label in ("0", "1", "2"):
+        (data / label).mkdir(parents=True)
+        for i in range(3):
+            (data / label / f"{i}.png").write_bytes(seeds["png"])
+            names.append(f"{label}/{i}.png")
+    for _ in range(rng.randint(1, 3)):
+        (data / rng.choice(names)).write_bytes(hostile_image(rng))
+    args = []
+    if rng.random() < 0.5:
+        rows = [f"{name},{rng.choice(['a', 'b', ''])}" for name in names if rng.random() < 0.95]
+        (data / "metadata.csv").write_text("file_name,site\n" + "\n".join(rows) + "\n")
+        args = ["--sensitive", "site"] if rng.random() < 0.7 else []
+    (folder / "model.pt").write_bytes(seeds["image_bytes"])
+    (folder / "out").mkdir()
+    return ["report", str(folder / "model.pt"), "--data", str(data), *args, *(["--stream"] * (rng.random() < 0.4)),
+            "-o", str(folder / "out/r.html"), "--json", str(folder / "out/r.json"), "--analyzers", "performance",
+            "--quiet"], None
+
+
+def hostile_policy(rng: random.Random) -> str:
+    """A mutated policy (hostile.mutated_policy), or one nested deep, unbalanced or grown large."""
+    roll = rng.random()
+    if roll < 0.25:
+        return bombs.nested_toml(rng.choice([60, 65, 1000, 100_000]), rng.choice(["list", "table", "key"]))
+    if roll < 0.3:
+        return hostile.mutated_policy(rng) + "# " + "x" * rng.choice([1 << 20, 4 << 20]) + "\n"
+    if roll < 0.35:
+        return f"[thresholds]\nx = {'[' * 5000}{'{' * 5000}\n"
+    return hostile.mutated_policy(rng)
 
 
 def run_case(kind: str, index: int, seed: int, seeds: dict) -> str:
@@ -135,7 +213,7 @@ def run_policy(index: int, seed: int, seeds: dict) -> str:
     rng = random.Random(f"{seed}:policy:{index}")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "p.toml"
-        path.write_text(hostile.mutated_policy(rng), encoding="utf-8")
+        path.write_text(hostile_policy(rng), encoding="utf-8")
         try:
             Policy.from_toml(path).evaluate(seeds["run"])
         except AuditInputError as exc:
@@ -173,8 +251,17 @@ def make_seeds() -> dict:
         "image_bytes": hostile.payload_bytes(hostile.payload(image)),
         "table_bytes": hostile.table_bytes(hostile.table()),
         "npz_bytes": hostile.npz_bytes(hostile.images()),
+        "png": _png_bytes(),
         "run": audit.run(tabular, data, ["performance"]),
     }
+
+
+def _png_bytes() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("L", (8, 8), 100).save(out, format="PNG")
+    return out.getvalue()
 
 
 def worker(conn, seed: int) -> None:
@@ -272,7 +359,8 @@ def main() -> int:
     parser.add_argument("--checkpoints", type=int, default=10_000)
     parser.add_argument("--csvs", type=int, default=3_000)
     parser.add_argument("--npzs", type=int, default=2_000)
-    parser.add_argument("--policies", type=int, default=500)
+    parser.add_argument("--images", type=int, default=500)
+    parser.add_argument("--policies", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--case", metavar="KIND:INDEX", help="rerun one case with --debug (its traceback shows)")
@@ -280,7 +368,8 @@ def main() -> int:
     if args.case:
         kind, index = args.case.split(":")
         return replay(kind, int(index), args.seed)
-    sizes = {"checkpoint": args.checkpoints, "csv": args.csvs, "npz": args.npzs, "policy": args.policies}
+    sizes = {"checkpoint": args.checkpoints, "csv": args.csvs, "npz": args.npzs, "images": args.images,
+             "policy": args.policies}
     jobs = [(kind, i) for kind, n in sizes.items() for i in range(n)]
     random.Random(args.seed).shuffle(jobs)  # mix slow and fast kinds across workers
     start = time.perf_counter()
