@@ -101,42 +101,6 @@ def build_case(kind: str, index: int, seed: int, seeds: dict, folder: Path) -> t
             "--json", str(folder / "out/r.json"), "--analyzers", "performance", "--quiet"], marker
 
 
-BOMB_SIZES = [(30000, 30000), (12000, 12000), (9000, 9000), (5000, 5000), (65535, 65535), (1, 10**6), (8, 9000)]
-
-
-def hostile_image(rng: random.Random) -> bytes:
-    """An image file that is a bomb (a small file declaring a huge image), mutated, or of another size or mode."""
-    from PIL import Image
-
-    roll = rng.random()
-    if roll < 0.35:
-        width, height = rng.choice(BOMB_SIZES)
-        raw = bombs.png(width, height, rng.choice([1, 3, 4]))
-        return raw[:rng.randrange(33, len(raw))] if rng.random() < 0.2 else raw  # header-only bombs too
-    if roll < 0.5:  # a BMP or GIF whose header declares a huge size
-        fmt = rng.choice(["BMP", "GIF"])
-        out = io.BytesIO()
-        Image.new("L", (8, 8)).save(out, format=fmt)
-        data = bytearray(out.getvalue())
-        side = rng.choice([65535, 30000, 9000])
-        if fmt == "BMP":
-            height = -side if rng.random() < 0.3 else side
-            data[18:26] = side.to_bytes(4, "little", signed=True) + height.to_bytes(4, "little", signed=True)
-        else:
-            data[6:10] = side.to_bytes(2, "little") * 2
-        return bytes(data)
-    out = io.BytesIO()
-    mode, size = rng.choice([("L", (8, 8))] * 3 + [("RGB", (8, 8)), ("RGBA", (8, 8)), ("I;16", (8, 8)),
-                                                   ("L", (9, 8)), ("1", (8, 8)), ("F", (8, 8))])
-    fmt = rng.choice(["PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "ICO"])
-    try:
-        Image.new(mode, size).save(out, format=fmt)
-    except (OSError, ValueError, KeyError):  # a mode the format cannot hold
-        out = io.BytesIO()
-        Image.new("L", size).save(out, format="PNG")
-    return hostile.mutate_bytes(out.getvalue(), rng) if rng.random() < 0.5 else out.getvalue()
-
-
 def image_folder_case(rng: random.Random, seeds: dict, folder: Path) -> tuple[list[str], None]:
     """Class folders 0, 1, 2 of 8x8 grey PNGs (the image model's input), one to three of them hostile."""
     data = folder / "imgs"
@@ -147,7 +111,7 @@ def image_folder_case(rng: random.Random, seeds: dict, folder: Path) -> tuple[li
             (data / label / f"{i}.png").write_bytes(seeds["png"])
             names.append(f"{label}/{i}.png")
     for _ in range(rng.randint(1, 3)):
-        (data / rng.choice(names)).write_bytes(hostile_image(rng))
+        (data / rng.choice(names)).write_bytes(bombs.hostile_image(rng))
     args = []
     if rng.random() < 0.5:
         rows = [f"{name},{rng.choice(['a', 'b', ''])}" for name in names if rng.random() < 0.95]
@@ -158,18 +122,6 @@ def image_folder_case(rng: random.Random, seeds: dict, folder: Path) -> tuple[li
     return ["report", str(folder / "model.pt"), "--data", str(data), *args, *(["--stream"] * (rng.random() < 0.4)),
             "-o", str(folder / "out/r.html"), "--json", str(folder / "out/r.json"), "--analyzers", "performance",
             "--quiet"], None
-
-
-def hostile_policy(rng: random.Random) -> str:
-    """A mutated policy (hostile.mutated_policy), or one nested deep, unbalanced or grown large."""
-    roll = rng.random()
-    if roll < 0.25:
-        return bombs.nested_toml(rng.choice([60, 65, 1000, 100_000]), rng.choice(["list", "table", "key"]))
-    if roll < 0.3:
-        return hostile.mutated_policy(rng) + "# " + "x" * rng.choice([1 << 20, 4 << 20]) + "\n"
-    if roll < 0.35:
-        return f"[thresholds]\nx = {'[' * 5000}{'{' * 5000}\n"
-    return hostile.mutated_policy(rng)
 
 
 def run_case(kind: str, index: int, seed: int, seeds: dict) -> str:
@@ -213,7 +165,7 @@ def run_policy(index: int, seed: int, seeds: dict) -> str:
     rng = random.Random(f"{seed}:policy:{index}")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "p.toml"
-        path.write_text(hostile_policy(rng), encoding="utf-8")
+        path.write_text(bombs.hostile_policy(rng), encoding="utf-8")
         try:
             Policy.from_toml(path).evaluate(seeds["run"])
         except AuditInputError as exc:

@@ -4,12 +4,15 @@ line (exit 2) naming the file and the limit, before Pillow decodes a pixel; whol
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
 import bombs
@@ -120,7 +123,8 @@ def test_a_bomb_is_refused_before_it_takes_memory(tmp_path):
     script = ("import resource, sys; from pathlib import Path; from audit._util.errors import AuditInputError; "
               "import audit.core.dataset, torch; from audit.io.images import ImageFolder\n"
               "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-              "try: list(ImageFolder(Path(sys.argv[1]), target=None, sensitive=[], text_column=None).parts(None, None))\n"
+              "try: list(ImageFolder(Path(sys.argv[1]), target=None, sensitive=[], text_column=None)"
+              ".parts(None, None))\n"
               "except AuditInputError as exc: print(exc, file=sys.stderr)\n"
               "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)")
     env = {**os.environ, "PYTHONPATH": str(Path(images.__file__).parents[2])}
@@ -129,3 +133,20 @@ def test_a_bomb_is_refused_before_it_takes_memory(tmp_path):
     assert "1/1.png" in done.stderr and "limit" in done.stderr, done.stderr
     added_mb = int(done.stdout) / 1024  # ru_maxrss is in KiB on Linux
     assert added_mb < 50, added_mb  # decoding the bomb to float32 takes over 400 MB
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(rng=st.randoms(use_true_random=False))
+def test_hostile_image_folders_exit_0_1_or_2_in_one_line(model, tmp_path_factory, capsys, rng: random.Random):
+    """A bounded slice of benchmarks/fuzz.py's image family: bombs, mutated images, with or without --stream."""
+    root = tmp_path_factory.mktemp("fuzz")
+    data = folder(root / "imgs")
+    for _ in range(rng.randint(1, 3)):
+        (data / rng.choice(CLASSES) / f"{rng.randrange(3)}.png").write_bytes(bombs.hostile_image(rng))
+    capsys.readouterr()
+    code = report(model, data, root, *(["--stream"] * (rng.random() < 0.4)))
+    err = capsys.readouterr().err.strip()
+    assert code in (0, 1, 2) and "Traceback" not in err, err
+    if code == 2:
+        assert len(err.splitlines()) == 1 and not (root / "r.html").exists(), err

@@ -5,6 +5,7 @@ looks nested (brackets in strings and comments) is read as before."""
 from __future__ import annotations
 
 import json
+import random
 import tomllib
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import hostile
 from audit._util.documents import MAX_DEPTH, MAX_TOML_BYTES, json_depth, json_loads, read_toml, toml_depth, toml_loads
 from audit._util.errors import AuditInputError
 from audit.cli import main
+from audit.policy.gates import Policy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -130,3 +132,15 @@ def depth(value) -> int:
 @given(JSON_VALUES)
 def test_json_depth_is_the_depth_of_the_document(value):
     assert json_depth(json.dumps(value)) == depth(value)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(rng=st.randoms(use_true_random=False))
+def test_hostile_policies_parse_or_are_one_line(tmp_path_factory, rng: random.Random):
+    """A bounded slice of benchmarks/fuzz.py's policy family: mutated, nested deep, unbalanced or large."""
+    path = tmp_path_factory.mktemp("p") / "p.toml"
+    path.write_text(bombs.hostile_policy(rng), encoding="utf-8")
+    try:
+        Policy.from_toml(path)
+    except AuditInputError as exc:
+        assert "\n" not in str(exc)
