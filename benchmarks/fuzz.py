@@ -1,12 +1,16 @@
-"""Fuzz campaign: mutated checkpoints, CSVs, NPZs and policies through `audit`, counted by outcome.
+"""Fuzz campaign: mutated checkpoints, CSVs, NPZs, image folders and policies through `audit`, counted by outcome.
 
-    python benchmarks/fuzz.py [--checkpoints 10000] [--csvs 3000] [--npzs 2000] [--policies 500]
+    python benchmarks/fuzz.py [--checkpoints 10000] [--csvs 3000] [--npzs 2000] [--images 500] [--policies 1000]
                               [--workers 2] [--seed 0]
 
 Each case runs in a worker process whose address space is capped at 2 GB (RLIMIT_AS); a case
-that takes over 60 s is a hang (its worker is killed and replaced). Checkpoints, CSVs and
-NPZs go through `audit report` (the performance analyzer, in-process in the worker); policies
-through audit.policy.gates's parser and an evaluation against a fixed run. Outcomes:
+that takes over 60 s is a hang (its worker is killed and replaced). Checkpoints, CSVs, NPZs
+and image folders go through `audit report` (the performance analyzer, in-process in the worker);
+policies through audit.policy.gates's parser and an evaluation against a fixed run. Image folders
+hold decompression bombs (tests/bombs.py: small files declaring up to 65535x65535 pixels in PNG,
+BMP and GIF headers, first or later in the folder, with or without metadata.csv, read whole or
+--stream) and mutated images of every format; policies include deep nesting (lists, inline tables,
+dotted keys, up to 100,000 deep) and large files. Outcomes:
 
     ok            exit 0 or 1 (or a policy that parsed and evaluated)
     bad input     exit 2: one line naming the problem
@@ -40,6 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+import bombs  # noqa: E402  (tests/bombs.py: decompression bombs and nested documents)
 import hostile  # noqa: E402  (tests/hostile.py: seeds and mutators)
 
 LIMIT_BYTES = 2 << 30
@@ -52,6 +57,8 @@ MEMORY_SIGNS = ("MemoryError", "can't allocate memory", "std::bad_alloc", "Canno
 def build_case(kind: str, index: int, seed: int, seeds: dict, folder: Path) -> tuple[list[str], Path | None]:
     """Write case `index` of `kind` into `folder`; return the `audit` arguments and the payload marker."""
     rng = random.Random(f"{seed}:{kind}:{index}")
+    if kind == "images":
+        return image_folder_case(rng, seeds, folder)
     marker = None
     target = ["--target", "approved"]
     if kind == "checkpoint":
@@ -92,6 +99,29 @@ def build_case(kind: str, index: int, seed: int, seeds: dict, folder: Path) -> t
     (folder / "out").mkdir()
     return ["report", str(folder / "model.pt"), "--data", str(folder / name), *args, "-o", str(folder / "out/r.html"),
             "--json", str(folder / "out/r.json"), "--analyzers", "performance", "--quiet"], marker
+
+
+def image_folder_case(rng: random.Random, seeds: dict, folder: Path) -> tuple[list[str], None]:
+    """Class folders 0, 1, 2 of 8x8 grey PNGs (the image model's input), one to three of them hostile."""
+    data = folder / "imgs"
+    names = []
+    for label in ("0", "1", "2"):
+        (data / label).mkdir(parents=True)
+        for i in range(3):
+            (data / label / f"{i}.png").write_bytes(seeds["png"])
+            names.append(f"{label}/{i}.png")
+    for _ in range(rng.randint(1, 3)):
+        (data / rng.choice(names)).write_bytes(bombs.hostile_image(rng))
+    args = []
+    if rng.random() < 0.5:
+        rows = [f"{name},{rng.choice(['a', 'b', ''])}" for name in names if rng.random() < 0.95]
+        (data / "metadata.csv").write_text("file_name,site\n" + "\n".join(rows) + "\n")
+        args = ["--sensitive", "site"] if rng.random() < 0.7 else []
+    (folder / "model.pt").write_bytes(seeds["image_bytes"])
+    (folder / "out").mkdir()
+    return ["report", str(folder / "model.pt"), "--data", str(data), *args, *(["--stream"] * (rng.random() < 0.4)),
+            "-o", str(folder / "out/r.html"), "--json", str(folder / "out/r.json"), "--analyzers", "performance",
+            "--quiet"], None
 
 
 def run_case(kind: str, index: int, seed: int, seeds: dict) -> str:
@@ -135,7 +165,7 @@ def run_policy(index: int, seed: int, seeds: dict) -> str:
     rng = random.Random(f"{seed}:policy:{index}")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "p.toml"
-        path.write_text(hostile.mutated_policy(rng), encoding="utf-8")
+        path.write_text(bombs.hostile_policy(rng), encoding="utf-8")
         try:
             Policy.from_toml(path).evaluate(seeds["run"])
         except AuditInputError as exc:
@@ -173,8 +203,17 @@ def make_seeds() -> dict:
         "image_bytes": hostile.payload_bytes(hostile.payload(image)),
         "table_bytes": hostile.table_bytes(hostile.table()),
         "npz_bytes": hostile.npz_bytes(hostile.images()),
+        "png": _png_bytes(),
         "run": audit.run(tabular, data, ["performance"]),
     }
+
+
+def _png_bytes() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("L", (8, 8), 100).save(out, format="PNG")
+    return out.getvalue()
 
 
 def worker(conn, seed: int) -> None:
@@ -272,7 +311,8 @@ def main() -> int:
     parser.add_argument("--checkpoints", type=int, default=10_000)
     parser.add_argument("--csvs", type=int, default=3_000)
     parser.add_argument("--npzs", type=int, default=2_000)
-    parser.add_argument("--policies", type=int, default=500)
+    parser.add_argument("--images", type=int, default=500)
+    parser.add_argument("--policies", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--case", metavar="KIND:INDEX", help="rerun one case with --debug (its traceback shows)")
@@ -280,7 +320,8 @@ def main() -> int:
     if args.case:
         kind, index = args.case.split(":")
         return replay(kind, int(index), args.seed)
-    sizes = {"checkpoint": args.checkpoints, "csv": args.csvs, "npz": args.npzs, "policy": args.policies}
+    sizes = {"checkpoint": args.checkpoints, "csv": args.csvs, "npz": args.npzs, "images": args.images,
+             "policy": args.policies}
     jobs = [(kind, i) for kind, n in sizes.items() for i in range(n)]
     random.Random(args.seed).shuffle(jobs)  # mix slow and fast kinds across workers
     start = time.perf_counter()

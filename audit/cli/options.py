@@ -11,6 +11,7 @@ import tomllib
 from collections.abc import Sequence
 
 from audit._util.distribution import install_hint
+from audit._util.documents import MAX_DEPTH, toml_depth
 from audit._util.errors import AuditInputError
 from audit._util.paths import MAX_INPUT_BYTES, format_size, parse_size, shown
 from audit._util.threads import THREADS_VARIABLE
@@ -212,6 +213,8 @@ def parse_analyzer_options(items: Sequence[str]) -> dict[str, dict]:
 
 
 def _parse_value(text: str):
+    if toml_depth(text) > MAX_DEPTH:
+        raise AuditInputError(f"--set value {text[:40]!r}...: nested deeper than {MAX_DEPTH} levels")
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:

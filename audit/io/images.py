@@ -4,11 +4,16 @@ Classes are the sub-folder names; each image is read with Pillow, pixels scaled 
 first image (grey or RGB). Per-image attributes (sensitive columns) come from a `metadata.csv` or
 `metadata.parquet` at the folder's root, one row per image named by its `file_name` (`cat/001.png`), as in
 Hugging Face's `imagefolder`: read once (one small row per image), and joined to the images as they are read.
+
+An image's size is read from its header and checked before its pixels are decoded: a small file can declare
+billions of pixels (a decompression bomb). Pillow's own bomb guard, set to the same limit, is the second line.
 """
 
 from __future__ import annotations
 
 import hashlib
+import warnings
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -24,6 +29,10 @@ from audit.io.tables import read_table
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 METADATA_FILES = ("metadata.csv", "metadata.parquet")
 NAMED = 3  # images or rows named in a message about the metadata
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")  # Pillow decodes only these, whatever the suffix
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+MAX_IMAGE_BYTES = 256 << 20  # one image as float32 pixels (width x height x channels x 4 bytes)
+MAX_IMAGE_PIXELS = MAX_IMAGE_BYTES // 4  # a greyscale image at the byte limit: 8192 x 8192
 
 
 class ImageFolder(Source):
@@ -84,12 +93,19 @@ class ImageFolder(Source):
         from PIL import Image, UnidentifiedImageError
 
         try:
-            with Image.open(file) as image:
-                image.load()
-                mode = ("L" if image.mode in ("1", "L", "LA", "I", "I;16", "F") else "RGB") if like is None else (
+            with _bomb_guard(), Image.open(file, formats=IMAGE_FORMATS) as image:
+                mode = ("L" if image.mode in GREY_MODES else "RGB") if like is None else (
                     "L" if like.shape[0] == 1 else "RGB")
+                _check_size(file, image.size, max(len(image.getbands()), 1 if mode == "L" else 3))
+                image.load()
                 pixels = np.asarray(image.convert(mode), dtype=np.float32) / 255.0
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        except AuditInputError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise AuditInputError(f"{shown(file)}: refused before decoding, a possible decompression bomb "
+                                  f"({first_line(exc)}); the limit is {MAX_IMAGE_PIXELS:,} pixels, "
+                                  f"{MAX_IMAGE_BYTES >> 20} MiB per image; resize the images first") from None
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, MemoryError) as exc:
             raise AuditInputError(f"{shown(file)}: cannot read as an image ({first_line(exc)})") from None
         pixels = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
         if like is not None and pixels.shape[1:] != like.shape[1:]:
@@ -128,3 +144,30 @@ def _name_some(names: pd.Index, problem: str) -> None:
     if len(names):
         more = f" and {len(names) - NAMED:,} more" if len(names) > NAMED else ""
         raise AuditInputError(f"{problem.replace('{n}', f'{len(names):,}')}: {', '.join(names[:NAMED])}{more}")
+
+
+def _check_size(file: Path, size: tuple[int, int], channels: int) -> None:
+    """Refuse an image whose header declares more pixels, or more float32 bytes, than one image may take;
+    `channels`, the more of the file's bands and those it is converted to."""
+    width, height = size
+    needed = width * height * channels * 4
+    if width * height > MAX_IMAGE_PIXELS or needed > MAX_IMAGE_BYTES:
+        raise AuditInputError(
+            f"{shown(file)}: image of {width:,}x{height:,} pixels ({channels} channel(s)) would take "
+            f"{needed / (1 << 20):,.0f} MiB as float32; the limit is {MAX_IMAGE_BYTES >> 20} MiB per image "
+            f"({MAX_IMAGE_PIXELS:,} pixels); resize the images first")
+
+
+@contextmanager
+def _bomb_guard():
+    """Pillow's decompression-bomb check at our limit, its warning raised as an error (never printed)."""
+    from PIL import Image
+
+    before = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = before

@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from audit._util.errors import AuditInputError, read_toml
+from audit._util.documents import read_toml
+from audit._util.errors import AuditInputError
 from audit.core.dataset import Dataset
 from audit.io.locate import training_splits
 from audit.models.adversarial_training import AdversarialTraining

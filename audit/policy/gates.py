@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING
 from audit.core.analyzer import ANALYZERS
 
 from audit.core.result import Finding, MetricSpec
-from audit._util.errors import AuditInputError, read_toml
+from audit._util.documents import read_toml
+from audit._util.errors import AuditInputError
 from audit.core.result import by_severity
 from audit.policy.thresholds import DEFAULT_VALUES
 
