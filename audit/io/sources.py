@@ -69,7 +69,8 @@ def data_bytes(path: str | Path) -> int:
         return 0
     if not stat.S_ISREG(info.st_mode):
         return 0
-    return npz_bytes(path) if path.suffix.lower() == ".npz" else table_bytes(path)
+    # never below the file's size: what streamed by its size before still does
+    return max(npz_bytes(path) if path.suffix.lower() == ".npz" else table_bytes(path), info.st_size)
 
 
 def _images_bytes(folder: Path) -> int:
