@@ -177,7 +177,7 @@ def report(model: str, path: Path, flags: list[str], out: Path) -> dict:
     """One `audit report` in its own process: its exit code, seconds, peak RSS and JSON document."""
     command = [sys.executable, "-c", "import resource, sys; from audit.cli import main; code = main(sys.argv[1:]); "
                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024); sys.exit(code)",
-               model, "--data", str(path), "--analyzers", "performance,fairness",
+               "report", model, "--data", str(path), "--analyzers", "performance,fairness",
                "-o", str(out.with_suffix(".html")), "--json", str(out), "--quiet", *flags]
     start = time.perf_counter()
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, cwd=ROOT,

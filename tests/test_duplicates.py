@@ -34,7 +34,7 @@ def model() -> audit.Model:
 
 def duplicate_findings(run) -> list[str]:
     (result,) = [r for r in run.results if r.analyzer == "performance"]
-    return [f.sentence for f in result.findings if "exact copies" in f.sentence]
+    return [f.sentence for f in result.findings if "exact copies" in f.sentence or "repeat other" in f.sentence]
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +52,7 @@ def test_copies_are_named_whole_and_streamed_alike(copied):
     expected = ("2,800 of 3,000 rows are exact copies of other rows (93%): the intervals treat them as independent "
                 "and are too narrow; deduplicate before auditing.")
     assert duplicate_findings(whole) == duplicate_findings(streamed) == [expected]
+    assert [f.severity for f in whole.results[0].findings] == ["medium"]
     assert streamed.metrics == pytest.approx(whole.metrics, abs=1e-12)
 
 
@@ -62,6 +63,16 @@ def test_data_without_copies_get_no_finding_and_the_same_metrics(tmp_path):
     assert duplicate_findings(run) == []
     (result,) = run.results
     assert result.details["duplicate_rows"] == 0
+
+
+def test_a_tenth_of_repeats_is_a_question_not_a_verdict(tmp_path):
+    """300 repeats in 3,300 rows (9%): a low finding that asks; 200 rows in 15 copies (93%): medium."""
+    data = rows(3000, seed=4)
+    pd.concat([data, data.iloc[:300]]).to_parquet(tmp_path / "t.parquet")
+    run = audit.run(model(), read_data(tmp_path / "t.parquet", target="label"), [Performance()])
+    (finding,) = [f for f in run.results[0].findings if "rows" in f.sentence]
+    assert finding.severity == "low"
+    assert finding.sentence.startswith("300 of 3,300 rows repeat other rows exactly (9%)")
 
 
 def test_a_few_copies_are_counted_but_not_named(tmp_path):
