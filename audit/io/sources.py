@@ -82,10 +82,11 @@ def _images_bytes(folder: Path) -> int:
     if not files:
         return 0
     try:
-        with warnings.catch_warnings(), Image.open(min(files)) as image:  # the header only: nothing is decoded
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            width, height = image.size
-            channels = 1 if image.mode in ("1", "L", "LA", "I", "I;16", "F") else 3
+            with Image.open(min(files)) as image:  # the header only: nothing is decoded
+                width, height = image.size
+                channels = 1 if image.mode in ("1", "L", "LA", "I", "I;16", "F") else 3
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError):
         return sum(f.stat().st_size for f in files)
     return len(files) * width * height * channels * 4
