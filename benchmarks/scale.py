@@ -141,7 +141,7 @@ def default_flags(folder: Path, sizes: list[int], model: str) -> bool:
         out = {}
         for flags in ([], ["--stream"]):
             name = "--stream" if flags else "default flags"
-            out[name] = report(model, path, flags, folder / "out.json")
+            out[name] = report(model, path, flags, folder / f"{path.stem}{''.join(flags)}.json")
             line = out[name]
             met = line["peak_rss"] < GOAL_RSS
             ok &= met
@@ -153,7 +153,7 @@ def default_flags(folder: Path, sizes: list[int], model: str) -> bool:
         ok &= same
         print(f"    {len(first['metrics'])} metrics and {len(first['intervals'])} intervals: "
               f"{'equal' if same else 'DIFFERENT'}; performance finding: "
-              f"{[f['sentence'] for r in first['results'] if r['analyzer'] == 'performance' for f in r['findings']]}")
+              f"{[f['sentence'] for f in first['results']['performance']['findings']]}")
     return ok
 
 
