@@ -1,9 +1,10 @@
 """Streamed audits at scale: peak memory, rows per second, and the same numbers as in memory.
 
-    python benchmarks/scale.py [--rows 10000000] [--text-mb 50] [--images 100000] [--only table,text,images]
+    python benchmarks/scale.py [--rows 10000000] [--text-mb 50] [--images 100000]
+                               [--only table,text,images,default] [--default-rows 3000000,10000000] [--model PT]
                                [--dir DIR] [--keep]
 
-Three runs, each in its own process (its peak RSS is its own, from resource.getrusage):
+Four runs, each in its own process (its peak RSS is its own, from resource.getrusage):
 
 - table: an adult-like Parquet table of --rows rows, 100 copies of one seeded block of --rows/100 rows
   with a planted disparity (the label favours men; race has no effect), audited streamed with performance
@@ -18,7 +19,13 @@ Three runs, each in its own process (its peak RSS is its own, from resource.getr
   metadata.csv giving each image a group and a site. Planted: the images of group b vary more in brightness,
   so a nearest-brightness model errs more on them; site has no effect. Audited with performance and
   fairness, streamed and in memory: the metrics equal to 1e-9, the group's accuracy gap is found (interval
-  above 0) and the site's is not.
+  above 0) and the site's is not;
+- default: `audit report MODEL --data big.parquet --target income --sensitive sex race age --analyzers
+  performance,fairness` (MODEL: --model, default models/adult-mlp.pt) with default flags, then with --stream, on
+  Parquet files of the adult rows (train and test) repeated to each of --default-rows rows, in row groups of
+  100,000. Goal: peak RSS under 1 GB with default flags (the automatic choice streams by the rows' size in
+  memory, not the file's bytes) and every metric and interval equal to the --stream run's. The copies of the
+  adult rows are named in a finding (the duplicate count).
 
 The machine's other work slows the rows per second; the memory and the numbers do not depend on it.
 """
@@ -52,7 +59,9 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--text-mb", type=float, default=50.0)
     parser.add_argument("--images", type=int, default=100_000)
-    parser.add_argument("--only", default="table,text,images")
+    parser.add_argument("--only", default="table,text,images,default")
+    parser.add_argument("--default-rows", default="3000000,10000000")
+    parser.add_argument("--model", default=str(ROOT / "models" / "adult-mlp.pt"), help="the adult checkpoint")
     parser.add_argument("--dir", help="where the generated data go (default: a temporary folder, removed)")
     parser.add_argument("--keep", action="store_true", help="keep the generated data")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -64,6 +73,9 @@ def main() -> int:
     failed = False
     try:
         for kind in [k.strip() for k in args.only.split(",") if k.strip()]:
+            if kind == "default":
+                failed |= not default_flags(folder, [int(n) for n in args.default_rows.split(",")], args.model)
+                continue
             start = time.perf_counter()
             generate(kind, folder, args)
             print(f"{kind}: data generated in {time.perf_counter() - start:.0f} s", flush=True)
@@ -116,6 +128,67 @@ def planted_found(intervals: dict) -> bool:
     print(f"images: accuracy gap by group (planted) {group[0]:.3f} to {group[1]:.3f}, by site (none) {site[0]:.3f} to "
           f"{site[1]:.3f}: {'as planted' if found else 'NOT AS PLANTED'}")
     return found
+
+
+def default_flags(folder: Path, sizes: list[int], model: str) -> bool:
+    """`audit report` with default flags and with --stream on the adult rows repeated: peak RSS and the same
+    numbers."""
+    ok = True
+    for rows in sizes:
+        path = folder / f"adult-{rows}.parquet"
+        adult_rows(path, rows)
+        print(f"default: {rows:,} adult rows, {path.stat().st_size / 1e6:.1f} MB of Parquet", flush=True)
+        out = {}
+        for flags in ([], ["--stream"]):
+            name = "--stream" if flags else "default flags"
+            out[name] = report(model, path, flags, folder / f"{path.stem}{''.join(flags)}.json")
+            line = out[name]
+            met = line["peak_rss"] < GOAL_RSS
+            ok &= met
+            print(f"    {name}: {line['seconds']:.0f} s, peak RSS {line['peak_rss'] / 2**20:,.0f} MiB (goal under "
+                  f"{GOAL_RSS / 2**20:,.0f} MiB: {'met' if met else 'NOT MET'}), streamed: {line['streamed']}, "
+                  f"exit {line['code']}", flush=True)
+        first, second = out["default flags"]["json"], out["--stream"]["json"]
+        same = first["metrics"] == second["metrics"] and first["intervals"] == second["intervals"]
+        ok &= same
+        print(f"    {len(first['metrics'])} metrics and {len(first['intervals'])} intervals: "
+              f"{'equal' if same else 'DIFFERENT'}; performance finding: "
+              f"{[f['sentence'] for f in first['results']['performance']['findings']]}")
+    return ok
+
+
+def adult_rows(path: Path, rows: int) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sys.path.insert(0, str(ROOT))
+    from audit.io.builtin import _read_adult
+
+    adult = pd.concat([_read_adult("adult.data.gz", skiprows=0), _read_adult("adult.test.gz", skiprows=1)],
+                      ignore_index=True)
+    group = 100_000
+    with pq.ParquetWriter(path, pa.Table.from_pandas(adult.head(1), preserve_index=False).schema) as writer:
+        for start in range(0, rows, group):
+            index = np.arange(start, min(start + group, rows)) % len(adult)
+            writer.write_table(pa.Table.from_pandas(adult.iloc[index], preserve_index=False))
+
+
+def report(model: str, path: Path, flags: list[str], out: Path) -> dict:
+    """One `audit report` in its own process: its exit code, seconds, peak RSS and JSON document."""
+    command = [sys.executable, "-c", "import resource, sys; from audit.cli import main; code = main(sys.argv[1:]); "
+               "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024); sys.exit(code)",
+               "report", model, "--data", str(path), "--target", "income", "--sensitive", "sex", "race", "age",
+               "--analyzers", "performance,fairness",
+               "-o", str(out.with_suffix(".html")), "--json", str(out), "--quiet", *flags]
+    start = time.perf_counter()
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"audit report {' '.join(flags)} failed ({done.returncode})")
+    document = json.loads(out.read_text())
+    return {"code": done.returncode, "seconds": time.perf_counter() - start,
+            "peak_rss": int(done.stdout.strip().splitlines()[-1]), "json": document,
+            "streamed": bool(document["data"]["source"].get("streamed"))}
 
 
 def spawn(what: str, folder: Path, args) -> dict:

@@ -62,8 +62,8 @@ def audit_data(trained_on: dict, *, data: str | Path | None = None, target: str 
 
 def streamed_source(trained_on: dict, *, data: str | Path | None, stream: bool, target: str | None = None,
                     sensitive: Sequence[str] = (), text_column: str | None = None) -> Source | None:
-    """The user's data as a streamed source when asked (`stream`) or when larger than STREAM_ABOVE bytes;
-    None to read it whole (`audit_data`)."""
+    """The user's data as a streamed source when asked (`stream`) or when it would take more than STREAM_ABOVE
+    bytes in memory (`data_bytes`); None to read it whole (`audit_data`)."""
     if data is None:
         if stream:
             raise AuditInputError("--stream reads the data given with --data FILE (a table, an NPZ or a folder of "

@@ -61,6 +61,22 @@ class _NpyRows:
         return np.frombuffer(data, dtype=self.dtype).reshape(-1, *self.shape[1:])
 
 
+def memory_bytes(path) -> int:
+    """The bytes the NPZ's arrays take read whole, from their headers (images x as float32, as a Dataset holds
+    them); the file's size where the headers cannot be read (the reader then says why)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            total = 0
+            for member in archive.infolist():
+                with archive.open(member) as f:
+                    shape, _, dtype = check_npy_header(f, member, shown(path))
+                itemsize = max(dtype.itemsize, 4) if member.filename.removesuffix(".npy") == "x" else dtype.itemsize
+                total += math.prod(shape) * itemsize
+            return total
+    except (AuditInputError, *UNREADABLE):
+        return path.stat().st_size
+
+
 class NpzSource(Source):
     """An NPZ of images, in chunks or whole."""
 

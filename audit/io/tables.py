@@ -26,6 +26,8 @@ from audit._util.paths import input_file, shown
 from audit.io.reader import TABLE_CHUNK_ROWS, Census, Source, counted_from, first_line
 
 MAX_LINE_BYTES = 64 << 20
+SAMPLE_BYTES = 1 << 20  # of a CSV's text, read to estimate its size in memory
+STRING_BYTES = 64  # a string value in a DataFrame: a pointer and a Python str of a few dozen characters
 UNREADABLE = (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError, ValueError, OverflowError,
               zlib.error, lzma.LZMAError, zipfile.BadZipFile)
 
@@ -85,6 +87,55 @@ def _parquet_frames(path: Path, columns, rows: int | None, where: str) -> Iterat
     else:
         for batch in table.iter_batches(batch_size=rows, columns=columns):
             yield batch.to_pandas()
+
+
+def memory_bytes(path: Path) -> int:
+    """About how many bytes the table takes read whole into a DataFrame (the file's size where it cannot tell):
+    a Parquet file's rows times its columns' widths from the metadata (strings counted generously), a CSV's
+    text size times the in-memory bytes per text byte of its first block."""
+    try:
+        return _parquet_bytes(path) if _is_parquet(path) else _csv_bytes(path)
+    except (AuditInputError, pd.errors.EmptyDataError, *UNREADABLE):
+        return path.stat().st_size
+
+
+def _parquet_bytes(path: Path) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    file = pq.ParquetFile(path)
+    width = sum(1 if pa.types.is_boolean(t) else t.bit_width // 8 if pa.types.is_primitive(t) else STRING_BYTES
+                for t in file.schema_arrow.types)
+    return file.metadata.num_rows * max(width, 1)
+
+
+def _csv_bytes(path: Path) -> int:
+    """The in-memory size of the first block of text (up to a line break) scaled to the whole text: the text's
+    size is the file's, or for a compressed file the file's times the first block's expansion."""
+    suffix = path.suffix.lower()
+    with open(path, "rb") as raw:
+        if suffix == ".zip":
+            with zipfile.ZipFile(raw) as archive:
+                text_bytes = sum(m.file_size for m in archive.infolist())
+                with _zip_member(path, "rb") as member:
+                    block = member.read(SAMPLE_BYTES)
+        elif suffix in DECOMPRESS:
+            with DECOMPRESS[suffix](raw, "rb") as text:  # read well past the decompressor's read-ahead
+                block = text.read(8 * SAMPLE_BYTES)
+                text_bytes = len(block) * path.stat().st_size / max(raw.tell(), 1)
+                block = block[:SAMPLE_BYTES]
+            if suffix == ".gz":  # the trailer holds the text's size modulo 4 GiB; the reader reads ahead
+                raw.seek(-4, io.SEEK_END)
+                text_bytes = max(text_bytes, int.from_bytes(raw.read(4), "little"))
+        else:
+            block, text_bytes = raw.read(SAMPLE_BYTES), path.stat().st_size
+    whole = len(block) < SAMPLE_BYTES
+    block = block if whole else block[:block.rfind(b"\n") + 1]
+    if not block:
+        raise EOFError("no whole line in the first block")
+    frame = pd.read_csv(io.BytesIO(block), skipinitialspace=True)
+    used = frame.memory_usage(deep=True, index=False).sum()
+    return int(used) if whole else int(used / len(block) * text_bytes)
 
 
 def read_table(path: str | Path) -> pd.DataFrame:

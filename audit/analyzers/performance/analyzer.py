@@ -11,10 +11,14 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 from sklearn.metrics import precision_recall_fscore_support
 
+from audit.analyzers.performance.duplicates import EXACT_ROWS, DuplicateCount
 from audit.core.analyzer import Analyzer, Tally, register_analyzer
-
-from audit.core.result import MetricSpec, Result
+from audit.core.result import Finding, MetricSpec, Result
 from audit.plots import new_figure, to_figure
+
+
+DUPLICATE_SHARE = 0.05  # of rows that repeat other rows, from which a finding names them
+COPIED_SHARE = 0.5  # from which they are called copies, not chance repeats
 
 
 def expected_calibration_error(proba: np.ndarray, labels: np.ndarray, bins: int) -> tuple[float, pd.DataFrame]:
@@ -79,6 +83,9 @@ class Performance(Analyzer):
     def tally(self, model, values, *, seed: int) -> PerformanceTally:
         return PerformanceTally(self, model)
 
+    def findings(self, result, thresholds):
+        return _duplicates_finding(result.details)
+
 
 class PerformanceTally(Tally):
     """The confusion matrix and the calibration bins' sums."""
@@ -88,12 +95,14 @@ class PerformanceTally(Tally):
         k = len(model.classes)
         self.confusion = np.zeros((k, k), dtype=np.int64)
         self.calibration = np.zeros((3, analyzer.bins))
+        self.copies = DuplicateCount()
 
     def add(self, chunk, proba, start):
         labels = self.model.labels(chunk)
         k = len(self.confusion)
         self.confusion += np.bincount(labels * k + proba.argmax(axis=1), minlength=k * k).reshape(k, k)
         self.calibration += calibration_sums(proba, labels, self.analyzer.bins)
+        self.copies.add(chunk.inputs, labels)
 
     def result(self, sample) -> Result:
         classes = list(self.model.classes)
@@ -127,9 +136,33 @@ class PerformanceTally(Tally):
             figures=(_confusion_figure(confusion), _reliability_figure(reliability, ece)),
             config=self.analyzer.config(),
             warnings=_absent_classes(classes, present),
-            details={"rows": int(self.confusion.sum())},
+            details={"rows": int(self.confusion.sum()), "duplicate_rows": self.copies.duplicates,
+                     "duplicates_exact": self.copies.exact},
             figure_tables=("confusion_matrix", "reliability"),
         )
+
+
+def _duplicates_finding(details: dict) -> tuple[Finding, ...]:
+    """A finding when DUPLICATE_SHARE or more of the rows repeat other rows (inputs and label alike). Tables of
+    few distinct values repeat rows by chance (adult's test split: 6%), so a share below COPIED_SHARE is told
+    as a question (low), above it as copies (medium)."""
+    copies, rows = details.get("duplicate_rows"), details.get("rows", 0)
+    if not copies or copies < DUPLICATE_SHARE * rows:
+        return ()
+    exact = details.get("duplicates_exact", True)
+    count = f"{copies:,} of {rows:,} rows" if exact else f"about {copies:,} of {rows:,} rows"
+    sampled = "" if exact else f" (counted from a sample of the rows' hashes past {EXACT_ROWS:,} distinct rows)"
+    why = ("Every interval of this report counts each row as a separate observation; copies add rows but no "
+           "evidence, so intervals shrink and findings look surer than the data allow.")
+    if copies >= COPIED_SHARE * rows:
+        return (Finding("medium", f"{count} are exact copies of other rows ({copies / rows:.0%}): the intervals "
+                                  "treat them as independent and are too narrow; deduplicate before auditing.",
+                        why=why, next=f"Drop the duplicated rows (same inputs and label) and audit again{sampled}."),)
+    return (Finding("low", f"{count} repeat other rows exactly ({copies / rows:.0%}): if they are copies rather "
+                           "than distinct cases, the intervals are too narrow.",
+                    why=why,
+                    next=f"Check how the data were assembled (joins, oversampling, repeated exports){sampled}; drop "
+                         "copies and audit again."),)
 
 
 def _absent_classes(classes: list[str], present: np.ndarray) -> tuple[str, ...]:
