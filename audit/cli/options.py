@@ -121,8 +121,8 @@ def add_audit_options(p: argparse.ArgumentParser, *, default_output: str) -> Non
     add_engine_options(p)
 
 
-STREAM_HELP = (f"read --data (or --predictions) in chunks, in bounded memory (automatic above "
-               f"{format_size(STREAM_ABOVE)}); the per-example analyzers run on a seeded sample")
+STREAM_HELP = (f"read --data (or --predictions) in chunks, in bounded memory (automatic when the data would take "
+               f"over {format_size(STREAM_ABOVE)} in memory); the per-example analyzers run on a seeded sample")
 
 
 def _size(text: str) -> int:
