@@ -28,9 +28,11 @@ transformers is an optional extra, imported only here and only when a model is m
 
 from __future__ import annotations
 
-import json
+import contextlib
+import io
+import logging
 import math
-import struct
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,20 +42,20 @@ import torch
 from torch import nn
 
 from audit.core.adapters import Logits
+from audit.io import hf_files
 from audit.io.checkpoint import TRUST, file_sha256
 from audit.io.limits import MAX_PARAMETERS
 from audit.core.dataset import Dataset
 from audit.core.encoders import MAX_TOKENS
 from audit._util.errors import AuditInputError, UnsafeCheckpointError
 from audit.core.model import Model, Task
-from audit._util.paths import input_file, shown
+from audit._util.paths import shown
 
 INSTALL = "Hugging Face models need the transformers extra: pip install audit[transformers]"
 DEFAULT_MAX_LENGTH = 512  # subwords per text when neither the tokenizer nor the config sets a limit
 DEFAULT_BATCH_SIZE = 32  # texts per forward pass: attention memory grows with length squared
 SAFETENSORS = ("model.safetensors", "model.safetensors.index.json")
 PICKLED = ("pytorch_model.bin", "pytorch_model.bin.index.json")
-MAX_HEADER_BYTES = 100 << 20  # a safetensors header lists tensor names and shapes: a few MB at most
 
 
 def transformers():
@@ -206,24 +208,37 @@ def _max_length(tokenizer, config) -> int:
 def load_pretrained(path: str | Path, *, trust_code: bool = False, device: str | None = None,
                     max_parameters: int = MAX_PARAMETERS) -> Model:
     """A `Model` from a `save_pretrained` directory of a sequence classifier and its tokenizer, loaded
-    offline; pickled weights only with `trust_code`."""
+    offline; pickled weights only with `trust_code`. Every file transformers would read is checked first as
+    plain data (`audit.io.hf_files`); whatever transformers, tokenizers or safetensors still raise is one line."""
     path = Path(path)
     name = shown(path)
-    config = _json(path / "config.json", name)
-    for file, found in (("config.json", config), ("tokenizer_config.json", _json(path / "tokenizer_config.json", name,
-                                                                                required=False))):
+    if not (path / "config.json").is_file():
+        raise AuditInputError(f"{name}: is a directory without config.json, so not a Hugging Face model "
+                              "directory (save_pretrained) either; give a model checkpoint file")
+    config = hf_files.read_json(path / "config.json", name)
+    tokenizer_config = path / "tokenizer_config.json"
+    for file, found in (("config.json", config),
+                        ("tokenizer_config.json",
+                         hf_files.read_json(tokenizer_config, name) if tokenizer_config.is_file() else {})):
+        if not isinstance(found, dict):
+            raise AuditInputError(f"{name}: {file} holds a {type(found).__name__}, expected an object")
         if "auto_map" in found:
             raise UnsafeCheckpointError(f"{name}: {file} names custom code (auto_map), which would run when the model "
                                         "is loaded; audit never runs a model folder's code (trust_remote_code)")
+    declared = hf_files.config(config, name)
     tf = transformers()
-    model_type = config.get("model_type")
+    model_type = config["model_type"]
     if model_type not in tf.CONFIG_MAPPING:
         raise UnsafeCheckpointError(f"{name}: model_type {model_type!r} is not one transformers knows; it would need "
                                     "the folder's own code (trust_remote_code), which audit never runs")
     architectures = config.get("architectures") or []
-    if not any(str(a).endswith("ForSequenceClassification") for a in architectures):
-        raise AuditInputError(f"{name}: config.json declares {', '.join(map(str, architectures)) or 'no architecture'}"
+    if not any(a.endswith("ForSequenceClassification") for a in architectures):
+        raise AuditInputError(f"{name}: config.json declares {', '.join(architectures) or 'no architecture'}"
                               ", not a sequence classifier (...ForSequenceClassification)")
+    estimate = declared.parameters()
+    if estimate > max_parameters:
+        raise AuditInputError(f"{name}: config.json describes about {estimate:,} parameters, over the limit of "
+                              f"{max_parameters:,} (raise it with --max-parameters)")
     weights = [f for f in SAFETENSORS if (path / f).is_file()]
     if not weights:
         if not any((path / f).is_file() for f in PICKLED):
@@ -233,21 +248,22 @@ def load_pretrained(path: str | Path, *, trust_code: bool = False, device: str |
                                         f"code when loaded; nothing was loaded. {TRUST}, or save the model with "
                                         "safetensors (save_pretrained's default)")
     else:
-        count = _parameters(path, weights[0], name)
+        tensors = hf_files.shapes(path, weights[0], name)
+        count = sum(math.prod(shape) for shape in tensors.values())
         if count > max_parameters:
             raise AuditInputError(f"{name}: {count:,} parameters, over the limit of {max_parameters:,} "
                                   "(raise it with --max-parameters)")
-    was_enabled = tf.utils.logging.is_progress_bar_enabled()
-    tf.utils.logging.disable_progress_bar()  # audit reports its own progress
-    try:
-        model, info = tf.AutoModelForSequenceClassification.from_pretrained(
-            path, local_files_only=True, use_safetensors=bool(weights), output_loading_info=True)
-        tokenizer = tf.AutoTokenizer.from_pretrained(path, local_files_only=True)
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise AuditInputError(f"{name}: transformers could not load it: {_first_line(exc)}") from None
-    finally:
-        if was_enabled:
-            tf.utils.logging.enable_progress_bar()
+        hf_files.matched(declared, tensors, name)
+    hf_files.tokenizer(path, declared.sizes["vocab_size"], name)
+    with _quiet(tf) as said:
+        try:
+            model, info = tf.AutoModelForSequenceClassification.from_pretrained(
+                path, local_files_only=True, use_safetensors=bool(weights), output_loading_info=True)
+            tokenizer = tf.AutoTokenizer.from_pretrained(path, local_files_only=True)
+        except (MemoryError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a library meeting a bad file raises anything at all
+            raise AuditInputError(f"{name}: transformers could not load it: {_first_line(exc)}{said()}") from None
     missing = list(info.get("missing_keys") or [])
     if missing:
         raise AuditInputError(f"{name}: the weights lack {len(missing)} tensor(s) of {architectures[0]} (first: "
@@ -257,38 +273,32 @@ def load_pretrained(path: str | Path, *, trust_code: bool = False, device: str |
     return from_transformers(model.float(), tokenizer, device=device, source=source)
 
 
-def _json(file: Path, name: str, *, required: bool = True) -> dict:
-    if not file.is_file():
-        if required:
-            raise AuditInputError(f"{name}: is a directory without {file.name}, so not a Hugging Face model "
-                                  "directory (save_pretrained) either; give a model checkpoint file")
-        return {}
+@contextlib.contextmanager
+def _quiet(tf):
+    """Library output while loading (stderr, transformers' log, warnings, progress bars) kept from the user's
+    terminal; yields a function that summarises what was said, for the one line of a refusal."""
+    buffer = io.StringIO()
+    logger = tf.utils.logging.get_logger()
+    handlers, propagate = logger.handlers[:], logger.propagate
+    logger.handlers, logger.propagate = [logging.StreamHandler(buffer)], False
+    was_enabled = tf.utils.logging.is_progress_bar_enabled()
+    tf.utils.logging.disable_progress_bar()  # audit reports its own progress
     try:
-        value = json.loads(input_file(file).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise AuditInputError(f"{name}: {file.name} is not valid JSON ({exc})") from None
-    if not isinstance(value, dict):
-        raise AuditInputError(f"{name}: {file.name} holds a {type(value).__name__}, expected an object")
-    return value
+        with contextlib.redirect_stderr(buffer), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield lambda: _summary(buffer.getvalue())
+    finally:
+        logger.handlers, logger.propagate = handlers, propagate
+        if was_enabled:
+            tf.utils.logging.enable_progress_bar()
 
 
-def _parameters(path: Path, weights: str, name: str) -> int:
-    """Parameters the safetensors files declare in their headers (nothing else is read)."""
-    if weights.endswith(".index.json"):
-        shards = set(_json(path / weights, name).get("weight_map", {}).values())
-        return sum(_parameters(path, str(shard), name) for shard in shards)
-    file = path / weights
-    if file.resolve().parent != path.resolve() or not file.is_file():
-        raise AuditInputError(f"{name}: weight file {weights!r} is missing or outside the directory")
-    with open(file, "rb") as f:
-        raw = f.read(8)
-        size = struct.unpack("<Q", raw)[0] if len(raw) == 8 else -1
-        header = f.read(size) if 0 <= size <= MAX_HEADER_BYTES else b""
-    try:
-        tensors = json.loads(header)
-        return sum(math.prod(int(s) for s in t["shape"]) for k, t in tensors.items() if k != "__metadata__")
-    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, KeyError, ValueError):
-        raise AuditInputError(f"{name}: {weights} is not a valid safetensors file") from None
+def _summary(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    more = f" (and {len(lines) - 1} more line(s))" if len(lines) > 1 else ""
+    return f"; the library said: {lines[0][:200]}{more}"
 
 
 def _first_line(exc: BaseException) -> str:
