@@ -1,12 +1,13 @@
 """Fuzz campaign: mutated checkpoints, CSVs, NPZs and policies through `audit`, counted by outcome.
 
     python benchmarks/fuzz.py [--checkpoints 10000] [--csvs 3000] [--npzs 2000] [--policies 500]
-                              [--workers 2] [--seed 0]
+                              [--hf-folders 2000] [--workers 2] [--seed 0]
 
 Each case runs in a worker process whose address space is capped at 2 GB (RLIMIT_AS); a case
 that takes over 60 s is a hang (its worker is killed and replaced). Checkpoints, CSVs and
 NPZs go through `audit report` (the performance analyzer, in-process in the worker); policies
-through audit.policy.gates's parser and an evaluation against a fixed run. Outcomes:
+through audit.policy.gates's parser and an evaluation against a fixed run; Hugging Face folders (a saved
+tiny BERT with hostile edits, tests/hf_folders.py) through `audit report FOLDER --text-column text`. Outcomes:
 
     ok            exit 0 or 1 (or a policy that parsed and evaluated)
     bad input     exit 2: one line naming the problem
@@ -31,6 +32,7 @@ import io
 import multiprocessing as mp
 import random
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -40,6 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+import hf_folders  # noqa: E402  (tests/hf_folders.py: a saved tiny BERT and its mutators)
 import hostile  # noqa: E402  (tests/hostile.py: seeds and mutators)
 
 LIMIT_BYTES = 2 << 30
@@ -52,6 +55,8 @@ MEMORY_SIGNS = ("MemoryError", "can't allocate memory", "std::bad_alloc", "Canno
 def build_case(kind: str, index: int, seed: int, seeds: dict, folder: Path) -> tuple[list[str], Path | None]:
     """Write case `index` of `kind` into `folder`; return the `audit` arguments and the payload marker."""
     rng = random.Random(f"{seed}:{kind}:{index}")
+    if kind == "hf":
+        return build_hf_case(rng, seeds, folder), None
     marker = None
     target = ["--target", "approved"]
     if kind == "checkpoint":
@@ -92,6 +97,17 @@ def build_case(kind: str, index: int, seed: int, seeds: dict, folder: Path) -> t
     (folder / "out").mkdir()
     return ["report", str(folder / "model.pt"), "--data", str(folder / name), *args, "-o", str(folder / "out/r.html"),
             "--json", str(folder / "out/r.json"), "--analyzers", "performance", "--quiet"], marker
+
+
+def build_hf_case(rng: random.Random, seeds: dict, folder: Path) -> list[str]:
+    """A copy of the saved tiny BERT folder with one to three hostile edits (tests/hf_folders.py), and six texts."""
+    model = Path(shutil.copytree(seeds["hf"], folder / "model"))
+    hf_folders.mutate_folder(model, rng)
+    (folder / "r.csv").write_text(hf_folders.TEXTS, encoding="utf-8")
+    (folder / "out").mkdir()
+    return ["report", str(model), "--data", str(folder / "r.csv"), "--target", "label", "--text-column", "text",
+            "-o", str(folder / "out/r.html"), "--json", str(folder / "out/r.json"), "--analyzers", "performance",
+            "--quiet"]
 
 
 def run_case(kind: str, index: int, seed: int, seeds: dict) -> str:
@@ -174,6 +190,7 @@ def make_seeds() -> dict:
         "table_bytes": hostile.table_bytes(hostile.table()),
         "npz_bytes": hostile.npz_bytes(hostile.images()),
         "run": audit.run(tabular, data, ["performance"]),
+        "hf": hf_folders.save_tiny_bert(folder / "hf"),
     }
 
 
@@ -273,6 +290,7 @@ def main() -> int:
     parser.add_argument("--csvs", type=int, default=3_000)
     parser.add_argument("--npzs", type=int, default=2_000)
     parser.add_argument("--policies", type=int, default=500)
+    parser.add_argument("--hf-folders", type=int, default=2_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--case", metavar="KIND:INDEX", help="rerun one case with --debug (its traceback shows)")
@@ -280,7 +298,8 @@ def main() -> int:
     if args.case:
         kind, index = args.case.split(":")
         return replay(kind, int(index), args.seed)
-    sizes = {"checkpoint": args.checkpoints, "csv": args.csvs, "npz": args.npzs, "policy": args.policies}
+    sizes = {"checkpoint": args.checkpoints, "csv": args.csvs, "npz": args.npzs, "policy": args.policies,
+             "hf": args.hf_folders}
     jobs = [(kind, i) for kind, n in sizes.items() for i in range(n)]
     random.Random(args.seed).shuffle(jobs)  # mix slow and fast kinds across workers
     start = time.perf_counter()
