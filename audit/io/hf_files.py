@@ -213,7 +213,7 @@ def header(file: Path, name: str) -> dict[str, tuple[int, ...]]:
         if not isinstance(tensor, dict) or set(tensor) != {"dtype", "shape", "data_offsets"}:
             raise AuditInputError(f"{what}: tensor {key!r} is {_kind(tensor)}, expected dtype, shape and data_offsets")
         dtype, shape, offsets = tensor["dtype"], tensor["shape"], tensor["data_offsets"]
-        if dtype not in DTYPES:
+        if not isinstance(dtype, str) or dtype not in DTYPES:
             raise AuditInputError(f"{what}: tensor {key!r} has dtype {dtype!r}, not one safetensors knows")
         if not isinstance(shape, list) or len(shape) > 8 or not all(_count(n) and 0 <= n <= 1 << 40 for n in shape):
             raise AuditInputError(f"{what}: tensor {key!r} has shape {shape!r}, expected up to 8 sizes of 0 or more")
