@@ -176,3 +176,14 @@ def test_a_library_error_left_is_one_line_with_what_the_library_printed(folder, 
     assert refused(folder, capsys).endswith(
         "transformers could not load it: 'list' object has no attribute 'items'; the library said: first library "
         "line (and 3 more line(s))")
+
+
+def test_trusted_pickled_weights_that_do_not_unpickle_are_one_line(folder, capsys):
+    (folder / "model.safetensors").unlink()
+    (folder / "pytorch_model.bin").write_bytes(b"\x80\x02not a pickle at all")
+    data = folder.parent / "r.csv"
+    data.write_text(TEXTS)
+    code = main(["report", str(folder), "--data", str(data), "--target", "label", "--text-column", "text",
+                 "-o", str(folder.parent / "r.html"), "--analyzers", "performance", "--quiet", "--trust-code"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "transformers could not load it" in err, err
