@@ -123,7 +123,7 @@ def config(found: dict, name: str) -> Config:
         raise AuditInputError(f"{what}: architectures is {_kind(architectures)}, expected a list of class names")
     sizes: dict[str, int | None] = {}
     for field, aliases in SIZES.items():
-        key = next((k for k in (field, *aliases) if k in found), None)
+        key = next((k for k in (field, *aliases) if found.get(k) is not None), None)  # null: the default
         value = found.get(key) if key else None
         if key is not None and not (_count(value) and 0 < value <= MAX_SIZE):
             raise AuditInputError(f"{what}: {key} is {value!r}, expected a whole number from 1 to {MAX_SIZE:,}")
@@ -132,8 +132,8 @@ def config(found: dict, name: str) -> Config:
     if heads and hidden and hidden % heads:
         raise AuditInputError(f"{what}: hidden size {hidden} is not a multiple of the {heads} attention heads")
     for key, value in found.items():
-        if ("dropout" in key or key.endswith("_prob")) and value is not None and (
-                not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1):
+        if ("dropout" in key or key.endswith("_prob")) and value is not None and not isinstance(value, bool) and (
+                not isinstance(value, (int, float)) or not 0 <= value <= 1):
             raise AuditInputError(f"{what}: {key} is {value!r}, expected a probability from 0 to 1")
     eps = found.get("layer_norm_eps", 1e-12)
     if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not 0 < eps < 1:
@@ -243,7 +243,7 @@ def matched(declared: Config, tensors: dict[str, tuple[int, ...]], name: str) ->
                 "token_type_embeddings.weight": (size["type_vocab_size"], size["hidden_size"]),
                 "classifier.weight": (declared.labels, None)}
     for suffix, want in expected.items():
-        key = next((k for k in sorted(tensors) if k.endswith(suffix)), None)
+        key = next((k for k in sorted(tensors) if k == suffix or k.endswith(f".{suffix}")), None)
         if key is None:
             continue
         got = tensors[key]
