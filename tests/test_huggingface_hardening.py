@@ -187,3 +187,20 @@ def test_trusted_pickled_weights_that_do_not_unpickle_are_one_line(folder, capsy
                  "-o", str(folder.parent / "r.html"), "--analyzers", "performance", "--quiet", "--trust-code"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err and "transformers could not load it" in err, err
+
+
+def test_a_template_naming_a_special_token_it_does_not_define_is_refused_not_a_panic(folder, capsys):
+    edit_json(folder / "tokenizer.json", lambda t: t["post_processor"]["special_tokens"].pop("[SEP]") and None)
+    assert "the post-processor's template uses a special token it does not define" in refused(folder, capsys)
+
+
+def test_a_tokenizer_panic_while_loading_is_one_line(folder, capsys, monkeypatch):
+    import transformers
+
+    panic = type("PanicException", (BaseException,), {})  # what pyo3 raises for a Rust panic
+
+    def panicking(*args, **kwargs):
+        raise panic("no entry found for key")
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", panicking)
+    assert refused(folder, capsys).endswith("transformers could not load it: no entry found for key")

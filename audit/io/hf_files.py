@@ -285,11 +285,36 @@ def tokenizer(folder: Path, vocab_size: int | None, name: str) -> None:
     if not isinstance(added, list) or not all(isinstance(t, dict) and _count(t.get("id")) and t["id"] >= 0
                                               and isinstance(t.get("content"), str) for t in added):
         raise AuditInputError(f"{what}: added_tokens must be a list of tokens with an id and a content")
+    _template(found.get("post_processor"), what)
     ids += [t["id"] for t in added] + _special_ids(found.get("post_processor"))
     limit = vocab_size or MAX_SIZE
     beyond = [i for i in ids if not (_count(i) and 0 <= i < limit)]
     if beyond:
         raise AuditInputError(f"{what}: token id {beyond[0]!r} is beyond the model's vocabulary of {limit:,}")
+
+
+def _template(processor, what: str) -> None:
+    """Refuse a template post-processor naming a special token it does not define (tokenizers panics on it)."""
+    if not isinstance(processor, dict):
+        return
+    for inner in processor.get("processors") or []:  # a Sequence of post-processors
+        _template(inner, what)
+    if processor.get("type") != "TemplateProcessing":
+        return
+    special = processor.get("special_tokens")
+    if not isinstance(special, dict) or not all(
+            isinstance(t, dict) and isinstance(t.get("ids"), list) and isinstance(t.get("tokens"), list)
+            and len(t["ids"]) == len(t["tokens"]) for t in special.values()):
+        raise AuditInputError(f"{what}: the post-processor's special_tokens must map names to ids and tokens")
+    for side in ("single", "pair"):
+        pieces = processor.get(side) or []
+        if not isinstance(pieces, list) or not all(isinstance(p, dict) for p in pieces):
+            raise AuditInputError(f"{what}: the post-processor's {side} template must be a list of pieces")
+        for piece in pieces:
+            token = piece.get("SpecialToken")
+            if token is not None and (not isinstance(token, dict) or token.get("id") not in special):
+                raise AuditInputError(f"{what}: the post-processor's template uses a special token it does not "
+                                      "define")
 
 
 def _special_ids(value) -> list:

@@ -260,9 +260,11 @@ def load_pretrained(path: str | Path, *, trust_code: bool = False, device: str |
             model, info = tf.AutoModelForSequenceClassification.from_pretrained(
                 path, local_files_only=True, use_safetensors=bool(weights), output_loading_info=True)
             tokenizer = tf.AutoTokenizer.from_pretrained(path, local_files_only=True)
-        except (MemoryError, KeyboardInterrupt):
+            tokenizer(["a b"], padding="max_length", max_length=8, truncation=True)  # a broken template fails here
+        except (MemoryError, KeyboardInterrupt, SystemExit):
             raise
-        except Exception as exc:  # noqa: BLE001 - a library meeting a bad file raises anything at all
+        except BaseException as exc:  # noqa: BLE001 - a library meeting a bad file raises anything at all, and
+            # tokenizers' Rust panics arrive as pyo3's PanicException, a BaseException
             raise AuditInputError(f"{name}: transformers could not load it: {_first_line(exc)}{said()}") from None
     missing = list(info.get("missing_keys") or [])
     if missing:
