@@ -155,7 +155,7 @@ def mutate_folder(folder: Path, rng) -> None:
     index of shards, the safetensors header or file, tokenizer.json and tokenizer_config.json values, or
     random bytes of any of the files. An edit of a file an earlier edit made unreadable is skipped."""
     for _ in range(rng.choice([1, 1, 1, 2, 3])):
-        with contextlib.suppress(ValueError, RecursionError, struct.error):
+        with contextlib.suppress(ValueError, RecursionError, struct.error, TypeError, KeyError, IndexError):
             _mutate_once(folder, rng)
 
 

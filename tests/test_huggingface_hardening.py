@@ -204,3 +204,10 @@ def test_a_tokenizer_panic_while_loading_is_one_line(folder, capsys, monkeypatch
 
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", panicking)
     assert refused(folder, capsys).endswith("transformers could not load it: no entry found for key")
+
+
+@pytest.mark.parametrize("value, says", [("", "unk_token is a str (empty), expected a token"),
+                                         (["[UNK]"], "unk_token is a list, expected a token")])
+def test_a_special_token_that_is_not_a_token_is_refused_not_an_endless_recursion(folder, capsys, value, says):
+    edit_json(folder / "tokenizer_config.json", lambda t: t.update(unk_token=value))
+    assert says in refused(folder, capsys)

@@ -293,6 +293,18 @@ def tokenizer(folder: Path, vocab_size: int | None, name: str) -> None:
         raise AuditInputError(f"{what}: token id {beyond[0]!r} is beyond the model's vocabulary of {limit:,}")
 
 
+def special_tokens(found: dict, name: str) -> None:
+    """Refuse a tokenizer_config.json whose special tokens ([UNK], [PAD], ...) are not non-empty strings (an
+    empty unknown token sends transformers' id lookup into endless recursion)."""
+    for key, value in found.items():
+        if not key.endswith("_token") or value is None:
+            continue
+        content = value.get("content") if isinstance(value, dict) else value
+        if not isinstance(content, str) or not content:
+            raise AuditInputError(f"{name}: tokenizer_config.json's {key} is {_kind(content)}"
+                                  f"{' (empty)' if content == '' else ''}, expected a token")
+
+
 def _template(processor, what: str) -> None:
     """Refuse a template post-processor naming a special token it does not define (tokenizers panics on it)."""
     if not isinstance(processor, dict):

@@ -216,10 +216,9 @@ def load_pretrained(path: str | Path, *, trust_code: bool = False, device: str |
         raise AuditInputError(f"{name}: is a directory without config.json, so not a Hugging Face model "
                               "directory (save_pretrained) either; give a model checkpoint file")
     config = hf_files.read_json(path / "config.json", name)
-    tokenizer_config = path / "tokenizer_config.json"
-    for file, found in (("config.json", config),
-                        ("tokenizer_config.json",
-                         hf_files.read_json(tokenizer_config, name) if tokenizer_config.is_file() else {})):
+    tokenizer_file = path / "tokenizer_config.json"
+    tokenizer_config = hf_files.read_json(tokenizer_file, name) if tokenizer_file.is_file() else {}
+    for file, found in (("config.json", config), ("tokenizer_config.json", tokenizer_config)):
         if not isinstance(found, dict):
             raise AuditInputError(f"{name}: {file} holds a {type(found).__name__}, expected an object")
         if "auto_map" in found:
@@ -255,24 +254,26 @@ def load_pretrained(path: str | Path, *, trust_code: bool = False, device: str |
                                   "(raise it with --max-parameters)")
         hf_files.matched(declared, tensors, name)
     hf_files.tokenizer(path, declared.sizes["vocab_size"], name)
+    hf_files.special_tokens(tokenizer_config, name)
+    single = path / SAFETENSORS[0]
+    source = {"path": name, "sha256": file_sha256(single) if single.is_file() else None}
     with _quiet(tf) as said:
         try:
             model, info = tf.AutoModelForSequenceClassification.from_pretrained(
                 path, local_files_only=True, use_safetensors=bool(weights), output_loading_info=True)
+            missing = list(info.get("missing_keys") or [])
+            if missing:
+                raise AuditInputError(f"{name}: the weights lack {len(missing)} tensor(s) of {architectures[0]} "
+                                      f"(first: {sorted(missing)[0]}); those would be random")
             tokenizer = tf.AutoTokenizer.from_pretrained(path, local_files_only=True)
             tokenizer(["a b"], padding="max_length", max_length=8, truncation=True)  # a broken template fails here
-        except (MemoryError, KeyboardInterrupt, SystemExit):
+            # the Model is made here too: its special token ids are the tokenizer's first lookups
+            return from_transformers(model.float(), tokenizer, device=device, source=source)
+        except (AuditInputError, MemoryError, KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:  # noqa: BLE001 - a library meeting a bad file raises anything at all, and
             # tokenizers' Rust panics arrive as pyo3's PanicException, a BaseException
             raise AuditInputError(f"{name}: transformers could not load it: {_first_line(exc)}{said()}") from None
-    missing = list(info.get("missing_keys") or [])
-    if missing:
-        raise AuditInputError(f"{name}: the weights lack {len(missing)} tensor(s) of {architectures[0]} (first: "
-                              f"{sorted(missing)[0]}); those would be random")
-    single = path / SAFETENSORS[0]
-    source = {"path": name, "sha256": file_sha256(single) if single.is_file() else None}
-    return from_transformers(model.float(), tokenizer, device=device, source=source)
 
 
 @contextlib.contextmanager
