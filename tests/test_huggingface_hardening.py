@@ -211,3 +211,13 @@ def test_a_tokenizer_panic_while_loading_is_one_line(folder, capsys, monkeypatch
 def test_a_special_token_that_is_not_a_token_is_refused_not_an_endless_recursion(folder, capsys, value, says):
     edit_json(folder / "tokenizer_config.json", lambda t: t.update(unk_token=value))
     assert says in refused(folder, capsys)
+
+
+def test_a_special_token_outside_the_vocabulary_is_refused_as_an_id_beyond_the_model(folder, capsys):
+    edit_json(folder / "tokenizer_config.json", lambda t: t.update(pad_token="[NOT IN THE VOCABULARY]"))
+    assert "the tokenizer has token ids up to 54, beyond the model's vocabulary of 54" in refused(folder, capsys)
+
+
+def test_a_length_with_no_room_beside_the_special_tokens_is_refused(folder, capsys):
+    edit_json(folder / "tokenizer_config.json", lambda t: t.update(model_max_length=1))
+    assert "a text of 1 subwords has no room for a word beside the 2 special tokens" in refused(folder, capsys)

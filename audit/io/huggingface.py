@@ -93,6 +93,10 @@ class SubwordTokenizer:
         if not getattr(tok, "is_fast", False):
             raise AuditInputError(f"{type(tok).__name__} is a slow (Python) tokenizer; words are grouped with a "
                                   "fast one (tokenizers library): load it with AutoTokenizer (use_fast=True)")
+        if self.max_length <= tok.num_special_tokens_to_add():
+            raise AuditInputError(f"a text of {self.max_length} subwords has no room for a word beside the "
+                                  f"{tok.num_special_tokens_to_add()} special tokens; raise the tokenizer's "
+                                  "model_max_length")
         for name in ("pad", "unk"):
             if getattr(tok, f"{name}_token_id") is None:
                 raise AuditInputError(f"the tokenizer has no {name} token; audit needs one to pad texts and to hide "
@@ -267,6 +271,11 @@ def load_pretrained(path: str | Path, *, trust_code: bool = False, device: str |
                                       f"(first: {sorted(missing)[0]}); those would be random")
             tokenizer = tf.AutoTokenizer.from_pretrained(path, local_files_only=True)
             tokenizer(["a b"], padding="max_length", max_length=8, truncation=True)  # a broken template fails here
+            rows = model.get_input_embeddings().num_embeddings
+            if max(tokenizer.get_vocab().values()) >= rows:
+                raise AuditInputError(f"{name}: the tokenizer has token ids up to {max(tokenizer.get_vocab().values())}"
+                                      f", beyond the model's vocabulary of {rows} (a special token that is not in "
+                                      "the vocabulary is added with a new id)")
             # the Model is made here too: its special token ids are the tokenizer's first lookups
             return from_transformers(model.float(), tokenizer, device=device, source=source)
         except (AuditInputError, MemoryError, KeyboardInterrupt, SystemExit):
