@@ -271,11 +271,11 @@ def load_pretrained(path: str | Path, *, trust_code: bool = False, device: str |
                                       f"(first: {sorted(missing)[0]}); those would be random")
             tokenizer = tf.AutoTokenizer.from_pretrained(path, local_files_only=True)
             tokenizer(["a b"], padding="max_length", max_length=8, truncation=True)  # a broken template fails here
-            rows = model.get_input_embeddings().num_embeddings
-            if max(tokenizer.get_vocab().values()) >= rows:
-                raise AuditInputError(f"{name}: the tokenizer has token ids up to {max(tokenizer.get_vocab().values())}"
-                                      f", beyond the model's vocabulary of {rows} (a special token that is not in "
-                                      "the vocabulary is added with a new id)")
+            top, rows = max(tokenizer.get_vocab().values()), model.get_input_embeddings().num_embeddings
+            if top >= rows:
+                raise AuditInputError(f"{name}: the tokenizer has token ids up to {top}, beyond the model's "
+                                      f"vocabulary of {rows} (a special token that is not in the vocabulary is "
+                                      "added with a new id)")
             # the Model is made here too: its special token ids are the tokenizer's first lookups
             return from_transformers(model.float(), tokenizer, device=device, source=source)
         except (AuditInputError, MemoryError, KeyboardInterrupt, SystemExit):
