@@ -221,3 +221,21 @@ def test_a_special_token_outside_the_vocabulary_is_refused_as_an_id_beyond_the_m
 def test_a_length_with_no_room_beside_the_special_tokens_is_refused(folder, capsys):
     edit_json(folder / "tokenizer_config.json", lambda t: t.update(model_max_length=1))
     assert "a text of 1 subwords has no room for a word beside the 2 special tokens" in refused(folder, capsys)
+
+
+@pytest.mark.parametrize("case", range(24))
+def test_mutated_folders_of_the_fuzz_family_end_in_a_report_or_one_line(saved, tmp_path, capsys, case):
+    """A fixed-seed slice of benchmarks/fuzz.py's Hugging Face family (the campaign runs thousands)."""
+    import random
+
+    from hf_folders import mutate_folder
+
+    folder = shutil.copytree(saved, tmp_path / "model")
+    mutate_folder(folder, random.Random(f"0:hf:{case}"))
+    data = tmp_path / "r.csv"
+    data.write_text(TEXTS)
+    code = main(["report", str(folder), "--data", str(data), "--target", "label", "--text-column", "text",
+                 "-o", str(tmp_path / "r.html"), "--analyzers", "performance", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code in (0, 1) or (code == 2 and "\n" not in err), err
+    assert "Traceback" not in err
