@@ -1,7 +1,7 @@
 """Fuzz campaign: mutated checkpoints, CSVs, NPZs, image folders and policies through `audit`, counted by outcome.
 
     python benchmarks/fuzz.py [--checkpoints 10000] [--csvs 3000] [--npzs 2000] [--images 500] [--policies 1000]
-                              [--workers 2] [--seed 0]
+                              [--hf-folders 2000] [--workers 2] [--seed 0]
 
 Each case runs in a worker process whose address space is capped at 2 GB (RLIMIT_AS); a case
 that takes over 60 s is a hang (its worker is killed and replaced). Checkpoints, CSVs, NPZs
@@ -10,7 +10,8 @@ policies through audit.policy.gates's parser and an evaluation against a fixed r
 hold decompression bombs (tests/bombs.py: small files declaring up to 65535x65535 pixels in PNG,
 BMP and GIF headers, first or later in the folder, with or without metadata.csv, read whole or
 --stream) and mutated images of every format; policies include deep nesting (lists, inline tables,
-dotted keys, up to 100,000 deep) and large files. Outcomes:
+dotted keys, up to 100,000 deep) and large files; Hugging Face folders (a saved tiny BERT with hostile
+edits, tests/hf_folders.py) go through `audit report FOLDER --text-column text`. Outcomes:
 
     ok            exit 0 or 1 (or a policy that parsed and evaluated)
     bad input     exit 2: one line naming the problem
@@ -35,6 +36,7 @@ import io
 import multiprocessing as mp
 import random
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -45,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import bombs  # noqa: E402  (tests/bombs.py: decompression bombs and nested documents)
+import hf_folders  # noqa: E402  (tests/hf_folders.py: a saved tiny BERT and its mutators)
 import hostile  # noqa: E402  (tests/hostile.py: seeds and mutators)
 
 LIMIT_BYTES = 2 << 30
@@ -59,6 +62,8 @@ def build_case(kind: str, index: int, seed: int, seeds: dict, folder: Path) -> t
     rng = random.Random(f"{seed}:{kind}:{index}")
     if kind == "images":
         return image_folder_case(rng, seeds, folder)
+    if kind == "hf":
+        return build_hf_case(rng, seeds, folder), None
     marker = None
     target = ["--target", "approved"]
     if kind == "checkpoint":
@@ -122,6 +127,17 @@ def image_folder_case(rng: random.Random, seeds: dict, folder: Path) -> tuple[li
     return ["report", str(folder / "model.pt"), "--data", str(data), *args, *(["--stream"] * (rng.random() < 0.4)),
             "-o", str(folder / "out/r.html"), "--json", str(folder / "out/r.json"), "--analyzers", "performance",
             "--quiet"], None
+
+
+def build_hf_case(rng: random.Random, seeds: dict, folder: Path) -> list[str]:
+    """A copy of the saved tiny BERT folder with one to three hostile edits (tests/hf_folders.py), and six texts."""
+    model = Path(shutil.copytree(seeds["hf"], folder / "model"))
+    hf_folders.mutate_folder(model, rng)
+    (folder / "r.csv").write_text(hf_folders.TEXTS, encoding="utf-8")
+    (folder / "out").mkdir()
+    return ["report", str(model), "--data", str(folder / "r.csv"), "--target", "label", "--text-column", "text",
+            "-o", str(folder / "out/r.html"), "--json", str(folder / "out/r.json"), "--analyzers", "performance",
+            "--quiet"]
 
 
 def run_case(kind: str, index: int, seed: int, seeds: dict) -> str:
@@ -205,6 +221,7 @@ def make_seeds() -> dict:
         "npz_bytes": hostile.npz_bytes(hostile.images()),
         "png": _png_bytes(),
         "run": audit.run(tabular, data, ["performance"]),
+        "hf": hf_folders.save_tiny_bert(folder / "hf"),
     }
 
 
@@ -313,6 +330,7 @@ def main() -> int:
     parser.add_argument("--npzs", type=int, default=2_000)
     parser.add_argument("--images", type=int, default=500)
     parser.add_argument("--policies", type=int, default=1000)
+    parser.add_argument("--hf-folders", type=int, default=2_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--case", metavar="KIND:INDEX", help="rerun one case with --debug (its traceback shows)")
@@ -321,7 +339,7 @@ def main() -> int:
         kind, index = args.case.split(":")
         return replay(kind, int(index), args.seed)
     sizes = {"checkpoint": args.checkpoints, "csv": args.csvs, "npz": args.npzs, "images": args.images,
-             "policy": args.policies}
+             "policy": args.policies, "hf": args.hf_folders}
     jobs = [(kind, i) for kind, n in sizes.items() for i in range(n)]
     random.Random(args.seed).shuffle(jobs)  # mix slow and fast kinds across workers
     start = time.perf_counter()

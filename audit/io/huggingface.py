@@ -28,9 +28,11 @@ transformers is an optional extra, imported only here and only when a model is m
 
 from __future__ import annotations
 
-import json
+import contextlib
+import io
+import logging
 import math
-import struct
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +42,7 @@ import torch
 from torch import nn
 
 from audit.core.adapters import Logits
+from audit.io import hf_files
 from audit.io.checkpoint import TRUST, file_sha256
 from audit.io.limits import MAX_PARAMETERS
 from audit.core.dataset import Dataset
@@ -47,14 +50,13 @@ from audit.core.encoders import MAX_TOKENS
 from audit._util.distribution import install_hint
 from audit._util.errors import AuditInputError, UnsafeCheckpointError
 from audit.core.model import Model, Task
-from audit._util.paths import input_file, shown
+from audit._util.paths import shown
 
 INSTALL = f"Hugging Face models need the transformers extra: {install_hint('transformers')}"
 DEFAULT_MAX_LENGTH = 512  # subwords per text when neither the tokenizer nor the config sets a limit
 DEFAULT_BATCH_SIZE = 32  # texts per forward pass: attention memory grows with length squared
 SAFETENSORS = ("model.safetensors", "model.safetensors.index.json")
 PICKLED = ("pytorch_model.bin", "pytorch_model.bin.index.json")
-MAX_HEADER_BYTES = 100 << 20  # a safetensors header lists tensor names and shapes: a few MB at most
 
 
 def transformers():
@@ -92,6 +94,10 @@ class SubwordTokenizer:
         if not getattr(tok, "is_fast", False):
             raise AuditInputError(f"{type(tok).__name__} is a slow (Python) tokenizer; words are grouped with a "
                                   "fast one (tokenizers library): load it with AutoTokenizer (use_fast=True)")
+        if self.max_length <= tok.num_special_tokens_to_add():
+            raise AuditInputError(f"a text of {self.max_length} subwords has no room for a word beside the "
+                                  f"{tok.num_special_tokens_to_add()} special tokens; raise the tokenizer's "
+                                  "model_max_length")
         for name in ("pad", "unk"):
             if getattr(tok, f"{name}_token_id") is None:
                 raise AuditInputError(f"the tokenizer has no {name} token; audit needs one to pad texts and to hide "
@@ -207,24 +213,36 @@ def _max_length(tokenizer, config) -> int:
 def load_pretrained(path: str | Path, *, trust_code: bool = False, device: str | None = None,
                     max_parameters: int = MAX_PARAMETERS) -> Model:
     """A `Model` from a `save_pretrained` directory of a sequence classifier and its tokenizer, loaded
-    offline; pickled weights only with `trust_code`."""
+    offline; pickled weights only with `trust_code`. Every file transformers would read is checked first as
+    plain data (`audit.io.hf_files`); whatever transformers, tokenizers or safetensors still raise is one line."""
     path = Path(path)
     name = shown(path)
-    config = _json(path / "config.json", name)
-    for file, found in (("config.json", config), ("tokenizer_config.json", _json(path / "tokenizer_config.json", name,
-                                                                                required=False))):
+    if not (path / "config.json").is_file():
+        raise AuditInputError(f"{name}: is a directory without config.json, so not a Hugging Face model "
+                              "directory (save_pretrained) either; give a model checkpoint file")
+    config = hf_files.read_json(path / "config.json", name)
+    tokenizer_file = path / "tokenizer_config.json"
+    tokenizer_config = hf_files.read_json(tokenizer_file, name) if tokenizer_file.is_file() else {}
+    for file, found in (("config.json", config), ("tokenizer_config.json", tokenizer_config)):
+        if not isinstance(found, dict):
+            raise AuditInputError(f"{name}: {file} holds a {type(found).__name__}, expected an object")
         if "auto_map" in found:
             raise UnsafeCheckpointError(f"{name}: {file} names custom code (auto_map), which would run when the model "
                                         "is loaded; audit never runs a model folder's code (trust_remote_code)")
+    declared = hf_files.config(config, name)
     tf = transformers()
-    model_type = config.get("model_type")
+    model_type = config["model_type"]
     if model_type not in tf.CONFIG_MAPPING:
         raise UnsafeCheckpointError(f"{name}: model_type {model_type!r} is not one transformers knows; it would need "
                                     "the folder's own code (trust_remote_code), which audit never runs")
     architectures = config.get("architectures") or []
-    if not any(str(a).endswith("ForSequenceClassification") for a in architectures):
-        raise AuditInputError(f"{name}: config.json declares {', '.join(map(str, architectures)) or 'no architecture'}"
+    if not any(a.endswith("ForSequenceClassification") for a in architectures):
+        raise AuditInputError(f"{name}: config.json declares {', '.join(architectures) or 'no architecture'}"
                               ", not a sequence classifier (...ForSequenceClassification)")
+    estimate = declared.parameters()
+    if estimate > max_parameters:
+        raise AuditInputError(f"{name}: config.json describes about {estimate:,} parameters, over the limit of "
+                              f"{max_parameters:,} (raise it with --max-parameters)")
     weights = [f for f in SAFETENSORS if (path / f).is_file()]
     if not weights:
         if not any((path / f).is_file() for f in PICKLED):
@@ -234,62 +252,66 @@ def load_pretrained(path: str | Path, *, trust_code: bool = False, device: str |
                                         f"code when loaded; nothing was loaded. {TRUST}, or save the model with "
                                         "safetensors (save_pretrained's default)")
     else:
-        count = _parameters(path, weights[0], name)
+        tensors = hf_files.shapes(path, weights[0], name)
+        count = sum(math.prod(shape) for shape in tensors.values())
         if count > max_parameters:
             raise AuditInputError(f"{name}: {count:,} parameters, over the limit of {max_parameters:,} "
                                   "(raise it with --max-parameters)")
+        hf_files.matched(declared, tensors, name)
+    hf_files.tokenizer(path, declared.sizes["vocab_size"], name)
+    hf_files.special_tokens(tokenizer_config, name)
+    single = path / SAFETENSORS[0]
+    source = {"path": name, "sha256": file_sha256(single) if single.is_file() else None}
+    with _quiet(tf) as said:
+        try:
+            model, info = tf.AutoModelForSequenceClassification.from_pretrained(
+                path, local_files_only=True, use_safetensors=bool(weights), output_loading_info=True)
+            missing = list(info.get("missing_keys") or [])
+            if missing:
+                raise AuditInputError(f"{name}: the weights lack {len(missing)} tensor(s) of {architectures[0]} "
+                                      f"(first: {sorted(missing)[0]}); those would be random")
+            tokenizer = tf.AutoTokenizer.from_pretrained(path, local_files_only=True)
+            tokenizer(["a b"], padding="max_length", max_length=8, truncation=True)  # a broken template fails here
+            top, rows = max(tokenizer.get_vocab().values()), model.get_input_embeddings().num_embeddings
+            if top >= rows:
+                raise AuditInputError(f"{name}: the tokenizer has token ids up to {top}, beyond the model's "
+                                      f"vocabulary of {rows} (a special token that is not in the vocabulary is "
+                                      "added with a new id)")
+            # the Model is made here too: its special token ids are the tokenizer's first lookups
+            return from_transformers(model.float(), tokenizer, device=device, source=source)
+        except (AuditInputError, MemoryError, KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a library meeting a bad file raises anything at all, and
+            # tokenizers' Rust panics arrive as pyo3's PanicException, a BaseException
+            raise AuditInputError(f"{name}: transformers could not load it: {_first_line(exc)}{said()}") from None
+
+
+@contextlib.contextmanager
+def _quiet(tf):
+    """Library output while loading (stderr, transformers' log, warnings, progress bars) kept from the user's
+    terminal; yields a function that summarises what was said, for the one line of a refusal."""
+    buffer = io.StringIO()
+    logger = tf.utils.logging.get_logger()
+    handlers, propagate = logger.handlers[:], logger.propagate
+    logger.handlers, logger.propagate = [logging.StreamHandler(buffer)], False
     was_enabled = tf.utils.logging.is_progress_bar_enabled()
     tf.utils.logging.disable_progress_bar()  # audit reports its own progress
     try:
-        model, info = tf.AutoModelForSequenceClassification.from_pretrained(
-            path, local_files_only=True, use_safetensors=bool(weights), output_loading_info=True)
-        tokenizer = tf.AutoTokenizer.from_pretrained(path, local_files_only=True)
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise AuditInputError(f"{name}: transformers could not load it: {_first_line(exc)}") from None
+        with contextlib.redirect_stderr(buffer), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield lambda: _summary(buffer.getvalue())
     finally:
+        logger.handlers, logger.propagate = handlers, propagate
         if was_enabled:
             tf.utils.logging.enable_progress_bar()
-    missing = list(info.get("missing_keys") or [])
-    if missing:
-        raise AuditInputError(f"{name}: the weights lack {len(missing)} tensor(s) of {architectures[0]} (first: "
-                              f"{sorted(missing)[0]}); those would be random")
-    single = path / SAFETENSORS[0]
-    source = {"path": name, "sha256": file_sha256(single) if single.is_file() else None}
-    return from_transformers(model.float(), tokenizer, device=device, source=source)
 
 
-def _json(file: Path, name: str, *, required: bool = True) -> dict:
-    if not file.is_file():
-        if required:
-            raise AuditInputError(f"{name}: is a directory without {file.name}, so not a Hugging Face model "
-                                  "directory (save_pretrained) either; give a model checkpoint file")
-        return {}
-    try:
-        value = json.loads(input_file(file).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise AuditInputError(f"{name}: {file.name} is not valid JSON ({exc})") from None
-    if not isinstance(value, dict):
-        raise AuditInputError(f"{name}: {file.name} holds a {type(value).__name__}, expected an object")
-    return value
-
-
-def _parameters(path: Path, weights: str, name: str) -> int:
-    """Parameters the safetensors files declare in their headers (nothing else is read)."""
-    if weights.endswith(".index.json"):
-        shards = set(_json(path / weights, name).get("weight_map", {}).values())
-        return sum(_parameters(path, str(shard), name) for shard in shards)
-    file = path / weights
-    if file.resolve().parent != path.resolve() or not file.is_file():
-        raise AuditInputError(f"{name}: weight file {weights!r} is missing or outside the directory")
-    with open(file, "rb") as f:
-        raw = f.read(8)
-        size = struct.unpack("<Q", raw)[0] if len(raw) == 8 else -1
-        header = f.read(size) if 0 <= size <= MAX_HEADER_BYTES else b""
-    try:
-        tensors = json.loads(header)
-        return sum(math.prod(int(s) for s in t["shape"]) for k, t in tensors.items() if k != "__metadata__")
-    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, KeyError, ValueError):
-        raise AuditInputError(f"{name}: {weights} is not a valid safetensors file") from None
+def _summary(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    more = f" (and {len(lines) - 1} more line(s))" if len(lines) > 1 else ""
+    return f"; the library said: {lines[0][:200]}{more}"
 
 
 def _first_line(exc: BaseException) -> str:
