@@ -63,8 +63,8 @@ def save(model: Model, path: str | Path) -> Path:
     """Write `model` in our checkpoint format, atomically."""
     if model.architecture is None:
         raise AuditInputError(
-            "only registry models can be saved as audit checkpoints; export your own module with "
-            "audit.io.checkpoint.save_torchscript(model, path)"
+            "only registry models can be saved as audit checkpoints; export your own module as a .pt2 with "
+            "audit.save_exported(model, path)"
         )
     payload = {
         "format": FORMAT,
@@ -75,20 +75,6 @@ def save(model: Model, path: str | Path) -> Path:
         "task": model.task.to_dict(),
     }
     return write_atomic(path, lambda f: torch.save(payload, f))
-
-
-def save_torchscript(model: Model, path: str | Path, *, example: torch.Tensor | None = None) -> Path:
-    """Write `model` as a TorchScript archive carrying its task, loadable by
-    `audit.load_model(path, trust_code=True)`. The module is scripted, or traced on `example` (model-space
-    inputs) when given.
-    """
-    module = model.module.cpu().eval()
-    try:
-        scripted = torch.jit.trace(module, example) if example is not None else torch.jit.script(module)
-    finally:
-        model.module.to(model.device)
-    extra = {TASK_FILE: json.dumps(model.task.to_dict())}
-    return write_atomic(path, lambda f: torch.jit.save(scripted, f, _extra_files=extra))
 
 
 @dataclass(frozen=True)
@@ -176,17 +162,18 @@ def _load_torchscript(raw: bytes, name: str, source: dict, device) -> Model:
         raise AuditInputError(NOT_A_CHECKPOINT.format(path=name, why=first_line(exc))) from None
     if not extra[TASK_FILE]:
         raise AuditInputError(
-            f"{name}: TorchScript file without audit task metadata; export it with "
-            "audit.io.checkpoint.save_torchscript(audit.wrap(module, ...), path)"
+            f"{name}: TorchScript file without audit task metadata; export the model as a .pt2 with "
+            "audit.save_exported(audit.wrap(module, ...), path)"
         )
     try:
-        task = Task.from_dict(_task_json(extra[TASK_FILE]))
+        task = Task.from_dict(task_json(extra[TASK_FILE]))
     except AuditInputError as exc:
         raise AuditInputError(f"{name}: bad audit task metadata ({exc})") from None
     return Model(module, task, architecture="torchscript", device=device, source=source)
 
 
-def _task_json(text: str | bytes):
+def task_json(text: str | bytes):
+    """The JSON of a task file, refused when too large or too deep."""
     if len(text) > MAX_TASK_BYTES:
         raise AuditInputError(f"{TASK_FILE} is larger than {MAX_TASK_BYTES >> 20} MB")
     try:

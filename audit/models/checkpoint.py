@@ -15,16 +15,21 @@ from audit._util import validate as check
 from audit._util.errors import AuditInputError
 from audit.core.encoders import ImageEncoder
 from audit.core.model import Model, Task
+from audit.io import exported
 from audit.io.checkpoint import INVALID, Payload, first_line, read
+from audit.io.exported import is_exported
 from audit.io.limits import MAX_PARAMETERS
 from audit.models.registry import MODELS
 
 
 def load(path: str | Path, *, trust_code: bool = False, trust_pickle: bool = False, device: str | None = None,
          max_parameters: int = MAX_PARAMETERS) -> Model:
-    """A `Model` from our checkpoint format, or from a Hugging Face model directory (`save_pretrained`:
-    `audit.io.huggingface.load_pretrained`); TorchScript and pickles only with `trust_code` (`trust_pickle`
-    is its alias). Refuses checkpoints declaring more than `max_parameters`."""
+    """A `Model` from our checkpoint format, a `.pt2` ExportedProgram (`audit.io.exported.load`), or a Hugging Face
+    model directory (`save_pretrained`: `audit.io.huggingface.load_pretrained`); TorchScript, pickles and `.pt2`
+    parts that carry code only with `trust_code` (`trust_pickle` is its alias). Refuses checkpoints declaring
+    more than `max_parameters`."""
+    if is_exported(path):
+        return exported.load(path, trust_code=trust_code or trust_pickle, device=device, max_parameters=max_parameters)
     return read(path, build=build, trust_code=trust_code, trust_pickle=trust_pickle, device=device,
                 max_parameters=max_parameters)
 

@@ -1,0 +1,312 @@
+"""`.pt2` files (torch.export's ExportedProgram) read as data, with the task they are audited for.
+
+`torch.export.load` is not safe on its own (its docstring says so), and reading torch's source shows where a
+`.pt2` can run code from the file: weights and constants marked `use_pickle` and "opaque" constants are
+unpickled (`weights_only=False`, `pickle.loads`), TorchBind objects are rebuilt by their registered classes,
+sample inputs that fail a `weights_only` load are retried without it, symbolic shape expressions are parsed
+with `sympy.sympify` (an `eval`), `guards_code` strings become Python source of the module's input checks,
+node targets are looked up by any attribute path under `torch` (`torch.os.system` resolves), and an archive
+may carry AOTInductor shared libraries. So the archive is checked first, from its entry list and JSON alone:
+only tensors stored as raw bytes, sample inputs that load with `weights_only=True`, shape expressions made
+of sympy names and symbols, no guards code, and graph nodes calling ATen operators or the few Python
+operators shapes need. Anything else is refused without `trust_code`.
+
+The task (modality, classes, encoder) and the input adapter (layout, mean, std) come from the caller
+(`task=`), from a sidecar beside the file (`model.pt2.task.json`, `write_task`), or from the archive's
+extra file `audit_task.json` (`save`, public as `audit.save_exported`), in that order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import warnings
+import zipfile
+from collections.abc import Mapping, Sequence
+from math import prod
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from audit._util import validate as check
+from audit._util.errors import AuditInputError, UnsafeCheckpointError
+from audit._util.files import write_atomic
+from audit._util.paths import input_file, shown
+from audit.core.adapters import LAYOUTS, Logits
+from audit.core.model import Model, Task
+from audit.io.checkpoint import TASK_FILE, TRUST, first_line, task_json
+from audit.io.limits import MAX_PARAMETERS
+
+SIDECAR_SUFFIX = ".task.json"
+UNSAFE = "{path}: an ExportedProgram whose loading can run code from the file ({why}); nothing was loaded. " + TRUST
+NO_TASK = (
+    "{path}: an ExportedProgram without the task it is audited for; save it with audit.save_exported(model, path), "
+    "write one beside it with audit.io.exported.write_task(model, path), or give the task on the command line"
+)
+NOT_EXPORTED = "{path}: not a readable .pt2 ExportedProgram ({why})"
+
+_ENTRIES = re.compile(
+    r"(archive_format|archive_version|byteorder|\.data/version|\.data/serialization_id|models/model\.json"
+    r"|data/weights/(model_weights_config\.json|weight_\d+)|data/constants/(model_constants_config\.json|tensor_\d+)"
+    r"|data/sample_inputs/model\.pt|extra/[\w.-]+)"
+)
+# what symbolic shapes need from Python's operator module; nothing here reaches the file system or imports
+_OPERATORS = {"getitem", "add", "sub", "mul", "floordiv", "truediv", "mod", "neg", "pow", "eq", "ne", "lt", "le",
+              "gt", "ge", "and_", "or_", "not_"}
+_CONV_DEFAULTS = (None, None, None, (1, 1), (0, 0), (1, 1), 1)  # aten.conv2d: input, weight, bias, stride, ...
+_SYMPY_KEYWORDS = {"positive", "integer", "nonnegative", "negative", "nonpositive", "real", "finite", "zero"}
+
+
+def is_exported(path: str | Path) -> bool:
+    """Whether `path` is a `.pt2` archive (torch.export.save), from its entry list alone."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(n.split("/", 1)[-1] == "archive_format" for n in archive.namelist())
+    except (OSError, zipfile.BadZipFile, UnicodeDecodeError):
+        return False
+
+
+def task_sidecar(path: str | Path) -> Path:
+    """Where the task of the `.pt2` at `path` is kept beside it: `model.pt2.task.json`."""
+    return Path(str(path) + SIDECAR_SUFFIX)
+
+
+def write_task(model: Model | Task, path: str | Path, *, layout: str = "NCHW", mean: Sequence[float] | None = None,
+               std: Sequence[float] | None = None) -> Path:
+    """Write the sidecar (`task_sidecar(path)`) that lets a `.pt2` exported by the user be audited: the task of
+    `model` (an audit Model, or a Task) and how the program reads pixels (`layout`, per-channel `mean`/`std` of
+    a program that reads normalised images). Returns the sidecar's path."""
+    task = model.task if isinstance(model, Model) else model
+    text = json.dumps(_sidecar(task, layout, mean, std), indent=1)
+    return write_atomic(task_sidecar(path), lambda f: f.write(text.encode()))
+
+
+def save(model: Model, path: str | Path, *, example: torch.Tensor | None = None) -> Path:
+    """Write `model` as a `.pt2` ExportedProgram carrying its task, atomically; `audit.load_model(path)` and
+    `audit report path` read it without running code from it. The program is exported from `model.module`
+    (its input adapter included) on `example` (model-space inputs; by default two made from the task's input
+    shape), with a dynamic batch size."""
+    module = model.module.eval()
+    example = _example(model.task) if example is None else example.detach().cpu()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # export notes internals (deprecations, specialisations) users can't act on
+            program = torch.export.export(module.cpu(), (example,),
+                                          dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
+    except Exception as exc:  # noqa: BLE001 - export refuses modules in many ways
+        raise AuditInputError(f"torch.export could not export the model ({first_line(exc)})") from None
+    finally:
+        module.to(model.device)
+    extra = {TASK_FILE: json.dumps(_sidecar(model.task, "NCHW", None, None))}
+    return write_atomic(path, lambda f: torch.export.save(program, f, extra_files=extra))
+
+
+def load(path: str | Path, *, task: Task | None = None, layout: str = "NCHW", mean: Sequence[float] | None = None,
+         std: Sequence[float] | None = None, trust_code: bool = False, device: str | None = None,
+         max_parameters: int = MAX_PARAMETERS) -> Model:
+    """The `Model` of a `.pt2` file, once its archive is shown to hold data only (or `trust_code`). The task is
+    `task` (with `layout`, `mean`, `std`), else the sidecar beside the file, else the archive's own."""
+    path = input_file(path)
+    name = shown(path)
+    raw = path.read_bytes()
+    reasons, count = _inspect(raw, name)
+    if reasons and not trust_code:
+        raise UnsafeCheckpointError(UNSAFE.format(path=name, why="; ".join(reasons)))
+    if count > max_parameters:
+        raise AuditInputError(f"{name}: the program holds {count:,} weights, above the limit of {max_parameters:,} "
+                              "(Python: max_parameters=...; CLI: --max-parameters N)")
+    extra = {TASK_FILE: ""}
+    target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.export.load(io.BytesIO(raw), extra_files=extra)
+            if target.type != "cpu":
+                program = torch.export.passes.move_to_device_pass(program, target)
+            module = _eager(program.module())
+    except Exception as exc:  # noqa: BLE001 - a damaged archive fails in many ways
+        raise AuditInputError(NOT_EXPORTED.format(path=name, why=first_line(exc))) from None
+    if task is None:
+        task, layout, mean, std = _task(path, name, extra[TASK_FILE])
+    source = {"path": name, "sha256": hashlib.sha256(raw).hexdigest()}
+    return Model(Logits(module, layout=layout, mean=mean, std=std), task, architecture="exported", device=target,
+                 source=source)
+
+
+def _task(path: Path, name: str, inside: str) -> tuple[Task, str, list | None, list | None]:
+    """The task, layout, mean and std from the sidecar beside `path`, else from the archive (`inside`)."""
+    sidecar = task_sidecar(path)
+    where, text = (shown(sidecar), sidecar.read_bytes()) if sidecar.is_file() else (name, inside)
+    if not text:
+        raise AuditInputError(NO_TASK.format(path=name))
+    try:
+        d = task_json(text)
+        check.mapping(d, "the task file")
+        task = Task.from_dict(d.get("task"), "task")
+        layout = d.get("layout", "NCHW")
+        if layout not in LAYOUTS:
+            raise check.fail("layout", f"one of {', '.join(LAYOUTS)}", layout)
+        mean, std = (None if d.get(k) is None else check.numbers(d[k], k) for k in ("mean", "std"))
+    except AuditInputError as exc:
+        raise AuditInputError(f"{where}: bad audit task metadata ({exc})") from None
+    return task, layout, mean, std
+
+
+def _sidecar(task: Task, layout: str, mean, std) -> dict:
+    if layout not in LAYOUTS:
+        raise AuditInputError(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
+    return {"task": task.to_dict(), "layout": layout, "mean": None if mean is None else [float(m) for m in mean],
+            "std": None if std is None else [float(s) for s in std]}
+
+
+def _example(task: Task) -> torch.Tensor:
+    encoder = task.encoder
+    if task.modality == "image" and encoder.shape is not None:
+        return encoder.low + (encoder.high - encoder.low) * torch.rand(2, *encoder.shape)
+    if task.modality == "tabular":
+        try:
+            return torch.zeros(2, len(encoder.feature_names(None)))
+        except Exception:  # noqa: BLE001 - an encoder that learns its columns from the data knows none yet
+            pass
+    raise AuditInputError("save_exported needs example=... (a batch of model inputs) for this model's task")
+
+
+def _inspect(raw: bytes, name: str) -> tuple[list[str], int]:
+    """Why loading this archive could run code from it (empty when it cannot), and how many weights it holds."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(raw))
+        names = archive.namelist()
+    except Exception as exc:  # noqa: BLE001 - an archive we cannot list is one we cannot vouch for
+        raise AuditInputError(NOT_EXPORTED.format(path=name, why=f"unreadable zip archive: {first_line(exc)}")) from None
+    roots = {n.split("/", 1)[0] for n in names}
+    if len(roots) != 1 or any("/" not in n for n in names):
+        raise AuditInputError(NOT_EXPORTED.format(path=name, why="entries outside one archive folder"))
+    root = roots.pop() + "/"
+    entries = {n[len(root):]: n for n in names}
+    reasons = [f"entry {e} is not one torch.export writes for plain tensors" for e in entries if not _ENTRIES.fullmatch(e)]
+
+    def read_json(entry: str):
+        if entry not in entries:
+            raise AuditInputError(NOT_EXPORTED.format(path=name, why=f"{entry} missing"))
+        try:
+            return json.loads(archive.read(entries[entry]))
+        except Exception as exc:  # noqa: BLE001 - bad bytes or bad JSON
+            raise AuditInputError(NOT_EXPORTED.format(path=name, why=f"{entry}: {first_line(exc)}")) from None
+
+    weights = read_json("data/weights/model_weights_config.json").get("config", {})
+    constants = read_json("data/constants/model_constants_config.json").get("config", {})
+    count = 0
+    for kind, config in (("weight", weights), ("constant", constants)):
+        for key, meta in config.items():
+            if meta.get("use_pickle") or not re.fullmatch(r"(weight|tensor)_\d+", str(meta.get("path_name"))):
+                reasons.append(f"{kind} {key} is a pickled object")
+            elif kind == "weight":
+                count += prod(s.get("as_int", 0) for s in (meta.get("tensor_meta") or {}).get("sizes", []))
+    if "data/sample_inputs/model.pt" in entries:
+        try:
+            torch.load(io.BytesIO(archive.read(entries["data/sample_inputs/model.pt"])), weights_only=True)
+        except Exception:  # noqa: BLE001 - torch would retry it with weights_only=False
+            reasons.append("its sample inputs are pickled objects")
+    reasons += _graph_reasons(read_json("models/model.json"))
+    return reasons, count
+
+
+def _graph_reasons(program: Mapping) -> list[str]:
+    """What in the serialized program turns into Python code: guards code, node targets outside ATen and the
+    shape operators, shape expressions that are not sympy names and symbols."""
+    reasons = ["it carries guards code (Python source)"] if program.get("guards_code") else []
+    targets, expressions = set(), set()
+
+    def walk(value):
+        if isinstance(value, Mapping):
+            if isinstance(value.get("target"), str) and "inputs" in value:
+                targets.add(value["target"])
+            if isinstance(value.get("expr_str"), str):
+                expressions.add(value["expr_str"])
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(program)
+    reasons += [f"node target {t}" for t in sorted(targets) if not _safe_target(t)]
+    reasons += [f"shape expression {e[:60]!r}" for e in sorted(expressions) if not _safe_expression(e)]
+    return reasons
+
+
+def _safe_target(target: str) -> bool:
+    if target.startswith("_operator."):
+        return target.split(".", 1)[1] in _OPERATORS
+    return re.fullmatch(r"torch\.ops\.aten\.\w+\.\w+", target) is not None
+
+
+def _safe_expression(text: str) -> bool:
+    """A sympy `srepr` of shapes: class names, symbol names in quotes, numbers, operators; no attribute access,
+    no other strings, no lower-case names but sympy's assumptions."""
+    if not re.fullmatch(r"[\w\s'(),=+\-*/.]*", text):
+        return False
+    quoted = re.findall(r"'([^']*)'", text)
+    if text.count("'") != 2 * len(quoted) or not all(re.fullmatch(r"[a-z]+\d*", q) for q in quoted):
+        return False
+    bare = re.sub(r"'[^']*'", "", text)
+    if re.search(r"(?<!\d)\.|\.(?!\d)", bare):
+        return False
+    return all(re.fullmatch(r"[A-Z][A-Za-z]*", w) or w in _SYMPY_KEYWORDS or w in ("True", "False")
+               for w in re.findall(r"[A-Za-z_]\w*", bare))
+
+
+def _eager(program_module: nn.Module) -> torch.fx.GraphModule:
+    """A plain GraphModule of the program (train/eval allowed), whose convolutions are called as nn.Conv2d
+    modules holding the program's own weights, so layer methods (Grad-CAM) can hook them."""
+    module = torch.fx.GraphModule(program_module, program_module.graph)
+    for attribute in ("_in_spec", "_out_spec"):
+        if hasattr(program_module, attribute):
+            setattr(module, attribute, getattr(program_module, attribute))
+    graph = module.graph
+    for node in list(graph.nodes):
+        if node.op == "call_function" and node.target is torch.ops.aten.conv2d.default:
+            path = _as_conv(module, node)
+            if path is not None:
+                with graph.inserting_before(node):
+                    node.replace_all_uses_with(graph.call_module(path, (node.args[0],)))
+                graph.erase_node(node)
+    graph.eliminate_dead_code()
+    module.recompile()
+    return module
+
+
+def _as_conv(module: torch.fx.GraphModule, node) -> str | None:
+    """Turn the holder of a conv2d node's weight and bias into the nn.Conv2d they came from; its path, or None
+    when the node's weights do not sit alone in one submodule."""
+    if node.kwargs:
+        return None
+    _, weight, bias, stride, padding, dilation, groups = (*node.args, *_CONV_DEFAULTS[len(node.args):])
+    if getattr(weight, "op", None) != "get_attr" or (bias is not None and getattr(bias, "op", None) != "get_attr"):
+        return None
+    holder_path, _, weight_name = weight.target.rpartition(".")
+    if weight_name != "weight" or not holder_path or (bias is not None and bias.target != f"{holder_path}.bias"):
+        return None
+    holder = module.get_submodule(holder_path)
+    if isinstance(holder, nn.Conv2d):
+        return holder_path
+    names = {n for n, _ in holder.named_parameters(recurse=False)}
+    if type(holder) is not nn.Module or list(holder.children()) or list(holder.buffers(recurse=False)) or \
+            names != ({"weight", "bias"} if bias is not None else {"weight"}) or isinstance(padding, str):
+        return None
+    w = holder.weight
+    conv = nn.Conv2d(w.shape[1] * groups, w.shape[0], tuple(w.shape[2:]), stride=_pair(stride), padding=_pair(padding),
+                     dilation=_pair(dilation), groups=groups, bias=bias is not None, device="meta")
+    conv.weight = w
+    conv.bias = holder.bias if bias is not None else None
+    parent_path, _, child = holder_path.rpartition(".")
+    setattr(module.get_submodule(parent_path) if parent_path else module, child, conv)
+    return holder_path
+
+
+def _pair(value) -> tuple[int, int]:
+    value = tuple(value)
+    return value * 2 if len(value) == 1 else value
