@@ -87,7 +87,8 @@ def test_exported_resnet_predicts_as_the_eager_module(resnet, pt2, digits):
 def test_cli_audits_the_pt2_like_the_api_the_eager_module(resnet, pt2, tmp_path, capsys):
     json_path = tmp_path / "r.json"
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # no torch warning reaches the user
+        warnings.simplefilter("error", FutureWarning)  # torch deprecations, e.g. copying pytree specs
+        warnings.simplefilter("error", UserWarning)  # e.g. "non-leaf Tensor .grad"
         code = main(["report", str(pt2), "--dataset", "digits", "-o", str(tmp_path / "r.html"), "--json",
                      str(json_path), "--samples", SAMPLES, "--quiet"])
     err = capsys.readouterr().err

@@ -260,13 +260,21 @@ def _safe_expression(text: str) -> bool:
 
 
 def _eager(program_module: nn.Module) -> torch.fx.GraphModule:
-    """A plain GraphModule of the program (train/eval allowed), whose convolutions are called as nn.Conv2d
-    modules holding the program's own weights, so layer methods (Grad-CAM) can hook them."""
+    """A plain GraphModule of the program: one tensor in, its outputs flat (the logits alone when it has one),
+    train/eval allowed, no pytree specs (copying those warns), and its convolutions called as nn.Conv2d modules
+    holding the program's own weights, so layer methods (Grad-CAM) can hook them."""
     module = torch.fx.GraphModule(program_module, program_module.graph)
-    for attribute in ("_in_spec", "_out_spec"):
-        if hasattr(program_module, attribute):
-            setattr(module, attribute, getattr(program_module, attribute))
     graph = module.graph
+    graph._codegen = torch.fx.graph.CodeGen()  # noqa: SLF001 - the documented way to drop pytree (un)flattening
+    for spec in ("_in_spec", "_out_spec"):
+        module.__dict__.pop(spec, None)
+    inputs = [n for n in graph.nodes if n.op == "placeholder"]
+    if len(inputs) != 1:
+        raise AuditInputError(f"the program takes {len(inputs)} inputs; audit feeds it one batch of inputs")
+    output = next(n for n in graph.nodes if n.op == "output")
+    outputs = output.args[0]
+    if isinstance(outputs, (list, tuple)) and len(outputs) == 1:
+        output.args = (outputs[0],)
     for node in list(graph.nodes):
         if node.op == "call_function" and node.target is torch.ops.aten.conv2d.default:
             path = _as_conv(module, node)
