@@ -95,11 +95,13 @@ def test_cli_audits_the_pt2_like_the_api_the_eager_module(resnet, pt2, tmp_path,
     assert code in (0, 1), err
     assert "Warning" not in err
     doc = json.loads(json_path.read_text())
-    statuses = {name: r["status"] for name, r in doc["results"].items()}
-    assert statuses and set(statuses.values()) == {"ok"}, statuses
     api = audit.run(resnet, audit.load_dataset("digits", "test"), samples=int(SAMPLES))
-    assert {k: v for k, v in doc["metrics"].items()} == pytest.approx(api.metrics, nan_ok=True)
-    assert "grad_cam" in json.dumps(doc["results"])
+    statuses = {name: r["status"] for name, r in doc["results"].items()}
+    assert statuses == {r.analyzer: r.status for r in api.results}
+    assert "error" not in statuses.values() and statuses["explanation_quality"] == statuses["saliency"] == "ok"
+    assert "saliency.grad_cam.top_feature_share" in doc["metrics"] and not doc["results"]["saliency"]["warnings"]
+    assert set(doc["metrics"]) == set(api.metrics), set(doc["metrics"]) ^ set(api.metrics)
+    assert doc["metrics"] == pytest.approx(api.metrics, nan_ok=True)
 
 
 def test_sidecar_gives_the_task_of_a_program_exported_by_hand(resnet, tmp_path, digits):

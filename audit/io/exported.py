@@ -275,16 +275,35 @@ def _eager(program_module: nn.Module) -> torch.fx.GraphModule:
     outputs = output.args[0]
     if isinstance(outputs, (list, tuple)) and len(outputs) == 1:
         output.args = (outputs[0],)
+    relus = 0
     for node in list(graph.nodes):
-        if node.op == "call_function" and node.target is torch.ops.aten.conv2d.default:
+        if node.op == "call_module" and node.target == "_guards_fn":  # input shape asserts; as a module it
+            graph.erase_node(node)  # returns None, which backward hooks (shap's) warn about
+            module.delete_submodule("_guards_fn")
+        elif node.op == "call_function" and node.target is torch.ops.aten.conv2d.default:
             path = _as_conv(module, node)
             if path is not None:
                 with graph.inserting_before(node):
                     node.replace_all_uses_with(graph.call_module(path, (node.args[0],)))
                 graph.erase_node(node)
+        elif _is_lone_relu(node):  # DeepLIFT (shap) treats ReLU modules as the nonlinearity they are
+            relus += 1
+            module.add_submodule(f"relu_{relus}", nn.ReLU())
+            with graph.inserting_before(node):
+                node.replace_all_uses_with(graph.call_module(f"relu_{relus}", (node.args[0],)))
+            graph.erase_node(node)
     graph.eliminate_dead_code()
     module.recompile()
     return module
+
+
+def _is_lone_relu(node) -> bool:
+    """A ReLU node that can run out of place: in place, its input has no other reader."""
+    if node.op != "call_function" or len(node.args) != 1 or node.kwargs:
+        return False
+    if node.target is torch.ops.aten.relu.default:
+        return True
+    return node.target is torch.ops.aten.relu_.default and len(node.args[0].users) == 1
 
 
 def _as_conv(module: torch.fx.GraphModule, node) -> str | None:
