@@ -56,7 +56,6 @@ _ENTRIES = re.compile(
 # what symbolic shapes need from Python's operator module; nothing here reaches the file system or imports
 _OPERATORS = {"getitem", "add", "sub", "mul", "floordiv", "truediv", "mod", "neg", "pow", "eq", "ne", "lt", "le",
               "gt", "ge", "and_", "or_", "not_"}
-_CONV_DEFAULTS = (None, None, None, (1, 1), (0, 0), (1, 1), 1)  # aten.conv2d: input, weight, bias, stride, ...
 _SYMPY_KEYWORDS = {"positive", "integer", "nonnegative", "negative", "nonpositive", "real", "finite", "zero"}
 
 
@@ -261,8 +260,9 @@ def _safe_expression(text: str) -> bool:
 
 def _eager(program_module: nn.Module) -> torch.fx.GraphModule:
     """A plain GraphModule of the program: one tensor in, its outputs flat (the logits alone when it has one),
-    train/eval allowed, no pytree specs (copying those warns), and its convolutions called as nn.Conv2d modules
-    holding the program's own weights, so layer methods (Grad-CAM) can hook them."""
+    train/eval allowed, no pytree specs (copying those warns), its convolutions, linear layers, batch norms and
+    ReLUs called as torch.nn modules holding the program's own tensors: what layer methods (Grad-CAM), shap's
+    DeepLIFT rules and the explanation sanity check's re-initialisation look for."""
     module = torch.fx.GraphModule(program_module, program_module.graph)
     graph = module.graph
     graph._codegen = torch.fx.graph.CodeGen()  # noqa: SLF001 - the documented way to drop pytree (un)flattening
@@ -280,8 +280,8 @@ def _eager(program_module: nn.Module) -> torch.fx.GraphModule:
         if node.op == "call_module" and node.target == "_guards_fn":  # input shape asserts; as a module it
             graph.erase_node(node)  # returns None, which backward hooks (shap's) warn about
             module.delete_submodule("_guards_fn")
-        elif node.op == "call_function" and node.target is torch.ops.aten.conv2d.default:
-            path = _as_conv(module, node)
+        elif node.op == "call_function" and node.target in _LAYERS:
+            path = _as_layer(module, node)
             if path is not None:
                 with graph.inserting_before(node):
                     node.replace_all_uses_with(graph.call_module(path, (node.args[0],)))
@@ -306,32 +306,70 @@ def _is_lone_relu(node) -> bool:
     return node.target is torch.ops.aten.relu_.default and len(node.args[0].users) == 1
 
 
-def _as_conv(module: torch.fx.GraphModule, node) -> str | None:
-    """Turn the holder of a conv2d node's weight and bias into the nn.Conv2d they came from; its path, or None
-    when the node's weights do not sit alone in one submodule."""
-    if node.kwargs:
+def _as_layer(module: torch.fx.GraphModule, node) -> str | None:
+    """Turn the holder of an ATen conv2d, linear or batch_norm node's weights into the torch.nn layer they came
+    from, holding the same tensors, so that hooks, DeepLIFT rules and re-initialisation see the layer; its path,
+    or None when the node is another op or its tensors do not sit alone in one submodule."""
+    build = _LAYERS.get(node.target)
+    if build is None or node.kwargs:
         return None
-    _, weight, bias, stride, padding, dilation, groups = (*node.args, *_CONV_DEFAULTS[len(node.args):])
-    if getattr(weight, "op", None) != "get_attr" or (bias is not None and getattr(bias, "op", None) != "get_attr"):
+    args = (*node.args, *_DEFAULTS[node.target][len(node.args):])
+    tensors = [a for a in args[1:5 if node.target is torch.ops.aten.batch_norm.default else 3] if a is not None]
+    if not all(getattr(t, "op", None) == "get_attr" for t in tensors) or not tensors:
         return None
-    holder_path, _, weight_name = weight.target.rpartition(".")
-    if weight_name != "weight" or not holder_path or (bias is not None and bias.target != f"{holder_path}.bias"):
+    path = tensors[0].target.rpartition(".")[0]
+    names = {t.target.rpartition(".")[2] for t in tensors}
+    if not path or any(t.target.rpartition(".")[0] != path for t in tensors):
         return None
-    holder = module.get_submodule(holder_path)
-    if isinstance(holder, nn.Conv2d):
-        return holder_path
-    names = {n for n, _ in holder.named_parameters(recurse=False)}
-    if type(holder) is not nn.Module or list(holder.children()) or list(holder.buffers(recurse=False)) or \
-            names != ({"weight", "bias"} if bias is not None else {"weight"}) or isinstance(padding, str):
+    holder = module.get_submodule(path)
+    held = {n for n, _ in holder.named_parameters(recurse=False)} | {n for n, _ in holder.named_buffers(recurse=False)}
+    if type(holder) is not nn.Module or list(holder.children()) or not names <= held or \
+            held - names - {"num_batches_tracked"}:
+        return None
+    layer = build(holder, args, node)
+    if layer is None:
+        return None
+    for name, value in [*holder.named_parameters(recurse=False), *holder.named_buffers(recurse=False)]:
+        setattr(layer, name, value)
+    if "bias" not in held and hasattr(layer, "bias"):
+        layer.bias = None
+    parent_path, _, child = path.rpartition(".")
+    setattr(module.get_submodule(parent_path) if parent_path else module, child, layer)
+    return path
+
+
+def _conv(holder, args, node) -> nn.Module | None:
+    _, weight, bias, stride, padding, dilation, groups = args
+    if isinstance(padding, str):
         return None
     w = holder.weight
-    conv = nn.Conv2d(w.shape[1] * groups, w.shape[0], tuple(w.shape[2:]), stride=_pair(stride), padding=_pair(padding),
-                     dilation=_pair(dilation), groups=groups, bias=bias is not None, device="meta")
-    conv.weight = w
-    conv.bias = holder.bias if bias is not None else None
-    parent_path, _, child = holder_path.rpartition(".")
-    setattr(module.get_submodule(parent_path) if parent_path else module, child, conv)
-    return holder_path
+    return nn.Conv2d(w.shape[1] * groups, w.shape[0], tuple(w.shape[2:]), stride=_pair(stride),
+                     padding=_pair(padding), dilation=_pair(dilation), groups=groups, bias=bias is not None,
+                     device="meta")
+
+
+def _linear(holder, args, node) -> nn.Module:
+    w = holder.weight
+    return nn.Linear(w.shape[1], w.shape[0], bias=args[2] is not None, device="meta")
+
+
+def _batch_norm(holder, args, node) -> nn.Module | None:
+    _, weight, bias, mean, var, training, momentum, eps, _ = args
+    value = node.meta.get("val")
+    kinds = {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 4: nn.BatchNorm2d, 5: nn.BatchNorm3d}
+    if training or weight is None or bias is None or mean is None or var is None or value is None or \
+            value.dim() not in kinds:
+        return None
+    return kinds[value.dim()](holder.weight.shape[0], eps=eps, momentum=momentum, device="meta")
+
+
+_LAYERS = {torch.ops.aten.conv2d.default: _conv, torch.ops.aten.linear.default: _linear,
+           torch.ops.aten.batch_norm.default: _batch_norm}
+_DEFAULTS = {  # each op's arguments after the input, as in its ATen schema
+    torch.ops.aten.conv2d.default: (None, None, None, (1, 1), (0, 0), (1, 1), 1),
+    torch.ops.aten.linear.default: (None, None, None),
+    torch.ops.aten.batch_norm.default: (None, None, None, None, None, False, 0.1, 1e-5, True),
+}
 
 
 def _pair(value) -> tuple[int, int]:
