@@ -281,3 +281,35 @@ def test_weights_above_the_limit_are_refused_before_loading(pt2, monkeypatch):
     monkeypatch.setattr(torch.export, "load", lambda *a, **k: pytest.fail("loaded"))
     with pytest.raises(audit.AuditInputError, match="above the limit of 100"):
         load(pt2, max_parameters=100)
+
+
+def listed_expression(marker):
+    """A shape expression that is a list: sympify would parse (eval) the string inside it."""
+    def change(program):
+        program["graph_module"]["graph"]["sym_int_values"] = {"s1": {"as_expr": {"expr_str": [
+            f"__import__('os').system('echo pwned > {marker}')"], "hint": None}}}
+    return graph_edit(change)
+
+
+@pytest.mark.parametrize("edit", [
+    lambda entries: entries.update({"data/weights/model_weights_config.json": b'{"config": [1, 2]}'}),
+    lambda entries: entries.update({"models/model.json": b"[1]"}),
+    lambda entries: entries.pop("models/model.json"),
+])
+def test_pt2_metadata_of_another_shape_is_one_line(pt2, tmp_path, edit):
+    path = rewritten(pt2, tmp_path / "odd.pt2", edit)
+    with pytest.raises(audit.AuditInputError) as info:
+        load(path)
+    assert "not a readable .pt2" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_shape_expression_that_is_no_string_is_refused(pt2, tmp_path):
+    marker = tmp_path / "marker.txt"
+    with pytest.raises(UnsafeCheckpointError, match="shape expression"):
+        load(rewritten(pt2, tmp_path / "evil.pt2", listed_expression(marker)))
+    assert not marker.exists()
+
+
+def test_registry_model_exports_and_predicts_the_same(digits_cnn, tmp_path, digits):
+    path = audit.save_exported(digits_cnn, tmp_path / "cnn.pt2")
+    np.testing.assert_array_equal(load(path).predict_proba(digits[1]), digits_cnn.predict_proba(digits[1]))

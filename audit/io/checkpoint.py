@@ -36,7 +36,7 @@ FORMAT = "audit.checkpoint"  # the file format's name, written in every checkpoi
 VERSION = 1
 TASK_FILE = "audit_task.json"
 FIELDS = ("format", "version", "architecture", "config", "state_dict", "task")
-MAX_TASK_BYTES = 64 << 20  # TorchScript task metadata (JSON); ours is a few KB, a large vocabulary a few MB
+MAX_TASK_BYTES = 64 << 20  # task metadata (JSON) of TorchScript and .pt2 files; a few KB, a large vocabulary MBs
 
 TRUST = "If you trust its origin, pass --trust-code (Python: trust_code=True)"
 UNSAFE = (

@@ -179,13 +179,15 @@ def _inspect(raw: bytes, name: str) -> tuple[list[str], int]:
         archive = zipfile.ZipFile(io.BytesIO(raw))
         names = archive.namelist()
     except Exception as exc:  # noqa: BLE001 - an archive we cannot list is one we cannot vouch for
-        raise AuditInputError(NOT_EXPORTED.format(path=name, why=f"unreadable zip archive: {first_line(exc)}")) from None
+        why = f"unreadable zip archive: {first_line(exc)}"
+        raise AuditInputError(NOT_EXPORTED.format(path=name, why=why)) from None
     roots = {n.split("/", 1)[0] for n in names}
     if len(roots) != 1 or any("/" not in n for n in names):
         raise AuditInputError(NOT_EXPORTED.format(path=name, why="entries outside one archive folder"))
     root = roots.pop() + "/"
     entries = {n[len(root):]: n for n in names}
-    reasons = [f"entry {e} is not one torch.export writes for plain tensors" for e in entries if not _ENTRIES.fullmatch(e)]
+    reasons = [f"entry {e} is not one torch.export writes for plain tensors"
+               for e in entries if not _ENTRIES.fullmatch(e)]
 
     def read_json(entry: str):
         if entry not in entries:
@@ -195,21 +197,24 @@ def _inspect(raw: bytes, name: str) -> tuple[list[str], int]:
         except Exception as exc:  # noqa: BLE001 - bad bytes or bad JSON
             raise AuditInputError(NOT_EXPORTED.format(path=name, why=f"{entry}: {first_line(exc)}")) from None
 
-    weights = read_json("data/weights/model_weights_config.json").get("config", {})
-    constants = read_json("data/constants/model_constants_config.json").get("config", {})
-    count = 0
-    for kind, config in (("weight", weights), ("constant", constants)):
-        for key, meta in config.items():
-            if meta.get("use_pickle") or not re.fullmatch(r"(weight|tensor)_\d+", str(meta.get("path_name"))):
-                reasons.append(f"{kind} {key} is a pickled object")
-            elif kind == "weight":
-                count += prod(s.get("as_int", 0) for s in (meta.get("tensor_meta") or {}).get("sizes", []))
+    try:
+        count = 0
+        for kind, entry in (("weight", "data/weights/model_weights_config.json"),
+                            ("constant", "data/constants/model_constants_config.json")):
+            for key, meta in read_json(entry).get("config", {}).items():
+                if meta.get("use_pickle") or not re.fullmatch(r"(weight|tensor)_\d+", str(meta.get("path_name"))):
+                    reasons.append(f"{kind} {key} is a pickled object")
+                elif kind == "weight":
+                    count += prod(s.get("as_int", 0) for s in (meta.get("tensor_meta") or {}).get("sizes", []))
+        reasons += _graph_reasons(read_json("models/model.json"))
+    except (AttributeError, TypeError, ValueError, RecursionError) as exc:  # JSON of another shape than torch's
+        why = f"malformed archive metadata: {first_line(exc)}"
+        raise AuditInputError(NOT_EXPORTED.format(path=name, why=why)) from None
     if "data/sample_inputs/model.pt" in entries:
         try:
             torch.load(io.BytesIO(archive.read(entries["data/sample_inputs/model.pt"])), weights_only=True)
         except Exception:  # noqa: BLE001 - torch would retry it with weights_only=False
             reasons.append("its sample inputs are pickled objects")
-    reasons += _graph_reasons(read_json("models/model.json"))
     return reasons, count
 
 
@@ -223,8 +228,8 @@ def _graph_reasons(program: Mapping) -> list[str]:
         if isinstance(value, Mapping):
             if isinstance(value.get("target"), str) and "inputs" in value:
                 targets.add(value["target"])
-            if isinstance(value.get("expr_str"), str):
-                expressions.add(value["expr_str"])
+            if "expr_str" in value:
+                expressions.add(value["expr_str"] if isinstance(value["expr_str"], str) else repr(value["expr_str"]))
             for item in value.values():
                 walk(item)
         elif isinstance(value, list):
