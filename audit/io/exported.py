@@ -60,8 +60,11 @@ _SYMPY_KEYWORDS = {"positive", "integer", "nonnegative", "negative", "nonpositiv
 
 
 def is_exported(path: str | Path) -> bool:
-    """Whether `path` is a `.pt2` archive (torch.export.save), from its entry list alone."""
+    """Whether `path` is a `.pt2` archive (torch.export.save), from its entry list alone. Only regular files
+    are opened (a FIFO would block); the checkpoint reader names what else the path is."""
     try:
+        if not Path(path).is_file():
+            return False
         with zipfile.ZipFile(path) as archive:
             return any(n.split("/", 1)[-1] == "archive_format" for n in archive.namelist())
     except (OSError, zipfile.BadZipFile, UnicodeDecodeError):
