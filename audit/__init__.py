@@ -38,6 +38,7 @@ _PUBLIC = {
     "mitigate": ("audit.mitigation.workflow", "mitigate"),
     "run": ("audit.executor.runner", "run"),
     "run_stream": ("audit.executor.stream", "run_stream"),
+    "save_exported": ("audit.io.exported", "save"),
     "save_model": ("audit.io.checkpoint", "save"),
     "train": ("audit.models", "train"),
     "wrap": ("audit.core.model", "wrap"),
@@ -46,7 +47,7 @@ _PUBLIC = {
 __all__ = [
     "ANALYZERS", "Analyzer", "AuditInputError", "AuditRun", "Dataset", "Finding", "Model", "Performance", "Policy",
     "Result", "Task", "Tokenizer", "Verdict", "explain", "from_predictions", "from_transformers", "list_datasets",
-    "list_models", "load_dataset", "load_model", "mitigate", "open_source", "read_data", "run", "run_stream", "save_model", "train",
+    "list_models", "load_dataset", "load_model", "mitigate", "open_source", "read_data", "run", "run_stream", "save_exported", "save_model", "train",
     "wrap",
 ]
 
@@ -70,6 +71,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; the names above are the
     from audit.analyzers import ANALYZERS, Analyzer, Finding, Performance, Result
     from audit.models.checkpoint import load as load_model
     from audit.io.checkpoint import save as save_model
+    from audit.io.exported import save as save_exported
     from audit.core.dataset import Dataset
     from audit.core.encoders import Tokenizer
     from audit.io.builtin import list_datasets

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import pickle
@@ -117,10 +118,17 @@ def test_truncated_checkpoint_is_refused(digits_cnn, tmp_path):
         load(path)
 
 
+def torchscript_file(model, path, example):
+    """A traced TorchScript archive of `model` carrying its task, as users made them before .pt2 files."""
+    traced = torch.jit.trace(model.module.cpu().eval(), example)
+    torch.jit.save(traced, str(path), _extra_files={checkpoint.TASK_FILE: json.dumps(model.task.to_dict())})
+    return path
+
+
 def test_torchscript_round_trip(reviews_lstm, tmp_path):
     data = audit.load_dataset("reviews", "test").sample(50, seed=1)
     example = reviews_lstm.encode(data)  # full length: TorchScript modules get untrimmed ids
-    path = checkpoint.save_torchscript(reviews_lstm, tmp_path / "m.ts", example=example)
+    path = torchscript_file(reviews_lstm, tmp_path / "m.ts", example)
     with pytest.raises(UnsafeCheckpointError, match="TorchScript"):
         load(path)
     loaded = load(path, trust_code=True)
@@ -138,7 +146,7 @@ def test_torchscript_without_task_is_explained(tmp_path):
 
 def test_wrapped_user_module_cannot_be_saved_as_registry_checkpoint(tmp_path):
     model = audit.wrap(torch.nn.Linear(3, 2), modality="tabular", classes=["a", "b"])
-    with pytest.raises(audit.AuditInputError, match="save your own module as a model spec"):
+    with pytest.raises(audit.AuditInputError, match="save your own module as a model spec.*save_exported"):
         checkpoint.save(model, tmp_path / "x.pt")
 
 
@@ -203,7 +211,7 @@ def test_trusted_torchscript_runs_its_code(tmp_path):
 
 def test_trust_pickle_is_an_alias_of_trust_code(tmp_path, reviews_lstm):
     data = audit.load_dataset("reviews", "test").sample(5, seed=1)
-    path = checkpoint.save_torchscript(reviews_lstm, tmp_path / "m.ts", example=reviews_lstm.encode(data))
+    path = torchscript_file(reviews_lstm, tmp_path / "m.ts", reviews_lstm.encode(data))
     for flag in ("trust_code", "trust_pickle"):
         assert load(path, **{flag: True}).architecture == "torchscript"
 

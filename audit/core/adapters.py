@@ -48,11 +48,12 @@ class Logits(nn.Module):
             self.register_buffer("std", std_t.reshape(1, -1, 1, 1))
 
     def __getattr__(self, name: str):
-        """Attributes of the user's module read through the adapter (`model.module.fc` still works)."""
+        """Attributes of the user's module read through the adapter (`model.module.fc` still works); not its
+        special methods (the inner module's `__deepcopy__`, e.g. a GraphModule's, would copy it instead of us)."""
         try:
             return super().__getattr__(name)
         except AttributeError:
-            if name == "inner":
+            if name == "inner" or name.startswith("__"):
                 raise
             return getattr(self.inner, name)
 

@@ -40,7 +40,7 @@ FORMAT = "audit.checkpoint"  # the file format's name, written in every checkpoi
 VERSION = 1
 TASK_FILE = "audit_task.json"
 FIELDS = ("format", "version", "architecture", "config", "state_dict", "task")
-MAX_TASK_BYTES = 64 << 20  # TorchScript task metadata (JSON); ours is a few KB, a large vocabulary a few MB
+MAX_TASK_BYTES = 64 << 20  # task metadata (JSON) of TorchScript and .pt2 files; a few KB, a large vocabulary MBs
 
 TRUST = "If you trust its origin, pass --trust-code (Python: trust_code=True)"
 UNSAFE = (
@@ -82,7 +82,8 @@ def writer(model: Model) -> Writer:
     if model.architecture is None:
         raise AuditInputError(
             "only registry models can be saved as audit checkpoints; save your own module as a model spec: "
-            "audit.save_model(model, 'model.toml', factory='package.module:function', kwargs={...})"
+            "audit.save_model(model, 'model.toml', factory='package.module:function', kwargs={...}), or export it as "
+            "a .pt2 with audit.save_exported(model, path)"
         )
     payload = {
         "format": FORMAT,
@@ -93,20 +94,6 @@ def writer(model: Model) -> Writer:
         "task": model.task.to_dict(),
     }
     return lambda f: torch.save(payload, f)
-
-
-def save_torchscript(model: Model, path: str | Path, *, example: torch.Tensor | None = None) -> Path:
-    """Write `model` as a TorchScript archive carrying its task, loadable by
-    `audit.load_model(path, trust_code=True)`. The module is scripted, or traced on `example` (model-space
-    inputs) when given.
-    """
-    module = model.module.cpu().eval()
-    try:
-        scripted = torch.jit.trace(module, example) if example is not None else torch.jit.script(module)
-    finally:
-        model.module.to(model.device)
-    extra = {TASK_FILE: json.dumps(model.task.to_dict())}
-    return write_atomic(path, lambda f: torch.jit.save(scripted, f, _extra_files=extra))
 
 
 @dataclass(frozen=True)
@@ -195,17 +182,18 @@ def _load_torchscript(raw: bytes, name: str, source: dict, device) -> Model:
         raise AuditInputError(NOT_A_CHECKPOINT.format(path=name, why=first_line(exc))) from None
     if not extra[TASK_FILE]:
         raise AuditInputError(
-            f"{name}: TorchScript file without audit task metadata; export it with "
-            "audit.io.checkpoint.save_torchscript(audit.wrap(module, ...), path)"
+            f"{name}: TorchScript file without audit task metadata; export the model as a .pt2 with "
+            "audit.save_exported(audit.wrap(module, ...), path)"
         )
     try:
-        task = Task.from_dict(_task_json(extra[TASK_FILE]))
+        task = Task.from_dict(task_json(extra[TASK_FILE]))
     except AuditInputError as exc:
         raise AuditInputError(f"{name}: bad audit task metadata ({exc})") from None
     return Model(module, task, architecture="torchscript", device=device, source=source)
 
 
-def _task_json(text: str | bytes):
+def task_json(text: str | bytes):
+    """The JSON of a task file, refused when too large or too deep."""
     if len(text) > MAX_TASK_BYTES:
         raise AuditInputError(f"{TASK_FILE} is larger than {MAX_TASK_BYTES >> 20} MB")
     try:

@@ -17,7 +17,9 @@ from audit._util.errors import AuditInputError
 from audit._util.paths import shown
 from audit.core.encoders import ImageEncoder
 from audit.core.model import Model, Task
+from audit.io import exported
 from audit.io.checkpoint import INVALID, Payload, first_line, read
+from audit.io.exported import is_exported, task_sidecar
 from audit.io.limits import MAX_PARAMETERS
 from audit.io.modelspec import is_model_spec
 from audit.io.tasks import described
@@ -28,16 +30,23 @@ from audit.models.registry import MODELS
 def load(path: str | Path, *, trust_code: bool = False, trust_pickle: bool = False, device: str | None = None,
          max_parameters: int = MAX_PARAMETERS, task: Mapping | None = None) -> Model:
     """A `Model` from our checkpoint format, a model spec naming your factory and safetensors weights (`.toml`:
-    `audit.models.factory`), or a Hugging Face model directory (`save_pretrained`:
-    `audit.io.huggingface.load_pretrained`); TorchScript and pickles only with `trust_code` (`trust_pickle`
-    is its alias). Refuses models of more than `max_parameters`. `task` (modality, classes, feature_names,
-    input_shape, layout, mean, std) is the task of a file that carries none: a trusted pickled module."""
+    `audit.models.factory`), a `.pt2` ExportedProgram (`audit.io.exported.load`; its task from the sidecar
+    `audit.io.exported.write_task` writes, or the archive), or a Hugging Face model directory (`save_pretrained`:
+    `audit.io.huggingface.load_pretrained`); TorchScript, pickles and `.pt2` parts that carry code only with
+    `trust_code` (`trust_pickle` is its alias). Refuses models of more than `max_parameters`. `task` (modality,
+    classes, feature_names, input_shape, layout, mean, std) is the task of a file that carries none: a trusted
+    pickled module."""
     if task is not None:
         task = described(task, "task")
     if is_model_spec(path):
         if task is not None:
             raise AuditInputError(f"{shown(path)}: the model spec has its own [task]; drop the task options")
         return load_spec(path, device=device, max_parameters=max_parameters)
+    if is_exported(path):
+        if task is not None:
+            raise AuditInputError(f"{shown(path)}: a .pt2 takes its task from {task_sidecar(path).name} beside it "
+                                  "(audit.io.exported.write_task) or from the archive; drop the task options")
+        return exported.load(path, trust_code=trust_code or trust_pickle, device=device, max_parameters=max_parameters)
     model = read(path, build=build, trust_code=trust_code, trust_pickle=trust_pickle, device=device,
                  max_parameters=max_parameters, task=task)
     if task is not None and model.source.get("task") != "given":
