@@ -14,9 +14,9 @@ from audit.cli.outputs import check_audit_outputs, figure_warnings_hidden, finis
 def add_parser(sub) -> None:
     p = sub.add_parser("report", help="audit a model (or its predictions) and write the HTML report")
     p.add_argument("model", nargs="?", help="checkpoint (.pt) written by audit train, a model spec (.toml) naming "
-                   "your factory and safetensors weights (audit.save_model(..., factory=...)), a pickled module or "
-                   "TorchScript file (with --trust-code), or a Hugging Face model directory (save_pretrained; "
-                   "needs audit[transformers])")
+                   "your factory and safetensors weights (audit.save_model(..., factory=...)), an ExportedProgram (.pt2: "
+                   "audit.save_exported), a pickled module or TorchScript file (with --trust-code), or a Hugging Face "
+                   "model directory (save_pretrained; needs the transformers extra)")
     add_audit_options(p, default_output="reports/<model>.html")
     p.add_argument("--predictions", metavar="FILE", help="audit predictions that already exist instead of a model: "
                    "a CSV or Parquet table with --target, --prediction-column or --score-columns, --sensitive "
