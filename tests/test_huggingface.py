@@ -214,10 +214,10 @@ def test_a_config_that_names_custom_code_is_refused(folders, tmp_path):
 def test_without_transformers_the_folder_asks_for_the_extra_in_one_line(folders, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "transformers", None)  # `import transformers` raises ImportError
     with pytest.raises(AuditInputError, match=r"^Hugging Face models need the transformers extra: "
-                                              r"pip install audit\[transformers\]$"):
+                                              r'pip install "torch-model-audit\[transformers\]"$'):
         audit.load_model(folders[True][0])
     assert main(["report", str(folders[True][0]), "--quiet"]) == 2
-    assert capsys.readouterr().err.strip().endswith("pip install audit[transformers]")
+    assert capsys.readouterr().err.strip().endswith('pip install "torch-model-audit[transformers]"')
 
 
 def test_a_folder_is_audited_on_a_built_in_dataset_by_name(folders, tmp_path, capsys):

@@ -9,6 +9,7 @@ constants and imports the library inside its handler: `audit --help` and `audit 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import signal
 import sys
@@ -64,9 +65,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+class _Version(argparse.Action):
+    """`--version`: the installed version is looked up only when asked for (it reads the package's metadata)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"{DISTRIBUTION} {version()}")
+        parser.exit()
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="audit", description=__doc__.split("\n")[0])
-    parser.add_argument("--version", action="version", version=f"{DISTRIBUTION} {version()}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the distribution name and version, and exit")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     listing.add_parsers(sub)
     for command in (train, report, compare, mitigate):
