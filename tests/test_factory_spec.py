@@ -11,14 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
 
 import audit
 import tiny_resnet
-from audit.cli import main
 
 FACTORY = "tiny_resnet:tiny_resnet"
 # Small settings so every analyzer runs in seconds; the CLI and the API get the same ones.
@@ -53,15 +51,7 @@ def spec(net, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def npz(tmp_path_factory):
-    x, y, site = tiny_resnet.patch_data(n=40, seed=1)
-    path = tmp_path_factory.mktemp("data") / "patches.npz"
-    np.savez(path, x=x, y=y, classes=np.array(tiny_resnet.CLASSES), site=site)
-    return path
-
-
-def report(capsys, model, *args) -> tuple[int, str]:
-    code = main(["report", str(model), *map(str, args), "--quiet"])
-    return code, capsys.readouterr().err.strip()
+    return tiny_resnet.patch_npz(tmp_path_factory.mktemp("data") / "patches.npz")
 
 
 def test_save_model_writes_a_spec_of_plain_data_and_safetensors_weights(spec):
@@ -81,7 +71,7 @@ def test_the_spec_loads_the_same_module(net, spec):
 @pytest.mark.filterwarnings("error::UserWarning")  # no torch warning reaches the user
 def test_every_analyzer_runs_from_the_cli_with_the_api_numbers(net, spec, npz, tmp_path, capsys):
     out = tmp_path / "r.json"
-    code, err = report(capsys, spec, "--data", npz, "--samples", 6, *SETS, "-o", tmp_path / "r.html",
+    code, err = tiny_resnet.report(capsys, spec, "--data", npz, "--samples", 6, *SETS, "-o", tmp_path / "r.html",
                        "--json", out)
     assert code in (0, 1), err
     doc = json.loads(out.read_text())
@@ -113,7 +103,7 @@ TASK = '[task]\nmodality = "image"\nclasses = ["a", "b"]\n'
                                      "tiny resnet:x", "__import__('os'):system"])
 def test_a_factory_that_is_not_a_builder_of_yours_is_refused_before_any_import(factory, tmp_path, capsys):
     path = bad_spec(tmp_path, f'factory = {json.dumps(factory)}\nweights = "m.safetensors"\n{TASK}')
-    code, err = report(capsys, path, "-o", tmp_path / "r.html")
+    code, err = tiny_resnet.report(capsys, path, "-o", tmp_path / "r.html")
     assert code == 2 and "\n" not in err and "factory" in err, err
 
 
@@ -121,11 +111,11 @@ def test_a_safetensors_file_holding_a_pickle_is_refused_and_runs_nothing(tmp_pat
     path = bad_spec(tmp_path, f'factory = "{FACTORY}"\nweights = "m.safetensors"\n{TASK}')
     marker = tmp_path / "ran"
     (tmp_path / "m.safetensors").write_bytes(pickle.dumps(Marker(marker)))
-    code, err = report(capsys, path, "-o", tmp_path / "r.html")
+    code, err = tiny_resnet.report(capsys, path, "-o", tmp_path / "r.html")
     assert code == 2 and "m.safetensors is not a safetensors file" in err and "\n" not in err, err
     assert not marker.exists()
     torch.save({"w": Marker(marker)}, tmp_path / "m.safetensors")  # torch's zip pickle, renamed
-    assert report(capsys, path, "-o", tmp_path / "r.html")[0] == 2
+    assert tiny_resnet.report(capsys, path, "-o", tmp_path / "r.html")[0] == 2
     assert not marker.exists()
 
 
@@ -142,7 +132,7 @@ def test_a_header_declaring_more_bytes_than_the_file_holds_is_refused(tmp_path, 
     path = bad_spec(tmp_path, f'factory = "{FACTORY}"\nweights = "m.safetensors"\n{TASK}')
     header = json.dumps({"fc.weight": {"dtype": "F32", "shape": [1 << 20, 1 << 20], "data_offsets": [0, 1 << 42]}})
     (tmp_path / "m.safetensors").write_bytes(struct.pack("<Q", len(header)) + header.encode())
-    code, err = report(capsys, path, "-o", tmp_path / "r.html")
+    code, err = tiny_resnet.report(capsys, path, "-o", tmp_path / "r.html")
     assert code == 2 and "is not a safetensors file" in err, err
 
 
@@ -152,7 +142,7 @@ def test_weights_that_do_not_fit_say_each_problem(tmp_path, capsys):
     weights["extra.weight"] = torch.zeros(2)
     weights["fc.weight"] = torch.zeros(3, 4)
     path = bad_spec(tmp_path, f'factory = "{FACTORY}"\nweights = "m.safetensors"\n{TASK}', weights)
-    code, err = report(capsys, path, "-o", tmp_path / "r.html")
+    code, err = tiny_resnet.report(capsys, path, "-o", tmp_path / "r.html")
     assert code == 2 and "\n" not in err, err
     assert "missing fc.bias" in err and "unexpected extra.weight" in err
     assert "fc.weight is (3, 4), the module needs (2, 4)" in err
@@ -162,7 +152,7 @@ def test_weights_of_another_width_are_refused_by_their_shapes(net, spec, tmp_pat
     text = spec.read_text().replace("width = 4", "width = 6")
     (tmp_path / "resnet.toml").write_text(text)
     (tmp_path / "resnet.safetensors").write_bytes(spec.with_suffix(".safetensors").read_bytes())
-    code, err = report(capsys, tmp_path / "resnet.toml", "-o", tmp_path / "r.html")
+    code, err = tiny_resnet.report(capsys, tmp_path / "resnet.toml", "-o", tmp_path / "r.html")
     assert code == 2 and "the module needs (6," in err, err
 
 
@@ -184,12 +174,12 @@ def test_weights_of_another_width_are_refused_by_their_shapes(net, spec, tmp_pat
     ("factory = [", "not a TOML model spec"),
 ])
 def test_a_bad_spec_is_one_line(text, message, tmp_path, capsys):
-    code, err = report(capsys, bad_spec(tmp_path, text), "-o", tmp_path / "r.html")
+    code, err = tiny_resnet.report(capsys, bad_spec(tmp_path, text), "-o", tmp_path / "r.html")
     assert code == 2 and message in err and "\n" not in err, err
 
 
 def test_the_task_flags_do_not_override_a_spec(spec, tmp_path, capsys):
-    code, err = report(capsys, spec, "--modality", "image", "--classes", "x", "y", "-o", tmp_path / "r.html")
+    code, err = tiny_resnet.report(capsys, spec, "--modality", "image", "--classes", "x", "y", "-o", tmp_path / "r.html")
     assert code == 2 and "has its own [task]" in err, err
 
 

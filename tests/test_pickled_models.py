@@ -15,7 +15,6 @@ from torch import nn
 
 import audit
 import tiny_resnet
-from audit.cli import main
 from audit.io import checkpoint
 
 
@@ -33,15 +32,7 @@ def pickled(net, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def npz(tmp_path_factory):
-    x, y, site = tiny_resnet.patch_data(n=40, seed=1)
-    path = tmp_path_factory.mktemp("data") / "patches.npz"
-    np.savez(path, x=x, y=y, classes=np.array(tiny_resnet.CLASSES), site=site)
-    return path
-
-
-def report(capsys, model, *args) -> tuple[int, str]:
-    code = main(["report", str(model), *map(str, args), "--quiet"])
-    return code, capsys.readouterr().err.strip()
+    return tiny_resnet.patch_npz(tmp_path_factory.mktemp("data") / "patches.npz")
 
 
 TASK = ["--modality", "image", "--classes", *tiny_resnet.CLASSES, "--input-shape", *map(str, tiny_resnet.SHAPE)]
@@ -49,7 +40,7 @@ TASK = ["--modality", "image", "--classes", *tiny_resnet.CLASSES, "--input-shape
 
 def test_a_pickled_module_takes_its_task_from_the_flags(net, pickled, npz, tmp_path, capsys):
     out = tmp_path / "r.json"
-    code, err = report(capsys, pickled, "--trust-code", *TASK, "--data", npz, "--analyzers", "performance,saliency",
+    code, err = tiny_resnet.report(capsys, pickled, "--trust-code", *TASK, "--data", npz, "--analyzers", "performance,saliency",
                        "--samples", 4, "-o", tmp_path / "r.html", "--json", out)
     assert code == 0, err
     doc = json.loads(out.read_text())
@@ -60,7 +51,7 @@ def test_a_pickled_module_takes_its_task_from_the_flags(net, pickled, npz, tmp_p
 
 
 def test_a_pickled_module_without_a_task_names_the_flags(pickled, tmp_path, capsys):
-    code, err = report(capsys, pickled, "--trust-code", "-o", tmp_path / "r.html")
+    code, err = tiny_resnet.report(capsys, pickled, "--trust-code", "-o", tmp_path / "r.html")
     assert code == 2 and "\n" not in err, err
     assert "a pickled TinyResNet that does not say what it reads" in err and "--modality" in err
     assert "audit.wrap" not in err  # no longer a dead end that sends a CI job to Python
@@ -75,7 +66,7 @@ def test_a_pickle_is_still_refused_without_trust_and_runs_nothing(tmp_path, caps
 
     path = tmp_path / "payload.pt"
     torch.save({"x": Payload()}, path)
-    code, err = report(capsys, path, *TASK, "-o", tmp_path / "r.html")
+    code, err = tiny_resnet.report(capsys, path, *TASK, "-o", tmp_path / "r.html")
     assert code == 2 and "--trust-code" in err and not marker.exists(), err
 
 
@@ -98,7 +89,7 @@ def test_a_class_python_cannot_import_is_one_line_with_the_fix(user_module, tmp_
     torch.save(usernet.Net(), path)
     monkeypatch.delitem(sys.modules, "usernet")
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(folder)])
-    code, err = report(capsys, path, "--trust-code", "--modality", "tabular", "--classes", "a", "b",
+    code, err = tiny_resnet.report(capsys, path, "--trust-code", "--modality", "tabular", "--classes", "a", "b",
                        "-o", tmp_path / "r.html")
     assert code == 2 and "\n" not in err, err
     assert "internal error" not in err and "module 'usernet'" in err and "PYTHONPATH" in err
@@ -112,7 +103,7 @@ def test_a_class_gone_from_its_module_is_one_line(user_module, tmp_path, capsys)
     path = tmp_path / "net.pt"
     torch.save(usernet.Net(), path)
     del usernet.Net
-    code, err = report(capsys, path, "--trust-code", "--modality", "tabular", "--classes", "a", "b",
+    code, err = tiny_resnet.report(capsys, path, "--trust-code", "--modality", "tabular", "--classes", "a", "b",
                        "-o", tmp_path / "r.html")
     assert code == 2 and "\n" not in err and "the pickled model's class is not where it was saved" in err, err
 
@@ -141,11 +132,11 @@ def test_a_tabular_module_reads_the_named_features(tmp_path, capsys):
     (["--modality", "text", "--classes", "a", "b"], "invalid choice: 'text'"),
 ])
 def test_bad_task_flags_are_one_line(flags, message, pickled, tmp_path, capsys):
-    code, err = report(capsys, pickled, "--trust-code", *flags, "-o", tmp_path / "r.html")
+    code, err = tiny_resnet.report(capsys, pickled, "--trust-code", *flags, "-o", tmp_path / "r.html")
     assert code == 2 and message in err and "\n" not in err, err
 
 
 def test_the_task_flags_do_not_override_a_file_that_has_a_task(digits_cnn, tmp_path, capsys):
     path = checkpoint.save(digits_cnn, tmp_path / "digits.pt")
-    code, err = report(capsys, path, "--modality", "image", "--classes", "a", "b", "-o", tmp_path / "r.html")
+    code, err = tiny_resnet.report(capsys, path, "--modality", "image", "--classes", "a", "b", "-o", tmp_path / "r.html")
     assert code == 2 and "carries its own task; drop the task options" in err, err

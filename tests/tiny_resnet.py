@@ -76,3 +76,19 @@ def trained(seed: int = 0, **kwargs) -> TinyResNet:
             if isinstance(layer, nn.BatchNorm2d):
                 layer.momentum = 0.1
     return net.eval()
+
+
+def patch_npz(path):
+    """40 held-out patch images, with their classes and a `site` array, as an NPZ at `path`."""
+    x, y, site = patch_data(n=40, seed=1)
+    np.savez(path, x=x, y=y, classes=np.array(CLASSES), site=site)
+    return path
+
+
+def report(capsys, model, *args) -> tuple[int, str]:
+    """`audit report MODEL ARGS --quiet` through the CLI: its exit code and stderr."""
+    from audit.cli import main
+
+    code = main(["report", str(model), *map(str, args), "--quiet"])
+    return code, capsys.readouterr().err.strip()
+

@@ -25,6 +25,7 @@ from audit.io.modelspec import is_model_spec
 from audit.io.tasks import described
 from audit.models.factory import load_spec
 from audit.models.registry import MODELS
+from audit.models.weights import fit_problems
 
 
 def load(path: str | Path, *, trust_code: bool = False, trust_pickle: bool = False, device: str | None = None,
@@ -105,22 +106,11 @@ def _check_inputs_fit(task: Task, config: dict) -> None:
 
 def _checked_weights(weights, expected: dict, architecture: str) -> dict:
     check.mapping(weights, "state_dict")
-    problems = []
-    missing = [k for k in expected if k not in weights]
-    unexpected = [k for k in weights if k not in expected]
-    if missing:
-        problems.append(f"missing {_some(missing)}")
-    if unexpected:
-        problems.append(f"unexpected {_some(unexpected)}")
-    shapes = []
     for key in (k for k in expected if k in weights):
-        value = weights[key]
-        if not isinstance(value, torch.Tensor):
-            raise check.fail(f"state_dict[{key!r}]", "a tensor", value)
-        if tuple(value.shape) != tuple(expected[key].shape):
-            shapes.append(f"{key} is {_shape(value)}, the architecture needs {_shape(expected[key])}")
-    if shapes:
-        problems.append(f"shape of {_some(shapes)}")
+        if not isinstance(weights[key], torch.Tensor):
+            raise check.fail(f"state_dict[{key!r}]", "a tensor", weights[key])
+    problems = fit_problems({k: tuple(v.shape) if isinstance(v, torch.Tensor) else () for k, v in weights.items()},
+                            expected, "the architecture")
     if problems:
         raise AuditInputError(f"weights do not fit architecture {architecture!r} ({'; '.join(problems)})")
     for key in expected:
@@ -130,12 +120,3 @@ def _checked_weights(weights, expected: dict, architecture: str) -> dict:
         if not bool(torch.isfinite(value).all()):
             raise AuditInputError(f"state_dict[{key!r}] holds NaN or infinite weights")
     return dict(weights)
-
-
-def _some(items: list[str], shown_at_most: int = 3) -> str:
-    more = len(items) - shown_at_most
-    return ", ".join(items[:shown_at_most]) + (f" and {more} more" if more > 0 else "")
-
-
-def _shape(tensor: torch.Tensor) -> str:
-    return "(" + ", ".join(map(str, tensor.shape)) + ")"

@@ -20,6 +20,7 @@ from audit.io.checkpoint import first_line
 from audit.io.limits import MAX_PARAMETERS
 from audit.io.modelspec import Spec, read_spec, read_weights, weight_shapes
 from audit.io.tasks import wrapped
+from audit.models.weights import fit_problems, some
 
 
 def load_spec(path: str | Path, *, device: str | None = None, max_parameters: int = MAX_PARAMETERS) -> Model:
@@ -86,30 +87,11 @@ def _check_size(module: nn.Module, spec: Spec, max_parameters: int) -> None:
 def _check_shapes(found: dict[str, tuple[tuple[int, ...], str]], expected: dict, spec: Spec) -> None:
     """The weights file's tensor names, shapes and dtypes against the module's state dict, one line per
     kind of problem."""
-    problems = []
-    missing = [k for k in expected if k not in found]
-    unexpected = [k for k in found if k not in expected]
-    if missing:
-        problems.append(f"missing {_some(missing)}")
-    if unexpected:
-        problems.append(f"unexpected {_some(unexpected)}")
-    shapes = [f"{k} is {_shape(found[k][0])}, the module needs {_shape(expected[k].shape)}"
-              for k in expected if k in found and found[k][0] != tuple(expected[k].shape)]
-    if shapes:
-        problems.append(f"shape of {_some(shapes)}")
+    problems = fit_problems({k: shape for k, (shape, _) in found.items()}, expected, "the module")
     kinds = [f"{k} is {found[k][1]}" for k in expected
              if k in found and expected[k].is_floating_point() and not found[k][1].startswith(("F", "BF"))]
     if kinds:
-        problems.append(f"not floating-point: {_some(kinds)}")
+        problems.append(f"not floating-point: {some(kinds)}")
     if problems:
         raise AuditInputError(f"{spec.name}: weights {spec.weights.name} do not fit the module of {spec.factory} "
                               f"({'; '.join(problems)})")
-
-
-def _some(items: list[str], shown_at_most: int = 3) -> str:
-    more = len(items) - shown_at_most
-    return ", ".join(items[:shown_at_most]) + (f" and {more} more" if more > 0 else "")
-
-
-def _shape(shape) -> str:
-    return "(" + ", ".join(map(str, shape)) + ")"
