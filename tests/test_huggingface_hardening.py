@@ -9,13 +9,11 @@ import shutil
 
 import pytest
 
-pytest.importorskip("transformers")  # the extra, installed by the test command (.ci/run)
-
-import audit  # noqa: E402
-from audit.cli import main  # noqa: E402
-from audit.io import hf_files  # noqa: E402
-from hf_folders import TEXTS, edit_header, edit_json, nested, save_tiny_bert, shard, split_safetensors  # noqa: E402
-from hf_folders import write_safetensors  # noqa: E402
+import audit
+from audit.cli import main
+from audit.io import hf_files
+from hf_folders import TEXTS, edit_header, edit_json, nested, save_tiny_bert, shard, split_safetensors
+from hf_folders import write_safetensors
 
 
 @pytest.fixture(scope="module")

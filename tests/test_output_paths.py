@@ -29,7 +29,7 @@ def leftovers(folder) -> list[str]:
 @pytest.fixture(scope="module")
 def hf_folder(tmp_path_factory):
     """A one-layer BERT saved with save_pretrained (config.json, model.safetensors, tokenizer.json), and a CSV."""
-    transformers = pytest.importorskip("transformers")
+    import transformers  # the extra, installed by the test command
     from hf_helpers import SPECIALS, word_texts, word_tokenizer
 
     root = tmp_path_factory.mktemp("hf")
