@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import pickle
 import sys
 
 import numpy as np
@@ -140,3 +141,21 @@ def test_the_task_flags_do_not_override_a_file_that_has_a_task(digits_cnn, tmp_p
     path = checkpoint.save(digits_cnn, tmp_path / "digits.pt")
     code, err = tiny_resnet.report(capsys, path, "--modality", "image", "--classes", "a", "b", "-o", tmp_path / "r.html")
     assert code == 2 and "carries its own task; drop the task options" in err, err
+
+
+class Announces:
+    """Unpickles into a call: a trusted pickle's code runs (by design), then it is no torch file."""
+
+    def __reduce__(self):
+        return print, ("payload ran",)
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_a_trusted_pickle_that_is_no_torch_file_is_one_line(tmp_path, capsys, protocol):
+    """A raw pickle (no torch zip, no torch magic number) with --trust-code. Protocol 2 ran its payload and then
+    exited 4 ('RuntimeError: Invalid magic number') before."""
+    path = tmp_path / "raw.pt"
+    path.write_bytes(pickle.dumps(Announces(), protocol=protocol))
+    code, err = tiny_resnet.report(capsys, path, "--trust-code", "--dataset", "adult", "-o", tmp_path / "r.html")
+    assert code == 2 and "\n" not in err and "raw.pt: not a model checkpoint" in err, err
+    assert not (tmp_path / "r.html").exists()

@@ -217,6 +217,8 @@ def _load_pickled(raw: bytes, name: str, source: dict, device, task: Mapping | N
     except AttributeError as exc:  # the module imports but no longer defines the pickled class
         raise AuditInputError(f"{name}: the pickled model's class is not where it was saved ({first_line(exc)}); "
                               "run audit with the code the model was saved from") from None
+    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError) as exc:  # a pickle torch did not write
+        raise AuditInputError(f"{name}: not a model checkpoint ({first_line(exc)})") from None
     if isinstance(obj, Model):
         return obj
     if isinstance(obj, nn.Module) and isinstance(getattr(obj, "audit_task", None), dict):
