@@ -77,6 +77,12 @@ class AuditRun(Document):
 
         return render_run(self, standalone=standalone)
 
+    def to_model_card(self, *, intended_use: str | None = None, out_of_scope: str | None = None) -> str:
+        """A Hugging Face model card (README.md): `model-index` results and the audit's evidence as text."""
+        from audit.report.model_card import render_model_card
+
+        return render_model_card(self, intended_use=intended_use, out_of_scope=out_of_scope)
+
 
 def resolve_analyzers(analyzers: Sequence[str | Analyzer] | None, options: dict[str, dict] | None = None,
                       samples: int | None = None) -> list[Analyzer]:
