@@ -31,5 +31,5 @@ def run(args) -> int:
     comparison = compare(baseline, candidate, audit_data(args, candidate), **settings)
     # The candidate's run carries the comparison's verdict.
     write_outputs(outputs, comparison, comparison.candidate,
-                  name=f"{shown(args.baseline)} vs {shown(args.candidate)}")
+                  name=f"{shown(args.baseline)} vs {shown(args.candidate)}", args=args)
     return finish(comparison.candidate, output, failures=comparison.failures, label="candidate")

@@ -66,7 +66,8 @@ def run(args) -> int:
     html = Path(args.report or f"reports/{fixed_path.stem}-vs-{Path(args.model).stem}.html")
     if args.report is None:
         html.parent.mkdir(parents=True, exist_ok=True)
-    reports = {"--report": html, "--json": args.json, "--junit": args.junit, "--markdown": args.markdown}
+    reports = {"--report": html, "--json": args.json, "--junit": args.junit, "--markdown": args.markdown,
+               "--model-card": args.model_card}
     outputs = check_outputs({"-o": fixed_path, **{k: v for k, v in reports.items() if v is not None}},
                             {"model": args.model, "--validation": args.validation, "--data": args.data,
                              "--policy": args.policy})
@@ -82,7 +83,7 @@ def run(args) -> int:
     saved = {"path": shown(fixed_path), "sha256": hashlib.sha256(fixed).hexdigest()}
     comparison = mitigated.saved_as(saved).comparison
     write_outputs({"-o" if k == "--report" else k: v for k, v in outputs.items() if k != "-o"}, comparison,
-                  comparison.candidate, name=f"{shown(args.model)} vs {shown(fixed_path)}",
+                  comparison.candidate, name=f"{shown(args.model)} vs {shown(fixed_path)}", args=args,
                   files={outputs["-o"]: lambda f: f.write(fixed)})
     print(printable(f"{mitigated.done} -> {fixed_path}"))
     if mitigated.model.task.postprocessing is not None:

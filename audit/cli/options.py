@@ -68,6 +68,10 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", help="also write the JSON document here")
     p.add_argument("--junit", help="also write JUnit XML here (one testcase per gate)")
     p.add_argument("--markdown", help="also write a Markdown summary here (pull-request comment, job summary)")
+    p.add_argument("--model-card", metavar="README.md", help="also write a Hugging Face model card here (model-index "
+                   "results and the audit's evidence; into a copy of a model folder, never the input)")
+    p.add_argument("--intended-use", metavar="TEXT", help="the model card's intended use (default: not stated)")
+    p.add_argument("--out-of-scope", metavar="TEXT", help="the model card's out-of-scope use (default: not stated)")
 
 
 def add_checkpoint_options(p: argparse.ArgumentParser, *, trust_code: bool) -> None:

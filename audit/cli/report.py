@@ -48,7 +48,7 @@ def run(args) -> int:
                              sensitive=args.sensitive, text_column=args.text_column)
     result = run_stream(model, source, **settings) if source else run_audit(model, audit_data(args, model),
                                                                                **settings)
-    write_outputs(outputs, result, result, name=shown(args.model))
+    write_outputs(outputs, result, result, name=shown(args.model), args=args)
     return finish(result, output)
 
 
@@ -65,5 +65,5 @@ def _predictions(args, settings: dict) -> int:
     settings = {k: v for k, v in settings.items() if k != "samples"}  # no per-example analyzer runs
     result = from_predictions(args.predictions, target=args.target, prediction=args.prediction_column,
                               scores=scores, sensitive=args.sensitive, stream=args.stream, **settings)
-    write_outputs(outputs, result, result, name=shown(args.predictions))
+    write_outputs(outputs, result, result, name=shown(args.predictions), args=args)
     return finish(result, output)

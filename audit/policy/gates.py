@@ -51,8 +51,9 @@ def metric_catalog() -> dict[str, MetricSpec]:
 
 
 def metric_pattern(name: str) -> re.Pattern:
-    """A catalog name as a regex: each <placeholder> stands for a non-empty part (a column name may hold dots)."""
-    return re.compile(re.sub(r"<[^>]+>", r".+", re.escape(name).replace(r"\<", "<").replace(r"\>", ">")))
+    """A catalog name as a regex: each <placeholder> stands for a non-empty part (a column name may hold dots and
+    line breaks)."""
+    return re.compile(re.sub(r"<[^>]+>", r"(?s:.+)", re.escape(name).replace(r"\<", "<").replace(r"\>", ">")))
 
 
 def find_metric_spec(name: str) -> MetricSpec | None:

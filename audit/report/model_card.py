@@ -60,9 +60,9 @@ def _front_matter(run: AuditRun) -> list[str]:
     if data.get("sha256"):
         dataset["revision"] = str(data["sha256"])
     metrics = [{"type": name, "name": name, "value": value} for name, value in card_metrics(run).items()]
+    results = [{"task": task, "dataset": dataset, "metrics": metrics}] if metrics else []
     fields = {"library_name": "pytorch", "tags": ["audit"],
-              "model-index": [{"name": _model_name(run),
-                               "results": [{"task": task, "dataset": dataset, "metrics": metrics}] if metrics else []}]}
+              "model-index": [{"name": _model_name(run), "results": results}]}
     return [f"{key}: {_yaml(value)}" for key, value in fields.items()]
 
 
