@@ -1,4 +1,4 @@
-"""The Hugging Face model card of an audit: huggingface_hub reads back the run's metrics, names from data stay inert."""
+"""The Hugging Face model card of an audit: huggingface_hub reads back its metrics; names from data stay inert."""
 
 from __future__ import annotations
 
