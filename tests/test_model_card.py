@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 from html import unescape
@@ -115,3 +116,20 @@ def test_card_is_never_written_into_an_input_folder(tmp_path, capsys):
     assert code == 2
     assert "inside the folder model" in capsys.readouterr().err
     assert not (model_folder / "README.md").exists()
+
+
+@pytest.mark.parametrize("command", ["compare", "mitigate"])
+def test_compare_and_mitigate_write_the_candidates_card(hostile, tmp_path, command):
+    folder, card_path = hostile["folder"], tmp_path / "README.md"
+    model, data = str(folder / "m.pt"), str(folder / "data.parquet")
+    common = ["--data", data, "--target", "label", "--analyzers", "performance", "--quiet", "--model-card",
+              str(card_path), "--json", str(tmp_path / "c.json")]
+    if command == "compare":
+        args = ["compare", model, model, "--sensitive", SENSITIVE, "-o", str(tmp_path / "r.html"), *common]
+    else:
+        args = ["mitigate", model, "--method", "thresholds", "--sensitive", SENSITIVE, "--constraint",
+                "demographic_parity", "--validation", data, "-o", str(tmp_path / "fixed.pt"), "--report",
+                str(tmp_path / "r.html"), *common]
+    assert main(args) == 0
+    candidate = json.loads((tmp_path / "c.json").read_text())["candidate"]
+    assert eval_values(ModelCard.load(card_path)) == candidate["metrics"]
