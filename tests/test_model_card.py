@@ -6,6 +6,8 @@ import dataclasses
 import json
 import math
 import re
+import subprocess
+import sys
 from html import unescape
 
 import numpy as np
@@ -133,3 +135,14 @@ def test_compare_and_mitigate_write_the_candidates_card(hostile, tmp_path, comma
     assert main(args) == 0
     candidate = json.loads((tmp_path / "c.json").read_text())["candidate"]
     assert eval_values(ModelCard.load(card_path)) == candidate["metrics"]
+
+
+def test_a_fresh_process_finds_the_gateable_metrics():
+    """The catalog of gateable metrics is the registered analyzers': the card registers them itself."""
+    script = ("from audit.core.result import Result\nfrom audit.executor.runner import AuditRun\n"
+              "from audit.policy.gates import Verdict\nfrom audit.report.model_card import card_metrics\n"
+              "run = AuditRun(model={'architecture': 'mlp'}, data={'name': 'd'}, verdict=Verdict('ungated'),\n"
+              "    results=(Result('performance', metrics={'performance.accuracy': 0.5, 'performance.not_a_metric': 1.0}),))\n"
+              "print(card_metrics(run))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "{'performance.accuracy': 0.5}"

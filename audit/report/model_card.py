@@ -12,6 +12,7 @@ import math
 import re
 from typing import TYPE_CHECKING
 
+import audit.analyzers  # noqa: F401  (registers the analyzers, whose catalog says which metrics are gateable)
 from audit.policy.gates import find_metric_spec
 from audit.report.ci import SEVERITY_MARK, STATUS_MARK
 from audit.report.escape import markdown_inert as _md
