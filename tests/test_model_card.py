@@ -26,8 +26,9 @@ from audit.report.model_card import card_metrics
 # row, and carry characters YAML reads as line breaks (NEL, LINE SEPARATOR) or refuses (a C1 control).
 SENSITIVE = "grp\n---\ninjected: yes\n# Heading `|![x](http://evil.example/t.png)\x85\u2028\x9b<b>"
 GROUPS = ("a: b\n- c", "<img src=x onerror=alert(1)>")
-SECTIONS = ["Model and data", "Intended use", "Out-of-scope use", "Evaluation", "Fairness", "Robustness",
-            "Explanations", "Limitations", "How to reproduce"]
+# the analyzers' concerns in the order the analyzers run (Analyzer.concern)
+SECTIONS = ["Model and data", "Intended use", "Out-of-scope use", "Evaluation", "Explanations", "Robustness",
+            "Fairness", "Limitations", "How to reproduce"]
 GFM = MarkdownIt("gfm-like")
 
 

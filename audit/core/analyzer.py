@@ -39,6 +39,7 @@ class Analyzer(ABC):
     metric_prefix: ClassVar[str]
     metrics: ClassVar[Mapping[str, MetricSpec]] = {}
     headline: ClassVar[tuple[str, ...]] = ()  # the metrics a report's summary leads with, where a run has them
+    concern: ClassVar[str] = "Evaluation"  # what a review reads its results as: a model card's section
     default: ClassVar[bool] = True
     needs_model: ClassVar[bool] = True  # False: it reads only the model's outputs, so predictions alone will do
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from audit.core.analyzer import ANALYZERS
+from audit.analyzers import ANALYZERS  # the package registers every analyzer: the catalog is theirs
 
 from audit.core.result import Finding, MetricSpec
 from audit._util.documents import read_toml

@@ -12,7 +12,7 @@ import math
 import re
 from typing import TYPE_CHECKING
 
-import audit.analyzers  # noqa: F401  (registers the analyzers, whose catalog says which metrics are gateable)
+from audit.core.analyzer import ANALYZERS
 from audit.policy.gates import find_metric_spec
 from audit.report.ci import SEVERITY_MARK, STATUS_MARK
 from audit.report.escape import markdown_inert as _md
@@ -24,9 +24,6 @@ if TYPE_CHECKING:
 NOT_STATED = "not stated"
 # Hugging Face's task names for the pipeline a classifier of each modality serves.
 TASKS = {"tabular": "tabular-classification", "image": "image-classification", "text": "text-classification"}
-# Which section of the card shows an analyzer's metrics; the rest go under Evaluation.
-SECTIONS = {"fairness": "Fairness", "robustness": "Robustness", "saliency": "Explanations", "shap": "Explanations",
-            "lime": "Explanations", "explanation_quality": "Explanations"}
 # Characters PyYAML's reader refuses (C1 controls, surrogates, noncharacters) or reads as line breaks.
 _YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
 
@@ -34,7 +31,8 @@ _YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff
 def render_model_card(run: AuditRun, *, intended_use: str | None = None, out_of_scope: str | None = None) -> str:
     """The card of `run`: every gateable metric with a finite value in `model-index` (its interval in the
     text: the format has no field for one), and sections for the model and data, intended and out-of-scope use,
-    evaluation, fairness, robustness, explanations, limitations (the findings) and how to reproduce it."""
+    evaluation, each concern the analyzers declare (`Analyzer.concern`), limitations (the findings) and how to
+    reproduce it."""
     lines = ["---", *_front_matter(run), "---", "", f"# Audit of {_md(_model_name(run))}", "",
              f"**{_md(run.verdict.summary)}**", "",
              "Written by `audit report --model-card`: evidence for a review, measured on the data named below.", ""]
@@ -42,7 +40,7 @@ def render_model_card(run: AuditRun, *, intended_use: str | None = None, out_of_
     lines += ["## Intended use", "", _md(intended_use or NOT_STATED), "",
               "## Out-of-scope use", "", _md(out_of_scope or NOT_STATED), ""]
     lines += _evaluation(run)
-    for title in ("Fairness", "Robustness", "Explanations"):
+    for title in dict.fromkeys(cls.concern for cls in ANALYZERS.classes() if cls.concern != "Evaluation"):
         lines += _section(run, title)
     lines += _limitations(run) + _reproduce(run)
     return "\n".join(lines)
@@ -98,13 +96,18 @@ def _evaluation(run: AuditRun) -> list[str]:
     errored = [r for r in run.results if r.status != "ok"]
     lines += [f"- analyzer {_md(r.analyzer, code=True)} {r.status}: {_md(r.error or r.details.get('reason', ''))}"
               for r in errored] + ([""] if errored else [])
-    return lines + _metrics(run, [r for r in run.results if r.analyzer not in SECTIONS])
+    return lines + _metrics(run, [r for r in run.results if _concern(r) == "Evaluation"])
 
 
 def _section(run: AuditRun, title: str) -> list[str]:
-    results = [r for r in run.results if SECTIONS.get(r.analyzer) == title]
+    results = [r for r in run.results if _concern(r) == title]
     body = _metrics(run, results) if results else ["Not run in this audit.", ""]
     return [f"## {title}", "", *body]
+
+
+def _concern(result) -> str:
+    """The card section of a result: what its analyzer declares (`Analyzer.concern`)."""
+    return ANALYZERS.get(result.analyzer).concern if result.analyzer in ANALYZERS else "Evaluation"
 
 
 def _metrics(run: AuditRun, results) -> list[str]:

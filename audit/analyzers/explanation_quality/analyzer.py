@@ -70,6 +70,7 @@ class ExplanationQuality(Analyzer):
     top_k: int = 10
 
     name = "explanation_quality"
+    concern = "Explanations"
     title = "Explanation quality"
     description = "faithfulness (deletion and insertion curves), model-randomization sanity check and agreement " \
                   "of the attribution methods"

@@ -81,6 +81,7 @@ class Fairness(Analyzer):
     samples: int = 500  # held-out sentences the text counterfactual probe reads
 
     name = "fairness"
+    concern = "Fairness"
     title = "Fairness"
     description = ("per-group metrics and disparities with score confidence intervals, intersections, "
                    "text counterfactual probes, threshold post-processing preview")

@@ -35,6 +35,7 @@ class Lime(Analyzer):
     target: str | None = None
 
     name = "lime"
+    concern = "Explanations"
     title = "LIME"
     description = "LIME weights of the explained class (tabular, superpixel image and token explainers)"
     metric_prefix = "lime"

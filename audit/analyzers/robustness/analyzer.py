@@ -73,6 +73,7 @@ class Robustness(Analyzer):
     max_words_fraction: float = 0.25
 
     name = "robustness"
+    concern = "Robustness"
     title = "Robustness"
     description = ("adversarial attacks (FGSM, PGD, Square, synonym substitution, typos), corruptions, attack sanity, "
                    "by group")

@@ -39,6 +39,7 @@ class SaliencyAnalyzer(Analyzer):
     target: int | str | None = None
 
     name = "saliency"
+    concern = "Explanations"
     title = "Saliency"
     description = "captum attributions (Integrated Gradients, Saliency, GradientSHAP, Grad-CAM, ...) per example " \
                   "and a global importance ranking"

@@ -39,6 +39,7 @@ class Shap(Analyzer):
     target: str | None = None
 
     name = "shap"
+    concern = "Explanations"
     title = "SHAP"
     description = "SHAP values of the explained class (DeepExplainer; token permutations for text)"
     metric_prefix = "shap"
