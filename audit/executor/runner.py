@@ -77,6 +77,13 @@ class AuditRun(Document):
 
         return render_run(self, standalone=standalone)
 
+    def to_evidence(self):
+        """The evidence map for a reviewer (`audit.report.evidence.Evidence`: `to_markdown`, `to_json`): which
+        EU AI Act and NIST AI RMF items this run covers, partly covers or does not, with its metrics."""
+        from audit.report.evidence import evidence_of
+
+        return evidence_of(self)
+
 
 def resolve_analyzers(analyzers: Sequence[str | Analyzer] | None, options: dict[str, dict] | None = None,
                       samples: int | None = None) -> list[Analyzer]:
