@@ -66,7 +66,8 @@ def run(args) -> int:
     html = Path(args.report or f"reports/{fixed_path.stem}-vs-{Path(args.model).stem}.html")
     if args.report is None:
         html.parent.mkdir(parents=True, exist_ok=True)
-    reports = {"--report": html, "--json": args.json, "--junit": args.junit, "--markdown": args.markdown}
+    reports = {"--report": html, "--json": args.json, "--junit": args.junit, "--markdown": args.markdown,
+               "--evidence": args.evidence}
     outputs = check_outputs({"-o": fixed_path, **{k: v for k, v in reports.items() if v is not None}},
                             {"model": args.model, "--validation": args.validation, "--data": args.data,
                              "--policy": args.policy})

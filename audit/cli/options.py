@@ -68,6 +68,8 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", help="also write the JSON document here")
     p.add_argument("--junit", help="also write JUnit XML here (one testcase per gate)")
     p.add_argument("--markdown", help="also write a Markdown summary here (pull-request comment, job summary)")
+    p.add_argument("--evidence", help="also write an evidence map for a reviewer here: EU AI Act and NIST AI RMF "
+                                      "items covered, partly covered or not (FILE.json: JSON, else Markdown)")
 
 
 def add_checkpoint_options(p: argparse.ArgumentParser, *, trust_code: bool) -> None:

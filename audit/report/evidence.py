@@ -86,10 +86,8 @@ def _entry(item: Item, run: AuditRun) -> Entry:
     found = {pattern: sorted(m for m in run.metrics if fnmatchcase(m, pattern)) for pattern in item.metrics}
     missing = [p for p, names in found.items() if not names]
     cited = tuple(_cite(name, run) for names in found.values() for name in names)
-    if item.metrics and missing == list(item.metrics):
-        return Entry(item, NOT_COVERED, (), _why_absent(item, run))
-    if not item.metrics and not item.recorded:
-        return Entry(item, NOT_COVERED, (), item.untested)
+    if not cited and not item.recorded:
+        return Entry(item, NOT_COVERED, (), _why_absent(item, run) if item.metrics else item.untested)
     reasons = ([f"recorded: {item.recorded}"] if item.recorded else []) + (
         [f"missing {', '.join(missing)} ({_why_absent(item, run)})"] if missing else []) + (
         [f"not tested: {item.untested}"] if item.untested else [])
