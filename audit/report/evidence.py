@@ -63,10 +63,9 @@ class Evidence:
     def to_markdown(self) -> str:
         model = self.model.get("path") or self.model.get("architecture")
         lines = ["# Evidence map", "", f"> {NOTICE}", "",
-                 f"Model {_md(model, code=True)} (SHA-256 {_md(self.model.get('sha256') or 'not recorded', code=True)})"
-                 f" on data {_md(self.data.get('name'), code=True)} (SHA-256 "
-                 f"{_md(self.data.get('sha256') or 'not recorded', code=True)}, {format_number(self.data.get('rows'))}"
-                 f" rows). Verdict: {_md(self.verdict)}.", ""]
+                 f"Model {_md(model)} (SHA-256 {_md(self.model.get('sha256') or 'not recorded')}) on data "
+                 f"{_md(self.data.get('name'))} (SHA-256 {_md(self.data.get('sha256') or 'not recorded')}, "
+                 f"{format_number(self.data.get('rows'))} rows). Verdict: {_md(self.verdict)}.", ""]
         for framework in dict.fromkeys(e.item.framework for e in self.entries):
             lines += [f"## {framework}", "", "| Item | Status | Evidence |", "| --- | --- | --- |"]
             for e in (e for e in self.entries if e.item.framework == framework):
