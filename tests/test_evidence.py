@@ -148,3 +148,13 @@ def test_the_cli_writes_the_evidence_map_as_json_or_markdown(compas, tmp_path):
     assert [i["ref"] for i in written["items"]] == [item.ref for item in ITEMS]
     assert {i["status"] for i in written["items"]} <= {COVERED, PARTLY, NOT_COVERED}
     assert (tmp_path / "evidence.md").read_text(encoding="utf-8").startswith("# Evidence map")
+
+
+@pytest.mark.parametrize("metrics, status", [({"robustness.text_attack_success_rate": 0.4}, PARTLY), ({}, NOT_COVERED)])
+def test_a_text_models_word_attack_counts_as_adversarial_testing(every, metrics, status):
+    results = tuple(dataclasses.replace(r, metrics=metrics, intervals={}) if r.analyzer == "robustness" else r
+                    for r in every.results)
+    security = entries(dataclasses.replace(every, results=results))["MEASURE 2.7"]
+    assert security.status == status
+    assert [c.metric for c in security.cited] == list(metrics)
+    assert metrics or "robustness ran without this metric" in security.reason

@@ -82,8 +82,9 @@ def evidence_of(run: AuditRun) -> Evidence:
 
 
 def _entry(item: Item, run: AuditRun) -> Entry:
-    found = {pattern: sorted(m for m in run.metrics if fnmatchcase(m, pattern)) for pattern in item.metrics}
-    missing = [p for p, names in found.items() if not names]
+    found = {need: sorted(m for m in run.metrics if any(fnmatchcase(m, p) for p in need.split("|")))
+             for need in item.metrics}
+    missing = [need.replace("|", " or ") for need, names in found.items() if not names]
     cited = tuple(_cite(name, run) for names in found.values() for name in names)
     if not cited and not item.recorded:
         return Entry(item, NOT_COVERED, (), _why_absent(item, run) if item.metrics else item.untested)

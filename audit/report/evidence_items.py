@@ -3,7 +3,8 @@ NIST AI RMF 1.0 (NIST AI 100-1) MEASURE subcategories. Each is a short paraphras
 
 An item is covered when every metric it names is in the run; `untested` says what one audit never shows for it
 (then it is covered at most partly), `recorded` what the run's provenance documents instead of a metric.
-Metric names may hold `*` (fnmatch): the pattern is present when some metric matches it.
+Each metric requirement is one or more fnmatch patterns separated by `|` (a modality's own metric: text models are
+attacked by word substitution, tabular and image ones by gradients): it is met when some metric matches one.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ AI_RMF_CITATION = "NIST AI 100-1 (AI RMF 1.0, 2023)"
 POISONING = "data and model poisoning and confidentiality attacks (membership inference, extraction) are not tested"
 MODEL_FILE = ("model-file safety: checkpoints are read as tensors without running pickled code unless "
               "--trust-code is given")
+ROBUST = "robustness.robust_accuracy|robustness.text_attack_success_rate"
+PARITY = "fairness.demographic_parity_difference|fairness.counterfactual_flip_rate"
+ODDS = "fairness.equalized_odds_difference|fairness.counterfactual_max_delta"
 
 
 @dataclass(frozen=True)
@@ -39,10 +43,10 @@ ITEMS: tuple[Item, ...] = (
     Item(AI_ACT, "Annex IV 2(g)", "Validation and testing procedures and data; metrics for accuracy, robustness and "
          "potentially discriminatory impacts; dated test logs and reports",
          f"{AI_ACT_CITATION}, Annex IV, point 2(g)", ("performance", "robustness", "fairness"),
-         ("performance.accuracy", "robustness.robust_accuracy", "fairness.demographic_parity_difference"),
+         ("performance.accuracy", ROBUST, PARITY),
          untested="the report is dated by the run; it is not signed by a responsible person"),
     Item(AI_ACT, "Annex IV 2(h)", "Cybersecurity measures put in place", f"{AI_ACT_CITATION}, Annex IV, point 2(h)",
-         ("robustness",), ("robustness.robust_accuracy",), untested=f"{MODEL_FILE}; {POISONING}"),
+         ("robustness",), (ROBUST,), untested=f"{MODEL_FILE}; {POISONING}"),
     Item(AI_ACT, "Annex IV 3", "Capabilities and limitations in performance, including accuracy for the persons or "
          "groups the system is meant for, and foreseeable unintended outcomes", f"{AI_ACT_CITATION}, Annex IV, point 3",
          ("performance", "fairness"), ("performance.accuracy", "fairness.accuracy_difference")),
@@ -52,7 +56,7 @@ ITEMS: tuple[Item, ...] = (
                   "its metrics and the policy's thresholds, not why they fit"),
     Item(AI_ACT, "Article 15(1)", "An appropriate level of accuracy, robustness and cybersecurity, consistent "
          "throughout the lifecycle", f"{AI_ACT_CITATION}, Article 15(1)", ("performance", "robustness"),
-         ("performance.accuracy", "robustness.robust_accuracy"),
+         ("performance.accuracy", ROBUST),
          untested="one audit measures one model on one data set, not consistency after deployment"),
     Item(AI_ACT, "Article 15(3)", "Levels of accuracy and the relevant accuracy metrics, to declare in the "
          "instructions for use", f"{AI_ACT_CITATION}, Article 15(3)", ("performance",),
@@ -61,7 +65,7 @@ ITEMS: tuple[Item, ...] = (
          f"{AI_ACT_CITATION}, Article 15(4)", ("robustness",), ("robustness.corruption_accuracy",)),
     Item(AI_ACT, "Article 15(5)", "Resilience against attacks: data or model poisoning, adversarial examples "
          "(model evasion), confidentiality attacks, model flaws", f"{AI_ACT_CITATION}, Article 15(5)",
-         ("robustness",), ("robustness.robust_accuracy",),
+         ("robustness",), (ROBUST,),
          untested=f"adversarial examples tested; {MODEL_FILE}; {POISONING}"),
     Item(AI_RMF, "MEASURE 2.1", "Test sets, metrics and details of the tools used in testing are documented",
          f"{AI_RMF_CITATION}, MEASURE 2.1", ("performance",), ("performance.accuracy",),
@@ -73,7 +77,7 @@ ITEMS: tuple[Item, ...] = (
          f"{AI_RMF_CITATION}, MEASURE 2.5", ("performance", "robustness"),
          ("performance.accuracy", "performance.ece", "robustness.corruption_accuracy")),
     Item(AI_RMF, "MEASURE 2.7", "Security and resilience are evaluated and documented",
-         f"{AI_RMF_CITATION}, MEASURE 2.7", ("robustness",), ("robustness.robust_accuracy",),
+         f"{AI_RMF_CITATION}, MEASURE 2.7", ("robustness",), (ROBUST,),
          untested=f"{MODEL_FILE}; {POISONING}"),
     Item(AI_RMF, "MEASURE 2.9", "The model is explained, validated and documented, and its outputs interpreted in "
          "context", f"{AI_RMF_CITATION}, MEASURE 2.9", ("explanation_quality",),
@@ -83,5 +87,5 @@ ITEMS: tuple[Item, ...] = (
          untested="privacy is not tested: no membership-inference or data-extraction attack is run"),
     Item(AI_RMF, "MEASURE 2.11", "Fairness and bias are evaluated and the results documented",
          f"{AI_RMF_CITATION}, MEASURE 2.11", ("fairness",),
-         ("fairness.demographic_parity_difference", "fairness.equalized_odds_difference")),
+         (PARITY, ODDS)),
 )
