@@ -70,7 +70,7 @@ class Evidence:
             lines += [f"## {framework}", "", "| Item | Status | Evidence |", "| --- | --- | --- |"]
             for e in (e for e in self.entries if e.item.framework == framework):
                 evidence = "<br>".join([_cited(c) for c in e.cited] + ([_md(e.reason)] if e.reason else []))
-                lines.append(f"| **{_md(e.item.ref)}**: {_md(e.item.text)} ({_md(e.item.citation)}) "
+                lines.append(f"| **{e.item.ref}**: {e.item.text} ({e.item.citation}) "  # our text, no data
                              f"| {MARK[e.status]} | {evidence or 'n/a'} |")
             lines.append("")
         return "\n".join(lines)

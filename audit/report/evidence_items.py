@@ -16,8 +16,8 @@ AI_RMF = "NIST AI RMF"
 AI_ACT_CITATION = "Regulation (EU) 2024/1689"
 AI_RMF_CITATION = "NIST AI 100-1 (AI RMF 1.0, 2023)"
 POISONING = "data and model poisoning and confidentiality attacks (membership inference, extraction) are not tested"
-MODEL_FILE = ("model-file safety: checkpoints are read as tensors without running pickled code unless "
-              "--trust-code is given")
+MODEL_FILE = ("model-file safety checked: checkpoints are read with torch.load(weights_only=True), no pickled code "
+              "runs unless --trust-code is given")
 ROBUST = "robustness.robust_accuracy|robustness.text_attack_success_rate"
 PARITY = "fairness.demographic_parity_difference|fairness.counterfactual_flip_rate"
 ODDS = "fairness.equalized_odds_difference|fairness.counterfactual_max_delta"
