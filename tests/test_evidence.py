@@ -150,7 +150,8 @@ def test_the_cli_writes_the_evidence_map_as_json_or_markdown(compas, tmp_path):
     assert (tmp_path / "evidence.md").read_text(encoding="utf-8").startswith("# Evidence map")
 
 
-@pytest.mark.parametrize("metrics, status", [({"robustness.text_attack_success_rate": 0.4}, PARTLY), ({}, NOT_COVERED)])
+@pytest.mark.parametrize("metrics, status",
+                         [({"robustness.text_attack_success_rate": 0.4}, PARTLY), ({}, NOT_COVERED)])
 def test_a_text_models_word_attack_counts_as_adversarial_testing(every, metrics, status):
     results = tuple(dataclasses.replace(r, metrics=metrics, intervals={}) if r.analyzer == "robustness" else r
                     for r in every.results)

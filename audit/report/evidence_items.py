@@ -48,8 +48,8 @@ ITEMS: tuple[Item, ...] = (
     Item(AI_ACT, "Annex IV 2(h)", "Cybersecurity measures put in place", f"{AI_ACT_CITATION}, Annex IV, point 2(h)",
          ("robustness",), (ROBUST,), untested=f"{MODEL_FILE}; {POISONING}"),
     Item(AI_ACT, "Annex IV 3", "Capabilities and limitations in performance, including accuracy for the persons or "
-         "groups the system is meant for, and foreseeable unintended outcomes", f"{AI_ACT_CITATION}, Annex IV, point 3",
-         ("performance", "fairness"), ("performance.accuracy", "fairness.accuracy_difference")),
+         "groups the system is meant for, and foreseeable unintended outcomes",
+         f"{AI_ACT_CITATION}, Annex IV, point 3", ("performance", "fairness"), ("performance.accuracy", "fairness.accuracy_difference")),
     Item(AI_ACT, "Annex IV 4", "Why the performance metrics are appropriate for this system",
          f"{AI_ACT_CITATION}, Annex IV, point 4",
          untested="whether these metrics suit the system's purpose is the provider's argument; the audit states "
