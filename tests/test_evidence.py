@@ -134,11 +134,15 @@ def test_hostile_names_are_inert_in_the_markdown(performance_only):
     assert HOSTILE.replace("\n", " ") in unescape(re.sub(r"<[^>]+>", "", html))
 
 
+def saved(model, data, folder):
+    """`model` as folder/m.pt and `data` as folder/d.csv; the data."""
+    checkpoint.save(model, folder / "m.pt")
+    data.inputs.assign(**{data.target: [data.classes[i] for i in data.labels]}).to_csv(folder / "d.csv", index=False)
+    return data
+
+
 def test_the_cli_writes_the_evidence_map_as_json_or_markdown(compas, tmp_path):
-    model, data = compas
-    checkpoint.save(model, tmp_path / "m.pt")
-    data.inputs.assign(**{data.target: [data.classes[i] for i in data.labels]}).to_csv(tmp_path / "d.csv",
-                                                                                         index=False)
+    data = saved(*compas, tmp_path)
     for name in ("evidence.json", "evidence.md"):
         code = main(["report", str(tmp_path / "m.pt"), "--data", str(tmp_path / "d.csv"), "--target", data.target,
                      "--analyzers", "performance", "--quiet", "-o", str(tmp_path / "r.html"),
@@ -159,3 +163,22 @@ def test_a_text_models_word_attack_counts_as_adversarial_testing(every, metrics,
     assert security.status == status
     assert [c.metric for c in security.cited] == list(metrics)
     assert metrics or "robustness ran without this metric" in security.reason
+
+
+def test_compare_writes_the_candidates_evidence_map(compas, tmp_path):
+    data = saved(*compas, tmp_path)
+    code = main(["compare", str(tmp_path / "m.pt"), str(tmp_path / "m.pt"), "--data", str(tmp_path / "d.csv"),
+                 "--target", data.target, "--analyzers", "performance", "--quiet", "-o", str(tmp_path / "c.html"),
+                 "--evidence", str(tmp_path / "c.json")])
+    assert code in (0, 1)
+    written = json.loads((tmp_path / "c.json").read_text(encoding="utf-8"))
+    assert {i["ref"]: i["status"] for i in written["items"]}["Article 15(3)"] == COVERED
+
+
+def test_an_evidence_path_that_is_another_output_is_refused_before_loading(tmp_path, capsys):
+    (tmp_path / "m.pt").write_bytes(b"not read")
+    code = main(["report", str(tmp_path / "m.pt"), "--dataset", "compas", "--quiet", "-o", str(tmp_path / "r.html"),
+                 "--json", str(tmp_path / "same"), "--evidence", str(tmp_path / "same")])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--evidence" in err, err
