@@ -89,6 +89,7 @@ def test_items_whose_analyzers_did_not_run_are_not_covered_and_say_so(performanc
     assert validation.status == PARTLY
     assert [c.metric for c in validation.cited] == ["performance.accuracy"]
     assert "robustness not run" in validation.reason and "fairness not run" in validation.reason
+    assert "performance" not in validation.reason  # it ran and gave its metric
 
 
 def test_a_skipped_analyzer_gives_its_reason(compas):

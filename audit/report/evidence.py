@@ -104,19 +104,19 @@ def _cite(metric: str, run: AuditRun) -> Cited:
 
 
 def _why_absent(item: Item, run: AuditRun) -> str:
-    status = {r.analyzer: r for r in run.results}
+    """Which of the item's analyzers did not run, were skipped (and why) or errored; else that they ran without
+    the metric (a modality without it)."""
+    results = {r.analyzer: r for r in run.results}
     why = []
     for name in item.analyzers:
-        result = status.get(name)
+        result = results.get(name)
         if result is None:
             why.append(f"{name} not run")
         elif result.status == "skipped":
             why.append(f"{name} skipped: {result.details.get('reason', 'no reason given')}")
         elif result.status == "error":
             why.append(f"{name} errored")
-        else:
-            why.append(f"{name} ran without this metric")
-    return "; ".join(why)
+    return "; ".join(why) or f"{', '.join(item.analyzers)} ran without this metric"
 
 
 def _cited(c: Cited) -> str:
