@@ -67,7 +67,7 @@ def run(args) -> int:
     if args.report is None:
         html.parent.mkdir(parents=True, exist_ok=True)
     reports = {"--report": html, "--json": args.json, "--junit": args.junit, "--markdown": args.markdown,
-               "--model-card": args.model_card}
+               "--model-card": args.model_card, "--evidence": args.evidence}
     outputs = check_outputs({"-o": fixed_path, **{k: v for k, v in reports.items() if v is not None}},
                             {"model": args.model, "--validation": args.validation, "--data": args.data,
                              "--policy": args.policy})

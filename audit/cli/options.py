@@ -72,6 +72,8 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
                    "results and the audit's evidence; into a copy of a model folder, never the input)")
     p.add_argument("--intended-use", metavar="TEXT", help="the model card's intended use (default: not stated)")
     p.add_argument("--out-of-scope", metavar="TEXT", help="the model card's out-of-scope use (default: not stated)")
+    p.add_argument("--evidence", help="also write an evidence map for a reviewer here: EU AI Act and NIST AI RMF "
+                                      "items covered, partly covered or not (FILE.json: JSON, else Markdown)")
 
 
 def add_checkpoint_options(p: argparse.ArgumentParser, *, trust_code: bool) -> None:

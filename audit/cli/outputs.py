@@ -42,23 +42,29 @@ def check_audit_outputs(args, html: Path, models: dict[str, str]) -> dict[str, P
     if args.output is None:
         html.parent.mkdir(parents=True, exist_ok=True)  # the default reports/ folder
     outputs = {"-o": html, "--json": args.json, "--junit": args.junit, "--markdown": args.markdown,
-               "--model-card": args.model_card}
+               "--model-card": args.model_card, "--evidence": args.evidence}
     return check_outputs({k: v for k, v in outputs.items() if v is not None},
                          {**models, "--data": args.data, "--policy": args.policy})
 
 
 def write_outputs(outputs: dict[str, Path], document, gated, *, name: str, args=None,
                   files: Mapping[Path, Writer] | None = None) -> None:
-    """HTML and JSON of the whole `document`; JUnit, Markdown and the model card (with the intended and
-    out-of-scope use in `args`) of the `gated` run; and any other `files`, written as one set."""
+    """HTML and JSON of the whole `document`; JUnit, Markdown, the model card (with the intended and out-of-scope
+    use in `args`) and the evidence map of the `gated` run; and any other `files`, written as one set."""
     from audit.report.ci import render_compare_markdown, render_junit, render_markdown
 
     render = {"-o": document.render_html, "--json": document.to_json,
               "--junit": lambda: render_junit(gated.verdict, gated.results, name=name),
               "--markdown": lambda: render_markdown(gated) if document is gated else render_compare_markdown(document),
               "--model-card": lambda: gated.to_model_card(intended_use=getattr(args, "intended_use", None),
-                                                          out_of_scope=getattr(args, "out_of_scope", None))}
+                                                          out_of_scope=getattr(args, "out_of_scope", None)),
+              "--evidence": lambda: _evidence(gated, outputs["--evidence"])}
     write_together({**(files or {}), **{path: text_writer(render[option]()) for option, path in outputs.items()}})
+
+
+def _evidence(run, path: Path) -> str:
+    evidence = run.to_evidence()
+    return evidence.to_json() if path.suffix.lower() == ".json" else evidence.to_markdown()
 
 
 def finish(gated, output: Path, *, failures=None, label: str = "") -> int:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
+from typing import TYPE_CHECKING
 
 from audit._util import distribution
 from audit._util.errors import AuditInputError
@@ -22,6 +23,9 @@ from audit.engine import current as current_engine
 from audit.executor.document import Document
 from audit.executor.loop import Feed, execute
 from audit.policy.gates import Policy, Verdict
+
+if TYPE_CHECKING:
+    from audit.report.evidence import Evidence
 
 SCHEMA = "audit.report/1"
 LIBRARIES = ("torch", "captum", "shap", "lime", "fairlearn", "numpy", "pandas", "scikit-learn")
@@ -82,6 +86,13 @@ class AuditRun(Document):
         from audit.report.model_card import render_model_card
 
         return render_model_card(self, intended_use=intended_use, out_of_scope=out_of_scope)
+
+    def to_evidence(self) -> Evidence:
+        """The evidence map for a reviewer (`audit.report.evidence.Evidence`: `to_markdown`, `to_json`): which
+        EU AI Act and NIST AI RMF items this run covers, partly covers or does not, with its metrics."""
+        from audit.report.evidence import evidence_of
+
+        return evidence_of(self)
 
 
 def resolve_analyzers(analyzers: Sequence[str | Analyzer] | None, options: dict[str, dict] | None = None,
