@@ -1,5 +1,5 @@
 """What the command prints: control characters from names in the data shown as escapes, and no library warnings
-about drawing them."""
+about drawing them (on the command line or in Python)."""
 
 from __future__ import annotations
 
@@ -55,6 +55,18 @@ def test_findings_about_hostile_groups_print_clean_lines_and_no_glyph_warnings(h
     assert [str(w.message) for w in caught if "missing from font" in str(w.message)] == []
     # The figures were drawn with those names: the warnings were there to hide.
     assert "<img" in (tmp_path / "r.html").read_text()
+
+
+def test_drawing_hostile_names_warns_in_python_neither(hostile_predictions):
+    """The figures are drawn by the library, so a notebook user gets no glyph warnings either."""
+    import audit
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run = audit.from_predictions(hostile_predictions, target="y", prediction="p", sensitive=["group"],
+                                     analyzers=["fairness"])
+    assert run.result("fairness").figures  # drawn with those names
+    assert [str(w.message) for w in caught if "missing from font" in str(w.message)] == []
 
 
 def test_an_error_naming_a_hostile_column_is_one_clean_line(hostile_predictions, tmp_path, capsys):

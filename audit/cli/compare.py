@@ -6,7 +6,7 @@ from pathlib import Path
 
 from audit._util.paths import shown
 from audit.cli.options import add_audit_options, audit_data, audit_settings, check_positive_class, load_options
-from audit.cli.outputs import check_audit_outputs, figure_warnings_hidden, finish, write_outputs
+from audit.cli.outputs import check_audit_outputs, finish, write_outputs
 
 
 def add_parser(sub) -> None:
@@ -17,7 +17,6 @@ def add_parser(sub) -> None:
     p.set_defaults(handler=run)
 
 
-@figure_warnings_hidden
 def run(args) -> int:
     from audit.executor.compare import compare
     from audit.models.checkpoint import load as load_model

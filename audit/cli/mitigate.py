@@ -9,7 +9,7 @@ from pathlib import Path
 from audit._util.paths import shown
 from audit.cli.options import (add_checkpoint_options, add_console_options, add_engine_options, add_output_options,
                                add_resource_options, add_run_options, audit_settings)
-from audit.cli.outputs import figure_warnings_hidden, finish, printable, write_outputs
+from audit.cli.outputs import finish, printable, write_outputs
 from audit.core.choices import CONSTRAINTS, FAIR_METHODS
 
 
@@ -55,7 +55,6 @@ def add_parser(sub) -> None:
     p.set_defaults(handler=run, trust_code=False)
 
 
-@figure_warnings_hidden
 def run(args) -> int:
     from audit._util.files import check_outputs
     from audit.io import checkpoint

@@ -3,11 +3,9 @@ set, and the summary it prints."""
 
 from __future__ import annotations
 
-import functools
 import re
 import sys
-import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from audit._util.files import Writer, check_outputs, text_writer, write_together
@@ -16,25 +14,11 @@ from audit._util.files import Writer, check_outputs, text_writer, write_together
 # come in group, column and file names: shown as escapes, so a CI log shows what the data holds and nothing else.
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 # Matplotlib warns once per character a font lacks, with the character in the message: a hostile name's escapes.
-_MISSING_GLYPH = r"Glyph \d+ \((?s:.)*\) missing from font"
 
 
 def printable(text: object) -> str:
     r"""`text` for the terminal: each control character as its escape (`\x1b`), the rest as it is."""
     return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
-
-
-def figure_warnings_hidden(handler: Callable[..., int]) -> Callable[..., int]:
-    """`handler` with matplotlib's warnings about characters its fonts lack (drawing hostile names) kept off
-    stderr: the figure shows a box, which says enough."""
-
-    @functools.wraps(handler)
-    def run(*args, **kwargs) -> int:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=_MISSING_GLYPH, category=UserWarning)
-            return handler(*args, **kwargs)
-
-    return run
 
 
 def check_audit_outputs(args, html: Path, models: dict[str, str]) -> dict[str, Path]:

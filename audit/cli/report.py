@@ -8,7 +8,7 @@ from audit._util.errors import AuditInputError
 from audit._util.paths import shown
 from audit.cli.options import (STREAM_HELP, add_audit_options, audit_data, audit_settings, check_positive_class,
                                 load_options)
-from audit.cli.outputs import check_audit_outputs, figure_warnings_hidden, finish, write_outputs
+from audit.cli.outputs import check_audit_outputs, finish, write_outputs
 
 
 def add_parser(sub) -> None:
@@ -28,7 +28,6 @@ def add_parser(sub) -> None:
     p.set_defaults(handler=run)
 
 
-@figure_warnings_hidden
 def run(args) -> int:
     settings = audit_settings(args)
     if (args.model is None) == (args.predictions is None):
