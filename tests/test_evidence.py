@@ -7,11 +7,11 @@ import dataclasses
 import json
 import re
 from html import unescape
-from html.parser import HTMLParser
 
 import pandas as pd
 import pytest
 from markdown_it import MarkdownIt
+from test_ci_outputs import Tables
 
 import audit
 from audit.cli import main
@@ -106,30 +106,17 @@ def test_json_round_trips_and_says_it_is_no_conformity_assessment(every):
     assert evidence.to_markdown().splitlines()[2] == f"> {NOTICE}"
 
 
-class Tags(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.tags, self.rows = set(), []
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.add(tag)
-        if tag == "tr":
-            self.rows.append(0)
-        elif tag in ("td", "th"):
-            self.rows[-1] += 1
-
-
 def test_hostile_names_are_inert_in_the_markdown(performance_only):
     run = dataclasses.replace(performance_only, model={**performance_only.model, "path": HOSTILE},
                               data={**performance_only.data, "name": HOSTILE})
     text = run.to_evidence().to_markdown()
     html = MarkdownIt("gfm-like").render(text)
-    parsed = Tags()
+    parsed = Tables()
     parsed.feed(html)
     assert parsed.tags <= OUR_TAGS, parsed.tags - OUR_TAGS
     assert "href" not in html
     for table in re.findall(r"<table>.*?</table>", html, flags=re.S):
-        counts = Tags()
+        counts = Tables()
         counts.feed(table)
         assert len(set(counts.rows)) == 1, counts.rows
     assert HOSTILE.replace("\n", " ") in unescape(re.sub(r"<[^>]+>", "", html))
