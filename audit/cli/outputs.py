@@ -8,6 +8,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from audit._util.errors import AuditInputError
 from audit._util.files import Writer, check_outputs, text_writer, write_together
 
 # Control characters (ESC starts a terminal escape sequence) and the marks that reorder text on screen, as they
@@ -51,10 +52,38 @@ def _evidence(run, path: Path) -> str:
     return evidence.to_json() if path.suffix.lower() == ".json" else evidence.to_markdown()
 
 
-def finish(gated, output: Path, *, failures=None, label: str = "") -> int:
+def open_tracker(args):
+    """The MLflow experiment that --mlflow logs to, opened before any model loads; None without --mlflow."""
+    if not args.mlflow:
+        if args.mlflow_uri or args.mlflow_experiment:
+            raise AuditInputError("--mlflow-uri and --mlflow-experiment go with --mlflow")
+        return None
+    from audit.report.tracking import Tracker
+
+    return Tracker.open(args.mlflow_uri, args.mlflow_experiment)
+
+
+def track(tracker, document, args, *, labels: tuple[str, str] = ("baseline", "candidate"),
+          tags: Mapping[str, str] | None = None) -> str:
+    """`document` logged by `tracker` (None: not logged): a run, or a comparison as a parent run with a child
+    run per model named by `labels`. The line `finish` prints."""
+    if tracker is None:
+        return ""
+    from audit.executor.compare import Comparison
+
+    card = dict(intended_use=args.intended_use, out_of_scope=args.out_of_scope)
+    if isinstance(document, Comparison):
+        run_id = tracker.log_comparison(document, labels=labels, tags=tags, **card)
+    else:
+        run_id = tracker.log_run(document, tags=tags, **card)
+    return f"MLflow run {run_id} in experiment {tracker.experiment!r} at {tracker.uri}"
+
+
+def finish(gated, output: Path, *, failures=None, label: str = "", tracked: str = "") -> int:
     """The verdict, the failed gates and the high and medium findings on the first lines; the exit code.
     audit compare passes its `failures` (the failed gates told apart: newly failing, or failing as the baseline
-    did) and labels the gated run's lines "candidate". Every line is printable: no control character from data."""
+    did) and labels the gated run's lines "candidate"; `tracked` says where --mlflow logged it. Every line is
+    printable: no control character from data."""
     who = f"{label} " if label else ""
     print(printable(f"{gated.verdict.summary} -> {output}"))
     if failures is None:
@@ -69,6 +98,8 @@ def finish(gated, output: Path, *, failures=None, label: str = "") -> int:
     for finding in gated.verdict.findings:
         if finding.severity in ("high", "medium"):
             print(printable(f"  {who}{finding.severity}: {finding.sentence}"))
+    if tracked:
+        print(printable(f"  {tracked}"))
     for r in gated.results:
         if r.status == "error":
             print(printable(f"  {who}analyzer {r.analyzer} errored: {r.error}"), file=sys.stderr)

@@ -94,6 +94,15 @@ class AuditRun(Document):
 
         return evidence_of(self)
 
+    def log_mlflow(self, uri: str | None = None, experiment: str | None = None) -> str:
+        """Log this run to MLflow (`uri`: a tracking URI or a directory, default MLflow's own; `experiment`: default
+        `MLFLOW_EXPERIMENT_NAME`, else "Default"): parameters, every metric with `_lower`/`_upper` for its
+        interval, the verdict and finding counts as tags, HTML, JSON, Markdown and the model card as artifacts.
+        The MLflow run's id. Needs the mlflow extra."""
+        from audit.report.tracking import Tracker
+
+        return Tracker.open(uri, experiment).log_run(self)
+
 
 def resolve_analyzers(analyzers: Sequence[str | Analyzer] | None, options: dict[str, dict] | None = None,
                       samples: int | None = None) -> list[Analyzer]:
