@@ -47,7 +47,7 @@ def tracking_key(name: str, suffix: str = "") -> str:
     character becomes `_`, leading dots go; a name that needed any change, or that is too long, ends in a digest
     of itself, so that two such names do not share a key."""
     key = _UNSAFE_KEY.sub("_", name).lstrip(".")
-    if key == name and len(key) + len(suffix) <= KEY_LENGTH:
+    if key and key == name and len(key) + len(suffix) <= KEY_LENGTH:
         return key + suffix
     digest = hashlib.sha256(name.encode("utf-8", "backslashreplace")).hexdigest()[:10]
     return f"{key[:KEY_LENGTH - len(suffix) - len(digest) - 1]}-{digest}{suffix}"
@@ -130,7 +130,7 @@ class Tracker:
         artifacts = {"compare.html": comparison.render_html, "compare.json": lambda: _json(document),
                      "summary.md": lambda: render_compare_markdown(comparison)}
         shown = name or " vs ".join(_model_name(model) for model in models.values())
-        parent = self._log(shown, params=params, metrics={}, tags={**verdict_tags, **(tags or {})},
+        parent = self._log(shown, parent=None, params=params, metrics={}, tags={**verdict_tags, **(tags or {})},
                            artifacts=artifacts)
         for label, audited in zip(labels, (comparison.baseline, comparison.candidate)):
             self.log_run(audited, name=label, parent=parent, tags={"audit.role": label}, intended_use=intended_use,
@@ -207,7 +207,8 @@ def _model_params(model: dict) -> dict[str, str]:
 
 
 def _model_name(model: dict) -> str:
-    return str(model.get("path") or model.get("architecture") or "model")
+    """The file name of the model (its path is a parameter), else its architecture."""
+    return Path(model["path"]).name if model.get("path") else str(model.get("architecture") or "model")
 
 
 def _json(document: dict) -> str:
