@@ -21,6 +21,7 @@ import audit
 from audit._util.distribution import install_hint
 from audit._util.errors import AuditInputError
 from audit.cli import main
+from audit.executor.compare import compare
 from audit.io import checkpoint
 from audit.models.checkpoint import load as load_model
 from audit.models.training import TrainConfig, train
@@ -43,10 +44,10 @@ def hostile(tmp_path_factory):
     frame["label"] = np.where(frame["x0"] > 0, "no", "yes")
     frame.to_parquet(folder / "data.parquet", index=False)
     data = audit.Dataset.from_dataframe(frame, target="label", sensitive=[SENSITIVE], name="hostile")
-    model = train("mlp", *data.split([0.6, 0.2, 0.2], seed=0), config=TrainConfig(epochs=2), quiet=True).model
-    model = load_model(checkpoint.save(model, folder / "m.pt"))  # a model with a path and a hash
+    trained = train("mlp", *data.split([0.6, 0.2, 0.2], seed=0), config=TrainConfig(epochs=2), quiet=True).model
+    model = load_model(checkpoint.save(trained, folder / "m.pt"))  # a model with a path and a hash
     run = audit.run(model, data, ["performance", "fairness"], options={"fairness": {"mitigation": False}})
-    return {"folder": folder, "model": model, "data": data, "run": run}
+    return {"folder": folder, "trained": trained, "model": model, "data": data, "run": run}
 
 
 @pytest.fixture
@@ -236,3 +237,22 @@ def test_the_store_options_go_with_the_flag(hostile, store, capsys):
     assert main(["report", str(hostile["folder"] / "m.pt"), "--mlflow-uri", str(store)]) == 2
     assert "--mlflow-uri and --mlflow-experiment go with --mlflow" in capsys.readouterr().err
     assert not store.exists()
+
+
+def test_a_comparison_of_models_in_memory_logs_from_python(hostile, store, monkeypatch):
+    model = hostile["model"]
+    comparison = compare(hostile["trained"], model, hostile["data"], ["performance"])  # in memory: no path, no hash
+    parent_id = comparison.log_mlflow(str(store), "api", labels=("before", "after"))
+    logged = runs(reader(store, monkeypatch), "api")
+    assert set(logged) == {"mlp vs m.pt", "before", "after"}
+    assert logged["mlp vs m.pt"].info.run_id == parent_id
+    assert "model.sha256" not in logged["before"].data.params
+    assert logged["mlp vs m.pt"].data.params["after.model.sha256"] == model.source["sha256"]
+    assert logged["after"].data.metrics == expected_metrics(comparison.candidate.to_dict())
+
+
+def test_a_deleted_experiment_is_one_line(hostile, store, monkeypatch):
+    client = reader(store, monkeypatch)
+    client.delete_experiment(client.create_experiment("gone"))
+    with pytest.raises(AuditInputError, match="MLflow experiment 'gone' is deleted"):
+        hostile["run"].log_mlflow(str(store), "gone")

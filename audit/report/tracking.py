@@ -91,14 +91,12 @@ class Tracker:
 
         uri = tracking_uri(uri)
         name = experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or "Default"
-        with _store_opened(uri):
-            try:
-                client = mlflow.MlflowClient(tracking_uri=uri)
-                found = client.get_experiment_by_name(name)
-                experiment_id = found.experiment_id if found else client.create_experiment(name)
-            except (MlflowException, ImportError, OSError) as exc:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise AuditInputError(f"MLflow store {uri}: {first}") from None
+        with _store_opened(uri), _one_line(f"MLflow store {uri}", MlflowException, ImportError):
+            client = mlflow.MlflowClient(tracking_uri=uri)
+            found = client.get_experiment_by_name(name)
+            if found is not None and found.lifecycle_stage == "deleted":
+                raise AuditInputError(f"MLflow experiment {name!r} is deleted: restore it or name another")
+            experiment_id = found.experiment_id if found else client.create_experiment(name)
         return cls(client, uri, experiment_id, name)
 
     def log_run(self, run: AuditRun, *, name: str | None = None, parent: str | None = None,
@@ -137,17 +135,20 @@ class Tracker:
                          out_of_scope=out_of_scope)
         return parent
 
-    def _log(self, name: str, *, parent: str | None, params: dict[str, str], metrics: dict[tuple[str, str], float],
-             tags: dict[str, str], artifacts: Mapping[str, object]) -> str:
+    def _log(self, name: str, *, parent: str | None, params: Mapping[str, object],
+             metrics: Mapping[tuple[str, str], float], tags: Mapping[str, str], artifacts: Mapping[str, object]) -> str:
+        """One MLflow run; what fails is one line, and the run is marked failed."""
         from mlflow.entities import Metric, Param
+        from mlflow.exceptions import MlflowException
         from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
         stamp = int(time.time() * 1000)
         keyed = {tracking_key(metric, suffix): (metric + suffix, value) for (metric, suffix), value in metrics.items()}
-        keyed_params = {tracking_key(param): (param, value) for param, value in params.items()}
+        keyed_params = {tracking_key(param): (param, _text(value)) for param, value in params.items()
+                        if value is not None and value != ""}
         renamed = {key: original for key, (original, _) in (keyed | keyed_params).items() if key != original}
         tags = {**tags, **({MLFLOW_PARENT_RUN_ID: parent} if parent else {})}
-        with _store_opened(self.uri):
+        with _store_opened(self.uri), _one_line(f"MLflow store {self.uri}", MlflowException):
             run_id = self.client.create_run(self.experiment_id, run_name=_value(name, TAG_LENGTH),
                                             tags={k: _value(v, TAG_LENGTH) for k, v in tags.items()}).info.run_id
             try:
@@ -174,7 +175,7 @@ def run_metrics(document: dict) -> dict[tuple[str, str], float]:
     return metrics
 
 
-def run_params(document: dict) -> dict[str, str]:
+def run_params(document: dict) -> dict[str, object]:
     """What a run of `document` (a run's JSON) is reproduced from: the model and data, the seed, the analyzers
     (each option as `<analyzer>.<option>`, as `--set` takes it), the policy and where it ran."""
     data, provenance = document["data"], document["provenance"]
@@ -185,7 +186,7 @@ def run_params(document: dict) -> dict[str, str]:
               "engine": provenance.get("engine"), "device": provenance.get("device")}
     for analyzer, result in document["results"].items():
         params.update({f"{analyzer}.{option}": value for option, value in result["config"].items()})
-    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in params.items() if v is not None and v != ""}
+    return params
 
 
 def run_tags(verdict: dict) -> dict[str, str]:
@@ -211,12 +212,26 @@ def _model_name(model: dict) -> str:
     return Path(model["path"]).name if model.get("path") else str(model.get("architecture") or "model")
 
 
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def _json(document: dict) -> str:
     return json.dumps(document, indent=2, allow_nan=False)
 
 
 def _value(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+@contextlib.contextmanager
+def _one_line(what: str, *errors: type[BaseException]) -> Iterator[None]:
+    """`errors` (and OSError) raised inside as one `AuditInputError` line: `what`, then the first line."""
+    try:
+        yield
+    except (*errors, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AuditInputError(f"{what}: {first}") from None
 
 
 @contextlib.contextmanager
