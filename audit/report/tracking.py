@@ -15,7 +15,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -105,7 +105,7 @@ class Tracker:
         """One MLflow run of `run` (a child of the run `parent`, when given); its id. The model card carries
         `intended_use` and `out_of_scope`."""
         document = run.to_dict()
-        artifacts = {"report.html": run.render_html, "audit.json": lambda: _json(document),
+        artifacts = {"report.html": run.render_html, "audit.json": run.to_json,
                      "summary.md": lambda: render_markdown(run),
                      "model_card.md": lambda: run.to_model_card(intended_use=intended_use, out_of_scope=out_of_scope),
                      "evidence.md": lambda: run.to_evidence().to_markdown()}
@@ -125,7 +125,7 @@ class Tracker:
         failures = document["failures"]
         verdict_tags = {**run_tags(document["verdict"]), "audit.gates.newly_failed": str(len(failures["new"])),
                         "audit.gates.failed_as_baseline": str(len(failures["as_baseline"]))}
-        artifacts = {"compare.html": comparison.render_html, "compare.json": lambda: _json(document),
+        artifacts = {"compare.html": comparison.render_html, "compare.json": comparison.to_json,
                      "summary.md": lambda: render_compare_markdown(comparison)}
         shown = name or " vs ".join(_model_name(model) for model in models.values())
         parent = self._log(shown, parent=None, params=params, metrics={}, tags={**verdict_tags, **(tags or {})},
@@ -136,7 +136,8 @@ class Tracker:
         return parent
 
     def _log(self, name: str, *, parent: str | None, params: Mapping[str, object],
-             metrics: Mapping[tuple[str, str], float], tags: Mapping[str, str], artifacts: Mapping[str, object]) -> str:
+             metrics: Mapping[tuple[str, str], float], tags: Mapping[str, str],
+             artifacts: Mapping[str, Callable[[], str]]) -> str:
         """One MLflow run; what fails is one line, and the run is marked failed."""
         from mlflow.entities import Metric, Param
         from mlflow.exceptions import MlflowException
@@ -203,7 +204,7 @@ def run_tags(verdict: dict) -> dict[str, str]:
     return tags
 
 
-def _model_params(model: dict) -> dict[str, str]:
+def _model_params(model: dict) -> dict[str, object]:
     return {f"model.{k}": model.get(k) for k in ("path", "sha256", "architecture", "modality")}
 
 
@@ -214,10 +215,6 @@ def _model_name(model: dict) -> str:
 
 def _text(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value)
-
-
-def _json(document: dict) -> str:
-    return json.dumps(document, indent=2, allow_nan=False)
 
 
 def _value(text: str, limit: int) -> str:
