@@ -200,3 +200,18 @@ def test_predictions_alone_cannot_give_per_example_results(tmp_path, capsys):
     code = main(["report", "--predictions", str(tmp_path / "p.csv"), "--target", "approved", "--prediction-column",
                  "predicted", "--examples", str(tmp_path / "e.parquet"), "-o", str(tmp_path / "r.html")])
     assert code == 2 and "--examples needs the model" in capsys.readouterr().err
+
+
+def test_text_rows_carry_each_attacks_outcome():
+    """A model that says "yes" exactly when "terrible" occurs: swapping it for a synonym flips the first text
+    (one word); the second is wrong to begin with, so no attack applies to it."""
+    from test_robustness_text import keyed_model
+
+    texts = ["The movie was terrible tonight, and long.", "The movie was long tonight."]
+    data = audit.Dataset.from_arrays(np.array(texts, dtype=object), np.array(["yes", "yes"]), classes=CLASSES)
+    table = audit.run(keyed_model("terrible"), data, ["robustness"]).examples()
+    assert table["robustness.correct"].tolist() == [True, False]
+    assert table.loc[0, "robustness.synonym_flipped"] and table.loc[0, "robustness.synonym_words_changed"] == 1
+    assert table.loc[1, "robustness.synonym_flipped"] is None
+    assert np.isnan(table.loc[1, "robustness.synonym_words_changed"])
+    assert table.loc[1, "robustness.corruption_accuracy"] == 0.0  # wrong under every typo level too
