@@ -167,10 +167,12 @@ def test_a_streamed_run_without_examples_says_how_to_keep_them(tmp_path):
 def test_image_attributions_name_pixels():
     arrays = hostile.images(n=12)
     data = audit.Dataset.from_arrays(arrays["x"][:, None], arrays["y"], classes=("0", "1", "2"))
-    run = audit.run(hostile.image_model(), data, ["saliency"], samples=4)
-    features = run.examples()["saliency.saliency.top_features"].dropna()
-    assert len(features) == 4
-    assert all(len(f) == 5 and all(0 <= int(p) < 8 for name in f for p in name.split(",")) for f in features)
+    run = audit.run(hostile.image_model(), data, ["saliency", "lime"], samples=4,
+                    options={"lime": {"num_samples": 50}})
+    for column in ("saliency.saliency.top_features", "lime.top_features"):
+        features = run.examples()[column].dropna()
+        assert len(features) == 4
+        assert all(len(f) == 5 and all(0 <= int(p) < 8 for name in f for p in name.split(",")) for f in features)
 
 
 def test_the_cli_writes_every_row_and_refuses_a_bad_path_before_the_work(tmp_path, capsys):
