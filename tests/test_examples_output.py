@@ -190,11 +190,10 @@ def test_the_cli_writes_every_row_and_refuses_a_bad_path_before_the_work(tmp_pat
         assert list(table["label"]) == list(frame["approved"])
         assert list(table["group.group"]) == list(frame["group"])
     capsys.readouterr()
-    (tmp_path / "r.html").unlink()
+    (tmp_path / "m.pt").write_bytes(b"not a checkpoint")  # the path is refused before the model is read
     assert main([*args, "--examples", str(tmp_path / "missing" / "e.parquet")]) == 2
     err = capsys.readouterr().err.strip()
     assert "--examples" in err and "does not exist" in err and len(err.splitlines()) == 1
-    assert not (tmp_path / "r.html").exists()
 
 
 def test_predictions_alone_cannot_give_per_example_results(tmp_path, capsys):

@@ -1,18 +1,23 @@
 """The per-example table of an audit (`AuditRun.examples()`, `audit report --examples FILE.parquet`).
 
-One row per audited example, indexed by `row`, its position (from 0) in the audited data:
+One row per audited example; its columns:
+- `row`: the example's position (from 0) in the audited data (the index of `AuditRun.examples()`);
 - `prediction`, `label`: the predicted and the true class name; `probability`: the model's probability of its
   prediction;
 - `group.<column>`: the value of each sensitive column, as text;
-- `<analyzer>.<what>`: what each per-example analyzer found on the example (robustness: attack outcomes, flip
-  epsilon, corruptions; saliency, shap, lime: the top attributed features or words with their values), null
-  on the rows it did not read. Each analyzer documents its columns where it builds them.
+- `<analyzer>.<what>`: what each per-example analyzer found on the example, null on the rows it did not read:
+  robustness's attack outcomes, flip epsilon and corruptions (`audit.analyzers.robustness.per_example`);
+  `saliency.<method>.top_features` / `.top_values`, `shap.top_features` / `.top_values` and
+  `lime.top_features` / `.top_values`: the most attributed columns, pixels or words, most attributed first, and
+  their signed attributions (`audit.methods.attributions.per_example`); `lime.fit_r2`: the R^2 of the example's
+  local surrogate.
 
-In memory the table has every row of the data. A streamed run reads the rows once: it writes every row's
-prediction to a Parquet spill in chunks (`Spill`, kept only when asked for) and the per-example analyzers read
-a seeded sample; the file then has every row, with the analyzers' outcomes on the sample's rows, and
-`AuditRun.examples()` holds the sample's rows only, so memory stays bounded.
-"""
+The columns every row has come from the probabilities the executor feeds the analyzers, not from an analyzer: a
+tally (performance, fairness) keeps counts, never rows. In memory the table has every row of the data. A streamed
+run reads the rows once: with `examples=True` it writes every row's prediction to a temporary Parquet file in
+chunks (`Spill`) while the per-example analyzers read a seeded sample; the file then has every row, with the
+analyzers' outcomes on the sample's rows, and `AuditRun.examples()` holds the sample's rows only, so memory stays
+bounded either way."""
 
 from __future__ import annotations
 

@@ -48,7 +48,7 @@ class AuditRun(Document):
     provenance: dict = field(default_factory=dict)
     # The columns every audited example has (`audit.executor.examples.example_rows`): every row in memory, the
     # sample's rows when streamed; and, streamed with `examples=True`, every row's on disk. Not in the JSON.
-    rows: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+    example_rows: pd.DataFrame | None = field(default=None, repr=False, compare=False)
     spill: Spill | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -89,9 +89,9 @@ class AuditRun(Document):
         """One row per audited example, indexed by its row in the data: prediction, label, probability, group
         values and each per-example analyzer's outcomes (`audit.executor.examples` documents the columns). A
         streamed run holds the rows of its seeded sample; `save_examples` writes every row."""
-        if self.rows is None:
+        if self.example_rows is None:
             return outcomes(self.results)
-        return joined(self.rows, self.results)
+        return joined(self.example_rows, self.results)
 
     def write_examples(self, f: BinaryIO) -> None:
         """The per-example table as Parquet to the open binary file `f`: every row of the data, the analyzers'
@@ -99,9 +99,9 @@ class AuditRun(Document):
         if self.data.get("source", {}).get("streamed") and self.spill is None:
             raise AuditInputError("this streamed run kept no prediction per row; run it with "
                                   "run_stream(..., examples=True) to write them")
-        if self.rows is None:
+        if self.example_rows is None:
             raise AuditInputError("this run holds no per-example rows")
-        write_parquet(f, self.spill.chunks() if self.spill else [self.rows], outcomes(self.results))
+        write_parquet(f, self.spill.chunks() if self.spill else [self.example_rows], outcomes(self.results))
 
     def save_examples(self, path: str | Path) -> Path:
         """`write_examples` to `path`, written atomically."""
@@ -172,7 +172,7 @@ def _run(model, data, analyzers, *, seed, policy, samples, options, command) -> 
                 whole=data)
     executed = execute(model, feed, objects, seed=seed, thresholds=(policy or Policy()).thresholds)
     return assemble(describe_model(model), data, executed.results, seed=seed, policy=policy, started=started,
-                    command=command, device=str(model.device), rows=executed.examples)
+                    command=command, device=str(model.device), example_rows=executed.examples)
 
 
 def _whole(model: Model, data: Dataset):
@@ -182,10 +182,10 @@ def _whole(model: Model, data: Dataset):
 
 
 def assemble(model: dict, data: Dataset | dict, results: tuple[Result, ...], *, seed: int, policy: Policy | None,
-             started: datetime, command: str | None, device: str, rows: pd.DataFrame | None = None,
+             started: datetime, command: str | None, device: str, example_rows: pd.DataFrame | None = None,
              spill: Spill | None = None) -> AuditRun:
     """The run of `results` on `data` (or its description): the verdict of `policy` (None: the built-in
-    default policy) and the provenance; `rows` and `spill` its per-example rows (`AuditRun.examples`)."""
+    default policy) and the provenance; `example_rows` and `spill` its per-example rows (`AuditRun.examples`)."""
     judged_by = policy or Policy()
     described = data if isinstance(data, dict) else describe_data(data)
     skeleton = AuditRun(model=model, data=described, results=results, verdict=Verdict("ungated"), seed=seed)
@@ -201,8 +201,8 @@ def assemble(model: dict, data: Dataset | dict, results: tuple[Result, ...], *, 
         "device": device,
         "engine": current_engine().name,
     }
-    return dataclasses.replace(skeleton, verdict=judged_by.evaluate(skeleton), provenance=provenance, rows=rows,
-                               spill=spill)
+    return dataclasses.replace(skeleton, verdict=judged_by.evaluate(skeleton), provenance=provenance,
+                               example_rows=example_rows, spill=spill)
 
 
 def describe_model(model: Model) -> dict:

@@ -63,4 +63,5 @@ def run_stream(model, source: Source, analyzers: Sequence[str | Analyzer] | None
                  "target": source.target, "classes": list(census.classes), "sensitive": list(census.values.counts),
                  "source": {**source.describe, "streamed": True, "sample_rows": executed.sample_rows}}
     return assemble(describe_model(model), described, executed.results, seed=seed, policy=policy, started=started,
-                    command=command, device=str(model.device), rows=executed.examples, spill=spill)
+                    command=command, device=str(model.device), example_rows=executed.examples,
+                    spill=spill)
