@@ -143,11 +143,11 @@ class Robustness(Analyzer):
         return tuple(robustness_findings(result.summary, thresholds))
 
     def run(self, model, data, *, seed: int = 0) -> Result:
-        size = self.samples or DEFAULT_SAMPLES[model.modality]
-        sample = data.sample(size, seed=seed)
+        # as data.sample(n, seed=seed) draws them, with the positions kept for the per-example table
+        positions = explained_samples(model, data, self.sample_rows(model), seed=seed, misclassified=False)
+        sample = data if len(positions) == len(data) else data.subset(positions)
         if model.modality == "text":
             result = run_text(self, model, sample, seed)
         else:
             result = run_continuous(self, model, data, sample, seed)
-        positions = explained_samples(model, data, size, seed=seed, misclassified=False)  # the rows of `sample`
         return dataclasses.replace(result, examples=robustness_examples(result, positions))
