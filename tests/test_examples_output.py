@@ -70,7 +70,7 @@ def test_robustness_columns_are_the_results_numbers_and_find_the_planted_rows(me
     assert list(table.index) == list(range(len(data)))
     np.testing.assert_array_equal(table["robustness.flip_epsilon"], robustness.arrays["flip_epsilon"])
     assert table["robustness.robust"].astype(bool).mean() == run.metrics["robustness.robust_accuracy"]
-    assert table["robustness.corruption_accuracy"].mean() == pytest.approx(
+    assert table["robustness.corruptions_survived"].mean() == pytest.approx(
         run.metrics["robustness.corruption_accuracy"], abs=1e-12)
     correct = table["robustness.correct"].astype(bool)
     assert correct.mean() == run.metrics["robustness.clean_accuracy"]
@@ -215,4 +215,4 @@ def test_text_rows_carry_each_attacks_outcome():
     assert table.loc[0, "robustness.synonym_flipped"] and table.loc[0, "robustness.synonym_words_changed"] == 1
     assert table.loc[1, "robustness.synonym_flipped"] is None
     assert np.isnan(table.loc[1, "robustness.synonym_words_changed"])
-    assert table.loc[1, "robustness.corruption_accuracy"] == 0.0  # wrong under every typo level too
+    assert table.loc[1, "robustness.corruptions_survived"] == 0.0  # wrong under every typo level too

@@ -10,8 +10,9 @@ Images and tables, per example:
 - `robustness.flip_epsilon`: the smallest epsilon at which PGD flips it, refined between the sweep's points (inf:
   not within the sweep; null: wrong before any attack); its median over the correct ones is
   `robustness.median_flip_epsilon`;
-- `robustness.corruption_accuracy`: the share of corruptions and severities it stays correct under (its mean is
-  the metric); `robustness.corruptions_broken`: those that broke it, as "<corruption> <severity>".
+- `robustness.corruptions_survived`: the share of corruptions and severities it stays correct under (its mean is
+  `robustness.corruption_accuracy`); `robustness.corruptions_broken`: those that broke it, as
+  "<corruption> <severity>".
 
 Texts: `robustness.correct`; `robustness.<attack>_flipped` (synonym, typo, neighbour) and
 `robustness.<attack>_words_changed` (words the successful attack changed; null when it failed or the text was
@@ -38,7 +39,7 @@ def robustness_examples(result: Result, positions: np.ndarray) -> pd.DataFrame |
     settings = [f"{name} {severity}" for name, severity in zip(corruptions["corruption"], corruptions["severity"])]
     kept = arrays["corrupted_correct"]
     columns = _text(arrays) if "correct" in arrays else _continuous(arrays, result.details["epsilon"])
-    columns["robustness.corruption_accuracy"] = kept.mean(axis=1)
+    columns["robustness.corruptions_survived"] = kept.mean(axis=1)
     columns["robustness.corruptions_broken"] = [[s for s, ok in zip(settings, row) if not ok] for row in kept]
     return pd.DataFrame(columns, index=pd.Index(positions, name="row"))
 
