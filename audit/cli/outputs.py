@@ -27,7 +27,8 @@ def check_audit_outputs(args, html: Path, models: dict[str, str]) -> dict[str, P
     if args.output is None:
         html.parent.mkdir(parents=True, exist_ok=True)  # the default reports/ folder
     outputs = {"-o": html, "--json": args.json, "--junit": args.junit, "--markdown": args.markdown,
-               "--model-card": args.model_card, "--evidence": args.evidence}
+               "--model-card": args.model_card, "--evidence": args.evidence,
+               "--examples": getattr(args, "examples", None)}
     return check_outputs({k: v for k, v in outputs.items() if v is not None},
                          {**models, "--data": args.data, "--policy": args.policy})
 
@@ -35,7 +36,8 @@ def check_audit_outputs(args, html: Path, models: dict[str, str]) -> dict[str, P
 def write_outputs(outputs: dict[str, Path], document, gated, *, name: str, args=None,
                   files: Mapping[Path, Writer] | None = None) -> None:
     """HTML and JSON of the whole `document`; JUnit, Markdown, the model card (with the intended and out-of-scope
-    use in `args`) and the evidence map of the `gated` run; and any other `files`, written as one set."""
+    use in `args`), the evidence map and the per-example Parquet of the `gated` run; and any other `files`, written
+    as one set."""
     from audit.report.ci import render_compare_markdown, render_junit, render_markdown
 
     render = {"-o": document.render_html, "--json": document.to_json,
@@ -44,7 +46,9 @@ def write_outputs(outputs: dict[str, Path], document, gated, *, name: str, args=
               "--model-card": lambda: gated.to_model_card(intended_use=getattr(args, "intended_use", None),
                                                           out_of_scope=getattr(args, "out_of_scope", None)),
               "--evidence": lambda: _evidence(gated, outputs["--evidence"])}
-    write_together({**(files or {}), **{path: text_writer(render[option]()) for option, path in outputs.items()}})
+    binary = {path: gated.write_examples for option, path in outputs.items() if option == "--examples"}
+    write_together({**(files or {}), **binary,
+                    **{path: text_writer(render[option]()) for option, path in outputs.items() if option in render}})
 
 
 def _evidence(run, path: Path) -> str:

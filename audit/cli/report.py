@@ -24,6 +24,10 @@ def add_parser(sub) -> None:
     p.add_argument("--prediction-column", help="column of predicted labels in --predictions")
     p.add_argument("--score-columns", help="comma-separated per-class score columns in --predictions, in class "
                    "order (binary: one column, the second class's probability)")
+    p.add_argument("--examples", metavar="FILE.parquet", help="also write one row per audited example here: "
+                   "prediction, label, probability, group values, attack outcomes and flip epsilon, corruptions, top "
+                   "attributed features (every row of the data; the per-example analyzers' columns on the rows "
+                   "they read, null elsewhere)")
     p.add_argument("--stream", action="store_true", help=STREAM_HELP)
     p.set_defaults(handler=run)
 
@@ -46,8 +50,8 @@ def run(args) -> int:
     check_positive_class(args.positive_class, model.classes)
     source = streamed_source(dict(model.task.dataset), data=args.data, stream=args.stream, target=args.target,
                              sensitive=args.sensitive, text_column=args.text_column)
-    result = run_stream(model, source, **settings) if source else run_audit(model, audit_data(args, model),
-                                                                               **settings)
+    result = run_stream(model, source, examples=args.examples is not None, **settings) if source else \
+        run_audit(model, audit_data(args, model), **settings)
     write_outputs(outputs, result, result, name=shown(args.model), args=args)
     return finish(result, output, tracked=track(tracker, result, args))
 
@@ -59,6 +63,8 @@ def _predictions(args, settings: dict) -> int:
         raise AuditInputError("--predictions needs --target, the label column")
     if args.data or args.text_column:
         raise AuditInputError("--predictions holds the rows; drop --data/--text-column")
+    if args.examples:
+        raise AuditInputError("--examples needs the model: per-example results come from the analyzers that run it")
     output = Path(args.output or f"reports/{Path(args.predictions).stem}.html")
     outputs = check_audit_outputs(args, output, {"--predictions": args.predictions})
     tracker = open_tracker(args)
