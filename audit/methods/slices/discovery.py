@@ -49,10 +49,10 @@ class Discovery:
     its rows the metric is a rate of (its negatives for a false positive rate); `rate`, `rest_rate` (the
     complement's), `gap` = rate - rest_rate and its FCR-adjusted interval [`lower`, `upper`] at `confidence`,
     `p_value`, `discovered` (Benjamini-Yekutieli), `shown` (see the module's note) and `detectable`: the smallest
-    gap that slice could detect at 80% power. `slices`: the slices of at least `min_rows` rows; `tests`: the m of
-    the false discovery control; `detectable_gap`: the smallest error-rate gap a slice of `min_rows` rows detects
-    at 80% power, so "no finding" reads "no gap larger than detectable_gap in any slice of at least min_rows
-    rows"."""
+    gap that slice could detect at 80% power (one-feature slices and shown ones; NaN elsewhere). `slices`: the
+    slices of at least `min_rows` rows; `tests`: the m of the false discovery control; `detectable_gap`: the
+    smallest error-rate gap a slice of `min_rows` rows detects at 80% power, so "no finding" reads "no gap larger
+    than detectable_gap in any slice of at least min_rows rows"."""
 
     table: pd.DataFrame
     rows: int
@@ -171,9 +171,11 @@ def _gap(metric: str, inside, rest, z: float):
     """(rate, rest_rate, gap, lower, upper) of the slice against the rest at normal quantile z."""
     if metric == "calibration_gap":
         gap, lower, upper, _ = mean_gap(*inside, *rest, z)
-        return inside[0] / inside[2], rest[0] / rest[2], gap, lower, upper
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return inside[0] / inside[2], rest[0] / rest[2], gap, lower, upper
     gap, lower, upper = proportion_gap(*inside, *rest, z)
-    return inside[0] / inside[1], rest[0] / rest[1], gap, lower, upper
+    with np.errstate(invalid="ignore", divide="ignore"):  # a parent with no rows outside its child: NaN
+        return inside[0] / inside[1], rest[0] / rest[1], gap, lower, upper
 
 
 def _codes(lattice: SliceLattice, tests: _Tests) -> list[tuple[tuple[int, int], ...]]:
@@ -216,16 +218,19 @@ def _frame(lattice: SliceLattice, tests: _Tests, p_value: np.ndarray, threshold:
         chosen = np.flatnonzero(shown & (depth == level))
         if len(chosen):
             shown[chosen] = _worse_than_parents(lattice, tests, slices, chosen, sign[chosen], z)
+    detectable = np.full(len(gap), np.nan)
+    rated = np.flatnonzero((depth == 1) | shown)
     total = _metric_counts(lattice.total, tests.metric, bool(lattice.binary))
     if tests.metric == "calibration_gap":
         mean = total[0] / total[2]
         spread = np.sqrt(max(total[1] / total[2] - mean ** 2, 0.0))
-        detectable = detectable_mean_gap(tests.inside[2], total[2], spread, tests=m, alpha=alpha, power=power)
+        detectable[rated] = detectable_mean_gap(tests.inside[2][rated], total[2], spread, tests=m, alpha=alpha,
+                                                power=power)
     else:
-        detectable = detectable_gap(tests.inside[1], total[1], total[0] / total[1], tests=m, alpha=alpha,
-                                    power=power)
+        detectable[rated] = detectable_gap(tests.inside[1][rated], total[1], total[0] / total[1], tests=m,
+                                           alpha=alpha, power=power)
     return pd.DataFrame({
         "slice": slices, "depth": depth, "metric": tests.metric, "rows": tests.rows.astype(np.int64),
         "count": tests.inside[-1].astype(np.int64), "rate": rate, "rest_rate": rest_rate, "gap": gap,
         "lower": lower, "upper": upper, "p_value": p_value, "discovered": discovered, "shown": shown,
-        "detectable": np.broadcast_to(detectable, len(gap))}, columns=list(COLUMNS))
+        "detectable": detectable}, columns=list(COLUMNS))

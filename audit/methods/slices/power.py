@@ -15,7 +15,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import norm
 
-from audit.methods.slices.gaps import BISECTIONS, proportion_gap
+from audit.methods.slices.gaps import proportion_gap
+
+BISECTIONS = 44  # halvings of a rate or a gap in [0, 1]: to < 1e-13
 
 
 def harmonic(m: int) -> float:
