@@ -129,6 +129,9 @@ def main() -> None:
     parser.add_argument("--sets", type=int, default=200, help="data sets per check")
     parser.add_argument("--gap", type=float, default=0.15, help="the planted rise of the error rate")
     parser.add_argument("--quick", action="store_true", help="20 data sets per check")
+    checks = ("planted", "null", "power")
+    parser.add_argument("--checks", nargs="+", choices=checks, default=checks,
+                        help="which checks to run (to run them in parallel processes)")
     args = parser.parse_args()
     sets = 20 if args.quick else args.sets
     codes, cardinalities, names = adult_codes()
@@ -136,12 +139,22 @@ def main() -> None:
     print(f"adult: {len(codes)} rows, {len(names)} slice columns, {len(choices)} depth-2 slices with "
           f"{PLANTED_SHARE[0]:.1%}-{PLANTED_SHARE[1]:.1%} of the rows to plant")
 
+    if "planted" in args.checks:
+        planted_check(codes, cardinalities, choices, sets, args.gap)
+    tests = None
+    if "null" in args.checks or "power" in args.checks:
+        tests = null_check(codes, cardinalities, sets if "null" in args.checks else 1)
+    if "power" in args.checks:
+        power_check(codes, cardinalities, choices, sets, tests)
+
+
+def planted_check(codes, cardinalities, choices, sets: int, gap: float) -> None:
     found = found_error = sliceline_hits = 0
     ours_time = sliceline_time = 0.0
     tests = []
     for seed in range(sets):
         planted = choices[np.random.default_rng(10_000 + seed).integers(len(choices))]
-        outcomes = simulate(codes, seed, planted, args.gap)
+        outcomes = simulate(codes, seed, planted, gap)
         start = time.perf_counter()
         discovery = search(codes, cardinalities, outcomes)
         ours_time += time.perf_counter() - start
@@ -152,12 +165,15 @@ def main() -> None:
         top = sliceline_top(codes, outcomes.error)
         sliceline_time += time.perf_counter() - start
         sliceline_hits += top in shown_slices(discovery)
-    print(f"planted (+{args.gap:.0%} error rate): shown {share(found, sets)}; shown on the error rate "
+    print(f"planted (+{gap:.0%} error rate): shown {share(found, sets)}; shown on the error rate "
           f"{share(found_error, sets)}; tests per search {min(tests)}-{max(tests)}")
     print(f"sliceline's top slice among our shown slices: {share(sliceline_hits, sets)}")
     print(f"time per data set: ours {ours_time / sets:.2f} s (tally + discover), sliceline "
           f"{sliceline_time / sets:.2f} s")
 
+
+def null_check(codes, cardinalities, sets: int) -> int:
+    """The null data sets; returns the number of tests of a search (for the power check)."""
     any_shown = any_discovered = 0
     for seed in range(sets):
         discovery = search(codes, cardinalities, simulate(codes, 1_000_000 + seed))
@@ -165,14 +181,16 @@ def main() -> None:
         any_discovered += bool(discovery.discoveries)
     print(f"null: data sets with any shown slice {share(any_shown, sets)}; with any discovery "
           f"{share(any_discovered, sets)}; detectable gap of a {MIN_ROWS}-row slice "
-          f"{discovery.detectable_gap:.3f} at base error {discovery.base_error_rate:.3f}")
+          f"{discovery.detectable_gap:.3f} at base error {discovery.base_error_rate:.3f}; {discovery.tests} tests")
+    return discovery.tests
 
+
+def power_check(codes, cardinalities, choices, sets: int, tests: int) -> None:
     power_hits = 0
     gaps = []
     for seed in range(sets):
         planted = choices[np.random.default_rng(20_000 + seed).integers(len(choices))]
-        gap = detectable_gap(members(codes, planted).sum(), len(codes), BASE_ERROR, tests=discovery.tests,
-                             alpha=ALPHA)
+        gap = detectable_gap(members(codes, planted).sum(), len(codes), BASE_ERROR, tests=tests, alpha=ALPHA)
         gaps.append(gap)
         table = search(codes, cardinalities, simulate(codes, 2_000_000 + seed, planted, gap)).table
         hit = table[(table["metric"] == "error_rate") & table["discovered"]]

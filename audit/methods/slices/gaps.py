@@ -25,22 +25,33 @@ from scipy.stats import norm
 from audit.methods.fairness.intervals import wilson
 
 Z_MAX = 37.0  # 2 * norm.sf(37) is ~6e-300: a smaller p-value is 0 here
-BISECTIONS = 40  # halvings of [0, Z_MAX]: z to within 4e-11
+BISECTIONS = 26  # halvings of the bracket of z (width 2, or Z_MAX where the score start misleads)
 EXACT_COUNT = 1000
 
 
-def limits(x, n, z):
-    """(rate, low, high) of x/n at two-sided normal quantile z: Clopper-Pearson, or continuity-corrected Wilson
-    where x and n - x are both at least EXACT_COUNT. A group with n = 0 has rate 0 and limits [0, 1]."""
-    x, n, z = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (x, n, z)))
-    rate, low, high = (np.array(a, dtype=float) for a in np.broadcast_arrays(*wilson(x, n, z)))
+def limit(x, n, z, upper):
+    """One end of the interval of x/n at two-sided normal quantile z, elementwise: the upper end where `upper`,
+    else the lower; Clopper-Pearson, or continuity-corrected Wilson where x and n - x are both at least
+    EXACT_COUNT. A group with n = 0 has limits [0, 1]."""
+    x, n, z, upper = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (x, n, z)), np.asarray(upper))
+    _, low, high = wilson(x, n, z)
+    end = np.array(np.where(upper, high, low), dtype=float)
     exact = (np.minimum(x, n - x) < EXACT_COUNT) & (n > 0)
-    if exact.any():
-        xe, ne, tail = x[exact], n[exact], norm.sf(z[exact])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            low[exact] = np.where(xe > 0, betaincinv(np.maximum(xe, 1), ne - xe + 1, tail), 0.0)
-            high[exact] = np.where(xe < ne, betaincinv(xe + 1, np.maximum(ne - xe, 1), 1 - tail), 1.0)
-    return rate, np.nan_to_num(low, nan=0.0), np.nan_to_num(high, nan=1.0)
+    tail = norm.sf(z)
+    lows, highs = exact & ~upper, exact & upper
+    xs, ns = x[lows], n[lows]
+    end[lows] = np.where(xs > 0, betaincinv(np.maximum(xs, 1), ns - xs + 1, tail[lows]), 0.0)
+    xs, ns = x[highs], n[highs]
+    end[highs] = np.where(xs < ns, betaincinv(xs + 1, np.maximum(ns - xs, 1), 1 - tail[highs]), 1.0)
+    return end
+
+
+def limits(x, n, z):
+    """(rate, low, high) of x/n at two-sided normal quantile z (see `limit`)."""
+    x, n = np.asarray(x, dtype=float), np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = np.where(n > 0, x / n, 0.0)
+    return rate, limit(x, n, z, False), limit(x, n, z, True)
 
 
 def proportion_gap(x1, n1, x2, n2, z):
@@ -51,21 +62,44 @@ def proportion_gap(x1, n1, x2, n2, z):
     return gap, gap - np.hypot(p1 - low1, high2 - p2), gap + np.hypot(high1 - p1, p2 - low2)
 
 
+def near_end(x1, n1, x2, n2, z, score: bool = False):
+    """The distance from 0 of the interval's end nearer to it (> 0: the interval excludes 0); with `score`, from
+    the Wilson limits alone (a cheap first guess of the root)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p1, p2 = np.where(n1 > 0, x1 / n1, 0.0), np.where(n2 > 0, x2 / n2, 0.0)
+    up = p1 >= p2  # the slice's lower end and the rest's upper end face 0
+    if score:
+        _, low1, high1 = wilson(x1, n1, z)
+        _, low2, high2 = wilson(x2, n2, z)
+        end1, end2 = np.where(up, low1, high1), np.where(up, high2, low2)
+    else:
+        end1, end2 = limit(x1, n1, z, ~up), limit(x2, n2, z, up)
+    return np.abs(p1 - p2) - np.hypot(p1 - end1, end2 - p2)
+
+
+def _bisect(distance, low, high, steps):
+    for _ in range(steps):
+        middle = (low + high) / 2
+        excludes = distance(middle) > 0
+        low, high = np.where(excludes, middle, low), np.where(excludes, high, middle)
+    return low, high
+
+
 def proportion_p_value(x1, n1, x2, n2) -> np.ndarray:
-    """Two-sided p-value of x1/n1 = x2/n2: 2 * sf(z*) at the z* where the interval's near end reaches 0 (z* from
-    below, so the p-value errs, by < 1e-9 relative, on the large side)."""
+    """Two-sided p-value of x1/n1 = x2/n2: 2 * sf(z*) at the z* where the interval's near end reaches 0, found by
+    bisection from a bracket around the Wilson limits' root (z* from below, to within 6e-7: the p-value errs on
+    the large side)."""
     x1, n1, x2, n2 = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (x1, n1, x2, n2)))
 
-    def near_end(z):
-        gap, lower, upper = proportion_gap(x1, n1, x2, n2, z)
-        return np.where(gap >= 0, lower, -upper)
+    def exact(z):
+        return near_end(x1, n1, x2, n2, z)
 
-    low, high = np.zeros(x1.shape), np.full(x1.shape, Z_MAX)
-    found = near_end(low) > 0  # else the interval reaches 0 at any level: p = 1
-    for _ in range(BISECTIONS):
-        middle = (low + high) / 2
-        excludes = near_end(middle) > 0
-        low, high = np.where(excludes, middle, low), np.where(excludes, high, middle)
+    zero, top = np.zeros(x1.shape), np.full(x1.shape, Z_MAX)
+    found = exact(zero) > 0  # else the interval reaches 0 at any level: p = 1
+    guess, _ = _bisect(lambda z: near_end(x1, n1, x2, n2, z, score=True), zero, top, 40)
+    low, high = np.maximum(guess - 1, 0), np.minimum(guess + 1, Z_MAX)
+    fits = (exact(low) > 0) & (exact(high) <= 0)
+    low, high = _bisect(exact, np.where(fits, low, zero), np.where(fits, high, top), BISECTIONS)
     return np.where(found, np.minimum(2 * norm.sf(low), 1.0), 1.0)
 
 
