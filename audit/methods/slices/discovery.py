@@ -49,7 +49,7 @@ class Discovery:
     its rows the metric is a rate of (its negatives for a false positive rate); `rate`, `rest_rate` (the
     complement's), `gap` = rate - rest_rate and its FCR-adjusted interval [`lower`, `upper`] at `confidence`,
     `p_value`, `discovered` (Benjamini-Yekutieli), `shown` (see the module's note) and `detectable`: the smallest
-    gap that slice could detect at 80% power (one-feature slices and shown ones; NaN elsewhere). `slices`: the
+    gap that slice could detect at 80% power (one-feature slices and discoveries; NaN elsewhere). `slices`: the
     slices of at least `min_rows` rows; `tests`: the m of the false discovery control; `detectable_gap`: the
     smallest error-rate gap a slice of `min_rows` rows detects at 80% power, so "no finding" reads "no gap larger
     than detectable_gap in any slice of at least min_rows rows"."""
@@ -148,11 +148,11 @@ def discover(lattice: SliceLattice, *, alpha: float = 0.05, min_rows: int = DEFA
 
 
 def _detectable(lattice: SliceLattice, table: pd.DataFrame, m: int, alpha: float, power: float, headline) -> float:
-    """Fill `table`'s detectable gaps (one-feature and shown slices) and return that of a slice of headline[0]
+    """Fill `table`'s detectable gaps (one-feature slices and discoveries) and return that of a slice of headline[0]
     rows at the error rate headline[1]; the rates' in one call."""
     binary = bool(lattice.binary)
     table["detectable"] = np.nan
-    rated = ((table["depth"] == 1) | table["shown"]).to_numpy(dtype=bool)
+    rated = ((table["depth"] == 1) | table["discovered"]).to_numpy(dtype=bool)
     totals = {metric: _metric_counts(lattice.total, metric, binary) for metric in set(table["metric"])}
     calibration = (table["metric"] == "calibration_gap").to_numpy()
     rows = table.loc[rated & ~calibration]
