@@ -119,6 +119,11 @@ def sliceline_top(codes: np.ndarray, errors: np.ndarray):
     return tuple((f, int(c)) for f, c in enumerate(top) if c is not None)
 
 
+def progress(seed: int, sets: int, counts: str) -> None:
+    if (seed + 1) % 10 == 0 and seed + 1 < sets:
+        print(f"  after {seed + 1} data sets: {counts}", flush=True)
+
+
 def share(hits: int, total: int) -> str:
     _, low, high = wilson(hits, total, float(norm.isf(0.025)), continuity=False)
     return f"{hits}/{total} = {hits / total:.1%} [{float(low):.1%}, {float(high):.1%}]"
@@ -137,7 +142,7 @@ def main() -> None:
     codes, cardinalities, names = adult_codes()
     choices = planted_choices(codes, cardinalities)
     print(f"adult: {len(codes)} rows, {len(names)} slice columns, {len(choices)} depth-2 slices with "
-          f"{PLANTED_SHARE[0]:.1%}-{PLANTED_SHARE[1]:.1%} of the rows to plant")
+          f"{PLANTED_SHARE[0]:.1%}-{PLANTED_SHARE[1]:.1%} of the rows to plant", flush=True)
 
     if "planted" in args.checks:
         planted_check(codes, cardinalities, choices, sets, args.gap)
@@ -165,6 +170,7 @@ def planted_check(codes, cardinalities, choices, sets: int, gap: float) -> None:
         top = sliceline_top(codes, outcomes.error)
         sliceline_time += time.perf_counter() - start
         sliceline_hits += top in shown_slices(discovery)
+        progress(seed, sets, f"planted shown {found}, sliceline's top among ours {sliceline_hits}")
     print(f"planted (+{gap:.0%} error rate): shown {share(found, sets)}; shown on the error rate "
           f"{share(found_error, sets)}; tests per search {min(tests)}-{max(tests)}")
     print(f"sliceline's top slice among our shown slices: {share(sliceline_hits, sets)}")
@@ -179,6 +185,7 @@ def null_check(codes, cardinalities, sets: int) -> int:
         discovery = search(codes, cardinalities, simulate(codes, 1_000_000 + seed))
         any_shown += bool(len(discovery.shown))
         any_discovered += bool(discovery.discoveries)
+        progress(seed, sets, f"null: any shown {any_shown}, any discovery {any_discovered}")
     print(f"null: data sets with any shown slice {share(any_shown, sets)}; with any discovery "
           f"{share(any_discovered, sets)}; detectable gap of a {MIN_ROWS}-row slice "
           f"{discovery.detectable_gap:.3f} at base error {discovery.base_error_rate:.3f}; {discovery.tests} tests")
@@ -195,6 +202,7 @@ def power_check(codes, cardinalities, choices, sets: int, tests: int) -> None:
         table = search(codes, cardinalities, simulate(codes, 2_000_000 + seed, planted, gap)).table
         hit = table[(table["metric"] == "error_rate") & table["discovered"]]
         power_hits += planted in set(hit["slice"])
+        progress(seed, sets, f"power: discovered {power_hits}")
     print(f"power: planted at the detectable gap ({min(gaps):.3f}-{max(gaps):.3f}), discovered on the error rate "
           f"{share(power_hits, sets)} (80% stated)")
 
