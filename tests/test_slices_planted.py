@@ -51,7 +51,7 @@ def test_a_planted_table_slice_is_found_and_named_in_words():
     assert worst.lower > 0.2 and worst.rate > 0.4 and worst.rest_rate < 0.2
     first = result.findings[0]
     assert first.severity == "high" and first.sentence.startswith("color = red and shape = star: error rate")
-    assert "of rows" in first.sentence and "slices of at least 50 rows tested" in first.sentence
+    assert "of rows" in first.sentence and "slices of at least 100 rows tested" in first.sentence
     assert result.metrics["slices.worst_gap"] == abs(worst.gap)
     low, high = result.intervals["slices.worst_gap"]
     assert 0 < low <= result.metrics["slices.worst_gap"] <= high
@@ -66,7 +66,7 @@ def test_without_the_planted_slice_nothing_is_found_and_the_search_says_what_it_
     (finding,) = result.findings
     gap = result.metrics["slices.detectable_gap"]
     assert finding.severity == "info" and 0 < gap < 0.5
-    assert f"no gap larger than {gap:.0%} in any slice of at least 50 rows" in finding.sentence
+    assert f"no gap larger than {gap:.0%} in any slice of at least 100 rows" in finding.sentence
     assert f"{int(result.metrics['slices.slices_tested']):,} slices" in finding.sentence
 
 
@@ -90,7 +90,7 @@ class NearestBrightness(torch.nn.Module):
         return -200 * (x.mean(dim=(1, 2, 3))[:, None] - levels) ** 2
 
 
-def write_sites(root, washed: str | None, per_cell: int = 30):
+def write_sites(root, washed: str | None, per_cell: int = 40):
     """Class folders of 4x4 grey images whose brightness says their class, give or take a per-image shift that
     misleads the model about one time in six, taken at three sites; the `washed` site's images are brightened
     by 150 (the model then reads most of them as the brightest class)."""

@@ -19,6 +19,7 @@ from audit.analyzers.slices.tally import SlicesTally
 from audit.core.analyzer import Analyzer, register_analyzer
 from audit.core.groups import SensitiveValues
 from audit.core.result import MetricSpec, Result
+from audit.methods.slices.discovery import DEFAULT_MIN_ROWS
 
 MAX_DEPTH = 3
 
@@ -29,7 +30,7 @@ class Slices(Analyzer):
     """Which slices of the data, named by their column values, does the model treat worse than the rest?"""
 
     depth: int = 2  # columns crossed in a slice, at most MAX_DEPTH
-    min_rows: int = 50
+    min_rows: int = DEFAULT_MIN_ROWS
     alpha: float = 0.05  # false discovery rate over every slice and metric tested
     max_values: int = 12  # most frequent values kept of a categorical column
     top: int = 10  # slices shown in the summary, figure and findings

@@ -21,6 +21,7 @@ class Slice:
     lower: float
     upper: float
     p_value: float
+    detectable: float  # the smallest gap this slice detects at 80% power
 
     @property
     def sentence(self) -> str:

@@ -13,13 +13,13 @@ from audit.analyzers.slices.summary import Slice, SliceSummary
 from audit.core.analyzer import Tally
 from audit.core.groups import SensitiveValues
 from audit.core.result import Result
-from audit.methods.slices import Outcomes, SliceLattice, discover
+from audit.methods.slices import Discovery, Outcomes, SliceLattice, discover
 
 if TYPE_CHECKING:
     from audit.analyzers.slices.analyzer import Slices
 
 SLICES_TABLE = "slices"
-ERROR, SELECTION = "error_rate", "selection_rate"  # a gap either way is a difference; for every other metric higher is worse
+ERROR, SELECTION = "error_rate", "selection_rate"
 
 
 class SlicesTally(Tally):
@@ -84,30 +84,34 @@ class SlicesTally(Tally):
                       details={"columns": {c.name: list(c.values) for c in self.coder.columns},
                                "constant_columns": list(self.coder.dropped)})
 
-    def summary(self, found) -> SliceSummary:
-        analyzer, table = self.analyzer, ranked(found.table)
-        shown = one_per_slice(table[table["shown"].to_numpy(dtype=bool)]).head(analyzer.top)
+    def summary(self, found: Discovery) -> SliceSummary:
+        analyzer, shown = self.analyzer, ranked(found.shown)
+        shown = one_per_slice(shown).head(analyzer.top)
         return SliceSummary(rows=self.rows, columns=tuple(c.name for c in self.coder.columns), depth=analyzer.depth,
                             min_rows=analyzer.min_rows, alpha=analyzer.alpha, slices_tested=found.slices,
                             tests=found.tests, found=tuple(self._slice(row) for row in shown.itertuples()),
-                            discovered=len(table), detectable_gap=found.detectable_gap)
+                            discovered=found.discoveries,
+                            detectable_gap=gap if found.tests and np.isfinite(gap := float(found.detectable_gap)) else None)
 
     def _slice(self, row) -> Slice:
-        return Slice(words=self.coder.words(row.slice), depth=len(row.slice), metric=row.metric.replace("_", " "),
+        return Slice(words=self.coder.words(row.slice), depth=int(row.depth), metric=row.metric.replace("_", " "),
                      rows=int(row.rows), share=row.rows / max(self.rows, 1), rate=float(row.rate),
                      rest_rate=float(row.rest_rate), gap=float(row.gap), lower=float(row.lower),
-                     upper=float(row.upper), p_value=float(row.p_value))
+                     upper=float(row.upper), p_value=float(row.p_value), detectable=float(row.detectable))
 
-    def table(self, found) -> pd.DataFrame:
-        """The discovered slices where the model does worse, in the order `ranked` gives."""
-        table = ranked(found.table)
+    def table(self, found: Discovery) -> pd.DataFrame:
+        """The discoveries: the shown slices in the order of the summary's, then the others (not worse than the
+        rest, or not worse than a slice they refine) by the near end of their interval."""
+        discovered = found.table[found.table["discovered"].to_numpy(dtype=bool)]
+        table = pd.concat([ranked(found.shown), ranked(discovered[~discovered["shown"].to_numpy(dtype=bool)])])
         return pd.DataFrame({
             "slice": [self.coder.words(s) for s in table["slice"]],
             "metric": table["metric"].str.replace("_", " ").to_numpy(),
-            "rows": table["rows"].astype(np.int64).to_numpy(),
+            "rows": table["rows"].astype(np.int64).to_numpy(), "count": table["count"].astype(np.int64).to_numpy(),
             "rate": table["rate"].to_numpy(), "rest_rate": table["rest_rate"].to_numpy(),
             "gap": table["gap"].to_numpy(), "low": table["lower"].to_numpy(), "high": table["upper"].to_numpy(),
-            "p_value": table["p_value"].to_numpy(), "shown": table["shown"].to_numpy(dtype=bool),
+            "p_value": table["p_value"].to_numpy(), "detectable": table["detectable"].to_numpy(),
+            "shown": table["shown"].to_numpy(dtype=bool),
         })
 
     @staticmethod
@@ -121,20 +125,17 @@ class SlicesTally(Tally):
 
 
 def ranked(table: pd.DataFrame) -> pd.DataFrame:
-    """The discovered rows where the slice does worse than the rest (a higher error rate, false positive or false
-    negative rate or calibration error; a selection rate either way), errors first, then shown first, then by
-    the bound of the gap's interval nearest 0, largest first."""
-    selection = (table["metric"] == SELECTION).to_numpy()
-    table = table[table["discovered"].to_numpy() & (selection | (table["gap"] > 0).to_numpy())]
-    nearest = np.minimum(table["lower"].abs(), table["upper"].abs()).to_numpy()
-    order = np.lexsort((-nearest, ~table["shown"].to_numpy(dtype=bool), (table["metric"] == SELECTION).to_numpy()))
-    return table.iloc[order]
+    """`table`'s rows, the rates of errors (error, false positive and false negative rate, calibration gap) before
+    selection rates, each by the near end of the gap's interval, farthest from 0 first."""
+    margin = np.minimum(table["lower"].abs(), table["upper"].abs()).to_numpy(dtype=float)
+    return table.iloc[np.lexsort((-margin, (table["metric"] == SELECTION).to_numpy()))]
 
 
 def one_per_slice(table: pd.DataFrame) -> pd.DataFrame:
-    """Each slice once, where it first comes in `table`, by its error rate where that was discovered (the
-    false positive or false negative rate of a slice that errs more mostly tells the same story)."""
-    keys = table["slice"].map(tuple)
-    lead = (table["metric"] == ERROR).groupby(keys.to_numpy()).transform("any").to_numpy()
-    kept = table[~lead | (table["metric"] == ERROR).to_numpy()]
+    """Each slice once, where it first comes in `table`, by its error rate where that is in `table` (the false
+    positive or false negative rate of a slice that errs more mostly tells the same story)."""
+    keys = table["slice"].map(tuple).to_numpy()
+    error = (table["metric"] == ERROR).to_numpy()
+    lead = pd.Series(error).groupby(keys).transform("any").to_numpy() if len(table) else error
+    kept = table[~lead | error]
     return kept[~kept["slice"].map(tuple).duplicated().to_numpy()]
