@@ -24,7 +24,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from audit.core.groups import GroupRule, SensitiveValues, group_rules
+from audit.core.groups import GroupRule, SensitiveValues, bucket, group_rules
 from audit.io.builtin import load_identity_lists
 from audit.methods.fairness.counterfactual import GENDERED_PAIRS
 
@@ -57,7 +57,9 @@ class Column:
         return f"{self.name} {value}"
 
     def codes(self, raw: pd.Series) -> np.ndarray:
-        codes = np.asarray(self.rule.labels(raw).codes, dtype=np.int64)
+        """Each row's code: its value's (or bucket's) position among `values`, -1 where it is none of them."""
+        labels = raw if self.rule.edges is None else bucket(raw, self.rule.edges, whole=self.rule.whole)
+        codes = pd.Index(self.rule.groups).get_indexer(labels.astype(str)).astype(np.int64)
         codes[raw.isna().to_numpy()] = -1
         return codes
 

@@ -28,7 +28,16 @@ def slice_findings(summary: SliceSummary, thresholds: Mapping[str, float]) -> li
             "the whole search, so it is not one of the gaps a search of this size finds by chance.",
         next="Read the slices table; check the slice's rows and labels, and add it to the sensitive columns or "
              "the evaluation data if it names people or sites.") for k, found in enumerate(summary.found[:MAX_FINDINGS])]
-    if not summary.found and summary.detectable_gap is not None:
+    if not summary.tests:
+        findings.append(Finding(
+            severity="info",
+            sentence=f"No slice could be tested: none of the columns {', '.join(summary.columns) or '(none)'} has a "
+                     f"value held by at least {summary.min_rows} of the {summary.rows:,} rows and missing from as "
+                     "many.",
+            metrics=("slices.slices_tested",),
+            why="A search that tests nothing rules nothing out.",
+            next="Audit more rows, or set slices.min_rows lower (the intervals widen with it)."))
+    elif not summary.found and summary.detectable_gap is not None:
         findings.append(Finding(
             severity="info",
             sentence=f"No slice differs from the rest: no gap larger than {summary.detectable_gap:.0%} in any slice "

@@ -85,8 +85,8 @@ class SlicesTally(Tally):
                                "constant_columns": list(self.coder.dropped)})
 
     def summary(self, found: Discovery) -> SliceSummary:
-        analyzer, shown = self.analyzer, ranked(found.shown)
-        shown = one_per_slice(shown).head(analyzer.top)
+        analyzer, table = self.analyzer, found.table
+        shown = one_per_slice(ranked(table[table["shown"].to_numpy(dtype=bool)])).head(analyzer.top)
         return SliceSummary(rows=self.rows, columns=tuple(c.name for c in self.coder.columns), depth=analyzer.depth,
                             min_rows=analyzer.min_rows, alpha=analyzer.alpha, slices_tested=found.slices,
                             tests=found.tests, found=tuple(self._slice(row) for row in shown.itertuples()),
@@ -102,8 +102,8 @@ class SlicesTally(Tally):
     def table(self, found: Discovery) -> pd.DataFrame:
         """The discoveries: the shown slices in the order of the summary's, then the others (not worse than the
         rest, or not worse than a slice they refine) by the near end of their interval."""
-        discovered = found.table[found.table["discovered"].to_numpy(dtype=bool)]
-        table = pd.concat([ranked(found.shown), ranked(discovered[~discovered["shown"].to_numpy(dtype=bool)])])
+        shown, discovered = (found.table[found.table[c].to_numpy(dtype=bool)] for c in ("shown", "discovered"))
+        table = pd.concat([ranked(shown), ranked(discovered[~discovered["shown"].to_numpy(dtype=bool)])])
         return pd.DataFrame({
             "slice": [self.coder.words(s) for s in table["slice"]],
             "metric": table["metric"].str.replace("_", " ").to_numpy(),
