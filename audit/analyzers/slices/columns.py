@@ -59,7 +59,9 @@ class Column:
     def codes(self, raw: pd.Series) -> np.ndarray:
         """Each row's code: its value's (or bucket's) position among `values`, -1 where it is none of them."""
         labels = raw if self.rule.edges is None else bucket(raw, self.rule.edges, whole=self.rule.whole)
-        codes = pd.Index(self.rule.groups).get_indexer(labels.astype(str)).astype(np.int64)
+        found, distinct = pd.factorize(labels)  # names are matched per distinct value: a chunk has few
+        position = pd.Index(self.rule.groups).get_indexer(pd.Index(distinct).astype(str))
+        codes = np.where(found >= 0, position[np.maximum(found, 0)], -1).astype(np.int64)
         codes[raw.isna().to_numpy()] = -1
         return codes
 
