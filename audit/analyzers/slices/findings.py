@@ -7,13 +7,21 @@ from collections.abc import Mapping
 from audit.analyzers.slices.summary import Slice, SliceSummary
 from audit.core.result import Finding
 
-MAX_FINDINGS = 5
+MAX_FINDINGS = 3
+SELECTION = "selection rate"
+CONDITIONAL = ("false positive rate", "false negative rate")
 
 
 def _severity(found: Slice, limit: float) -> str:
-    """high: the whole interval of the gap lies beyond `limit`; medium: the estimate does; low otherwise."""
+    """An error rate or calibration gap: high when the whole interval of the gap lies beyond `limit`, medium when
+    the estimate does, low otherwise. A false positive or false negative rate: at most medium, since a slice whose
+    base rate differs from the rest's has different ones even under a calibrated model (Kleinberg et al. 2016;
+    Chouldechova 2017). A selection rate: low, a difference the labels may carry."""
+    if found.metric == SELECTION:
+        return "low"
     nearest = min(abs(found.lower), abs(found.upper))
-    return "high" if nearest > limit else "medium" if abs(found.gap) > limit else "low"
+    severity = "high" if nearest > limit else "medium" if abs(found.gap) > limit else "low"
+    return "medium" if severity == "high" and found.metric in CONDITIONAL else severity
 
 
 def slice_findings(summary: SliceSummary, thresholds: Mapping[str, float]) -> list[Finding]:
