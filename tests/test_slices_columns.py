@@ -57,3 +57,22 @@ def test_data_too_small_to_test_any_slice_says_so():
     (finding,) = analyzer.findings(result, {"slice_gap_max": 0.1})
     assert finding.severity == "info" and finding.sentence.startswith("No slice could be tested")
     assert "at least 100 of the 60 rows" in finding.sentence
+
+
+def test_a_multiclass_slice_is_found_and_the_better_calibrated_rest_is_not_shown():
+    rng = np.random.default_rng(0)
+    data = Dataset(pd.DataFrame({"c": rng.choice(["x", "y", "z"], 3000)}), rng.integers(0, 3, 3000),
+                   ("a", "b", "c"), "tabular")
+    wrong = (data.inputs["c"] == "x").to_numpy() & (rng.random(3000) < 0.5)
+    proba = np.eye(3)[np.where(wrong, (data.labels + 1) % 3, data.labels)]  # confident, so x is miscalibrated
+    result = Slices().run(Predictions(proba, data.classes), data)
+    assert [(s.words, s.metric) for s in result.summary.found] == [("c = x", "error rate")]
+    table = result.tables["slices"]
+    assert set(table.loc[table["shown"], "slice"]) == {"c = x"}
+    assert {"c = y", "c = z"} <= set(table.loc[~table["shown"] & (table["metric"] == "calibration gap"), "slice"])
+
+
+def test_data_without_a_column_to_cut_tests_nothing():
+    data = Dataset(pd.DataFrame({"c": ["x"] * 300}), np.zeros(300, dtype=np.int64), ("a", "b"), "tabular")
+    result = Slices().run(Predictions(np.tile([0.4, 0.6], (300, 1)), data.classes), data)
+    assert result.metrics["slices.slices_tested"] == 0 and result.details["constant_columns"] == ["c"]

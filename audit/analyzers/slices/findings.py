@@ -35,7 +35,8 @@ def slice_findings(summary: SliceSummary, thresholds: Mapping[str, float]) -> li
         why="A slice nobody named can hold the failures that matter in production; its interval is adjusted for "
             "the whole search, so it is not one of the gaps a search of this size finds by chance.",
         next="Read the slices table; check the slice's rows and labels, and add it to the sensitive columns or "
-             "the evaluation data if it names people or sites.") for k, found in enumerate(summary.found[:MAX_FINDINGS])]
+             "the evaluation data if it names people or sites.")
+        for k, found in enumerate(summary.found[:MAX_FINDINGS])]
     if not summary.tests:
         findings.append(Finding(
             severity="info",

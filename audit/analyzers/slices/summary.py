@@ -26,8 +26,9 @@ class Slice:
     @property
     def sentence(self) -> str:
         """"age < 25 and workclass = Self-emp-not-inc: error rate 41% vs 17% [15, 33] points, 1.9% of rows"."""
+        share = f"{self.share:.1%}" if self.share >= 0.001 else f"{self.share * 100:.2g}%"
         return (f"{self.words}: {self.metric} {self.rate:.0%} vs {self.rest_rate:.0%} "
-                f"[{self.lower * 100:+.0f}, {self.upper * 100:+.0f}] points, {self.share:.1%} of rows")
+                f"[{self.lower * 100:+.0f}, {self.upper * 100:+.0f}] points, {share} of rows")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from audit.analyzers.slices.analyzer import Slices
 
 SLICES_TABLE = "slices"
-ERROR, SELECTION = "error_rate", "selection_rate"
+ERROR, SELECTION, CALIBRATION = "error_rate", "selection_rate", "calibration_gap"
 
 
 class SlicesTally(Tally):
@@ -60,10 +60,11 @@ class SlicesTally(Tally):
     def result(self, sample) -> Result:
         if self.coder is None:
             self._begin()
-        analyzer = self.analyzer
-        found = discover(self.lattice, alpha=analyzer.alpha, min_rows=analyzer.min_rows)
+        analyzer, found = self.analyzer, None
+        if self.coder.columns:
+            found = discover(self.lattice, alpha=analyzer.alpha, min_rows=analyzer.min_rows)
         summary = self.summary(found)
-        table = self.table(found)
+        table = self.table(found) if found is not None else pd.DataFrame()
         metrics = {"slices.slices_tested": float(summary.slices_tested), "slices.tests": float(summary.tests),
                    "slices.slices_found": float(len(summary.found))}
         intervals = {}
@@ -84,14 +85,18 @@ class SlicesTally(Tally):
                       details={"columns": {c.name: list(c.values) for c in self.coder.columns},
                                "constant_columns": list(self.coder.dropped)})
 
-    def summary(self, found: Discovery) -> SliceSummary:
-        analyzer, table = self.analyzer, found.table
-        shown = one_per_slice(ranked(table[table["shown"].to_numpy(dtype=bool)])).head(analyzer.top)
+    def summary(self, found: Discovery | None) -> SliceSummary:
+        """The search's summary; `found` None: no column to cut (nothing tested)."""
+        analyzer = self.analyzer
+        shown = () if found is None else one_per_slice(ranked(shown_rows(found.table))).head(analyzer.top).itertuples()
+        tests = found.tests if found is not None else 0
+        gap = float(found.detectable_gap) if tests else np.nan
         return SliceSummary(rows=self.rows, columns=tuple(c.name for c in self.coder.columns), depth=analyzer.depth,
-                            min_rows=analyzer.min_rows, alpha=analyzer.alpha, slices_tested=found.slices,
-                            tests=found.tests, found=tuple(self._slice(row) for row in shown.itertuples()),
-                            discovered=found.discoveries,
-                            detectable_gap=gap if found.tests and np.isfinite(gap := float(found.detectable_gap)) else None)
+                            min_rows=analyzer.min_rows, alpha=analyzer.alpha,
+                            slices_tested=found.slices if found is not None else 0, tests=tests,
+                            found=tuple(self._slice(row) for row in shown),
+                            discovered=found.discoveries if found is not None else 0,
+                            detectable_gap=gap if np.isfinite(gap) else None)
 
     def _slice(self, row) -> Slice:
         return Slice(words=self.coder.words(row.slice), depth=int(row.depth), metric=row.metric.replace("_", " "),
@@ -102,8 +107,9 @@ class SlicesTally(Tally):
     def table(self, found: Discovery) -> pd.DataFrame:
         """The discoveries: the shown slices in the order of the summary's, then the others (not worse than the
         rest, or not worse than a slice they refine) by the near end of their interval."""
-        shown, discovered = (found.table[found.table[c].to_numpy(dtype=bool)] for c in ("shown", "discovered"))
-        table = pd.concat([ranked(shown), ranked(discovered[~discovered["shown"].to_numpy(dtype=bool)])])
+        shown = shown_rows(found.table)
+        discovered = found.table[found.table["discovered"].to_numpy(dtype=bool)]
+        table = pd.concat([ranked(shown), ranked(discovered.drop(index=shown.index))])
         return pd.DataFrame({
             "slice": [self.coder.words(s) for s in table["slice"]],
             "metric": table["metric"].str.replace("_", " ").to_numpy(),
@@ -111,7 +117,7 @@ class SlicesTally(Tally):
             "rate": table["rate"].to_numpy(), "rest_rate": table["rest_rate"].to_numpy(),
             "gap": table["gap"].to_numpy(), "low": table["lower"].to_numpy(), "high": table["upper"].to_numpy(),
             "p_value": table["p_value"].to_numpy(), "detectable": table["detectable"].to_numpy(),
-            "shown": table["shown"].to_numpy(dtype=bool),
+            "shown": table.index.isin(shown.index),
         })
 
     @staticmethod
@@ -122,6 +128,14 @@ class SlicesTally(Tally):
                 f"{summary.alpha:.0%} where the slice does worse (a selection rate: differs), their intervals "
                 "adjusted for the search. A slice is shown (shown = True) only where it is worse than every slice "
                 "it refines beyond its interval.")
+
+
+def shown_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows the search shows, less a calibration gap where the slice is the better calibrated: its mean
+    residual nearer 0 than the rest's (the search takes a calibration gap either way)."""
+    calibration = (table["metric"] == CALIBRATION).to_numpy()
+    better = calibration & (table["rate"].abs() <= table["rest_rate"].abs()).to_numpy()
+    return table[table["shown"].to_numpy(dtype=bool) & ~better]
 
 
 def ranked(table: pd.DataFrame) -> pd.DataFrame:
