@@ -49,10 +49,10 @@ class Discovery:
     its rows the metric is a rate of (its negatives for a false positive rate); `rate`, `rest_rate` (the
     complement's), `gap` = rate - rest_rate and its FCR-adjusted interval [`lower`, `upper`] at `confidence`,
     `p_value`, `discovered` (Benjamini-Yekutieli), `shown` (see the module's note) and `detectable`: the smallest
-    gap that slice could detect at 80% power. `slices`: the slices of at least `min_rows` rows; `tests`: the m of
-    the false discovery control; `detectable_gap`: the smallest error-rate gap a slice of `min_rows` rows detects
-    at 80% power, so "no finding" reads "no gap larger than detectable_gap in any slice of at least min_rows
-    rows"."""
+    gap that slice could detect at 80% power (one-feature slices and discoveries; NaN elsewhere). `slices`: the
+    slices of at least `min_rows` rows; `tests`: the m of the false discovery control; `detectable_gap`: the
+    smallest error-rate gap a slice of `min_rows` rows detects at 80% power, so "no finding" reads "no gap larger
+    than detectable_gap in any slice of at least min_rows rows"."""
 
     table: pd.DataFrame
     rows: int
@@ -104,10 +104,15 @@ class _Tests:
     inside: tuple[np.ndarray, ...]
     rest: tuple[np.ndarray, ...]
 
-    def p_values(self) -> np.ndarray:
-        if self.metric == "calibration_gap":
-            return mean_gap(*self.inside, *self.rest, 0.0)[3]
-        return proportion_p_value(*self.inside, *self.rest)
+
+def _p_values(candidates: list[_Tests]) -> list[np.ndarray]:
+    """Every test's p-value; the rates' tests in one call (its cost is mostly per call on small data)."""
+    rates = [t for t in candidates if t.metric != "calibration_gap"]
+    joined = proportion_p_value(*(np.concatenate([t.inside[k] for t in rates] + [np.zeros(0)]) for k in range(2)),
+                                *(np.concatenate([t.rest[k] for t in rates] + [np.zeros(0)]) for k in range(2)))
+    parts = iter(np.split(joined, np.cumsum([len(t.cell) for t in rates])[:-1]) if rates else [])
+    return [mean_gap(*t.inside, *t.rest, 0.0)[3] if t.metric == "calibration_gap" else next(parts)
+            for t in candidates]
 
 
 def discover(lattice: SliceLattice, *, alpha: float = 0.05, min_rows: int = DEFAULT_MIN_ROWS,
@@ -125,21 +130,44 @@ def discover(lattice: SliceLattice, *, alpha: float = 0.05, min_rows: int = DEFA
     metrics = tuple(m for m in metrics if binary or m not in BINARY_METRICS)
     sized = _sized(lattice, min_rows)
     candidates = [_candidates(lattice, metric, sized, min_rows) for metric in metrics]
-    p_values = [tests.p_values() for tests in candidates]
+    p_values = _p_values(candidates)
     m = sum(len(p) for p in p_values)
     ranked = np.sort(np.concatenate(p_values)) if m else np.zeros(0)
     below = np.flatnonzero(ranked <= np.arange(1, m + 1) * by_threshold(m, alpha))
     threshold = by_threshold(m, alpha, int(below[-1]) + 1 if len(below) else 1)
-    frames = [_frame(lattice, tests, p, threshold, m, alpha, power) for tests, p in zip(candidates, p_values)]
+    frames = [_frame(lattice, tests, p, threshold) for tests, p in zip(candidates, p_values)]
     frames = [f for f in frames if len(f)]
     table = (pd.concat(frames, ignore_index=True) if frames
              else pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS}))
     errors, rows = _metric_counts(lattice.total, "error_rate", binary)
     base_error = float(errors / rows)
+    headline = _detectable(lattice, table, m, alpha, power, (min_rows, base_error))
     return Discovery(table=table, rows=lattice.rows, slices=int(sum(s.sum() for s in sized)), tests=m, alpha=alpha,
                      min_rows=min_rows, threshold=threshold, confidence=1 - threshold, base_error_rate=base_error,
-                     detectable_gap=detectable_gap(min_rows, lattice.rows, base_error, tests=m, alpha=alpha,
-                                                   power=power))
+                     detectable_gap=headline)
+
+
+def _detectable(lattice: SliceLattice, table: pd.DataFrame, m: int, alpha: float, power: float, headline) -> float:
+    """Fill `table`'s detectable gaps (one-feature slices and discoveries) and return that of a slice of headline[0]
+    rows at the error rate headline[1]; the rates' in one call."""
+    binary = bool(lattice.binary)
+    table["detectable"] = np.nan
+    rated = ((table["depth"] == 1) | table["discovered"]).to_numpy(dtype=bool)
+    totals = {metric: _metric_counts(lattice.total, metric, binary) for metric in set(table["metric"])}
+    calibration = (table["metric"] == "calibration_gap").to_numpy()
+    rows = table.loc[rated & ~calibration]
+    trials = np.array([totals[metric][1] for metric in rows["metric"]] + [lattice.rows], dtype=float)
+    successes = np.array([totals[metric][0] for metric in rows["metric"]] + [headline[1] * lattice.rows])
+    gaps = detectable_gap(np.append(rows["count"].to_numpy(dtype=float), headline[0]), trials, successes / trials,
+                          tests=m, alpha=alpha, power=power)
+    table.loc[rated & ~calibration, "detectable"] = gaps[:-1]
+    if (rated & calibration).any():
+        total, squares, count = totals["calibration_gap"]
+        spread = np.sqrt(max(squares / count - (total / count) ** 2, 0.0))
+        table.loc[rated & calibration, "detectable"] = detectable_mean_gap(
+            table.loc[rated & calibration, "count"].to_numpy(dtype=float), count, spread, tests=m, alpha=alpha,
+            power=power)
+    return float(gaps[-1])
 
 
 def _sized(lattice: SliceLattice, min_rows: int) -> list[np.ndarray]:
@@ -171,9 +199,11 @@ def _gap(metric: str, inside, rest, z: float):
     """(rate, rest_rate, gap, lower, upper) of the slice against the rest at normal quantile z."""
     if metric == "calibration_gap":
         gap, lower, upper, _ = mean_gap(*inside, *rest, z)
-        return inside[0] / inside[2], rest[0] / rest[2], gap, lower, upper
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return inside[0] / inside[2], rest[0] / rest[2], gap, lower, upper
     gap, lower, upper = proportion_gap(*inside, *rest, z)
-    return inside[0] / inside[1], rest[0] / rest[1], gap, lower, upper
+    with np.errstate(invalid="ignore", divide="ignore"):  # a parent with no rows outside its child: NaN
+        return inside[0] / inside[1], rest[0] / rest[1], gap, lower, upper
 
 
 def _codes(lattice: SliceLattice, tests: _Tests) -> list[tuple[tuple[int, int], ...]]:
@@ -202,8 +232,7 @@ def _worse_than_parents(lattice: SliceLattice, tests: _Tests, slices, chosen: np
     return beyond
 
 
-def _frame(lattice: SliceLattice, tests: _Tests, p_value: np.ndarray, threshold: float, m: int, alpha: float,
-           power: float) -> pd.DataFrame:
+def _frame(lattice: SliceLattice, tests: _Tests, p_value: np.ndarray, threshold: float) -> pd.DataFrame:
     z = float(norm.isf(threshold / 2))
     rate, rest_rate, gap, lower, upper = _gap(tests.metric, tests.inside, tests.rest, z)
     discovered = p_value <= threshold
@@ -216,16 +245,8 @@ def _frame(lattice: SliceLattice, tests: _Tests, p_value: np.ndarray, threshold:
         chosen = np.flatnonzero(shown & (depth == level))
         if len(chosen):
             shown[chosen] = _worse_than_parents(lattice, tests, slices, chosen, sign[chosen], z)
-    total = _metric_counts(lattice.total, tests.metric, bool(lattice.binary))
-    if tests.metric == "calibration_gap":
-        mean = total[0] / total[2]
-        spread = np.sqrt(max(total[1] / total[2] - mean ** 2, 0.0))
-        detectable = detectable_mean_gap(tests.inside[2], total[2], spread, tests=m, alpha=alpha, power=power)
-    else:
-        detectable = detectable_gap(tests.inside[1], total[1], total[0] / total[1], tests=m, alpha=alpha,
-                                    power=power)
     return pd.DataFrame({
         "slice": slices, "depth": depth, "metric": tests.metric, "rows": tests.rows.astype(np.int64),
         "count": tests.inside[-1].astype(np.int64), "rate": rate, "rest_rate": rest_rate, "gap": gap,
-        "lower": lower, "upper": upper, "p_value": p_value, "discovered": discovered, "shown": shown,
-        "detectable": np.broadcast_to(detectable, len(gap))}, columns=list(COLUMNS))
+        "lower": lower, "upper": upper, "p_value": p_value, "discovered": discovered, "shown": shown},
+        columns=list(COLUMNS))

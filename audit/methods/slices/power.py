@@ -15,7 +15,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import norm
 
-from audit.methods.slices.gaps import BISECTIONS, proportion_gap
+from audit.methods.slices.gaps import near_end
+
+BISECTIONS = 44  # halvings of a rate or a gap in [0, 1]: to < 1e-13
 
 
 def harmonic(m: int) -> float:
@@ -36,8 +38,8 @@ def detectable_gap(rows, total_rows, base_rate, *, tests: int, alpha: float, pow
     n2 = total - n1
     z = float(norm.isf(by_threshold(tests, alpha) / 2))
 
-    def rejects(rate):
-        return proportion_gap(rate * n1, n1, p * n2, n2, z)[1] > 0
+    def rejects(rate):  # rate >= p: the slice's lower end and the rest's upper end face 0
+        return near_end(rate * n1, n1, p * n2, n2, z) > 0
 
     low, high = p.copy(), np.ones(p.shape)
     for _ in range(BISECTIONS):
