@@ -188,12 +188,12 @@ def test_a_planted_adult_slice_is_shown_and_null_adult_data_shows_none(adult):
     bench, codes, cardinalities = adult
     choices = bench.planted_choices(codes, cardinalities)
     planted = choices[7]
-    found = bench.search(codes, cardinalities, bench.simulate(codes, 7, planted), chunks=3)
+    found = bench.search(codes, cardinalities, *bench.simulate(len(codes), 7, bench.members(codes, planted)), chunks=3)
     error_slices = set(found.shown.loc[found.shown["metric"] == "error_rate", "slice"])
     assert planted in error_slices
     assert found.tests > 5000 and found.slices > 1000
     for seed in (1, 2):
-        null = bench.search(codes, cardinalities, bench.simulate(codes, 1_000_000 + seed))
+        null = bench.search(codes, cardinalities, *bench.simulate(len(codes), 1_000_000 + seed))
         assert null.discoveries == 0 and len(null.shown) == 0
         assert null.tests == pytest.approx(found.tests, rel=0.01)
 
