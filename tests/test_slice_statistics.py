@@ -132,6 +132,13 @@ def test_bad_input_is_one_clear_error():
         lattice.add(np.zeros((4, 2), dtype=int), multi)
 
 
+def test_data_smaller_than_the_size_rule_tests_nothing_and_says_so():
+    codes, out = synthetic(0, rows=150)
+    found = discover(lattice_of(codes, out, (3, 3, 2, 4, 3)), min_rows=100)
+    assert (found.tests, found.slices, found.discoveries, len(found.shown)) == (0, 0, 0, 0)
+    assert np.isnan(found.detectable_gap)  # nothing was tested
+
+
 # ---- tests and intervals ----
 
 def test_exact_limits_hold_the_level_where_score_limits_do_not():

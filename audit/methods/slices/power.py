@@ -35,7 +35,7 @@ def detectable_gap(rows, total_rows, base_rate, *, tests: int, alpha: float, pow
     detects with probability `power` as the search's one discovery among `tests` (see the module's note). NaN
     where no gap can reach it. Arrays broadcast; scalars give a float."""
     n1, total, p = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (rows, total_rows, base_rate)))
-    n2 = total - n1
+    n2 = np.maximum(total - n1, 0)
     z = float(norm.isf(by_threshold(tests, alpha) / 2))
 
     def rejects(rate):  # rate >= p: the slice's lower end and the rest's upper end face 0
@@ -50,8 +50,8 @@ def detectable_gap(rows, total_rows, base_rate, *, tests: int, alpha: float, pow
 
     def chance(gap):
         rate = p + gap
-        spread = np.sqrt(np.maximum(rate * (1 - rate), 0) / n1 + p * (1 - p) / n2)
         with np.errstate(invalid="ignore", divide="ignore"):
+            spread = np.sqrt(np.maximum(rate * (1 - rate), 0) / n1 + p * (1 - p) / n2)
             return norm.cdf((gap - boundary) / spread)
 
     low, high = boundary.copy(), 1 - p
