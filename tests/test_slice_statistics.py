@@ -228,7 +228,7 @@ def test_false_discovery_rate_by_simulation():
     """Planted on features 0 and 1; every slice of features 2 to 4 alone is null. The share of discoveries on
     null slices stays under alpha; without the plant, no discovery at all in nearly every data set."""
     false_shares, planted_found, any_null = [], 0, 0
-    for seed in range(25):
+    for seed in range(20):
         codes, out = synthetic(100 + seed, gap=0.2)
         table = discover(lattice_of(codes, out, (3, 3, 2, 4, 3)), min_rows=50).table
         hits = table[table["discovered"]]
@@ -238,7 +238,7 @@ def test_false_discovery_rate_by_simulation():
         codes, out = synthetic(200 + seed, planted=None)
         any_null += bool(discover(lattice_of(codes, out, (3, 3, 2, 4, 3)), min_rows=50).discoveries)
     assert np.mean(false_shares) <= 0.05
-    assert planted_found >= 23
+    assert planted_found >= 18
     assert any_null <= 1
 
 
