@@ -105,6 +105,18 @@ def search(codes: np.ndarray, cardinalities, labels, proba, *, chunks: int = 1) 
     return discover(lattice, alpha=ALPHA, min_rows=MIN_ROWS)
 
 
+def overlaps(codes: np.ndarray, discovery: Discovery, planted, share: float = 0.8) -> bool:
+    """Whether a shown error-rate slice and the planted one share `share` of their rows (Jaccard): where the planted
+    conjunction is almost its parent (education-num = 11 and race = White: 818 of the 955 rows of education-num =
+    11), the parent is shown and the conjunction, rightly, is not (it is not worse than the rest of its parent)."""
+    inside = members(codes, planted)
+    for slice_ in shown_slices(discovery, "error_rate"):
+        other = members(codes, slice_)
+        if (inside & other).sum() >= share * (inside | other).sum():
+            return True
+    return False
+
+
 def shown_slices(discovery: Discovery, metric: str | None = None) -> set:
     shown = discovery.shown
     return set(shown["slice"] if metric is None else shown.loc[shown["metric"] == metric, "slice"])
@@ -193,7 +205,7 @@ def analyzer_check(sets: int, gap: float) -> None:
 
 
 def planted_check(codes, cardinalities, choices, sets: int, gap: float, sliceline_sets: int) -> None:
-    found = found_error = sliceline_hits = 0
+    found = found_error = found_overlap = sliceline_hits = 0
     ours_time = sliceline_time = 0.0
     tests = []
     for seed in range(sets):
@@ -205,15 +217,19 @@ def planted_check(codes, cardinalities, choices, sets: int, gap: float, slicelin
         tests.append(discovery.tests)
         found += planted in shown_slices(discovery)
         found_error += planted in shown_slices(discovery, "error_rate")
+        found_overlap += overlaps(codes, discovery, planted)
         if seed < sliceline_sets:
             start = time.perf_counter()
             top = sliceline_top(codes, labels != proba.argmax(axis=1))
             sliceline_time += time.perf_counter() - start
             sliceline_hits += top in shown_slices(discovery)
-        progress(seed, sets, f"planted shown {found}, sliceline's top among ours {sliceline_hits}")
+        progress(seed, sets, f"planted shown {found}, or one sharing 80% of its rows {found_overlap}, sliceline's "
+                             f"top among ours {sliceline_hits}")
     print(f"planted (+{gap:.0%} error rate): shown {share(found, sets)}; shown on the error rate "
-          f"{share(found_error, sets)}; tests per search {min(tests)}-{max(tests)}")
-    print(f"sliceline's top slice among our shown slices: {share(sliceline_hits, sliceline_sets)}")
+          f"{share(found_error, sets)}; it or a shown slice sharing 80% of its rows {share(found_overlap, sets)}; "
+          f"tests per search {min(tests)}-{max(tests)}")
+    if sliceline_sets:
+        print(f"sliceline's top slice among our shown slices: {share(sliceline_hits, sliceline_sets)}")
     print(f"time per data set: ours {ours_time / sets:.2f} s (tally + discover), sliceline "
           f"{sliceline_time / max(sliceline_sets, 1):.2f} s")
 
