@@ -1,13 +1,14 @@
 """A slice's rate against its complement's: the gap, its interval and the p-value that inverts the interval.
 
 - A proportion (error, false positive, false negative and selection rates): the gap of two independent
-  proportions (the slice's rows and the rest's are disjoint) with the hybrid (MOVER) interval of Newcombe (1998,
-  method 10's construction) built from each group's limits: exact Clopper-Pearson limits, or the continuity-corrected
-  Wilson limits of `audit.methods.fairness.intervals.wilson` (the fairness intervals' own) where both of the group's
+  proportions (the slice's rows and the rest's are disjoint) with Newcombe's hybrid (MOVER) construction (1998,
+  methods 10 and 11) from each group's limits: exact Clopper-Pearson limits, or the continuity-corrected Wilson
+  limits of `audit.methods.fairness.intervals.wilson` (the fairness intervals' own) where both of the group's
   counts are at least EXACT_COUNT (there they agree to within 3% of the half-width at z = 5.5, at a tenth of the
-  cost). Slice discovery tests at levels near 1e-6: there, with Wilson limits, a slice of 100 to 300 rows at a base
-  rate of 2% to 5% is called 10 to 50 times more often than the level under the null (computed exactly from the
-  binomial); with the exact limits never more (simulated in tests/test_slice_statistics.py).
+  cost). Slice discovery tests at levels near 1e-6: there, with Wilson limits throughout, a null slice of 100 to
+  300 rows at a base rate of 2% to 5% is a discovery 10 to 50 times more often than the level (summed exactly over
+  the binomial); with these limits never more often, over slices of 100 to 8,000 rows at base rates of 2% to 33%
+  (tests/test_slice_statistics.py checks the worst of those settings).
   Its p-value is the two-sided level at which that interval just reaches 0 (a root in z, found by bisection),
   so a test rejects at level a exactly when the interval at confidence 1 - a excludes 0.
 - A mean (the calibration gap: the mean of confidence - correct): the z interval of the difference of two means,
