@@ -89,3 +89,14 @@ def test_columns_beyond_max_columns_are_left_out_with_a_warning():
     result = Slices(max_columns=3).run(Predictions(np.tile([0.4, 0.6], (400, 1)), data.classes), data)
     assert list(result.details["columns"]) == ["site", "c0", "c1"]
     assert result.warnings == ("3 column(s) not searched, beyond slices.max_columns = 3: c2, c3, c4",)
+
+
+def test_options_out_of_range_are_refused_in_one_line():
+    import pytest
+
+    from audit._util.errors import AuditInputError
+
+    for options in ({"depth": 4}, {"depth": 0}, {"min_rows": 0}, {"alpha": 1.0}, {"max_values": 1},
+                    {"max_columns": 0}, {"top": 0}):
+        with pytest.raises(AuditInputError, match="^slices: "):
+            Slices(**options)
