@@ -12,6 +12,7 @@ Printed, each with a Wilson 95% interval:
 - null: the share of data sets with any shown slice (the false discovery rate promised: <= 5%);
 - sliceline: the share of planted data sets where sliceline's top slice (same columns, depth 2, same minimum size)
   is among our shown slices, and both tools' time;
+- analyzer (with --checks analyzer): the planted check run through the Slices analyzer on adult's own columns;
 - power: data sets planted with the detectable gap `detectable_gap` states for the planted slice's size; the share
   where the planted slice is a discovery (about 80% expected; a little more, since other discoveries raise the
   Benjamini-Yekutieli threshold above the one-discovery threshold the figure assumes).
@@ -41,11 +42,15 @@ BINS = {"age": [25, 35, 45, 55, 65], "hours-per-week": [35, 41, 51]}
 CATEGORIES = ("workclass", "education-num", "marital-status", "occupation", "relationship", "race", "sex")
 
 
-def adult_codes() -> tuple[np.ndarray, tuple[int, ...], tuple[str, ...]]:
-    """Adult's rows coded per slice column: (codes (n, columns), cardinalities, column names); -1 is missing."""
+def adult_frame() -> pd.DataFrame:
     parts = [pd.read_csv(FILES / name, header=None, names=list(ADULT_COLUMNS), skiprows=skip, skipinitialspace=True)
              for name, skip in (("adult.data.gz", 0), ("adult.test.gz", 1))]
-    frame = pd.concat(parts, ignore_index=True)
+    return pd.concat(parts, ignore_index=True)
+
+
+def adult_codes() -> tuple[np.ndarray, tuple[int, ...], tuple[str, ...]]:
+    """Adult's rows coded per slice column: (codes (n, columns), cardinalities, column names); -1 is missing."""
+    frame = adult_frame()
     columns = {name: np.digitize(frame[name], edges) for name, edges in BINS.items()}
     for name in CATEGORIES:
         values = frame[name].astype(str).str.strip()
@@ -77,27 +82,39 @@ def members(codes: np.ndarray, slice_) -> np.ndarray:
     return np.all([codes[:, f] == c for f, c in slice_], axis=0)
 
 
-def simulate(codes: np.ndarray, seed: int, planted=None, gap: float = 0.15) -> Outcomes:
-    """What a model did on each row (see the module's note); `planted` rows err `gap` more often."""
+def simulate(rows: int, seed: int, inside=None, gap: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
+    """What a model did on each row (see the module's note): (labels, class probabilities); the rows `inside` (a
+    mask) err `gap` more often."""
     rng = np.random.default_rng(seed)
-    n = len(codes)
-    labels = (rng.random(n) < POSITIVE_RATE).astype(np.int64)
-    error_rate = np.full(n, BASE_ERROR)
-    if planted is not None:
-        error_rate[members(codes, planted)] += gap
-    predicted = labels ^ (rng.random(n) < error_rate)
-    confidence = 0.5 + 0.5 * rng.beta(4, 1.5, n)
-    proba = np.where(predicted[:, None] == np.arange(2), confidence[:, None], 1 - confidence[:, None])
-    return Outcomes.of(labels, proba, positive=1)
+    labels = (rng.random(rows) < POSITIVE_RATE).astype(np.int64)
+    error_rate = np.full(rows, BASE_ERROR)
+    if inside is not None:
+        error_rate[inside] += gap
+    predicted = labels ^ (rng.random(rows) < error_rate)
+    confidence = 0.5 + 0.5 * rng.beta(4, 1.5, rows)
+    return labels, np.where(predicted[:, None] == np.arange(2), confidence[:, None], 1 - confidence[:, None])
 
 
-def search(codes: np.ndarray, cardinalities, outcomes: Outcomes, *, chunks: int = 1) -> Discovery:
+def search(codes: np.ndarray, cardinalities, labels, proba, *, chunks: int = 1) -> Discovery:
     """The pipeline: tally the rows (in `chunks` pieces) and discover."""
+    outcomes = Outcomes.of(labels, proba, positive=1)
     lattice = SliceLattice(cardinalities, depth=2)
     for part in np.array_split(np.arange(len(codes)), chunks):
         lattice.add(codes[part], Outcomes(*(None if a is None else a[part] for a in (
             outcomes.error, outcomes.positive, outcomes.predicted, outcomes.confidence))))
     return discover(lattice, alpha=ALPHA, min_rows=MIN_ROWS)
+
+
+def overlaps(codes: np.ndarray, discovery: Discovery, planted, share: float = 0.8) -> bool:
+    """Whether a shown error-rate slice and the planted one share `share` of their rows (Jaccard): where the planted
+    conjunction is almost its parent (education-num = 11 and race = White: 818 of the 955 rows of education-num =
+    11), the parent is shown and the conjunction, rightly, is not (it is not worse than the rest of its parent)."""
+    inside = members(codes, planted)
+    for slice_ in shown_slices(discovery, "error_rate"):
+        other = members(codes, slice_)
+        if (inside & other).sum() >= share * (inside | other).sum():
+            return True
+    return False
 
 
 def shown_slices(discovery: Discovery, metric: str | None = None) -> set:
@@ -119,6 +136,11 @@ def sliceline_top(codes: np.ndarray, errors: np.ndarray):
     return tuple((f, int(c)) for f, c in enumerate(top) if c is not None)
 
 
+def progress(seed: int, sets: int, counts: str) -> None:
+    if (seed + 1) % 10 == 0 and seed + 1 < sets:
+        print(f"  after {seed + 1} data sets: {counts}", flush=True)
+
+
 def share(hits: int, total: int) -> str:
     _, low, high = wilson(hits, total, float(norm.isf(0.025)), continuity=False)
     return f"{hits}/{total} = {hits / total:.1%} [{float(low):.1%}, {float(high):.1%}]"
@@ -129,56 +151,97 @@ def main() -> None:
     parser.add_argument("--sets", type=int, default=200, help="data sets per check")
     parser.add_argument("--gap", type=float, default=0.15, help="the planted rise of the error rate")
     parser.add_argument("--quick", action="store_true", help="20 data sets per check")
-    checks = ("planted", "null", "power")
-    parser.add_argument("--checks", nargs="+", choices=checks, default=checks,
-                        help="which checks to run (to run them in parallel processes)")
+    parser.add_argument("--sliceline-sets", type=int, help="of the planted data sets, how many sliceline also runs on "
+                                                            "(default: all; it takes five times as long as ours)")
+    checks = ("planted", "null", "power", "analyzer")
+    parser.add_argument("--checks", nargs="+", choices=checks, default=checks[:3],
+                        help="which checks to run (to run them in parallel processes); analyzer: the planted check "
+                             "through the Slices analyzer")
     args = parser.parse_args()
     sets = 20 if args.quick else args.sets
     codes, cardinalities, names = adult_codes()
     choices = planted_choices(codes, cardinalities)
     print(f"adult: {len(codes)} rows, {len(names)} slice columns, {len(choices)} depth-2 slices with "
-          f"{PLANTED_SHARE[0]:.1%}-{PLANTED_SHARE[1]:.1%} of the rows to plant")
+          f"{PLANTED_SHARE[0]:.1%}-{PLANTED_SHARE[1]:.1%} of the rows to plant", flush=True)
 
     if "planted" in args.checks:
-        planted_check(codes, cardinalities, choices, sets, args.gap)
+        planted_check(codes, cardinalities, choices, sets, args.gap,
+                      sets if args.sliceline_sets is None else min(args.sliceline_sets, sets))
     tests = None
     if "null" in args.checks or "power" in args.checks:
         tests = null_check(codes, cardinalities, sets if "null" in args.checks else 1)
     if "power" in args.checks:
         power_check(codes, cardinalities, choices, sets, tests)
+    if "analyzer" in args.checks:
+        analyzer_check(sets, args.gap)
 
 
-def planted_check(codes, cardinalities, choices, sets: int, gap: float) -> None:
-    found = found_error = sliceline_hits = 0
+def analyzer_check(sets: int, gap: float) -> None:
+    """The planted check through the Slices analyzer (its own columns and bins: the inputs and the sensitive sex
+    and race), planting on two categorical inputs whose values it keeps."""
+    from audit.analyzers.slices.analyzer import Slices
+    from audit.core.dataset import Dataset
+    from audit.executor.predictions import Predictions
+
+    frame = adult_frame()
+    inputs = frame.drop(columns=["income", "fnlwgt", "education", "sex", "race"])
+    choices = []
+    for first, second in (("workclass", "marital-status"), ("workclass", "relationship"),
+                          ("marital-status", "relationship")):
+        shares = frame.groupby([first, second]).size() / len(frame)
+        choices += [((first, a), (second, b)) for (a, b), part in shares.items()
+                    if PLANTED_SHARE[0] <= part <= PLANTED_SHARE[1] and "?" not in (a, b)]
+    found, start = 0, time.perf_counter()
+    for seed in range(sets):
+        planted = choices[np.random.default_rng(30_000 + seed).integers(len(choices))]
+        labels, proba = simulate(len(frame), seed, np.all([frame[c] == v for c, v in planted], axis=0), gap)
+        data = Dataset(inputs, labels, ("<=50K", ">50K"), "tabular", sensitive=frame[["sex", "race"]], name="adult")
+        table = Slices().run(Predictions(proba, data.classes), data).tables.get("slices")
+        words = {" and ".join(f"{c} = {v}" for c, v in order) for order in (planted, planted[::-1])}
+        found += table is not None and bool(words & set(table.loc[table["shown"], "slice"]))
+        progress(seed, sets, f"through the analyzer: shown {found}")
+    print(f"planted, through the Slices analyzer ({len(choices)} slices to plant): shown {share(found, sets)}; "
+          f"{(time.perf_counter() - start) / sets:.2f} s per data set", flush=True)
+
+
+def planted_check(codes, cardinalities, choices, sets: int, gap: float, sliceline_sets: int) -> None:
+    found = found_error = found_overlap = sliceline_hits = 0
     ours_time = sliceline_time = 0.0
     tests = []
     for seed in range(sets):
         planted = choices[np.random.default_rng(10_000 + seed).integers(len(choices))]
-        outcomes = simulate(codes, seed, planted, gap)
+        labels, proba = simulate(len(codes), seed, members(codes, planted), gap)
         start = time.perf_counter()
-        discovery = search(codes, cardinalities, outcomes)
+        discovery = search(codes, cardinalities, labels, proba)
         ours_time += time.perf_counter() - start
         tests.append(discovery.tests)
         found += planted in shown_slices(discovery)
         found_error += planted in shown_slices(discovery, "error_rate")
-        start = time.perf_counter()
-        top = sliceline_top(codes, outcomes.error)
-        sliceline_time += time.perf_counter() - start
-        sliceline_hits += top in shown_slices(discovery)
+        found_overlap += overlaps(codes, discovery, planted)
+        if seed < sliceline_sets:
+            start = time.perf_counter()
+            top = sliceline_top(codes, labels != proba.argmax(axis=1))
+            sliceline_time += time.perf_counter() - start
+            sliceline_hits += top in shown_slices(discovery)
+        progress(seed, sets, f"planted shown {found}, or one sharing 80% of its rows {found_overlap}, sliceline's "
+                             f"top among ours {sliceline_hits}")
     print(f"planted (+{gap:.0%} error rate): shown {share(found, sets)}; shown on the error rate "
-          f"{share(found_error, sets)}; tests per search {min(tests)}-{max(tests)}")
-    print(f"sliceline's top slice among our shown slices: {share(sliceline_hits, sets)}")
+          f"{share(found_error, sets)}; it or a shown slice sharing 80% of its rows {share(found_overlap, sets)}; "
+          f"tests per search {min(tests)}-{max(tests)}")
+    if sliceline_sets:
+        print(f"sliceline's top slice among our shown slices: {share(sliceline_hits, sliceline_sets)}")
     print(f"time per data set: ours {ours_time / sets:.2f} s (tally + discover), sliceline "
-          f"{sliceline_time / sets:.2f} s")
+          f"{sliceline_time / max(sliceline_sets, 1):.2f} s")
 
 
 def null_check(codes, cardinalities, sets: int) -> int:
     """The null data sets; returns the number of tests of a search (for the power check)."""
     any_shown = any_discovered = 0
     for seed in range(sets):
-        discovery = search(codes, cardinalities, simulate(codes, 1_000_000 + seed))
+        discovery = search(codes, cardinalities, *simulate(len(codes), 1_000_000 + seed))
         any_shown += bool(len(discovery.shown))
         any_discovered += bool(discovery.discoveries)
+        progress(seed, sets, f"null: any shown {any_shown}, any discovery {any_discovered}")
     print(f"null: data sets with any shown slice {share(any_shown, sets)}; with any discovery "
           f"{share(any_discovered, sets)}; detectable gap of a {MIN_ROWS}-row slice "
           f"{discovery.detectable_gap:.3f} at base error {discovery.base_error_rate:.3f}; {discovery.tests} tests")
@@ -192,9 +255,11 @@ def power_check(codes, cardinalities, choices, sets: int, tests: int) -> None:
         planted = choices[np.random.default_rng(20_000 + seed).integers(len(choices))]
         gap = detectable_gap(members(codes, planted).sum(), len(codes), BASE_ERROR, tests=tests, alpha=ALPHA)
         gaps.append(gap)
-        table = search(codes, cardinalities, simulate(codes, 2_000_000 + seed, planted, gap)).table
+        outcomes = simulate(len(codes), 2_000_000 + seed, members(codes, planted), gap)
+        table = search(codes, cardinalities, *outcomes).table
         hit = table[(table["metric"] == "error_rate") & table["discovered"]]
         power_hits += planted in set(hit["slice"])
+        progress(seed, sets, f"power: discovered {power_hits}")
     print(f"power: planted at the detectable gap ({min(gaps):.3f}-{max(gaps):.3f}), discovered on the error rate "
           f"{share(power_hits, sets)} (80% stated)")
 

@@ -132,6 +132,13 @@ def test_bad_input_is_one_clear_error():
         lattice.add(np.zeros((4, 2), dtype=int), multi)
 
 
+def test_data_smaller_than_the_size_rule_tests_nothing_and_says_so():
+    codes, out = synthetic(0, rows=150)
+    found = discover(lattice_of(codes, out, (3, 3, 2, 4, 3)), min_rows=100)
+    assert (found.tests, found.slices, found.discoveries, len(found.shown)) == (0, 0, 0, 0)
+    assert np.isnan(found.detectable_gap)  # nothing was tested
+
+
 # ---- tests and intervals ----
 
 def test_exact_limits_hold_the_level_where_score_limits_do_not():
@@ -188,12 +195,12 @@ def test_a_planted_adult_slice_is_shown_and_null_adult_data_shows_none(adult):
     bench, codes, cardinalities = adult
     choices = bench.planted_choices(codes, cardinalities)
     planted = choices[7]
-    found = bench.search(codes, cardinalities, bench.simulate(codes, 7, planted), chunks=3)
+    found = bench.search(codes, cardinalities, *bench.simulate(len(codes), 7, bench.members(codes, planted)), chunks=3)
     error_slices = set(found.shown.loc[found.shown["metric"] == "error_rate", "slice"])
     assert planted in error_slices
     assert found.tests > 5000 and found.slices > 1000
     for seed in (1, 2):
-        null = bench.search(codes, cardinalities, bench.simulate(codes, 1_000_000 + seed))
+        null = bench.search(codes, cardinalities, *bench.simulate(len(codes), 1_000_000 + seed))
         assert null.discoveries == 0 and len(null.shown) == 0
         assert null.tests == pytest.approx(found.tests, rel=0.01)
 
@@ -221,7 +228,7 @@ def test_false_discovery_rate_by_simulation():
     """Planted on features 0 and 1; every slice of features 2 to 4 alone is null. The share of discoveries on
     null slices stays under alpha; without the plant, no discovery at all in nearly every data set."""
     false_shares, planted_found, any_null = [], 0, 0
-    for seed in range(25):
+    for seed in range(20):
         codes, out = synthetic(100 + seed, gap=0.2)
         table = discover(lattice_of(codes, out, (3, 3, 2, 4, 3)), min_rows=50).table
         hits = table[table["discovered"]]
@@ -231,7 +238,7 @@ def test_false_discovery_rate_by_simulation():
         codes, out = synthetic(200 + seed, planted=None)
         any_null += bool(discover(lattice_of(codes, out, (3, 3, 2, 4, 3)), min_rows=50).discoveries)
     assert np.mean(false_shares) <= 0.05
-    assert planted_found >= 23
+    assert planted_found >= 18
     assert any_null <= 1
 
 

@@ -72,7 +72,7 @@ class Discovery:
     @property
     def shown(self) -> pd.DataFrame:
         """The shown slices, the farthest from no gap first (by the near end of the interval)."""
-        shown = self.table[self.table["shown"]]
+        shown = self.table[self.table["shown"].to_numpy(dtype=bool)]
         margin = np.minimum(shown["lower"].abs(), shown["upper"].abs())
         return shown.iloc[np.argsort(-margin.to_numpy(), kind="stable")]
 
@@ -144,7 +144,7 @@ def discover(lattice: SliceLattice, *, alpha: float = 0.05, min_rows: int = DEFA
     headline = _detectable(lattice, table, m, alpha, power, (min_rows, base_error))
     return Discovery(table=table, rows=lattice.rows, slices=int(sum(s.sum() for s in sized)), tests=m, alpha=alpha,
                      min_rows=min_rows, threshold=threshold, confidence=1 - threshold, base_error_rate=base_error,
-                     detectable_gap=headline)
+                     detectable_gap=headline if m else float("nan"))
 
 
 def _detectable(lattice: SliceLattice, table: pd.DataFrame, m: int, alpha: float, power: float, headline) -> float:

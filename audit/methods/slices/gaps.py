@@ -19,8 +19,7 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import betaincinv
-from scipy.stats import norm
+from scipy.special import betaincinv, ndtr
 
 from audit.methods.fairness.intervals import wilson
 
@@ -37,7 +36,7 @@ def limit(x, n, z, upper):
     _, low, high = wilson(x, n, z)
     end = np.array(np.where(upper, high, low), dtype=float)
     exact = (np.minimum(x, n - x) < EXACT_COUNT) & (n > 0)
-    tail = norm.sf(z)
+    tail = ndtr(-z)  # norm.sf(z), without scipy.stats' per-call cost (this runs ~70 times a search)
     lows, highs = exact & ~upper, exact & upper
     xs, ns = x[lows], n[lows]
     end[lows] = np.where(xs > 0, betaincinv(np.maximum(xs, 1), ns - xs + 1, tail[lows]), 0.0)
@@ -100,7 +99,7 @@ def proportion_p_value(x1, n1, x2, n2) -> np.ndarray:
     low, high = np.maximum(guess - 1, 0), np.minimum(guess + 1, Z_MAX)
     fits = (exact(low) > 0) & (exact(high) <= 0)
     low, high = _bisect(exact, np.where(fits, low, zero), np.where(fits, high, top), BISECTIONS)
-    return np.where(found, np.minimum(2 * norm.sf(low), 1.0), 1.0)
+    return np.where(found, np.minimum(2 * ndtr(-low), 1.0), 1.0)
 
 
 def mean_gap(sum1, squares1, n1, sum2, squares2, n2, z):
@@ -116,5 +115,5 @@ def mean_gap(sum1, squares1, n1, sum2, squares2, n2, z):
         pooled = np.maximum(squares1 + squares2 - (sum1 + sum2) ** 2 / total, 0) / np.maximum(total - 1, 1)
         spread = np.sqrt(np.maximum(var1, pooled) / n1 + var2 / n2)
         gap = mean1 - mean2
-        p_value = np.where(spread > 0, 2 * norm.sf(np.abs(gap) / spread), np.where(gap == 0, 1.0, 0.0))
+        p_value = np.where(spread > 0, 2 * ndtr(-np.abs(gap) / spread), np.where(gap == 0, 1.0, 0.0))
     return gap, gap - z * spread, gap + z * spread, p_value

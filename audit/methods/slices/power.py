@@ -13,11 +13,12 @@ conservative.
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import ndtr
 from scipy.stats import norm
 
 from audit.methods.slices.gaps import near_end
 
-BISECTIONS = 44  # halvings of a rate or a gap in [0, 1]: to < 1e-13
+BISECTIONS = 32  # halvings of a rate or a gap in [0, 1]: to < 3e-10
 
 
 def harmonic(m: int) -> float:
@@ -35,7 +36,7 @@ def detectable_gap(rows, total_rows, base_rate, *, tests: int, alpha: float, pow
     detects with probability `power` as the search's one discovery among `tests` (see the module's note). NaN
     where no gap can reach it. Arrays broadcast; scalars give a float."""
     n1, total, p = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (rows, total_rows, base_rate)))
-    n2 = total - n1
+    n2 = np.maximum(total - n1, 0)
     z = float(norm.isf(by_threshold(tests, alpha) / 2))
 
     def rejects(rate):  # rate >= p: the slice's lower end and the rest's upper end face 0
@@ -50,9 +51,9 @@ def detectable_gap(rows, total_rows, base_rate, *, tests: int, alpha: float, pow
 
     def chance(gap):
         rate = p + gap
-        spread = np.sqrt(np.maximum(rate * (1 - rate), 0) / n1 + p * (1 - p) / n2)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return norm.cdf((gap - boundary) / spread)
+            spread = np.sqrt(np.maximum(rate * (1 - rate), 0) / n1 + p * (1 - p) / n2)
+            return ndtr((gap - boundary) / spread)
 
     low, high = boundary.copy(), 1 - p
     for _ in range(BISECTIONS):
