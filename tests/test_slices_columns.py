@@ -12,10 +12,12 @@ from audit.core.groups import SensitiveValues
 from audit.executor.predictions import Predictions
 
 
-def coder_of(frame: pd.DataFrame, sensitive: pd.DataFrame | None = None, max_values: int = 12) -> Coder:
+def coder_of(frame: pd.DataFrame, sensitive: pd.DataFrame | None = None, max_values: int = 12,
+             max_columns: int = 32) -> Coder:
     sensitive = pd.DataFrame(index=frame.index) if sensitive is None else sensitive
     data = Dataset(frame, np.zeros(len(frame), dtype=np.int64), ("a", "b"), "tabular", sensitive=sensitive)
-    return Coder.of(raw_columns(data), SensitiveValues.of(sensitive), max_values=max_values)
+    return Coder.of(raw_columns(data), SensitiveValues.of(sensitive), max_values=max_values,
+                    max_columns=max_columns)
 
 
 def test_values_read_as_words():
@@ -76,3 +78,25 @@ def test_data_without_a_column_to_cut_tests_nothing():
     data = Dataset(pd.DataFrame({"c": ["x"] * 300}), np.zeros(300, dtype=np.int64), ("a", "b"), "tabular")
     result = Slices().run(Predictions(np.tile([0.4, 0.6], (300, 1)), data.classes), data)
     assert result.metrics["slices.slices_tested"] == 0 and result.details["constant_columns"] == ["c"]
+
+
+def test_columns_beyond_max_columns_are_left_out_with_a_warning():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({f"c{i}": rng.choice(["a", "b"], 400) for i in range(5)})
+    sensitive = pd.DataFrame({"site": rng.choice(["x", "y"], 400)})
+    assert [c.name for c in coder_of(frame, sensitive, max_columns=3).columns] == ["site", "c0", "c1"]
+    data = Dataset(frame, rng.integers(0, 2, 400), ("a", "b"), "tabular", sensitive=sensitive)
+    result = Slices(max_columns=3).run(Predictions(np.tile([0.4, 0.6], (400, 1)), data.classes), data)
+    assert list(result.details["columns"]) == ["site", "c0", "c1"]
+    assert result.warnings == ("3 column(s) not searched, beyond slices.max_columns = 3: c2, c3, c4",)
+
+
+def test_options_out_of_range_are_refused_in_one_line():
+    import pytest
+
+    from audit._util.errors import AuditInputError
+
+    for options in ({"depth": 4}, {"depth": 0}, {"min_rows": 0}, {"alpha": 1.0}, {"max_values": 1},
+                    {"max_columns": 0}, {"top": 0}):
+        with pytest.raises(AuditInputError, match="^slices: "):
+            Slices(**options)

@@ -142,3 +142,17 @@ def test_texts_that_mention_female_words_are_a_slice_when_the_model_errs_on_them
         assert "words" in result.details["columns"]
         found = [s.words for s in result.summary.found if s.metric == "error rate"]
         assert found[:1] == (["mentions female words = yes"] if planted else []), found
+
+
+def test_a_policy_gates_the_worst_slice_on_the_lower_bound_of_its_gap():
+    from audit.policy.gates import Policy
+
+    data, proba = planted_table(planted=True)
+    frame = data.inputs.assign(region=data.sensitive["region"], label=data.labels, predicted=proba.argmax(axis=1))
+    options = dict(target="label", prediction="predicted", sensitive=["region", "color", "shape"],
+                   analyzers=["slices"])
+    for bound, status in ((0.1, "fail"), (0.5, "pass")):
+        policy = Policy.from_dict({"gates": {"slices.worst_gap": {"max": bound, "use": "lower"}}})
+        run = audit.from_predictions(frame, **options, policy=policy)
+        (gate,) = policy.evaluate(run).gates
+        assert gate.status == status and gate.value == run.metrics["slices.worst_gap_lower"]

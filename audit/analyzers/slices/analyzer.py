@@ -33,6 +33,7 @@ class Slices(Analyzer):
     min_rows: int = DEFAULT_MIN_ROWS
     alpha: float = 0.05  # false discovery rate over every slice and metric tested
     max_values: int = 12  # most frequent values kept of a categorical column
+    max_columns: int = 32  # columns searched, sensitive ones first (the lattice grows with their pairs)
     top: int = 10  # slices shown in the summary, figure and findings
 
     name = "slices"
@@ -78,5 +79,7 @@ class Slices(Analyzer):
             raise AuditInputError(f"slices: alpha must lie between 0 and 1, not {self.alpha}")
         if self.max_values < 2:
             raise AuditInputError(f"slices: max_values must be at least 2, not {self.max_values}")
+        if self.max_columns < 1:
+            raise AuditInputError(f"slices: max_columns must be at least 1, not {self.max_columns}")
         if self.top < 1:
             raise AuditInputError(f"slices: top must be at least 1, not {self.top}")

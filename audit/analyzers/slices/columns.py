@@ -11,7 +11,9 @@ Candidates, by modality:
 The columns that are not sensitive are decided from the first `FIRST_ROWS` rows of the data in its order,
 buffered by the tally until it has them, so an in-memory run and a streamed one, whatever its chunk size, code
 every row the same. Of a categorical column the `max_values` most frequent values there are kept; a value
-outside them, a value first seen later and a missing value are coded -1 (in no slice of that column).
+outside them, a value first seen later and a missing value are coded -1 (in no slice of that column). The
+lattice grows with the number of column pairs (triples at depth 3), so at most `max_columns` columns are cut,
+sensitive ones first; the result warns of any left out.
 """
 
 from __future__ import annotations
@@ -96,18 +98,21 @@ class Coder:
 
     columns: tuple[Column, ...]
     dropped: tuple[str, ...] = ()  # candidates with fewer than two values
+    left_out: tuple[str, ...] = ()  # candidates beyond the first `max_columns`
 
     @classmethod
-    def of(cls, first: pd.DataFrame, sensitive: SensitiveValues, *, max_values: int) -> Coder:
-        """From every sensitive value of the whole data and `first`, the first rows' candidate columns."""
+    def of(cls, first: pd.DataFrame, sensitive: SensitiveValues, *, max_values: int, max_columns: int) -> Coder:
+        """From every sensitive value of the whole data and `first`, the first rows' candidate columns; the first
+        `max_columns` of them with two values or more, sensitive columns first, the others in the data's order."""
         rules = {}
         others = [c for c in first.columns if c not in sensitive.counts]
         for values in (sensitive, SensitiveValues.of(first[others])):
             if values.counts:
                 rules |= {name: _capped(rule, values.counts[name], max_values)
                           for name, rule in group_rules(values).items()}
-        columns = tuple(Column(name, rule) for name, rule in rules.items() if len(rule.groups) >= 2)
-        return cls(columns, tuple(name for name, rule in rules.items() if len(rule.groups) < 2))
+        columns = [Column(name, rule) for name, rule in rules.items() if len(rule.groups) >= 2]
+        return cls(tuple(columns[:max_columns]), tuple(name for name, rule in rules.items() if len(rule.groups) < 2),
+                   tuple(c.name for c in columns[max_columns:]))
 
     @property
     def cardinalities(self) -> list[int]:

@@ -51,7 +51,8 @@ class SlicesTally(Tally):
         """Decide the codes from the rows held, and count them."""
         held = [raw for raw, _ in self.pending]
         first = pd.concat(held, ignore_index=True).iloc[:FIRST_ROWS] if held else pd.DataFrame()
-        self.coder = Coder.of(first, self.values, max_values=self.analyzer.max_values)
+        self.coder = Coder.of(first, self.values, max_values=self.analyzer.max_values,
+                              max_columns=self.analyzer.max_columns)
         self.lattice = SliceLattice(self.coder.cardinalities, depth=self.analyzer.depth)
         for raw, outcomes in self.pending:
             self.lattice.add(self.coder.codes(raw), outcomes)
@@ -77,9 +78,12 @@ class SlicesTally(Tally):
             metrics["slices.worst_gap_lower"] = bounds[0] if worst.lower * worst.upper > 0 else 0.0
             intervals["slices.worst_gap"] = (metrics["slices.worst_gap_lower"], bounds[1])
         figures = (gap_chart(summary),) if summary.found else ()
+        left_out = self.coder.left_out
+        warnings = (f"{len(left_out)} column(s) not searched, beyond slices.max_columns = {analyzer.max_columns}: "
+                    f"{', '.join(left_out)}",) if left_out else ()
         return Result(analyzer=analyzer.name, metrics=metrics, intervals=intervals,
                       tables={SLICES_TABLE: table} if len(table) else {}, figures=figures,
-                      config=analyzer.config(), summary=summary,
+                      config=analyzer.config(), summary=summary, warnings=warnings,
                       drivers={"slices.worst_gap": worst.words} if worst else {},
                       notes={SLICES_TABLE: self.note(summary)} if len(table) else {},
                       details={"columns": {c.name: list(c.values) for c in self.coder.columns},
