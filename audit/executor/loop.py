@@ -24,12 +24,13 @@ import matplotlib
 import numpy as np
 import torch
 
-from audit._util.progress import rows, steps
+from audit._util.progress import announce, rows, steps
 from audit.core.analyzer import Analyzer, Tally, judged
 from audit.core.dataset import Dataset, concat
 from audit.core.groups import SensitiveValues
 from audit.core.reservoir import Reservoir
 from audit.core.result import Result
+from audit.executor.plan import PREDICT, Plan, make_plan, probe, within_budget
 from audit.plots import PLAIN_TEXT
 
 NEEDS_MODEL = "needs the model itself; only its predictions were given"
@@ -55,11 +56,21 @@ class Executed:
     results: tuple[Result, ...]
     rows: int  # rows read
     sample_rows: int  # rows the analyzers without a tally read
+    plan: Plan | None = None  # made before the work, when a model was given
+    predicting: float = 0.0  # seconds of reading the chunks and predicting them
+
+    def provenance(self) -> dict:
+        """What the run's document records of the plan: per step its passes, planned and actual seconds."""
+        if self.plan is None:
+            return {}
+        actual = {PREDICT: self.predicting, **{r.analyzer: r.seconds for r in self.results}}
+        return {"plan": self.plan.to_dict(actual)}
 
 
-def execute(model, feed: Feed, analyzers: Sequence[Analyzer], *, seed: int,
-            thresholds: Mapping[str, float]) -> Executed:
-    """Every analyzer's judged result on the feed, in the order of `analyzers`."""
+def execute(model, feed: Feed, analyzers: Sequence[Analyzer], *, seed: int, thresholds: Mapping[str, float],
+            budget: float | None = None) -> Executed:
+    """Every analyzer's judged result on the feed, in the order of `analyzers`. With a model, a plan is made
+    first and shown; with a `budget` (seconds), the analyzers' examples are cut until the plan fits it."""
     for a in analyzers:
         a.check(model)
     model.labels(feed.first)
@@ -77,12 +88,25 @@ def execute(model, feed: Feed, analyzers: Sequence[Analyzer], *, seed: int,
             if tally is not None:
                 tallies[i] = tally
             spent[i] += time.perf_counter() - began
+    plan = None
+    if feed.model_given:
+        runnable = [i for i, a in enumerate(analyzers) if skipped[i] is None and i not in failed]
+        speed = probe(model, feed.first)
+        chosen = [analyzers[i] for i in runnable]
+        if budget is None:
+            plan = make_plan(model, speed, chosen, rows=feed.rows)
+        else:
+            chosen, plan = within_budget(model, speed, chosen, rows=feed.rows, budget=budget)
+            analyzers = list(analyzers)
+            for i, a in zip(runnable, chosen):
+                analyzers[i] = a
+        announce(plan.lines())
     per_row = [a for i, a in enumerate(analyzers) if skipped[i] is None and i not in tallies and i not in failed]
     size = max([*(t.sample_rows for t in tallies.values()), *(a.sample_rows(model) for a in per_row), 0])
     reservoir = Reservoir(size, seed, take=Dataset.subset, join=concat)
     chunks = feed.chunks if feed.progress is None else rows(feed.chunks, desc=feed.progress, total=feed.rows,
                                                             size=lambda pair: len(pair[0]))
-    start = 0
+    start, reading = 0, time.perf_counter()
     for chunk, proba in chunks:
         model.labels(chunk)
         for i, tally in tallies.items():
@@ -96,9 +120,11 @@ def execute(model, feed: Feed, analyzers: Sequence[Analyzer], *, seed: int,
         if feed.whole is None:
             reservoir.add(chunk, start, len(chunk))
         start += len(chunk)
+    predicting = time.perf_counter() - reading - sum(spent[i] for i in tallies)  # the reading and predicting
     sample = feed.whole if feed.whole is not None else reservoir.sample() or feed.first.subset([])
     results = []
-    for i, a in steps(list(enumerate(analyzers)), desc="audit", name=lambda pair: pair[1].name):
+    planned = (lambda pair: plan.planned(pair[1].name) or 0.0) if plan is not None else None
+    for i, a in steps(list(enumerate(analyzers)), desc="audit", name=lambda pair: pair[1].name, planned=planned):
         if skipped[i] is not None:
             result = skipped[i]
         elif i in failed:
@@ -108,7 +134,7 @@ def execute(model, feed: Feed, analyzers: Sequence[Analyzer], *, seed: int,
         else:
             result = _timed(a, lambda part, a=a: a.run(model, part, seed=seed), sample, seed, 0.0)
         results.append(judged(a, result, thresholds))
-    return Executed(tuple(results), start, len(sample))
+    return Executed(tuple(results), start, len(sample), plan, predicting)
 
 
 def _skipped(analyzer: Analyzer, model, feed: Feed) -> Result | None:

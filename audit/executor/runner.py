@@ -12,6 +12,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING
 
 from audit._util import distribution
+from audit._util.durations import budget_seconds
 from audit._util.errors import AuditInputError
 from audit.core.analyzer import ANALYZERS, Analyzer
 from audit.core.dataset import Dataset
@@ -120,6 +121,7 @@ def run(
     options: dict[str, dict] | None = None,
     command: str | None = None,
     engine: str | Engine | None = None,
+    budget: float | str | None = None,
 ) -> AuditRun:
     """Audit `model` on `data` with `analyzers` (names or configured objects; None: the defaults).
 
@@ -127,21 +129,23 @@ def run(
     `engine` runs the batch work: "local" (this process), "ray" (a local Ray started and stopped
     here), an `audit.engine.Engine` (e.g. `RayEngine(address=...)` for a cluster), or None: the
     current one (`audit.engine.using`), local unless set. Same seed, same numbers on either.
+    `budget` (seconds, or a duration such as "5m") cuts the per-example analyzers' examples until the plan
+    made before the work fits it; the run's provenance says what was cut (`provenance["plan"]`).
     An analyzer that raises becomes a Result with status "error"; the run goes on.
     """
     with running_on(engine):
         return _run(model, data, analyzers, seed=seed, policy=policy, samples=samples, options=options,
-                    command=command)
+                    command=command, budget=budget_seconds(budget))
 
 
-def _run(model, data, analyzers, *, seed, policy, samples, options, command) -> AuditRun:
+def _run(model, data, analyzers, *, seed, policy, samples, options, command, budget) -> AuditRun:
     started = datetime.now(timezone.utc)
     objects = resolve_analyzers(analyzers, options, samples)
     feed = Feed(first=data, chunks=_whole(model, data), values=SensitiveValues.of(data.sensitive), rows=len(data),
                 whole=data)
-    executed = execute(model, feed, objects, seed=seed, thresholds=(policy or Policy()).thresholds)
+    executed = execute(model, feed, objects, seed=seed, thresholds=(policy or Policy()).thresholds, budget=budget)
     return assemble(describe_model(model), data, executed.results, seed=seed, policy=policy, started=started,
-                    command=command, device=str(model.device))
+                    command=command, device=str(model.device), plan=executed.provenance())
 
 
 def _whole(model: Model, data: Dataset):
@@ -151,9 +155,9 @@ def _whole(model: Model, data: Dataset):
 
 
 def assemble(model: dict, data: Dataset | dict, results: tuple[Result, ...], *, seed: int, policy: Policy | None,
-             started: datetime, command: str | None, device: str) -> AuditRun:
+             started: datetime, command: str | None, device: str, plan: dict | None = None) -> AuditRun:
     """The run of `results` on `data` (or its description): the verdict of `policy` (None: the built-in
-    default policy) and the provenance."""
+    default policy) and the provenance (with the `plan` the executor made, where it made one)."""
     judged_by = policy or Policy()
     described = data if isinstance(data, dict) else describe_data(data)
     skeleton = AuditRun(model=model, data=described, results=results, verdict=Verdict("ungated"), seed=seed)
@@ -168,6 +172,7 @@ def assemble(model: dict, data: Dataset | dict, results: tuple[Result, ...], *, 
         "platform": platform.platform(),
         "device": device,
         "engine": current_engine().name,
+        **(plan or {}),
     }
     return dataclasses.replace(skeleton, verdict=judged_by.evaluate(skeleton), provenance=provenance)
 

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from audit import engine
+from audit._util.durations import budget_seconds
 from audit.core.analyzer import Analyzer
 from audit.core.dataset import Dataset
 from audit.executor.loop import Feed, execute
@@ -44,9 +45,10 @@ def predicted(model, chunks: Iterator[Dataset]) -> Iterator[tuple[Dataset, np.nd
 
 def run_stream(model, source: Source, analyzers: Sequence[str | Analyzer] | None = None, *, seed: int = 0,
                policy: Policy | None = None, samples: int | None = None, options: dict[str, dict] | None = None,
-               command: str | None = None, chunk_rows: int | None = None) -> AuditRun:
+               command: str | None = None, chunk_rows: int | None = None,
+               budget: float | str | None = None) -> AuditRun:
     """Audit `model` on the streamed `source`, as `audit.run` audits a `Dataset` (same analyzers, metric
-    names and report)."""
+    names and report, and `budget`)."""
     objects = resolve_analyzers(analyzers, options, samples)
     started = datetime.now(timezone.utc)
     census = source.census(model.classes, chunk_rows)
@@ -54,9 +56,10 @@ def run_stream(model, source: Source, analyzers: Sequence[str | Analyzer] | None
     first = next(chunks)
     feed = Feed(first=first, chunks=predicted(model, itertools.chain((first,), chunks)), values=census.values,
                 rows=census.rows, progress="predict")
-    executed = execute(model, feed, objects, seed=seed, thresholds=(policy or Policy()).thresholds)
+    executed = execute(model, feed, objects, seed=seed, thresholds=(policy or Policy()).thresholds,
+                       budget=budget_seconds(budget))
     described = {"name": source.name, "sha256": source.sha256(), "rows": executed.rows, "modality": source.modality,
                  "target": source.target, "classes": list(census.classes), "sensitive": list(census.values.counts),
                  "source": {**source.describe, "streamed": True, "sample_rows": executed.sample_rows}}
     return assemble(describe_model(model), described, executed.results, seed=seed, policy=policy, started=started,
-                    command=command, device=str(model.device))
+                    command=command, device=str(model.device), plan=executed.provenance())

@@ -21,12 +21,15 @@ from audit._util.errors import AuditInputError
 from audit.analyzers.robustness.continuous import run_continuous
 from audit.analyzers.robustness.findings import robustness_findings
 from audit.analyzers.robustness.text import run_text
-from audit.core.analyzer import Analyzer, register_analyzer
+from audit.core.analyzer import Analyzer, Cost, register_analyzer
 from audit.core.result import MetricSpec, Result
 from audit.methods.robustness.attacks import NORMS
 from audit.methods.robustness.square import P_INIT
 
 DEFAULT_SAMPLES = {"image": 256, "tabular": 256, "text": 32}
+SURVIVING = 0.5  # planned share of the examples that FGSM and PGD leave at an epsilon of the sweep
+CORRUPTIONS = 16  # planned forwards per example for the corruptions
+TEXT_QUERIES = 400  # planned forwards per text for the synonym, typo and neighbour attacks
 
 
 @register_analyzer
@@ -130,6 +133,21 @@ class Robustness(Analyzer):
 
     def sample_rows(self, model) -> int:
         return self.samples or DEFAULT_SAMPLES[model.modality]
+
+    def cost(self, model, rows: int) -> Cost:
+        """Per epsilon of the sweep FGSM and PGD on every example, APGD and Square on the share that survives them
+        (planned as SURVIVING), then the flip epsilons' bisection, the large-epsilon check and the corruptions;
+        texts: TEXT_QUERIES forwards each."""
+        n = min(self.sample_rows(model), rows)
+        if model.modality == "text":
+            return Cost(forward=n * TEXT_QUERIES)
+        grid = len(set(self.sweep) | {1.0})
+        targets = min(self.apgd_targets, len(model.classes) - 1)
+        apgd = self.apgd_steps * (1 + targets) * SURVIVING if self.apgd_steps else 0.0
+        per_epsilon = 1 + self.steps * self.restarts + apgd
+        backward = n * (grid * per_epsilon + self.flip_refine * self.steps * self.restarts + self.steps)
+        forward = n * (grid * (2 + self.square_queries * SURVIVING) + CORRUPTIONS)
+        return Cost(forward=forward, backward=backward)
 
     def supports(self, model, data) -> bool:
         if model.modality == "text":
