@@ -127,19 +127,19 @@ def within_budget(model, speed: Speed, analyzers: Sequence[Analyzer], *, rows: i
     """`analyzers` with their examples cut by one share, the largest whose plan fits `budget` seconds, and that
     plan; AuditInputError when even the fewest examples do not fit."""
     original = list(analyzers)
-    plan = make_plan(model, speed, original, rows=rows)
+    floor = [a.scaled(model, rows, 0.0).examples(model, rows) for a in original]
     share, fitted = 1.0, original
+    plan = make_plan(model, speed, fitted, rows=rows)
     while plan.seconds > budget:
-        share *= SHRINK
-        cut = [a.scaled(model, rows, share) for a in original]
-        smaller = make_plan(model, speed, cut, rows=rows)
-        if smaller.seconds >= plan.seconds:  # nothing left to cut
+        if [a.examples(model, rows) for a in fitted] == floor:
             predicting = plan.planned(PREDICT)
             least = duration(plan.seconds) + (f", {duration(predicting)} of it predicting {rows:,} rows"
                                               if predicting else "")
             raise AuditInputError(f"budget {duration(budget)} is too small for this audit: the least it can do "
                                   f"takes about {least}; give a larger budget, fewer analyzers or fewer rows")
-        fitted, plan = cut, smaller
+        share *= SHRINK
+        fitted = [a.scaled(model, rows, share) for a in original]
+        plan = make_plan(model, speed, fitted, rows=rows)
     cuts = tuple(Cut(a.name, before, after, a.headline)
                  for a, b in zip(fitted, original)
                  if (before := b.examples(model, rows)) > (after := a.examples(model, rows)))

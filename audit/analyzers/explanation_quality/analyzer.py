@@ -103,7 +103,7 @@ class ExplanationQuality(Analyzer):
         methods = len(methods_for(model, self.methods)[0])
         stages = max(1, min(self.cascade_stages, len(parameter_layers(model.module))))
         curves = (methods + 1) * 2 * (self.steps + 1)
-        return Cost(forward=n * (1 + curves)) + attribution_cost(model, self.methods) * (n * (1 + stages))
+        return Cost(forward=n * (1 + curves), seconds=0.5) + attribution_cost(model, self.methods) * (n * (1 + stages))
 
     def findings(self, result, thresholds):
         return tuple(explanation_findings(result.summary, thresholds))

@@ -49,7 +49,8 @@ class Lime(Analyzer):
     def cost(self, model, rows: int) -> Cost:
         """`num_samples` perturbations per example, scored forward; tables share one set among the examples."""
         n = min(self.samples, rows)
-        return Cost(forward=n + self.num_samples if model.modality == "tabular" else n * self.num_samples)
+        forward = n + self.num_samples if model.modality == "tabular" else n * self.num_samples
+        return Cost(forward=forward, seconds=0.5)
 
     def run(self, model, data, *, seed: int = 0) -> Result:
         rows = explained_samples(model, data, self.samples, seed=seed, misclassified=False)

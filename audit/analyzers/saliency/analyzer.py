@@ -52,7 +52,7 @@ class SaliencyAnalyzer(Analyzer):
 
     def cost(self, model, rows: int) -> Cost:
         n = min(self.samples, rows)
-        return Cost(forward=n) + attribution_cost(model, self.methods) * n
+        return Cost(forward=n, seconds=0.2) + attribution_cost(model, self.methods) * n
 
     def run(self, model, data, *, seed: int = 0) -> Result:
         methods, warnings = methods_for(model, self.methods)
