@@ -11,6 +11,7 @@ import audit
 from audit.analyzers.robustness import analyzer as robustness_module
 from audit.cli import main
 from audit.core.analyzer import ANALYZERS
+from audit.executor import loop
 from audit.executor.plan import Speed, make_plan, probe, within_budget
 from pass_counter import counting
 
@@ -146,7 +147,8 @@ def test_a_budget_that_fits_cuts_nothing(digits_cnn):
     assert fitted == analyzers and plan.cuts == ()
 
 
-def test_the_run_reports_what_the_budget_cut(digits_cnn):
+def test_the_run_reports_what_the_budget_cut(digits_cnn, monkeypatch):
+    monkeypatch.setattr(loop, "probe", lambda model, data: SPEED)  # the same plan on every run
     data = audit.load_dataset("digits", "test")
     unlimited = audit.run(digits_cnn, data, ["saliency"], options={"saliency": {"samples": 64}})
     planned = unlimited.provenance["plan"]["steps"]["saliency"]["planned_seconds"]
@@ -155,6 +157,7 @@ def test_the_run_reports_what_the_budget_cut(digits_cnn):
     step = run.provenance["plan"]["steps"]["saliency"]
     assert run.result("saliency").details["samples"] < 64
     assert step["interval_widening"] > 1 and "64 ->" in step["cut"]
+    assert step["planned_seconds"] < planned
 
 
 def test_a_budget_too_small_for_anything_is_one_line(capsys, tmp_path, digits_checkpoint):
