@@ -4,13 +4,15 @@ before the work, and the budget that cuts examples to fit."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import pytest
 
 import audit
 from audit.analyzers.robustness import analyzer as robustness_module
 from audit.cli import main
-from audit.core.analyzer import ANALYZERS
+from audit.core.analyzer import ANALYZERS, Analyzer
+from audit.core.result import Result
 from audit.executor import loop
 from audit.executor.plan import Speed, make_plan, probe, within_budget
 from pass_counter import counting
@@ -180,3 +182,66 @@ def test_durations(text, seconds):
     from audit._util.durations import parse_duration
 
     assert parse_duration(text) == seconds
+
+
+# -- precision ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Proportion(Analyzer):
+    """A share of examples with its interval, about `spread` / sqrt(examples) wide: an easy case has a small
+    spread, a hard one a large."""
+
+    samples: int = 256
+    spread: float = 1.0
+
+    name = "proportion"
+    title = description = "a share"
+    metric_prefix = "proportion"
+    headline = ("proportion.share",)
+
+    def run(self, model, data, *, seed=0):
+        n = min(self.samples, len(data))
+        half = self.spread / 2 / n ** 0.5
+        return Result(analyzer=self.name, metrics={"proportion.share": 0.5}, intervals={
+            "proportion.share": (0.5 - half, 0.5 + half)}, details={"examples": n}, config=self.config())
+
+
+@pytest.mark.parametrize(("spread", "examples"), [(0.5, [32]), (1.0, [32, 64, 128]), (4.0, [32, 64, 128, 256])])
+def test_precision_adds_examples_only_while_the_interval_is_too_wide(digits_cnn, spread, examples):
+    data = audit.load_dataset("digits", "train")
+    run = audit.run(digits_cnn, data, [Proportion(spread=spread)], precision=0.1)
+    assert [n for n, _ in run.provenance["plan"]["steps"]["proportion"]["precision_rounds"]] == examples
+    assert run.result("proportion").details["examples"] == examples[-1]
+
+
+def test_without_precision_all_examples_are_used(digits_cnn):
+    run = audit.run(digits_cnn, audit.load_dataset("digits", "train"), [Proportion(spread=0.5)])
+    assert run.result("proportion").details["examples"] == 256
+    assert "precision_rounds" not in run.provenance["plan"]["steps"]["proportion"]
+
+
+CHEAP_ATTACKS = {"samples": 128, "sweep": (1.0,), "steps": 2, "apgd_steps": 0, "square_queries": 1,
+                 "flip_refine": 0}
+
+
+def test_robustness_stops_early_where_its_robust_accuracy_is_decided(digits_cnn):
+    """A huge epsilon breaks every example: the robust accuracy's interval is narrow early. A tiny one leaves
+    most examples standing, and the interval around a share near the clean accuracy stays wider longer."""
+    data = audit.load_dataset("digits", "test")
+    easy = audit.run(digits_cnn, data, [ANALYZERS.create("robustness", epsilon=1.0, **CHEAP_ATTACKS)],
+                     precision=0.1)
+    hard = audit.run(digits_cnn, data, [ANALYZERS.create("robustness", epsilon=0.01, **CHEAP_ATTACKS)],
+                     precision=0.1)
+    assert easy.metrics["robustness.robust_accuracy"] == 0.0
+    assert 0.3 < hard.metrics["robustness.robust_accuracy"] < 1.0
+    easy_rounds = easy.provenance["plan"]["steps"]["robustness"]["precision_rounds"]
+    hard_rounds = hard.provenance["plan"]["steps"]["robustness"]["precision_rounds"]
+    assert easy_rounds[-1][0] < 128 and easy_rounds[-1][1] <= 0.1
+    assert hard_rounds[-1][0] == 128
+
+
+@pytest.mark.parametrize("precision", [0, 1.5, "wide"])
+def test_a_bad_precision_is_refused(digits_cnn, precision):
+    with pytest.raises(audit.AuditInputError, match="expected an interval width"):
+        audit.run(digits_cnn, audit.load_dataset("digits", "test"), ["performance"], precision=precision)

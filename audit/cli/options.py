@@ -71,6 +71,10 @@ def add_plan_options(p: argparse.ArgumentParser) -> None:
                    help="the time the audit may take, e.g. 90s, 5m or 1h: the per-example analyzers work on fewer "
                         "examples until the plan made before the work fits it; the report says what was cut and how "
                         "much wider each interval became (default: no limit)")
+    p.add_argument("--precision", type=_width, metavar="WIDTH",
+                   help="stop adding examples to an analyzer once the interval of its headline metric is at most "
+                        "this wide (robustness: the robust accuracy's 95%% interval), in rounds of 32, 64, ... "
+                        "examples up to its samples, e.g. 0.1 (default: all its samples)")
 
 
 def add_output_options(p: argparse.ArgumentParser) -> None:
@@ -145,6 +149,17 @@ def _duration(text: str) -> float:
         return parse_duration(text)
     except AuditInputError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _width(text: str) -> float:
+    try:
+        width = float(text)
+    except ValueError:
+        width = None
+    if width is None or not 0 < width < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an interval width: expected a number between 0 and 1, "
+                                         "e.g. 0.1")
+    return width
 
 
 def _size(text: str) -> int:

@@ -30,7 +30,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    settings = {**audit_settings(args), "budget": args.budget}
+    settings = {**audit_settings(args), "budget": args.budget, "precision": args.precision}
     if (args.model is None) == (args.predictions is None):
         raise AuditInputError("report: give a model checkpoint or --predictions FILE (one of them)")
     if args.predictions is not None:
@@ -62,7 +62,7 @@ def _predictions(args, settings: dict) -> int:
     output = Path(args.output or f"reports/{Path(args.predictions).stem}.html")
     outputs = check_audit_outputs(args, output, {"--predictions": args.predictions})
     scores = [c.strip() for c in (args.score_columns or "").split(",") if c.strip()]
-    settings = {k: v for k, v in settings.items() if k not in ("samples", "budget")}  # no per-example analyzer runs
+    settings = {k: v for k, v in settings.items() if k not in ("samples", "budget", "precision")}  # no per-example analyzer runs
     result = from_predictions(args.predictions, target=args.target, prediction=args.prediction_column,
                               scores=scores, sensitive=args.sensitive, stream=args.stream, **settings)
     write_outputs(outputs, result, result, name=shown(args.predictions), args=args)

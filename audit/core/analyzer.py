@@ -105,6 +105,11 @@ class Analyzer(ABC):
             return self
         return dataclasses.replace(self, samples=min(examples, max(MIN_EXAMPLES, int(examples * share))))
 
+    def interval(self, result: Result) -> tuple[float, float] | None:
+        """The interval of the first headline metric `result` has one for (None: none): what a precision target
+        is met on (`audit.run(precision=...)` stops adding examples once it is that narrow)."""
+        return next((tuple(result.intervals[m]) for m in self.headline if m in result.intervals), None)
+
     def tally(self, model: Model, values: SensitiveValues, *, seed: int) -> Tally | None:
         """The counts this analyzer needs, to be fed chunk by chunk (`values`: every sensitive value of the
         whole data, counted); None when it needs rows."""

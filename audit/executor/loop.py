@@ -58,19 +58,25 @@ class Executed:
     sample_rows: int  # rows the analyzers without a tally read
     plan: Plan | None = None  # made before the work, when a model was given
     predicting: float = 0.0  # seconds of reading the chunks and predicting them
+    rounds: dict[str, list] = dataclasses.field(default_factory=dict)  # a precision's [examples, width] per round
 
     def provenance(self) -> dict:
         """What the run's document records of the plan: per step its passes, planned and actual seconds."""
         if self.plan is None:
             return {}
         actual = {PREDICT: self.predicting, **{r.analyzer: r.seconds for r in self.results}}
-        return {"plan": self.plan.to_dict(actual)}
+        plan = self.plan.to_dict(actual)
+        for name, rounds in self.rounds.items():
+            plan["steps"].get(name, {})["precision_rounds"] = rounds
+        return {"plan": plan}
 
 
 def execute(model, feed: Feed, analyzers: Sequence[Analyzer], *, seed: int, thresholds: Mapping[str, float],
-            budget: float | None = None) -> Executed:
+            budget: float | None = None, precision: float | None = None) -> Executed:
     """Every analyzer's judged result on the feed, in the order of `analyzers`. With a model, a plan is made
-    first and shown; with a `budget` (seconds), the analyzers' examples are cut until the plan fits it."""
+    first and shown; with a `budget` (seconds), the analyzers' examples are cut until the plan fits it. With a
+    `precision`, an analyzer with examples and an interval on its headline metric works on more examples only
+    while that interval is wider than `precision`."""
     for a in analyzers:
         a.check(model)
     model.labels(feed.first)
@@ -122,7 +128,7 @@ def execute(model, feed: Feed, analyzers: Sequence[Analyzer], *, seed: int, thre
         start += len(chunk)
     predicting = time.perf_counter() - reading - sum(spent[i] for i in tallies)  # the reading and predicting
     sample = feed.whole if feed.whole is not None else reservoir.sample() or feed.first.subset([])
-    results = []
+    results, rounds = [], {}
     planned = (lambda pair: plan.planned(pair[1].name) or 0.0) if plan is not None else None
     for i, a in steps(list(enumerate(analyzers)), desc="audit", name=lambda pair: pair[1].name, planned=planned):
         if skipped[i] is not None:
@@ -132,9 +138,32 @@ def execute(model, feed: Feed, analyzers: Sequence[Analyzer], *, seed: int, thre
         elif i in tallies:
             result = _timed(a, tallies[i].result, sample, seed, spent[i])
         else:
-            result = _timed(a, lambda part, a=a: a.run(model, part, seed=seed), sample, seed, 0.0)
+            result = _timed(a, lambda part, a=a: a.run(model, part, seed=seed), sample, seed, 0.0) \
+                if precision is None else _until_precise(a, model, sample, seed, precision, rounds)
         results.append(judged(a, result, thresholds))
-    return Executed(tuple(results), start, len(sample), plan, predicting)
+    return Executed(tuple(results), start, len(sample), plan, predicting, rounds)
+
+
+FIRST_ROUND = 32  # examples of the first round of an analyzer run to a precision; each round doubles them
+
+
+def _until_precise(analyzer: Analyzer, model, data: Dataset, seed: int, precision: float,
+                   rounds: dict[str, list]) -> Result:
+    """`analyzer`'s result on FIRST_ROUND examples, then twice as many, ... until its headline interval is at
+    most `precision` wide or it has all its examples; each round is a seeded run of its own, so the result is
+    the one a run with that many examples gives. `rounds` gets [examples, interval width] per round."""
+    full = analyzer.examples(model, len(data)) if analyzer.headline else 0
+    n, spent = min(full, FIRST_ROUND), 0.0
+    while True:
+        current = dataclasses.replace(analyzer, samples=n) if full and n < full else analyzer
+        result = _timed(current, lambda part: current.run(model, part, seed=seed), data, seed, spent)
+        interval = current.interval(result) if result.status == "ok" else None
+        width = interval[1] - interval[0] if interval is not None else None
+        if full:
+            rounds.setdefault(analyzer.name, []).append([n, None if width is None else round(width, 4)])
+        if (width is not None and width <= precision) or not full or n >= full or result.status != "ok":
+            return result
+        n, spent = full if width is None else min(full, 2 * n), result.seconds
 
 
 def _skipped(analyzer: Analyzer, model, feed: Feed) -> Result | None:

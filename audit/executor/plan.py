@@ -146,6 +146,14 @@ def within_budget(model, speed: Speed, analyzers: Sequence[Analyzer], *, rows: i
     return fitted, dataclasses.replace(plan, budget=budget, cuts=cuts)
 
 
+def checked_precision(precision: float | None) -> float | None:
+    """A precision target: an interval width in (0, 1); AuditInputError for anything else."""
+    if precision is not None and (isinstance(precision, bool) or not isinstance(precision, (int, float))
+                                  or not 0 < precision < 1):
+        raise AuditInputError(f"precision {precision!r}: expected an interval width between 0 and 1, e.g. 0.1")
+    return None if precision is None else float(precision)
+
+
 def probe(model, data: Dataset) -> Speed:
     """Seconds per example of `model` on a batch of `data`'s first rows (repeated up to PROBE_ROWS),
     forward without a gradient and forward and back to the input (the embedding's output for text)."""

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from audit._util import distribution
 from audit._util.durations import budget_seconds
+from audit.executor.plan import checked_precision
 from audit._util.errors import AuditInputError
 from audit.core.analyzer import ANALYZERS, Analyzer
 from audit.core.dataset import Dataset
@@ -122,6 +123,7 @@ def run(
     command: str | None = None,
     engine: str | Engine | None = None,
     budget: float | str | None = None,
+    precision: float | None = None,
 ) -> AuditRun:
     """Audit `model` on `data` with `analyzers` (names or configured objects; None: the defaults).
 
@@ -130,20 +132,23 @@ def run(
     here), an `audit.engine.Engine` (e.g. `RayEngine(address=...)` for a cluster), or None: the
     current one (`audit.engine.using`), local unless set. Same seed, same numbers on either.
     `budget` (seconds, or a duration such as "5m") cuts the per-example analyzers' examples until the plan
-    made before the work fits it; the run's provenance says what was cut (`provenance["plan"]`).
+    made before the work fits it; the run's provenance says what was cut (`provenance["plan"]`). `precision`
+    (an interval width) lets an analyzer with examples stop adding them, in rounds of doubling, once the interval
+    of its headline metric (robustness: the robust accuracy's) is at most that wide.
     An analyzer that raises becomes a Result with status "error"; the run goes on.
     """
     with running_on(engine):
         return _run(model, data, analyzers, seed=seed, policy=policy, samples=samples, options=options,
-                    command=command, budget=budget_seconds(budget))
+                    command=command, budget=budget_seconds(budget), precision=checked_precision(precision))
 
 
-def _run(model, data, analyzers, *, seed, policy, samples, options, command, budget) -> AuditRun:
+def _run(model, data, analyzers, *, seed, policy, samples, options, command, budget, precision) -> AuditRun:
     started = datetime.now(timezone.utc)
     objects = resolve_analyzers(analyzers, options, samples)
     feed = Feed(first=data, chunks=_whole(model, data), values=SensitiveValues.of(data.sensitive), rows=len(data),
                 whole=data)
-    executed = execute(model, feed, objects, seed=seed, thresholds=(policy or Policy()).thresholds, budget=budget)
+    executed = execute(model, feed, objects, seed=seed, thresholds=(policy or Policy()).thresholds, budget=budget,
+                       precision=precision)
     return assemble(describe_model(model), data, executed.results, seed=seed, policy=policy, started=started,
                     command=command, device=str(model.device), plan=executed.provenance())
 

@@ -20,6 +20,7 @@ from audit._util.durations import budget_seconds
 from audit.core.analyzer import Analyzer
 from audit.core.dataset import Dataset
 from audit.executor.loop import Feed, execute
+from audit.executor.plan import checked_precision
 from audit.executor.runner import AuditRun, assemble, describe_model, resolve_analyzers
 from audit.io.sources import Source
 from audit.policy.gates import Policy
@@ -46,9 +47,9 @@ def predicted(model, chunks: Iterator[Dataset]) -> Iterator[tuple[Dataset, np.nd
 def run_stream(model, source: Source, analyzers: Sequence[str | Analyzer] | None = None, *, seed: int = 0,
                policy: Policy | None = None, samples: int | None = None, options: dict[str, dict] | None = None,
                command: str | None = None, chunk_rows: int | None = None,
-               budget: float | str | None = None) -> AuditRun:
+               budget: float | str | None = None, precision: float | None = None) -> AuditRun:
     """Audit `model` on the streamed `source`, as `audit.run` audits a `Dataset` (same analyzers, metric
-    names and report, and `budget`)."""
+    names and report, `budget` and `precision`)."""
     objects = resolve_analyzers(analyzers, options, samples)
     started = datetime.now(timezone.utc)
     census = source.census(model.classes, chunk_rows)
@@ -57,7 +58,7 @@ def run_stream(model, source: Source, analyzers: Sequence[str | Analyzer] | None
     feed = Feed(first=first, chunks=predicted(model, itertools.chain((first,), chunks)), values=census.values,
                 rows=census.rows, progress="predict")
     executed = execute(model, feed, objects, seed=seed, thresholds=(policy or Policy()).thresholds,
-                       budget=budget_seconds(budget))
+                       budget=budget_seconds(budget), precision=checked_precision(precision))
     described = {"name": source.name, "sha256": source.sha256(), "rows": executed.rows, "modality": source.modality,
                  "target": source.target, "classes": list(census.classes), "sensitive": list(census.values.counts),
                  "source": {**source.describe, "streamed": True, "sample_rows": executed.sample_rows}}

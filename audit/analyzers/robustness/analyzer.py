@@ -23,10 +23,12 @@ from audit.analyzers.robustness.findings import robustness_findings
 from audit.analyzers.robustness.text import run_text
 from audit.core.analyzer import Analyzer, Cost, register_analyzer
 from audit.core.result import MetricSpec, Result
+from audit.methods.fairness.intervals import wilson
 from audit.methods.robustness.attacks import NORMS
 from audit.methods.robustness.square import P_INIT
 
 DEFAULT_SAMPLES = {"image": 256, "tabular": 256, "text": 32}
+WILSON_Z = 1.96  # 95%
 SURVIVING = 0.5  # planned share of the examples that FGSM and PGD leave at an epsilon of the sweep
 CORRUPTIONS = 16  # planned forwards per example for the corruptions
 TEXT_QUERIES = 400  # planned forwards per text for the synonym, typo and neighbour attacks
@@ -148,6 +150,15 @@ class Robustness(Analyzer):
         backward = n * (grid * per_epsilon + self.flip_refine * self.steps * self.restarts + self.steps)
         forward = n * (grid * (2 + self.square_queries * SURVIVING) + CORRUPTIONS)
         return Cost(forward=forward, backward=backward)
+
+    def interval(self, result):
+        """The robust accuracy's Wilson interval over the attacked examples, where the result gives none."""
+        given = super().interval(result)
+        if given is not None or "robust_correct" not in result.arrays:
+            return given
+        n = len(result.arrays["robust_correct"])
+        _, low, high = wilson(result.metrics["robustness.robust_accuracy"] * n, n, WILSON_Z)
+        return float(low), float(high)
 
     def supports(self, model, data) -> bool:
         if model.modality == "text":
