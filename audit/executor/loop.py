@@ -95,9 +95,9 @@ def execute(model, feed: Feed, analyzers: Sequence[Analyzer], *, seed: int, thre
                 tallies[i] = tally
             spent[i] += time.perf_counter() - began
     plan = None
-    if feed.model_given:
+    speed = probe(model, feed.first) if feed.model_given else None
+    if speed is not None:
         runnable = [i for i, a in enumerate(analyzers) if skipped[i] is None and i not in failed]
-        speed = probe(model, feed.first)
         chosen = [analyzers[i] for i in runnable]
         if budget is None:
             plan = make_plan(model, speed, chosen, rows=feed.rows)

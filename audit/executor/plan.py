@@ -154,16 +154,24 @@ def checked_precision(precision: float | None) -> float | None:
     return None if precision is None else float(precision)
 
 
-def probe(model, data: Dataset) -> Speed:
+def probe(model, data: Dataset) -> Speed | None:
     """Seconds per example of `model` on a batch of `data`'s first rows (repeated up to PROBE_ROWS),
-    forward without a gradient and forward and back to the input (the embedding's output for text)."""
+    forward without a gradient and forward and back to the input (the embedding's output for text); None when
+    the model fails on them (the prediction pass then says why, in its words)."""
+    if not len(data):
+        return None
     x = model.encode(data.subset(list(range(min(len(data), PROBE_ROWS)))))
     x = x[torch.arange(PROBE_ROWS) % len(x)].to(model.device)
     began, cpu = time.perf_counter(), time.process_time()
-    with torch.random.fork_rng(devices=[]):  # a model random at inference draws: the audit's draws stay as seeded
-        with torch.no_grad():
-            forward = _timed(lambda: model.module(x)) / len(x)
-        backward = _timed(lambda: _input_gradient(model, x)) / len(x)
+    devices = [model.device] if model.device.type == "cuda" else []
+    # A model random at inference draws numbers: the audit's draws stay as seeded.
+    with torch.random.fork_rng(devices=devices):
+        try:
+            with torch.no_grad():
+                forward = _timed(lambda: model.module(x)) / len(x)
+            backward = _timed(lambda: _input_gradient(model, x)) / len(x)
+        except Exception:  # noqa: BLE001 - no plan; the prediction pass reports the model's failure
+            return None
     load = (time.perf_counter() - began) / max(time.process_time() - cpu, 1e-9)
     return Speed(forward, backward, max(1.0, load))
 

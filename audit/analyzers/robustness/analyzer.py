@@ -32,6 +32,7 @@ WILSON_Z = 1.96  # 95%
 SURVIVING = 0.5  # planned share of the examples that FGSM and PGD leave at an epsilon of the sweep
 CORRUPTIONS = 16  # planned forwards per example for the corruptions
 TEXT_QUERIES = 400  # planned forwards per text for the synonym, typo and neighbour attacks
+OWN_SECONDS = 4.0  # the attacks' own loops, corruptions and figures (CPU seconds, digits-cnn)
 
 
 @register_analyzer
@@ -142,14 +143,14 @@ class Robustness(Analyzer):
         texts: TEXT_QUERIES forwards each."""
         n = min(self.sample_rows(model), rows)
         if model.modality == "text":
-            return Cost(forward=n * TEXT_QUERIES)
+            return Cost(forward=n * TEXT_QUERIES, seconds=OWN_SECONDS)
         grid = len(set(self.sweep) | {1.0})
         targets = min(self.apgd_targets, len(model.classes) - 1)
         apgd = self.apgd_steps * (1 + targets) * SURVIVING if self.apgd_steps else 0.0
         per_epsilon = 1 + self.steps * self.restarts + apgd
         backward = n * (grid * per_epsilon + self.flip_refine * self.steps * self.restarts + self.steps)
         forward = n * (grid * (2 + self.square_queries * SURVIVING) + CORRUPTIONS)
-        return Cost(forward=forward, backward=backward)
+        return Cost(forward=forward, backward=backward, seconds=OWN_SECONDS)
 
     def interval(self, result):
         """The robust accuracy's Wilson interval over the attacked examples, where the result gives none."""
