@@ -62,7 +62,8 @@ def _predictions(args, settings: dict) -> int:
     output = Path(args.output or f"reports/{Path(args.predictions).stem}.html")
     outputs = check_audit_outputs(args, output, {"--predictions": args.predictions})
     scores = [c.strip() for c in (args.score_columns or "").split(",") if c.strip()]
-    settings = {k: v for k, v in settings.items() if k not in ("samples", "budget", "precision")}  # no per-example analyzer runs
+    # no per-example analyzer runs
+    settings = {k: v for k, v in settings.items() if k not in ("samples", "budget", "precision")}
     result = from_predictions(args.predictions, target=args.target, prediction=args.prediction_column,
                               scores=scores, sensitive=args.sensitive, stream=args.stream, **settings)
     write_outputs(outputs, result, result, name=shown(args.predictions), args=args)

@@ -93,14 +93,14 @@ class Analyzer(ABC):
         predicted once by the executor, and costs nothing here)."""
         return Cost()
 
-    def examples(self, model: Model, rows: int) -> int:
+    def sample_size(self, model: Model, rows: int) -> int:
         """Examples `run` works on, of data of `rows` rows (0: it reads counts, not examples)."""
         return min(self.sample_rows(model), rows)
 
     def scaled(self, model: Model, rows: int, share: float) -> Analyzer:
         """This analyzer working on about `share` of its examples (at least MIN_EXAMPLES): what a budget cuts.
         Per-example work is most of the cost of every analyzer that has examples; one that has none is kept."""
-        examples = self.examples(model, rows)
+        examples = self.sample_size(model, rows)
         if not examples or "samples" not in self.config():
             return self
         return dataclasses.replace(self, samples=min(examples, max(MIN_EXAMPLES, int(examples * share))))

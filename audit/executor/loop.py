@@ -152,7 +152,7 @@ def _until_precise(analyzer: Analyzer, model, data: Dataset, seed: int, precisio
     """`analyzer`'s result on FIRST_ROUND examples, then twice as many, ... until its headline interval is at
     most `precision` wide or it has all its examples; each round is a seeded run of its own, so the result is
     the one a run with that many examples gives. `rounds` gets [examples, interval width] per round."""
-    full = analyzer.examples(model, len(data)) if analyzer.headline else 0
+    full = analyzer.sample_size(model, len(data)) if analyzer.headline else 0
     n, spent = min(full, FIRST_ROUND), 0.0
     while True:
         current = dataclasses.replace(analyzer, samples=n) if full and n < full else analyzer

@@ -127,11 +127,11 @@ def within_budget(model, speed: Speed, analyzers: Sequence[Analyzer], *, rows: i
     """`analyzers` with their examples cut by one share, the largest whose plan fits `budget` seconds, and that
     plan; AuditInputError when even the fewest examples do not fit."""
     original = list(analyzers)
-    floor = [a.scaled(model, rows, 0.0).examples(model, rows) for a in original]
+    floor = [a.scaled(model, rows, 0.0).sample_size(model, rows) for a in original]
     share, fitted = 1.0, original
     plan = make_plan(model, speed, fitted, rows=rows)
     while plan.seconds > budget:
-        if [a.examples(model, rows) for a in fitted] == floor:
+        if [a.sample_size(model, rows) for a in fitted] == floor:
             predicting = plan.planned(PREDICT)
             least = duration(plan.seconds) + (f", {duration(predicting)} of it predicting {rows:,} rows"
                                               if predicting else "")
@@ -142,7 +142,7 @@ def within_budget(model, speed: Speed, analyzers: Sequence[Analyzer], *, rows: i
         plan = make_plan(model, speed, fitted, rows=rows)
     cuts = tuple(Cut(a.name, before, after, a.headline)
                  for a, b in zip(fitted, original)
-                 if (before := b.examples(model, rows)) > (after := a.examples(model, rows)))
+                 if (before := b.sample_size(model, rows)) > (after := a.sample_size(model, rows)))
     return fitted, dataclasses.replace(plan, budget=budget, cuts=cuts)
 
 

@@ -111,13 +111,13 @@ class Fairness(Analyzer):
             tally.add(data, model.predict_proba(data), 0)
         return tally.result(data)
 
-    def examples(self, model, rows: int) -> int:
-        return super().examples(model, rows) if model.modality == "text" else 0  # the text probe's sentences
+    def sample_size(self, model, rows: int) -> int:
+        return super().sample_size(model, rows) if model.modality == "text" else 0  # the text probe's sentences
 
     def cost(self, model, rows: int) -> Cost:
         """The text probe's forwards (a sentence and its counterfactual, at most); the group intervals and
         mitigations take seconds besides."""
-        return Cost(forward=2 * self.examples(model, rows), seconds=4.0)
+        return Cost(forward=2 * self.sample_size(model, rows), seconds=4.0)
 
     def tally(self, model, values: SensitiveValues, *, seed: int) -> FairnessTally:
         return FairnessTally(self, model, values, seed)
