@@ -1,6 +1,7 @@
 """How well the plan made before an audit predicts its time: planned against actual seconds, per step and in all.
 
     python benchmarks/plan_eta.py [--quick] [--cases adult-mlp digits-cnn reviews-lstm cnn64] [--samples N]
+                                  [--models DIR]
 
 The reference models audit their test splits with the default analyzers; cnn64 is benchmarks/real_models.py's
 ResNet-18 on 3x64x64 images (--quick: its small stand-in). Each line gives a step's planned and actual seconds
@@ -23,12 +24,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 REFERENCE = ("adult-mlp", "digits-cnn", "reviews-lstm")
 
 
-def case(name: str, quick: bool):
+def case(name: str, quick: bool, models: Path):
     if name == "cnn64":
         from real_models import image_case
 
         return image_case(32, 16, 8) if quick else image_case(64, 64, 64)
-    model = audit.load_model(ROOT / "models" / f"{name}.pt")
+    model = audit.load_model(models / f"{name}.pt")
     return model, audit_data(dict(model.task.dataset), classes=model.classes)
 
 
@@ -49,10 +50,11 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="the small stand-in of cnn64")
     parser.add_argument("--cases", nargs="+", default=[*REFERENCE, "cnn64"])
     parser.add_argument("--samples", type=int, help="every per-example analyzer's samples (default: its own)")
+    parser.add_argument("--models", type=Path, default=ROOT / "models", help="where the reference checkpoints are")
     args = parser.parse_args()
     ratios = {}
     for name in args.cases:
-        model, data = case(name, args.quick)
+        model, data = case(name, args.quick, args.models)
         began = time.perf_counter()
         run = audit.run(model, data, seed=0, samples=args.samples)
         ratios[name] = report(name, run, time.perf_counter() - began)
