@@ -103,6 +103,7 @@ def test_the_plan_and_eta_are_printed_before_the_work_and_recorded(capsys, tmp_p
     err = capsys.readouterr().err
     assert code == 0
     assert "plan: ETA" in err and err.index("plan: ETA") < err.index("audit 1/2")
+    assert "audit 1/2: performance" in err and "left" in err.split("audit 1/2")[1].splitlines()[0]
     plan = json.loads(out.read_text())["provenance"]["plan"]
     assert set(plan["steps"]) == {"predict", "performance", "saliency"}
     assert plan["steps"]["saliency"]["backward"] > 0 and plan["steps"]["saliency"]["actual_seconds"] > 0
