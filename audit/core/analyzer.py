@@ -89,8 +89,9 @@ class Analyzer(ABC):
         return getattr(self, "samples", None) or 0
 
     def cost(self, model: Model, rows: int) -> Cost:
-        """The passes `run` will make on data of `rows` rows, from this configuration (what a tally counts is
-        predicted once by the executor, and costs nothing here)."""
+        """The passes `run` will make on data of `rows` rows and its own seconds besides, from this configuration
+        (the rows a tally counts are predicted once by the executor, and cost nothing here). The plan made before
+        the work sums them; tests/test_plan.py counts the passes a run really makes against them."""
         return Cost()
 
     def sample_size(self, model: Model, rows: int) -> int:

@@ -114,11 +114,10 @@ class Plan:
         }
 
 
-def make_plan(model, speed: Speed, analyzers: Sequence[Analyzer], *, rows: int, predict: bool = True) -> Plan:
-    """The plan of `analyzers` on data of `rows` rows (a streamed run's analyzers read a sample of it), after a
-    prediction pass over them when `predict`."""
-    costs = [(PREDICT, Cost(forward=rows))] if predict else []
-    costs += [(a.name, a.cost(model, rows)) for a in analyzers]
+def make_plan(model, speed: Speed, analyzers: Sequence[Analyzer], *, rows: int) -> Plan:
+    """The plan of `analyzers` on data of `rows` rows (a streamed run's analyzers read a sample of it), after the
+    prediction pass over them."""
+    costs = [(PREDICT, Cost(forward=rows))] + [(a.name, a.cost(model, rows)) for a in analyzers]
     return Plan(speed, tuple(Step(name, cost, speed.seconds(cost)) for name, cost in costs))
 
 
