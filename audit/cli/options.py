@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from audit._util.distribution import install_hint
 from audit._util.documents import MAX_DEPTH, toml_depth
+from audit._util.durations import parse_duration
 from audit._util.errors import AuditInputError
 from audit._util.paths import MAX_INPUT_BYTES, format_size, parse_size, shown
 from audit._util.threads import THREADS_VARIABLE
@@ -62,6 +63,18 @@ def add_run_options(p: argparse.ArgumentParser, *, positive_class: str, seed: st
                    help="examples each per-example analyzer works on (default: each analyzer's own samples option: "
                         "saliency 32, shap 16, lime 10, explanation_quality 16, robustness 256 (text 32), fairness's "
                         "text probe 500 sentences; `audit analyzers` lists them)")
+
+
+def add_plan_options(p: argparse.ArgumentParser) -> None:
+    """How long an audit may take: the plan made before the work fits it."""
+    p.add_argument("--budget", type=_duration, metavar="TIME",
+                   help="the time the audit may take, e.g. 90s, 5m or 1h: the per-example analyzers work on fewer "
+                        "examples until the plan made before the work fits it; the report says what was cut and how "
+                        "much wider each interval became (default: no limit)")
+    p.add_argument("--precision", type=_width, metavar="WIDTH",
+                   help="stop adding examples to an analyzer once the interval of its headline metric is at most "
+                        "this wide (robustness: the robust accuracy's 95%% interval), in rounds of 32, 64, ... "
+                        "examples up to its samples, e.g. 0.1 (default: all its samples)")
 
 
 def add_output_options(p: argparse.ArgumentParser) -> None:
@@ -141,6 +154,24 @@ def add_audit_options(p: argparse.ArgumentParser, *, default_output: str) -> Non
 
 STREAM_HELP = (f"read --data (or --predictions) in chunks, in bounded memory (automatic when the data would take "
                f"over {format_size(STREAM_ABOVE)} in memory); the per-example analyzers run on a seeded sample")
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except AuditInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _width(text: str) -> float:
+    try:
+        width = float(text)
+    except ValueError:
+        width = None
+    if width is None or not 0 < width < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an interval width: expected a number between 0 and 1, "
+                                         "e.g. 0.1")
+    return width
 
 
 def _size(text: str) -> int:

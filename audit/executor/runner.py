@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, BinaryIO
 import pandas as pd
 
 from audit._util import distribution
+from audit._util.durations import budget_seconds
 from audit._util.errors import AuditInputError
 from audit._util.files import write_atomic
 from audit.core.analyzer import ANALYZERS, Analyzer
@@ -27,6 +28,7 @@ from audit.engine import current as current_engine
 from audit.executor.document import Document
 from audit.executor.examples import Spill, joined, outcomes, write_parquet
 from audit.executor.loop import Feed, execute
+from audit.executor.plan import checked_precision
 from audit.policy.gates import Policy, Verdict
 
 if TYPE_CHECKING:
@@ -160,6 +162,8 @@ def run(
     options: dict[str, dict] | None = None,
     command: str | None = None,
     engine: str | Engine | None = None,
+    budget: float | str | None = None,
+    precision: float | None = None,
 ) -> AuditRun:
     """Audit `model` on `data` with `analyzers` (names or configured objects; None: the defaults).
 
@@ -167,21 +171,27 @@ def run(
     `engine` runs the batch work: "local" (this process), "ray" (a local Ray started and stopped
     here), an `audit.engine.Engine` (e.g. `RayEngine(address=...)` for a cluster), or None: the
     current one (`audit.engine.using`), local unless set. Same seed, same numbers on either.
+    `budget` (seconds, or a duration such as "5m") cuts the per-example analyzers' examples until the plan
+    made before the work fits it; the run's provenance says what was cut (`provenance["plan"]`). `precision`
+    (an interval width) lets an analyzer with examples stop adding them, in rounds of doubling, once the interval
+    of its headline metric (robustness: the robust accuracy's) is at most that wide.
     An analyzer that raises becomes a Result with status "error"; the run goes on.
     """
     with running_on(engine):
         return _run(model, data, analyzers, seed=seed, policy=policy, samples=samples, options=options,
-                    command=command)
+                    command=command, budget=budget_seconds(budget), precision=checked_precision(precision))
 
 
-def _run(model, data, analyzers, *, seed, policy, samples, options, command) -> AuditRun:
+def _run(model, data, analyzers, *, seed, policy, samples, options, command, budget, precision) -> AuditRun:
     started = datetime.now(timezone.utc)
     objects = resolve_analyzers(analyzers, options, samples)
     feed = Feed(first=data, chunks=_whole(model, data), values=SensitiveValues.of(data.sensitive), rows=len(data),
                 whole=data)
-    executed = execute(model, feed, objects, seed=seed, thresholds=(policy or Policy()).thresholds)
+    executed = execute(model, feed, objects, seed=seed, thresholds=(policy or Policy()).thresholds, budget=budget,
+                       precision=precision)
     return assemble(describe_model(model), data, executed.results, seed=seed, policy=policy, started=started,
-                    command=command, device=str(model.device), example_rows=executed.examples)
+                    command=command, device=str(model.device), example_rows=executed.examples,
+                    plan=executed.provenance())
 
 
 def _whole(model: Model, data: Dataset):
@@ -192,9 +202,10 @@ def _whole(model: Model, data: Dataset):
 
 def assemble(model: dict, data: Dataset | dict, results: tuple[Result, ...], *, seed: int, policy: Policy | None,
              started: datetime, command: str | None, device: str, example_rows: pd.DataFrame | None = None,
-             spill: Spill | None = None) -> AuditRun:
+             spill: Spill | None = None, plan: dict | None = None) -> AuditRun:
     """The run of `results` on `data` (or its description): the verdict of `policy` (None: the built-in
-    default policy) and the provenance; `example_rows` and `spill` its per-example rows (`AuditRun.examples`)."""
+    default policy) and the provenance (with the `plan` the executor made, where it made one); `example_rows` and
+    `spill` its per-example rows (`AuditRun.examples`)."""
     judged_by = policy or Policy()
     described = data if isinstance(data, dict) else describe_data(data)
     skeleton = AuditRun(model=model, data=described, results=results, verdict=Verdict("ungated"), seed=seed)
@@ -209,6 +220,7 @@ def assemble(model: dict, data: Dataset | dict, results: tuple[Result, ...], *, 
         "platform": platform.platform(),
         "device": device,
         "engine": current_engine().name,
+        **(plan or {}),
     }
     return dataclasses.replace(skeleton, verdict=judged_by.evaluate(skeleton), provenance=provenance,
                                example_rows=example_rows, spill=spill)

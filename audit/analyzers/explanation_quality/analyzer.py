@@ -42,10 +42,10 @@ import pandas as pd
 import torch
 from scipy.stats import ConstantInputWarning, spearmanr
 
-from audit.core.analyzer import Analyzer, register_analyzer
+from audit.core.analyzer import Analyzer, Cost, register_analyzer
 
 from audit.core.result import MetricSpec, Result
-from audit.methods.attributions.methods import attribute_all, methods_for
+from audit.methods.attributions.methods import attribute_all, attribution_cost, methods_for
 from audit.methods.attributions.sampling import explained_samples, seeded
 from audit.core.words import hide_words, word_counts
 from audit.core.model import Model
@@ -95,6 +95,15 @@ class ExplanationQuality(Analyzer):
         "explanations.agreement": MetricSpec(
             "mean rank correlation of the top-k features between pairs of methods", "higher"),
     }
+
+    def cost(self, model, rows: int) -> Cost:
+        """The methods' attributions on the model and on each copy of the cascade, and a deletion and an insertion
+        curve of `steps` + 1 points per method and for the random order."""
+        n = min(self.samples, rows)
+        methods = len(methods_for(model, self.methods)[0])
+        stages = max(1, min(self.cascade_stages, len(parameter_layers(model.module))))
+        curves = (methods + 1) * 2 * (self.steps + 1)
+        return Cost(forward=n * (1 + curves), seconds=0.5) + attribution_cost(model, self.methods) * (n * (1 + stages))
 
     def findings(self, result, thresholds):
         return tuple(explanation_findings(result.summary, thresholds))

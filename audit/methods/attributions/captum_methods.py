@@ -54,6 +54,8 @@ from audit.engine import batch_seed
 from audit._util.errors import AuditInputError
 from audit.core.model import Model
 
+IG_STEPS = 50  # integrated gradients' points on the path, captum's default
+GRADIENT_SHAP_SAMPLES = 25  # GradientSHAP's noisy baselines per example
 #: Input elements (rows x features) per forward pass; sets how many examples share a pass.
 ELEMENTS_PER_PASS = 2**22
 MAX_ROWS_PER_PASS = 4096
@@ -206,9 +208,10 @@ def _unsupported(method: str, model: Model, exc: Exception) -> AuditInputError:
     return AuditInputError(f"{method} cannot attribute {model.module_name}: {first}")
 
 
-@register_method("integrated_gradients", description="Integrated Gradients from the absent input (captum)")
+@register_method("integrated_gradients", description="Integrated Gradients from the absent input (captum)",
+                 passes=IG_STEPS)
 def integrated_gradients(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0,
-                         n_steps: int = 50) -> np.ndarray:
+                         n_steps: int = IG_STEPS) -> np.ndarray:
     def compute(x, t, rows):
         steps_rows = max(len(x), min(rows, len(x) * n_steps))  # captum splits the steps over passes
         if model.modality == "text":
@@ -233,9 +236,10 @@ def saliency(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0) 
 
 
 @register_method("gradient_shap", description="GradientSHAP: expected gradients from the absent input, "
-                                              "with Gaussian noise on the inputs (text: on the embeddings) (captum)")
-def gradient_shap(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0, n_samples: int = 25,
-                  stdevs: float = 0.1) -> np.ndarray:
+                                              "with Gaussian noise on the inputs (text: on the embeddings) (captum)",
+                 passes=GRADIENT_SHAP_SAMPLES)
+def gradient_shap(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0,
+                  n_samples: int = GRADIENT_SHAP_SAMPLES, stdevs: float = 0.1) -> np.ndarray:
     def compute(x, t, rows):
         if model.modality == "text":
             # captum's LayerGradientShap interpolates token ids, not embeddings; so GradientSHAP runs
@@ -251,7 +255,7 @@ def gradient_shap(model: Model, data: Dataset, target: np.ndarray, *, seed: int 
     return attribute(model, data, target, compute, evaluations=n_samples, seed=seed)
 
 
-@register_method("deeplift", description="DeepLIFT (rescale rule) from the absent input (captum)")
+@register_method("deeplift", description="DeepLIFT (rescale rule) from the absent input (captum)", passes=2)
 def deeplift(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0) -> np.ndarray:
     hookable: list[torch.nn.Module] = []  # for images and tables, made from the first batch
 
@@ -270,7 +274,7 @@ def deeplift(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0) 
 
 
 @register_method("occlusion", description="occlusion: drop in the target logit when a patch, feature or "
-                                          "token is set to the absent input (captum)")
+                                          "token is set to the absent input (captum)", passes=None)
 def occlusion(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0,
               window: int | None = None) -> np.ndarray:
     """`window`: the side of the square patch for images (default 1/8 of the side, at least 2)."""
