@@ -95,7 +95,7 @@ def candidates(chunk) -> list[str]:
 
 def raw_columns(chunk, limit: int | None = None) -> pd.DataFrame:
     """The candidate columns of a chunk's rows, before coding: the sensitive columns, then the first `limit` others
-    (all with None) in the order of `candidates`."""
+    (all of them when `limit` is None) in the order of `candidates`."""
     kept = candidates(chunk)
     if limit is not None:
         kept = kept[:len(set(map(str, chunk.sensitive.columns))) + limit]
