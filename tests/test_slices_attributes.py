@@ -105,7 +105,7 @@ def test_a_streamed_text_table_reports_the_slices_of_the_table_read_whole(tmp_pa
     assert all(list(c.attributes.columns) == ["source", "lang"] for c in chunks)
     starts = np.cumsum([0, *map(len, chunks)])
     feed = Feed(first=chunks[0], chunks=[(c, proba[s:s + len(c)]) for c, s in zip(chunks, starts)],
-                values=SensitiveValues(), rows=len(data))
+                values=SensitiveValues(), rows=len(data), model_given=False)
     (stream,) = execute(Predictions(proba, data.classes), feed, [Slices()], seed=0,
                         thresholds=DEFAULT_VALUES).results
     assert stream.summary == whole.summary and whole.summary.worst.words == "source = forum"
