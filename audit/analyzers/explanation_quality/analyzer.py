@@ -45,20 +45,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from audit.analyzers.explanation_quality.curves import (  # noqa: F401 - part of this module's interface
-    area,
-    curves_of_orders,
-    faithfulness_curves,
-    feature_mask,
-    removed,
-)
+from audit.analyzers.explanation_quality.curves import area, curves_of_orders, feature_mask
 from audit.analyzers.explanation_quality.findings import explanation_findings
-from audit.analyzers.explanation_quality.sanity import (  # noqa: F401 - part of this module's interface
-    cascade,
-    cascade_stages,
-    sanity_check,
-    spearman,
-)
+from audit.analyzers.explanation_quality.sanity import cascade_stages, sanity_check, spearman
 from audit.analyzers.explanation_quality.summary import ExplanationSummary, SanityOutcome
 from audit.core.analyzer import Analyzer, register_analyzer
 from audit.core.model import Model

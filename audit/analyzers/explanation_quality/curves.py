@@ -46,15 +46,6 @@ def removed(model: Model, x: torch.Tensor, remove: np.ndarray, words: np.ndarray
     return x.masked_fill(mask, 0.0)
 
 
-def faithfulness_curves(model: Model, x: torch.Tensor, scores: np.ndarray, valid: np.ndarray, target: np.ndarray,
-                        steps: int, *, words: np.ndarray | None = None,
-                        tolerance: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Deletion and insertion curves (N, steps + 1) of one order, `scores` (N, P) descending; every point
-    scored unless `tolerance` is given."""
-    return curves_of_orders(model, x, {"order": scores}, valid, target, steps, words=words,
-                            tolerance=tolerance)["order"]
-
-
 def curves_of_orders(model: Model, x: torch.Tensor, orders: dict[str, np.ndarray], valid: np.ndarray,
                      target: np.ndarray, steps: int, *, words: np.ndarray | None = None,
                      tolerance: float | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
