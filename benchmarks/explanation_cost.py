@@ -2,10 +2,11 @@
 
     python benchmarks/explanation_cost.py [--sections cnn64 bert6] [--samples N] [--quick]
 
-Runs `audit.run(model, data, ["saliency", "explanation_quality"])` on the ResNet-18 of 3x64x64 images
-(4 examples) and the 6-layer BERT on one 256-subword text (benchmarks/real_models.py builds both, random
-weights) and prints each analyzer's seconds, its forward rows and backward passes (counted by hooks on the
-module), and the ratio explanation quality / saliency; the issue's goal is at most 2. Run it with
+Runs saliency and then explanation quality on one model object, as a default audit does, on the ResNet-18
+of 3x64x64 images (4 examples) and the 6-layer BERT on one 256-subword text (benchmarks/real_models.py
+builds both, random weights), and prints each analyzer's seconds, the rows of its forward passes with
+gradients (each followed by a backward pass) and without (counted by a hook on the module and its copies),
+the sanity table, and the ratio explanation quality / saliency; the issue's goal is at most 2. Run it with
 PYTHONPATH pointing at two checkouts for before and after, in one session: a shared machine is noisy.
 """
 
@@ -22,42 +23,42 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_models  # noqa: E402 - the cases live there
 
 import audit  # noqa: E402
+from audit.analyzers.explanation_quality.analyzer import ExplanationQuality  # noqa: E402
+from audit.analyzers.saliency.analyzer import SaliencyAnalyzer  # noqa: E402
 
 
 class Counter:
-    """Rows through the module's forward and backward passes through its top module, while active."""
+    """Rows through the module's forward passes and its copies' (the cascade's), with gradients (each followed by
+    a backward pass) and without. The hook is a plain function: deepcopy shares it (it would copy a bound
+    method's object, and the counts with it)."""
 
     def __init__(self, module: torch.nn.Module):
-        self.rows = self.backward = 0
-        module.register_forward_hook(self._forward)
-        module.register_full_backward_hook(self._backward)
+        counts = self.counts = {True: 0, False: 0}
 
-    def _forward(self, module, args, out):
-        self.rows += len(out[0] if isinstance(out, tuple) else getattr(out, "logits", out))
+        def seen(module, args, out):
+            counts[torch.is_grad_enabled()] += len(args[0]) if args else 1
 
-    def _backward(self, module, grad_in, grad_out):
-        self.backward += 1
+        module.register_forward_hook(seen)
+
+    def take(self) -> str:
+        note = f"forward rows with gradients {self.counts[True]}, without {self.counts[False]}"
+        self.counts.update({True: 0, False: 0})
+        return note
 
 
 def section(name: str, model, data, samples: int) -> None:
+    """Saliency, then explanation quality, on one model object (as a default audit runs them)."""
     counter = Counter(model.module)
     print(f"\n== {name}: {samples} example(s) ==", flush=True)
     seconds = {}
-    for analyzer in ("saliency", "explanation_quality"):
-        counter.rows = counter.backward = 0
+    for analyzer in (SaliencyAnalyzer(samples=samples), ExplanationQuality(samples=samples)):
+        counter.take()
         began = time.perf_counter()
-        run = audit.run(model, data, [analyzer] if analyzer == "saliency" else ["saliency", analyzer],
-                        seed=0, samples=samples)
-        result = run.results[-1]
-        seconds[analyzer] = run.provenance["timings"][analyzer]
-        if analyzer != "saliency":
-            counter_note = "(with saliency before it in the same run)"
-        else:
-            counter_note = ""
-        print(f"  {analyzer:<20} {seconds[analyzer]:8.1f} s  status {result.status}  "
-              f"forward rows {counter.rows}  backward passes {counter.backward}  "
-              f"(whole call {time.perf_counter() - began:.1f} s) {counter_note}", flush=True)
-        if analyzer == "explanation_quality":
+        result = analyzer.run(model, data, seed=0)
+        seconds[analyzer.name] = time.perf_counter() - began
+        print(f"  {analyzer.name:<20} {seconds[analyzer.name]:8.1f} s  {counter.take()}", flush=True)
+        if analyzer.name == "explanation_quality":
+            print(result.tables["sanity"].round(3).to_string())
             for key, value in sorted(result.metrics.items()):
                 print(f"    {key} = {value:.4f}")
     print(f"  explanation_quality / saliency: {seconds['explanation_quality'] / seconds['saliency']:.2f}")
