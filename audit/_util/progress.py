@@ -37,6 +37,12 @@ def progress(iterable, *, desc: str, total: int | None = None, disable: bool = F
     return tqdm(iterable, desc=_label + desc, total=total, disable=hidden, leave=False, dynamic_ncols=True)
 
 
+def say(line: str) -> None:
+    """One line on stderr (above a running bar), unless quiet."""
+    if not _quiet:
+        tqdm.write(_label + line, file=sys.stderr)
+
+
 def steps(items: Iterable[T], *, desc: str, name: Callable[[T], str]) -> Iterator[T]:
     """`items`, one at a time, with the running one named on a terminal's bar, or a line
     "<desc>: <name> <seconds> s" on stderr after each when stderr is not a terminal."""

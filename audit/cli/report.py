@@ -6,8 +6,8 @@ from pathlib import Path
 
 from audit._util.errors import AuditInputError
 from audit._util.paths import shown
-from audit.cli.options import (STREAM_HELP, add_audit_options, audit_data, audit_settings, check_positive_class,
-                                load_options)
+from audit.cli.options import (STREAM_HELP, add_audit_options, add_memory_option, audit_data, audit_settings,
+                                check_positive_class, load_options)
 from audit.cli.outputs import check_audit_outputs, finish, write_outputs
 
 
@@ -25,6 +25,7 @@ def add_parser(sub) -> None:
     p.add_argument("--score-columns", help="comma-separated per-class score columns in --predictions, in class "
                    "order (binary: one column, the second class's probability)")
     p.add_argument("--stream", action="store_true", help=STREAM_HELP)
+    add_memory_option(p)
     p.set_defaults(handler=run)
 
 
@@ -45,6 +46,7 @@ def run(args) -> int:
     check_positive_class(args.positive_class, model.classes)
     source = streamed_source(dict(model.task.dataset), data=args.data, stream=args.stream, target=args.target,
                              sensitive=args.sensitive, text_column=args.text_column)
+    settings["max_memory"] = args.max_memory
     result = run_stream(model, source, **settings) if source else run_audit(model, audit_data(args, model),
                                                                                **settings)
     write_outputs(outputs, result, result, name=shown(args.model), args=args)

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from typing import TYPE_CHECKING
 
-from audit._util import distribution
+from audit._util import distribution, memory
 from audit._util.errors import AuditInputError
 from audit.core.analyzer import ANALYZERS, Analyzer
 from audit.core.dataset import Dataset
@@ -120,6 +120,7 @@ def run(
     options: dict[str, dict] | None = None,
     command: str | None = None,
     engine: str | Engine | None = None,
+    max_memory: int | str | None = None,
 ) -> AuditRun:
     """Audit `model` on `data` with `analyzers` (names or configured objects; None: the defaults).
 
@@ -127,9 +128,12 @@ def run(
     `engine` runs the batch work: "local" (this process), "ray" (a local Ray started and stopped
     here), an `audit.engine.Engine` (e.g. `RayEngine(address=...)` for a cluster), or None: the
     current one (`audit.engine.using`), local unless set. Same seed, same numbers on either.
+    `max_memory` (bytes, or a size such as "2G") bounds the memory the analyzers' passes are sized to keep the
+    process under (default: half the memory available at the start, `audit._util.memory`); a pass it shrinks
+    is named in its analyzer's warnings.
     An analyzer that raises becomes a Result with status "error"; the run goes on.
     """
-    with running_on(engine):
+    with running_on(engine), memory.limited(max_memory):
         return _run(model, data, analyzers, seed=seed, policy=policy, samples=samples, options=options,
                     command=command)
 
