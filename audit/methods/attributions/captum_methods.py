@@ -73,7 +73,7 @@ def attribute(model: Model, data: Dataset, target: np.ndarray, compute: Compute,
     x = model.encode(data)
     targets = torch.as_tensor(np.asarray(target), dtype=torch.long)
     asked = min(MAX_ROWS_PER_PASS, ELEMENTS_PER_PASS // max(1, x[0].numel())) if len(x) else MAX_ROWS_PER_PASS
-    rows = rows_per_pass(model, x, rows=max(1, asked), backward=True, what=method)
+    rows = rows_per_pass(model, x, rows=max(1, min(asked, len(x) * evaluations)), backward=True, what=method)
     chunk = max(1, rows // max(1, evaluations))
     starts = range(0, len(x), chunk)
     batches = ((i, x[start : start + chunk], targets[start : start + chunk]) for i, start in enumerate(starts))

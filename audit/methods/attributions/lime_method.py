@@ -152,7 +152,7 @@ def _explain_images(model, x, target, *, seed, num_samples, grid) -> LimeExplana
     counts = np.array([int(s.max()) + 1 for s in segments])
     masks = {n: image_masks(n, seed=seed, num_samples=num_samples) for n in np.unique(counts)}
     labels = np.zeros((len(x), num_samples))
-    rows = rows_per_pass(model, x, rows=FORWARD_BATCH, backward=False, what="lime")
+    rows = rows_per_pass(model, x, rows=min(FORWARD_BATCH, len(x) * num_samples), backward=False, what="lime")
     per_call = max(1, rows // num_samples)
     classify = _image_classifier(model, rows)
     for start in range(0, len(x), per_call):

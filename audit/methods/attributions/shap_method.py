@@ -157,7 +157,8 @@ def _explain_deep(model, x, target, bg, source) -> ShapExplanation:
     values = np.zeros(tuple(x.shape), dtype=np.float64)
     base = np.zeros(len(x))
     classes = [(int(c), x[target == c]) for c in np.unique(target)]
-    rows = rows_per_pass(model, bg, rows=PACKED_ROWS, backward=True, what="shap (DeepExplainer)")
+    rows = rows_per_pass(model, bg, rows=min(PACKED_ROWS, 2 * len(bg) * len(x)), backward=True,
+                         what="shap (DeepExplainer)")
     shared = (module, bg, model.device, max(1, rows // (2 * len(bg))))
     for (c, _), (phi, expected) in zip(classes, engine.current().map(deep_class, shared, classes)):
         values[target == c] = phi

@@ -147,7 +147,8 @@ def _batches(model: Model, x: torch.Tensor, y: torch.Tensor, eps, draws: int = 1
     eps = torch.as_tensor(eps, dtype=torch.float32)
     eps = eps.expand(len(x)) if eps.ndim == 0 else eps
     shape = (-1,) + (1,) * (x.ndim - 1)
-    size = max(1, rows_per_pass(model, x, rows=model.batch_size, backward=True, what="attacks") // draws)
+    rows = rows_per_pass(model, x, rows=min(model.batch_size, len(x) * draws), backward=True, what="attacks")
+    size = max(1, rows // draws)
     for start in range(0, len(x), size):
         part = slice(start, start + size)
         yield x[part], y[part], eps[part].reshape(shape)
