@@ -10,10 +10,10 @@ such as the weights, cancels):
 - backward: the bytes the autograd graph keeps for the backward pass (`saved_tensors_hooks`), with
   gradients from the input (text: from the token embedding) as the attributions and attacks take them.
 A 6-layer BERT keeps 74 MB per row of 256 subwords (benchmarks/attribution_memory.py); a ResNet-18 on
-3x64x64 images 4.6 MB; the reference models 1-120 KB.
+3x64x64 images 1.7 MB (in inference, 0.55 MB at most at once); the reference models 0.2-73 KB.
 
-Two bounds apply. PASS_BYTES: a pass whose measured bytes exceed it is no faster per row, so no pass
-is larger, budget or not (this keeps the numbers of the reference models as they were). The budget
+Two bounds apply. PASS_BYTES: no pass holds more measured bytes, budget or not (a larger pass is no
+faster per row; the reference models' passes are not bound by it, so their numbers are as they were). The budget
 (`audit._util.memory`): a pass takes at most the room left under it, divided by PEAK_FACTOR, since the
 real peak of a pass (gradient buffers, the libraries' copies, the allocator) is a few times what it
 measures (benchmarks/memory_bound.py). Where the budget binds, the pass shrinks and `note` says so.
@@ -33,7 +33,8 @@ from audit._util.paths import format_size
 from audit.core.model import Model
 
 PASS_BYTES = 2**29
-#: The measured peak of a pass over its measured bytes, at most (benchmarks/memory_bound.py: 1.6-2.7 on a ResNet).
+#: Above the real peak of a pass over the bytes it is sized by (benchmarks/memory_bound.py --calibrate, ResNet-18:
+#: 1.5 for a gradient pass, 2.4 for shap's DeepExplainer, 1.3 for its GradientExplainer, 0.9 for inference).
 PEAK_FACTOR = 3
 
 

@@ -13,7 +13,7 @@ That bound is the smallest of `MAX_ROWS_PER_PASS`, `ELEMENTS_PER_PASS` input num
 activations the backward pass keeps (measured per row on the widest input) allow within a pass's
 bytes and the run's memory budget. The activations are what binds for large models: a 6-layer BERT
 (hidden 768) keeps 74 MB per row of 256 subwords, so 4096-row passes would need about 300 GB
-(benchmarks/attribution_memory.py); the reference models keep 1-120 KB per row and are not bound
+(benchmarks/attribution_memory.py); the reference models keep 0.2-73 KB per row and are not bound
 by them. Not the model's `batch_size`: that counts rows of inference passes, which keep nothing, and
 a module wrapped with default settings declares 512 whatever its size. GradientSHAP cannot split one
 example's samples over passes, so its passes hold at least `n_samples` rows.
