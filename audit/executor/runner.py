@@ -128,9 +128,9 @@ def run(
     `engine` runs the batch work: "local" (this process), "ray" (a local Ray started and stopped
     here), an `audit.engine.Engine` (e.g. `RayEngine(address=...)` for a cluster), or None: the
     current one (`audit.engine.using`), local unless set. Same seed, same numbers on either.
-    `max_memory` (bytes, or a size such as "2G") bounds the memory the analyzers' passes are sized to keep the
-    process under (default: half the memory available at the start, `audit._util.memory`); a pass it shrinks
-    is named in its analyzer's warnings.
+    `max_memory` (bytes, or a size such as "2G"): the analyzers size their passes to keep the process under it
+    (default: what the process holds at the start plus half the memory still available, `audit._util.memory`);
+    a pass it shrinks is named in its analyzer's warnings.
     An analyzer that raises becomes a Result with status "error"; the run goes on.
     """
     with running_on(engine), memory.limited(max_memory):
