@@ -33,6 +33,8 @@ from audit._util.paths import format_size
 from audit.core.model import Model
 
 PASS_BYTES = 2**29
+#: Bytes per row by module, measured once per input shape: an attack sizes each of its many calls.
+_measured: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 #: Above the real peak of a pass over the bytes it is sized by (benchmarks/memory_bound.py --calibrate, ResNet-18:
 #: 1.5 for a gradient pass, 2.4 for shap's DeepExplainer, 1.3 for its GradientExplainer, 0.9 for inference).
 PEAK_FACTOR = 3
@@ -56,8 +58,12 @@ def activation_bytes(model: Model, x: torch.Tensor, *, backward: bool) -> int:
     """Bytes per row of `x` that a pass keeps for the backward pass (`backward`), else the most it holds at once
     in inference; measured on the widest row (text: the longest text, without trailing padding)."""
     widest = model.without_padding(x)[:1].to(model.device)
-    measure = _saved_bytes if backward else _live_bytes
-    return measure(model, torch.cat([widest, widest])) - measure(model, widest)
+    known = _measured.setdefault(model.module, {})
+    key = (backward, tuple(widest.shape), widest.dtype, widest.device)
+    if key not in known:
+        measure = _saved_bytes if backward else _live_bytes
+        known[key] = measure(model, torch.cat([widest, widest])) - measure(model, widest)
+    return known[key]
 
 
 def _saved_bytes(model: Model, x: torch.Tensor) -> int:
