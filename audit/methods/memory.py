@@ -36,7 +36,7 @@ PASS_BYTES = 2**29
 #: Bytes per row by module, measured once per input shape: an attack sizes each of its many calls.
 _measured: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 #: Above the real peak of a pass over the bytes it is sized by (benchmarks/memory_bound.py --calibrate, ResNet-18:
-#: 1.5 for a gradient pass, 2.4 for shap's DeepExplainer, 1.3 for its GradientExplainer, 0.9 for inference).
+#: 1.1-1.5 for a gradient pass, 2.3-2.4 for shap's DeepExplainer, 1.35 for its GradientExplainer, 0.9 for inference).
 PEAK_FACTOR = 3
 
 
