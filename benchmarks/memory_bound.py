@@ -20,6 +20,7 @@ import argparse
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -65,6 +66,7 @@ def calibrate_one(kind: str, rows: int) -> None:
     from audit.methods.memory import activation_bytes
 
     torch.set_num_threads(1)
+    warnings.filterwarnings("ignore", category=UserWarning)  # captum's requires_grad, shap's unknown Sequential
     model, data = resnet_case(max(rows, 20), 64, 64)
     x = model.encode(data)
     per_row = activation_bytes(model, x, backward=kind != "inference")
