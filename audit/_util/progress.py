@@ -39,11 +39,16 @@ def progress(iterable, *, desc: str, total: int | None = None, disable: bool = F
     return tqdm(iterable, desc=_label + desc, total=total, disable=hidden, leave=False, dynamic_ncols=True)
 
 
+def say(line: str) -> None:
+    """One line on stderr (above a running bar), unless quiet."""
+    if not _quiet:
+        tqdm.write(_label + line, file=sys.stderr)
+
+
 def announce(lines: Iterable[str]) -> None:
     """`lines` on stderr, before the work they describe (the plan and its ETA); nothing when quiet."""
-    if not _quiet:
-        for line in lines:
-            print(_label + line, file=sys.stderr, flush=True)
+    for line in lines:
+        say(line)
 
 
 def steps(items: Iterable[T], *, desc: str, name: Callable[[T], str],

@@ -43,6 +43,13 @@ def add_resource_options(p: argparse.ArgumentParser) -> None:
                         f"(default {format_size(MAX_INPUT_BYTES)}; e.g. 4G)")
 
 
+def add_memory_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-memory", type=_memory_budget, metavar="SIZE",
+                   help="keep the audit's memory under this: every analyzer sizes its passes to fit, and says where "
+                        "one had to shrink (default: what the process holds plus half the memory available at the "
+                        "start; e.g. 2G)")
+
+
 def add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help=f"where the batch work runs: this process, or Ray tasks ({install_hint('ray')}); same "
@@ -177,6 +184,15 @@ def _width(text: str) -> float:
 def _size(text: str) -> int:
     try:
         return parse_size(text)
+    except AuditInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _memory_budget(text: str) -> int:
+    from audit._util.memory import as_bytes
+
+    try:
+        return as_bytes(text)
     except AuditInputError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from audit._util.errors import AuditInputError
 from audit._util.paths import shown
-from audit.cli.options import (STREAM_HELP, add_audit_options, add_plan_options, audit_data, audit_settings,
-                                check_positive_class, load_options)
+from audit.cli.options import (STREAM_HELP, add_audit_options, add_memory_option, add_plan_options, audit_data,
+                                audit_settings, check_positive_class, load_options)
 from audit.cli.outputs import check_audit_outputs, finish, open_tracker, track, write_outputs
 
 
@@ -30,6 +30,7 @@ def add_parser(sub) -> None:
                    "they read, null elsewhere)")
     p.add_argument("--stream", action="store_true", help=STREAM_HELP)
     add_plan_options(p)
+    add_memory_option(p)
     p.set_defaults(handler=run)
 
 
@@ -51,6 +52,7 @@ def run(args) -> int:
     check_positive_class(args.positive_class, model.classes)
     source = streamed_source(dict(model.task.dataset), data=args.data, stream=args.stream, target=args.target,
                              sensitive=args.sensitive, text_column=args.text_column)
+    settings["max_memory"] = args.max_memory
     result = run_stream(model, source, examples=args.examples is not None, **settings) if source else \
         run_audit(model, audit_data(args, model), **settings)
     write_outputs(outputs, result, result, name=shown(args.model), args=args)

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from audit._util import memory
 from audit._util.progress import announce, rows, steps
 from audit.core.analyzer import Analyzer, Tally, judged
 from audit.core.dataset import Dataset, concat
@@ -196,18 +197,19 @@ def _skipped(analyzer: Analyzer, model, feed: Feed) -> Result | None:
 
 
 def _timed(analyzer: Analyzer, work, data: Dataset, seed: int, seconds: float) -> Result:
-    """`work(data)`'s result, its seconds added to `seconds`, seeded as every analyzer is; an error result if it
-    raises."""
+    """`work(data)`'s result, its seconds added to `seconds`, seeded as every analyzer is, with a warning for each
+    pass the memory budget shrank; an error result if it raises."""
     began = time.perf_counter()
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     try:
-        with matplotlib.rc_context(PLAIN_TEXT):
+        with matplotlib.rc_context(PLAIN_TEXT), memory.noted() as shrunk:
             result = work(data)
     except Exception as exc:  # noqa: BLE001 - a failing analyzer becomes an error result
         return error_result(analyzer, exc, traceback.format_exc(limit=8), seconds + time.perf_counter() - began)
-    return dataclasses.replace(result, seconds=seconds + time.perf_counter() - began)
+    return dataclasses.replace(result, seconds=seconds + time.perf_counter() - began,
+                               warnings=(*result.warnings, *shrunk))
 
 
 def error_result(analyzer: Analyzer, exc: BaseException, trace: str, seconds: float = 0.0) -> Result:

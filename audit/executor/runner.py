@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import pandas as pd
 
-from audit._util import distribution
+from audit._util import distribution, memory
 from audit._util.durations import budget_seconds
 from audit._util.errors import AuditInputError
 from audit._util.files import write_atomic
@@ -164,6 +164,7 @@ def run(
     engine: str | Engine | None = None,
     budget: float | str | None = None,
     precision: float | None = None,
+    max_memory: int | str | None = None,
 ) -> AuditRun:
     """Audit `model` on `data` with `analyzers` (names or configured objects; None: the defaults).
 
@@ -175,9 +176,12 @@ def run(
     made before the work fits it; the run's provenance says what was cut (`provenance["plan"]`). `precision`
     (an interval width) lets an analyzer with examples stop adding them, in rounds of doubling, once the interval
     of its headline metric (robustness: the robust accuracy's) is at most that wide.
+    `max_memory` (bytes, or a size such as "2G"): the analyzers size their passes to keep the process under it
+    (default: what the process holds at the start plus half the memory still available, `audit._util.memory`);
+    a pass it shrinks is named in its analyzer's warnings.
     An analyzer that raises becomes a Result with status "error"; the run goes on.
     """
-    with running_on(engine):
+    with running_on(engine), memory.limited(max_memory):
         return _run(model, data, analyzers, seed=seed, policy=policy, samples=samples, options=options,
                     command=command, budget=budget_seconds(budget), precision=checked_precision(precision))
 

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from audit import engine
+from audit._util import memory
 from audit._util.durations import budget_seconds
 from audit.core.analyzer import Analyzer
 from audit.core.dataset import Dataset
@@ -48,11 +49,20 @@ def predicted(model, chunks: Iterator[Dataset]) -> Iterator[tuple[Dataset, np.nd
 def run_stream(model, source: Source, analyzers: Sequence[str | Analyzer] | None = None, *, seed: int = 0,
                policy: Policy | None = None, samples: int | None = None, options: dict[str, dict] | None = None,
                command: str | None = None, chunk_rows: int | None = None, examples: bool = False,
-               budget: float | str | None = None, precision: float | None = None) -> AuditRun:
+               budget: float | str | None = None, precision: float | None = None,
+               max_memory: int | str | None = None) -> AuditRun:
     """Audit `model` on the streamed `source`, as `audit.run` audits a `Dataset` (same analyzers, metric
-    names and report, `budget` and `precision`). With `examples`, every row's prediction is kept on disk as it
-    streams past (a temporary Parquet file) for `AuditRun.save_examples`; `AuditRun.examples()` holds the sample's
-    rows either way."""
+    names and report, `budget`, `precision` and `max_memory`). With `examples`, every row's prediction is kept on
+    disk as it streams past (a temporary Parquet file) for `AuditRun.save_examples`; `AuditRun.examples()` holds
+    the sample's rows either way."""
+    with memory.limited(max_memory):
+        return _run_stream(model, source, analyzers, seed=seed, policy=policy, samples=samples, options=options,
+                           command=command, chunk_rows=chunk_rows, examples=examples, budget=budget,
+                           precision=precision)
+
+
+def _run_stream(model, source: Source, analyzers, *, seed, policy, samples, options, command, chunk_rows,
+                examples, budget, precision) -> AuditRun:
     objects = resolve_analyzers(analyzers, options, samples)
     started = datetime.now(timezone.utc)
     census = source.census(model.classes, chunk_rows)
