@@ -20,6 +20,7 @@ from audit._util.errors import AuditInputError
 from audit._util.durations import duration
 from audit.core.analyzer import Analyzer, Cost
 from audit.core.dataset import Dataset
+from audit.methods.memory import rows_per_pass
 
 PROBE_ROWS = 32  # examples per timed pass: a batch as the analyzers' own passes are
 PROBE_SECONDS = 0.05  # each timing repeats until it has taken this long (at least REPEATS times)
@@ -154,18 +155,19 @@ def checked_precision(precision: float | None) -> float | None:
 
 
 def probe(model, data: Dataset) -> Speed | None:
-    """Seconds per example of `model` on a batch of `data`'s first rows (repeated up to PROBE_ROWS),
-    forward without a gradient and forward and back to the input (the embedding's output for text); None when
-    the model fails on them (the prediction pass then says why, in its words)."""
+    """Seconds per example of `model` on a batch of `data`'s first rows (repeated up to PROBE_ROWS, fewer where
+    the memory budget says), forward without a gradient and forward and back to the input (the embedding's output
+    for text); None when the model fails on them (the prediction pass then says why, in its words)."""
     if not len(data):
         return None
     x = model.encode(data.subset(list(range(min(len(data), PROBE_ROWS)))))
-    x = x[torch.arange(PROBE_ROWS) % len(x)].to(model.device)
     began, cpu = time.perf_counter(), time.process_time()
     devices = [model.device] if model.device.type == "cuda" else []
     # A model random at inference draws numbers: the audit's draws stay as seeded.
     with torch.random.fork_rng(devices=devices):
         try:
+            rows = rows_per_pass(model, x, rows=PROBE_ROWS, backward=True, what="the plan's probe")
+            x = x[torch.arange(rows) % len(x)].to(model.device)
             with torch.no_grad():
                 forward = _timed(lambda: model.module(x)) / len(x)
             backward = _timed(lambda: _input_gradient(model, x)) / len(x)
