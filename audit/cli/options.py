@@ -90,8 +90,10 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--markdown", help="also write a Markdown summary here (pull-request comment, job summary)")
     p.add_argument("--model-card", metavar="README.md", help="also write a Hugging Face model card here (model-index "
                    "results and the audit's evidence; into a copy of a model folder, never the input)")
-    p.add_argument("--intended-use", metavar="TEXT", help="the model card's intended use (default: not stated)")
-    p.add_argument("--out-of-scope", metavar="TEXT", help="the model card's out-of-scope use (default: not stated)")
+    p.add_argument("--intended-use", metavar="TEXT",
+                   help="the model card's intended use (default: the model spec's, else not stated)")
+    p.add_argument("--out-of-scope", metavar="TEXT",
+                   help="the model card's out-of-scope use (default: the model spec's, else not stated)")
     p.add_argument("--evidence", help="also write an evidence map for a reviewer here: EU AI Act and NIST AI RMF "
                                       "items covered, partly covered or not (FILE.json: JSON, else Markdown)")
     add_tracking_options(p)

@@ -115,7 +115,8 @@ class AuditRun(Document):
         return render_run(self, standalone=standalone)
 
     def to_model_card(self, *, intended_use: str | None = None, out_of_scope: str | None = None) -> str:
-        """A Hugging Face model card (README.md): `model-index` results and the audit's evidence as text."""
+        """A Hugging Face model card (README.md): `model-index` results and the audit's evidence as text; the
+        intended and out-of-scope use given, else those the model's spec stated."""
         from audit.report.model_card import render_model_card
 
         return render_model_card(self, intended_use=intended_use, out_of_scope=out_of_scope)
@@ -240,6 +241,7 @@ def describe_model(model: Model) -> dict:
         "trained_on": dict(model.task.dataset),
         "training_metrics": dict(model.task.metrics),
         **({"postprocessing": model.task.postprocessing.to_dict()} if model.task.postprocessing else {}),
+        **model.task.use(),
     }
 
 
