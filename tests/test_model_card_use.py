@@ -17,7 +17,8 @@ import audit
 import tiny_resnet
 from audit.cli import main
 from audit.core.model import MAX_USE_CHARS
-from audit.io import checkpoint
+from audit.mitigation.retrain import retrain
+from audit.models.fair_training import Mitigation
 
 INTENDED = "demonstrating audits of toy classifiers"
 OUT_OF_SCOPE = "decisions about real people"
@@ -86,6 +87,12 @@ def test_a_flag_overrides_the_spec(stated):
     run = audit.run(audit.load_model(stated / "stated.pt"), data, ["performance"])
     assert run.model["intended_use"] == INTENDED
     assert section(run.to_model_card(out_of_scope="anything"), "Out-of-scope use") == "anything"
+
+
+def test_a_mitigated_model_keeps_them(stated):
+    model = audit.load_model(stated / "stated.pt")
+    retrained = retrain(model, Mitigation.from_dict({"method": "reweighing", "sensitive": "grp"}), quiet=True).model
+    assert retrained.task.use() == {"intended_use": INTENDED, "out_of_scope": OUT_OF_SCOPE}
 
 
 def test_a_checkpoint_without_them_loads_and_says_not_stated(table):
