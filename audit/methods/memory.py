@@ -62,7 +62,9 @@ def activation_bytes(model: Model, x: torch.Tensor, *, backward: bool) -> int:
     key = (backward, tuple(widest.shape), widest.dtype, widest.device)
     if key not in known:
         measure = _saved_bytes if backward else _live_bytes
-        known[key] = measure(model, torch.cat([widest, widest])) - measure(model, widest)
+        # Measured once per module: a model random at inference must draw the same numbers on every run after.
+        with torch.random.fork_rng(devices=[widest.device] if widest.device.type == "cuda" else []):
+            known[key] = measure(model, torch.cat([widest, widest])) - measure(model, widest)
     return known[key]
 
 
