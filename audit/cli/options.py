@@ -38,13 +38,13 @@ def add_resource_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, metavar="N",
                    help=f"threads for torch and BLAS (default: ${THREADS_VARIABLE}, else the CPUs this process may "
                         "use, or OMP_NUM_THREADS when set)")
-    p.add_argument("--max-input-size", type=_size, default=MAX_INPUT_BYTES, metavar="SIZE",
+    p.add_argument("--max-input-size", type=_argument(parse_size), default=MAX_INPUT_BYTES, metavar="SIZE",
                    help=f"refuse larger model, data and policy files before reading them; they are read whole "
                         f"(default {format_size(MAX_INPUT_BYTES)}; e.g. 4G)")
 
 
 def add_memory_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--max-memory", type=_memory_budget, metavar="SIZE",
+    p.add_argument("--max-memory", type=_argument(_memory_budget), metavar="SIZE",
                    help="keep the audit's memory under this: every analyzer sizes its passes to fit, and says where "
                         "one had to shrink (default: what the process holds plus half the memory available at the "
                         "start; e.g. 2G)")
@@ -74,7 +74,7 @@ def add_run_options(p: argparse.ArgumentParser, *, positive_class: str, seed: st
 
 def add_plan_options(p: argparse.ArgumentParser) -> None:
     """How long an audit may take: the plan made before the work fits it."""
-    p.add_argument("--budget", type=_duration, metavar="TIME",
+    p.add_argument("--budget", type=_argument(parse_duration), metavar="TIME",
                    help="the time the audit may take, e.g. 90s, 5m or 1h: the per-example analyzers work on fewer "
                         "examples until the plan made before the work fits it; the report says what was cut and how "
                         "much wider each interval became (default: no limit)")
@@ -165,11 +165,14 @@ STREAM_HELP = (f"read --data (or --predictions) in chunks, in bounded memory (au
                f"over {format_size(STREAM_ABOVE)} in memory); the per-example analyzers run on a seeded sample")
 
 
-def _duration(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except AuditInputError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+def _argument(parse):
+    """An argparse type from a parser that raises AuditInputError: argparse prints its message as one line."""
+    def convert(text: str):
+        try:
+            return parse(text)
+        except AuditInputError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return convert
 
 
 def _width(text: str) -> float:
@@ -183,20 +186,10 @@ def _width(text: str) -> float:
     return width
 
 
-def _size(text: str) -> int:
-    try:
-        return parse_size(text)
-    except AuditInputError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def _memory_budget(text: str) -> int:
     from audit._util.memory import as_bytes
 
-    try:
-        return as_bytes(text)
-    except AuditInputError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    return as_bytes(text)
 
 
 # -- what the options turn into, checked before any model loads ----------------------------------
