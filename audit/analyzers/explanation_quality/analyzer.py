@@ -47,7 +47,7 @@ import torch
 
 from audit.analyzers.explanation_quality.curves import area, curves_of_orders, feature_mask
 from audit.analyzers.explanation_quality.findings import explanation_findings
-from audit.analyzers.explanation_quality.sanity import cascade_stages, parameter_layers, sanity_check, spearman
+from audit.analyzers.explanation_quality.sanity import cascade_stages, sanity_check, spearman
 from audit.analyzers.explanation_quality.summary import ExplanationSummary, SanityOutcome
 from audit.core.analyzer import Analyzer, Cost, register_analyzer
 from audit.core.model import Model
@@ -108,7 +108,7 @@ class ExplanationQuality(Analyzer):
         adaptive curves score fewer points, and the cascade stops early once its verdict is decided."""
         n = min(self.samples, rows)
         methods = len(methods_for(model, self.methods)[0])
-        stages = max(1, min(self.cascade_stages, len(parameter_layers(model.module))))
+        stages = len(cascade_stages(model, self.cascade_stages))
         curves = 2 + (methods + 1) * 2 * (self.steps - 1)
         return Cost(forward=n * (1 + curves), seconds=0.5) + attribution_cost(model, self.methods) * (n * (1 + stages))
 
