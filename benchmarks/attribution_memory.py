@@ -2,7 +2,7 @@
 
 A 6-layer BERT (hidden 768, 12 heads, random weights) over texts of 254 words (256 subwords with
 [CLS]/[SEP]). Each setting runs in its own process and prints its peak resident memory, its time and
-the rows of its largest forward pass; "unbounded" is the sizing before `audit.methods.memory.PASS_BYTES`
+the rows of its largest forward pass; "unbounded" is the sizing before `audit.core.passes.PASS_BYTES`
 (passes of up to 4096 rows: every example's steps in one pass here). Keep texts x steps small for the
 unbounded runs: they need about 50 MB per row.
 
@@ -47,7 +47,7 @@ def one(texts: int, steps: int, bounded: bool) -> None:
     import torch
 
     import audit
-    from audit.methods import memory
+    from audit.core import passes as memory
     from audit.methods.attributions.explain import explain
 
     torch.set_num_threads(1)

@@ -11,7 +11,7 @@ prints each analyzer's seconds and the passes the budget shrank, then the peak r
 
 --calibrate: for each kind of pass (a gradient pass, shap's DeepExplainer and GradientExplainer, an
 inference pass), in a fresh process, the growth of the peak resident memory over the bytes the pass
-is sized by (`audit.methods.memory.activation_bytes` x rows): `PEAK_FACTOR` must stay above it.
+is sized by (`audit.core.passes.activation_bytes` x rows): `PEAK_FACTOR` must stay above it.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def calibrate_one(kind: str, rows: int) -> None:
     from captum.attr import Saliency
 
     import audit.methods.attributions.shap_method as shap_method
-    from audit.methods.memory import activation_bytes
+    from audit.core.passes import activation_bytes
 
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", category=UserWarning)  # captum's requires_grad, shap's unknown Sequential

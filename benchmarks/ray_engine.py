@@ -71,7 +71,7 @@ def main() -> int:
 
     local = {}
     local["empty"], _ = timed(lambda: list(LocalEngine().map(nothing, model, range(args.tasks))))
-    local["small"], _ = timed(lambda: list(LocalEngine().map(logits_batch, model, small)))
+    local["small"], _ = timed(lambda: list(LocalEngine().map(logits_batch, (model, model.batch_size), small)))
     local["predict"], _ = timed(lambda: model.proba(big))
     audit.run(copy.copy(model), data.sample(200, seed=0), seed=0, engine="local")  # imports and caches warm
     local["audit"], local_run = timed(lambda: audit.run(copy.copy(model), data, seed=0, engine="local"))
@@ -81,7 +81,7 @@ def main() -> int:
     list(engine.map(nothing, model, range(4 * args.cpus)))  # start the workers
     remote = {}
     remote["empty"], _ = timed(lambda: list(engine.map(nothing, model, range(args.tasks))))
-    remote["small"], _ = timed(lambda: list(engine.map(logits_batch, model, small)))
+    remote["small"], _ = timed(lambda: list(engine.map(logits_batch, (model, model.batch_size), small)))
     with using(engine):
         remote["predict"], _ = timed(lambda: model.proba(big))
     before = sum(engine.tasks.values())

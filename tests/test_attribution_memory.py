@@ -1,5 +1,5 @@
 """Gradient attributions run in passes bounded by the memory their backward pass keeps
-(`audit.methods.memory.PASS_BYTES`, measured per row by a probe forward pass), with the same
+(`audit.core.passes.PASS_BYTES`, measured per row by a probe forward pass), with the same
 numbers as in unbounded passes."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from hf_helpers import random_bert, word_texts
 from torch import nn
 
 import audit
-from audit.methods import memory
+from audit.core import passes as memory
 from audit.methods.attributions.explain import explain
 
 FEATURES, HIDDEN = 6, 40

@@ -11,7 +11,7 @@ from torch import nn
 import audit
 from audit._util import memory as budget
 from audit.cli import main
-from audit.methods.memory import PEAK_FACTOR, activation_bytes
+from audit.core.passes import PEAK_FACTOR, activation_bytes
 from audit.methods.robustness.attacks import fgsm
 from audit.methods.robustness.domain import input_domain
 

@@ -156,6 +156,9 @@ def add_audit_options(p: argparse.ArgumentParser, *, default_output: str) -> Non
     add_run_options(p, positive_class="the class fairness takes as the positive (favourable) outcome (default: "
                                       "the second class)", seed="drives every random choice (default 0)")
     add_checkpoint_options(p, trust_code=True)
+    p.add_argument("--device", metavar="DEVICE",
+                   help="where the model and every analyzer's passes run: cpu, cuda or cuda:N (default: the GPU "
+                        "where there is one, else the CPU)")
     add_task_options(p)
     add_console_options(p)
     add_engine_options(p)
@@ -220,7 +223,10 @@ def check_positive_class(positive_class: str | None, classes: Sequence[str]) -> 
 
 
 def load_options(args) -> dict:
-    return dict(trust_code=args.trust_code, max_parameters=args.max_parameters, task=task_options(args))
+    from audit.core.model import checked_device
+
+    return dict(trust_code=args.trust_code, max_parameters=args.max_parameters, task=task_options(args),
+                device=checked_device(args.device))
 
 
 def task_options(args) -> dict | None:

@@ -20,6 +20,7 @@ from audit._util import validate as check
 from audit.core.adapters import Logits
 from audit.core.dataset import MODALITIES, Dataset
 from audit.core.encoders import Encoder, ImageEncoder, TabularEncoder, Tokenizer, encoder_from_dict
+from audit.core.passes import rows_per_pass
 from audit._util.errors import AuditInputError
 from audit.core.postprocessing import GroupThresholds
 
@@ -111,6 +112,25 @@ class Task:
         )
 
 
+def checked_device(device: str | torch.device | None) -> torch.device:
+    """The torch device `device` names (None: the GPU where there is one, else the CPU); one clear line when it
+    names no device or one this machine does not have."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise AuditInputError(f"device {device!r} is not a torch device (e.g. cpu, cuda, cuda:1)") from exc
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise AuditInputError(f"device {device!r}: CUDA is not available (torch {torch.__version__} sees no GPU); "
+                              "use --device cpu")
+    if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
+        raise AuditInputError(f"device {device!r}: this machine has {torch.cuda.device_count()} GPU(s)")
+    if chosen.type not in ("cpu", "cuda"):
+        raise AuditInputError(f"device {device!r}: an audit runs on cpu or cuda")
+    return chosen
+
+
 #: Forward passes per batch of the prediction map: a Ray task costs milliseconds, a pass of a small
 #: model on `batch_size` rows a fraction of one (benchmarks/ray_engine.py).
 FORWARDS_PER_TASK = 64
@@ -130,7 +150,7 @@ class Model:
         batch_size: int = 512,
         source: Mapping | None = None,
     ):
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = checked_device(device)
         self.module = module.to(self.device).eval()
         self.task = task
         self.architecture = architecture
@@ -141,6 +161,14 @@ class Model:
 
     def __repr__(self) -> str:
         return f"Model({self.module_name!r}, modality={self.modality!r}, classes={list(self.classes)})"
+
+    def to(self, device: str | torch.device) -> Model:
+        """This model with its module on `device` (checked: one clear line when it is not there); every pass
+        runs there from now on."""
+        self.device = checked_device(device)
+        self.module = self.module.to(self.device)
+        self._proba_cache.clear()  # another device may round the last bits differently
+        return self
 
     @property
     def module_name(self) -> str:
@@ -194,14 +222,18 @@ class Model:
     # -- forward passes ---------------------------------------------------------------------
 
     def logits(self, x: torch.Tensor, *, grad: bool = False) -> torch.Tensor:
-        """Logits for model-space inputs `x`, in batches; on the model's device when `grad`."""
+        """Logits for model-space inputs `x`, in batches (on the CPU); on the model's device when `grad`.
+
+        A forward pass holds `batch_size` rows, fewer where their activations do not fit the memory budget
+        (`audit.core.passes.rows_per_pass`)."""
         if grad:
             return self.module(x.to(self.device))
-        rows = self.batch_size * FORWARDS_PER_TASK
-        outs = list(engine.current().map(logits_batch, self, (x[s : s + rows] for s in range(0, len(x), rows))))
-        if not outs:
+        if not len(x):
             return torch.empty(0, len(self.classes))
-        return torch.cat(outs)
+        rows = rows_per_pass(self, x, rows=self.batch_size, backward=False, what="inference")
+        per_task = rows * FORWARDS_PER_TASK
+        batches = (x[s : s + per_task] for s in range(0, len(x), per_task))
+        return torch.cat(list(engine.current().map(logits_batch, (self, rows), batches)))
 
     def __getstate__(self) -> dict:
         """What an engine's workers get: the module and task, without this process's prediction cache."""
@@ -286,13 +318,14 @@ class Model:
         return grad.cpu()
 
 
-def logits_batch(model: Model, x: torch.Tensor) -> torch.Tensor:
-    """Logits of model-space inputs, on the CPU, in forward passes of `batch_size` rows (the prediction
-    map's batch function: its batches are FORWARDS_PER_TASK passes long)."""
+def logits_batch(shared: tuple[Model, int], x: torch.Tensor) -> torch.Tensor:
+    """Logits of model-space inputs, on the CPU, in forward passes of `rows` rows for `(model, rows)` (the
+    prediction map's batch function: its batches are FORWARDS_PER_TASK passes long)."""
+    model, rows = shared
     outs = []
     with torch.inference_mode():
-        for start in range(0, len(x), model.batch_size):
-            batch = model.without_padding(x[start : start + model.batch_size])
+        for start in range(0, len(x), rows):
+            batch = model.without_padding(x[start : start + rows])
             outs.append(model.module(batch.to(model.device)).float().cpu())
     return torch.cat(outs)
 

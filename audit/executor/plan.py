@@ -20,7 +20,7 @@ from audit._util.errors import AuditInputError
 from audit._util.durations import duration
 from audit.core.analyzer import Analyzer, Cost
 from audit.core.dataset import Dataset
-from audit.methods.memory import rows_per_pass
+from audit.core.passes import rows_per_pass
 
 PROBE_ROWS = 32  # examples per timed pass: a batch as the analyzers' own passes are
 PROBE_SECONDS = 0.05  # each timing repeats until it has taken this long (at least REPEATS times)

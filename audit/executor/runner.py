@@ -166,6 +166,7 @@ def run(
     budget: float | str | None = None,
     precision: float | None = None,
     max_memory: int | str | None = None,
+    device: str | None = None,
 ) -> AuditRun:
     """Audit `model` on `data` with `analyzers` (names or configured objects; None: the defaults).
 
@@ -180,8 +181,12 @@ def run(
     `max_memory` (bytes, or a size such as "2G"): the analyzers size their passes to keep the process under it
     (default: what the process holds at the start plus half the memory still available, `audit._util.memory`);
     a pass it shrinks is named in its analyzer's warnings.
+    `device` ("cpu", "cuda", "cuda:1"; None: where the model is) moves the model there first (`Model.to`): data,
+    attacks, attributions, SHAP and LIME run their passes there.
     An analyzer that raises becomes a Result with status "error"; the run goes on.
     """
+    if device is not None:
+        model.to(device)
     with running_on(engine), memory.limited(max_memory):
         return _run(model, data, analyzers, seed=seed, policy=policy, samples=samples, options=options,
                     command=command, budget=budget_seconds(budget), precision=checked_precision(precision))

@@ -36,7 +36,7 @@ from audit._util.errors import AuditInputError, UnsafeCheckpointError
 from audit._util.files import write_atomic
 from audit._util.paths import input_file, shown
 from audit.core.adapters import LAYOUTS, Logits
-from audit.core.model import Model, Task
+from audit.core.model import Model, Task, checked_device
 from audit.io.checkpoint import TASK_FILE, TRUST, first_line, task_json
 from audit.io.limits import MAX_PARAMETERS
 
@@ -121,7 +121,7 @@ def load(path: str | Path, *, task: Task | None = None, layout: str = "NCHW", me
         raise AuditInputError(f"{name}: the program holds {count:,} weights, above the limit of {max_parameters:,} "
                               "(Python: max_parameters=...; CLI: --max-parameters N)")
     extra = {TASK_FILE: ""}
-    target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    target = checked_device(device)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

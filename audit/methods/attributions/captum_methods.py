@@ -6,7 +6,7 @@ and zero at padding, then summed per word (`audit.core.words`: subwords of a Hug
 Face tokenizer make one word). Baselines are the "absent" input: zeros for tables (the
 mean of standardized features, no category for one-hot columns) and images (a black
 image), the PAD token's embedding for text (at every word token; [CLS]/[SEP] are kept).
-Examples are batched so that one forward pass holds at most the rows `audit.methods.memory.rows_per_pass`
+Examples are batched so that one forward pass holds at most the rows `audit.core.passes.rows_per_pass`
 allows (examples x steps or perturbations), instead of captum's defaults: every example's steps
 in one pass for IG (memory grows with the data) and one pass per perturbation for occlusion.
 That bound is the smallest of `MAX_ROWS_PER_PASS`, `ELEMENTS_PER_PASS` input numbers, and what the
@@ -46,7 +46,7 @@ from audit import engine
 from audit.methods.attributions.hookable import hookable_copy
 from audit.methods.attributions.registry import register_method
 from audit.methods.attributions.sampling import seeded
-from audit.methods.memory import gradients_in_eval, rows_per_pass
+from audit.core.passes import gradients_in_eval, rows_per_pass
 from audit.core.dataset import Dataset
 from audit.core.words import per_word
 from audit.engine import batch_seed

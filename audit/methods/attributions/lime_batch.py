@@ -23,14 +23,17 @@ from lime.lime_tabular import LimeTabularExplainer
 
 IMAGE_KERNEL_WIDTH = 0.25  # LimeImageExplainer's default
 TEXT_KERNEL_WIDTH = 25.0  # LimeTextExplainer's default
-INSTANCES_PER_FIT = 64  # tables: instances whose (samples, columns) designs are held in memory at once
+INSTANCES_PER_FIT = 64  # tables: instances whose (samples, columns) designs are held in memory at once, at most
+#: (samples, columns) float64 arrays one table instance's fit holds at once: design, centred, weighted, a temporary
+FIT_ARRAYS = 4
 
 
 def tabular_lime(classify: Callable[[np.ndarray], np.ndarray], training: np.ndarray, rows: np.ndarray,
-                 target: np.ndarray, *, categorical: list[int], seed: int,
-                 num_samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 target: np.ndarray, *, categorical: list[int], seed: int, num_samples: int,
+                 instances_per_fit: int = INSTANCES_PER_FIT) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(weights (N, columns), intercepts, R^2) of LimeTabularExplainer(training, categorical_features=categorical,
-    discretize_continuous=False, feature_selection="none", random_state=seed).explain_instance for each row."""
+    discretize_continuous=False, feature_selection="none", random_state=seed).explain_instance for each row;
+    the surrogates of `instances_per_fit` rows are fitted at once."""
     explainer = LimeTabularExplainer(training, mode="classification", categorical_features=categorical,
                                      discretize_continuous=False, feature_selection="none", random_state=seed)
     mean, scale = explainer.scaler.mean_, explainer.scaler.scale_
@@ -44,8 +47,8 @@ def tabular_lime(classify: Callable[[np.ndarray], np.ndarray], training: np.ndar
     width = np.sqrt(rows.shape[1]) * 0.75
     scaled_shared = (shared - mean) / scale  # categorical columns have mean 0 and scale 1 in lime
     fits = []
-    for start in range(0, len(rows), INSTANCES_PER_FIT):
-        chunk = rows[start : start + INSTANCES_PER_FIT]
+    for start in range(0, len(rows), instances_per_fit):
+        chunk = rows[start : start + instances_per_fit]
         scaled = np.broadcast_to(scaled_shared, (len(chunk), *shared.shape)).copy()
         scaled[:, 0] = (chunk - mean) / scale
         for column in categorical:  # 1 where the sample keeps the instance's category
@@ -53,7 +56,7 @@ def tabular_lime(classify: Callable[[np.ndarray], np.ndarray], training: np.ndar
             scaled[:, 0, column] = 1
         distances = np.sqrt(((scaled - scaled[:, :1]) ** 2).sum(axis=2))
         weights = np.sqrt(np.exp(-(distances**2) / width**2))
-        fits.append(weighted_ridge(scaled, y[start : start + INSTANCES_PER_FIT], weights))
+        fits.append(weighted_ridge(scaled, y[start : start + instances_per_fit], weights))
     return tuple(np.concatenate(parts) for parts in zip(*fits))
 
 

@@ -32,12 +32,12 @@ import numpy as np
 import torch
 from skimage.segmentation import slic
 
-from audit.methods.attributions.lime_batch import (IMAGE_KERNEL_WIDTH, TEXT_KERNEL_WIDTH, distinct_rows, image_masks,
-                                          mask_lime, tabular_lime, text_masks)
+from audit.methods.attributions.lime_batch import (FIT_ARRAYS, IMAGE_KERNEL_WIDTH, INSTANCES_PER_FIT, TEXT_KERNEL_WIDTH,
+                                                   distinct_rows, image_masks, mask_lime, tabular_lime, text_masks)
 from audit.methods.attributions.registry import register_method
 from audit.methods.attributions.sampling import training_sample
 from audit.methods.attributions.targets import resolve_target
-from audit.methods.memory import rows_per_pass
+from audit.core.passes import rows_per_pass, rows_that_fit
 from audit.core.dataset import Dataset
 from audit.core.words import hide_words, word_counts
 
@@ -46,7 +46,7 @@ DEFAULT_GRID = 4  # segments per image side, for images too small for superpixel
 SUPERPIXELS = 50  # SLIC segments per image: about lime's quickshift count on 224-pixel photos
 SUPERPIXEL_SIDE = 32  # images at least this many pixels a side are cut into superpixels
 TRAINING_ROWS = 1000  # rows of the training split lime's tabular sampler learns from
-FORWARD_BATCH = 4096  # perturbed images or texts per forward pass (images: fewer where they do not fit in memory)
+FORWARD_BATCH = 4096  # perturbed images or texts per forward pass, fewer where they do not fit in memory
 
 
 @dataclass(frozen=True)
@@ -139,8 +139,10 @@ def _explain_table(model, data, x, target, *, seed, num_samples) -> LimeExplanat
     training = columns.to_raw(model.encode(training).numpy().astype(np.float64))
     raw = columns.to_raw(x.numpy().astype(np.float64))
     classify = lambda batch: model.proba(torch.from_numpy(columns.to_model(batch)))  # noqa: E731
+    per_fit = rows_that_fit(FIT_ARRAYS * num_samples * raw.shape[1] * 8, rows=INSTANCES_PER_FIT,
+                            what="lime (surrogate fits)")
     weights, intercept, score = tabular_lime(classify, training, raw, target, categorical=columns.categorical,
-                                             seed=seed, num_samples=num_samples)
+                                             seed=seed, num_samples=num_samples, instances_per_fit=per_fit)
     values = np.stack([columns.weights_to_model(w, row) for w, row in zip(weights, raw)])
     return LimeExplanation(values, tuple(weights), intercept, score, target,
                            background=f"perturbations sampled from {source}")
@@ -212,13 +214,14 @@ def _explain_texts(model, data, target, *, seed, num_samples) -> LimeExplanation
     values = np.zeros((len(data), tokenizer.max_length))
     local = [np.zeros(0)] * len(data)
     intercept, score = np.full(len(data), np.nan), np.full(len(data), np.nan)
+    together = rows_per_pass(model, ids, rows=FORWARD_BATCH, backward=False, what="lime")
     for n in np.unique(lengths[lengths > 0]):  # texts of one length share lime's masks
         rows = np.flatnonzero(lengths == n)
         masks = text_masks(int(n), seed=seed, num_samples=num_samples)
         first, inverse = distinct_rows(masks.astype(bool))  # each distinct perturbation is scored once
         on = masks[first].astype(bool)
         labels = np.zeros((len(rows), num_samples))
-        per_call = max(1, FORWARD_BATCH // len(first))
+        per_call = max(1, together // len(first))
         for start in range(0, len(rows), per_call):
             chunk = rows[start : start + per_call]
             size = int((ids[chunk] != tokenizer.PAD).sum(dim=1).max())  # n for our Tokenizer; subwords may be more

@@ -20,7 +20,7 @@ from audit import engine
 from audit.engine import batch_seed
 from audit._util.errors import AuditInputError
 from audit.core.model import Model
-from audit.methods.memory import rows_per_pass
+from audit.core.passes import rows_per_pass
 from audit.methods.robustness.domain import Domain
 from audit.methods.robustness.stochastic import draw_logits, voted_correct
 

@@ -1,8 +1,9 @@
 """Activation memory of a model's passes, measured, and how many rows of a pass fit the run's memory budget.
 
-Every analyzer's passes are sized here: the gradient attributions, SHAP's explainers, LIME's scoring
-and the attacks ask `rows_per_pass` how many rows (examples x steps, perturbations or samples) one
-forward pass, or forward and backward pass, may hold. Two numbers per row are measured on the rows
+Every pass is sized here: the model's own inference (`Model.logits`, which text SHAP and LIME score
+their masked texts with), the gradient attributions, SHAP's explainers, LIME's image scoring and the
+attacks ask `rows_per_pass` how many rows (examples x steps, perturbations or samples) one forward
+pass, or forward and backward pass, may hold. Two numbers per row are measured on the rows
 the pass will read, by running the model on two of them and on one (what does not grow with rows,
 such as the weights, cancels):
 - forward: the most bytes of tensors alive at once in an inference pass (every operator's output is
@@ -16,13 +17,16 @@ Two bounds apply. PASS_BYTES: no pass holds more measured bytes, budget or not (
 faster per row; the reference models' passes are not bound by it, so their numbers are as they were). The budget
 (`audit._util.memory`): a pass takes at most the room left under it, divided by PEAK_FACTOR, since the
 real peak of a pass (gradient buffers, the libraries' copies, the allocator) is a few times what it
-measures (benchmarks/memory_bound.py). Where the budget binds, the pass shrinks and `note` says so.
+measures (benchmarks/memory_bound.py). On a GPU the activations take the device's memory: a pass there also
+fits the device's free memory (with what torch's allocator holds unused). Where a bound other than PASS_BYTES
+binds, the pass shrinks and `note` says so.
 """
 
 from __future__ import annotations
 
 import contextlib
 import weakref
+from typing import TYPE_CHECKING
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -30,7 +34,9 @@ from torch.utils._pytree import tree_leaves
 
 from audit._util.memory import budget, headroom, note
 from audit._util.paths import format_size
-from audit.core.model import Model
+
+if TYPE_CHECKING:
+    from audit.core.model import Model
 
 PASS_BYTES = 2**29
 #: Bytes per row by module, measured once per input shape: an attack sizes each of its many calls.
@@ -45,19 +51,43 @@ def rows_per_pass(model: Model, x: torch.Tensor, *, rows: int, backward: bool, w
     run), fewer where a pass would exceed PASS_BYTES or the room left in the memory budget; at least 1."""
     if not len(x):
         return rows
-    per_row = max(1, activation_bytes(model, x, backward=backward))
+    return rows_that_fit(activation_bytes(model, x, backward=backward), rows=rows, what=what, device=model.device)
+
+
+def rows_that_fit(per_row: int, *, rows: int, what: str, device: torch.device | None = None) -> int:
+    """How many rows of `per_row` bytes one pass of `what` may hold: at most `rows` and PASS_BYTES, and what
+    fits the room left in the memory budget (and on a GPU `device`, its free memory); at least 1."""
+    per_row = max(1, per_row)
     fast = max(1, min(rows, PASS_BYTES // per_row))
     fits = max(1, headroom() // (PEAK_FACTOR * per_row))
     if fits < fast:
-        note(f"{what}: passes of {fits:,} rows instead of {fast:,} ({format_size(per_row)} of activations per row), "
+        note(f"{what}: passes of {fits:,} rows instead of {fast:,} ({format_size(per_row)} per row), "
              f"to stay within the memory budget of {format_size(budget())}")
-    return min(fast, fits)
+    room = None if device is None else device_room(device)
+    on_device = fits if room is None else max(1, room // (PEAK_FACTOR * per_row))
+    if on_device < min(fast, fits):
+        note(f"{what}: passes of {on_device:,} rows instead of {min(fast, fits):,} ({format_size(per_row)} per "
+             f"row), to fit the free memory of {device}")
+    return min(fast, fits, on_device)
+
+
+def device_room(device: torch.device) -> int | None:
+    """Bytes a pass may still take on a GPU: its free memory and what torch's allocator holds unused (None on
+    the CPU, where the budget is the bound)."""
+    if device.type != "cuda":
+        return None
+    free, _ = torch.cuda.mem_get_info(device)
+    return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
 
 
 def activation_bytes(model: Model, x: torch.Tensor, *, backward: bool) -> int:
     """Bytes per row of `x` that a pass keeps for the backward pass (`backward`), else the most it holds at once
-    in inference; measured on the widest row (text: the longest text, without trailing padding)."""
-    widest = model.without_padding(x)[:1].to(model.device)
+    in inference; measured on the widest row (text: the longest text, without trailing padding, read as
+    `measured_width` columns wide)."""
+    widest = model.without_padding(x)[:1]
+    if widest.shape[1:] != x.shape[1:]:  # text without its trailing padding
+        widest = x[:1, : measured_width(widest.shape[1], x.shape[1])]
+    widest = widest.to(model.device)
     known = _measured.setdefault(model.module, {})
     key = (backward, tuple(widest.shape), widest.dtype, widest.device)
     if key not in known:
@@ -66,6 +96,12 @@ def activation_bytes(model: Model, x: torch.Tensor, *, backward: bool) -> int:
         with torch.random.fork_rng(devices=[widest.device] if widest.device.type == "cuda" else []):
             known[key] = measure(model, torch.cat([widest, widest])) - measure(model, widest)
     return known[key]
+
+
+def measured_width(width: int, padded: int) -> int:
+    """The width texts of `width` token columns are measured at: the next power of two, at most the `padded`
+    width, so that a model's passes over texts of every length take a few measurements, not one per length."""
+    return min(padded, 1 << max(0, width - 1).bit_length())
 
 
 def _saved_bytes(model: Model, x: torch.Tensor) -> int:
