@@ -47,7 +47,7 @@ def randomized(model: Model, stages: list[list[str]], stage: int, *, seed: int) 
     """A copy of `model` with the layers of `stages[0..stage]` re-initialized, each stage k's new layers drawn
     from `seed` + k (so stage k's copy keeps the weights of the stages before it: Adebayo et al.'s cascade).
     Layers with `reset_parameters` get their own initialization (as Quantus does), others N(0, 0.02)."""
-    module = copy.deepcopy(model.module)
+    module = copy.deepcopy(model.module).cpu()  # drawn on the CPU: the same weights wherever the model runs
     layers = dict(parameter_layers(module))
     done: set[str] = set()
     for k, names in enumerate(stages[: stage + 1]):

@@ -194,17 +194,21 @@ def saliency(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0) 
                  passes=GRADIENT_SHAP_SAMPLES)
 def gradient_shap(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0,
                   n_samples: int = GRADIENT_SHAP_SAMPLES, stdevs: float = 0.1) -> np.ndarray:
+    # captum draws the noise on its inputs' device: given them on the CPU (each pass moved to the model's device),
+    # it draws the same numbers from the same seed wherever the model runs.
     def compute(x, t, rows):
         if model.modality == "text":
             # captum's LayerGradientShap interpolates token ids, not embeddings; so GradientSHAP runs
             # on the embeddings, from the PAD embedding, with the ids passed along.
-            embeddings = embedding_layer(model)(x).detach()
-            baseline = embedding_layer(model)(pad_ids(model, x[:1])).detach()
-            gs = GradientShap(embedded_forward(model))
+            embeddings = embedding_layer(model)(x).detach().cpu()
+            baseline = embedding_layer(model)(pad_ids(model, x[:1])).detach().cpu()
+            forward = embedded_forward(model)
+            gs = GradientShap(lambda e, ids: forward(e.to(model.device), ids))
             return per_token(gs.attribute(embeddings, baselines=baseline, target=t, n_samples=n_samples,
                                           stdevs=stdevs, additional_forward_args=(x,)))
-        gs = GradientShap(model.module)
-        return gs.attribute(x, baselines=torch.zeros_like(x[:1]), target=t, n_samples=n_samples, stdevs=stdevs)
+        gs = GradientShap(lambda inputs: model.module(inputs.to(model.device)))
+        return gs.attribute(x.cpu(), baselines=torch.zeros_like(x[:1]).cpu(), target=t, n_samples=n_samples,
+                            stdevs=stdevs)
 
     return attribute(model, data, target, compute, evaluations=n_samples, seed=seed, method="gradient_shap")
 
