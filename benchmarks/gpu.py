@@ -56,7 +56,8 @@ def section(name: str, samples: int, quick: bool) -> None:
         a, b = cpu.provenance["timings"][result.analyzer], gpu.provenance["timings"][result.analyzer]
         status = {r.analyzer: r.status for r in gpu.results}[result.analyzer]
         note = "" if result.status == status == "ok" else f"  (cpu {result.status}, cuda {status})"
-        print(f"  {result.analyzer:<20} {a:9.2f} {b:9.2f} {a / max(b, 1e-9):9.1f}{note}")
+        ratio = f"{a / b:9.1f}" if b > 1e-3 else f"{'-':>9}"
+        print(f"  {result.analyzer:<20} {a:9.2f} {b:9.2f} {ratio}{note}")
     print(f"  {'whole audit':<20} {cpu_total:9.2f} {gpu_total:9.2f} {cpu_total / max(gpu_total, 1e-9):9.1f}")
     on_gpu = {k: v for r in gpu.results for k, v in r.metrics.items()}
     gaps = {k: abs(v - on_gpu[k]) for r in cpu.results for k, v in r.metrics.items()

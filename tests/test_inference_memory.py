@@ -84,8 +84,7 @@ def test_text_explainers_score_fewer_masked_texts_at_once_with_the_same_values(m
     large, big, big_notes = within(monkeypatch, None, model, explain)
     assert max(passes) < max(big), (passes, big)  # narrower texts fit more rows than the widest 5
     np.testing.assert_allclose(small, large, rtol=1e-5, atol=1e-6)
-    what = "lime" if method == "lime" else "shap (permutation)"
-    assert any(n.startswith(f"{what}: passes of") for n in notes), notes
+    assert any(n.startswith(f"{method} (masked texts): passes of") for n in notes), notes
     assert any(n.startswith("inference: passes of") for n in notes) and not big_notes
 
 

@@ -165,9 +165,10 @@ class Model:
     def to(self, device: str | torch.device) -> Model:
         """This model with its module on `device` (checked: one clear line when it is not there); every pass
         runs there from now on."""
-        self.device = checked_device(device)
-        self.module = self.module.to(self.device)
-        self._proba_cache.clear()  # another device may round the last bits differently
+        chosen = checked_device(device)
+        if chosen != self.device:
+            self.device, self.module = chosen, self.module.to(chosen)
+            self._proba_cache.clear()  # another device may round the last bits differently
         return self
 
     @property

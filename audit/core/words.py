@@ -14,6 +14,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+#: Arrays of 8-byte numbers as wide as the text that one masked copy takes while `hide_words` builds it (the ids,
+#: their word index, the kept order, the result and temporaries).
+MASKED_ARRAYS = 6
+
 
 def word_counts(index: np.ndarray) -> np.ndarray:
     """Words per text: one more than the largest word number of its row."""
@@ -27,6 +31,12 @@ def per_word(values: np.ndarray, index: np.ndarray) -> np.ndarray:
     rows, cols = np.nonzero(index >= 0)
     np.add.at(out, (rows, index[rows, cols]), values[rows, cols])
     return out
+
+
+def masked_bytes(ids: torch.Tensor) -> int:
+    """Bytes one masked copy of texts as wide as `ids` takes while it is built and scored: explainers that
+    build many size their chunks by it (the model's passes over them are sized by their activations)."""
+    return MASKED_ARRAYS * ids.shape[-1] * 8
 
 
 def hide_words(ids: torch.Tensor, index: np.ndarray, hidden: np.ndarray, unk: int, pad: int) -> torch.Tensor:

@@ -39,7 +39,7 @@ from audit.methods.attributions.sampling import training_sample
 from audit.methods.attributions.targets import resolve_target
 from audit.core.passes import rows_per_pass, rows_that_fit
 from audit.core.dataset import Dataset
-from audit.core.words import hide_words, word_counts
+from audit.core.words import hide_words, masked_bytes, word_counts
 
 DEFAULT_SAMPLES = 1000
 DEFAULT_GRID = 4  # segments per image side, for images too small for superpixels
@@ -150,6 +150,7 @@ def _explain_table(model, data, x, target, *, seed, num_samples) -> LimeExplanat
 
 def _explain_images(model, x, target, *, seed, num_samples, grid) -> LimeExplanation:
     low = torch.tensor(model.encoder.low, dtype=x.dtype)
+    on_device = x.to(model.device)  # the perturbed images are made where the model scores them
     segments = image_segments(x, model.encoder.low, model.encoder.high, grid)
     counts = np.array([int(s.max()) + 1 for s in segments])
     masks = {n: image_masks(n, seed=seed, num_samples=num_samples) for n in np.unique(counts)}
@@ -166,8 +167,8 @@ def _explain_images(model, x, target, *, seed, num_samples, grid) -> LimeExplana
             in_segment = np.eye(counts[i], dtype=np.int64)[segments[i].ravel()]  # (pixels, segments)
             blank = ((x[i] == low).all(dim=0).reshape(-1).numpy() @ in_segment) == in_segment.sum(axis=0)
             first, inverse = distinct_rows(masks[counts[i]].astype(bool) | blank)
-            hidden = torch.from_numpy(masks[counts[i]][first][:, segments[i]] == 0)[:, None]
-            images.append(torch.where(hidden, low, x[i]))
+            hidden = torch.from_numpy(masks[counts[i]][first][:, segments[i]] == 0)[:, None].to(model.device)
+            images.append(torch.where(hidden, low.to(model.device), on_device[i]))
             inverses.append((len(first), inverse))
         proba = classify(torch.cat(images))
         offset = 0
@@ -214,7 +215,7 @@ def _explain_texts(model, data, target, *, seed, num_samples) -> LimeExplanation
     values = np.zeros((len(data), tokenizer.max_length))
     local = [np.zeros(0)] * len(data)
     intercept, score = np.full(len(data), np.nan), np.full(len(data), np.nan)
-    together = rows_per_pass(model, ids, rows=FORWARD_BATCH, backward=False, what="lime")
+    together = rows_that_fit(masked_bytes(ids), rows=FORWARD_BATCH, what="lime (masked texts)")
     for n in np.unique(lengths[lengths > 0]):  # texts of one length share lime's masks
         rows = np.flatnonzero(lengths == n)
         masks = text_masks(int(n), seed=seed, num_samples=num_samples)

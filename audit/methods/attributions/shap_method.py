@@ -39,15 +39,15 @@ from audit.methods.attributions.hookable import hookable_copy
 from audit.methods.attributions.registry import register_method
 from audit.methods.attributions.sampling import background_sample, seeded
 from audit.methods.attributions.targets import resolve_target
-from audit.core.passes import rows_per_pass
+from audit.core.passes import rows_per_pass, rows_that_fit
 from audit.core.dataset import Dataset
-from audit.core.words import hide_words, word_counts
+from audit.core.words import hide_words, masked_bytes, word_counts
 
 DEFAULT_BACKGROUND = 100
 DEFAULT_GRADIENT_SAMPLES = 200
 DEFAULT_MAX_EVALS = 300  # model calls per text: about 7 antithetic permutations of a 20-token text
 TEXTS_PER_TASK = 16  # texts per batch of the engine's map (each costs up to max_evals model calls)
-TEXT_ROWS = 8192  # masked texts built and scored together, fewer where they would not fit (`rows_per_pass`)
+TEXT_ROWS = 8192  # masked texts built and scored together, fewer where they would not fit (`masked_bytes`)
 #: Inputs per DeepExplainer pass (instances packed per row x 2 x background rows), fewer where their activations
 #: would not fit (`audit.core.passes.rows_per_pass`); a pass holds at least one instance (2 x background rows).
 PACKED_ROWS = 8192
@@ -268,7 +268,7 @@ def _explain_tokens(model, ids, index, target, *, seed: int, max_evals: int) -> 
     orders = [permutation_orders(words[i], max(max_evals, 2 * words[i] + 1) // (2 * words[i] + 1), seed)
               for i in texts]
     rows = [len(o) * (2 * o.shape[1] + 1) for o in orders]  # masked texts per text
-    together = rows_per_pass(model, ids, rows=TEXT_ROWS, backward=False, what="shap (permutation)")
+    together = rows_that_fit(masked_bytes(ids), rows=TEXT_ROWS, what="shap (masked texts)")
     batch = (np.cumsum(rows) - rows) // together  # a text goes in the batch where its masked texts start
     for b in np.unique(batch):
         chunk = np.flatnonzero(batch == b)

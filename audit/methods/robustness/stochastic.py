@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from audit.core.model import Model
+from audit.core.passes import rows_per_pass
 
 CHECK_PASSES = 3
 
@@ -35,9 +36,10 @@ def draw_logits(model: Model, x: torch.Tensor, draws: int) -> torch.Tensor:
 def voted_correct(model: Model, x: torch.Tensor, y: torch.Tensor, draws: int) -> np.ndarray:
     """Per example, whether the majority of `draws` forward passes classify it correctly."""
     votes = torch.zeros(len(x))
+    size = max(1, rows_per_pass(model, x, rows=model.batch_size * draws, backward=False, what="votes") // draws)
     with torch.inference_mode():
-        for start in range(0, len(x), model.batch_size):
-            xb = x[start : start + model.batch_size].to(model.device)
+        for start in range(0, len(x), size):
+            xb = x[start : start + size].to(model.device)
             predicted = draw_logits(model, xb, draws).argmax(-1).cpu()
             votes[start : start + len(xb)] = (predicted == y[start : start + len(xb)]).float().sum(0)
     return (votes > draws / 2).numpy()
