@@ -82,7 +82,8 @@ def _run(func, args, kwargs):
         return out
     if func._schema.name.endswith("_"):  # in place: the tensor it was given
         return given["self"]
-    return tree_map(lambda t: OnDevice(t) if isinstance(t, torch.Tensor) else t, out)
+    with torch.inference_mode(False):  # a view of a tensor made outside inference mode is no inference tensor
+        return tree_map(lambda t: OnDevice(t) if isinstance(t, torch.Tensor) else t, out)
 
 
 class _Operators(TorchDispatchMode):

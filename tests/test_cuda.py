@@ -29,9 +29,12 @@ def metrics_on(model: audit.Model, data: audit.Dataset, device: str) -> tuple[di
 def test_a_default_audit_on_cuda_gives_the_cpu_numbers(fixture, dataset, request):
     model = request.getfixturevalue(fixture)
     data = audit.load_dataset(dataset, "test").sample(200, seed=0)
-    cpu, cpu_status = metrics_on(model, data, "cpu")
-    gpu, gpu_status = metrics_on(model, data, "cuda")
-    model.to("cpu")  # the fixtures are shared with the other tests
+    device = model.device
+    try:
+        cpu, cpu_status = metrics_on(model, data, "cpu")
+        gpu, gpu_status = metrics_on(model, data, "cuda")
+    finally:
+        model.to(device)  # the fixtures are shared with the other tests
     assert gpu_status == cpu_status and set(cpu_status.values()) <= {"ok", "skipped"}, (cpu_status, gpu_status)
     assert gpu.keys() == cpu.keys()
     far = {k: (cpu[k], gpu[k]) for k in cpu
