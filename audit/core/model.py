@@ -123,7 +123,7 @@ def checked_device(device: str | torch.device | None) -> torch.device:
         raise AuditInputError(f"device {device!r} is not a torch device (e.g. cpu, cuda, cuda:1)") from exc
     if chosen.type == "cuda" and not torch.cuda.is_available():
         raise AuditInputError(f"device {device!r}: CUDA is not available (torch {torch.__version__} sees no GPU); "
-                              "use --device cpu")
+                              "run on the CPU (--device cpu)")
     if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
         raise AuditInputError(f"device {device!r}: this machine has {torch.cuda.device_count()} GPU(s)")
     if chosen.type not in ("cpu", "cuda"):
