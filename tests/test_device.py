@@ -103,7 +103,7 @@ def test_every_analyzer_runs_on_the_models_device_with_the_cpu_numbers(kind, mon
     with on_another_device():
         run, model = audited(kind, DEVICE.type)
     assert model.device == DEVICE and model.module.passes > 0
-    elsewhere, here = ({r.analyzer: r for r in r_.results} for r_ in (run, reference))
+    elsewhere, here = ({r.analyzer: r for r in done.results} for done in (run, reference))
     assert {a: r.status for a, r in elsewhere.items()} == {a: r.status for a, r in here.items()}
     assert {r.status for r in here.values()} == {"ok"}, {a: r.error for a, r in here.items() if r.error}
     for name, result in here.items():
