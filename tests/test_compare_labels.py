@@ -101,7 +101,6 @@ def test_every_progress_line_of_compare_names_the_run(monkeypatch):
 
     stderr = io.StringIO()
     monkeypatch.setattr("sys.stderr", stderr)  # not a terminal: one line per step
-    monkeypatch.setattr(progress, "_quiet", False)  # a --quiet command earlier in this process leaves it set
     monkeypatch.setattr(compare_module, "run", fake_run)
     model = type("M", (), {"modality": "tabular"})()
     compare_module.compare(model, model, None, policy=POLICY)

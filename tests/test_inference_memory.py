@@ -13,7 +13,6 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 import audit
 from audit._util import memory as budget
-from audit._util import progress
 from audit.core.passes import PEAK_FACTOR, activation_bytes
 from audit.methods.attributions.lime_batch import FIT_ARRAYS
 from audit.methods.attributions.lime_method import explain_lime
@@ -63,7 +62,6 @@ def within(monkeypatch, room: int | None, model: audit.Model, work):
 
 
 def test_inference_batches_shrink_with_the_same_probabilities(monkeypatch, capsys):
-    monkeypatch.setattr(progress, "_quiet", False)  # a --quiet command earlier in this process leaves it set
     model, data = small_cnn(), arrays(40, (3, 10, 10), CLASSES)
     per_row = activation_bytes(model, model.encode(data), backward=False)
     small, passes, notes = within(monkeypatch, PEAK_FACTOR * per_row * 7, model,

@@ -79,7 +79,6 @@ def test_progress_names_each_analyzer(monkeypatch, tty):
     err = io.StringIO()
     err.isatty = lambda: tty
     monkeypatch.setattr("sys.stderr", err)
-    monkeypatch.setattr(progress, "_quiet", False)
     assert list(progress.steps(["performance", "fairness"], desc="audit", name=str)) == ["performance", "fairness"]
     lines = err.getvalue()
     if tty:
@@ -87,7 +86,7 @@ def test_progress_names_each_analyzer(monkeypatch, tty):
     else:
         assert [line.split(" s")[0].rsplit(" ", 1)[0] for line in lines.splitlines()] == [
             "audit 1/2: performance", "audit 2/2: fairness"]
-    monkeypatch.setattr(progress, "_quiet", True)
     err.truncate(0)
-    list(progress.steps(["x"], desc="audit", name=str))
+    with progress.quiet():
+        list(progress.steps(["x"], desc="audit", name=str))
     assert err.getvalue().strip("\x00") == ""

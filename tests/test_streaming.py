@@ -23,7 +23,6 @@ from audit.cli import main
 from audit.core.dataset import concat
 from audit.core.encoders import ImageEncoder
 from audit.models import MODELS
-from audit._util.progress import set_quiet
 from audit.core.reservoir import Reservoir
 from audit.executor.stream import predict_fn
 from audit.io.sources import open_source, read_data
@@ -65,14 +64,6 @@ def table(tmp_path_factory):
     return folder, model, memory
 
 
-@pytest.fixture
-def progress_lines():
-    """Progress on (a CLI test before may have left it --quiet); stderr is not a terminal: CI lines."""
-    set_quiet(False)
-    yield
-    set_quiet(False)
-
-
 def assert_same_numbers(streamed: audit.AuditRun, memory: audit.AuditRun) -> None:
     assert set(streamed.metrics) == set(memory.metrics)
     for name, value in memory.metrics.items():
@@ -86,7 +77,7 @@ def assert_same_numbers(streamed: audit.AuditRun, memory: audit.AuditRun) -> Non
 
 
 @pytest.mark.parametrize("name,rows", [("t.parquet", 97), ("t.csv", 999)])
-def test_streamed_metrics_equal_the_in_memory_ones(table, capsys, progress_lines, name, rows):
+def test_streamed_metrics_equal_the_in_memory_ones(table, capsys, name, rows):
     folder, model, memory = table
     source = open_source(folder / name, target="label", sensitive=SENSITIVE)
     streamed = audit.run_stream(model, source, [Performance(), Fairness(intersections=2)], seed=3, chunk_rows=rows)
@@ -329,7 +320,7 @@ def test_data_above_the_input_size_limit_is_streamed_not_refused(tmp_path, capsy
 
 
 @pytest.mark.parametrize("output", ["prediction", "scores"])
-def test_predictions_are_streamed_with_the_same_numbers(tmp_path, capsys, progress_lines, output):
+def test_predictions_are_streamed_with_the_same_numbers(tmp_path, capsys, output):
     """--predictions: a table of labels, the model's outputs and the sensitive columns, read in chunks of 97."""
     frame = adult_like(1500)
     score = 1 / (1 + np.exp(-(frame["x0"] + 0.5 * frame["x1"] + frame["male"] - 0.5)))

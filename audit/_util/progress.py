@@ -17,9 +17,15 @@ _quiet = False
 _label = ""
 
 
-def set_quiet(quiet: bool) -> None:
+@contextlib.contextmanager
+def quiet(on: bool = True) -> Iterator[None]:
+    """No bar and no line inside (`--quiet`); what runs after it in the same process is heard again."""
     global _quiet
-    _quiet = quiet
+    previous, _quiet = _quiet, on
+    try:
+        yield
+    finally:
+        _quiet = previous
 
 
 @contextlib.contextmanager

@@ -37,13 +37,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _sigterm_raises():
             args = parser.parse_args(argv)
-            from audit._util.progress import set_quiet
+            from audit._util.progress import quiet
             from audit.engine import running_on
 
-            set_quiet(getattr(args, "quiet", False))
             if hasattr(args, "threads"):
                 configure_threads(args.threads)
-            with input_size_limit(getattr(args, "max_input_size", MAX_INPUT_BYTES)), \
+            with quiet(getattr(args, "quiet", False)), \
+                    input_size_limit(getattr(args, "max_input_size", MAX_INPUT_BYTES)), \
                     running_on(getattr(args, "engine", None), address=getattr(args, "ray_address", None)):
                 return args.handler(args)
     except AuditInputError as exc:
