@@ -1,7 +1,7 @@
 """Where an audit runs: every analyzer's passes run on the model's device, and a device that is not there is
 one clear line.
 
-No GPU is needed: `elsewhere.on_another_device()` makes torch's `meta` device a stand-in for one (real data,
+No GPU is needed: `stand_in_device.on_another_device()` makes torch's `meta` device a stand-in for one (real data,
 CUDA's rule that a pass may not mix it with CPU tensors). A default audit of an image, a table and a text model
 whose forward asserts that its input is on its parameters' device runs there with every analyzer ok and the
 CPU run's numbers; a pass that stayed on the CPU would fail it (`test_the_stand_in_refuses_what_cuda_refuses`).
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from elsewhere import DEVICE, on_another_device
+from stand_in_device import DEVICE, on_another_device
 from torch import nn
 
 import audit
