@@ -70,6 +70,40 @@ class Cut:
                 "wider")
 
 
+STOPS = {  # why a per-example analyzer stopped adding examples, as its record says it
+    "decided": "its interval lies wholly on one side of the policy's threshold",
+    "precise": "its interval is as narrow as the precision asked",
+    "budget": "the budget's time",
+    "all": "it has all its examples",
+    "error": "it failed",
+}
+
+
+@dataclass(frozen=True)
+class Used:
+    """What one per-example analyzer used of its plan: the `planned` examples (of the plan made before the work),
+    the `used` ones (its last round, or its one run), and why it stopped adding them (a key of STOPS); its intervals
+    are about sqrt(planned / used) as wide as at the planned examples (below 1: narrower, with seconds that an
+    analyzer before it did not spend)."""
+
+    name: str
+    planned: int
+    used: int
+    stopped: str
+
+    @property
+    def widening(self) -> float:
+        return math.sqrt(self.planned / self.used) if self.used else math.inf
+
+    def line(self) -> str:
+        return (f"{self.name} used {self.used} of {self.planned} planned examples, stopped: {STOPS[self.stopped]} "
+                f"(intervals about {self.widening:.2g}x as wide as planned)")
+
+    def to_dict(self) -> dict:
+        return {"planned": self.planned, "used": self.used, "stopped": self.stopped,
+                "interval_widening": round(self.widening, 2)}
+
+
 @dataclass(frozen=True)
 class Plan:
     speed: Speed
@@ -115,21 +149,22 @@ class Plan:
         }
 
 
-def make_plan(model, speed: Speed, analyzers: Sequence[Analyzer], *, rows: int) -> Plan:
+def make_plan(model, speed: Speed, analyzers: Sequence[Analyzer], *, rows: int, predicted: bool = False) -> Plan:
     """The plan of `analyzers` on data of `rows` rows (a streamed run's analyzers read a sample of it), after the
-    prediction pass over them."""
-    costs = [(PREDICT, Cost(forward=rows))] + [(a.name, a.cost(model, rows)) for a in analyzers]
+    prediction pass over them (`predicted`: that pass is done, as when the executor re-plans what is left)."""
+    costs = [] if predicted else [(PREDICT, Cost(forward=rows))]
+    costs += [(a.name, a.cost(model, rows)) for a in analyzers]
     return Plan(speed, tuple(Step(name, cost, speed.seconds(cost)) for name, cost in costs))
 
 
-def within_budget(model, speed: Speed, analyzers: Sequence[Analyzer], *, rows: int,
-                  budget: float) -> tuple[list[Analyzer], Plan]:
+def within_budget(model, speed: Speed, analyzers: Sequence[Analyzer], *, rows: int, budget: float,
+                  predicted: bool = False) -> tuple[list[Analyzer], Plan]:
     """`analyzers` with their examples cut by one share, the largest whose plan fits `budget` seconds, and that
     plan; AuditInputError when even the fewest examples do not fit."""
     original = list(analyzers)
     floor = [a.scaled(model, rows, 0.0).sample_size(model, rows) for a in original]
     share, fitted = 1.0, original
-    plan = make_plan(model, speed, fitted, rows=rows)
+    plan = make_plan(model, speed, fitted, rows=rows, predicted=predicted)
     while plan.seconds > budget:
         if [a.sample_size(model, rows) for a in fitted] == floor:
             predicting = plan.planned(PREDICT)
@@ -139,7 +174,7 @@ def within_budget(model, speed: Speed, analyzers: Sequence[Analyzer], *, rows: i
                                   f"takes about {least}; give a larger budget, fewer analyzers or fewer rows")
         share *= SHRINK
         fitted = [a.scaled(model, rows, share) for a in original]
-        plan = make_plan(model, speed, fitted, rows=rows)
+        plan = make_plan(model, speed, fitted, rows=rows, predicted=predicted)
     cuts = tuple(Cut(a.name, before, after, a.headline)
                  for a, b in zip(fitted, original)
                  if (before := b.sample_size(model, rows)) > (after := a.sample_size(model, rows)))
