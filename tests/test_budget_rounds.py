@@ -178,3 +178,15 @@ def test_robustness_is_decided_when_the_kept_shares_interval_clears_the_threshol
     assert result.summary.kept == 0.0
     assert robustness.decided(result, {"robust_accuracy_ratio_min": 0.5})
     assert not robustness.decided(result, {"robust_accuracy_ratio_min": 0.01})  # its interval reaches above 0.01
+
+
+def test_the_report_and_the_cli_say_what_each_analyzer_used_and_why_it_stopped(digits_cnn, digits, clock, capsys,
+                                                                                tmp_path):
+    run = audit.run(digits_cnn, digits, [Share(center=0.5), Other(center=THRESHOLD)], budget=320)
+    err = capsys.readouterr().err
+    assert "share used 32 of 131 planned examples, stopped: its interval lies wholly on one side" in err
+    assert "other used 256 of 131 planned examples, stopped: it has all its examples" in err
+    run.save_html(tmp_path / "r.html")
+    page = " ".join((tmp_path / "r.html").read_text().split())
+    assert "examples: 32 used of 131 planned, stopped: decided (intervals about 2x as wide as planned)" in page
+    assert "examples: 256 used of 131 planned, stopped: all (intervals about 0.72x as wide as planned)" in page
