@@ -3,7 +3,9 @@
 A probe times the model on a few examples of the data (after a warm-up): seconds per example forward, and
 forward and back to the input. Every analyzer states its passes from its own settings (`Analyzer.cost`); the
 plan prices them, with the prediction pass over the whole data, and the ETA is their sum. The run records the
-plan beside the seconds each analyzer really took, so a report shows how well it predicted.
+plan beside the seconds each analyzer really took, so a report shows how well it predicted. A budget cuts the
+analyzers' examples until the plan fits (`within_budget`); the executor plans again what is left before each
+per-example analyzer, and records what each used of its plan (`Used`).
 """
 
 from __future__ import annotations
