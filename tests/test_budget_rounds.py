@@ -14,7 +14,7 @@ import audit
 from audit.core.analyzer import ANALYZERS, Analyzer, Cost
 from audit.core.result import Result
 from audit.executor import loop
-from audit.executor.plan import Speed
+from audit.executor.plan import Speed, within_budget
 
 SPEED = Speed(forward=1e-9, backward=1e-9)  # the model's passes cost nothing: the plan is the analyzers' seconds
 THRESHOLD = 0.1  # error_rate_gap_max of the default policy, which the test analyzers are judged by
@@ -49,6 +49,7 @@ class Share(Analyzer):
     samples: int = 256
     center: float = 0.5
     spread: float = 0.5
+    fixed: float = 0.0  # seconds besides the examples'
 
     name = "share"
     title = description = "a share"
@@ -57,7 +58,7 @@ class Share(Analyzer):
     judged_by = "error_rate_gap_max"
 
     def cost(self, model, rows):
-        return Cost(seconds=float(min(self.samples, rows)))
+        return Cost(seconds=float(min(self.samples, rows)) + self.fixed)
 
     def run(self, model, data, *, seed=0):
         n = min(self.samples, len(data))
@@ -190,3 +191,18 @@ def test_the_report_and_the_cli_say_what_each_analyzer_used_and_why_it_stopped(d
     page = " ".join((tmp_path / "r.html").read_text().split())
     assert "examples: 32 used of 131 planned, stopped: decided (intervals about 2x as wide as planned)" in page
     assert "examples: 256 used of 131 planned, stopped: all (intervals about 0.72x as wide as planned)" in page
+
+
+def test_a_budget_below_the_fewest_examples_leaves_out_the_longest_analyzer(digits_cnn, digits, clock):
+    cheap, dear = Share(samples=8), Other(fixed=10.0)  # at their fewest (4 examples) 4 s and 14 s
+    fitted, plan = within_budget(digits_cnn, SPEED, [cheap, dear], rows=len(digits), budget=10)
+    assert plan.dropped == {"other": 14.0} and plan.seconds <= 10 and len(fitted) == 2
+    assert "leaves out other" in "\n".join(plan.lines())
+    with pytest.raises(audit.AuditInputError, match="too small"):  # never every per-example analyzer
+        within_budget(digits_cnn, SPEED, [cheap, dear], rows=len(digits), budget=3)
+    assert within_budget(digits_cnn, SPEED, [cheap, dear], rows=len(digits), budget=20)[1].dropped == {}
+
+    run = audit.run(digits_cnn, digits, [cheap, dear], budget=10)
+    assert run.result("other").status == "skipped"
+    assert "left out by the budget" in run.result("other").details["reason"]
+    assert run.result("share").status == "ok" and run.provenance["plan"]["dropped"] == {"other": 14.0}

@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 from audit._util import memory
+from audit._util.durations import duration
 from audit._util.errors import AuditInputError
 from audit._util.progress import announce, rows, steps
 from audit.core.analyzer import Analyzer, Tally, judged
@@ -120,6 +121,8 @@ def execute(model, feed: Feed, analyzers: Sequence[Analyzer], *, seed: int, thre
             analyzers = list(analyzers)
             for i, a in zip(runnable, chosen):
                 analyzers[i] = a
+                if a.name in plan.dropped:
+                    skipped[i] = _left_out(a, plan.dropped[a.name])
         announce(plan.lines())
     per_row = [i for i in range(len(analyzers)) if skipped[i] is None and i not in tallies and i not in failed]
     # as many rows as asked: a re-plan gives an analyzer back the examples that one before it did not spend
@@ -195,19 +198,23 @@ class _Clock:
     def seconds(self, analyzer: Analyzer) -> float:
         return self.speed.seconds(analyzer.cost(self.model, self.rows))
 
-    def fit(self, ahead: list[Analyzer], first: Analyzer | None) -> tuple[Analyzer, float]:
+    def fit(self, ahead: list[Analyzer], first: Analyzer | None) -> tuple[Analyzer | Result, float]:
         """The first of `ahead` (the analyzers still to run, as asked) with the examples the seconds left allow,
         after its `first` round where it runs in rounds, and the seconds it may take: those left less what the
-        plan gives the others."""
+        plan gives the others. Where the plan leaves it out, its skipped result instead."""
         slower = max(1.0, self.actual / self.planned) if self.planned else 1.0
         left = (self.budget - (self.now() - self.began)) / slower
         reserved = self.seconds(first) if first is not None else 0.0
         try:
             fitted, plan = within_budget(self.model, self.speed, ahead, rows=self.rows, budget=left - reserved,
                                          predicted=True)
-        except AuditInputError:  # too little left for the fewest examples: the fewest it is
+        except AuditInputError:  # too little left for the fewest examples: the fewest, where they fit at all
             fitted = [a.scaled(self.model, self.rows, 0.0) for a in ahead]
             plan = make_plan(self.model, self.speed, fitted, rows=self.rows, predicted=True)
+            if self.seconds(fitted[0]) > left:
+                return _left_out(fitted[0], self.seconds(fitted[0])), 0.0
+        if fitted[0].name in plan.dropped:
+            return _left_out(fitted[0], plan.dropped[fitted[0].name]), 0.0
         return fitted[0], max(0.0, left - (plan.seconds - self.seconds(fitted[0]))) * slower
 
     def spent(self, planned: float, seconds: float) -> None:
@@ -241,6 +248,8 @@ class _Adaptive:
                       and (self.precision is not None or decides))
         first = dataclasses.replace(asked, samples=FIRST_ROUND) if rounds else None
         current, allowance = self.clock.fit(ahead, first) if self.clock is not None else (planned, None)
+        if isinstance(current, Result):
+            return current
         full = current.sample_size(model, rows)
         began = _Clock.now()
         if rounds and full > FIRST_ROUND:
@@ -319,6 +328,13 @@ def _skipped(analyzer: Analyzer, model, feed: Feed) -> Result | None:
     else:
         return None
     return Result(analyzer=analyzer.name, status="skipped", config=analyzer.config(), details={"reason": reason})
+
+
+def _left_out(analyzer: Analyzer, seconds: float) -> Result:
+    """The skipped result of an analyzer the budget left out: at its fewest examples it takes `seconds`."""
+    return Result(analyzer=analyzer.name, status="skipped", config=analyzer.config(), details={
+        "reason": f"left out by the budget: at its fewest examples it takes about {duration(seconds)}, more than the "
+                  "time left"})
 
 
 def _timed(analyzer: Analyzer, work, data: Dataset, seed: int, seconds: float) -> Result:

@@ -112,6 +112,7 @@ class Plan:
     steps: tuple[Step, ...]
     budget: float | None = None
     cuts: tuple[Cut, ...] = ()
+    dropped: dict[str, float] = dataclasses.field(default_factory=dict)  # left out: seconds at their fewest examples
 
     @property
     def seconds(self) -> float:
@@ -127,8 +128,10 @@ class Plan:
         for s in self.steps:
             out.append(f"plan: {s.name:<20} {_passes(s.cost):<36} ~{duration(s.seconds)}")
         if self.budget is not None:
+            out += [f"plan: budget {duration(self.budget)} leaves out {name}: about {duration(seconds)} at its "
+                    f"fewest examples" for name, seconds in self.dropped.items()]
             out += [f"plan: budget {duration(self.budget)} cuts {cut.line()}" for cut in self.cuts] or \
-                   [f"plan: budget {duration(self.budget)}: nothing cut"]
+                   ([] if self.dropped else [f"plan: budget {duration(self.budget)}: nothing cut"])
         out.append(f"plan: ETA {duration(self.seconds)}")
         return out
 
@@ -142,6 +145,8 @@ class Plan:
             "load": round(self.speed.load, 2),
             "seconds": round(self.seconds, 3),
             **({"budget_seconds": self.budget} if self.budget is not None else {}),
+            **({"dropped": {name: round(seconds, 3) for name, seconds in self.dropped.items()}}
+               if self.dropped else {}),
             "steps": {s.name: {"forward": round(s.cost.forward), "backward": round(s.cost.backward),
                                "planned_seconds": round(s.seconds, 3),
                                **({"actual_seconds": round(actual[s.name], 3)} if s.name in actual else {}),
@@ -162,25 +167,45 @@ def make_plan(model, speed: Speed, analyzers: Sequence[Analyzer], *, rows: int, 
 def within_budget(model, speed: Speed, analyzers: Sequence[Analyzer], *, rows: int, budget: float,
                   predicted: bool = False) -> tuple[list[Analyzer], Plan]:
     """`analyzers` with their examples cut by one share, the largest whose plan fits `budget` seconds, and that
-    plan; AuditInputError when even the fewest examples do not fit."""
+    plan. Where even the fewest examples do not fit, the per-example analyzers that take longest at their fewest
+    are left out (the plan's `dropped`; their place in the list keeps them at the fewest) until the rest fits;
+    AuditInputError when the prediction pass and the analyzers without examples alone do not."""
     original = list(analyzers)
-    floor = [a.scaled(model, rows, 0.0).sample_size(model, rows) for a in original]
-    share, fitted = 1.0, original
+    dropped = _dropped(model, speed, original, rows=rows, budget=budget, predicted=predicted)
+    kept = [a for a in original if a.name not in dropped]
+    floor = [a.scaled(model, rows, 0.0).sample_size(model, rows) for a in kept]
+    share, fitted = 1.0, kept
     plan = make_plan(model, speed, fitted, rows=rows, predicted=predicted)
-    while plan.seconds > budget:
-        if [a.sample_size(model, rows) for a in fitted] == floor:
-            predicting = plan.planned(PREDICT)
-            least = duration(plan.seconds) + (f", {duration(predicting)} of it predicting {rows:,} rows"
-                                              if predicting else "")
-            raise AuditInputError(f"budget {duration(budget)} is too small for this audit: the least it can do "
-                                  f"takes about {least}; give a larger budget, fewer analyzers or fewer rows")
+    while plan.seconds > budget and [a.sample_size(model, rows) for a in fitted] != floor:
         share *= SHRINK
-        fitted = [a.scaled(model, rows, share) for a in original]
+        fitted = [a.scaled(model, rows, share) for a in kept]
         plan = make_plan(model, speed, fitted, rows=rows, predicted=predicted)
     cuts = tuple(Cut(a.name, before, after, a.headline)
-                 for a, b in zip(fitted, original)
+                 for a, b in zip(fitted, kept)
                  if (before := b.sample_size(model, rows)) > (after := a.sample_size(model, rows)))
-    return fitted, dataclasses.replace(plan, budget=budget, cuts=cuts)
+    by_name = {a.name: a for a in fitted}
+    return ([by_name.get(a.name) or a.scaled(model, rows, 0.0) for a in original],
+            dataclasses.replace(plan, budget=budget, cuts=cuts, dropped=dropped))
+
+
+def _dropped(model, speed: Speed, analyzers: list[Analyzer], *, rows: int, budget: float,
+             predicted: bool) -> dict[str, float]:
+    """The per-example analyzers a budget leaves out, with their planned seconds at their fewest examples: the
+    longest first, until the plan of the rest at their fewest fits; never the last of them (a budget that would
+    leave none is refused)."""
+    least = make_plan(model, speed, [a.scaled(model, rows, 0.0) for a in analyzers], rows=rows, predicted=predicted)
+    seconds = {a.name: least.planned(a.name) for a in analyzers if a.sample_size(model, rows)}
+    dropped, total = {}, least.seconds
+    for name in sorted(seconds, key=seconds.get, reverse=True)[:-1]:
+        if total <= budget:
+            break
+        dropped[name], total = seconds[name], total - seconds[name]
+    if total > budget:
+        predicting = least.planned(PREDICT)
+        at_least = duration(total) + (f", {duration(predicting)} of it predicting {rows:,} rows" if predicting else "")
+        raise AuditInputError(f"budget {duration(budget)} is too small for this audit: the least it can do "
+                              f"takes about {at_least}; give a larger budget, fewer analyzers or fewer rows")
+    return dropped
 
 
 def checked_precision(precision: float | None) -> float | None:
