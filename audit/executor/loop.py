@@ -91,6 +91,7 @@ def execute(model, feed: Feed, analyzers: Sequence[Analyzer], *, seed: int, thre
     analyzer with an interval on its headline metric then runs in rounds of more and more examples (`_in_rounds`)
     and stops adding them once that interval is decided against the threshold its findings judge it by
     (`Analyzer.decided`, under a budget) or is at most `precision` wide (with a `precision`)."""
+    started = _Clock.now()  # what a budget counts from
     for a in analyzers:
         a.check(model)
     model.labels(feed.first)
@@ -108,7 +109,7 @@ def execute(model, feed: Feed, analyzers: Sequence[Analyzer], *, seed: int, thre
             if tally is not None:
                 tallies[i] = tally
             spent[i] += time.perf_counter() - began
-    plan, began = None, _Clock.now()
+    plan = None
     speed = probe(model, feed.first) if feed.model_given else None
     asked = list(analyzers)  # as configured: what a re-plan cuts from again
     if speed is not None:
@@ -152,7 +153,7 @@ def execute(model, feed: Feed, analyzers: Sequence[Analyzer], *, seed: int, thre
     else:
         sample, sample_proba = reservoir.sample() or (feed.first.subset([]), np.empty((0, len(model.classes))))
         positions = np.sort(reservoir.rows)
-    clock = _Clock(model, speed, feed.rows, budget, began) if plan is not None and budget is not None else None
+    clock = _Clock(model, speed, feed.rows, budget, started) if plan is not None and budget is not None else None
     adaptive = _Adaptive(model, sample, seed, thresholds, precision, clock)
     results = []
     planned = (lambda pair: plan.planned(pair[1].name) or 0.0) if plan is not None else None
