@@ -49,7 +49,8 @@ class Share(Analyzer):
     samples: int = 256
     center: float = 0.5
     spread: float = 0.5
-    fixed: float = 0.0  # seconds besides the examples'
+    fixed: float = 0.0  # planned seconds besides the examples'
+    pace: float = 1.0  # fake seconds a run takes per planned second of its examples
 
     name = "share"
     title = description = "a share"
@@ -64,7 +65,7 @@ class Share(Analyzer):
         n = min(self.samples, len(data))
         chosen = np.random.default_rng(seed).choice(len(data), n, replace=False) if n < len(data) else range(n)
         SEEN.setdefault(self.name, []).append(Counter(data.inputs[i].tobytes() for i in chosen))
-        CLOCK.now += n
+        CLOCK.now += n * self.pace
         half, metric = self.spread / n ** 0.5, self.headline[0]
         return Result(analyzer=self.name, metrics={metric: self.center}, config={"samples": self.samples},
                       intervals={metric: (self.center - half, self.center + half)}, details={"examples": n})
@@ -206,3 +207,13 @@ def test_a_budget_below_the_fewest_examples_leaves_out_the_longest_analyzer(digi
     assert run.result("other").status == "skipped"
     assert "left out by the budget" in run.result("other").details["reason"]
     assert run.result("share").status == "ok" and run.provenance["plan"]["dropped"] == {"other": 14.0}
+
+
+def test_an_analyzer_left_out_before_the_work_runs_when_those_before_it_leave_it_the_time(digits_cnn, digits, clock):
+    fast, dear = Share(samples=8, pace=0.1), Other(fixed=10.0)  # the first takes 0.8 s of its planned 8 s
+    run = audit.run(digits_cnn, digits, [fast, dear], budget=16)  # the fewest examples of both: 18 s
+    assert run.provenance["plan"]["dropped"] == {"other": 14.0}
+    assert run.result("other").status == "ok" and run.result("other").details["examples"] >= 4
+    assert clock.now <= 16
+    control = audit.run(digits_cnn, digits, [Share(samples=8), Other(fixed=10.0)], budget=16)
+    assert control.result("other").status == "skipped"

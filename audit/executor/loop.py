@@ -122,7 +122,7 @@ def execute(model, feed: Feed, analyzers: Sequence[Analyzer], *, seed: int, thre
             analyzers = list(analyzers)
             for i, a in zip(runnable, chosen):
                 analyzers[i] = a
-                if a.name in plan.dropped:
+                if a.name in plan.dropped and i in tallies:  # a per-example one may fit later: it is planned again
                     skipped[i] = _left_out(a, plan.dropped[a.name])
         announce(plan.lines())
     per_row = [i for i in range(len(analyzers)) if skipped[i] is None and i not in tallies and i not in failed]
