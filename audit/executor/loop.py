@@ -118,7 +118,8 @@ def execute(model, feed: Feed, analyzers: Sequence[Analyzer], *, seed: int, thre
         if budget is None:
             plan = make_plan(model, speed, chosen, rows=feed.rows)
         else:
-            chosen, plan = within_budget(model, speed, chosen, rows=feed.rows, budget=budget)
+            chosen, plan = within_budget(model, speed, chosen, rows=feed.rows, budget=budget,
+                                         spent=_Clock.now() - started)
             analyzers = list(analyzers)
             for i, a in zip(runnable, chosen):
                 analyzers[i] = a

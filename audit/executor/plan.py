@@ -27,6 +27,7 @@ from audit.methods.memory import rows_per_pass
 PROBE_ROWS = 32  # examples per timed pass: a batch as the analyzers' own passes are
 PROBE_SECONDS = 0.05  # each timing repeats until it has taken this long (at least REPEATS times)
 REPEATS = 3
+PROBE_MOST = 1.0  # seconds after which a timing stops repeating: the probe's time counts against a budget
 PREDICT = "predict"  # the plan's step for the prediction pass over the whole data
 SHRINK = 0.8  # a budget cuts every analyzer's examples by this factor at a time until the plan fits
 
@@ -165,13 +166,14 @@ def make_plan(model, speed: Speed, analyzers: Sequence[Analyzer], *, rows: int, 
 
 
 def within_budget(model, speed: Speed, analyzers: Sequence[Analyzer], *, rows: int, budget: float,
-                  predicted: bool = False) -> tuple[list[Analyzer], Plan]:
-    """`analyzers` with their examples cut by one share, the largest whose plan fits `budget` seconds, and that
-    plan. Where even the fewest examples do not fit, the per-example analyzers that take longest at their fewest
-    are left out (the plan's `dropped`; their place in the list keeps them at the fewest) until the rest fits;
-    AuditInputError when the prediction pass and the analyzers without examples alone do not."""
-    original = list(analyzers)
-    dropped = _dropped(model, speed, original, rows=rows, budget=budget, predicted=predicted)
+                  predicted: bool = False, spent: float = 0.0) -> tuple[list[Analyzer], Plan]:
+    """`analyzers` with their examples cut by one share, the largest whose plan fits `budget` seconds (less those
+    `spent` already, as on the probe), and that plan. Where even the fewest examples do not fit, the per-example
+    analyzers that take longest at their fewest are left out (the plan's `dropped`; their place in the list keeps
+    them at the fewest) until the rest fits; AuditInputError when the prediction pass and the analyzers without
+    examples alone do not, or only one per-example analyzer would be left, and not even it fits."""
+    original, asked, budget = list(analyzers), budget, budget - spent
+    dropped = _dropped(model, speed, original, rows=rows, budget=budget, asked=asked, predicted=predicted)
     kept = [a for a in original if a.name not in dropped]
     floor = [a.scaled(model, rows, 0.0).sample_size(model, rows) for a in kept]
     share, fitted = 1.0, kept
@@ -185,10 +187,10 @@ def within_budget(model, speed: Speed, analyzers: Sequence[Analyzer], *, rows: i
                  if (before := b.sample_size(model, rows)) > (after := a.sample_size(model, rows)))
     by_name = {a.name: a for a in fitted}
     return ([by_name.get(a.name) or a.scaled(model, rows, 0.0) for a in original],
-            dataclasses.replace(plan, budget=budget, cuts=cuts, dropped=dropped))
+            dataclasses.replace(plan, budget=asked, cuts=cuts, dropped=dropped))
 
 
-def _dropped(model, speed: Speed, analyzers: list[Analyzer], *, rows: int, budget: float,
+def _dropped(model, speed: Speed, analyzers: list[Analyzer], *, rows: int, budget: float, asked: float,
              predicted: bool) -> dict[str, float]:
     """The per-example analyzers a budget leaves out, with their planned seconds at their fewest examples: the
     longest first, until the plan of the rest at their fewest fits; never the last of them (a budget that would
@@ -202,8 +204,9 @@ def _dropped(model, speed: Speed, analyzers: list[Analyzer], *, rows: int, budge
         dropped[name], total = seconds[name], total - seconds[name]
     if total > budget:
         predicting = least.planned(PREDICT)
+        total += asked - budget  # with what was spent before the plan (the probe)
         at_least = duration(total) + (f", {duration(predicting)} of it predicting {rows:,} rows" if predicting else "")
-        raise AuditInputError(f"budget {duration(budget)} is too small for this audit: the least it can do "
+        raise AuditInputError(f"budget {duration(asked)} is too small for this audit: the least it can do "
                               f"takes about {at_least}; give a larger budget, fewer analyzers or fewer rows")
     return dropped
 
@@ -263,7 +266,8 @@ def _input_gradient(model, x: torch.Tensor) -> None:
 
 def _timed(work) -> float:
     """Seconds of one call of `work`: the fastest of REPEATS or more calls after one warm-up (a slower call was
-    interrupted by other work, as timeit's documentation reasons)."""
+    interrupted by other work, as timeit's documentation reasons); fewer once they have taken PROBE_MOST seconds,
+    as a slow model's calls each take long enough to average the interruptions out."""
     work()
     times = []
     began = time.perf_counter()
@@ -271,6 +275,8 @@ def _timed(work) -> float:
         start = time.perf_counter()
         work()
         times.append(time.perf_counter() - start)
+        if time.perf_counter() - began >= PROBE_MOST:
+            break
     return min(times)
 
 
