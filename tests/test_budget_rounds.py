@@ -217,3 +217,10 @@ def test_an_analyzer_left_out_before_the_work_runs_when_those_before_it_leave_it
     assert clock.now <= 16
     control = audit.run(digits_cnn, digits, [Share(samples=8), Other(fixed=10.0)], budget=16)
     assert control.result("other").status == "skipped"
+
+
+def test_where_a_first_round_does_not_fit_the_analyzer_runs_once_on_what_does(digits_cnn, digits, clock):
+    run = audit.run(digits_cnn, digits, [Share(center=THRESHOLD)], budget=20)
+    step = run.provenance["plan"]["steps"]["share"]
+    assert "rounds" not in step and 4 < step["examples"]["used"] == step["examples"]["planned"] <= 20
+    assert step["examples"]["stopped"] == "budget" and clock.now <= 20

@@ -202,22 +202,27 @@ class _Clock:
 
     def fit(self, ahead: list[Analyzer], first: Analyzer | None) -> tuple[Analyzer | Result, float]:
         """The first of `ahead` (the analyzers still to run, as asked) with the examples the seconds left allow,
-        after its `first` round where it runs in rounds, and the seconds it may take: those left less what the
-        plan gives the others. Where the plan leaves it out, its skipped result instead."""
+        after its `first` round where it runs in rounds and has more examples than that round even so, and the
+        seconds it may take: those left less what the plan gives the others. Where the plan leaves it out, or its
+        fewest examples take longer than the seconds left, its skipped result instead."""
         slower = max(1.0, self.actual / self.planned) if self.planned else 1.0
         left = (self.budget - (self.now() - self.began)) / slower
-        reserved = self.seconds(first) if first is not None else 0.0
+        fitted, plan = self._within(ahead, left)
+        if first is not None and fitted[0].sample_size(self.model, self.rows) > FIRST_ROUND:
+            after_first = self._within(ahead, left - self.seconds(first))
+            if after_first[0][0].sample_size(self.model, self.rows) > FIRST_ROUND:
+                fitted, plan = after_first
+        current = fitted[0]
+        if current.name in plan.dropped or self.seconds(current) > left:
+            return _left_out(current, plan.dropped.get(current.name, self.seconds(current))), 0.0
+        return current, max(0.0, left - (plan.seconds - self.seconds(current))) * slower
+
+    def _within(self, ahead: list[Analyzer], seconds: float) -> tuple[list[Analyzer], Plan]:
         try:
-            fitted, plan = within_budget(self.model, self.speed, ahead, rows=self.rows, budget=left - reserved,
-                                         predicted=True)
-        except AuditInputError:  # too little left for the fewest examples: the fewest, where they fit at all
+            return within_budget(self.model, self.speed, ahead, rows=self.rows, budget=seconds, predicted=True)
+        except AuditInputError:  # too little left for the fewest examples: the fewest
             fitted = [a.scaled(self.model, self.rows, 0.0) for a in ahead]
-            plan = make_plan(self.model, self.speed, fitted, rows=self.rows, predicted=True)
-            if self.seconds(fitted[0]) > left:
-                return _left_out(fitted[0], self.seconds(fitted[0])), 0.0
-        if fitted[0].name in plan.dropped:
-            return _left_out(fitted[0], plan.dropped[fitted[0].name]), 0.0
-        return fitted[0], max(0.0, left - (plan.seconds - self.seconds(fitted[0]))) * slower
+            return fitted, make_plan(self.model, self.speed, fitted, rows=self.rows, predicted=True)
 
     def spent(self, planned: float, seconds: float) -> None:
         self.planned += planned
