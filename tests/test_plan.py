@@ -212,14 +212,14 @@ class Proportion(Analyzer):
 def test_precision_adds_examples_only_while_the_interval_is_too_wide(digits_cnn, spread, examples):
     data = audit.load_dataset("digits", "train")
     run = audit.run(digits_cnn, data, [Proportion(spread=spread)], precision=0.1)
-    assert [n for n, _ in run.provenance["plan"]["steps"]["proportion"]["precision_rounds"]] == examples
+    assert [n for n, _ in run.provenance["plan"]["steps"]["proportion"]["rounds"]] == examples
     assert run.result("proportion").details["examples"] == examples[-1]
 
 
 def test_without_precision_all_examples_are_used(digits_cnn):
     run = audit.run(digits_cnn, audit.load_dataset("digits", "train"), [Proportion(spread=0.5)])
     assert run.result("proportion").details["examples"] == 256
-    assert "precision_rounds" not in run.provenance["plan"]["steps"]["proportion"]
+    assert "rounds" not in run.provenance["plan"]["steps"]["proportion"]
 
 
 CHEAP_ATTACKS = {"samples": 128, "sweep": (1.0,), "steps": 2, "apgd_steps": 0, "square_queries": 1,
@@ -236,8 +236,8 @@ def test_robustness_stops_early_where_its_robust_accuracy_is_decided(digits_cnn)
                      precision=0.1)
     assert easy.metrics["robustness.robust_accuracy"] == 0.0
     assert 0.3 < hard.metrics["robustness.robust_accuracy"] < 1.0
-    easy_rounds = easy.provenance["plan"]["steps"]["robustness"]["precision_rounds"]
-    hard_rounds = hard.provenance["plan"]["steps"]["robustness"]["precision_rounds"]
+    easy_rounds = easy.provenance["plan"]["steps"]["robustness"]["rounds"]
+    hard_rounds = hard.provenance["plan"]["steps"]["robustness"]["rounds"]
     assert easy_rounds[-1][0] < 128 and easy_rounds[-1][1] <= 0.1
     assert hard_rounds[-1][0] == 128
 

@@ -76,11 +76,14 @@ def add_plan_options(p: argparse.ArgumentParser) -> None:
     """How long an audit may take: the plan made before the work fits it."""
     p.add_argument("--budget", type=_argument(parse_duration), metavar="TIME",
                    help="the time the audit may take, e.g. 90s, 5m or 1h: the per-example analyzers work on fewer "
-                        "examples until the plan made before the work fits it; the report says what was cut and how "
-                        "much wider each interval became (default: no limit)")
+                        "examples until the plan made before the work fits it, and each is planned again with the "
+                        "seconds left when its turn comes; one with an interval on its headline metric (robustness) "
+                        "runs on 32 examples first and stops there when that interval already decides its finding "
+                        "against the policy's threshold. The report says per analyzer the examples planned and used, "
+                        "why it stopped and how much wider each interval became (default: no limit)")
     p.add_argument("--precision", type=_width, metavar="WIDTH",
                    help="stop adding examples to an analyzer once the interval of its headline metric is at most "
-                        "this wide (robustness: the robust accuracy's 95%% interval), in rounds of 32, 64, ... "
+                        "this wide (robustness: the robust accuracy's 95%% interval), in nested rounds of 32, 64, ... "
                         "examples up to its samples, e.g. 0.1 (default: all its samples)")
 
 

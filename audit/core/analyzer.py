@@ -63,6 +63,7 @@ class Analyzer(ABC):
     concern: ClassVar[str] = "Evaluation"  # what a review reads its results as: a model card's section
     default: ClassVar[bool] = True
     needs_model: ClassVar[bool] = True  # False: it reads only the model's outputs, so predictions alone will do
+    judged_by: ClassVar[str | None] = None  # the policy's threshold its findings judge the headline interval by
 
     def supports(self, model: Model, data: Dataset) -> bool:
         return True
@@ -110,6 +111,14 @@ class Analyzer(ABC):
         """The interval of the first headline metric `result` has one for (None: none): what a precision target
         is met on (`audit.run(precision=...)` stops adding examples once it is that narrow)."""
         return next((tuple(result.intervals[m]) for m in self.headline if m in result.intervals), None)
+
+    def decided(self, result: Result, thresholds: Mapping[str, float]) -> bool:
+        """Whether more examples could not change this analyzer's judgement of `result`: its headline interval
+        (`interval`) lies wholly on one side of the threshold `judged_by` names. What a budget stops adding
+        examples at (audit.executor.loop); False where nothing is judged by an interval."""
+        interval = self.interval(result) if self.judged_by is not None else None
+        limit = thresholds.get(self.judged_by) if interval is not None else None
+        return limit is not None and (interval[1] < limit or interval[0] >= limit)
 
     def tally(self, model: Model, values: SensitiveValues, *, seed: int) -> Tally | None:
         """The counts this analyzer needs, to be fed chunk by chunk (`values`: every sensitive value of the

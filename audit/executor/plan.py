@@ -3,7 +3,9 @@
 A probe times the model on a few examples of the data (after a warm-up): seconds per example forward, and
 forward and back to the input. Every analyzer states its passes from its own settings (`Analyzer.cost`); the
 plan prices them, with the prediction pass over the whole data, and the ETA is their sum. The run records the
-plan beside the seconds each analyzer really took, so a report shows how well it predicted.
+plan beside the seconds each analyzer really took, so a report shows how well it predicted. A budget cuts the
+analyzers' examples until the plan fits (`within_budget`); the executor plans again what is left before each
+per-example analyzer, and records what each used of its plan (`Used`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from audit.core.passes import rows_per_pass
 PROBE_ROWS = 32  # examples per timed pass: a batch as the analyzers' own passes are
 PROBE_SECONDS = 0.05  # each timing repeats until it has taken this long (at least REPEATS times)
 REPEATS = 3
+PROBE_MOST = 1.0  # seconds after which a timing stops repeating: the probe's time counts against a budget
 PREDICT = "predict"  # the plan's step for the prediction pass over the whole data
 SHRINK = 0.8  # a budget cuts every analyzer's examples by this factor at a time until the plan fits
 
@@ -70,12 +73,47 @@ class Cut:
                 "wider")
 
 
+STOPS = {  # why a per-example analyzer stopped adding examples, as its record says it
+    "decided": "its interval lies wholly on one side of the policy's threshold",
+    "precise": "its interval is as narrow as the precision asked",
+    "budget": "the budget's time",
+    "all": "it has all its examples",
+    "error": "it failed",
+}
+
+
+@dataclass(frozen=True)
+class Used:
+    """What one per-example analyzer used of its plan: the `planned` examples (of the plan made before the work),
+    the `used` ones (its last round, or its one run), and why it stopped adding them (a key of STOPS); its intervals
+    are about sqrt(planned / used) as wide as at the planned examples (below 1: narrower, with seconds that an
+    analyzer before it did not spend)."""
+
+    name: str
+    planned: int
+    used: int
+    stopped: str
+
+    @property
+    def widening(self) -> float:
+        return math.sqrt(self.planned / self.used) if self.used else math.inf
+
+    def line(self) -> str:
+        return (f"{self.name} used {self.used} of {self.planned} planned examples, stopped: {STOPS[self.stopped]} "
+                f"(intervals about {self.widening:.2g}x as wide as planned)")
+
+    def to_dict(self) -> dict:
+        return {"planned": self.planned, "used": self.used, "stopped": self.stopped,
+                "interval_widening": round(self.widening, 2)}
+
+
 @dataclass(frozen=True)
 class Plan:
     speed: Speed
     steps: tuple[Step, ...]
     budget: float | None = None
     cuts: tuple[Cut, ...] = ()
+    dropped: dict[str, float] = dataclasses.field(default_factory=dict)  # left out: seconds at their fewest examples
 
     @property
     def seconds(self) -> float:
@@ -91,8 +129,10 @@ class Plan:
         for s in self.steps:
             out.append(f"plan: {s.name:<20} {_passes(s.cost):<36} ~{duration(s.seconds)}")
         if self.budget is not None:
+            out += [f"plan: budget {duration(self.budget)} leaves out {name}: about {duration(seconds)} at its "
+                    f"fewest examples" for name, seconds in self.dropped.items()]
             out += [f"plan: budget {duration(self.budget)} cuts {cut.line()}" for cut in self.cuts] or \
-                   [f"plan: budget {duration(self.budget)}: nothing cut"]
+                   ([] if self.dropped else [f"plan: budget {duration(self.budget)}: nothing cut"])
         out.append(f"plan: ETA {duration(self.seconds)}")
         return out
 
@@ -106,6 +146,8 @@ class Plan:
             "load": round(self.speed.load, 2),
             "seconds": round(self.seconds, 3),
             **({"budget_seconds": self.budget} if self.budget is not None else {}),
+            **({"dropped": {name: round(seconds, 3) for name, seconds in self.dropped.items()}}
+               if self.dropped else {}),
             "steps": {s.name: {"forward": round(s.cost.forward), "backward": round(s.cost.backward),
                                "planned_seconds": round(s.seconds, 3),
                                **({"actual_seconds": round(actual[s.name], 3)} if s.name in actual else {}),
@@ -115,35 +157,58 @@ class Plan:
         }
 
 
-def make_plan(model, speed: Speed, analyzers: Sequence[Analyzer], *, rows: int) -> Plan:
+def make_plan(model, speed: Speed, analyzers: Sequence[Analyzer], *, rows: int, predicted: bool = False) -> Plan:
     """The plan of `analyzers` on data of `rows` rows (a streamed run's analyzers read a sample of it), after the
-    prediction pass over them."""
-    costs = [(PREDICT, Cost(forward=rows))] + [(a.name, a.cost(model, rows)) for a in analyzers]
+    prediction pass over them (`predicted`: that pass is done, as when the executor re-plans what is left)."""
+    costs = [] if predicted else [(PREDICT, Cost(forward=rows))]
+    costs += [(a.name, a.cost(model, rows)) for a in analyzers]
     return Plan(speed, tuple(Step(name, cost, speed.seconds(cost)) for name, cost in costs))
 
 
-def within_budget(model, speed: Speed, analyzers: Sequence[Analyzer], *, rows: int,
-                  budget: float) -> tuple[list[Analyzer], Plan]:
-    """`analyzers` with their examples cut by one share, the largest whose plan fits `budget` seconds, and that
-    plan; AuditInputError when even the fewest examples do not fit."""
-    original = list(analyzers)
-    floor = [a.scaled(model, rows, 0.0).sample_size(model, rows) for a in original]
-    share, fitted = 1.0, original
-    plan = make_plan(model, speed, fitted, rows=rows)
-    while plan.seconds > budget:
-        if [a.sample_size(model, rows) for a in fitted] == floor:
-            predicting = plan.planned(PREDICT)
-            least = duration(plan.seconds) + (f", {duration(predicting)} of it predicting {rows:,} rows"
-                                              if predicting else "")
-            raise AuditInputError(f"budget {duration(budget)} is too small for this audit: the least it can do "
-                                  f"takes about {least}; give a larger budget, fewer analyzers or fewer rows")
+def within_budget(model, speed: Speed, analyzers: Sequence[Analyzer], *, rows: int, budget: float,
+                  predicted: bool = False, spent: float = 0.0) -> tuple[list[Analyzer], Plan]:
+    """`analyzers` with their examples cut by one share, the largest whose plan fits `budget` seconds (less those
+    `spent` already, as on the probe), and that plan. Where even the fewest examples do not fit, the per-example
+    analyzers that take longest at their fewest are left out (the plan's `dropped`; their place in the list keeps
+    them at the fewest) until the rest fits; AuditInputError when the prediction pass and the analyzers without
+    examples alone do not, or only one per-example analyzer would be left, and not even it fits."""
+    original, asked, budget = list(analyzers), budget, budget - spent
+    dropped = _dropped(model, speed, original, rows=rows, budget=budget, asked=asked, predicted=predicted)
+    kept = [a for a in original if a.name not in dropped]
+    floor = [a.scaled(model, rows, 0.0).sample_size(model, rows) for a in kept]
+    share, fitted = 1.0, kept
+    plan = make_plan(model, speed, fitted, rows=rows, predicted=predicted)
+    while plan.seconds > budget and [a.sample_size(model, rows) for a in fitted] != floor:
         share *= SHRINK
-        fitted = [a.scaled(model, rows, share) for a in original]
-        plan = make_plan(model, speed, fitted, rows=rows)
+        fitted = [a.scaled(model, rows, share) for a in kept]
+        plan = make_plan(model, speed, fitted, rows=rows, predicted=predicted)
     cuts = tuple(Cut(a.name, before, after, a.headline)
-                 for a, b in zip(fitted, original)
+                 for a, b in zip(fitted, kept)
                  if (before := b.sample_size(model, rows)) > (after := a.sample_size(model, rows)))
-    return fitted, dataclasses.replace(plan, budget=budget, cuts=cuts)
+    by_name = {a.name: a for a in fitted}
+    return ([by_name.get(a.name) or a.scaled(model, rows, 0.0) for a in original],
+            dataclasses.replace(plan, budget=asked, cuts=cuts, dropped=dropped))
+
+
+def _dropped(model, speed: Speed, analyzers: list[Analyzer], *, rows: int, budget: float, asked: float,
+             predicted: bool) -> dict[str, float]:
+    """The per-example analyzers a budget leaves out, with their planned seconds at their fewest examples: the
+    longest first, until the plan of the rest at their fewest fits; never the last of them (a budget that would
+    leave none is refused)."""
+    least = make_plan(model, speed, [a.scaled(model, rows, 0.0) for a in analyzers], rows=rows, predicted=predicted)
+    seconds = {a.name: least.planned(a.name) for a in analyzers if a.sample_size(model, rows)}
+    dropped, total = {}, least.seconds
+    for name in sorted(seconds, key=seconds.get, reverse=True)[:-1]:
+        if total <= budget:
+            break
+        dropped[name], total = seconds[name], total - seconds[name]
+    if total > budget:
+        predicting = least.planned(PREDICT)
+        total += asked - budget  # with what was spent before the plan (the probe)
+        at_least = duration(total) + (f", {duration(predicting)} of it predicting {rows:,} rows" if predicting else "")
+        raise AuditInputError(f"budget {duration(asked)} is too small for this audit: the least it can do "
+                              f"takes about {at_least}; give a larger budget, fewer analyzers or fewer rows")
+    return dropped
 
 
 def checked_precision(precision: float | None) -> float | None:
@@ -201,7 +266,8 @@ def _input_gradient(model, x: torch.Tensor) -> None:
 
 def _timed(work) -> float:
     """Seconds of one call of `work`: the fastest of REPEATS or more calls after one warm-up (a slower call was
-    interrupted by other work, as timeit's documentation reasons)."""
+    interrupted by other work, as timeit's documentation reasons); fewer once they have taken PROBE_MOST seconds,
+    as a slow model's calls each take long enough to average the interruptions out."""
     work()
     times = []
     began = time.perf_counter()
@@ -209,6 +275,8 @@ def _timed(work) -> float:
         start = time.perf_counter()
         work()
         times.append(time.perf_counter() - start)
+        if time.perf_counter() - began >= PROBE_MOST:
+            break
     return min(times)
 
 

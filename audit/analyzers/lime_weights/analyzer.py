@@ -52,7 +52,7 @@ class Lime(Analyzer):
         """`num_samples` perturbations per example, scored forward; tables share one set among the examples."""
         n = min(self.samples, rows)
         forward = n + self.num_samples if model.modality == "tabular" else n * self.num_samples
-        return Cost(forward=forward, seconds=0.5)
+        return Cost(forward=forward, seconds=0.3)  # the fits and figures: 0.2-0.4 CPU s on the reference models
 
     def run(self, model, data, *, seed: int = 0) -> Result:
         rows = explained_samples(model, data, self.samples, seed=seed, misclassified=False)

@@ -87,6 +87,7 @@ class Robustness(Analyzer):
     description = ("adversarial attacks (FGSM, PGD, Square, synonym substitution, typos), corruptions, attack sanity, "
                    "by group")
     metric_prefix = "robustness"
+    judged_by = "robust_accuracy_ratio_min"
     headline = ("robustness.robust_accuracy", "robustness.text_attack_success_rate",
                 "robustness.corruption_accuracy")
     metrics = {
@@ -171,6 +172,16 @@ class Robustness(Analyzer):
 
     def findings(self, result, thresholds):
         return tuple(robustness_findings(result.summary, thresholds))
+
+    def decided(self, result, thresholds):
+        """The share of the correct examples no attack flipped, in the Wilson interval its finding judges, lies
+        wholly on one side of `robust_accuracy_ratio_min`."""
+        summary = result.summary
+        if summary is None or not summary.correct or summary.kept != summary.kept:
+            return False
+        _, low, high = wilson(round(summary.kept * summary.correct), summary.correct, WILSON_Z, continuity=False)
+        limit = thresholds[self.judged_by]
+        return bool(high < limit or low >= limit)
 
     def run(self, model, data, *, seed: int = 0) -> Result:
         # as data.sample(n, seed=seed) draws them, with the positions kept for the per-example table
