@@ -29,7 +29,7 @@ from functools import partial
 import torch
 
 from audit.core.model import Model
-from audit.methods.robustness.attacks import in_batches
+from audit.methods.robustness.attacks import _project, in_batches
 from audit.methods.robustness.domain import Domain
 from audit.methods.robustness.stochastic import draw_logits
 
@@ -40,15 +40,18 @@ _HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)  # of 10,000 querie
 
 def square_attack(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float, domain: Domain, *,
                   norm: str = "linf", queries: int = QUERIES, p_init: float = P_INIT, draws: int = 1,
-                  seed: int = 0) -> torch.Tensor:
-    """Adversarial examples for `x` within `eps` of it, after at most `queries` forward passes per example."""
+                  seed: int = 0, start: torch.Tensor | None = None) -> torch.Tensor:
+    """Adversarial examples for `x` within `eps` of it, after at most `queries` forward passes per example.
+    The search begins at `start` (points in the domain, projected into the ball) when given, else at the
+    stripes."""
     attack = partial(_square_at, radius=eps, norm=norm, queries=queries, p_init=p_init, draws=draws)
-    return in_batches(model, x, y, eps, domain, draws, attack, seed=seed)
+    return in_batches(model, x, y, eps, domain, draws, attack, seed=seed, start=start)
 
 
-def _square_at(model, x, y, _eps, dom: Domain, *, radius: float, norm, queries, p_init, draws, generator):
+def _square_at(model, x, y, _eps, dom: Domain, *, radius: float, norm, queries, p_init, draws, generator,
+               start=None):
     """A batch of `in_batches` (which passes one epsilon per example) at the one float epsilon `radius`."""
-    return _square_batch(model, x, y, radius, dom, norm, queries, p_init, draws, generator)
+    return _square_batch(model, x, y, radius, dom, norm, queries, p_init, draws, generator, start)
 
 
 def p_schedule(query: int, queries: int, p_init: float = P_INIT) -> float:
@@ -57,8 +60,11 @@ def p_schedule(query: int, queries: int, p_init: float = P_INIT) -> float:
     return p_init / 2 ** sum(scaled > h for h in _HALVINGS)
 
 
-def _square_batch(model, x, y, eps, dom: Domain, norm, queries, p_init, draws, generator) -> torch.Tensor:
-    u = _start(x.shape, eps, dom, norm, generator).to(x.device)
+def _square_batch(model, x, y, eps, dom: Domain, norm, queries, p_init, draws, generator, start) -> torch.Tensor:
+    if start is None:
+        u = _start(x.shape, eps, dom, norm, generator).to(x.device)
+    else:
+        u = _project((start - x) / dom.scale * dom.mask, torch.tensor(eps, device=x.device), norm)
     adv = dom.clip(x + u * dom.scale)
     margin = _margin(model, adv, y, draws)
     for query in range(queries):
