@@ -4,9 +4,10 @@ Images and tables: FGSM and PGD over an epsilon sweep in the model's input space
 `audit.methods.robustness.domain` for the units and bounds), then, as AutoAttack runs them, each on
 what the attacks before it left: APGD with the cross-entropy and the targeted DLR loss
 (`audit.methods.robustness.apgd`) and the gradient-free Square attack. An example counts as robust
-only when no attack breaks it. What APGD and Square break beyond PGD is the check on PGD's
-gradient at every epsilon. Then the smallest epsilon at which PGD flips each correctly classified
-example, and corruptions. A model that is random at inference is attacked with expectation
+only when no attack breaks it; one broken at a smaller epsilon counts as broken at every larger one
+and is not attacked again (`audit.analyzers.robustness.sweep`). What APGD and Square break beyond PGD
+is the check on PGD's gradient at every epsilon. Then the smallest epsilon at which PGD flips each
+correctly classified example (bisection from PGD's adversarials), and corruptions. A model that is random at inference is attacked with expectation
 over transformation and scored by a vote (`audit.methods.robustness.stochastic`). Text: substitution
 of WordNet synonyms of the same part of speech (the headline) and typo attacks, typos as a
 corruption, and the embedding-neighbour probe, reported apart since its swaps need not keep
@@ -41,7 +42,7 @@ class Robustness(Analyzer):
     examples are drawn (seeded) from the data (None: 256, or 32 texts). At each epsilon APGD-CE
     and APGD-T (`apgd_targets` most likely wrong classes, 0: none) take `apgd_steps` steps
     (0: no APGD) on what FGSM and PGD left, then Square runs `square_queries` queries on what
-    they all left (AutoAttack: 100 APGD steps, 9 targets, 5,000 queries; torchattacks' version
+    they all left (none of them on what an attack broke at a smaller epsilon) (AutoAttack: 100 APGD steps, 9 targets, 5,000 queries; torchattacks' version
     10 steps; these defaults match torchattacks' within 0.5 points at a fifth of its time on the
     models of benchmarks/robustness.py).
     A random model is attacked
