@@ -117,7 +117,8 @@ def test_every_analyzer_runs_on_the_saved_folder_through_the_cli(folders, tmp_pa
     document = json.loads(out.read_text())
     assert code == 0, capsys.readouterr().err
     results = document["results"]
-    assert set(results) == {"performance", "saliency", "shap", "lime", "explanation_quality", "robustness", "fairness"}
+    assert set(results) == {"performance", "saliency", "shap", "lime", "explanation_quality", "robustness", "fairness",
+                            "slices"}
     assert all(r["status"] == "ok" and not r["warnings"] for name, r in results.items() if name != "fairness"), \
         {name: (r["status"], r.get("error"), r["warnings"]) for name, r in results.items()}
     assert results["fairness"]["status"] == "ok"  # the counterfactual probe; few identity terms fit the reviews

@@ -156,7 +156,7 @@ def test_every_interval_metric_of_a_run_is_catalogued_with_interval():
 
     assert {name for name, spec in metric_catalog().items() if spec.interval} == {
         DPD.replace("demographic_parity_difference", m) for m in _disparities()} | {
-        f"fairness.<feature>.{m}" for m in _disparities()}
+        f"fairness.<feature>.{m}" for m in _disparities()} | {"slices.worst_gap"}
     assert find_metric_spec("fairness.sex.equalized_odds_difference").interval
     assert not find_metric_spec("performance.accuracy").interval
 

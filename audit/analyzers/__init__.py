@@ -7,6 +7,7 @@ from audit.analyzers.lime_weights import analyzer as lime_weights  # noqa: F401
 from audit.analyzers.explanation_quality import analyzer as explanation_quality  # noqa: F401
 from audit.analyzers.robustness import analyzer as robustness  # noqa: F401
 from audit.analyzers.fairness import analyzer as fairness  # noqa: F401
+from audit.analyzers.slices import analyzer as slices  # noqa: F401
 from audit.core.analyzer import ANALYZERS, Analyzer, register_analyzer
 from audit.core.result import Figure, Finding, MetricSpec, Result
 from audit.analyzers.performance.analyzer import Performance

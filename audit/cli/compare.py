@@ -6,7 +6,7 @@ from pathlib import Path
 
 from audit._util.paths import shown
 from audit.cli.options import add_audit_options, audit_data, audit_settings, check_positive_class, load_options
-from audit.cli.outputs import check_audit_outputs, finish, write_outputs
+from audit.cli.outputs import check_audit_outputs, finish, open_tracker, track, write_outputs
 
 
 def add_parser(sub) -> None:
@@ -24,6 +24,7 @@ def run(args) -> int:
     settings = audit_settings(args)
     output = Path(args.output or f"reports/{Path(args.baseline).stem}-vs-{Path(args.candidate).stem}.html")
     outputs = check_audit_outputs(args, output, {"baseline": args.baseline, "candidate": args.candidate})
+    tracker = open_tracker(args)
     baseline = load_model(args.baseline, **load_options(args))
     candidate = load_model(args.candidate, **load_options(args))
     check_positive_class(args.positive_class, candidate.classes)
@@ -31,4 +32,5 @@ def run(args) -> int:
     # The candidate's run carries the comparison's verdict.
     write_outputs(outputs, comparison, comparison.candidate,
                   name=f"{shown(args.baseline)} vs {shown(args.candidate)}", args=args)
-    return finish(comparison.candidate, output, failures=comparison.failures, label="candidate")
+    return finish(comparison.candidate, output, failures=comparison.failures, label="candidate",
+                  tracked=track(tracker, comparison, args))

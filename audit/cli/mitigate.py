@@ -9,7 +9,7 @@ from pathlib import Path
 from audit._util.paths import shown
 from audit.cli.options import (add_checkpoint_options, add_console_options, add_engine_options, add_output_options,
                                add_resource_options, add_run_options, audit_settings)
-from audit.cli.outputs import finish, printable, write_outputs
+from audit.cli.outputs import finish, open_tracker, printable, track, write_outputs
 from audit.core.choices import CONSTRAINTS, FAIR_METHODS
 
 
@@ -70,6 +70,7 @@ def run(args) -> int:
     outputs = check_outputs({"-o": fixed_path, **{k: v for k, v in reports.items() if v is not None}},
                             {"model": args.model, "--validation": args.validation, "--data": args.data,
                              "--policy": args.policy})
+    tracker = open_tracker(args)
     mitigated = mitigate(args.model, method=args.method, sensitive=args.sensitive, constraint=args.constraint,
                          strength=args.strength, sweep=args.sweep, grid=args.grid, max_disparity=args.max_disparity,
                          min_robust_accuracy=args.min_robust_accuracy, data=args.data, validation=args.validation,
@@ -87,4 +88,6 @@ def run(args) -> int:
     print(printable(f"{mitigated.done} -> {fixed_path}"))
     if mitigated.model.task.postprocessing is not None:
         print(printable(f"note: the model now needs the sensitive attribute {args.sensitive!r} at prediction time"))
-    return finish(comparison.candidate, html, failures=comparison.failures, label="candidate")
+    tracked = track(tracker, comparison, args, labels=("before", "after"),
+                    tags={"audit.mitigation.method": args.method, "audit.mitigation": mitigated.done})
+    return finish(comparison.candidate, html, failures=comparison.failures, label="candidate", tracked=tracked)

@@ -74,6 +74,18 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out-of-scope", metavar="TEXT", help="the model card's out-of-scope use (default: not stated)")
     p.add_argument("--evidence", help="also write an evidence map for a reviewer here: EU AI Act and NIST AI RMF "
                                       "items covered, partly covered or not (FILE.json: JSON, else Markdown)")
+    add_tracking_options(p)
+
+
+def add_tracking_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mlflow", action="store_true",
+                   help="also log the audit to MLflow: one run per audited model with its parameters, metrics and "
+                        "their intervals, the verdict and the documents; compare and mitigate add a parent run "
+                        f"({install_hint('mlflow')})")
+    p.add_argument("--mlflow-uri", metavar="URI", help="the MLflow tracking URI, or a directory to keep a file store "
+                   "in (default: $MLFLOW_TRACKING_URI, else MLflow's default)")
+    p.add_argument("--mlflow-experiment", metavar="NAME",
+                   help="the MLflow experiment, created if new (default: $MLFLOW_EXPERIMENT_NAME, else Default)")
 
 
 def add_checkpoint_options(p: argparse.ArgumentParser, *, trust_code: bool) -> None:

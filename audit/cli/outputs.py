@@ -8,6 +8,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from audit._util.errors import AuditInputError
 from audit._util.files import Writer, check_outputs, text_writer, write_together
 
 # Control characters (ESC starts a terminal escape sequence) and the marks that reorder text on screen, as they
@@ -26,7 +27,8 @@ def check_audit_outputs(args, html: Path, models: dict[str, str]) -> dict[str, P
     if args.output is None:
         html.parent.mkdir(parents=True, exist_ok=True)  # the default reports/ folder
     outputs = {"-o": html, "--json": args.json, "--junit": args.junit, "--markdown": args.markdown,
-               "--model-card": args.model_card, "--evidence": args.evidence}
+               "--model-card": args.model_card, "--evidence": args.evidence,
+               "--examples": getattr(args, "examples", None)}
     return check_outputs({k: v for k, v in outputs.items() if v is not None},
                          {**models, "--data": args.data, "--policy": args.policy})
 
@@ -34,7 +36,8 @@ def check_audit_outputs(args, html: Path, models: dict[str, str]) -> dict[str, P
 def write_outputs(outputs: dict[str, Path], document, gated, *, name: str, args=None,
                   files: Mapping[Path, Writer] | None = None) -> None:
     """HTML and JSON of the whole `document`; JUnit, Markdown, the model card (with the intended and out-of-scope
-    use in `args`) and the evidence map of the `gated` run; and any other `files`, written as one set."""
+    use in `args`), the evidence map and the per-example Parquet of the `gated` run; and any other `files`, written
+    as one set."""
     from audit.report.ci import render_compare_markdown, render_junit, render_markdown
 
     render = {"-o": document.render_html, "--json": document.to_json,
@@ -43,7 +46,9 @@ def write_outputs(outputs: dict[str, Path], document, gated, *, name: str, args=
               "--model-card": lambda: gated.to_model_card(intended_use=getattr(args, "intended_use", None),
                                                           out_of_scope=getattr(args, "out_of_scope", None)),
               "--evidence": lambda: _evidence(gated, outputs["--evidence"])}
-    write_together({**(files or {}), **{path: text_writer(render[option]()) for option, path in outputs.items()}})
+    binary = {path: gated.write_examples for option, path in outputs.items() if option == "--examples"}
+    write_together({**(files or {}), **binary,
+                    **{path: text_writer(render[option]()) for option, path in outputs.items() if option in render}})
 
 
 def _evidence(run, path: Path) -> str:
@@ -51,10 +56,38 @@ def _evidence(run, path: Path) -> str:
     return evidence.to_json() if path.suffix.lower() == ".json" else evidence.to_markdown()
 
 
-def finish(gated, output: Path, *, failures=None, label: str = "") -> int:
+def open_tracker(args):
+    """The MLflow experiment that --mlflow logs to, opened before any model loads; None without --mlflow."""
+    if not args.mlflow:
+        if args.mlflow_uri or args.mlflow_experiment:
+            raise AuditInputError("--mlflow-uri and --mlflow-experiment go with --mlflow")
+        return None
+    from audit.report.tracking import Tracker
+
+    return Tracker.open(args.mlflow_uri, args.mlflow_experiment)
+
+
+def track(tracker, document, args, *, labels: tuple[str, str] = ("baseline", "candidate"),
+          tags: Mapping[str, str] | None = None) -> str:
+    """`document` logged by `tracker` (None: not logged): a run, or a comparison as a parent run with a child
+    run per model named by `labels`. The line `finish` prints."""
+    if tracker is None:
+        return ""
+    from audit.executor.compare import Comparison
+
+    card = dict(intended_use=args.intended_use, out_of_scope=args.out_of_scope)
+    if isinstance(document, Comparison):
+        run_id = tracker.log_comparison(document, labels=labels, tags=tags, **card)
+    else:
+        run_id = tracker.log_run(document, tags=tags, **card)
+    return f"MLflow run {run_id} in experiment {tracker.experiment!r} at {tracker.uri}"
+
+
+def finish(gated, output: Path, *, failures=None, label: str = "", tracked: str = "") -> int:
     """The verdict, the failed gates and the high and medium findings on the first lines; the exit code.
     audit compare passes its `failures` (the failed gates told apart: newly failing, or failing as the baseline
-    did) and labels the gated run's lines "candidate". Every line is printable: no control character from data."""
+    did) and labels the gated run's lines "candidate"; `tracked` says where --mlflow logged it. Every line is
+    printable: no control character from data."""
     who = f"{label} " if label else ""
     print(printable(f"{gated.verdict.summary} -> {output}"))
     if failures is None:
@@ -69,6 +102,8 @@ def finish(gated, output: Path, *, failures=None, label: str = "") -> int:
     for finding in gated.verdict.findings:
         if finding.severity in ("high", "medium"):
             print(printable(f"  {who}{finding.severity}: {finding.sentence}"))
+    if tracked:
+        print(printable(f"  {tracked}"))
     for r in gated.results:
         if r.status == "error":
             print(printable(f"  {who}analyzer {r.analyzer} errored: {r.error}"), file=sys.stderr)

@@ -8,7 +8,7 @@ from audit._util.errors import AuditInputError
 from audit._util.paths import shown
 from audit.cli.options import (STREAM_HELP, add_audit_options, audit_data, audit_settings, check_positive_class,
                                 load_options)
-from audit.cli.outputs import check_audit_outputs, finish, write_outputs
+from audit.cli.outputs import check_audit_outputs, finish, open_tracker, track, write_outputs
 
 
 def add_parser(sub) -> None:
@@ -24,6 +24,10 @@ def add_parser(sub) -> None:
     p.add_argument("--prediction-column", help="column of predicted labels in --predictions")
     p.add_argument("--score-columns", help="comma-separated per-class score columns in --predictions, in class "
                    "order (binary: one column, the second class's probability)")
+    p.add_argument("--examples", metavar="FILE.parquet", help="also write one row per audited example here: "
+                   "prediction, label, probability, group values, attack outcomes and flip epsilon, corruptions, top "
+                   "attributed features (every row of the data; the per-example analyzers' columns on the rows "
+                   "they read, null elsewhere)")
     p.add_argument("--stream", action="store_true", help=STREAM_HELP)
     p.set_defaults(handler=run)
 
@@ -41,14 +45,15 @@ def run(args) -> int:
 
     output = Path(args.output or f"reports/{Path(args.model).stem}.html")
     outputs = check_audit_outputs(args, output, {"model": args.model})
+    tracker = open_tracker(args)
     model = load_model(args.model, **load_options(args))
     check_positive_class(args.positive_class, model.classes)
     source = streamed_source(dict(model.task.dataset), data=args.data, stream=args.stream, target=args.target,
                              sensitive=args.sensitive, text_column=args.text_column)
-    result = run_stream(model, source, **settings) if source else run_audit(model, audit_data(args, model),
-                                                                               **settings)
+    result = run_stream(model, source, examples=args.examples is not None, **settings) if source else \
+        run_audit(model, audit_data(args, model), **settings)
     write_outputs(outputs, result, result, name=shown(args.model), args=args)
-    return finish(result, output)
+    return finish(result, output, tracked=track(tracker, result, args))
 
 
 def _predictions(args, settings: dict) -> int:
@@ -58,11 +63,14 @@ def _predictions(args, settings: dict) -> int:
         raise AuditInputError("--predictions needs --target, the label column")
     if args.data or args.text_column:
         raise AuditInputError("--predictions holds the rows; drop --data/--text-column")
+    if args.examples:
+        raise AuditInputError("--examples needs the model: per-example results come from the analyzers that run it")
     output = Path(args.output or f"reports/{Path(args.predictions).stem}.html")
     outputs = check_audit_outputs(args, output, {"--predictions": args.predictions})
+    tracker = open_tracker(args)
     scores = [c.strip() for c in (args.score_columns or "").split(",") if c.strip()]
     settings = {k: v for k, v in settings.items() if k != "samples"}  # no per-example analyzer runs
     result = from_predictions(args.predictions, target=args.target, prediction=args.prediction_column,
                               scores=scores, sensitive=args.sensitive, stream=args.stream, **settings)
     write_outputs(outputs, result, result, name=shown(args.predictions), args=args)
-    return finish(result, output)
+    return finish(result, output, tracked=track(tracker, result, args))

@@ -123,6 +123,10 @@ class Result:
     caveat: str = ""  # why these metrics must not be read as better or worse (compare flags them)
     title: str = ""  # a section that is no registered analyzer's (e.g. a mitigation sweep)
     figure_tables: tuple[str, ...] = ()  # tables a figure already shows: the JSON keeps them, the HTML does not
+    # One row per example the analyzer read, indexed by its position in the data it was given (the executor maps
+    # that to the row of the audited data), columns named "<prefix>.<what>": `AuditRun.examples()` joins them.
+    # Not in `to_dict`: the JSON stays the size of the summary.
+    examples: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         if self.status not in STATUSES:
@@ -130,6 +134,9 @@ class Result:
         for name in self.metrics:
             if not name.startswith(self.analyzer_prefix + "."):
                 raise ValueError(f"metric {name!r} must start with {self.analyzer_prefix!r}.")
+        for name in self.examples.columns if self.examples is not None else ():
+            if not str(name).startswith(self.analyzer_prefix + "."):
+                raise ValueError(f"per-example column {name!r} must start with {self.analyzer_prefix!r}.")
 
     def __repr__(self) -> str:
         status = {"ok": "ran", "error": f"errored: {self.error}", "skipped": "skipped"}[self.status]

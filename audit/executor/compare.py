@@ -120,6 +120,14 @@ class Comparison(Document):
 
         return render_comparison(self, standalone=standalone)
 
+    def log_mlflow(self, uri: str | None = None, experiment: str | None = None, *,
+                   labels: tuple[str, str] = ("baseline", "candidate")) -> str:
+        """Log this comparison to MLflow (`uri` and `experiment` as `AuditRun.log_mlflow`'s): a parent run with
+        the verdict and the comparison's documents, and a child run per model named by `labels`. The parent's id."""
+        from audit.report.tracking import Tracker
+
+        return Tracker.open(uri, experiment).log_comparison(self, labels=labels)
+
 
 def _caveats(audit_run: AuditRun, which: str) -> dict[str, str]:
     """Metric -> "<which>: <its result's caveat>", for the metrics of the results that carry one."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import matplotlib
 import numpy as np
+import pandas as pd
 import torch
 
 from audit._util.progress import rows, steps
@@ -30,6 +31,7 @@ from audit.core.dataset import Dataset, concat
 from audit.core.groups import SensitiveValues
 from audit.core.reservoir import Reservoir
 from audit.core.result import Result
+from audit.executor.examples import example_rows, in_data_rows
 from audit.plots import PLAIN_TEXT
 
 NEEDS_MODEL = "needs the model itself; only its predictions were given"
@@ -55,6 +57,7 @@ class Executed:
     results: tuple[Result, ...]
     rows: int  # rows read
     sample_rows: int  # rows the analyzers without a tally read
+    examples: pd.DataFrame  # `example_rows` of the rows they read (in memory: every row)
 
 
 def execute(model, feed: Feed, analyzers: Sequence[Analyzer], *, seed: int,
@@ -79,10 +82,10 @@ def execute(model, feed: Feed, analyzers: Sequence[Analyzer], *, seed: int,
             spent[i] += time.perf_counter() - began
     per_row = [a for i, a in enumerate(analyzers) if skipped[i] is None and i not in tallies and i not in failed]
     size = max([*(t.sample_rows for t in tallies.values()), *(a.sample_rows(model) for a in per_row), 0])
-    reservoir = Reservoir(size, seed, take=Dataset.subset, join=concat)
+    reservoir = Reservoir(size, seed, take=_take, join=_join)  # rows with their probabilities
     chunks = feed.chunks if feed.progress is None else rows(feed.chunks, desc=feed.progress, total=feed.rows,
                                                             size=lambda pair: len(pair[0]))
-    start = 0
+    start, whole = 0, []
     for chunk, proba in chunks:
         model.labels(chunk)
         for i, tally in tallies.items():
@@ -94,9 +97,15 @@ def execute(model, feed: Feed, analyzers: Sequence[Analyzer], *, seed: int,
                     failed[i] = error_result(analyzers[i], exc, traceback.format_exc(limit=8))
                 spent[i] += time.perf_counter() - began
         if feed.whole is None:
-            reservoir.add(chunk, start, len(chunk))
+            reservoir.add((chunk, proba), start, len(chunk))
+        else:
+            whole.append(proba)
         start += len(chunk)
-    sample = feed.whole if feed.whole is not None else reservoir.sample() or feed.first.subset([])
+    if feed.whole is not None:
+        sample, sample_proba, positions = feed.whole, np.concatenate(whole), np.arange(start)
+    else:
+        sample, sample_proba = reservoir.sample() or (feed.first.subset([]), np.empty((0, len(model.classes))))
+        positions = np.sort(reservoir.rows)
     results = []
     for i, a in steps(list(enumerate(analyzers)), desc="audit", name=lambda pair: pair[1].name):
         if skipped[i] is not None:
@@ -107,8 +116,16 @@ def execute(model, feed: Feed, analyzers: Sequence[Analyzer], *, seed: int,
             result = _timed(a, tallies[i].result, sample, seed, spent[i])
         else:
             result = _timed(a, lambda part, a=a: a.run(model, part, seed=seed), sample, seed, 0.0)
-        results.append(judged(a, result, thresholds))
-    return Executed(tuple(results), start, len(sample))
+        results.append(in_data_rows(judged(a, result, thresholds), positions))
+    return Executed(tuple(results), start, len(sample), example_rows(model, sample, sample_proba, positions))
+
+
+def _take(pair: tuple[Dataset, np.ndarray], positions: np.ndarray) -> tuple[Dataset, np.ndarray]:
+    return pair[0].subset(positions), pair[1][positions]
+
+
+def _join(pairs: list[tuple[Dataset, np.ndarray]]) -> tuple[Dataset, np.ndarray]:
+    return concat([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
 
 
 def _skipped(analyzer: Analyzer, model, feed: Feed) -> Result | None:

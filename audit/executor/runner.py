@@ -9,10 +9,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+import pandas as pd
 
 from audit._util import distribution
 from audit._util.errors import AuditInputError
+from audit._util.files import write_atomic
 from audit.core.analyzer import ANALYZERS, Analyzer
 from audit.core.dataset import Dataset
 from audit.core.groups import SensitiveValues
@@ -21,6 +25,7 @@ from audit.core.result import Result
 from audit.engine import Engine, running_on
 from audit.engine import current as current_engine
 from audit.executor.document import Document
+from audit.executor.examples import Spill, joined, outcomes, write_parquet
 from audit.executor.loop import Feed, execute
 from audit.policy.gates import Policy, Verdict
 
@@ -41,6 +46,10 @@ class AuditRun(Document):
     verdict: Verdict
     seed: int = 0
     provenance: dict = field(default_factory=dict)
+    # The columns every audited example has (`audit.executor.examples.example_rows`): every row in memory, the
+    # sample's rows when streamed; and, streamed with `examples=True`, every row's on disk. Not in the JSON.
+    example_rows: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+    spill: Spill | None = field(default=None, repr=False, compare=False)
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -76,6 +85,28 @@ class AuditRun(Document):
             "provenance": self.provenance,
         }
 
+    def examples(self) -> pd.DataFrame:
+        """One row per audited example, indexed by its row in the data: prediction, label, probability, group
+        values and each per-example analyzer's outcomes (`audit.executor.examples` documents the columns). A
+        streamed run holds the rows of its seeded sample; `save_examples` writes every row."""
+        if self.example_rows is None:
+            return outcomes(self.results)
+        return joined(self.example_rows, self.results)
+
+    def write_examples(self, f: BinaryIO) -> None:
+        """The per-example table as Parquet to the open binary file `f`: every row of the data, the analyzers'
+        outcomes on the rows they read (null elsewhere), written in chunks when the run was streamed."""
+        if self.data.get("source", {}).get("streamed") and self.spill is None:
+            raise AuditInputError("this streamed run kept no prediction per row; run it with "
+                                  "run_stream(..., examples=True) to write them")
+        if self.example_rows is None:
+            raise AuditInputError("this run holds no per-example rows")
+        write_parquet(f, self.spill.chunks() if self.spill else [self.example_rows], outcomes(self.results))
+
+    def save_examples(self, path: str | Path) -> Path:
+        """`write_examples` to `path`, written atomically."""
+        return write_atomic(path, self.write_examples)
+
     def render_html(self, *, standalone: bool = True) -> str:
         from audit.report.html import render_run
 
@@ -93,6 +124,15 @@ class AuditRun(Document):
         from audit.report.evidence import evidence_of
 
         return evidence_of(self)
+
+    def log_mlflow(self, uri: str | None = None, experiment: str | None = None) -> str:
+        """Log this run to MLflow (`uri`: a tracking URI or a directory, default MLflow's own; `experiment`: default
+        `MLFLOW_EXPERIMENT_NAME`, else "Default"): parameters, every metric with `_lower`/`_upper` for its
+        interval, the verdict and finding counts as tags, HTML, JSON, Markdown and the model card as artifacts.
+        The MLflow run's id. Needs the mlflow extra."""
+        from audit.report.tracking import Tracker
+
+        return Tracker.open(uri, experiment).log_run(self)
 
 
 def resolve_analyzers(analyzers: Sequence[str | Analyzer] | None, options: dict[str, dict] | None = None,
@@ -141,7 +181,7 @@ def _run(model, data, analyzers, *, seed, policy, samples, options, command) -> 
                 whole=data)
     executed = execute(model, feed, objects, seed=seed, thresholds=(policy or Policy()).thresholds)
     return assemble(describe_model(model), data, executed.results, seed=seed, policy=policy, started=started,
-                    command=command, device=str(model.device))
+                    command=command, device=str(model.device), example_rows=executed.examples)
 
 
 def _whole(model: Model, data: Dataset):
@@ -151,9 +191,10 @@ def _whole(model: Model, data: Dataset):
 
 
 def assemble(model: dict, data: Dataset | dict, results: tuple[Result, ...], *, seed: int, policy: Policy | None,
-             started: datetime, command: str | None, device: str) -> AuditRun:
+             started: datetime, command: str | None, device: str, example_rows: pd.DataFrame | None = None,
+             spill: Spill | None = None) -> AuditRun:
     """The run of `results` on `data` (or its description): the verdict of `policy` (None: the built-in
-    default policy) and the provenance."""
+    default policy) and the provenance; `example_rows` and `spill` its per-example rows (`AuditRun.examples`)."""
     judged_by = policy or Policy()
     described = data if isinstance(data, dict) else describe_data(data)
     skeleton = AuditRun(model=model, data=described, results=results, verdict=Verdict("ungated"), seed=seed)
@@ -169,7 +210,8 @@ def assemble(model: dict, data: Dataset | dict, results: tuple[Result, ...], *, 
         "device": device,
         "engine": current_engine().name,
     }
-    return dataclasses.replace(skeleton, verdict=judged_by.evaluate(skeleton), provenance=provenance)
+    return dataclasses.replace(skeleton, verdict=judged_by.evaluate(skeleton), provenance=provenance,
+                               example_rows=example_rows, spill=spill)
 
 
 def describe_model(model: Model) -> dict:

@@ -18,6 +18,7 @@ import numpy as np
 from audit import engine
 from audit.core.analyzer import Analyzer
 from audit.core.dataset import Dataset
+from audit.executor.examples import Spill
 from audit.executor.loop import Feed, execute
 from audit.executor.runner import AuditRun, assemble, describe_model, resolve_analyzers
 from audit.io.sources import Source
@@ -44,19 +45,23 @@ def predicted(model, chunks: Iterator[Dataset]) -> Iterator[tuple[Dataset, np.nd
 
 def run_stream(model, source: Source, analyzers: Sequence[str | Analyzer] | None = None, *, seed: int = 0,
                policy: Policy | None = None, samples: int | None = None, options: dict[str, dict] | None = None,
-               command: str | None = None, chunk_rows: int | None = None) -> AuditRun:
+               command: str | None = None, chunk_rows: int | None = None, examples: bool = False) -> AuditRun:
     """Audit `model` on the streamed `source`, as `audit.run` audits a `Dataset` (same analyzers, metric
-    names and report)."""
+    names and report). With `examples`, every row's prediction is kept on disk as it streams past (a temporary
+    Parquet file) for `AuditRun.save_examples`; `AuditRun.examples()` holds the sample's rows either way."""
     objects = resolve_analyzers(analyzers, options, samples)
     started = datetime.now(timezone.utc)
     census = source.census(model.classes, chunk_rows)
     chunks = source.chunks(model.classes, chunk_rows)
     first = next(chunks)
-    feed = Feed(first=first, chunks=predicted(model, itertools.chain((first,), chunks)), values=census.values,
-                rows=census.rows, progress="predict")
+    spill = Spill(model) if examples else None
+    pairs = predicted(model, itertools.chain((first,), chunks))
+    feed = Feed(first=first, chunks=spill.tap(pairs) if spill else pairs, values=census.values, rows=census.rows,
+                progress="predict")
     executed = execute(model, feed, objects, seed=seed, thresholds=(policy or Policy()).thresholds)
     described = {"name": source.name, "sha256": source.sha256(), "rows": executed.rows, "modality": source.modality,
                  "target": source.target, "classes": list(census.classes), "sensitive": list(census.values.counts),
                  "source": {**source.describe, "streamed": True, "sample_rows": executed.sample_rows}}
     return assemble(describe_model(model), described, executed.results, seed=seed, policy=policy, started=started,
-                    command=command, device=str(model.device))
+                    command=command, device=str(model.device), example_rows=executed.examples,
+                    spill=spill)

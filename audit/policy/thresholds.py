@@ -30,6 +30,10 @@ DEFAULTS = (
         "fair. A high finding when the whole confidence interval of the gap lies above it (the model errs\n"
         "differently by group beyond what the labels explain); medium when the estimate does and the\n"
         "interval excludes 0.")),
+    Threshold("slice_gap_max", 0.1, (
+        "The same +-0.1 as error_rate_gap_max, for a slice found by the search against the rest of the rows\n"
+        "(its interval adjusted for every slice and metric tested). A high finding when the whole interval of the\n"
+        "gap lies beyond it, medium when the estimate does, low for a smaller gap the search still supports.")),
     Threshold("robust_accuracy_ratio_min", 0.5, (
         "Share of the correctly classified examples an attack at the configured budget does not flip\n"
         "(robust accuracy, where no attack of FGSM, PGD, APGD and Square breaks the example, over clean accuracy;\n"

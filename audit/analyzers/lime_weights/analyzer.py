@@ -10,12 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from audit.core.analyzer import Analyzer, register_analyzer
 
 from audit.core.result import MetricSpec, Result
 from audit.methods.attributions.figures import TOP_FEATURES, examples_figure, importance_figure
 from audit.methods.attributions.lime_method import DEFAULT_GRID, DEFAULT_SAMPLES, explain_lime
+from audit.methods.attributions.per_example import top_attributions
 from audit.methods.attributions.sampling import explained_samples
 from audit.methods.attributions.summary import importance_table
 from audit.methods.attributions.targets import class_index
@@ -77,4 +79,6 @@ class Lime(Analyzer):
             config=self.config(),
             details={"perturbations": explanation.background, "examples": len(rows),
                      "num_samples": self.num_samples},
+            examples=top_attributions(model, subset, explanation.values, "lime").assign(
+                **{"lime.fit_r2": explanation.score}).set_axis(pd.Index(rows, name="row")),
         )

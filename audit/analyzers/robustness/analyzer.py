@@ -16,14 +16,17 @@ the meaning (`audit.methods.robustness.text_attacks`).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from audit._util.errors import AuditInputError
 from audit.analyzers.robustness.continuous import run_continuous
 from audit.analyzers.robustness.findings import robustness_findings
+from audit.analyzers.robustness.per_example import robustness_examples
 from audit.analyzers.robustness.text import run_text
 from audit.core.analyzer import Analyzer, register_analyzer
 from audit.core.result import MetricSpec, Result
+from audit.methods.attributions.sampling import explained_samples
 from audit.methods.robustness.attacks import NORMS
 from audit.methods.robustness.square import P_INIT
 
@@ -141,7 +144,11 @@ class Robustness(Analyzer):
         return tuple(robustness_findings(result.summary, thresholds))
 
     def run(self, model, data, *, seed: int = 0) -> Result:
-        sample = data.sample(self.samples or DEFAULT_SAMPLES[model.modality], seed=seed)
+        # as data.sample(n, seed=seed) draws them, with the positions kept for the per-example table
+        positions = explained_samples(model, data, self.sample_rows(model), seed=seed, misclassified=False)
+        sample = data if len(positions) == len(data) else data.subset(positions)
         if model.modality == "text":
-            return run_text(self, model, sample, seed)
-        return run_continuous(self, model, data, sample, seed)
+            result = run_text(self, model, sample, seed)
+        else:
+            result = run_continuous(self, model, data, sample, seed)
+        return dataclasses.replace(result, examples=robustness_examples(result, positions))

@@ -77,7 +77,7 @@ def _attack(options: Robustness, model, data, sample, seed: int) -> Result:
     warnings += [f"attack sanity check failed ({c.name}{'' if math.isnan(c.epsilon) else f' at {c.epsilon:.3g}'}): "
                  f"{c.detail}; the robustness shown may be false (masked gradients)" for c in failed]
 
-    corruptions = _corruption_table(model, x, y, domain, draws, seed)
+    corruptions, corrupted_correct = _corruption_table(model, x, y, domain, draws, seed)
     robust = sweep.robust
     curve = pd.DataFrame({"epsilon": np.concatenate([[0.0], grid]),
                           "fgsm_accuracy": np.concatenate([[correct.mean()], sweep.fgsm.mean(0)]),
@@ -151,13 +151,17 @@ def _attack(options: Robustness, model, data, sample, seed: int) -> Result:
         robust_accuracy=metrics["robustness.robust_accuracy"], failed_checks=tuple(failed))
     return Result(analyzer=options.name, metrics=metrics, tables=tables, figures=tuple(figures),
                   arrays={"flip_epsilon": flip, "pgd_correct": sweep.pgd, "robust_correct": robust,
-                          "epsilons": grid},
+                          "epsilons": grid, "fgsm_correct": sweep.fgsm, "apgd_broke": sweep.apgd_only,
+                          "square_broke": sweep.square_only, "corrupted_correct": corrupted_correct},
                   config=options.config(), details=details, warnings=tuple(warnings), summary=summary)
 
 
-def _corruption_table(model, x, y, domain: Domain, draws: int, seed: int) -> pd.DataFrame:
+def _corruption_table(model, x, y, domain: Domain, draws: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """The accuracy under each corruption and severity (table rows), and which example each kept correct
+    (examples x table rows)."""
     corrupt = corrupted_images if model.modality == "image" else corrupted_tables
-    return pd.DataFrame([
-        {"corruption": name, "severity": severity, "level": level,
-         "accuracy": float(voted_correct(model, noisy, y, draws).mean())}
-        for name, severity, level, noisy in corrupt(x, domain, seed=seed)])
+    rows, kept = [], []
+    for name, severity, level, noisy in corrupt(x, domain, seed=seed):
+        kept.append(voted_correct(model, noisy, y, draws))
+        rows.append({"corruption": name, "severity": severity, "level": level, "accuracy": float(kept[-1].mean())})
+    return pd.DataFrame(rows), np.stack(kept, 1)

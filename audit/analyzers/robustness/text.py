@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from audit.analyzers.robustness.analyzer import Robustness
 
 
+_ARRAY_NAMES = {"synonym substitution": "synonym", "character typos": "typo", "embedding-neighbour probe": "neighbour"}
+
+
 def run_text(options: Robustness, model, sample, seed: int) -> Result:
     """Texts: synonym substitution, typo attacks, the embedding-neighbour probe, typos as a corruption, groups."""
     texts, labels = sample.texts, model.labels(sample)
@@ -32,10 +35,11 @@ def run_text(options: Robustness, model, sample, seed: int) -> Result:
     typos = typo_attack(model, chosen, labels[correct], **budget)
     probe = embedding_neighbours(model, chosen, labels[correct], neighbours=options.neighbours, **budget) \
         if model.embedding is not None else None
-    corruptions = pd.DataFrame([
-        {"corruption": name, "severity": severity, "level": level,
-         "accuracy": float((model.predict_proba(noisy).argmax(1) == labels).mean())}
-        for name, severity, level, noisy in corrupted_texts(texts, seed=seed)])
+    rows, kept = [], []
+    for name, severity, level, noisy in corrupted_texts(texts, seed=seed):
+        kept.append(model.predict_proba(noisy).argmax(1) == labels)
+        rows.append({"corruption": name, "severity": severity, "level": level, "accuracy": float(kept[-1].mean())})
+    corruptions = pd.DataFrame(rows)
     attacks = {"synonym substitution": words, "character typos": typos}
     if probe is not None:
         attacks["embedding-neighbour probe"] = probe
@@ -83,9 +87,12 @@ def run_text(options: Robustness, model, sample, seed: int) -> Result:
         intervals["robustness.text_attack_success_rate"] = (float(ci.low), float(ci.high))
     summary = RobustnessSummary(metric="robustness.text_attack_success_rate", correct=len(chosen),
                                 kept=1 - metrics["robustness.text_attack_success_rate"])
+    arrays = {"correct": correct, "corrupted_correct": np.stack(kept, 1),
+              **{f"{_ARRAY_NAMES[name]}_flipped": o.flipped for name, o in attacks.items()},
+              **{f"{_ARRAY_NAMES[name]}_words_changed": o.words_changed for name, o in attacks.items()}}
     return Result(analyzer=options.name, metrics=metrics, intervals=intervals, tables=tables,
                   figures=(text_figure(metrics),), config=options.config(), warnings=warnings, details=details,
-                  summary=summary)
+                  summary=summary, arrays=arrays)
 
 
 def _text_examples(model, texts, labels, attacks: dict[str, TextAttackOutcome], n: int) -> pd.DataFrame:

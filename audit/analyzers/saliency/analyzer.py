@@ -20,6 +20,7 @@ from audit.core.result import MetricSpec, Result
 from audit.methods.attributions.figures import (TOKEN_LINES, TOP_FEATURES, image_grid, importance_figure,
                                        mean_map_figure, token_figure)
 from audit.methods.attributions.methods import attribute_all, methods_for
+from audit.methods.attributions.per_example import top_attributions
 from audit.methods.attributions.sampling import explained_samples, misclassified_count
 from audit.methods.attributions.summary import feature_groups, group_sums, token_values
 from audit.methods.attributions.targets import class_index
@@ -85,7 +86,16 @@ class SaliencyAnalyzer(Analyzer):
             details={"methods": list(attributions), "samples": len(chosen),
                      "misclassified": int((~samples["correct"]).sum())},
             warnings=tuple(warnings),
+            examples=_per_example(model, subset, attributions, chosen),
         )
+
+
+def _per_example(model, subset: Dataset, attributions: dict, chosen: np.ndarray) -> pd.DataFrame | None:
+    """Each explained example's top attributed inputs per method (`saliency.<method>.top_features`/`top_values`)."""
+    if not attributions:
+        return None
+    frames = [top_attributions(model, subset, a, f"saliency.{m}") for m, a in attributions.items()]
+    return pd.concat(frames, axis=1).set_axis(pd.Index(chosen, name="row"))
 
 
 # -- global importance -----------------------------------------------------------------------

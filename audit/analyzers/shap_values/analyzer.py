@@ -11,12 +11,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import pandas as pd
 import torch
 
 from audit.core.analyzer import Analyzer, register_analyzer
 
 from audit.core.result import MetricSpec, Result
 from audit.methods.attributions.figures import EXAMPLES, TOP_FEATURES, examples_figure, importance_figure
+from audit.methods.attributions.per_example import top_attributions
 from audit.methods.attributions.sampling import explained_samples
 from audit.methods.attributions.shap_method import DEFAULT_BACKGROUND, DEFAULT_MAX_EVALS, explain_shap
 from audit.methods.attributions.summary import importance_table
@@ -95,4 +97,6 @@ class Shap(Analyzer):
             details={"explainer": explanation.explainer, "output": explanation.output,
                      "background": explanation.background, "examples": len(rows), **additivity},
             warnings=explanation.warnings,
+            examples=top_attributions(model, subset, explanation.values, "shap").set_axis(
+                pd.Index(rows, name="row")),
         )
