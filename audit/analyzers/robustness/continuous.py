@@ -131,8 +131,8 @@ def _attack(options: Robustness, model, data, sample, seed: int) -> Result:
                        "not run on a random model: its margin changes between draws, so the search would keep "
                        "changes that only a lucky draw made look better")}),
         "apgd": {"steps": options.apgd_steps, "targets": options.apgd_targets, "losses": "cross-entropy, then "
-                 "targeted DLR", "ran_on": "what FGSM and PGD left and no attack broke at a smaller epsilon (Square then runs on "
-                 "what APGD left)"},
+                 "targeted DLR", "ran_on": "what FGSM and PGD left and no attack broke at a smaller epsilon "
+                 "(Square then runs on what APGD left)"},
         "stochastic": stochastic,
         "scoring": f"majority of {draws} forward passes per example (expectation over transformation)"
                    if stochastic else "one forward pass per example",
