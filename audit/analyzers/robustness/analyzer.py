@@ -8,8 +8,8 @@ only when no attack breaks it; one broken at a smaller epsilon counts as broken 
 and is not attacked again (`audit.analyzers.robustness.sweep`). What APGD and Square break beyond PGD
 is the check on PGD's gradient at every epsilon. Then the smallest epsilon at which PGD flips each
 correctly classified example (bisection from PGD's adversarials), and corruptions. A model that is
-random at inference is attacked with expectation over transformation and scored by a vote (`audit.methods.robustness.stochastic`). Text: substitution
-of WordNet synonyms of the same part of speech (the headline) and typo attacks, typos as a
+random at inference is attacked with expectation over transformation and scored by a vote
+(`audit.methods.robustness.stochastic`). Text: substitution of WordNet synonyms of the same part of speech (the headline) and typo attacks, typos as a
 corruption, and the embedding-neighbour probe, reported apart since its swaps need not keep
 the meaning (`audit.methods.robustness.text_attacks`).
 """
@@ -46,8 +46,8 @@ class Robustness(Analyzer):
     and APGD-T (`apgd_targets` most likely wrong classes, 0: none) take `apgd_steps` steps
     (0: no APGD) on what FGSM and PGD left, then Square runs `square_queries` queries on what
     they all left, none of them on what an attack broke at a smaller epsilon (AutoAttack: 100 APGD
-    steps, 9 targets, 5,000 queries; torchattacks' version 10 steps; these defaults match torchattacks' within 0.5 points at a fifth of its time on the
-    models of benchmarks/robustness.py).
+    steps, 9 targets, 5,000 queries; torchattacks' version 10 steps; these defaults match torchattacks'
+    within 0.5 points at a fifth of its time on the models of benchmarks/robustness.py).
     A random model is attacked
     with `draws` forward passes per gradient and scored by the majority of `draws` passes.
     Text attacks change at most `max_words_fraction` of a text's words; the embedding-neighbour
