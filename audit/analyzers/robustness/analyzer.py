@@ -9,9 +9,9 @@ and is not attacked again (`audit.analyzers.robustness.sweep`). What APGD and Sq
 is the check on PGD's gradient at every epsilon. Then the smallest epsilon at which PGD flips each
 correctly classified example (bisection from PGD's adversarials), and corruptions. A model that is
 random at inference is attacked with expectation over transformation and scored by a vote
-(`audit.methods.robustness.stochastic`). Text: substitution of WordNet synonyms of the same part of speech (the headline) and typo attacks, typos as a
-corruption, and the embedding-neighbour probe, reported apart since its swaps need not keep
-the meaning (`audit.methods.robustness.text_attacks`).
+(`audit.methods.robustness.stochastic`). Text: substitution of WordNet synonyms of the same part
+of speech (the headline) and typo attacks, typos as a corruption, and the embedding-neighbour probe,
+reported apart since its swaps need not keep the meaning (`audit.methods.robustness.text_attacks`).
 """
 
 from __future__ import annotations
