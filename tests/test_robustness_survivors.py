@@ -132,9 +132,12 @@ def test_flip_epsilon_by_bisection_from_the_sweeps_adversarials_matches_a_fine_s
     found = flip_epsilons(model, x[correct], y[correct], GRID, sweep.pgd[correct], domain, config=ATTACK,
                           refine=refine, adversarial=sweep.pgd_adv[correct])
     fine = np.linspace(0.005, GRID[-1], 320)
-    flipped = np.stack([~voted_correct(model, pgd(model, x[correct], y[correct], float(e), domain, config=ATTACK),
-                                       y[correct], 1) for e in fine], 1)
-    fine_flip = np.where(flipped.any(1), fine[flipped.argmax(1)], np.inf)
+    xs, ys = x[correct], y[correct]
+    fine_flip = np.full(len(ys), np.inf)
+    for e in fine:  # the first fine epsilon at which PGD flips each example
+        rows = np.flatnonzero(np.isinf(fine_flip))
+        flipped = ~voted_correct(model, pgd(model, xs[rows], ys[rows], float(e), domain, config=ATTACK), ys[rows], 1)
+        fine_flip[rows[flipped]] = e
     inside = np.isfinite(fine_flip)
     assert inside.sum() > 50 and np.array_equal(np.isfinite(found), inside)
     resolution = np.diff(GRID, prepend=0).max() / 2**refine + np.diff(fine).max()
