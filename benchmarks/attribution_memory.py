@@ -2,7 +2,7 @@
 
 A 6-layer BERT (hidden 768, 12 heads, random weights) over texts of 254 words (256 subwords with
 [CLS]/[SEP]). Each setting runs in its own process and prints its peak resident memory, its time and
-the rows of its largest forward pass; "unbounded" is the sizing before `ACTIVATION_BYTES_PER_PASS`
+the rows of its largest forward pass; "unbounded" is the sizing before `audit.methods.memory.PASS_BYTES`
 (passes of up to 4096 rows: every example's steps in one pass here). Keep texts x steps small for the
 unbounded runs: they need about 50 MB per row.
 
@@ -47,7 +47,7 @@ def one(texts: int, steps: int, bounded: bool) -> None:
     import torch
 
     import audit
-    from audit.methods.attributions import captum_methods
+    from audit.methods import memory
     from audit.methods.attributions.explain import explain
 
     torch.set_num_threads(1)
@@ -56,8 +56,8 @@ def one(texts: int, steps: int, bounded: bool) -> None:
     data = audit.Dataset.from_arrays([" ".join(f"w{i}" for i in rng.integers(0, WORDS, LENGTH - 2))
                                       for _ in range(texts)], np.zeros(texts, dtype=int), classes=["neg", "pos"])
     if not bounded:
-        captum_methods.ACTIVATION_BYTES_PER_PASS = 2**62
-    per_row = captum_methods.saved_bytes_per_row(model, model.encode(data))
+        memory.PASS_BYTES = 2**62
+    per_row = memory.activation_bytes(model, model.encode(data), backward=True)
     passes: list[int] = []
     model.module.register_forward_pre_hook(lambda m, args: passes.append(len(args[0])))
     start = time.perf_counter()

@@ -48,7 +48,7 @@ def edge_detector(model, data, target, *, seed=0):
 
 def guided_backprop(model, data, target, *, seed=0):
     return attribute(model, data, target, lambda x, t, rows: GuidedBackprop(model.module).attribute(x, target=t),
-                     evaluations=1, seed=seed)
+                     evaluations=1, seed=seed, method="guided_backprop")
 
 
 INSENSITIVE = {"input_itself": input_itself, "edge_detector": edge_detector, "guided_backprop": guided_backprop}

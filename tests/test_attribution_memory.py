@@ -1,5 +1,5 @@
 """Gradient attributions run in passes bounded by the memory their backward pass keeps
-(`captum_methods.ACTIVATION_BYTES_PER_PASS`, measured per row by a probe forward pass), with the same
+(`audit.methods.memory.PASS_BYTES`, measured per row by a probe forward pass), with the same
 numbers as in unbounded passes."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from hf_helpers import random_bert, word_texts
 from torch import nn
 
 import audit
-from audit.methods.attributions import captum_methods
+from audit.methods import memory
 from audit.methods.attributions.explain import explain
 
 FEATURES, HIDDEN = 6, 40
@@ -33,13 +33,13 @@ def test_the_bytes_per_row_are_those_autograd_keeps():
     # Linear keeps its input (FEATURES floats a row) for the weight's gradient; ReLU keeps its output (HIDDEN
     # floats), which the second Linear keeps as its input (the same storage). Weights do not grow with rows.
     model = mlp_model()
-    assert captum_methods.saved_bytes_per_row(model, model.encode(table(3))) == 4 * (FEATURES + HIDDEN)
+    assert memory.activation_bytes(model, model.encode(table(3)), backward=True) == 4 * (FEATURES + HIDDEN)
 
 
 def passes_and_values(model, data, method, bound_rows, monkeypatch, **options):
     """The rows of each forward pass and the attributions, with the bound set to `bound_rows` rows."""
-    per_row = captum_methods.saved_bytes_per_row(model, model.encode(data))
-    monkeypatch.setattr(captum_methods, "ACTIVATION_BYTES_PER_PASS", bound_rows * per_row)
+    per_row = memory.activation_bytes(model, model.encode(data), backward=True)
+    monkeypatch.setattr(memory, "PASS_BYTES", bound_rows * per_row)
     passes: list[int] = []
     hook = model.module.register_forward_pre_hook(lambda module, args: passes.append(len(args[0])))
     try:

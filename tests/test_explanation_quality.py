@@ -18,14 +18,9 @@ from planted import (
 )
 
 from audit.analyzers import ANALYZERS
-from audit.analyzers.explanation_quality.analyzer import (
-    ExplanationQuality,
-    agreement_matrix,
-    faithfulness_curves,
-    cascade,
-    cascade_stages,
-    removed,
-)
+from audit.analyzers.explanation_quality.analyzer import ExplanationQuality, agreement_matrix
+from audit.analyzers.explanation_quality.curves import curves_of_orders, removed
+from audit.analyzers.explanation_quality.sanity import cascade, cascade_stages
 from audit.analyzers.explanation_quality.summary import ExplanationSummary, SanityOutcome
 from audit.core.encoders import Tokenizer
 from audit.core.result import Result
@@ -101,7 +96,7 @@ def test_deletion_and_insertion_curves_match_the_model_on_masked_inputs():
     x = model.encode(data)
     scores = np.tile(np.arange(10, 0, -1, dtype=float), (5, 1))  # removal order x0, x1, ..., x9
     target = np.array([0, 1, 0, 1, 1])
-    deletion, insertion = faithfulness_curves(model, x, scores, np.ones((5, 10), bool), target, steps=5)
+    deletion, insertion = curves_of_orders(model, x, {"o": scores}, np.ones((5, 10), bool), target, 5)["o"]
     assert deletion.shape == insertion.shape == (5, 6)
     for k in range(6):
         gone = x.clone()

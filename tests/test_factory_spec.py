@@ -77,7 +77,7 @@ def test_every_analyzer_runs_from_the_cli_with_the_api_numbers(net, spec, npz, t
     doc = json.loads(out.read_text())
     results = doc["results"]
     assert set(results) == {"performance", "saliency", "shap", "lime", "explanation_quality", "robustness",
-                            "fairness"}
+                            "fairness", "slices"}
     assert all(r["status"] == "ok" for r in results.values()), {n: r.get("error") for n, r in results.items()}
     assert '"grad_cam"' in json.dumps(results["saliency"])  # the convolution is found: Grad-CAM runs
     model = audit.wrap(net, modality="image", classes=tiny_resnet.CLASSES, input_shape=tiny_resnet.SHAPE)

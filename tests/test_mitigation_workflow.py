@@ -13,7 +13,7 @@ from audit.cli import main
 from audit.io import checkpoint
 
 SEX = "sex"
-VOLATILE = ("seconds", "started", "command", "timings")  # wall time, clock and argv differ from call to call
+VOLATILE = ("seconds", "started", "command", "timings", "plan")  # wall time, clock and argv differ from call to call
 
 
 def stable(document):

@@ -79,7 +79,9 @@ def test_an_undefined_metric_stays_out_of_model_index_and_is_named_in_the_text(h
 
 
 def test_hostile_names_add_no_key_and_no_heading(hostile):
-    text = hostile["run"].to_model_card()
+    run = hostile["run"]  # the model's stated use is untrusted text from its spec too
+    text = dataclasses.replace(run, model={**run.model, "intended_use": SENSITIVE, "out_of_scope": GROUPS[0]}
+                               ).to_model_card()
     card = ModelCard(text)
     assert set(card.data.to_dict()) == {"library_name", "tags", "model-index"}
     assert headings(text) == [f"Audit of {hostile['run'].model['architecture']}", *SECTIONS]
@@ -87,6 +89,9 @@ def test_hostile_names_add_no_key_and_no_heading(hostile):
     assert "<img" not in html and "<a " not in html and "<b>" not in html
     shown = unescape(re.sub(r"<[^>]+>", "", html))
     assert "# Heading `|![x](http://evil.example/t.png)" in shown  # the name is shown literally
+    plain = unescape(re.sub(r"<[^>]+>", "", GFM.render(run.to_model_card().split("\n---\n", 1)[1])))
+    literal = "# Heading `|![x](http://evil.example/t.png)"
+    assert shown.count(literal) == plain.count(literal) + 1  # the intended use, shown literally
 
 
 def test_intervals_use_and_reproduction_are_in_the_text(hostile):

@@ -20,7 +20,8 @@ from test_slices_planted import planted_table
 def streamed(data, proba, rows: int):
     chunks = [(data.subset(np.arange(i, min(i + rows, len(data)))), proba[i:i + rows])
               for i in range(0, len(data), rows)]
-    feed = Feed(first=chunks[0][0], chunks=chunks, values=SensitiveValues.of(data.sensitive), rows=len(data))
+    feed = Feed(first=chunks[0][0], chunks=chunks, values=SensitiveValues.of(data.sensitive), rows=len(data),
+                model_given=False)
     (result,) = execute(Predictions(proba, data.classes), feed, [Slices()], seed=0, thresholds=DEFAULT_VALUES).results
     return result
 

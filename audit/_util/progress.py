@@ -10,6 +10,8 @@ from typing import TypeVar
 
 from tqdm import tqdm
 
+from audit._util.durations import duration
+
 T = TypeVar("T")
 _quiet = False
 _label = ""
@@ -37,24 +39,40 @@ def progress(iterable, *, desc: str, total: int | None = None, disable: bool = F
     return tqdm(iterable, desc=_label + desc, total=total, disable=hidden, leave=False, dynamic_ncols=True)
 
 
-def steps(items: Iterable[T], *, desc: str, name: Callable[[T], str]) -> Iterator[T]:
+def say(line: str) -> None:
+    """One line on stderr (above a running bar), unless quiet."""
+    if not _quiet:
+        tqdm.write(_label + line, file=sys.stderr)
+
+
+def announce(lines: Iterable[str]) -> None:
+    """`lines` on stderr, before the work they describe (the plan and its ETA); nothing when quiet."""
+    for line in lines:
+        say(line)
+
+
+def steps(items: Iterable[T], *, desc: str, name: Callable[[T], str],
+          planned: Callable[[T], float] | None = None) -> Iterator[T]:
     """`items`, one at a time, with the running one named on a terminal's bar, or a line
-    "<desc>: <name> <seconds> s" on stderr after each when stderr is not a terminal."""
+    "<desc> <i>/<n>: <name> <seconds> s" on stderr after each when stderr is not a terminal. With the
+    `planned` seconds of each item, both also say the time left: the plan of the items not yet done."""
     items = list(items)
     desc = _label + desc
+    left = [sum(planned(later) for later in items[i:]) for i in range(len(items) + 1)] if planned else None
     if _quiet:
         yield from items
     elif sys.stderr.isatty():
         bar = tqdm(items, desc=desc, leave=False, dynamic_ncols=True)
-        for item in bar:
-            bar.set_postfix_str(name(item))
+        for i, item in enumerate(bar):
+            bar.set_postfix_str(name(item) + (f", about {duration(left[i])} left" if left else ""))
             yield item
     else:
         for i, item in enumerate(items, 1):
             start = time.perf_counter()
             yield item
-            print(f"{desc} {i}/{len(items)}: {name(item)} {time.perf_counter() - start:.1f} s", file=sys.stderr,
-                  flush=True)
+            after = f", about {duration(left[i])} left" if left and i < len(items) else ""
+            print(f"{desc} {i}/{len(items)}: {name(item)} {time.perf_counter() - start:.1f} s{after}",
+                  file=sys.stderr, flush=True)
 
 
 REPORT_EVERY = 60.0  # seconds between progress lines in a CI log
@@ -91,11 +109,5 @@ def _rows_line(desc: str, done: int, total: int | None, seconds: float, finished
     of = f" of {total:,}" if total else ""
     if finished:
         return f"{desc}: {done:,} rows in {seconds:.1f} s, {rate:,.0f} rows/s"
-    left = f", {_duration((total - done) / rate)} left" if total and rate > 0 else ""
+    left = f", {duration((total - done) / rate)} left" if total and rate > 0 else ""
     return f"{desc}: {done:,}{of} rows, {rate:,.0f} rows/s{left}"
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from audit._util.distribution import install_hint
 from audit._util.documents import MAX_DEPTH, toml_depth
+from audit._util.durations import parse_duration
 from audit._util.errors import AuditInputError
 from audit._util.paths import MAX_INPUT_BYTES, format_size, parse_size, shown
 from audit._util.threads import THREADS_VARIABLE
@@ -37,9 +38,16 @@ def add_resource_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, metavar="N",
                    help=f"threads for torch and BLAS (default: ${THREADS_VARIABLE}, else the CPUs this process may "
                         "use, or OMP_NUM_THREADS when set)")
-    p.add_argument("--max-input-size", type=_size, default=MAX_INPUT_BYTES, metavar="SIZE",
+    p.add_argument("--max-input-size", type=_argument(parse_size), default=MAX_INPUT_BYTES, metavar="SIZE",
                    help=f"refuse larger model, data and policy files before reading them; they are read whole "
                         f"(default {format_size(MAX_INPUT_BYTES)}; e.g. 4G)")
+
+
+def add_memory_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-memory", type=_argument(_memory_budget), metavar="SIZE",
+                   help="keep the audit's memory under this: every analyzer sizes its passes to fit, and says where "
+                        "one had to shrink (default: what the process holds plus half the memory available at the "
+                        "start; e.g. 2G)")
 
 
 def add_engine_options(p: argparse.ArgumentParser) -> None:
@@ -64,14 +72,28 @@ def add_run_options(p: argparse.ArgumentParser, *, positive_class: str, seed: st
                         "text probe 500 sentences; `audit analyzers` lists them)")
 
 
+def add_plan_options(p: argparse.ArgumentParser) -> None:
+    """How long an audit may take: the plan made before the work fits it."""
+    p.add_argument("--budget", type=_argument(parse_duration), metavar="TIME",
+                   help="the time the audit may take, e.g. 90s, 5m or 1h: the per-example analyzers work on fewer "
+                        "examples until the plan made before the work fits it; the report says what was cut and how "
+                        "much wider each interval became (default: no limit)")
+    p.add_argument("--precision", type=_width, metavar="WIDTH",
+                   help="stop adding examples to an analyzer once the interval of its headline metric is at most "
+                        "this wide (robustness: the robust accuracy's 95%% interval), in rounds of 32, 64, ... "
+                        "examples up to its samples, e.g. 0.1 (default: all its samples)")
+
+
 def add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", help="also write the JSON document here")
     p.add_argument("--junit", help="also write JUnit XML here (one testcase per gate)")
     p.add_argument("--markdown", help="also write a Markdown summary here (pull-request comment, job summary)")
     p.add_argument("--model-card", metavar="README.md", help="also write a Hugging Face model card here (model-index "
                    "results and the audit's evidence; into a copy of a model folder, never the input)")
-    p.add_argument("--intended-use", metavar="TEXT", help="the model card's intended use (default: not stated)")
-    p.add_argument("--out-of-scope", metavar="TEXT", help="the model card's out-of-scope use (default: not stated)")
+    p.add_argument("--intended-use", metavar="TEXT",
+                   help="the model card's intended use (default: the model spec's, else not stated)")
+    p.add_argument("--out-of-scope", metavar="TEXT",
+                   help="the model card's out-of-scope use (default: the model spec's, else not stated)")
     p.add_argument("--evidence", help="also write an evidence map for a reviewer here: EU AI Act and NIST AI RMF "
                                       "items covered, partly covered or not (FILE.json: JSON, else Markdown)")
     add_tracking_options(p)
@@ -143,11 +165,31 @@ STREAM_HELP = (f"read --data (or --predictions) in chunks, in bounded memory (au
                f"over {format_size(STREAM_ABOVE)} in memory); the per-example analyzers run on a seeded sample")
 
 
-def _size(text: str) -> int:
+def _argument(parse):
+    """An argparse type from a parser that raises AuditInputError: argparse prints its message as one line."""
+    def convert(text: str):
+        try:
+            return parse(text)
+        except AuditInputError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return convert
+
+
+def _width(text: str) -> float:
     try:
-        return parse_size(text)
-    except AuditInputError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        width = float(text)
+    except ValueError:
+        width = None
+    if width is None or not 0 < width < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an interval width: expected a number between 0 and 1, "
+                                         "e.g. 0.1")
+    return width
+
+
+def _memory_budget(text: str) -> int:
+    from audit._util.memory import as_bytes
+
+    return as_bytes(text)
 
 
 # -- what the options turn into, checked before any model loads ----------------------------------

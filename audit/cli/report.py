@@ -6,8 +6,8 @@ from pathlib import Path
 
 from audit._util.errors import AuditInputError
 from audit._util.paths import shown
-from audit.cli.options import (STREAM_HELP, add_audit_options, audit_data, audit_settings, check_positive_class,
-                                load_options)
+from audit.cli.options import (STREAM_HELP, add_audit_options, add_memory_option, add_plan_options, audit_data,
+                                audit_settings, check_positive_class, load_options)
 from audit.cli.outputs import check_audit_outputs, finish, open_tracker, track, write_outputs
 
 
@@ -29,11 +29,13 @@ def add_parser(sub) -> None:
                    "attributed features (every row of the data; the per-example analyzers' columns on the rows "
                    "they read, null elsewhere)")
     p.add_argument("--stream", action="store_true", help=STREAM_HELP)
+    add_plan_options(p)
+    add_memory_option(p)
     p.set_defaults(handler=run)
 
 
 def run(args) -> int:
-    settings = audit_settings(args)
+    settings = {**audit_settings(args), "budget": args.budget, "precision": args.precision}
     if (args.model is None) == (args.predictions is None):
         raise AuditInputError("report: give a model checkpoint or --predictions FILE (one of them)")
     if args.predictions is not None:
@@ -50,6 +52,7 @@ def run(args) -> int:
     check_positive_class(args.positive_class, model.classes)
     source = streamed_source(dict(model.task.dataset), data=args.data, stream=args.stream, target=args.target,
                              sensitive=args.sensitive, text_column=args.text_column)
+    settings["max_memory"] = args.max_memory
     result = run_stream(model, source, examples=args.examples is not None, **settings) if source else \
         run_audit(model, audit_data(args, model), **settings)
     write_outputs(outputs, result, result, name=shown(args.model), args=args)
@@ -69,7 +72,8 @@ def _predictions(args, settings: dict) -> int:
     outputs = check_audit_outputs(args, output, {"--predictions": args.predictions})
     tracker = open_tracker(args)
     scores = [c.strip() for c in (args.score_columns or "").split(",") if c.strip()]
-    settings = {k: v for k, v in settings.items() if k != "samples"}  # no per-example analyzer runs
+    # no per-example analyzer runs
+    settings = {k: v for k, v in settings.items() if k not in ("samples", "budget", "precision")}
     result = from_predictions(args.predictions, target=args.target, prediction=args.prediction_column,
                               scores=scores, sensitive=args.sensitive, stream=args.stream, **settings)
     write_outputs(outputs, result, result, name=shown(args.predictions), args=args)

@@ -77,7 +77,7 @@ def run(args) -> int:
     splits = spec.splits(seed=config.seed)
     outcome = train(spec.architecture, *splits, config=config, model_config=model_config,
                     hook=training_hook(mitigation, adversarial), quiet=args.quiet)
-    checkpoint.save(outcome.model, output)
+    checkpoint.save(spec.stated_use(outcome.model), output)
     print(printable(f"{spec.architecture} on {splits[0].name}: test accuracy {outcome.test_accuracy:.4f} "
                     f"(validation {outcome.validation_accuracy:.4f}, best epoch {outcome.epochs}), "
                     f"trained in {outcome.seconds:.1f} s -> {output}"))

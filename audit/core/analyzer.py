@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
@@ -28,6 +29,26 @@ if TYPE_CHECKING:
     from audit.core.dataset import Dataset
     from audit.core.groups import SensitiveValues
     from audit.core.model import Model
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What one run of an analyzer asks of the model, in example-passes: `forward` rows through the model
+    without a gradient, `backward` rows through it and back (an input gradient). The plan turns them into
+    seconds with the probe's time per example (audit.executor.plan)."""
+
+    forward: float = 0.0
+    backward: float = 0.0
+    seconds: float = 0.0  # the analyzer's own work besides the model (fits, figures), CPU seconds of an idle core
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(self.forward + other.forward, self.backward + other.backward, self.seconds + other.seconds)
+
+    def __mul__(self, times: float) -> Cost:
+        return Cost(self.forward * times, self.backward * times, self.seconds * times)
+
+
+MIN_EXAMPLES = 4  # the fewest examples a budget leaves an analyzer
 
 
 class Analyzer(ABC):
@@ -66,6 +87,29 @@ class Analyzer(ABC):
         """Rows of the data `run` reads (its `samples`, 0: none asked): a streamed run draws a seeded sample that
         large for the analyzers without a tally."""
         return getattr(self, "samples", None) or 0
+
+    def cost(self, model: Model, rows: int) -> Cost:
+        """The passes `run` will make on data of `rows` rows and its own seconds besides, from this configuration
+        (the rows a tally counts are predicted once by the executor, and cost nothing here). The plan made before
+        the work sums them; tests/test_plan.py counts the passes a run really makes against them."""
+        return Cost()
+
+    def sample_size(self, model: Model, rows: int) -> int:
+        """Examples `run` works on, of data of `rows` rows (0: it reads counts, not examples)."""
+        return min(self.sample_rows(model), rows)
+
+    def scaled(self, model: Model, rows: int, share: float) -> Analyzer:
+        """This analyzer working on about `share` of its examples (at least MIN_EXAMPLES): what a budget cuts.
+        Per-example work is most of the cost of every analyzer that has examples; one that has none is kept."""
+        examples = self.sample_size(model, rows)
+        if not examples or "samples" not in self.config():
+            return self
+        return dataclasses.replace(self, samples=min(examples, max(MIN_EXAMPLES, int(examples * share))))
+
+    def interval(self, result: Result) -> tuple[float, float] | None:
+        """The interval of the first headline metric `result` has one for (None: none): what a precision target
+        is met on (`audit.run(precision=...)` stops adding examples once it is that narrow)."""
+        return next((tuple(result.intervals[m]) for m in self.headline if m in result.intervals), None)
 
     def tally(self, model: Model, values: SensitiveValues, *, seed: int) -> Tally | None:
         """The counts this analyzer needs, to be fed chunk by chunk (`values`: every sensitive value of the

@@ -1,8 +1,13 @@
-"""`Dataset`: inputs, labels and sensitive attributes, kept apart.
+"""`Dataset`: inputs, labels, sensitive attributes and descriptive attributes, kept apart.
 
 Sensitive attributes live in their own DataFrame. For tables the input frame may
 hold the same columns too; a model only ever reads the columns its encoder was
 fitted on, so a sensitive column reaches a model only if it was trained on it.
+
+Descriptive attributes are the other columns a data file carries beside the inputs,
+the label and the sensitive columns (an image folder's metadata.csv columns, a text
+table's other columns): never a model input and never a fairness group, but places
+the slice search looks. A table's other columns are its inputs, so it has none.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ MODALITIES = ("tabular", "image", "text")
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """Inputs with integer labels into `classes`, and sensitive attributes beside them.
+    """Inputs with integer labels into `classes`, and sensitive and descriptive attributes beside them.
 
     `inputs` is a DataFrame for tables, a float32 array (N, C, H, W) for images,
     and an object array of strings for text.
@@ -36,6 +41,7 @@ class Dataset:
     name: str = "data"
     target: str = "label"
     source: dict = field(default_factory=dict)
+    attributes: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def __post_init__(self):
         if self.modality not in MODALITIES:
@@ -45,6 +51,8 @@ class Dataset:
             raise AuditInputError(f"{self.name}: {n} inputs but {len(self.labels)} labels")
         if len(self.sensitive.columns) and len(self.sensitive) != n:
             raise AuditInputError(f"{self.name}: {n} inputs but {len(self.sensitive)} rows of sensitive attributes")
+        if len(self.attributes.columns) and len(self.attributes) != n:
+            raise AuditInputError(f"{self.name}: {n} inputs but {len(self.attributes)} rows of attributes")
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -68,7 +76,8 @@ class Dataset:
 
     @cached_property
     def sha256(self) -> str:
-        """Content hash of inputs, labels, classes and sensitive attributes."""
+        """Content hash of inputs, labels, classes and sensitive attributes (not the descriptive ones, which no
+        prediction or fairness figure reads)."""
         h = hashlib.sha256()
         h.update(self.modality.encode())
         h.update("\x00".join(self.classes).encode())
@@ -89,8 +98,8 @@ class Dataset:
             inputs = self.inputs.iloc[idx].reset_index(drop=True)
         else:
             inputs = self.inputs[idx]
-        sensitive = self.sensitive.iloc[idx].reset_index(drop=True) if len(self.sensitive.columns) else self.sensitive
-        return replace(self, inputs=inputs, labels=self.labels[idx], sensitive=sensitive)
+        return replace(self, inputs=inputs, labels=self.labels[idx], sensitive=_rows(self.sensitive, idx),
+                       attributes=_rows(self.attributes, idx))
 
     def sample(self, n: int | None, *, seed: int = 0) -> Dataset:
         """At most `n` rows drawn without replacement (all rows, in order, when n is None or >= len)."""
@@ -127,7 +136,8 @@ class Dataset:
         """A table (or, with `text_column`, a text dataset) from a DataFrame.
 
         Every column but the target is a candidate model input; `sensitive` columns are
-        also copied into `sensitive`.
+        also copied into `sensitive`. Of text, the columns other than the text, the target
+        and the sensitive ones are its descriptive `attributes` (missing values allowed).
         """
         where = (source or {}).get("path", name)
         if len(frame) == 0:
@@ -151,13 +161,16 @@ class Dataset:
             require_complete(texts, f"{where}: text column {text_column!r}")
             inputs = np.array([str(t) for t in texts], dtype=object)
             modality = "text"
+            carried = [c for c in columns if c not in {target, text_column, *sensitive}]
+            attributes = frame[carried].copy()
         else:
             inputs = frame.drop(columns=[target])
             for col in inputs.columns:
                 require_complete(inputs[col], f"{where}: column {col!r}")
             modality = "tabular"
+            attributes = pd.DataFrame()
         return cls(inputs=inputs, labels=labels, classes=classes, modality=modality, sensitive=sens,
-                   name=name, target=target, source=source or {})
+                   name=name, target=target, source=source or {}, attributes=attributes)
 
     @classmethod
     def from_arrays(
@@ -166,6 +179,7 @@ class Dataset:
         y,
         *,
         sensitive: pd.DataFrame | dict | None = None,
+        attributes: pd.DataFrame | dict | None = None,
         classes: Sequence[str] | None = None,
         feature_names: Sequence[str] | None = None,
         modality: str | None = None,
@@ -178,7 +192,8 @@ class Dataset:
 
         y has shape (N,): class names, or integers that index `classes` when it is given
         (sklearn's `target_names[y]`). Pass the model's classes to audit a slice that holds
-        fewer classes than the model predicts (e.g. only one).
+        fewer classes than the model predicts (e.g. only one). `attributes`: descriptive
+        columns of the rows (N,), which the slice search looks at.
         """
         where = (source or {}).get("path", name)
         if modality == "text" or (modality is None and len(x) and isinstance(x[0], str)):
@@ -218,11 +233,15 @@ class Dataset:
             labels, classes = _index_labels(y, classes, where=f"{where}: labels y")
         else:
             labels, classes = _encode_labels(pd.Series(y), classes, where=f"{where}: labels y")
-        sens = pd.DataFrame(sensitive if sensitive is not None else {})
-        if len(sens.columns) and len(sens) != len(y):
-            raise AuditInputError(f"{where}: sensitive attributes have {len(sens)} rows, expected {len(y)}")
+        frames = {}
+        for what, given in (("sensitive attributes", sensitive), ("attributes", attributes)):
+            frame = pd.DataFrame(given if given is not None else {})
+            if len(frame.columns) and len(frame) != len(y):
+                raise AuditInputError(f"{where}: {what} have {len(frame)} rows, expected {len(y)}")
+            frames[what] = frame.reset_index(drop=True)
         return cls(inputs=inputs, labels=labels, classes=classes, modality=modality,
-                   sensitive=sens.reset_index(drop=True), name=name, source=source or {})
+                   sensitive=frames["sensitive attributes"], name=name, source=source or {},
+                   attributes=frames["attributes"])
 
 
 def concat(parts: Sequence[Dataset]) -> Dataset:
@@ -232,9 +251,19 @@ def concat(parts: Sequence[Dataset]) -> Dataset:
         inputs = pd.concat([p.inputs for p in parts], ignore_index=True)
     else:
         inputs = np.concatenate([p.inputs for p in parts])
-    sensitive = (pd.concat([p.sensitive for p in parts], ignore_index=True) if len(first.sensitive.columns)
-                 else first.sensitive)
-    return replace(first, inputs=inputs, labels=np.concatenate([p.labels for p in parts]), sensitive=sensitive)
+    return replace(first, inputs=inputs, labels=np.concatenate([p.labels for p in parts]),
+                   sensitive=_stacked([p.sensitive for p in parts]),
+                   attributes=_stacked([p.attributes for p in parts]))
+
+
+def _rows(frame: pd.DataFrame, idx: np.ndarray) -> pd.DataFrame:
+    """The rows `idx` of a frame of attributes (a frame without columns as it is)."""
+    return frame.iloc[idx].reset_index(drop=True) if len(frame.columns) else frame
+
+
+def _stacked(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Frames of attributes of consecutive chunks, one after the other."""
+    return pd.concat(frames, ignore_index=True) if len(frames[0].columns) else frames[0]
 
 
 def _channels_first(x: np.ndarray, layout: str, where: str) -> np.ndarray:

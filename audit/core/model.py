@@ -23,6 +23,22 @@ from audit.core.encoders import Encoder, ImageEncoder, TabularEncoder, Tokenizer
 from audit._util.errors import AuditInputError
 from audit.core.postprocessing import GroupThresholds
 
+#: What a model is for and not for, as its spec states them: untrusted text, shown inert on the model card.
+USE_KEYS = ("intended_use", "out_of_scope")
+MAX_USE_CHARS = 2000
+
+
+def checked_use(d: Mapping, where: str) -> dict[str, str]:
+    """The `USE_KEYS` that `d` (at `where`; "" for top-level keys) holds, each a string of at most
+    `MAX_USE_CHARS` characters."""
+    use = {}
+    for key in (k for k in USE_KEYS if k in d):
+        name = f"{where}.{key}" if where else key
+        use[key] = check.string(d[key], name)
+        if len(use[key]) > MAX_USE_CHARS:
+            raise AuditInputError(f"{name} must be at most {MAX_USE_CHARS:,} characters, found {len(use[key]):,}")
+    return use
+
 
 @dataclass(frozen=True)
 class Task:
@@ -36,9 +52,16 @@ class Task:
     training: Mapping = field(default_factory=dict)
     metrics: Mapping = field(default_factory=dict)
     postprocessing: GroupThresholds | None = None  # decisions need its column at prediction time
+    intended_use: str = ""  # "" when not stated
+    out_of_scope: str = ""
+
+    def use(self) -> dict[str, str]:
+        """The intended and out-of-scope use that are stated (`USE_KEYS`)."""
+        return {key: getattr(self, key) for key in USE_KEYS if getattr(self, key)}
 
     def to_dict(self) -> dict:
         extra = {"postprocessing": self.postprocessing.to_dict()} if self.postprocessing else {}
+        extra.update(self.use())
         return {
             "modality": self.modality,
             "classes": list(self.classes),
@@ -84,6 +107,7 @@ class Task:
             metrics=check.mapping(check.plain(d.get("metrics", {}), f"{where}.metrics"), f"{where}.metrics"),
             postprocessing=(GroupThresholds.from_dict(d["postprocessing"], f"{where}.postprocessing")
                             if d.get("postprocessing") is not None else None),
+            **checked_use(d, where),
         )
 
 

@@ -25,13 +25,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from audit._util.progress import rows, steps
+from audit._util import memory
+from audit._util.progress import announce, rows, steps
 from audit.core.analyzer import Analyzer, Tally, judged
 from audit.core.dataset import Dataset, concat
 from audit.core.groups import SensitiveValues
 from audit.core.reservoir import Reservoir
 from audit.core.result import Result
 from audit.executor.examples import example_rows, in_data_rows
+from audit.executor.plan import PREDICT, Plan, make_plan, probe, within_budget
 from audit.plots import PLAIN_TEXT
 
 NEEDS_MODEL = "needs the model itself; only its predictions were given"
@@ -58,11 +60,27 @@ class Executed:
     rows: int  # rows read
     sample_rows: int  # rows the analyzers without a tally read
     examples: pd.DataFrame  # `example_rows` of the rows they read (in memory: every row)
+    plan: Plan | None = None  # made before the work, when a model was given
+    predicting: float = 0.0  # seconds of reading the chunks and predicting them
+    rounds: dict[str, list] = dataclasses.field(default_factory=dict)  # a precision's [examples, width] per round
+
+    def provenance(self) -> dict:
+        """What the run's document records of the plan: per step its passes, planned and actual seconds."""
+        if self.plan is None:
+            return {}
+        actual = {PREDICT: self.predicting, **{r.analyzer: r.seconds for r in self.results}}
+        plan = self.plan.to_dict(actual)
+        for name, rounds in self.rounds.items():
+            plan["steps"].get(name, {})["precision_rounds"] = rounds
+        return {"plan": plan}
 
 
-def execute(model, feed: Feed, analyzers: Sequence[Analyzer], *, seed: int,
-            thresholds: Mapping[str, float]) -> Executed:
-    """Every analyzer's judged result on the feed, in the order of `analyzers`."""
+def execute(model, feed: Feed, analyzers: Sequence[Analyzer], *, seed: int, thresholds: Mapping[str, float],
+            budget: float | None = None, precision: float | None = None) -> Executed:
+    """Every analyzer's judged result on the feed, in the order of `analyzers`. With a model, a plan is made
+    first and shown; with a `budget` (seconds), the analyzers' examples are cut until the plan fits it. With a
+    `precision`, an analyzer with examples and an interval on its headline metric works on more examples only
+    while that interval is wider than `precision`."""
     for a in analyzers:
         a.check(model)
     model.labels(feed.first)
@@ -80,12 +98,25 @@ def execute(model, feed: Feed, analyzers: Sequence[Analyzer], *, seed: int,
             if tally is not None:
                 tallies[i] = tally
             spent[i] += time.perf_counter() - began
+    plan = None
+    speed = probe(model, feed.first) if feed.model_given else None
+    if speed is not None:
+        runnable = [i for i, a in enumerate(analyzers) if skipped[i] is None and i not in failed]
+        chosen = [analyzers[i] for i in runnable]
+        if budget is None:
+            plan = make_plan(model, speed, chosen, rows=feed.rows)
+        else:
+            chosen, plan = within_budget(model, speed, chosen, rows=feed.rows, budget=budget)
+            analyzers = list(analyzers)
+            for i, a in zip(runnable, chosen):
+                analyzers[i] = a
+        announce(plan.lines())
     per_row = [a for i, a in enumerate(analyzers) if skipped[i] is None and i not in tallies and i not in failed]
     size = max([*(t.sample_rows for t in tallies.values()), *(a.sample_rows(model) for a in per_row), 0])
     reservoir = Reservoir(size, seed, take=_take, join=_join)  # rows with their probabilities
     chunks = feed.chunks if feed.progress is None else rows(feed.chunks, desc=feed.progress, total=feed.rows,
                                                             size=lambda pair: len(pair[0]))
-    start, whole = 0, []
+    start, whole, reading = 0, [], time.perf_counter()
     for chunk, proba in chunks:
         model.labels(chunk)
         for i, tally in tallies.items():
@@ -101,13 +132,15 @@ def execute(model, feed: Feed, analyzers: Sequence[Analyzer], *, seed: int,
         else:
             whole.append(proba)
         start += len(chunk)
+    predicting = time.perf_counter() - reading - sum(spent[i] for i in tallies)  # the reading and predicting
     if feed.whole is not None:
         sample, sample_proba, positions = feed.whole, np.concatenate(whole), np.arange(start)
     else:
         sample, sample_proba = reservoir.sample() or (feed.first.subset([]), np.empty((0, len(model.classes))))
         positions = np.sort(reservoir.rows)
-    results = []
-    for i, a in steps(list(enumerate(analyzers)), desc="audit", name=lambda pair: pair[1].name):
+    results, rounds = [], {}
+    planned = (lambda pair: plan.planned(pair[1].name) or 0.0) if plan is not None else None
+    for i, a in steps(list(enumerate(analyzers)), desc="audit", name=lambda pair: pair[1].name, planned=planned):
         if skipped[i] is not None:
             result = skipped[i]
         elif i in failed:
@@ -115,9 +148,11 @@ def execute(model, feed: Feed, analyzers: Sequence[Analyzer], *, seed: int,
         elif i in tallies:
             result = _timed(a, tallies[i].result, sample, seed, spent[i])
         else:
-            result = _timed(a, lambda part, a=a: a.run(model, part, seed=seed), sample, seed, 0.0)
+            result = _timed(a, lambda part, a=a: a.run(model, part, seed=seed), sample, seed, 0.0) \
+                if precision is None else _until_precise(a, model, sample, seed, precision, rounds)
         results.append(in_data_rows(judged(a, result, thresholds), positions))
-    return Executed(tuple(results), start, len(sample), example_rows(model, sample, sample_proba, positions))
+    return Executed(tuple(results), start, len(sample), example_rows(model, sample, sample_proba, positions), plan,
+                    predicting, rounds)
 
 
 def _take(pair: tuple[Dataset, np.ndarray], positions: np.ndarray) -> tuple[Dataset, np.ndarray]:
@@ -126,6 +161,28 @@ def _take(pair: tuple[Dataset, np.ndarray], positions: np.ndarray) -> tuple[Data
 
 def _join(pairs: list[tuple[Dataset, np.ndarray]]) -> tuple[Dataset, np.ndarray]:
     return concat([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
+
+
+FIRST_ROUND = 32  # examples of the first round of an analyzer run to a precision; each round doubles them
+
+
+def _until_precise(analyzer: Analyzer, model, data: Dataset, seed: int, precision: float,
+                   rounds: dict[str, list]) -> Result:
+    """`analyzer`'s result on FIRST_ROUND examples, then twice as many, ... until its headline interval is at
+    most `precision` wide or it has all its examples; each round is a seeded run of its own, so the result is
+    the one a run with that many examples gives. `rounds` gets [examples, interval width] per round."""
+    full = analyzer.sample_size(model, len(data)) if analyzer.headline else 0
+    n, spent = min(full, FIRST_ROUND), 0.0
+    while True:
+        current = dataclasses.replace(analyzer, samples=n) if full and n < full else analyzer
+        result = _timed(current, lambda part: current.run(model, part, seed=seed), data, seed, spent)
+        interval = current.interval(result) if result.status == "ok" else None
+        width = interval[1] - interval[0] if interval is not None else None
+        if full:
+            rounds.setdefault(analyzer.name, []).append([n, None if width is None else round(width, 4)])
+        if (width is not None and width <= precision) or not full or n >= full or result.status != "ok":
+            return result
+        n, spent = full if width is None else min(full, 2 * n), result.seconds
 
 
 def _skipped(analyzer: Analyzer, model, feed: Feed) -> Result | None:
@@ -140,18 +197,19 @@ def _skipped(analyzer: Analyzer, model, feed: Feed) -> Result | None:
 
 
 def _timed(analyzer: Analyzer, work, data: Dataset, seed: int, seconds: float) -> Result:
-    """`work(data)`'s result, its seconds added to `seconds`, seeded as every analyzer is; an error result if it
-    raises."""
+    """`work(data)`'s result, its seconds added to `seconds`, seeded as every analyzer is, with a warning for each
+    pass the memory budget shrank; an error result if it raises."""
     began = time.perf_counter()
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     try:
-        with matplotlib.rc_context(PLAIN_TEXT):
+        with matplotlib.rc_context(PLAIN_TEXT), memory.noted() as shrunk:
             result = work(data)
     except Exception as exc:  # noqa: BLE001 - a failing analyzer becomes an error result
         return error_result(analyzer, exc, traceback.format_exc(limit=8), seconds + time.perf_counter() - began)
-    return dataclasses.replace(result, seconds=seconds + time.perf_counter() - began)
+    return dataclasses.replace(result, seconds=seconds + time.perf_counter() - began,
+                               warnings=(*result.warnings, *shrunk))
 
 
 def error_result(analyzer: Analyzer, exc: BaseException, trace: str, seconds: float = 0.0) -> Result:

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import pandas as pd
 
-from audit._util import distribution
+from audit._util import distribution, memory
+from audit._util.durations import budget_seconds
 from audit._util.errors import AuditInputError
 from audit._util.files import write_atomic
 from audit.core.analyzer import ANALYZERS, Analyzer
@@ -27,6 +28,7 @@ from audit.engine import current as current_engine
 from audit.executor.document import Document
 from audit.executor.examples import Spill, joined, outcomes, write_parquet
 from audit.executor.loop import Feed, execute
+from audit.executor.plan import checked_precision
 from audit.policy.gates import Policy, Verdict
 
 if TYPE_CHECKING:
@@ -113,7 +115,8 @@ class AuditRun(Document):
         return render_run(self, standalone=standalone)
 
     def to_model_card(self, *, intended_use: str | None = None, out_of_scope: str | None = None) -> str:
-        """A Hugging Face model card (README.md): `model-index` results and the audit's evidence as text."""
+        """A Hugging Face model card (README.md): `model-index` results and the audit's evidence as text; the
+        intended and out-of-scope use given, else those the model's spec stated."""
         from audit.report.model_card import render_model_card
 
         return render_model_card(self, intended_use=intended_use, out_of_scope=out_of_scope)
@@ -160,6 +163,9 @@ def run(
     options: dict[str, dict] | None = None,
     command: str | None = None,
     engine: str | Engine | None = None,
+    budget: float | str | None = None,
+    precision: float | None = None,
+    max_memory: int | str | None = None,
 ) -> AuditRun:
     """Audit `model` on `data` with `analyzers` (names or configured objects; None: the defaults).
 
@@ -167,21 +173,30 @@ def run(
     `engine` runs the batch work: "local" (this process), "ray" (a local Ray started and stopped
     here), an `audit.engine.Engine` (e.g. `RayEngine(address=...)` for a cluster), or None: the
     current one (`audit.engine.using`), local unless set. Same seed, same numbers on either.
+    `budget` (seconds, or a duration such as "5m") cuts the per-example analyzers' examples until the plan
+    made before the work fits it; the run's provenance says what was cut (`provenance["plan"]`). `precision`
+    (an interval width) lets an analyzer with examples stop adding them, in rounds of doubling, once the interval
+    of its headline metric (robustness: the robust accuracy's) is at most that wide.
+    `max_memory` (bytes, or a size such as "2G"): the analyzers size their passes to keep the process under it
+    (default: what the process holds at the start plus half the memory still available, `audit._util.memory`);
+    a pass it shrinks is named in its analyzer's warnings.
     An analyzer that raises becomes a Result with status "error"; the run goes on.
     """
-    with running_on(engine):
+    with running_on(engine), memory.limited(max_memory):
         return _run(model, data, analyzers, seed=seed, policy=policy, samples=samples, options=options,
-                    command=command)
+                    command=command, budget=budget_seconds(budget), precision=checked_precision(precision))
 
 
-def _run(model, data, analyzers, *, seed, policy, samples, options, command) -> AuditRun:
+def _run(model, data, analyzers, *, seed, policy, samples, options, command, budget, precision) -> AuditRun:
     started = datetime.now(timezone.utc)
     objects = resolve_analyzers(analyzers, options, samples)
     feed = Feed(first=data, chunks=_whole(model, data), values=SensitiveValues.of(data.sensitive), rows=len(data),
                 whole=data)
-    executed = execute(model, feed, objects, seed=seed, thresholds=(policy or Policy()).thresholds)
+    executed = execute(model, feed, objects, seed=seed, thresholds=(policy or Policy()).thresholds, budget=budget,
+                       precision=precision)
     return assemble(describe_model(model), data, executed.results, seed=seed, policy=policy, started=started,
-                    command=command, device=str(model.device), example_rows=executed.examples)
+                    command=command, device=str(model.device), example_rows=executed.examples,
+                    plan=executed.provenance())
 
 
 def _whole(model: Model, data: Dataset):
@@ -192,9 +207,10 @@ def _whole(model: Model, data: Dataset):
 
 def assemble(model: dict, data: Dataset | dict, results: tuple[Result, ...], *, seed: int, policy: Policy | None,
              started: datetime, command: str | None, device: str, example_rows: pd.DataFrame | None = None,
-             spill: Spill | None = None) -> AuditRun:
+             spill: Spill | None = None, plan: dict | None = None) -> AuditRun:
     """The run of `results` on `data` (or its description): the verdict of `policy` (None: the built-in
-    default policy) and the provenance; `example_rows` and `spill` its per-example rows (`AuditRun.examples`)."""
+    default policy) and the provenance (with the `plan` the executor made, where it made one); `example_rows` and
+    `spill` its per-example rows (`AuditRun.examples`)."""
     judged_by = policy or Policy()
     described = data if isinstance(data, dict) else describe_data(data)
     skeleton = AuditRun(model=model, data=described, results=results, verdict=Verdict("ungated"), seed=seed)
@@ -209,6 +225,7 @@ def assemble(model: dict, data: Dataset | dict, results: tuple[Result, ...], *, 
         "platform": platform.platform(),
         "device": device,
         "engine": current_engine().name,
+        **(plan or {}),
     }
     return dataclasses.replace(skeleton, verdict=judged_by.evaluate(skeleton), provenance=provenance,
                                example_rows=example_rows, spill=spill)
@@ -224,6 +241,7 @@ def describe_model(model: Model) -> dict:
         "trained_on": dict(model.task.dataset),
         "training_metrics": dict(model.task.metrics),
         **({"postprocessing": model.task.postprocessing.to_dict()} if model.task.postprocessing else {}),
+        **model.task.use(),
     }
 
 

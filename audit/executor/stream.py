@@ -16,10 +16,13 @@ from datetime import datetime, timezone
 import numpy as np
 
 from audit import engine
+from audit._util import memory
+from audit._util.durations import budget_seconds
 from audit.core.analyzer import Analyzer
 from audit.core.dataset import Dataset
 from audit.executor.examples import Spill
 from audit.executor.loop import Feed, execute
+from audit.executor.plan import checked_precision
 from audit.executor.runner import AuditRun, assemble, describe_model, resolve_analyzers
 from audit.io.sources import Source
 from audit.policy.gates import Policy
@@ -45,10 +48,21 @@ def predicted(model, chunks: Iterator[Dataset]) -> Iterator[tuple[Dataset, np.nd
 
 def run_stream(model, source: Source, analyzers: Sequence[str | Analyzer] | None = None, *, seed: int = 0,
                policy: Policy | None = None, samples: int | None = None, options: dict[str, dict] | None = None,
-               command: str | None = None, chunk_rows: int | None = None, examples: bool = False) -> AuditRun:
+               command: str | None = None, chunk_rows: int | None = None, examples: bool = False,
+               budget: float | str | None = None, precision: float | None = None,
+               max_memory: int | str | None = None) -> AuditRun:
     """Audit `model` on the streamed `source`, as `audit.run` audits a `Dataset` (same analyzers, metric
-    names and report). With `examples`, every row's prediction is kept on disk as it streams past (a temporary
-    Parquet file) for `AuditRun.save_examples`; `AuditRun.examples()` holds the sample's rows either way."""
+    names and report, `budget`, `precision` and `max_memory`). With `examples`, every row's prediction is kept on
+    disk as it streams past (a temporary Parquet file) for `AuditRun.save_examples`; `AuditRun.examples()` holds
+    the sample's rows either way."""
+    with memory.limited(max_memory):
+        return _run_stream(model, source, analyzers, seed=seed, policy=policy, samples=samples, options=options,
+                           command=command, chunk_rows=chunk_rows, examples=examples, budget=budget,
+                           precision=precision)
+
+
+def _run_stream(model, source: Source, analyzers, *, seed, policy, samples, options, command, chunk_rows,
+                examples, budget, precision) -> AuditRun:
     objects = resolve_analyzers(analyzers, options, samples)
     started = datetime.now(timezone.utc)
     census = source.census(model.classes, chunk_rows)
@@ -58,10 +72,11 @@ def run_stream(model, source: Source, analyzers: Sequence[str | Analyzer] | None
     pairs = predicted(model, itertools.chain((first,), chunks))
     feed = Feed(first=first, chunks=spill.tap(pairs) if spill else pairs, values=census.values, rows=census.rows,
                 progress="predict")
-    executed = execute(model, feed, objects, seed=seed, thresholds=(policy or Policy()).thresholds)
+    executed = execute(model, feed, objects, seed=seed, thresholds=(policy or Policy()).thresholds,
+                       budget=budget_seconds(budget), precision=checked_precision(precision))
     described = {"name": source.name, "sha256": source.sha256(), "rows": executed.rows, "modality": source.modality,
                  "target": source.target, "classes": list(census.classes), "sensitive": list(census.values.counts),
                  "source": {**source.describe, "streamed": True, "sample_rows": executed.sample_rows}}
     return assemble(describe_model(model), described, executed.results, seed=seed, policy=policy, started=started,
                     command=command, device=str(model.device), example_rows=executed.examples,
-                    spill=spill)
+                    spill=spill, plan=executed.provenance())

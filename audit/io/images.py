@@ -1,9 +1,10 @@
 """Folders of images in the `class_name/file.png` layout, read in chunks or whole by one reader.
 
 Classes are the sub-folder names; each image is read with Pillow, pixels scaled to [0, 1], channels those of the
-first image (grey or RGB). Per-image attributes (sensitive columns) come from a `metadata.csv` or
-`metadata.parquet` at the folder's root, one row per image named by its `file_name` (`cat/001.png`), as in
-Hugging Face's `imagefolder`: read once (one small row per image), and joined to the images as they are read.
+first image (grey or RGB). Per-image attributes come from a `metadata.csv` or `metadata.parquet` at the
+folder's root, one row per image named by its `file_name` (`cat/001.png`), as in Hugging Face's `imagefolder`:
+read once (one small row per image), and joined to the images as they are read. The columns named sensitive
+are the sensitive attributes; every other column (a site, a camera, a date) is a descriptive attribute.
 
 An image's size is read from its header and checked before its pixels are decoded: a small file can declare
 billions of pixels (a decompression bomb). Pillow's own bomb guard, set to the same limit, is the second line.
@@ -36,8 +37,8 @@ MAX_IMAGE_PIXELS = MAX_IMAGE_BYTES // 4  # a greyscale image at the byte limit: 
 
 
 class ImageFolder(Source):
-    """Images in `root/class_name/file.png`: the label of an image is the name of its folder; its sensitive
-    attributes, the columns of its row in `root/metadata.csv` (or `.parquet`)."""
+    """Images in `root/class_name/file.png`: the label of an image is the name of its folder; its sensitive and
+    descriptive attributes, the columns of its row in `root/metadata.csv` (or `.parquet`)."""
 
     modality = "image"
     chunk_rows = IMAGE_CHUNK_ROWS
@@ -62,12 +63,12 @@ class ImageFolder(Source):
                                   f"{', '.join(map(repr, self.sensitive))} were asked for (--sensitive, or the "
                                   f"model's training data); put them in {where}/metadata.csv, one row per image "
                                   "named by a file_name column (e.g. cat/001.png)")
-        self.attributes = self._attributes() if self.metadata else pd.DataFrame(index=range(len(self.files)))
+        self.table = self._metadata_rows() if self.metadata else pd.DataFrame(index=range(len(self.files)))
         self.found = tuple(found)
         self.first = self._read(self.files[0][0], None)
 
-    def _attributes(self) -> pd.DataFrame:
-        """The sensitive columns of the metadata table, one row per image in the order of `files`."""
+    def _metadata_rows(self) -> pd.DataFrame:
+        """The metadata table but its file_name, one row per image in the order of `files`."""
         table, where = read_table(self.metadata[0]), shown(self.metadata[0])
         if "file_name" not in table.columns:
             raise AuditInputError(f"{where}: column 'file_name' not found (the path of each image from the folder, "
@@ -86,7 +87,7 @@ class ImageFolder(Source):
         _name_some(images.difference(row.index, sort=False), f"{where}: no row for {{n}} image(s) of the folder")
         _name_some(row.index.difference(images, sort=False),
                    f"{where}: {{n}} row(s) for images not in the folder's class folders")
-        return table.iloc[row[images].to_numpy()][self.sensitive].reset_index(drop=True)
+        return table.iloc[row[images].to_numpy()].drop(columns="file_name").reset_index(drop=True)
 
     def _read(self, file: Path, like: np.ndarray | None) -> np.ndarray:
         """One image as (C, H, W) float32 in [0, 1], in the mode of the first image."""
@@ -117,15 +118,17 @@ class ImageFolder(Source):
 
     def census(self, classes=None, rows=None) -> Census:
         return Census(len(self.files), tuple(classes) if classes is not None else self.found,
-                      SensitiveValues.of(self.attributes))
+                      SensitiveValues.of(self.table[self.sensitive]))
 
     def parts(self, classes, rows):
         rows = rows or len(self.files)
+        described = [c for c in self.table.columns if c not in self.sensitive]
         for start in range(0, len(self.files), rows):
             part = self.files[start:start + rows]
             x = np.stack([self._read(f, self.first) for f, _ in part])
             yield Dataset.from_arrays(x, np.array([label for _, label in part]), classes=self.found,
-                                      sensitive=self.attributes.iloc[start:start + rows], modality="image",
+                                      sensitive=self.table[self.sensitive].iloc[start:start + rows],
+                                      attributes=self.table[described].iloc[start:start + rows], modality="image",
                                       name=self.name, source=self.describe)
 
     def sha256(self) -> str:

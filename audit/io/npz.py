@@ -1,7 +1,9 @@
 """NPZ of images: arrays x (N, C, H, W) or (N, H, W), y (N,), an optional `classes` array of class names (y then
-holds indices into it), and sensitive arrays (N,). One reader, in chunks or whole: each array is read row by row
-from its member of the archive (compressed or not), after every member's header is checked against its size (a
-header may declare any shape, and numpy allocates the declared array before reading it).
+holds indices into it), and sensitive arrays (N,): those named sensitive, or without names every other array. The
+other arrays of shape (N,) beside named sensitive ones are descriptive attributes. One reader, in chunks or whole:
+each array is read row by row from its member of the archive (compressed or not), after every member's header is
+checked against its size (a header may declare any shape, and numpy allocates the declared array before reading
+it).
 """
 
 from __future__ import annotations
@@ -83,17 +85,19 @@ class NpzSource(Source):
     modality = "image"
     chunk_rows = IMAGE_CHUNK_ROWS
 
-    def _open(self) -> tuple[zipfile.ZipFile, dict[str, zipfile.ZipInfo], list[str]]:
-        """The archive, its members by array name (every header checked) and the names of the sensitive arrays."""
+    def _open(self) -> tuple[zipfile.ZipFile, dict[str, zipfile.ZipInfo], list[str], list[str]]:
+        """The archive, its members by array name (every header checked), the names of the sensitive arrays and
+        those of the descriptive ones (the others of y's shape)."""
         where = shown(self.path)
         try:
             archive = zipfile.ZipFile(self.path)
         except (OSError, zipfile.BadZipFile) as exc:
             raise AuditInputError(f"{where}: cannot read as NPZ ({first_line(exc)})") from None
+        shapes = {}
         try:
             for member in archive.infolist():
                 with archive.open(member) as f:
-                    check_npy_header(f, member, where)
+                    shapes[member.filename.removesuffix(".npy")] = check_npy_header(f, member, where)[0]
         except AuditInputError:
             archive.close()
             raise
@@ -106,13 +110,14 @@ class NpzSource(Source):
             if key not in members:
                 archive.close()
                 raise AuditInputError(f"{where}: {what} {key!r} missing; found {', '.join(members) or 'none'}")
-        return archive, members, names
+        described = [k for k in members if k not in ("x", "y", "classes", *names) and shapes[k] == shapes["y"]]
+        return archive, members, names, described
 
     def _arrays(self, keys: Sequence[str], rows: int | None) -> Iterator[dict[str, np.ndarray]]:
         """The arrays `keys` (y among them), `rows` rows at a time (all at once when None), after the shapes of
         x, y and the sensitive arrays are checked against each other."""
         where = shown(self.path)
-        archive, members, names = self._open()
+        archive, members, names, _ = self._open()
         try:
             with archive:
                 readers = {k: _NpyRows(archive, members[k], where) for k in dict.fromkeys(["y", "x", *names, *keys])}
@@ -137,14 +142,14 @@ class NpzSource(Source):
         except UNREADABLE as exc:
             raise AuditInputError(f"{where}: cannot read as NPZ ({first_line(exc)})") from None
 
-    def _names(self) -> tuple[tuple[str, ...] | None, list[str]]:
-        """The classes the NPZ carries (None when it has no `classes` array) and the names of its sensitive
-        arrays."""
+    def _names(self) -> tuple[tuple[str, ...] | None, list[str], list[str]]:
+        """The classes the NPZ carries (None when it has no `classes` array), the names of its sensitive arrays
+        and those of its descriptive ones."""
         where = shown(self.path)
-        archive, members, names = self._open()
+        archive, members, names, described = self._open()
         with archive:
             if "classes" not in members:
-                return None, names
+                return None, names, described
             try:
                 carried = np.load(io.BytesIO(archive.read(members["classes"])), allow_pickle=False)
             except UNREADABLE as exc:
@@ -152,10 +157,10 @@ class NpzSource(Source):
         if carried.ndim != 1 or carried.dtype.kind not in "US":
             raise AuditInputError(f"{where}: array 'classes' must be a 1-d array of class names, "
                                   f"found shape {carried.shape} of {carried.dtype}")
-        return tuple(str(n) for n in carried), names
+        return tuple(str(n) for n in carried), names, described
 
     def census(self, classes=None, rows=None) -> Census:
-        carried, names = self._names()
+        carried, names, _ = self._names()
         known = carried or (tuple(classes) if classes is not None else None)
         seen, values, labels = 0, SensitiveValues(), set()
         for arrays in self._arrays(["y", *names], rows or TABLE_CHUNK_ROWS):
@@ -168,17 +173,17 @@ class NpzSource(Source):
         return Census(seen, found, values)
 
     def parts(self, classes, rows):
-        carried, names = self._names()
+        carried, names, described = self._names()
         start = 0
-        for arrays in self._arrays(["y", "x", *names], rows):
+        for arrays in self._arrays(["y", "x", *names, *described], rows):
             y = arrays["y"]
             if carried is not None and y.dtype.kind not in "iu":
                 raise AuditInputError(f"{shown(self.path)}: with an array 'classes', y must hold integer indices "
                                       f"into it, found {y.dtype}")
             try:
                 yield Dataset.from_arrays(arrays["x"], y, sensitive={k: arrays[k] for k in names},
-                                          classes=carried or classes, modality="image", name=self.name,
-                                          source=self.describe)
+                                          attributes={k: arrays[k] for k in described}, classes=carried or classes,
+                                          modality="image", name=self.name, source=self.describe)
             except AuditInputError as exc:
                 if rows is None:
                     raise
@@ -186,7 +191,7 @@ class NpzSource(Source):
             start += len(y)
 
     def read(self, classes=None) -> Dataset:
-        archive, _, _ = self._open()
+        archive, *_ = self._open()
         with archive:
             if sum(m.file_size for m in archive.infolist()) > MAX_NPZ_BYTES:
                 raise AuditInputError(f"{shown(self.path)}: the arrays hold more than {MAX_NPZ_BYTES >> 30} GB "

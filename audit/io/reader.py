@@ -6,7 +6,9 @@ and conversion of a format is made in one place and the two reads cannot drift.
 
 Before the chunks, `census` reads only the label and sensitive columns: the rows, the classes (when the model
 does not give them) and every sensitive value counted (`SensitiveValues`), so that groups are decided once
-for the whole data. Neither pass holds more than a chunk.
+for the whole data. Neither pass holds more than a chunk. Each part carries, beside its sensitive columns, the
+other columns the data holds (`Dataset.attributes`: an image folder's other metadata columns, a text table's
+other columns, an NPZ's other arrays), so that a streamed run sees what a whole read sees.
 """
 
 from __future__ import annotations

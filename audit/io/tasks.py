@@ -1,6 +1,7 @@
 """The task of a model file that carries none (a trusted pickle, a factory spec, an exported program), described
 as plain data: from the command line's task flags or a spec's `[task]` table, checked, and turned into the
-keyword arguments of `audit.wrap`.
+keyword arguments of `audit.wrap` (with the model's stated `intended_use` and `out_of_scope`, which `wrapped`
+puts on its task).
 
 Only tables and images: a text model needs its tokenizer, which these descriptions do not carry.
 """
@@ -8,6 +9,7 @@ Only tables and images: a text model needs its tokenizer, which these descriptio
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from torch import nn
 
@@ -15,10 +17,10 @@ from audit._util import validate as check
 from audit._util.errors import AuditInputError
 from audit.core.adapters import LAYOUTS, Logits
 from audit.core.encoders import ImageEncoder, TabularEncoder
-from audit.core.model import Model, wrap
+from audit.core.model import USE_KEYS, Model, checked_use, wrap
 
 MODALITIES = ("tabular", "image")
-KEYS = ("modality", "classes", "feature_names", "input_shape", "layout", "mean", "std")
+KEYS = ("modality", "classes", "feature_names", "input_shape", "layout", "mean", "std", *USE_KEYS)
 IMAGE_ONLY = ("input_shape", "layout", "mean", "std")
 
 
@@ -37,7 +39,7 @@ def described(task: Mapping, where: str) -> dict:
     classes = check.strings(task["classes"], f"{where}.classes")
     if len(classes) < 2 or len(set(classes)) != len(classes):
         raise AuditInputError(f"{where}.classes must be at least two distinct names, found {classes}")
-    out = {"modality": modality, "classes": classes}
+    out = {"modality": modality, "classes": classes, **checked_use(task, where)}
     if modality == "tabular":
         stray = [k for k in IMAGE_ONLY if k in task]
         if stray:
@@ -69,7 +71,8 @@ def described(task: Mapping, where: str) -> dict:
 
 def wrapped(module: nn.Module, task: Mapping, *, device: str | None, source: Mapping) -> Model:
     """`module` as a Model of the described `task` (checked by `described`), from the file `source` names."""
-    model = wrap(module, **task, device=device)
+    model = wrap(module, **{k: v for k, v in task.items() if k not in USE_KEYS}, device=device)
+    model.task = replace(model.task, **{k: task[k] for k in USE_KEYS if k in task})
     model.source = {**model.source, **source}
     return model
 
@@ -88,7 +91,7 @@ def description(model: Model) -> dict:
     if task.postprocessing is not None:
         raise AuditInputError("a model with post-processing thresholds cannot be described in a spec; save the "
                               "model before mitigating it, or as a registry checkpoint")
-    out: dict = {"modality": task.modality, "classes": list(task.classes)}
+    out: dict = {"modality": task.modality, "classes": list(task.classes), **task.use()}
     encoder = task.encoder
     if isinstance(encoder, TabularEncoder) and encoder.passthrough and not encoder.categorical:
         if encoder.numeric:

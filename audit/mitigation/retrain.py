@@ -24,7 +24,8 @@ def training_hook(mitigation: Mitigation | None, adversarial: AdversarialTrainin
 def retrain(model: Model, mitigation: Mitigation | None = None, *, adversarial: AdversarialTraining | None = None,
             quiet: bool = False) -> TrainingOutcome:
     """`model`'s architecture trained again as its checkpoint records (data, label bias, training
-    options), with `mitigation` or `adversarial` training in the loop (neither: plain training)."""
+    options), with `mitigation` or `adversarial` training in the loop (neither: plain training); the new model
+    keeps the intended and out-of-scope use the original states."""
     hook = training_hook(mitigation, adversarial)
     if model.architecture in (None, "torchscript") or not model.task.training:
         raise AuditInputError("retraining needs a checkpoint written by audit train (it records how it was trained)")
@@ -40,11 +41,14 @@ def retrain(model: Model, mitigation: Mitigation | None = None, *, adversarial: 
     spec = ModelSpec(architecture=model.architecture, output=Path("unused.pt"), dataset=where.get("builtin"),
                      data=Path(where["path"]) if where.get("path") else None, target=where.get("target"),
                      sensitive=tuple(where.get("sensitive") or ()), text_column=where.get("text_column"),
-                     label_bias=LabelBias.from_dict(bias, "the model's training record") if bias is not None else None)
+                     label_bias=LabelBias.from_dict(bias, "the model's training record") if bias is not None else None,
+                     use=model.task.use())
     splits = spec.splits(seed=config.seed)
     if where.get("path") and splits[2].source.get("sha256") != where.get("sha256"):
         raise AuditInputError(f"{where['path']} changed since the model was trained on it; it cannot be retrained")
-    return train(model.architecture, *splits, config=config, model_config=model.config, hook=hook, quiet=quiet)
+    outcome = train(model.architecture, *splits, config=config, model_config=model.config, hook=hook, quiet=quiet)
+    spec.stated_use(outcome.model)  # a mitigated model serves what the original did
+    return outcome
 
 
 def recorded_adversarial(model: Model) -> AdversarialTraining:

@@ -1,6 +1,8 @@
 """Declarative model specs: one TOML file per reference model in the zoo (`models/*.toml`).
 
     architecture = "cnn"
+    intended_use = "..."          # optional: what the model is for and not for; its checkpoint carries them
+    out_of_scope = "..."          # to the model card (`audit report --model-card`)
     dataset = "digits"            # a built-in dataset, or: data = "file.csv", target = "...", ...
     output = "digits-cnn.pt"      # relative to the spec's folder
     [model]                       # architecture options
@@ -33,13 +35,14 @@ import numpy as np
 from audit._util.documents import read_toml
 from audit._util.errors import AuditInputError
 from audit.core.dataset import Dataset
+from audit.core.model import USE_KEYS, Model, checked_use
 from audit.io.locate import training_splits
 from audit.models.adversarial_training import AdversarialTraining
 from audit.models.fair_training import Mitigation
 from audit.models.training import TrainConfig
 
 KEYS = {"architecture", "description", "dataset", "data", "target", "sensitive", "text_column", "output",
-        "model", "training", "label_bias", "mitigation", "adversarial"}
+        "model", "training", "label_bias", "mitigation", "adversarial", *USE_KEYS}
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,7 @@ class ModelSpec:
     label_bias: LabelBias | None = None
     mitigation: Mitigation | None = None
     adversarial: AdversarialTraining | None = None
+    use: dict = field(default_factory=dict)  # intended_use and out_of_scope, as stated
 
     @classmethod
     def from_toml(cls, path: str | Path) -> ModelSpec:
@@ -109,6 +113,7 @@ class ModelSpec:
             training = TrainConfig.from_dict(doc.get("training", {}))
             mitigation = Mitigation.from_dict(doc["mitigation"]) if "mitigation" in doc else None
             adversarial = AdversarialTraining.from_dict(doc["adversarial"]) if "adversarial" in doc else None
+            use = checked_use(doc, "")
         except (AuditInputError, TypeError) as exc:
             raise AuditInputError(f"{path}: {exc}") from None
         return cls(
@@ -125,7 +130,13 @@ class ModelSpec:
             label_bias=LabelBias.from_dict(doc["label_bias"], path) if "label_bias" in doc else None,
             mitigation=mitigation,
             adversarial=adversarial,
+            use=use,
         )
+
+    def stated_use(self, model: Model) -> Model:
+        """`model` with the spec's intended and out-of-scope use on its task, which its checkpoint keeps."""
+        model.task = replace(model.task, **self.use)
+        return model
 
     def splits(self, *, seed: int) -> tuple[Dataset, Dataset, Dataset]:
         """Train, validation and test data; a label bias taints train and validation, never test."""

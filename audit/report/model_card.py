@@ -32,13 +32,14 @@ def render_model_card(run: AuditRun, *, intended_use: str | None = None, out_of_
     """The card of `run`: every gateable metric with a finite value in `model-index` (its interval in the
     text: the format has no field for one), and sections for the model and data, intended and out-of-scope use,
     evaluation, each concern the analyzers declare (`Analyzer.concern`), limitations (the findings) and how to
-    reproduce it."""
+    reproduce it. The use sections show `intended_use` and `out_of_scope` when given, else what the model's spec
+    stated (`run.model`), else "not stated"."""
     lines = ["---", *_front_matter(run), "---", "", f"# Audit of {_md(_model_name(run))}", "",
              f"**{_md(run.verdict.summary)}**", "",
              "Written by `audit report --model-card`: evidence for a review, measured on the data named below.", ""]
     lines += _model_and_data(run)
-    lines += ["## Intended use", "", _md(intended_use or NOT_STATED), "",
-              "## Out-of-scope use", "", _md(out_of_scope or NOT_STATED), ""]
+    lines += ["## Intended use", "", _md(intended_use or run.model.get("intended_use") or NOT_STATED), "",
+              "## Out-of-scope use", "", _md(out_of_scope or run.model.get("out_of_scope") or NOT_STATED), ""]
     lines += _evaluation(run)
     for title in dict.fromkeys(cls.concern for cls in ANALYZERS.classes() if cls.concern != "Evaluation"):
         lines += _section(run, title)

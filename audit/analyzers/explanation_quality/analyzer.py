@@ -8,7 +8,9 @@ For each attribution method, on a seeded choice of examples (misclassified ones 
   0 to 1) is compared with the same curve for a random order. Removing sets a feature
   to the absent input the attributions start from: 0 for tables (the standardized
   mean, or no category) and images, the unknown-word token for text (PAD would end
-  the sequence early for models that pack by length).
+  the sequence early for models that pack by length). The curves are adaptive (curves.py): points
+  are scored where the curve still moves by more than `curve_tolerance`, the rest read off straight
+  lines, which keeps each area within `curve_tolerance / 2` of the full curve's where it is monotone.
 - sanity (model-parameter randomization test, MPRT: Adebayo et al. 2018, "Sanity Checks for
   Saliency Maps"): the parameter-owning layers of a copy of the model are re-initialized in a
   cascade from the top (output) layer down to the input, in `cascade_stages` steps, and the
@@ -24,33 +26,34 @@ For each attribution method, on a seeded choice of examples (misclassified ones 
   and a top-layers-only randomization keep a sound method's maps similar through the input
   structure and the lower layers; |integrated gradients| is |x| times a gradient, so its
   ranks follow the input under any weights. A score at or above `sanity_threshold` fails:
-  the method mostly shows what a model with destroyed weights shows too.
+  the method mostly shows what a model with destroyed weights shows too. The cascade runs from the
+  deepest stage up and stops for a method once no stage still to run could change its verdict; its
+  score is then the median over the stages that ran (sanity.py states the rule).
 - agreement: the rank correlation of |attribution| of each pair of methods over the
   union of their top-k features, averaged over examples and pairs.
+
+The trained model's attributions are the ones saliency computed for the same examples and targets
+where it ran before in the same audit (`attribute_all` keeps them per model), not computed again.
 """
 
 from __future__ import annotations
 
-import copy
 import itertools
-import warnings as python_warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
-from scipy.stats import ConstantInputWarning, spearmanr
 
-from audit.core.analyzer import Analyzer, register_analyzer
-
-from audit.core.result import MetricSpec, Result
-from audit.methods.attributions.methods import attribute_all, methods_for
-from audit.methods.attributions.sampling import explained_samples, seeded
-from audit.core.words import hide_words, word_counts
-from audit.core.model import Model
+from audit.analyzers.explanation_quality.curves import area, curves_of_orders, feature_mask
 from audit.analyzers.explanation_quality.findings import explanation_findings
+from audit.analyzers.explanation_quality.sanity import cascade_stages, sanity_check, spearman
 from audit.analyzers.explanation_quality.summary import ExplanationSummary, SanityOutcome
+from audit.core.analyzer import Analyzer, Cost, register_analyzer
+from audit.core.model import Model
+from audit.core.result import MetricSpec, Result
+from audit.methods.attributions.methods import attribute_all, attribution_cost, methods_for
+from audit.methods.attributions.sampling import explained_samples
 from audit.plots import new_figure, to_figure
 
 
@@ -68,6 +71,9 @@ class ExplanationQuality(Analyzer):
     # detector 1, Guided Backprop on CNNs 0.6-0.9 (insensitive to the upper layers: Adebayo et al. 2018).
     sanity_threshold: float = 0.5
     top_k: int = 10
+    # Where a curve's scored points differ by less, the points between are read off a straight line (None:
+    # every point scored); at 0.02 the reference models' areas moved by at most 0.007 (the bound: 0.01 where monotone).
+    curve_tolerance: float | None = 0.02
 
     name = "explanation_quality"
     concern = "Explanations"
@@ -87,14 +93,24 @@ class ExplanationQuality(Analyzer):
             "insertion area for a random order: the reference the method should stay above", "lower"),
         "explanations.<method>.randomization_correlation": MetricSpec(
             "rank correlation of the signed attributions of the trained model and of copies whose layers are "
-            "re-initialized in a cascade from the top (Adebayo et al. 2018), median over the cascade; high means "
-            "the method ignores the model", "lower"),
+            "re-initialized in a cascade from the top (Adebayo et al. 2018), median over the cascade's stages (those "
+            "run before the verdict was decided); high means the method ignores the model", "lower"),
         "explanations.<method>.sanity_passed": MetricSpec(
             "1 when the randomization correlation is below the sanity threshold (the method depends on the "
             "model), else 0", "higher"),
         "explanations.agreement": MetricSpec(
             "mean rank correlation of the top-k features between pairs of methods", "higher"),
     }
+
+    def cost(self, model, rows: int) -> Cost:
+        """The methods' attributions on the model and on each copy of the cascade, and a deletion and an insertion
+        curve per method and for the random order: their two shared ends and `steps` - 1 points each. A ceiling:
+        adaptive curves score fewer points, and the cascade stops early once its verdict is decided."""
+        n = min(self.samples, rows)
+        methods = len(methods_for(model, self.methods)[0])
+        stages = len(cascade_stages(model, self.cascade_stages))
+        curves = 2 + (methods + 1) * 2 * (self.steps - 1)
+        return Cost(forward=n * (1 + curves), seconds=0.5) + attribution_cost(model, self.methods) * (n * (1 + stages))
 
     def findings(self, result, thresholds):
         return tuple(explanation_findings(result.summary, thresholds))
@@ -111,23 +127,17 @@ class ExplanationQuality(Analyzer):
         valid = feature_mask(model, x, words)
 
         random_scores = np.random.default_rng(seed).random(valid.shape)
-        reference = faithfulness_curves(model, x, random_scores, valid, target, self.steps, words=words)
-        curves = {m: faithfulness_curves(model, x, order_scores(model, a), valid, target, self.steps, words=words)
-                  for m, a in attributions.items()}
+        orders = {m: order_scores(model, a) for m, a in attributions.items()}
+        curves = curves_of_orders(model, x, {"": random_scores, **orders}, valid, target, self.steps, words=words,
+                                  tolerance=self.curve_tolerance)
+        reference = curves.pop("")  # the random order
 
-        compared = valid & ~at_absent_value(model, x)
         stages = cascade_stages(model, self.cascade_stages)
-        by_stage: dict[str, list[float]] = {m: [] for m in attributions}
-        for randomized in cascade(model, stages, seed=seed):
-            after, failed = attribute_all(randomized, subset, list(by_stage), target, seed=seed)
-            warnings += [f"sanity check: {w}" for w in failed]
-            for m in list(by_stage):
-                if m in after:
-                    by_stage[m].append(mean_rank_correlation(order_scores(model, attributions[m]),
-                                                             order_scores(model, after[m]), compared))
-                else:
-                    del by_stage[m]
-        correlation = {m: nanmedian(rhos) for m, rhos in by_stage.items()}
+        check = sanity_check(model, subset, attributions, target, valid & ~at_absent_value(model, x), stages,
+                             threshold=self.sanity_threshold, seed=seed, scores=lambda a: order_scores(model, a))
+        warnings += check.warnings
+        by_stage = check.by_stage
+        correlation = check.correlation
         metrics = {}
         for m, (deletion, insertion) in curves.items():
             metrics[f"explanations.{m}.deletion_auc"] = area(deletion)
@@ -185,16 +195,6 @@ class ExplanationQuality(Analyzer):
 # -- features: the units that are ranked, removed and compared -------------------------------
 
 
-def feature_mask(model: Model, x: torch.Tensor, words: np.ndarray | None = None) -> np.ndarray:
-    """(N, P): True for the features of each example (columns, pixels, the word slots of a text: `words` is
-    its encoder's `word_index`)."""
-    if model.modality == "text":
-        return np.arange(x.shape[1])[None, :] < word_counts(words)[:, None]
-    if model.modality == "image":
-        return np.ones((len(x), x.shape[-2] * x.shape[-1]), dtype=bool)
-    return np.ones(tuple(x.shape), dtype=bool)
-
-
 def at_absent_value(model: Model, x: torch.Tensor) -> np.ndarray:
     """(N, P): features already at the absent input (0 in tables and images). Path methods give them
     zero attribution under any weights, so they are left out of the sanity correlation, which they
@@ -219,101 +219,7 @@ def magnitudes(model: Model, attributions: np.ndarray) -> np.ndarray:
     return np.abs(attributions)
 
 
-def removed(model: Model, x: torch.Tensor, remove: np.ndarray, words: np.ndarray | None = None) -> torch.Tensor:
-    """`x` with the features marked in `remove` (N, P) set to the absent input (for text, the tokens of the
-    marked word slots; `words` is the encoder's `word_index`)."""
-    if model.modality == "text":
-        return hide_words(x, words, remove, model.encoder.UNK, model.encoder.PAD)
-    mask = torch.from_numpy(remove)
-    if model.modality == "image":
-        return x.masked_fill(mask.view(len(x), 1, *x.shape[-2:]), 0.0)
-    return x.masked_fill(mask, 0.0)
-
-
-def faithfulness_curves(model: Model, x: torch.Tensor, scores: np.ndarray, valid: np.ndarray, target: np.ndarray,
-                        steps: int, *, words: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Deletion and insertion curves (N, steps + 1): the target probability after removing (adding)
-    the first k/steps of each example's features in descending order of `scores`."""
-    ranked = np.where(valid, scores, -np.inf)
-    order = np.argsort(-ranked, axis=1, kind="stable")
-    rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.arange(order.shape[1])[None, :].repeat(len(order), axis=0), axis=1)
-    counts = valid.sum(axis=1)
-    deletions, insertions = [], []
-    for k in range(steps + 1):
-        first = rank < np.round(counts * k / steps)[:, None]
-        deletions.append(removed(model, x, first & valid, words))
-        insertions.append(removed(model, x, valid & ~first, words))
-    proba = model.proba(torch.cat(deletions + insertions))
-    picked = proba[np.arange(len(proba)), np.tile(target, 2 * (steps + 1))].reshape(2, steps + 1, len(x))
-    return picked[0].T, picked[1].T
-
-
-def area(curves: np.ndarray) -> float:
-    """Mean area under the curves (N, steps + 1) over x in [0, 1] (trapezoids)."""
-    steps = curves.shape[1] - 1
-    return float(((curves[:, :-1] + curves[:, 1:]) / (2 * steps)).sum(axis=1).mean())
-
-
-# -- sanity check and agreement ----------------------------------------------------------------
-
-
-def parameter_layers(module: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
-    """Modules that own parameters, in registration order (input side first)."""
-    return [(name, m) for name, m in module.named_modules() if any(True for _ in m.parameters(recurse=False))]
-
-
-def cascade_stages(model: Model, stages: int) -> list[list[str]]:
-    """The layers randomized at each step of the cascade: the top ceil(k L / S) of the L
-    parameter-owning layers at step k of S = min(stages, L), top (output side) first."""
-    names = [name for name, _ in reversed(parameter_layers(model.module))]
-    steps = max(1, min(stages, len(names)))
-    return [names[: -(-len(names) * k // steps)] for k in range(1, steps + 1)]
-
-
-def cascade(model: Model, stages: list[list[str]], *, seed: int) -> Iterator[Model]:
-    """Copies of `model` with the layers of each stage re-initialized, cumulatively: each copy
-    keeps the re-initialized weights of the stages before it (Adebayo et al.'s cascade). Layers
-    with `reset_parameters` get their own initialization (as Quantus does), others N(0, 0.02);
-    stage k draws from `seed` + k."""
-    module = copy.deepcopy(model.module)
-    layers = dict(parameter_layers(module))
-    done: set[str] = set()
-    for k, names in enumerate(stages):
-        with seeded(seed + k, model.device), torch.no_grad():
-            for name in (n for n in names if n not in done):
-                done.add(name)
-                if hasattr(layers[name], "reset_parameters"):
-                    layers[name].reset_parameters()
-                else:
-                    for p in layers[name].parameters(recurse=False):
-                        p.normal_(0.0, 0.02)
-        yield Model(copy.deepcopy(module), model.task, architecture=model.architecture, config=model.config,
-                    device=model.device, batch_size=model.batch_size)
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman's rho, NaN where either side is constant."""
-    with python_warnings.catch_warnings():
-        python_warnings.simplefilter("ignore", ConstantInputWarning)
-        return float(spearmanr(a, b).statistic)
-
-
-def nanmean(values) -> float:
-    """The mean of the values that are not NaN, NaN when there are none."""
-    values = np.asarray(values, dtype=float)
-    return float(values[~np.isnan(values)].mean()) if (~np.isnan(values)).any() else float("nan")
-
-
-def nanmedian(values) -> float:
-    """The median of the values that are not NaN, NaN when there are none."""
-    values = np.asarray(values, dtype=float)
-    return float(np.median(values[~np.isnan(values)])) if (~np.isnan(values)).any() else float("nan")
-
-
-def mean_rank_correlation(a: np.ndarray, b: np.ndarray, valid: np.ndarray) -> float:
-    """Mean over examples of Spearman's rho between rows of `a` and `b`, over each row's `valid` features."""
-    return nanmean([spearman(a[i][valid[i]], b[i][valid[i]]) for i in range(len(a)) if valid[i].sum() > 1])
+# -- agreement ------------------------------------------------------------------------------------
 
 
 def agreement_matrix(model: Model, attributions: dict[str, np.ndarray], valid: np.ndarray, k: int) -> pd.DataFrame:

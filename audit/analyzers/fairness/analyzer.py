@@ -50,7 +50,7 @@ from audit._util.errors import AuditInputError
 from audit.analyzers.fairness.disparities import higher_is_worse
 from audit.analyzers.fairness.findings import fairness_findings
 from audit.analyzers.fairness.tally import FairnessTally
-from audit.core.analyzer import Analyzer, register_analyzer
+from audit.core.analyzer import Analyzer, Cost, register_analyzer
 from audit.core.groups import SensitiveValues
 from audit.core.result import MetricSpec, Result
 from audit.methods.fairness.metrics import COMPARES, DISPARITIES
@@ -110,6 +110,14 @@ class Fairness(Analyzer):
         if tally.rules:
             tally.add(data, model.predict_proba(data), 0)
         return tally.result(data)
+
+    def sample_size(self, model, rows: int) -> int:
+        return super().sample_size(model, rows) if model.modality == "text" else 0  # the text probe's sentences
+
+    def cost(self, model, rows: int) -> Cost:
+        """The text probe's forwards (a sentence and its counterfactual, at most); the group intervals and
+        mitigations take seconds besides."""
+        return Cost(forward=2 * self.sample_size(model, rows), seconds=4.0)
 
     def tally(self, model, values: SensitiveValues, *, seed: int) -> FairnessTally:
         return FairnessTally(self, model, values, seed)

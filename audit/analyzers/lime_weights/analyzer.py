@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from audit.core.analyzer import Analyzer, register_analyzer
+from audit.core.analyzer import Analyzer, Cost, register_analyzer
 
 from audit.core.result import MetricSpec, Result
 from audit.methods.attributions.figures import TOP_FEATURES, examples_figure, importance_figure
@@ -47,6 +47,12 @@ class Lime(Analyzer):
             "higher"),
         "lime.min_fit_r2": MetricSpec("lowest R^2 of lime's local surrogate over the explained examples", "higher"),
     }
+
+    def cost(self, model, rows: int) -> Cost:
+        """`num_samples` perturbations per example, scored forward; tables share one set among the examples."""
+        n = min(self.samples, rows)
+        forward = n + self.num_samples if model.modality == "tabular" else n * self.num_samples
+        return Cost(forward=forward, seconds=0.5)
 
     def run(self, model, data, *, seed: int = 0) -> Result:
         rows = explained_samples(model, data, self.samples, seed=seed, misclassified=False)

@@ -12,7 +12,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 from sklearn.metrics import precision_recall_fscore_support
 
 from audit.analyzers.performance.duplicates import EXACT_ROWS, DuplicateCount
-from audit.core.analyzer import Analyzer, Tally, register_analyzer
+from audit.core.analyzer import Analyzer, Cost, Tally, register_analyzer
 from audit.core.result import Finding, MetricSpec, Result
 from audit.plots import new_figure, to_figure
 
@@ -79,6 +79,9 @@ class Performance(Analyzer):
         tally = self.tally(model, None, seed=seed)
         tally.add(data, model.predict_proba(data), 0)
         return tally.result(data)
+
+    def cost(self, model, rows: int) -> Cost:
+        return Cost(seconds=0.3)  # the tables and figures
 
     def tally(self, model, values, *, seed: int) -> PerformanceTally:
         return PerformanceTally(self, model)

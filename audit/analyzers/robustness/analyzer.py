@@ -24,13 +24,19 @@ from audit.analyzers.robustness.continuous import run_continuous
 from audit.analyzers.robustness.findings import robustness_findings
 from audit.analyzers.robustness.per_example import robustness_examples
 from audit.analyzers.robustness.text import run_text
-from audit.core.analyzer import Analyzer, register_analyzer
+from audit.core.analyzer import Analyzer, Cost, register_analyzer
 from audit.core.result import MetricSpec, Result
 from audit.methods.attributions.sampling import explained_samples
+from audit.methods.fairness.intervals import wilson
 from audit.methods.robustness.attacks import NORMS
 from audit.methods.robustness.square import P_INIT
 
 DEFAULT_SAMPLES = {"image": 256, "tabular": 256, "text": 32}
+WILSON_Z = 1.96  # 95%
+SURVIVING = 0.5  # planned share of the examples that FGSM and PGD leave at an epsilon of the sweep
+CORRUPTIONS = 16  # planned forwards per example for the corruptions
+TEXT_QUERIES = 400  # planned forwards per text for the synonym, typo and neighbour attacks
+OWN_SECONDS = 4.0  # the attacks' own loops, corruptions and figures (CPU seconds, digits-cnn)
 
 
 @register_analyzer
@@ -134,6 +140,30 @@ class Robustness(Analyzer):
 
     def sample_rows(self, model) -> int:
         return self.samples or DEFAULT_SAMPLES[model.modality]
+
+    def cost(self, model, rows: int) -> Cost:
+        """Per epsilon of the sweep FGSM and PGD on every example, APGD and Square on the share that survives them
+        (planned as SURVIVING), then the flip epsilons' bisection, the large-epsilon check and the corruptions;
+        texts: TEXT_QUERIES forwards each."""
+        n = min(self.sample_rows(model), rows)
+        if model.modality == "text":
+            return Cost(forward=n * TEXT_QUERIES, seconds=OWN_SECONDS)
+        grid = len(set(self.sweep) | {1.0})
+        targets = min(self.apgd_targets, len(model.classes) - 1)
+        apgd = self.apgd_steps * (1 + targets) * SURVIVING if self.apgd_steps else 0.0
+        per_epsilon = 1 + self.steps * self.restarts + apgd
+        backward = n * (grid * per_epsilon + self.flip_refine * self.steps * self.restarts + self.steps)
+        forward = n * (grid * (2 + self.square_queries * SURVIVING) + CORRUPTIONS)
+        return Cost(forward=forward, backward=backward, seconds=OWN_SECONDS)
+
+    def interval(self, result):
+        """The robust accuracy's Wilson interval over the attacked examples, where the result gives none."""
+        given = super().interval(result)
+        if given is not None or "robust_correct" not in result.arrays:
+            return given
+        n = len(result.arrays["robust_correct"])
+        _, low, high = wilson(result.metrics["robustness.robust_accuracy"] * n, n, WILSON_Z)
+        return float(low), float(high)
 
     def supports(self, model, data) -> bool:
         if model.modality == "text":

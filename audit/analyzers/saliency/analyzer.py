@@ -14,12 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from audit.core.analyzer import Analyzer, register_analyzer
+from audit.core.analyzer import Analyzer, Cost, register_analyzer
 
 from audit.core.result import MetricSpec, Result
 from audit.methods.attributions.figures import (TOKEN_LINES, TOP_FEATURES, image_grid, importance_figure,
                                        mean_map_figure, token_figure)
-from audit.methods.attributions.methods import attribute_all, methods_for
+from audit.methods.attributions.methods import attribute_all, attribution_cost, methods_for
 from audit.methods.attributions.per_example import top_attributions
 from audit.methods.attributions.sampling import explained_samples, misclassified_count
 from audit.methods.attributions.summary import feature_groups, group_sums, token_values
@@ -50,6 +50,10 @@ class SaliencyAnalyzer(Analyzer):
             "share of the total |attribution| on the single most important feature (column, pixel or word); "
             "high values mean the model leans on one input", "lower"),
     }
+
+    def cost(self, model, rows: int) -> Cost:
+        n = min(self.samples, rows)
+        return Cost(forward=n, seconds=0.2) + attribution_cost(model, self.methods) * n
 
     def run(self, model, data, *, seed: int = 0) -> Result:
         methods, warnings = methods_for(model, self.methods)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from audit.core.analyzer import Analyzer, register_analyzer
+from audit.core.analyzer import Analyzer, Cost, register_analyzer
 
 from audit.core.result import MetricSpec, Result
 from audit.methods.attributions.figures import EXAMPLES, TOP_FEATURES, examples_figure, importance_figure
@@ -60,6 +60,15 @@ class Shap(Analyzer):
         if not isinstance(self.background, int):
             values["background"] = f"{len(self.background)} given rows"
         return values
+
+    def cost(self, model, rows: int) -> Cost:
+        """Text: `max_evals` forwards per text; else each example forward and back beside every background row
+        (DeepExplainer, and expected gradients' 200 draws alike), the background forward once per class explained."""
+        n = min(self.samples, rows)
+        if model.modality == "text":
+            return Cost(forward=n * self.max_evals, seconds=0.8)
+        background = self.background if isinstance(self.background, int) else len(self.background)
+        return Cost(forward=n + background * (n + min(n, len(model.classes))), backward=2 * n * background, seconds=0.8)
 
     def run(self, model, data, *, seed: int = 0) -> Result:
         rows = explained_samples(model, data, self.samples, seed=seed, misclassified=False)

@@ -6,14 +6,18 @@ Candidates, by modality:
   tables      every other input column: numeric ones with more than MAX_CATEGORIES values cut by the same
               rules (age bins for an age column, else quartiles), the others by their values;
   text        the length in words (quartiles) and, per identity axis of the fairness counterfactuals
-              (female words, male words, nationalities, religions), whether a term of it occurs.
+              (female words, male words, nationalities, religions), whether a term of it occurs;
+  every one   then the data's descriptive attributes (Dataset.attributes: an image folder's other metadata
+              columns, a text table's other columns), cut as a table's inputs are.
 
 The columns that are not sensitive are decided from the first `FIRST_ROWS` rows of the data in its order,
 buffered by the tally until it has them, so an in-memory run and a streamed one, whatever its chunk size, code
 every row the same. Of a categorical column the `max_values` most frequent values there are kept; a value
 outside them, a value first seen later and a missing value are coded -1 (in no slice of that column). The
 lattice grows with the number of column pairs (triples at depth 3), so at most `max_columns` columns are cut,
-sensitive ones first; the result warns of any left out.
+sensitive ones first; the result warns of any left out. The rows held are bounded too: of a chunk, only the
+sensitive columns and the first `max_columns` others are taken (a metadata table of a thousand columns, IDs
+among them, holds no more).
 """
 
 from __future__ import annotations
@@ -78,18 +82,40 @@ def identity_terms() -> dict[str, frozenset[str]]:
             "religions": single([*basic["religion_adj"], *basic["religion"]])}
 
 
-def raw_columns(chunk) -> pd.DataFrame:
-    """The candidate columns of a chunk's rows, before coding: sensitive columns first."""
-    parts = {str(c): chunk.sensitive[c].reset_index(drop=True) for c in chunk.sensitive.columns}
+def candidates(chunk) -> list[str]:
+    """The names of a chunk's candidate columns, in order: sensitive ones, inputs (a table's, a text's length and
+    identity terms), then descriptive attributes; a name once, where it first comes."""
+    names = [*map(str, chunk.sensitive.columns)]
     if chunk.modality == "tabular":
-        inputs = chunk.inputs.reset_index(drop=True)
-        parts |= {str(c): inputs[c] for c in inputs.columns if str(c) not in parts}
+        names += map(str, chunk.inputs.columns)
     elif chunk.modality == "text":
-        tokens = [TOKEN.findall(str(text).lower()) for text in chunk.inputs]
-        parts[WORDS] = pd.Series([len(t) for t in tokens], dtype=np.int64)
-        for axis, terms in identity_terms().items():
-            parts[f"mentions {axis}"] = pd.Series(["yes" if terms.intersection(t) else "no" for t in tokens])
+        names += [WORDS, *(f"mentions {axis}" for axis in identity_terms())]
+    return list(dict.fromkeys([*names, *map(str, chunk.attributes.columns)]))
+
+
+def raw_columns(chunk, limit: int | None = None) -> pd.DataFrame:
+    """The candidate columns of a chunk's rows, before coding: the sensitive columns, then the first `limit` others
+    (all of them when `limit` is None) in the order of `candidates`."""
+    kept = candidates(chunk)
+    if limit is not None:
+        kept = kept[:len(set(map(str, chunk.sensitive.columns))) + limit]
+    inputs = chunk.inputs if chunk.modality == "tabular" else {}
+    text = _text_columns(chunk.inputs) if chunk.modality == "text" and WORDS in kept else {}
+    parts = {}
+    for frame in (chunk.sensitive, inputs, text, chunk.attributes):
+        for column in frame:
+            if str(column) in kept and str(column) not in parts:
+                parts[str(column)] = frame[column].reset_index(drop=True)
     return pd.DataFrame(parts, index=pd.RangeIndex(len(chunk)))
+
+
+def _text_columns(texts) -> dict[str, pd.Series]:
+    """A text's length in words, and per identity axis whether a term of it occurs ("yes", "no")."""
+    tokens = [TOKEN.findall(str(text).lower()) for text in texts]
+    parts = {WORDS: pd.Series([len(t) for t in tokens], dtype=np.int64)}
+    for axis, terms in identity_terms().items():
+        parts[f"mentions {axis}"] = pd.Series(["yes" if terms.intersection(t) else "no" for t in tokens])
+    return parts
 
 
 @dataclass(frozen=True)
@@ -101,9 +127,11 @@ class Coder:
     left_out: tuple[str, ...] = ()  # candidates beyond the first `max_columns`
 
     @classmethod
-    def of(cls, first: pd.DataFrame, sensitive: SensitiveValues, *, max_values: int, max_columns: int) -> Coder:
+    def of(cls, first: pd.DataFrame, sensitive: SensitiveValues, *, max_values: int, max_columns: int,
+           beyond: tuple[str, ...] = ()) -> Coder:
         """From every sensitive value of the whole data and `first`, the first rows' candidate columns; the first
-        `max_columns` of them with two values or more, sensitive columns first, the others in the data's order."""
+        `max_columns` of them with two values or more, sensitive columns first, the others in the data's order.
+        `beyond`: the candidates not taken from the rows at all (raw_columns' limit), left out too."""
         rules = {}
         others = [c for c in first.columns if c not in sensitive.counts]
         for values in (sensitive, SensitiveValues.of(first[others])):
@@ -112,7 +140,7 @@ class Coder:
                           for name, rule in group_rules(values).items()}
         columns = [Column(name, rule) for name, rule in rules.items() if len(rule.groups) >= 2]
         return cls(tuple(columns[:max_columns]), tuple(name for name, rule in rules.items() if len(rule.groups) < 2),
-                   tuple(c.name for c in columns[max_columns:]))
+                   tuple(c.name for c in columns[max_columns:]) + tuple(beyond))
 
     @property
     def cardinalities(self) -> list[int]:

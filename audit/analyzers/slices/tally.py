@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from audit.analyzers.slices.columns import FIRST_ROWS, Coder, raw_columns
+from audit.analyzers.slices.columns import FIRST_ROWS, Coder, candidates, raw_columns
 from audit.analyzers.slices.figures import gap_chart
 from audit.analyzers.slices.summary import Slice, SliceSummary
 from audit.core.analyzer import Tally
@@ -33,12 +33,15 @@ class SlicesTally(Tally):
         self.labels = model.labels
         self.pending: list[tuple[pd.DataFrame, Outcomes]] = []
         self.coder: Coder | None = None
+        self.beyond: tuple[str, ...] = ()  # candidates past raw_columns' limit, never held
         self.lattice: SliceLattice | None = None
         self.rows = 0
 
     def add(self, chunk, proba, start):
         outcomes = Outcomes.of(self.labels(chunk), proba, self.positive)
-        raw = raw_columns(chunk)
+        raw = raw_columns(chunk, self.analyzer.max_columns)
+        if not self.rows:
+            self.beyond = tuple(c for c in candidates(chunk) if c not in raw.columns)
         self.rows += len(chunk)
         if self.coder is not None:
             self.lattice.add(self.coder.codes(raw), outcomes)
@@ -52,7 +55,7 @@ class SlicesTally(Tally):
         held = [raw for raw, _ in self.pending]
         first = pd.concat(held, ignore_index=True).iloc[:FIRST_ROWS] if held else pd.DataFrame()
         self.coder = Coder.of(first, self.values, max_values=self.analyzer.max_values,
-                              max_columns=self.analyzer.max_columns)
+                              max_columns=self.analyzer.max_columns, beyond=self.beyond)
         self.lattice = SliceLattice(self.coder.cardinalities, depth=self.analyzer.depth)
         for raw, outcomes in self.pending:
             self.lattice.add(self.coder.codes(raw), outcomes)

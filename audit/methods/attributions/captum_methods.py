@@ -6,23 +6,21 @@ and zero at padding, then summed per word (`audit.core.words`: subwords of a Hug
 Face tokenizer make one word). Baselines are the "absent" input: zeros for tables (the
 mean of standardized features, no category for one-hot columns) and images (a black
 image), the PAD token's embedding for text (at every word token; [CLS]/[SEP] are kept).
-Examples are batched so that one forward pass holds at most `rows_per_pass` rows
-(examples x steps or perturbations), instead of captum's defaults: every example's steps
+Examples are batched so that one forward pass holds at most the rows `audit.methods.memory.rows_per_pass`
+allows (examples x steps or perturbations), instead of captum's defaults: every example's steps
 in one pass for IG (memory grows with the data) and one pass per perturbation for occlusion.
-That bound is the smallest of `MAX_ROWS_PER_PASS`, `ELEMENTS_PER_PASS` input numbers and
-`ACTIVATION_BYTES_PER_PASS` bytes of what the backward pass keeps, measured per row by a probe
-forward pass of the widest input (`saved_bytes_per_row`). The last is what binds for large
-models: a 6-layer BERT (hidden 768) keeps 74 MB per row of 256 subwords, so 4096-row passes
-would need about 300 GB (benchmarks/attribution_memory.py); the reference models keep 1-120 KB
-per row and are not bound by it. Not the model's `batch_size`: that counts rows of inference
-passes, which keep nothing, and a module wrapped with default settings declares 512 whatever
-its size. GradientSHAP cannot split one example's samples over passes, so its passes hold at
-least `n_samples` rows.
+That bound is the smallest of `MAX_ROWS_PER_PASS`, `ELEMENTS_PER_PASS` input numbers, and what the
+activations the backward pass keeps (measured per row on the widest input) allow within a pass's
+bytes and the run's memory budget. The activations are what binds for large models: a 6-layer BERT
+(hidden 768) keeps 74 MB per row of 256 subwords, so 4096-row passes would need about 300 GB
+(benchmarks/attribution_memory.py); the reference models keep 0.2-73 KB per row and are not bound
+by them. Not the model's `batch_size`: that counts rows of inference passes, which keep nothing, and
+a module wrapped with default settings declares 512 whatever its size. GradientSHAP cannot split one
+example's samples over passes, so its passes hold at least `n_samples` rows.
 """
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from collections import Counter
 from collections.abc import Callable
@@ -48,34 +46,36 @@ from audit import engine
 from audit.methods.attributions.hookable import hookable_copy
 from audit.methods.attributions.registry import register_method
 from audit.methods.attributions.sampling import seeded
+from audit.methods.memory import gradients_in_eval, rows_per_pass
 from audit.core.dataset import Dataset
 from audit.core.words import per_word
 from audit.engine import batch_seed
 from audit._util.errors import AuditInputError
 from audit.core.model import Model
 
+IG_STEPS = 50  # integrated gradients' points on the path, captum's default
+GRADIENT_SHAP_SAMPLES = 25  # GradientSHAP's noisy baselines per example
 #: Input elements (rows x features) per forward pass; sets how many examples share a pass.
 ELEMENTS_PER_PASS = 2**22
 MAX_ROWS_PER_PASS = 4096
-#: Bytes the autograd graph may keep for the backward pass of one forward pass (measured on the BERT
-#: above, peak memory grows by about this much over the model's own).
-ACTIVATION_BYTES_PER_PASS = 2**30
 
 Compute = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
 
 
 def attribute(model: Model, data: Dataset, target: np.ndarray, compute: Compute, *, evaluations: int,
-              seed: int) -> np.ndarray:
+              seed: int, method: str) -> np.ndarray:
     """Run `compute(x, target, rows)` over chunks of `data` encoded in model space.
 
     `evaluations` is the number of forward rows one example costs (steps, samples,
-    perturbations); chunks are sized so one pass holds about `rows_per_pass` rows, and `rows`
-    tells `compute` that bound for methods that split one example's evaluations over passes.
+    perturbations); chunks are sized so one pass holds about the rows `rows_per_pass` allows (`method`
+    names them where the memory budget shrinks them), and `rows` tells `compute` that bound for methods
+    that split one example's evaluations over passes.
     For text, `compute` gets ids without trailing padding and returns (n, length).
     """
     x = model.encode(data)
     targets = torch.as_tensor(np.asarray(target), dtype=torch.long)
-    rows = rows_per_pass(model, x)
+    asked = min(MAX_ROWS_PER_PASS, ELEMENTS_PER_PASS // max(1, x[0].numel())) if len(x) else MAX_ROWS_PER_PASS
+    rows = rows_per_pass(model, x, rows=max(1, min(asked, len(x) * evaluations)), backward=True, what=method)
     chunk = max(1, rows // max(1, evaluations))
     starts = range(0, len(x), chunk)
     batches = ((i, x[start : start + chunk], targets[start : start + chunk]) for i, start in enumerate(starts))
@@ -94,55 +94,11 @@ def attribute_chunk(shared, batch) -> torch.Tensor:
     model, compute, seed, rows = shared
     index, x, target = batch
     x = model.without_padding(x)
-    with seeded(batch_seed(seed, index), model.device), _gradients_in_eval(model), warnings.catch_warnings():
+    with seeded(batch_seed(seed, index), model.device), gradients_in_eval(model), warnings.catch_warnings():
         # captum warns that it sets requires_grad on its own copies and hooks activations; both expected.
         warnings.filterwarnings("ignore", category=UserWarning, module="captum")
         attr = compute(x.to(model.device), target.to(model.device), rows).detach().float().cpu()
     return attr.masked_fill(x == model.encoder.PAD, 0.0) if model.modality == "text" else attr
-
-
-def rows_per_pass(model: Model, x: torch.Tensor) -> int:
-    """The most rows one forward pass of a gradient method may hold for model-space inputs `x`."""
-    if not len(x):
-        return MAX_ROWS_PER_PASS
-    rows = min(MAX_ROWS_PER_PASS, ELEMENTS_PER_PASS // max(1, x[0].numel()))
-    return max(1, min(rows, ACTIVATION_BYTES_PER_PASS // max(1, saved_bytes_per_row(model, x))))
-
-
-def saved_bytes_per_row(model: Model, x: torch.Tensor) -> int:
-    """Bytes the autograd graph keeps for the backward pass per row of `x`: the tensors saved in a forward
-    pass of two rows less those of one row (what does not grow with rows, such as weights, cancels). Text is
-    measured at the longest text's width, with gradients from the token embedding on as attributions have them."""
-    widest = model.without_padding(x)[:1].to(model.device)
-    return _saved_bytes(model, torch.cat([widest, widest])) - _saved_bytes(model, widest)
-
-
-def _saved_bytes(model: Model, x: torch.Tensor) -> int:
-    storages: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-
-    if model.modality == "text":
-        hooks = [embedding_layer(model).register_forward_hook(lambda m, a, out: out.detach().requires_grad_())]
-    else:
-        x, hooks = x.clone().requires_grad_(), []
-    try:
-        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), \
-                _gradients_in_eval(model):
-            model.module(x)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return sum(storages.values())
-
-
-def _gradients_in_eval(model: Model):
-    # cuDNN's RNN backward refuses eval mode; the native kernels give the same gradients.
-    if model.modality == "text" and model.device.type == "cuda":
-        return torch.backends.cudnn.flags(enabled=False)
-    return contextlib.nullcontext()
 
 
 def embedding_layer(model: Model) -> nn.Embedding:
@@ -206,9 +162,10 @@ def _unsupported(method: str, model: Model, exc: Exception) -> AuditInputError:
     return AuditInputError(f"{method} cannot attribute {model.module_name}: {first}")
 
 
-@register_method("integrated_gradients", description="Integrated Gradients from the absent input (captum)")
+@register_method("integrated_gradients", description="Integrated Gradients from the absent input (captum)",
+                 passes=IG_STEPS)
 def integrated_gradients(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0,
-                         n_steps: int = 50) -> np.ndarray:
+                         n_steps: int = IG_STEPS) -> np.ndarray:
     def compute(x, t, rows):
         steps_rows = max(len(x), min(rows, len(x) * n_steps))  # captum splits the steps over passes
         if model.modality == "text":
@@ -219,7 +176,7 @@ def integrated_gradients(model: Model, data: Dataset, target: np.ndarray, *, see
         return ig.attribute(x, baselines=torch.zeros_like(x), target=t, n_steps=n_steps,
                             internal_batch_size=steps_rows)
 
-    return attribute(model, data, target, compute, evaluations=n_steps, seed=seed)
+    return attribute(model, data, target, compute, evaluations=n_steps, seed=seed, method="integrated_gradients")
 
 
 @register_method("saliency", description="|gradient| of the target logit (text: gradient x embedding) (captum)")
@@ -229,13 +186,14 @@ def saliency(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0) 
             return per_token(LayerGradientXActivation(model.module, embedding_layer(model)).attribute(x, target=t))
         return Saliency(model.module).attribute(x, target=t, abs=True)
 
-    return attribute(model, data, target, compute, evaluations=1, seed=seed)
+    return attribute(model, data, target, compute, evaluations=1, seed=seed, method="saliency")
 
 
 @register_method("gradient_shap", description="GradientSHAP: expected gradients from the absent input, "
-                                              "with Gaussian noise on the inputs (text: on the embeddings) (captum)")
-def gradient_shap(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0, n_samples: int = 25,
-                  stdevs: float = 0.1) -> np.ndarray:
+                                              "with Gaussian noise on the inputs (text: on the embeddings) (captum)",
+                 passes=GRADIENT_SHAP_SAMPLES)
+def gradient_shap(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0,
+                  n_samples: int = GRADIENT_SHAP_SAMPLES, stdevs: float = 0.1) -> np.ndarray:
     def compute(x, t, rows):
         if model.modality == "text":
             # captum's LayerGradientShap interpolates token ids, not embeddings; so GradientSHAP runs
@@ -248,10 +206,10 @@ def gradient_shap(model: Model, data: Dataset, target: np.ndarray, *, seed: int 
         gs = GradientShap(model.module)
         return gs.attribute(x, baselines=torch.zeros_like(x[:1]), target=t, n_samples=n_samples, stdevs=stdevs)
 
-    return attribute(model, data, target, compute, evaluations=n_samples, seed=seed)
+    return attribute(model, data, target, compute, evaluations=n_samples, seed=seed, method="gradient_shap")
 
 
-@register_method("deeplift", description="DeepLIFT (rescale rule) from the absent input (captum)")
+@register_method("deeplift", description="DeepLIFT (rescale rule) from the absent input (captum)", passes=2)
 def deeplift(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0) -> np.ndarray:
     hookable: list[torch.nn.Module] = []  # for images and tables, made from the first batch
 
@@ -266,11 +224,11 @@ def deeplift(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0) 
         except (AssertionError, RuntimeError, NotImplementedError) as exc:
             raise _unsupported("deeplift", model, exc) from exc
 
-    return attribute(model, data, target, compute, evaluations=2, seed=seed)
+    return attribute(model, data, target, compute, evaluations=2, seed=seed, method="deeplift")
 
 
 @register_method("occlusion", description="occlusion: drop in the target logit when a patch, feature or "
-                                          "token is set to the absent input (captum)")
+                                          "token is set to the absent input (captum)", passes=None)
 def occlusion(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0,
               window: int | None = None) -> np.ndarray:
     """`window`: the side of the square patch for images (default 1/8 of the side, at least 2)."""
@@ -297,7 +255,7 @@ def occlusion(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0,
         return Occlusion(model.module).attribute(x, sliding_window_shapes=(1,), baselines=0.0, target=t,
                                                  perturbations_per_eval=ppe)
 
-    return attribute(model, data, target, compute, evaluations=windows, seed=seed)
+    return attribute(model, data, target, compute, evaluations=windows, seed=seed, method="occlusion")
 
 
 @register_method("grad_cam", modalities=("image",),
@@ -312,4 +270,4 @@ def grad_cam(model: Model, data: Dataset, target: np.ndarray, *, seed: int = 0) 
         cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return cam.expand(-1, x.shape[1], -1, -1)
 
-    return attribute(model, data, target, compute, evaluations=1, seed=seed)
+    return attribute(model, data, target, compute, evaluations=1, seed=seed, method="grad_cam")

@@ -37,6 +37,7 @@ from audit.methods.attributions.lime_batch import (IMAGE_KERNEL_WIDTH, TEXT_KERN
 from audit.methods.attributions.registry import register_method
 from audit.methods.attributions.sampling import training_sample
 from audit.methods.attributions.targets import resolve_target
+from audit.methods.memory import rows_per_pass
 from audit.core.dataset import Dataset
 from audit.core.words import hide_words, word_counts
 
@@ -45,7 +46,7 @@ DEFAULT_GRID = 4  # segments per image side, for images too small for superpixel
 SUPERPIXELS = 50  # SLIC segments per image: about lime's quickshift count on 224-pixel photos
 SUPERPIXEL_SIDE = 32  # images at least this many pixels a side are cut into superpixels
 TRAINING_ROWS = 1000  # rows of the training split lime's tabular sampler learns from
-FORWARD_BATCH = 4096  # perturbed images or texts per forward pass
+FORWARD_BATCH = 4096  # perturbed images or texts per forward pass (images: fewer where they do not fit in memory)
 
 
 @dataclass(frozen=True)
@@ -151,8 +152,9 @@ def _explain_images(model, x, target, *, seed, num_samples, grid) -> LimeExplana
     counts = np.array([int(s.max()) + 1 for s in segments])
     masks = {n: image_masks(n, seed=seed, num_samples=num_samples) for n in np.unique(counts)}
     labels = np.zeros((len(x), num_samples))
-    per_call = max(1, FORWARD_BATCH // num_samples)
-    classify = _image_classifier(model)
+    rows = rows_per_pass(model, x, rows=min(FORWARD_BATCH, len(x) * num_samples), backward=False, what="lime")
+    per_call = max(1, rows // num_samples)
+    classify = _image_classifier(model, rows)
     for start in range(0, len(x), per_call):
         chunk = range(start, min(start + per_call, len(x)))
         images, inverses = [], []
@@ -185,17 +187,17 @@ def _explain_images(model, x, target, *, seed, num_samples, grid) -> LimeExplana
                            background=f"hidden segments set to {model.encoder.low:g}")
 
 
-def _image_classifier(model):
-    """`model.proba` for images, in batches of FORWARD_BATCH (Model's 512 is ~1.5x slower for a small
-    CNN on a CPU), on a copy of the module with channels-last weights (oneDNN runs small convolutions
+def _image_classifier(model, rows: int):
+    """`model.proba` for images, in batches of `rows` (FORWARD_BATCH where they fit: Model's 512 is ~1.5x slower
+    for a small CNN on a CPU), on a copy of the module with channels-last weights (oneDNN runs small convolutions
     about twice as fast that way; the values are the same up to float rounding)."""
     module = copy.deepcopy(model.module).to(memory_format=torch.channels_last)
 
     def classify(x: torch.Tensor) -> np.ndarray:
         outs = []
         with torch.inference_mode():
-            for start in range(0, len(x), FORWARD_BATCH):
-                batch = x[start : start + FORWARD_BATCH].to(model.device).contiguous(memory_format=torch.channels_last)
+            for start in range(0, len(x), rows):
+                batch = x[start : start + rows].to(model.device).contiguous(memory_format=torch.channels_last)
                 outs.append(module(batch).float().cpu())
         return torch.softmax(torch.cat(outs), dim=-1).numpy().astype(np.float64)
 

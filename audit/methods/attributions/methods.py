@@ -6,11 +6,14 @@ from __future__ import annotations
 from torch import nn
 
 from audit.methods.attributions.registry import get_method
+from audit.core.analyzer import Cost
 from audit.core.dataset import Dataset
 from audit._util.errors import AuditInputError
 from audit.methods.attributions.explain import explain
+from audit.methods.attributions.shared import shared
 
 DEFAULT_METHODS = ("integrated_gradients", "saliency", "gradient_shap", "grad_cam")
+OCCLUSION_PASSES = 64  # planned forwards per example of occlusion, whose windows depend on the input
 
 
 def methods_for(model, methods: tuple[str, ...] | None) -> tuple[list[str], list[str]]:
@@ -31,11 +34,21 @@ def methods_for(model, methods: tuple[str, ...] | None) -> tuple[list[str], list
 
 
 def attribute_all(model, data: Dataset, methods: list[str], target, *, seed: int):
-    """Attributions per method that ran, and a warning per method that could not run."""
+    """Attributions per method that ran, and a warning per method that could not run; the same call again on
+    the same model reads the attributions it kept (`shared`)."""
     attributions, warnings = {}, []
     for name in methods:
         try:
-            attributions[name] = explain(model, data, name, target, seed=seed)
+            attributions[name] = shared(model, data, name, get_method(name).fn, target, seed,
+                                        lambda name=name: explain(model, data, name, target, seed=seed))
         except AuditInputError as exc:
             warnings.append(f"{name} skipped: {exc}")
     return attributions, warnings
+
+
+def attribution_cost(model, methods: tuple[str, ...] | None) -> Cost:
+    """The passes of `methods` (None: the defaults for `model`) per explained example: each gradient method's
+    evaluations forward and back, occlusion's forwards (one per window or feature: OCCLUSION_PASSES planned)."""
+    names, _ = methods_for(model, methods)
+    passes = [get_method(name).passes for name in names]
+    return Cost(forward=OCCLUSION_PASSES * passes.count(None), backward=sum(p for p in passes if p))

@@ -24,16 +24,19 @@ class AttributionMethod:
     fn: AttributionFn
     modalities: tuple[str, ...]
     description: str
+    passes: int | None = 1  # forward and back per explained example (its plan's cost); None: one forward per
+    # feature or window of the input (occlusion)
 
 
 _METHODS: dict[str, AttributionMethod] = {}
 
 
-def register_method(name: str, *, modalities: tuple[str, ...] = ("tabular", "image", "text"), description: str):
+def register_method(name: str, *, modalities: tuple[str, ...] = ("tabular", "image", "text"), description: str,
+                    passes: int | None = 1):
     def decorator(fn: AttributionFn) -> AttributionFn:
         if name in _METHODS:
             raise ValueError(f"attribution method {name!r} is registered twice")
-        _METHODS[name] = AttributionMethod(name, fn, modalities, description)
+        _METHODS[name] = AttributionMethod(name, fn, modalities, description, passes)
         return fn
 
     return decorator

@@ -39,6 +39,7 @@ from audit.methods.attributions.hookable import hookable_copy
 from audit.methods.attributions.registry import register_method
 from audit.methods.attributions.sampling import background_sample, seeded
 from audit.methods.attributions.targets import resolve_target
+from audit.methods.memory import rows_per_pass
 from audit.core.dataset import Dataset
 from audit.core.words import hide_words, word_counts
 
@@ -47,7 +48,9 @@ DEFAULT_GRADIENT_SAMPLES = 200
 DEFAULT_MAX_EVALS = 300  # model calls per text: about 7 antithetic permutations of a 20-token text
 TEXTS_PER_TASK = 16  # texts per batch of the engine's map (each costs up to max_evals model calls)
 TEXT_ROWS = 8192  # masked texts built and scored together
-PACKED_ROWS = 8192  # inputs per DeepExplainer pass: instances packed per row x 2 x background rows
+#: Inputs per DeepExplainer pass (instances packed per row x 2 x background rows), fewer where their activations
+#: would not fit (`audit.methods.memory.rows_per_pass`); a pass holds at least one instance (2 x background rows).
+PACKED_ROWS = 8192
 ADDITIVITY_TOLERANCE = 1e-2  # shap's own check of DeepExplainer's values
 #: The explainers whose values add up to the explained output (shap's DeepExplainer checks it;
 #: a permutation explainer's values telescope). Not GradientExplainer: expected gradients.
@@ -154,7 +157,10 @@ def _explain_deep(model, x, target, bg, source) -> ShapExplanation:
     values = np.zeros(tuple(x.shape), dtype=np.float64)
     base = np.zeros(len(x))
     classes = [(int(c), x[target == c]) for c in np.unique(target)]
-    for (c, _), (phi, expected) in zip(classes, engine.current().map(deep_class, (module, bg, model.device), classes)):
+    rows = rows_per_pass(model, bg, rows=min(PACKED_ROWS, 2 * len(bg) * len(x)), backward=True,
+                         what="shap (DeepExplainer)")
+    shared = (module, bg, model.device, max(1, rows // (2 * len(bg))))
+    for (c, _), (phi, expected) in zip(classes, engine.current().map(deep_class, shared, classes)):
         values[target == c] = phi
         base[target == c] = expected
     logits = model.logits(x).numpy().astype(np.float64)
@@ -168,14 +174,14 @@ def _explain_deep(model, x, target, bg, source) -> ShapExplanation:
 
 
 def deep_class(shared, batch) -> tuple[np.ndarray, float]:
-    """DeepExplainer's values of one class `(index, its rows)` for `(hookable module, background, device)`,
-    and shap's expected value of that class's logit."""
+    """DeepExplainer's values of one class `(index, its rows)` for `(hookable module, background, device, instances
+    packed per row)`, and shap's expected value of that class's logit."""
     import shap
 
-    module, bg, device = shared
+    module, bg, device, packed_per_row = shared
     c, x = batch
     bg = bg.to(device)
-    k = min(len(x), max(1, PACKED_ROWS // (2 * len(bg))))
+    k = min(len(x), packed_per_row)
     packed = x[np.resize(np.arange(len(x)), -(-len(x) // k) * k)].reshape(-1, k, *x.shape[1:])  # pads with repeats
     explainer = shap.DeepExplainer(PackedTargetLogit(module, c), bg[:, None].repeat_interleave(k, dim=1))
     phi = explainer.shap_values(packed.to(device), check_additivity=False)
@@ -189,10 +195,12 @@ def _explain_gradient(model, x, target, bg, source, *, seed: int) -> ShapExplana
 
     module = copy.deepcopy(model.module).eval()
     values = np.zeros(tuple(x.shape), dtype=np.float64)
+    # shap draws every sample before it batches them: the batch size changes no value
+    batch = rows_per_pass(model, bg, rows=DEFAULT_GRADIENT_SAMPLES, backward=True, what="shap (GradientExplainer)")
     for c in np.unique(target):
         rows = np.flatnonzero(target == c)
         explainer = shap.GradientExplainer(TargetLogit(module, int(c)), bg.to(model.device),
-                                           batch_size=DEFAULT_GRADIENT_SAMPLES)
+                                           batch_size=batch)
         with seeded(seed, model.device):
             phi = explainer.shap_values(x[rows].to(model.device), nsamples=DEFAULT_GRADIENT_SAMPLES, rseed=seed)
         values[rows] = np.asarray(phi).reshape((len(rows), *x.shape[1:]))

@@ -20,6 +20,7 @@ from audit import engine
 from audit.engine import batch_seed
 from audit._util.errors import AuditInputError
 from audit.core.model import Model
+from audit.methods.memory import rows_per_pass
 from audit.methods.robustness.domain import Domain
 from audit.methods.robustness.stochastic import draw_logits, voted_correct
 
@@ -161,12 +162,13 @@ def flip_epsilons(model: Model, x: torch.Tensor, y: torch.Tensor, grid: np.ndarr
 
 
 def _batches(model: Model, x: torch.Tensor, y: torch.Tensor, eps, draws: int = 1, points=None):
-    """Batches of `batch_size / draws` examples (each runs `draws` times), with one epsilon per example
-    (and their rows of `points`, when given)."""
+    """Batches of `batch_size / draws` examples (each runs `draws` times), fewer where their activations do not fit
+    in memory (`rows_per_pass`), with one epsilon per example (and their rows of `points`, when given)."""
     eps = torch.as_tensor(eps, dtype=torch.float32)
     eps = eps.expand(len(x)) if eps.ndim == 0 else eps
     shape = (-1,) + (1,) * (x.ndim - 1)
-    size = max(1, model.batch_size // draws)
+    rows = rows_per_pass(model, x, rows=min(model.batch_size, len(x) * draws), backward=True, what="attacks")
+    size = max(1, rows // draws)
     for start in range(0, len(x), size):
         part = slice(start, start + size)
         yield (x[part], y[part], eps[part].reshape(shape)) + (() if points is None else (points[part],))

@@ -1,0 +1,142 @@
+"""The cascading model-randomization check (Adebayo et al. 2018), stopped per method once its verdict is decided.
+
+Stage k of S re-initializes the top ceil(k L / S) of the model's L parameter-owning layers (cumulatively: a
+layer keeps the weights its stage drew). A method's score is the median over the stages of the mean rank
+correlation of its trained and randomized attributions, and it passes below the threshold.
+
+Early stop: a rank correlation lies in [-1, 1], so once some stages are known the median over all of them
+lies between the median with every stage still to run at -1 and the one with all of them at +1 (a stage
+whose correlation turns out undefined only drops out, which moves the median no further). When both bounds
+are on the same side of the threshold, no stage still to run can change the verdict, and the method is not
+attributed again; its score is then the median over the stages that ran, which lies between the two bounds,
+so it gives the same verdict. With four stages and the threshold 0.5 this takes at least two stages for a
+pass (both below 0) and three for a fail. The stages run from the deepest (every layer re-initialized) up:
+there the attributions of a method that follows the weights differ most, which decides a pass soonest.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings as python_warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from scipy.stats import ConstantInputWarning, spearmanr
+
+from audit.core.dataset import Dataset
+from audit.core.model import Model
+from audit.methods.attributions.methods import attribute_all
+from audit.methods.attributions.sampling import seeded
+
+
+def parameter_layers(module: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+    """Modules that own parameters, in registration order (input side first)."""
+    return [(name, m) for name, m in module.named_modules() if any(True for _ in m.parameters(recurse=False))]
+
+
+def cascade_stages(model: Model, stages: int) -> list[list[str]]:
+    """The layers randomized at each step of the cascade: the top ceil(k L / S) of the L
+    parameter-owning layers at step k of S = min(stages, L), top (output side) first."""
+    names = [name for name, _ in reversed(parameter_layers(model.module))]
+    steps = max(1, min(stages, len(names)))
+    return [names[: -(-len(names) * k // steps)] for k in range(1, steps + 1)]
+
+
+def randomized(model: Model, stages: list[list[str]], stage: int, *, seed: int) -> Model:
+    """A copy of `model` with the layers of `stages[0..stage]` re-initialized, each stage k's new layers drawn
+    from `seed` + k (so stage k's copy keeps the weights of the stages before it: Adebayo et al.'s cascade).
+    Layers with `reset_parameters` get their own initialization (as Quantus does), others N(0, 0.02)."""
+    module = copy.deepcopy(model.module)
+    layers = dict(parameter_layers(module))
+    done: set[str] = set()
+    for k, names in enumerate(stages[: stage + 1]):
+        with seeded(seed + k, model.device), torch.no_grad():
+            for name in (n for n in names if n not in done):
+                done.add(name)
+                if hasattr(layers[name], "reset_parameters"):
+                    layers[name].reset_parameters()
+                else:
+                    for p in layers[name].parameters(recurse=False):
+                        p.normal_(0.0, 0.02)
+    return Model(module, model.task, architecture=model.architecture, config=model.config, device=model.device,
+                 batch_size=model.batch_size)
+
+
+def cascade(model: Model, stages: list[list[str]], *, seed: int):
+    """The cascade's randomized copies of `model`, stage by stage."""
+    return (randomized(model, stages, k, seed=seed) for k in range(len(stages)))
+
+
+def decided(known: list[float], remaining: int, threshold: float) -> bool:
+    """Whether the median over `known` correlations and `remaining` ones still to come (each in [-1, 1], or
+    undefined) is on one side of `threshold` whatever those turn out to be."""
+    values = [v for v in known if not np.isnan(v)]
+    if remaining == 0:
+        return True
+    if not values:
+        return False
+    low, high = np.median(values + [-1.0] * remaining), np.median(values + [1.0] * remaining)
+    return bool(high < threshold or low >= threshold)
+
+
+@dataclass
+class SanityCheck:
+    """Per method, the correlation at each stage of the cascade (NaN where the stage did not run), and the
+    warnings of methods that could not attribute a randomized copy."""
+
+    by_stage: dict[str, list[float]]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def correlation(self) -> dict[str, float]:
+        """The median over the stages that ran, per method."""
+        return {m: nanmedian(rhos) for m, rhos in self.by_stage.items()}
+
+
+def sanity_check(model: Model, data: Dataset, attributions: dict[str, np.ndarray], target: np.ndarray,
+                 compared: np.ndarray, stages: list[list[str]], *, threshold: float, seed: int,
+                 scores) -> SanityCheck:
+    """Run the cascade, deepest stage first, attributing each randomized copy with the methods whose verdict is
+    not decided yet; `scores(attributions)` gives the (N, P) signed scores compared over `compared`."""
+    by_stage = {m: [float("nan")] * len(stages) for m in attributions}
+    ran: dict[str, list[float]] = {m: [] for m in attributions}
+    warnings: list[str] = []
+    for step, stage in enumerate(reversed(range(len(stages)))):
+        pending = [m for m in ran if not decided(ran[m], len(stages) - step, threshold)]
+        if not pending:
+            break
+        after, failed = attribute_all(randomized(model, stages, stage, seed=seed), data, pending, target, seed=seed)
+        warnings += [f"sanity check: {w}" for w in failed]
+        for m in pending:
+            if m in after:
+                rho = mean_rank_correlation(scores(attributions[m]), scores(after[m]), compared)
+                by_stage[m][stage] = rho
+                ran[m].append(rho)
+            else:
+                del by_stage[m], ran[m]
+    return SanityCheck(by_stage, warnings)
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rho, NaN where either side is constant."""
+    with python_warnings.catch_warnings():
+        python_warnings.simplefilter("ignore", ConstantInputWarning)
+        return float(spearmanr(a, b).statistic)
+
+
+def nanmean(values) -> float:
+    """The mean of the values that are not NaN, NaN when there are none."""
+    values = np.asarray(values, dtype=float)
+    return float(values[~np.isnan(values)].mean()) if (~np.isnan(values)).any() else float("nan")
+
+
+def nanmedian(values) -> float:
+    """The median of the values that are not NaN, NaN when there are none."""
+    values = np.asarray(values, dtype=float)
+    return float(np.median(values[~np.isnan(values)])) if (~np.isnan(values)).any() else float("nan")
+
+
+def mean_rank_correlation(a: np.ndarray, b: np.ndarray, valid: np.ndarray) -> float:
+    """Mean over examples of Spearman's rho between rows of `a` and `b`, over each row's `valid` features."""
+    return nanmean([spearman(a[i][valid[i]], b[i][valid[i]]) for i in range(len(a)) if valid[i].sum() > 1])
