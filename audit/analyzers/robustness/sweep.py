@@ -54,7 +54,6 @@ def attack_sweep(model, x, y, correct, grid, domain: Domain, attack: PGD, option
     fgsm_left, pgd_left, left = correct.copy(), correct.copy(), correct.copy()  # not yet broken by each / any
     beyond = np.zeros(len(y), dtype=np.int8)
     pgd_adv = x.clone()
-    searched = np.array([], dtype=int), x[:0], 0.0  # Square's last points: rows, points, epsilon
     columns = []
     for k, e in enumerate(grid):
         rows = np.flatnonzero(fgsm_left)
@@ -77,12 +76,10 @@ def attack_sweep(model, x, y, correct, grid, domain: Domain, attack: PGD, option
                 rows = rows[~fooled]
         if not stochastic and len(rows):
             found = square_attack(model, x[rows], y[rows], float(e), domain, norm=attack.norm,
-                                  queries=options.square_queries, p_init=options.square_p_init, seed=seed + k,
-                                  start=_scaled_start(x, rows, searched, float(e)))
+                                  queries=options.square_queries, p_init=options.square_p_init, seed=seed + k)
             fooled = ~voted_correct(model, found, y[rows], draws)
             beyond[rows[fooled]] = BY_SQUARE
             rows = rows[~fooled]
-            searched = rows, found[~fooled], float(e)
         left[:] = False
         left[rows] = True
         cheap_fail = fgsm_left & pgd_left
@@ -91,14 +88,3 @@ def attack_sweep(model, x, y, correct, grid, domain: Domain, attack: PGD, option
     fgsm_ok, pgd_ok, square_only, apgd_only, robust = (np.stack(c, 1) for c in zip(*columns))
     return Sweep(fgsm_ok, pgd_ok, square_only, apgd_only, robust, pgd_adv)
 
-
-def _scaled_start(x: torch.Tensor, rows: np.ndarray, searched, eps: float) -> torch.Tensor | None:
-    """Where Square starts at `eps` on `rows`: its last points at a smaller epsilon with the perturbation
-    scaled up to `eps` (a vertex of the smaller L-inf ball scales to one of the larger; a point of the L2
-    sphere to one of the larger sphere), which the search there already pushed towards the boundary;
-    None (the stripes) when Square has not searched all of `rows` before."""
-    before, points, smaller = searched
-    at = np.searchsorted(before, rows)
-    if not len(before) or at.max() >= len(before) or not np.array_equal(before[at], rows):
-        return None
-    return x[rows] + (points[at] - x[rows]) * (eps / smaller)
