@@ -9,7 +9,9 @@ down. The share p of the image a square covers starts at `p_init` and halves at 
 paper's query counts (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000 of 10,000), rescaled
 to the query budget as in AutoAttack; AutoAttack's settings are p_init 0.8 and 5,000
 queries. Each example gets its own square and signs (the reference implementations draw
-one per batch), and leaves the batch once it is misclassified.
+one per batch), and leaves the batch once it is misclassified. A proposal that would move no
+feature (its signs those already there, or clipped away at the bounds) gets new signs before
+it is queried, as the reference code does, rather than spend a query on the point it has.
 
 Tables have no squares: the window is a random share p of the movable features, each
 redrawn to a random sign. Under L2 the window is redrawn in a random direction and the
@@ -36,7 +38,7 @@ from audit.methods.robustness.stochastic import draw_logits
 P_INIT = 0.8
 QUERIES = 5000
 _HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)  # of 10,000 queries
-REDRAWS = 10  # new values for a window that would move no feature (a window of immovable features never does)
+REDRAWS = 100  # new values for a window that moves no feature (a movable one moves with odds 1/2 or more a draw)
 
 
 def square_attack(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float, domain: Domain, *,
