@@ -21,6 +21,12 @@ kept in --cache and reused, so it runs once per model and epsilon. Both are time
 seconds of this process (one thread by default here), which a loaded machine changes less
 than wall-clock time.
 
+ResNet (`--only resnet`): the analyzer at its defaults on benchmarks/real_models.py's ResNet-18 (random
+weights, noise images of 4 classes; --side 224 --images 32 is the issue's case), this checkout against an
+older one (`--before DIR`: its `audit` on PYTHONPATH, in a subprocess), side by side in one run, one thread
+each, so that a shared machine's load falls on both alike (two threads each under load ran 3x slower):
+seconds, and the robust accuracy at the configured epsilon with its 95% Wilson interval.
+
 Square and the robust accuracy over attacks: the first 300 of those images at the same
 epsilon, our Square (1,000 queries) against torchattacks' Square
 (1,000 and AutoAttack's 5,000 queries) and APGD-T (AutoAttack's 100 steps, 9 target
@@ -31,8 +37,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -235,7 +245,7 @@ def ours(model, x, y, eps: float, options: Robustness) -> np.ndarray:
     domain = Domain(one * 0.0, one, one, one)
     correct = voted_correct(model, x, y, 1)
     attack = PGD(steps=options.steps)
-    return attack_sweep(model, x, y, correct, np.array([eps]), 0, domain, attack, options, False, 0).robust[:, 0]
+    return attack_sweep(model, x, y, correct, np.array([eps]), domain, attack, options, False, 0).robust[:, 0]
 
 
 def autoattack(model, x, y, eps: float) -> np.ndarray:
@@ -271,12 +281,53 @@ def autoattack_rows(cache: Path, options: Robustness) -> list[tuple]:
     return rows
 
 
+RESNET_RUN = """
+import json, sys, time
+sys.path.insert(0, {benchmarks!r})
+from real_models import image_case
+from audit.analyzers.robustness.analyzer import Robustness
+model, data = image_case({side}, {images}, 64)
+start = time.perf_counter()
+result = Robustness(samples={images}).run(model, data, seed=0)
+seconds = time.perf_counter() - start
+print(json.dumps({{"seconds": seconds, "robust": result.metrics["robustness.robust_accuracy"],
+                  "clean": result.metrics["robustness.clean_accuracy"],
+                  "flip": result.metrics["robustness.median_flip_epsilon"], "n": {images}}}))
+"""
+
+
+def resnet_run(checkout: Path, side: int, images: int) -> dict:
+    """The analyzer's seconds and numbers on the ResNet case, with `checkout`'s audit, in a subprocess."""
+    code = RESNET_RUN.format(benchmarks=str(Path(__file__).resolve().parent), side=side, images=images)
+    env = {**os.environ, "PYTHONPATH": str(checkout), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def print_resnet(before: Path, side: int, images: int) -> None:
+    from audit.methods.fairness.intervals import wilson
+
+    print(f"robustness analyzer (defaults) on a ResNet-18, {images} noise images 3x{side}x{side}, random weights")
+    checkouts = {"before": before, "after": Path(__file__).resolve().parents[1]}
+    with ThreadPoolExecutor(2) as pool:
+        futures = {name: pool.submit(resnet_run, checkout, side, images) for name, checkout in checkouts.items()}
+        runs = {name: future.result() for name, future in futures.items()}
+    for name, run in runs.items():
+        _, low, high = wilson(round(run["robust"] * run["n"]), run["n"], 1.96)
+        print(f"  {name:<6} {run['seconds']:8.1f} s  clean {run['clean']:.3f}  robust accuracy {run['robust']:.3f} "
+              f"[{float(low):.3f}, {float(high):.3f}]  median flip epsilon {run['flip']:.4g}")
+    print(f"  before / after: {runs['before']['seconds'] / runs['after']['seconds']:.1f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's; 1 with --only autoattack)")
-    parser.add_argument("--only", choices=("speed", "autoattack"), default=None, help="run one part")
+    parser.add_argument("--only", choices=("speed", "autoattack", "resnet"), default=None, help="run one part")
+    parser.add_argument("--before", type=Path, help="resnet: the older checkout to time against")
+    parser.add_argument("--side", type=int, default=224, help="resnet: image side")
+    parser.add_argument("--images", type=int, default=32, help="resnet: images attacked")
     parser.add_argument("--cache", type=Path, default=Path("reports/autoattack-cache.json"),
                         help="AutoAttack's per-example results, reused when present")
     args = parser.parse_args()
@@ -284,6 +335,11 @@ def main() -> None:
         torch.set_num_threads(args.threads or 1)
     device = "cuda" if torch.cuda.is_available() else f"cpu, {torch.get_num_threads()} threads"
     print(f"robustness benchmark ({device}); medians of {args.repeats} runs; shared machine: timings are noisy\n")
+    if args.only == "resnet":
+        if args.before is None:
+            parser.error("--only resnet needs --before DIR, the checkout to compare with")
+        print_resnet(args.before, args.side, args.images)
+        return
     if args.only != "speed":
         print_autoattack(args.cache)
     if args.only != "autoattack":

@@ -47,11 +47,12 @@ def _attack(options: Robustness, model, data, sample, seed: int) -> Result:
     attack = PGD(norm=options.norm, steps=options.steps, step_size=options.step_size, restarts=options.restarts,
                  random_start=options.random_start, draws=draws)
     correct = voted_correct(model, x, y, draws)
-    sweep = attack_sweep(model, x, y, correct, grid, at, domain, attack, options, stochastic, seed)
+    sweep = attack_sweep(model, x, y, correct, grid, domain, attack, options, stochastic, seed)
 
     flip = np.full(len(y), np.nan)
     flip[correct] = flip_epsilons(model, x[correct], y[correct], grid, sweep.pgd[correct], domain,
-                                  config=attack, refine=options.flip_refine, seed=seed + len(grid))
+                                  config=attack, refine=options.flip_refine, seed=seed + len(grid),
+                                  adversarial=sweep.pgd_adv[correct])
     median_flip = float(np.median(flip[correct])) if correct.any() else float("nan")
     warnings = []
     if math.isinf(median_flip):
@@ -64,8 +65,10 @@ def _attack(options: Robustness, model, data, sample, seed: int) -> Result:
     large = options.large_epsilon or default_large_epsilon(model.modality, options.norm, domain)
     large_domain = domain if model.modality == "image" else domain.without_bounds()
     large_attack = dataclasses.replace(attack, random_start=False, restarts=1)
-    large_correct = correct & voted_correct(model, pgd(model, x, y, large, large_domain, config=large_attack,
-                                                       seed=seed + len(grid) + 1), y, draws)
+    large_correct = np.zeros_like(correct)
+    large_correct[correct] = voted_correct(model, pgd(model, x[correct], y[correct], large, large_domain,
+                                                      config=large_attack, seed=seed + len(grid) + 1),
+                                           y[correct], draws)
     checks = sanity_checks(grid=grid, clean=float(correct.mean()), fgsm=sweep.fgsm.mean(0), pgd=sweep.pgd.mean(0),
                            beyond_pgd=(sweep.square_only | sweep.apgd_only).mean(0), large=large_correct.mean(),
                            large_epsilon=large, stochastic=stochastic, draws=draws,
@@ -111,13 +114,13 @@ def _attack(options: Robustness, model, data, sample, seed: int) -> Result:
             metrics["robustness.group_gap"] = gap
         tables["by_group"] = groups
     shown = np.flatnonzero(correct & ~sweep.pgd[:, at])[: options.examples]
-    adv_pred = model.logits(sweep.pgd_at[shown]).argmax(1).numpy() if len(shown) else np.array([], dtype=int)
+    adv_pred = model.logits(sweep.pgd_adv[shown]).argmax(1).numpy() if len(shown) else np.array([], dtype=int)
     figures = [curve_figure(curve, eps, options.norm, model.modality)]
     if model.modality == "image":
-        figures.append(image_examples_figure(model, x[shown], sweep.pgd_at[shown], y[shown].numpy(), adv_pred,
+        figures.append(image_examples_figure(model, x[shown], sweep.pgd_adv[shown], y[shown].numpy(), adv_pred,
                                               domain))
     elif len(shown):
-        tables["examples"] = table_examples(model, sample, x[shown], sweep.pgd_at[shown], shown, adv_pred)
+        tables["examples"] = table_examples(model, sample, x[shown], sweep.pgd_adv[shown], shown, adv_pred)
         figures.append(table_examples_figure(tables["examples"]))
     figures.append(corruption_figure(corruptions))
     details = {
@@ -128,7 +131,8 @@ def _attack(options: Robustness, model, data, sample, seed: int) -> Result:
                        "not run on a random model: its margin changes between draws, so the search would keep "
                        "changes that only a lucky draw made look better")}),
         "apgd": {"steps": options.apgd_steps, "targets": options.apgd_targets, "losses": "cross-entropy, then "
-                 "targeted DLR", "ran_on": "what FGSM and PGD left (Square then runs on what APGD left)"},
+                 "targeted DLR", "ran_on": "what FGSM and PGD left and no attack broke at a smaller epsilon "
+                 "(Square then runs on what APGD left)"},
         "stochastic": stochastic,
         "scoring": f"majority of {draws} forward passes per example (expectation over transformation)"
                    if stochastic else "one forward pass per example",

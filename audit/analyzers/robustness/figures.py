@@ -55,8 +55,9 @@ def image_examples_figure(model, x, adv, y, adv_pred, domain: Domain):
         axes[0, 1].text(0.5, 0.5, "PGD flipped no example\nat this epsilon", ha="center", va="center",
                         transform=axes[0, 1].transAxes, fontsize=9)
     return to_figure(fig, title="Adversarial examples", caption=(
-        "Each row is a correctly classified image (left, labelled with its true class), the PGD perturbation at "
-        "the configured epsilon (middle, averaged over channels; red raises, blue lowers a pixel) and the "
+        "Each row is a correctly classified image (left, labelled with its true class), the PGD perturbation "
+        "within the configured epsilon (the first PGD found along the sweep; middle, averaged over channels; red "
+        "raises, blue lowers a pixel) and the "
         "adversarial image (right, labelled with the class the model now predicts)."), gallery=True)
 
 

@@ -1,5 +1,11 @@
-"""The attack sweep: FGSM, PGD, APGD and Square at every epsilon of the grid, each on what the attacks before it
-left, as AutoAttack runs them."""
+"""The attack sweep: FGSM, PGD, APGD and Square over the epsilons of the grid, smallest first, each attack on
+what the attacks before it left, as AutoAttack runs them.
+
+An adversarial within epsilon is one within every larger epsilon of the same norm ball, so an example an attack
+broke at a smaller epsilon counts as broken by that attack at every larger one, without attacking it again.
+FGSM and PGD run on the examples they have not yet broken (their curves stay what each attack alone finds);
+APGD and Square, the expensive attacks, run only on the examples no attack has broken yet.
+"""
 
 from __future__ import annotations
 
@@ -18,51 +24,67 @@ from audit.methods.robustness.stochastic import voted_correct
 if TYPE_CHECKING:
     from audit.analyzers.robustness.analyzer import Robustness
 
+BY_APGD, BY_SQUARE = 1, 2  # which attack first broke an example that FGSM and PGD had not
+
 
 @dataclass(frozen=True)
 class Sweep:
-    """Per example (rows) and grid epsilon (columns): still correct under FGSM, under PGD, broken by
-    Square alone (run on what the others left), broken by APGD alone (run on what FGSM and PGD left),
-    and correct under all; PGD's points at grid[at]."""
+    """Per example (rows) and grid epsilon (columns): not broken by FGSM at that or a smaller epsilon,
+    not broken by PGD, broken by Square or by APGD while FGSM and PGD still fail, and broken by no attack;
+    PGD's first adversarial of each example (at the smallest epsilon where PGD broke it; the input itself
+    where PGD never did)."""
 
     fgsm: np.ndarray
     pgd: np.ndarray
     square_only: np.ndarray
     apgd_only: np.ndarray
     robust: np.ndarray
-    pgd_at: torch.Tensor
+    pgd_adv: torch.Tensor
 
 
-def attack_sweep(model, x, y, correct, grid, at: int, domain: Domain, attack: PGD, options: Robustness,
+def attack_sweep(model, x, y, correct, grid, domain: Domain, attack: PGD, options: Robustness,
                  stochastic: bool, seed: int) -> Sweep:
     draws = attack.draws
-    fgsm_ok, pgd_ok, square_only, apgd_only, pgd_at = [], [], [], [], None
     apgd_attacks = []  # APGD-CE, then APGD-T
     if options.apgd_steps:
         apgd_attacks.append(APGD(norm=attack.norm, steps=options.apgd_steps, draws=draws))
         if options.apgd_targets:
             apgd_attacks.append(APGD(norm=attack.norm, steps=options.apgd_steps, targets=options.apgd_targets,
                                      draws=draws))
+    fgsm_left, pgd_left, left = correct.copy(), correct.copy(), correct.copy()  # not yet broken by each / any
+    beyond = np.zeros(len(y), dtype=np.int8)
+    pgd_adv = x.clone()
+    columns = []
     for k, e in enumerate(grid):
-        fgsm_ok.append(correct & voted_correct(model, fgsm(model, x, y, e, domain, norm=attack.norm, draws=draws),
-                                               y, draws))
-        adv = pgd(model, x, y, e, domain, config=attack, seed=seed + k)
-        pgd_ok.append(correct & voted_correct(model, adv, y, draws))
-        pgd_at = adv if k == at else pgd_at
-        left = np.flatnonzero(fgsm_ok[-1] & pgd_ok[-1])
-        broken = np.zeros(len(y), dtype=bool)
+        rows = np.flatnonzero(fgsm_left)
+        if len(rows):
+            found = fgsm(model, x[rows], y[rows], e, domain, norm=attack.norm, draws=draws)
+            fgsm_left[rows] = voted_correct(model, found, y[rows], draws)
+        rows = np.flatnonzero(pgd_left)
+        if len(rows):
+            found = pgd(model, x[rows], y[rows], e, domain, config=attack, seed=seed + k)
+            still = voted_correct(model, found, y[rows], draws)
+            pgd_adv[rows[~still]] = found[~still]
+            pgd_left[rows] = still
+        left &= fgsm_left & pgd_left
+        rows = np.flatnonzero(left)
         for config in apgd_attacks:  # each on what the attacks before it left, as AutoAttack runs them
-            if len(left):
-                fooled = ~voted_correct(model, apgd(model, x[left], y[left], e, domain, config=config, seed=seed + k),
-                                        y[left], draws)
-                broken[left[fooled]] = True
-                left = left[~fooled]
-        apgd_only.append(broken)
-        broken = np.zeros(len(y), dtype=bool)
-        if not stochastic and len(left):
-            found = square_attack(model, x[left], y[left], float(e), domain, norm=attack.norm,
+            if len(rows):
+                fooled = ~voted_correct(model, apgd(model, x[rows], y[rows], e, domain, config=config, seed=seed + k),
+                                        y[rows], draws)
+                beyond[rows[fooled]] = BY_APGD
+                rows = rows[~fooled]
+        if not stochastic and len(rows):
+            found = square_attack(model, x[rows], y[rows], float(e), domain, norm=attack.norm,
                                   queries=options.square_queries, p_init=options.square_p_init, seed=seed + k)
-            broken[left] = ~voted_correct(model, found, y[left], draws)
-        square_only.append(broken)
-    fgsm_ok, pgd_ok, square_only, apgd_only = (np.stack(a, 1) for a in (fgsm_ok, pgd_ok, square_only, apgd_only))
-    return Sweep(fgsm_ok, pgd_ok, square_only, apgd_only, fgsm_ok & pgd_ok & ~square_only & ~apgd_only, pgd_at)
+            fooled = ~voted_correct(model, found, y[rows], draws)
+            beyond[rows[fooled]] = BY_SQUARE
+            rows = rows[~fooled]
+        left[:] = False
+        left[rows] = True
+        cheap_fail = fgsm_left & pgd_left
+        columns.append((fgsm_left.copy(), pgd_left.copy(), cheap_fail & (beyond == BY_SQUARE),
+                        cheap_fail & (beyond == BY_APGD), left.copy()))
+    fgsm_ok, pgd_ok, square_only, apgd_only, robust = (np.stack(c, 1) for c in zip(*columns))
+    return Sweep(fgsm_ok, pgd_ok, square_only, apgd_only, robust, pgd_adv)
+

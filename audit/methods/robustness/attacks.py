@@ -57,27 +57,34 @@ def fgsm(model: Model, x: torch.Tensor, y: torch.Tensor, eps, domain: Domain, *,
 
 
 def pgd(model: Model, x: torch.Tensor, y: torch.Tensor, eps, domain: Domain, *, config: PGD = PGD(),
-        seed: int = 0) -> torch.Tensor:
-    """Adversarial examples for `x` within `eps` (a float or one per example) of it."""
-    return in_batches(model, x, y, eps, domain, config.draws, partial(_pgd_batch, config=config), seed=seed)
+        seed: int = 0, start: torch.Tensor | None = None) -> torch.Tensor:
+    """Adversarial examples for `x` within `eps` (a float or one per example) of it. `start` (points in
+    the domain, e.g. adversarials found at a larger epsilon) replaces the first restart's random start,
+    projected into the ball."""
+    return in_batches(model, x, y, eps, domain, config.draws, partial(_pgd_batch, config=config), seed=seed,
+                      start=start)
 
 
 def in_batches(model: Model, x: torch.Tensor, y: torch.Tensor, eps, domain: Domain, draws: int,
-               attack, *, seed: int = 0) -> torch.Tensor:
+               attack, *, seed: int = 0, start: torch.Tensor | None = None) -> torch.Tensor:
     """`attack(model, x, y, eps, domain, generator=...)` over batches, each on the model's device with a
-    generator of its own seed (`batch_seed`), on the current engine; the adversarial examples on the CPU."""
-    batches = ((i, *batch) for i, batch in enumerate(_batches(model, x, y, eps, draws)))
+    generator of its own seed (`batch_seed`), on the current engine; the adversarial examples on the CPU.
+    With `start`, each batch's rows of it are passed on as `start=`."""
+    batches = ((i, *batch) for i, batch in enumerate(_batches(model, x, y, eps, draws, start)))
     outs = list(engine.current().map(attack_batch, (model, domain, attack, seed), batches))
     return torch.cat(outs) if outs else x.clone()
 
 
 def attack_batch(shared, batch) -> torch.Tensor:
-    """One batch `(index, x, y, eps)` of an attack `(model, domain, attack, seed)`: the map's batch function."""
+    """One batch `(index, x, y, eps[, start])` of an attack `(model, domain, attack, seed)`: the map's batch
+    function."""
     model, domain, attack, seed = shared
-    index, x, y, eps = batch
+    index, x, y, eps, *start = batch
     generator = torch.Generator().manual_seed(batch_seed(seed, index))
     device = model.device
-    return attack(model, x.to(device), y.to(device), eps.to(device), domain.to(device), generator=generator).cpu()
+    extra = {"start": start[0].to(device)} if start else {}
+    return attack(model, x.to(device), y.to(device), eps.to(device), domain.to(device), generator=generator,
+                  **extra).cpu()
 
 
 def _fgsm_batch(model, x, y, eps, dom: Domain, *, norm: str, draws: int, generator=None) -> torch.Tensor:
@@ -85,16 +92,21 @@ def _fgsm_batch(model, x, y, eps, dom: Domain, *, norm: str, draws: int, generat
     return dom.clip(x + eps * dom.scale * _direction(grad * dom.scale * dom.mask, norm))
 
 
-def _pgd_batch(model, x, y, eps, dom: Domain, config: PGD, generator) -> torch.Tensor:
+def _pgd_batch(model, x, y, eps, dom: Domain, config: PGD, generator, start=None) -> torch.Tensor:
     """PGD on one batch. An example leaves the batch once it is misclassified (the loss is a
     sum over examples, so the others' steps do not change): the work shrinks as it succeeds.
     On a random model every example takes every step."""
     best = x.clone()
     found = torch.zeros(len(x), dtype=torch.bool, device=x.device)
-    for _ in range(config.restarts):
+    for restart in range(config.restarts):
         active = torch.nonzero(~found).flatten()
         xa, ya, ea = x[active], y[active], eps[active]
-        u = _random_start(xa, ea, dom, config.norm, generator) if config.random_start else torch.zeros_like(xa)
+        if restart == 0 and start is not None:
+            u = _project((start[active] - xa) / dom.scale * dom.mask, ea, config.norm)
+        elif config.random_start:
+            u = _random_start(xa, ea, dom, config.norm, generator)
+        else:
+            u = torch.zeros_like(xa)
         adv = dom.clip(xa + u * dom.scale)
         for step in range(config.steps + 1):
             adv = adv.detach().requires_grad_(True)
@@ -116,13 +128,17 @@ def _pgd_batch(model, x, y, eps, dom: Domain, config: PGD, generator) -> torch.T
 
 
 def flip_epsilons(model: Model, x: torch.Tensor, y: torch.Tensor, grid: np.ndarray, correct: np.ndarray,
-                  domain: Domain, *, config: PGD = PGD(), refine: int = 4, seed: int = 0) -> np.ndarray:
+                  domain: Domain, *, config: PGD = PGD(), refine: int = 4, seed: int = 0,
+                  adversarial: torch.Tensor | None = None) -> np.ndarray:
     """Smallest epsilon at which PGD flips each example (inf when no epsilon of `grid` does).
 
     `correct[i, k]` says whether example i was still classified correctly by PGD at
     `grid[k]` (ascending). The first flipping grid epsilon brackets the answer with the
     grid epsilon below it; `refine` bisection steps, each one PGD run at a per-example
-    epsilon, narrow the bracket, and the upper end is returned.
+    epsilon, narrow the bracket, and the upper end is returned. Each run starts from the
+    adversarial that holds the upper end, projected into the smaller ball (`adversarial`: PGD's
+    points at the first flipping grid epsilon; None: PGD's random start), so a point that stays
+    adversarial there costs one forward pass.
     """
     flipped = ~correct
     first = np.where(flipped.any(axis=1), flipped.argmax(axis=1), -1)
@@ -130,20 +146,24 @@ def flip_epsilons(model: Model, x: torch.Tensor, y: torch.Tensor, grid: np.ndarr
     hi = np.where(hit, grid[np.maximum(first, 0)], np.inf)
     lo = np.where(first > 0, grid[np.maximum(first - 1, 0)], 0.0)
     rows = np.flatnonzero(hit & (hi > 0))
+    held = adversarial[rows].clone() if adversarial is not None else None
     for i in range(refine):
         if not len(rows):
             break
         mid = (lo[rows] + hi[rows]) / 2
-        adv = pgd(model, x[rows], y[rows], torch.from_numpy(mid).float(), domain, config=config, seed=seed + i)
+        adv = pgd(model, x[rows], y[rows], torch.from_numpy(mid).float(), domain, config=config, seed=seed + i,
+                  start=held)
         fooled = ~voted_correct(model, adv, y[rows], config.draws)
         hi[rows] = np.where(fooled, mid, hi[rows])
         lo[rows] = np.where(fooled, lo[rows], mid)
+        if held is not None:
+            held[fooled] = adv[fooled]
     return hi
 
 
-def _batches(model: Model, x: torch.Tensor, y: torch.Tensor, eps, draws: int = 1):
+def _batches(model: Model, x: torch.Tensor, y: torch.Tensor, eps, draws: int = 1, points=None):
     """Batches of `batch_size / draws` examples (each runs `draws` times), fewer where their activations do not fit
-    in memory (`rows_per_pass`), with one epsilon per example."""
+    in memory (`rows_per_pass`), with one epsilon per example (and their rows of `points`, when given)."""
     eps = torch.as_tensor(eps, dtype=torch.float32)
     eps = eps.expand(len(x)) if eps.ndim == 0 else eps
     shape = (-1,) + (1,) * (x.ndim - 1)
@@ -151,7 +171,7 @@ def _batches(model: Model, x: torch.Tensor, y: torch.Tensor, eps, draws: int = 1
     size = max(1, rows // draws)
     for start in range(0, len(x), size):
         part = slice(start, start + size)
-        yield x[part], y[part], eps[part].reshape(shape)
+        yield (x[part], y[part], eps[part].reshape(shape)) + (() if points is None else (points[part],))
 
 
 def _loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,9 @@ down. The share p of the image a square covers starts at `p_init` and halves at 
 paper's query counts (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000 of 10,000), rescaled
 to the query budget as in AutoAttack; AutoAttack's settings are p_init 0.8 and 5,000
 queries. Each example gets its own square and signs (the reference implementations draw
-one per batch), and leaves the batch once it is misclassified.
+one per batch), and leaves the batch once it is misclassified. A proposal that would move no
+feature (its signs those already there, or clipped away at the bounds) gets new signs before
+it is queried, as the reference code does, rather than spend a query on the point it has.
 
 Tables have no squares: the window is a random share p of the movable features, each
 redrawn to a random sign. Under L2 the window is redrawn in a random direction and the
@@ -36,6 +38,7 @@ from audit.methods.robustness.stochastic import draw_logits
 P_INIT = 0.8
 QUERIES = 5000
 _HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)  # of 10,000 queries
+REDRAWS = 100  # new values for a window that moves no feature (a movable one moves with odds 1/2 or more a draw)
 
 
 def square_attack(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float, domain: Domain, *,
@@ -66,12 +69,18 @@ def _square_batch(model, x, y, eps, dom: Domain, norm, queries, p_init, draws, g
         if not len(active):
             break
         p = p_schedule(query, queries, p_init)
-        window, fresh = _proposal(x[active].shape, p, eps, dom, norm, generator)
-        window, fresh = window.to(x.device), fresh.to(x.device)
-        proposal = torch.where(window, fresh, u[active])
-        if norm == "l2":
-            proposal = proposal * (eps / _l2(proposal).clamp(min=1e-12))
-        candidate = dom.clip(x[active] + proposal * dom.scale)
+        window, values = _window(x[active].shape, p, dom, norm, generator)
+        window = window.to(x.device)
+        proposal, candidate = _moved(x[active], u[active], window, _fresh(values, eps, norm, generator), eps, dom,
+                                     norm)
+        for _ in range(REDRAWS):  # as the reference code: a proposal that moves no feature would waste the query
+            same = torch.nonzero((candidate == adv[active]).flatten(1).all(1)).flatten()
+            if not len(same):
+                break
+            rows = active[same]
+            proposal[same], candidate[same] = _moved(x[rows], u[rows], window[same],
+                                                     _fresh((len(same),) + values[1:], eps, norm, generator), eps,
+                                                     dom, norm)
         new_margin = _margin(model, candidate, y[active], draws)
         better = new_margin < margin[active]
         chosen = active[better]
@@ -102,8 +111,9 @@ def _start(shape, eps, dom: Domain, norm, generator) -> torch.Tensor:
     return _signs(shape, generator) * eps * mask
 
 
-def _proposal(shape, p: float, eps, dom: Domain, norm, generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per example, which features to redraw and their new values (in the domain's units)."""
+def _window(shape, p: float, dom: Domain, norm, generator) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """Per example, which features to redraw (a square of a share p of the image, or a share p of the movable
+    features of a table), and the shape of the values to draw for them (one per channel of an L-inf square)."""
     n = shape[0]
     mask = dom.mask.cpu().bool()
     if len(shape) == 4:
@@ -114,17 +124,27 @@ def _proposal(shape, p: float, eps, dom: Domain, norm, generator) -> tuple[torch
         rows, cols = torch.arange(h)[None], torch.arange(w)[None]
         in_rows, in_cols = (rows >= top) & (rows < top + side), (cols >= left) & (cols < left + side)
         window = (in_rows[:, :, None] & in_cols[:, None, :])[:, None] & mask
-        fresh_shape = (n, c, 1, 1)
-    else:
-        movable = int(mask.sum())
-        k = max(1, round(p * movable))
-        scores = torch.rand(shape, generator=generator).masked_fill(~mask, 2.0)  # the k smallest are movable
-        window = scores <= scores.flatten(1).kthvalue(k, dim=1).values.reshape((-1,) + (1,) * (len(shape) - 1))
-        window &= mask
-        fresh_shape = shape
+        return window, (n, c, 1, 1) if norm == "linf" else tuple(shape)
+    movable = int(mask.sum())
+    k = max(1, round(p * movable))
+    scores = torch.rand(shape, generator=generator).masked_fill(~mask, 2.0)  # the k smallest are movable
+    window = scores <= scores.flatten(1).kthvalue(k, dim=1).values.reshape((-1,) + (1,) * (len(shape) - 1))
+    return window & mask, tuple(shape)
+
+
+def _fresh(values: tuple[int, ...], eps, norm, generator) -> torch.Tensor:
+    """New values for a window (in the domain's units): a vertex of the ball, or under L2 a random direction."""
     if norm == "l2":
-        return window, torch.randn(shape, generator=generator) * eps
-    return window, _signs(fresh_shape, generator) * eps
+        return torch.randn(values, generator=generator) * eps
+    return _signs(values, generator) * eps
+
+
+def _moved(x, u, window, fresh, eps, dom: Domain, norm) -> tuple[torch.Tensor, torch.Tensor]:
+    """The perturbation `u` with `window` redrawn to `fresh` (back onto the sphere under L2), and its point."""
+    proposal = torch.where(window, fresh.to(x.device), u)
+    if norm == "l2":
+        proposal = proposal * (eps / _l2(proposal).clamp(min=1e-12))
+    return proposal, dom.clip(x + proposal * dom.scale)
 
 
 def _l2(t: torch.Tensor) -> torch.Tensor:
