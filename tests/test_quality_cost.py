@@ -25,6 +25,7 @@ from audit.analyzers.explanation_quality.sanity import (
     decided,
     mean_rank_correlation,
     nanmedian,
+    planned_stages,
     sanity_check,
 )
 from audit.analyzers.saliency.analyzer import SaliencyAnalyzer
@@ -80,6 +81,8 @@ def test_quality_computes_no_attribution_saliency_has_and_a_cheaper_saliency_per
     assert attribution_cost(model, tuple(methods)).backward == 77 and copy_cost(model, methods).backward == 28
     assert saliency["backward"] == 16 * 77
     assert quality["backward"] == 3 * 16 * 28
+    # The plan counts the trained model's attributions (saliency's here) and the 3 stages of 4 a clear verdict takes.
+    assert ExplanationQuality(samples=16).cost(model, len(data)).backward == saliency["backward"] + quality["backward"]
     curves = quality["forward"] - quality["backward"]  # without gradients: the curves (5 orders, 2 curves)
     assert 0 < curves < 5 * 2 * 21 * 16  # fewer than every point of every curve
 
@@ -124,6 +127,14 @@ def test_a_verdict_is_decided_once_no_remaining_stage_can_change_it(known, remai
         for _ in range(200):
             rest = rng.choice([-1.0, 1.0, float("nan"), rng.uniform(-1, 1)], size=remaining)
             assert (nanmedian(known + list(rest)) < 0.5) == (verdict == "pass")
+
+
+@pytest.mark.parametrize("stages", range(1, 7))
+def test_the_planned_stages_are_those_a_clear_fail_takes_and_a_clear_pass_takes_no_more(stages):
+    def fewest(value):  # stages run before `decided` holds with every correlation at `value`
+        return next(k for k in range(1, stages + 1) if decided([value] * k, stages - k, 0.5))
+
+    assert planned_stages(stages) == fewest(1.0) >= fewest(-1.0)
 
 
 def features(model, data) -> int:

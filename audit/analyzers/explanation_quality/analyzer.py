@@ -49,7 +49,8 @@ import torch
 
 from audit.analyzers.explanation_quality.curves import area, curves_of_orders, feature_mask
 from audit.analyzers.explanation_quality.findings import explanation_findings
-from audit.analyzers.explanation_quality.sanity import cascade_stages, copy_cost, sanity_check, spearman
+from audit.analyzers.explanation_quality.sanity import (cascade_stages, copy_cost, planned_stages, sanity_check,
+                                                        spearman)
 from audit.analyzers.explanation_quality.summary import ExplanationSummary, SanityOutcome
 from audit.core.analyzer import Analyzer, Cost, register_analyzer
 from audit.core.model import Model
@@ -105,13 +106,12 @@ class ExplanationQuality(Analyzer):
     }
 
     def cost(self, model, rows: int) -> Cost:
-        """The methods' attributions on the model and on each copy of the cascade (with the copies' fewer steps and
-        samples), and a deletion and an insertion curve per method and for the random order: their two shared ends
-        and `steps` - 1 points each. A ceiling: adaptive curves score fewer points, and the cascade stops early once
-        its verdict is decided."""
+        """The methods' attributions on the model and on each copy of the cascade that a clear verdict takes (with the
+        copies' fewer steps and samples), and a deletion and an insertion curve per method and for the random order:
+        their two shared ends and `steps` - 1 points each (a ceiling: adaptive curves score fewer points)."""
         n = min(self.samples, rows)
         methods = methods_for(model, self.methods)[0]
-        stages = len(cascade_stages(model, self.cascade_stages))
+        stages = planned_stages(len(cascade_stages(model, self.cascade_stages)))
         curves = 2 + (len(methods) + 1) * 2 * (self.steps - 1)
         return Cost(forward=n * (1 + curves), seconds=0.5) + attribution_cost(model, self.methods) * n \
             + copy_cost(model, methods) * (n * stages)

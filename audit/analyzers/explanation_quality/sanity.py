@@ -83,6 +83,12 @@ def cascade_stages(model: Model, stages: int) -> list[list[str]]:
     return [names[: -(-len(names) * k // steps)] for k in range(1, steps + 1)]
 
 
+def planned_stages(stages: int) -> int:
+    """The stages the early stop runs before a clear verdict, planned before the work: floor(S / 2) + 1 of S, what a
+    fail takes at best (a pass with every stage below 0 takes ceil(S / 2), an undecided one all S)."""
+    return min(stages, stages // 2 + 1)
+
+
 def randomized(model: Model, stages: list[list[str]], stage: int, *, seed: int) -> Model:
     """A copy of `model` with the layers of `stages[0..stage]` re-initialized, each stage k's new layers drawn
     from `seed` + k (so stage k's copy keeps the weights of the stages before it: Adebayo et al.'s cascade).
