@@ -20,7 +20,9 @@ weights keeps its verdict, as what makes it ignore them (the input, or a factor 
 number of steps. Measured on the sanity zoo (tests/sanity_zoo.py, 12 examples, every stage of 4): integrated
 gradients at 16 steps correlate 0.99 or more with the copies' 50-step attributions and move a stage's correlation by
 at most 0.02; GradientSHAP at 10 samples moves a score by at most 0.03, less than its own 25-sample score moves
-between seeds (up to 0.05); no verdict changed (benchmarks/sanity_rates.py gives the rates).
+between seeds (up to 0.05). Over benchmarks/sanity_rates.py's 50 checks of each (7 models, 5 seeds) both scores
+moved by 0.002 on average and by at most 0.08 (a transformer, its correlations near 0); the false alarms (none of
+either) and the misses of the weight-blind maps (none of 125) stayed.
 """
 
 from __future__ import annotations
