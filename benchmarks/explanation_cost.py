@@ -7,8 +7,8 @@ of 3x64x64 images (4 examples) and the 6-layer BERT on one 256-subword text (ben
 builds both, random weights), and prints each analyzer's seconds, the rows of its forward passes with
 gradients (each followed by a backward pass) and without (counted by a hook on the module and its copies),
 the sanity table, and the ratio explanation quality / saliency in seconds (the issue's goal: at most 2), in CPU
-seconds of the process (which other processes move less) and in rows with gradients (which they do not move). Run it with PYTHONPATH pointing at two checkouts for before and
-after, in one session: a shared machine is noisy.
+seconds of the process (which other processes move less) and in rows with gradients (which they do not move).
+Run it with PYTHONPATH pointing at two checkouts for before and after, in one session: a shared machine is noisy.
 """
 
 from __future__ import annotations
