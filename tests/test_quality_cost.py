@@ -18,16 +18,19 @@ from planted import (
 from audit.analyzers.explanation_quality.analyzer import ExplanationQuality, at_absent_value, order_scores
 from audit.analyzers.explanation_quality.curves import area, curves_of_orders, feature_mask
 from audit.analyzers.explanation_quality.sanity import (
+    attribute_copy,
     cascade,
     cascade_stages,
+    copy_cost,
     decided,
     mean_rank_correlation,
     nanmedian,
+    planned_stages,
     sanity_check,
 )
 from audit.analyzers.saliency.analyzer import SaliencyAnalyzer
 from audit.methods.attributions import registry
-from audit.methods.attributions.methods import attribute_all
+from audit.methods.attributions.methods import attribute_all, attribution_cost
 from audit.methods.attributions.sampling import explained_samples
 
 
@@ -57,11 +60,12 @@ class Rows:
             handle.remove()
 
 
-def test_quality_computes_no_attribution_saliency_has_and_one_saliency_per_stage_it_runs():
+def test_quality_computes_no_attribution_saliency_has_and_a_cheaper_saliency_per_stage_it_runs():
     """Each stage of the cascade costs what saliency costs on the same examples (the same methods, on a randomized
-    copy), the trained model's attributions nothing (saliency's are read); so quality's backward rows are
-    saliency's times the stages that ran: 3 of the 4 here, where every method is decided by then (before: 5 times,
-    the trained model's attributions and 4 stages)."""
+    copy) less the steps and samples the copies leave out (28 of saliency's 77 passes per example here: integrated
+    gradients 16 steps of 50, GradientSHAP 10 samples of 25), the trained model's attributions nothing (saliency's
+    are read); so quality's backward rows are that times the stages that ran: 3 of the 4 here, where every method
+    is decided by then (before: 5 times saliency's, the trained model's attributions and 4 full stages)."""
     model, data = patched_digits_cnn(True), patched_digits()[2]
     rows = Rows(model.module)
     try:
@@ -73,8 +77,13 @@ def test_quality_computes_no_attribution_saliency_has_and_one_saliency_per_stage
         rows.remove()
     ran = (~result.tables["sanity"].iloc[:, :4].isna()).sum(axis=1)
     assert (ran == 3).all(), result.tables["sanity"]
-    assert quality["backward"] == 3 * saliency["backward"] > 0
-    curves = quality["forward"] - 3 * saliency["forward"]  # without gradients: the curves (5 orders, 2 curves)
+    methods = result.details["methods"]
+    assert attribution_cost(model, tuple(methods)).backward == 77 and copy_cost(model, methods).backward == 28
+    assert saliency["backward"] == 16 * 77
+    assert quality["backward"] == 3 * 16 * 28
+    # The plan counts the trained model's attributions (saliency's here) and the 3 stages of 4 a clear verdict takes.
+    assert ExplanationQuality(samples=16).cost(model, len(data)).backward == saliency["backward"] + quality["backward"]
+    curves = quality["forward"] - quality["backward"]  # without gradients: the curves (5 orders, 2 curves)
     assert 0 < curves < 5 * 2 * 21 * 16  # fewer than every point of every curve
 
 
@@ -118,6 +127,14 @@ def test_a_verdict_is_decided_once_no_remaining_stage_can_change_it(known, remai
         for _ in range(200):
             rest = rng.choice([-1.0, 1.0, float("nan"), rng.uniform(-1, 1)], size=remaining)
             assert (nanmedian(known + list(rest)) < 0.5) == (verdict == "pass")
+
+
+@pytest.mark.parametrize("stages", range(1, 7))
+def test_the_planned_stages_are_those_a_clear_fail_takes_and_a_clear_pass_takes_no_more(stages):
+    def fewest(value):  # stages run before `decided` holds with every correlation at `value`
+        return next(k for k in range(1, stages + 1) if decided([value] * k, stages - k, 0.5))
+
+    assert planned_stages(stages) == fewest(1.0) >= fewest(-1.0)
 
 
 def features(model, data) -> int:
@@ -177,7 +194,7 @@ def test_on_real_models_the_early_stop_keeps_the_full_cascades_verdicts(monkeypa
     compared = feature_mask(model, x) & ~at_absent_value(model, x)
     full = {m: [] for m in methods}
     for randomized in cascade(model, cascade_stages(model, 4), seed=0):
-        after, _ = attribute_all(randomized, subset, list(methods), target, seed=0)
+        after, _ = attribute_copy(randomized, subset, list(methods), target, seed=0)
         for m in methods:
             full[m].append(mean_rank_correlation(order_scores(model, trained[m]), order_scores(model, after[m]),
                                                  compared))

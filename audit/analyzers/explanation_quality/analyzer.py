@@ -28,7 +28,9 @@ For each attribution method, on a seeded choice of examples (misclassified ones 
   ranks follow the input under any weights. A score at or above `sanity_threshold` fails:
   the method mostly shows what a model with destroyed weights shows too. The cascade runs from the
   deepest stage up and stops for a method once no stage still to run could change its verdict; its
-  score is then the median over the stages that ran (sanity.py states the rule).
+  score is then the median over the stages that ran (sanity.py states the rule). The copies are attributed with 16
+  integration steps and 10 GradientSHAP samples instead of 50 and 25: only their ranks are compared (sanity.py
+  gives the measured effect).
 - agreement: the rank correlation of |attribution| of each pair of methods over the
   union of their top-k features, averaged over examples and pairs.
 
@@ -47,7 +49,8 @@ import torch
 
 from audit.analyzers.explanation_quality.curves import area, curves_of_orders, feature_mask
 from audit.analyzers.explanation_quality.findings import explanation_findings
-from audit.analyzers.explanation_quality.sanity import cascade_stages, sanity_check, spearman
+from audit.analyzers.explanation_quality.sanity import (cascade_stages, copy_cost, planned_stages, sanity_check,
+                                                        spearman)
 from audit.analyzers.explanation_quality.summary import ExplanationSummary, SanityOutcome
 from audit.core.analyzer import Analyzer, Cost, register_analyzer
 from audit.core.model import Model
@@ -103,14 +106,15 @@ class ExplanationQuality(Analyzer):
     }
 
     def cost(self, model, rows: int) -> Cost:
-        """The methods' attributions on the model and on each copy of the cascade, and a deletion and an insertion
-        curve per method and for the random order: their two shared ends and `steps` - 1 points each. A ceiling:
-        adaptive curves score fewer points, and the cascade stops early once its verdict is decided."""
+        """The methods' attributions on the model and on each copy of the cascade that a clear verdict takes (with the
+        copies' fewer steps and samples), and a deletion and an insertion curve per method and for the random order:
+        their two shared ends and `steps` - 1 points each (a ceiling: adaptive curves score fewer points)."""
         n = min(self.samples, rows)
-        methods = len(methods_for(model, self.methods)[0])
-        stages = len(cascade_stages(model, self.cascade_stages))
-        curves = 2 + (methods + 1) * 2 * (self.steps - 1)
-        return Cost(forward=n * (1 + curves), seconds=0.5) + attribution_cost(model, self.methods) * (n * (1 + stages))
+        methods = methods_for(model, self.methods)[0]
+        stages = planned_stages(len(cascade_stages(model, self.cascade_stages)))
+        curves = 2 + (len(methods) + 1) * 2 * (self.steps - 1)
+        return Cost(forward=n * (1 + curves), seconds=0.5) + attribution_cost(model, self.methods) * n \
+            + copy_cost(model, methods) * (n * stages)
 
     def findings(self, result, thresholds):
         return tuple(explanation_findings(result.summary, thresholds))
