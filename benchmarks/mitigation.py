@@ -23,7 +23,6 @@ from pathlib import Path
 import torch
 
 import audit
-from audit.io import checkpoint
 from audit.cli import main as cli_main
 from audit.mitigation.postprocess import with_thresholds
 

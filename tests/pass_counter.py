@@ -12,7 +12,6 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 
 

@@ -131,6 +131,15 @@ def two_feature_mlp(planted: bool = True) -> audit.Model:
                     model_config={"hidden": (32,), "dropout": 0.0})
 
 
+def planted_case(kind: str) -> tuple[audit.Model, Dataset]:
+    """The planted model of a modality ("tabular", "image", "text"), trained, with its test split."""
+    if kind == "tabular":
+        return two_feature_mlp(True), two_feature_table()[2]
+    if kind == "image":
+        return patched_digits_cnn(True), patched_digits()[2]
+    return trigger_lstm(True), trigger_word_reviews()[2]
+
+
 def sex_carrying_table(path, n: int) -> None:
     """A CSV of `n` rows: a feature x that carries sex (planted), and a label y ("hi"/"lo") that follows x."""
     rng = np.random.default_rng(0)

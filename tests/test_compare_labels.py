@@ -8,7 +8,6 @@ import io
 import json
 import re
 
-import pytest
 
 import audit
 import audit.analyzers  # noqa: F401 - the metric registry the policy checks names against

@@ -11,6 +11,7 @@ from explain_helpers import assert_same_state, module_state
 from planted import (
     patched_digits,
     patched_digits_cnn,
+    planted_case,
     trigger_lstm,
     trigger_word_reviews,
     two_feature_mlp,
@@ -52,10 +53,7 @@ def quality(model, data, methods, **config):
 
 @pytest.mark.parametrize("kind", ["tabular", "text"])
 def test_sanity_check_passes_integrated_gradients_and_flags_the_input_itself(kind, fake_methods):
-    model, data = {
-        "tabular": (two_feature_mlp(True), two_feature_table()[2]),
-        "text": (trigger_lstm(True), trigger_word_reviews()[2]),
-    }[kind]
+    model, data = planted_case(kind)
     result = quality(model, data, ("integrated_gradients", "input_itself"))
     m = result.metrics
     assert m["explanations.integrated_gradients.sanity_passed"] == 1.0
@@ -77,11 +75,7 @@ def test_sanity_check_on_images_flags_the_input_and_passes_saliency(fake_methods
 
 @pytest.mark.parametrize("kind", ["tabular", "image", "text"])
 def test_faithful_attributions_beat_a_random_order_and_noise_does_not(kind, fake_methods):
-    model, data = {
-        "tabular": (two_feature_mlp(True), two_feature_table()[2]),
-        "image": (patched_digits_cnn(True), patched_digits()[2]),
-        "text": (trigger_lstm(True), trigger_word_reviews()[2]),
-    }[kind]
+    model, data = planted_case(kind)
     m = quality(model, data, ("integrated_gradients", "seeded_noise"), samples=40).metrics
     ig = "explanations.integrated_gradients"
     assert m[f"{ig}.deletion_auc"] < m[f"{ig}.random_deletion_auc"] - 0.1

@@ -7,7 +7,6 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from audit.analyzers.fairness.analyzer import Fairness

@@ -6,14 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from planted import (
-    patched_digits,
-    patched_digits_cnn,
-    trigger_lstm,
-    trigger_word_reviews,
-    two_feature_mlp,
-    two_feature_table,
-)
+from planted import patched_digits, patched_digits_cnn, planted_case
 
 from audit.analyzers.explanation_quality.analyzer import ExplanationQuality, at_absent_value, order_scores
 from audit.analyzers.explanation_quality.curves import area, curves_of_orders, feature_mask
@@ -212,11 +205,7 @@ def test_on_real_models_the_early_stop_keeps_the_full_cascades_verdicts(monkeypa
 
 @pytest.mark.parametrize("kind", ["tabular", "image", "text"])
 def test_adaptive_curves_keep_the_full_curves_areas_within_half_the_tolerance(kind):
-    model, data = {
-        "tabular": (two_feature_mlp(True), two_feature_table()[2]),
-        "image": (patched_digits_cnn(True), patched_digits()[2]),
-        "text": (trigger_lstm(True), trigger_word_reviews()[2]),
-    }[kind]
+    model, data = planted_case(kind)
     subset = data.subset(explained_samples(model, data, 16, seed=0))
     x, target = model.encode(subset), model.predict(subset)
     words = model.encoder.word_index(subset.texts) if kind == "text" else None

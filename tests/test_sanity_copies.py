@@ -6,14 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from planted import (
-    patched_digits,
-    patched_digits_cnn,
-    trigger_lstm,
-    trigger_word_reviews,
-    two_feature_mlp,
-    two_feature_table,
-)
+from planted import planted_case
 from sanity_zoo import edge_detector, input_itself
 
 from audit.analyzers.explanation_quality.analyzer import at_absent_value, order_scores
@@ -38,11 +31,7 @@ def cascade_correlations(kind: str, monkeypatch):
     does (`attribute_copy`) and with the trained model's settings; and the copies' two attributions themselves."""
     for name, fn in INSENSITIVE.items():
         monkeypatch.setitem(registry._METHODS, name, registry.AttributionMethod(name, fn, (kind,), name))
-    model, data = {
-        "tabular": (two_feature_mlp(True), two_feature_table()[2]),
-        "image": (patched_digits_cnn(True), patched_digits()[2]),
-        "text": (trigger_lstm(True), trigger_word_reviews()[2]),
-    }[kind]
+    model, data = planted_case(kind)
     subset = data.subset(explained_samples(model, data, 12, seed=0))
     x, target = model.encode(subset), model.predict(subset)
     words = model.encoder.word_index(subset.texts) if kind == "text" else None
