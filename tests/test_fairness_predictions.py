@@ -72,6 +72,7 @@ def test_per_class_scores_and_bad_predictions_input(capsys, tmp_path):
     assert run.result("performance").metrics["performance.accuracy"] == pytest.approx(expected, abs=1e-12)
     path = tmp_path / "p.csv"
     frame.to_csv(path, index=False)
+    capsys.readouterr()  # the library run's progress lines
     code = main(["report", "--predictions", str(path), "--target", "two_year_recid", "--prediction-column",
                  "nope", "-o", str(tmp_path / "x.html"), "--quiet"])
     err = capsys.readouterr().err

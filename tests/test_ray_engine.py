@@ -34,10 +34,11 @@ SMALL = {  # architecture, dataset, model options, training rows
 }
 OPTIONS = {
     "saliency": {"samples": 8}, "shap": {"samples": 16, "max_evals": 30}, "lime": {"samples": 4, "num_samples": 100},
-    "explanation_quality": {"samples": 4}, "robustness": {"samples": 20, "square_queries": 20, "apgd_steps": 4,
+    "explanation_quality": {"samples": 4}, "robustness": {"samples": 40, "square_queries": 20, "apgd_steps": 4,
                                                           "apgd_targets": 1, "flip_refine": 1},
 }
-# Batch functions each audit must hand to Ray: the prediction pass, captum's chunks, SHAP's and the attacks'.
+# Batch functions each audit must hand to Ray: the prediction pass, captum's chunks, SHAP's and the attacks' (which
+# attack only the correctly classified examples: robustness samples enough for two batches of them).
 ON_RAY = {
     "table": {"logits_batch", "attribute_chunk", "deep_class", "attack_batch"},
     "image": {"logits_batch", "attribute_chunk", "deep_class", "attack_batch"},
