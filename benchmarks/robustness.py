@@ -245,7 +245,7 @@ def ours(model, x, y, eps: float, options: Robustness) -> np.ndarray:
     domain = Domain(one * 0.0, one, one, one)
     correct = voted_correct(model, x, y, 1)
     attack = PGD(steps=options.steps)
-    return attack_sweep(model, x, y, correct, np.array([eps]), domain, attack, options, False, 0).robust[:, 0]
+    return attack_sweep(model, x, y, correct, np.array([eps]), domain, attack, options, False, 0, at=0).robust[:, 0]
 
 
 def autoattack(model, x, y, eps: float) -> np.ndarray:
