@@ -1,5 +1,5 @@
-"""The robustness of an image or table model: FGSM and PGD over an epsilon sweep with APGD and Square at the
-configured epsilon, the smallest epsilon that flips each example, attack sanity checks, corruptions and
+"""The robustness of an image or table model: FGSM and PGD over an epsilon sweep with APGD and Square from the
+configured epsilon on, the smallest epsilon that flips each example, attack sanity checks, corruptions and
 robustness by group."""
 
 from __future__ import annotations
@@ -136,9 +136,9 @@ def _attack(options: Robustness, model, data, sample, seed: int) -> Result:
                        "not run on a random model: its margin changes between draws, so the search would keep "
                        "changes that only a lucky draw made look better")}),
         "apgd": {"steps": options.apgd_steps, "targets": options.apgd_targets, "losses": "cross-entropy, then "
-                 "targeted DLR", "ran_on": "what FGSM and PGD left at the configured epsilon, there only "
-                 "(Square then runs on what APGD left); the curve's other points are FGSM and PGD, with what "
-                 "these broke at the configured epsilon counted at the larger ones"},
+                 "targeted DLR", "ran_on": "what FGSM and PGD left and no attack broke at a smaller "
+                 "epsilon, at the configured epsilon and the larger ones of the sweep (Square then runs on what "
+                 "APGD left); the curve's points below the configured epsilon are FGSM and PGD only"},
         "stochastic": stochastic,
         "scoring": f"majority of {draws} forward passes per example (expectation over transformation)"
                    if stochastic else "one forward pass per example",
@@ -163,12 +163,11 @@ def _attack(options: Robustness, model, data, sample, seed: int) -> Result:
 
 
 def _attacks_run(options: Robustness, stochastic: bool, grid: np.ndarray, at: int) -> list[str]:
-    """What each point of the curve counts: FGSM and PGD at its epsilon, and from the configured epsilon `grid[at]`
-    on what the ensemble broke there."""
-    ensemble = [name for name, ran in (("APGD-CE", options.apgd_steps), ("APGD-T", options.apgd_steps and
-                                       options.apgd_targets), ("Square", not stochastic)) if ran]
-    there = f"; {', '.join(ensemble)} at {grid[at]:.3g}" if ensemble else ""
-    return ["FGSM, PGD" + (there if k >= at else "") for k in range(len(grid))]
+    """The attacks each point of the curve counts: FGSM and PGD, and from the configured epsilon `grid[at]` on
+    the ensemble."""
+    attacks = [name for name, ran in (("APGD-CE", options.apgd_steps), ("APGD-T", options.apgd_steps and
+                                      options.apgd_targets), ("Square", not stochastic)) if ran]
+    return [", ".join(["FGSM", "PGD"] + (attacks if k >= at else [])) for k in range(len(grid))]
 
 
 def _corruption_table(model, x, y, domain: Domain, draws: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:

@@ -15,7 +15,7 @@ def curve_figure(curve: pd.DataFrame, eps: float, norm: str, modality: str):
     ax.plot(curve["epsilon"], curve["fgsm_accuracy"], marker="o", label="FGSM", color="#f58518")
     ax.plot(curve["epsilon"], curve["pgd_accuracy"], marker="o", label="PGD", color="#4c78a8")
     ax.plot(curve["epsilon"], curve["robust_accuracy"], marker="x",
-            label="FGSM and PGD; APGD, Square from the dashed line", color="#54a24b")
+            label="all attacks (APGD, Square from the dashed line)", color="#54a24b")
     ax.axvline(eps, linestyle="--", color="#888", linewidth=1)
     ax.set_ylim(-0.02, 1.02)
     units = "pixel values" if modality == "image" else "standard deviations"
@@ -26,9 +26,9 @@ def curve_figure(curve: pd.DataFrame, eps: float, norm: str, modality: str):
         "Accuracy on the attacked sample when every input may move by up to epsilon (epsilon 0 is the clean "
         "accuracy). The dashed line marks the configured epsilon, where the gateable metrics are taken. A curve "
         "that falls fast means small nudges flip the model. PGD should lie at or below FGSM. In the green curve an "
-        "example counts only if FGSM and PGD fail on it at that epsilon; from the configured epsilon on, also only "
-        "if APGD and the gradient-free Square attack, run at the configured epsilon only, failed on it there. It "
-        "should lie close to PGD there; a gap means the gradient is masked and PGD's curve flatters."))
+        "example counts only if every attack run at that epsilon fails on it: FGSM and PGD below the dashed line, "
+        "and from it on also APGD and the gradient-free Square attack. It should lie close to PGD there; a gap "
+        "means the gradient is masked and PGD's curve flatters."))
 
 
 def image_examples_figure(model, x, adv, y, adv_pred, domain: Domain):
