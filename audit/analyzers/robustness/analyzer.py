@@ -146,8 +146,9 @@ class Robustness(Analyzer):
     def cost(self, model, rows: int) -> Cost:
         """The sweep attacks, smallest epsilon first, only what they have not broken yet: FGSM and PGD on all
         examples at the first epsilon and on a share SURVIVING fewer at each next one, APGD and Square on what
-        they leave from the configured epsilon on; then the flip epsilons' bisection, the large-epsilon check and the corruptions on every
-        example (a ceiling: they run on the correct ones). Texts: TEXT_QUERIES forwards each."""
+        they leave from the configured epsilon on; then the flip epsilons' bisection, the large-epsilon check and
+        the corruptions on every example (a ceiling: they run on the correct ones). Texts: TEXT_QUERIES forwards
+        each."""
         n = min(self.sample_rows(model), rows)
         if model.modality == "text":
             return Cost(forward=n * TEXT_QUERIES, seconds=OWN_SECONDS)

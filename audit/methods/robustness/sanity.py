@@ -5,15 +5,15 @@ gradient is masked or obfuscated and the robustness it suggests is false: an ite
 attack weaker than a single step, accuracy that does not fall towards 0 as epsilon
 grows without bound, and a gradient-free attack that beats the gradient attack. The
 first is checked at every epsilon of the sweep (masking often shows only at small ones),
-the last at the configured epsilon, the only one where APGD and Square run; it counts what APGD (whose DLR loss a saturated softmax does not blind)
-and Square together broke beyond PGD. They may add a little to a working PGD (cross-entropy
-PGD trails a targeted margin attack by several points where the model is far from robust:
-APGD-CE left 0.39 and APGD-T 0.32 of a digits CNN at epsilon 0.1), so the check fails only
-when what they add
-exceeds both the tolerance and `SQUARE_SHARE` of what PGD itself took from the clean
+the last at the configured epsilon, where the gate reads (APGD and Square do not run below
+it); it counts what APGD (whose DLR loss a saturated softmax does not blind) and Square
+together broke beyond PGD. They may add a little to a working PGD (cross-entropy PGD trails
+a targeted margin attack by several points where the model is far from robust: APGD-CE left
+0.39 and APGD-T 0.32 of a digits CNN at epsilon 0.1), so the check fails only when what they
+add exceeds both the tolerance and `SQUARE_SHARE` of what PGD itself took from the clean
 accuracy; a masked gradient leaves PGD with next to nothing, so any real gain flags it. The
-large-epsilon check runs PGD without a random start, so a random draw
-over the large ball cannot pass it for a model whose gradient is zero. A random model
+large-epsilon check runs PGD without a random start, so a random draw over the large ball
+cannot pass it for a model whose gradient is zero. A random model
 fails a check of its own: Athalye et al. (2018) list randomness as an obfuscated gradient.
 """
 
