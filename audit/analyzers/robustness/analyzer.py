@@ -2,8 +2,8 @@
 
 Images and tables: FGSM and PGD over an epsilon sweep in the model's input space (see
 `audit.methods.robustness.domain` for the units and bounds), and from the configured epsilon on, as
-AutoAttack runs them, each on what the attacks before it left: APGD with the cross-entropy and the targeted DLR loss
-(`audit.methods.robustness.apgd`) and the gradient-free Square attack. An example counts as robust
+AutoAttack runs them, each on what the attacks before it left: APGD with the cross-entropy and the
+targeted DLR loss (`audit.methods.robustness.apgd`) and the gradient-free Square attack. An example counts as robust
 only when no attack breaks it; one broken at a smaller epsilon counts as broken at every larger one
 and is not attacked again (`audit.analyzers.robustness.sweep`). What APGD and Square break beyond PGD
 is the check on PGD's gradient at the configured epsilon. Then the smallest epsilon at which PGD flips each
@@ -51,7 +51,7 @@ class Robustness(Analyzer):
     examples are drawn (seeded) from the data (None: 256, or 32 texts). FGSM and PGD run at every
     epsilon of the sweep; from the configured one on APGD-CE and APGD-T (`apgd_targets` most likely wrong
     classes, 0: none) take `apgd_steps` steps (0: no APGD) on what FGSM and PGD left, then Square runs
-    `square_queries` queries on what they all left; no attack runs on what one broke at a smaller
+    `square_queries` queries on what they all left, neither on what an attack broke at a smaller
     epsilon (AutoAttack: 100 APGD
     steps, 9 targets, 5,000 queries; torchattacks' version 10 steps; these defaults match torchattacks'
     within 0.5 points at a fifth of its time on the models of benchmarks/robustness.py).
