@@ -245,7 +245,7 @@ def ours(model, x, y, eps: float, options: Robustness) -> np.ndarray:
     domain = Domain(one * 0.0, one, one, one)
     correct = voted_correct(model, x, y, 1)
     attack = PGD(steps=options.steps)
-    return attack_sweep(model, x, y, correct, np.array([eps]), domain, attack, options, False, 0).robust[:, 0]
+    return attack_sweep(model, x, y, correct, np.array([eps]), domain, attack, options, False, 0, at=0).robust[:, 0]
 
 
 def autoattack(model, x, y, eps: float) -> np.ndarray:
@@ -284,6 +284,7 @@ def autoattack_rows(cache: Path, options: Robustness) -> list[tuple]:
 RESNET_RUN = """
 import json, sys, time
 sys.path.insert(0, {benchmarks!r})
+import audit
 from real_models import image_case
 from audit.analyzers.robustness.analyzer import Robustness
 model, data = image_case({side}, {images}, 64)
@@ -292,7 +293,8 @@ result = Robustness(samples={images}).run(model, data, seed=0)
 seconds = time.perf_counter() - start
 print(json.dumps({{"seconds": seconds, "robust": result.metrics["robustness.robust_accuracy"],
                   "clean": result.metrics["robustness.clean_accuracy"],
-                  "flip": result.metrics["robustness.median_flip_epsilon"], "n": {images}}}))
+                  "flip": result.metrics["robustness.median_flip_epsilon"], "n": {images},
+                  "audit": audit.__file__}}))
 """
 
 
@@ -300,7 +302,10 @@ def resnet_run(checkout: Path, side: int, images: int) -> dict:
     """The analyzer's seconds and numbers on the ResNet case, with `checkout`'s audit, in a subprocess."""
     code = RESNET_RUN.format(benchmarks=str(Path(__file__).resolve().parent), side=side, images=images)
     env = {**os.environ, "PYTHONPATH": str(checkout), "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    # run in the checkout: `python -c` puts the working directory first on sys.path, before PYTHONPATH, so from
+    # another checkout both runs would import that one's audit
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+                         cwd=checkout)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -315,7 +320,7 @@ def print_resnet(before: Path, side: int, images: int) -> None:
     for name, run in runs.items():
         _, low, high = wilson(round(run["robust"] * run["n"]), run["n"], 1.96)
         print(f"  {name:<6} {run['seconds']:8.1f} s  clean {run['clean']:.3f}  robust accuracy {run['robust']:.3f} "
-              f"[{float(low):.3f}, {float(high):.3f}]  median flip epsilon {run['flip']:.4g}")
+              f"[{float(low):.3f}, {float(high):.3f}]  median flip epsilon {run['flip']:.4g}  ({run['audit']})")
     print(f"  before / after: {runs['before']['seconds'] / runs['after']['seconds']:.1f}x")
 
 

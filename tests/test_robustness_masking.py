@@ -82,7 +82,7 @@ def test_masked_gradients_are_flagged_and_robust_accuracy_matches_apgdt(small_cn
         assert any(f.severity in ("high", "medium") for f in distrust)
     square = set(failed.loc[failed["name"] == "pgd_not_beaten_by_square", "epsilon"].round(4))
     if name in ("constant_gradient", "saturated"):
-        assert square == set(EPSILONS)  # caught at every epsilon, the smallest included
+        assert square == {CONFIG["epsilon"]}  # caught at the configured epsilon, the one where the gate reads
         assert result.metrics["robustness.pgd_accuracy"] > result.metrics["robustness.robust_accuracy"] + 0.05
     if name in ("rounded", "saturated"):  # a zero gradient: no random start can pass the large-epsilon check
         assert "large_epsilon_breaks_model" in set(failed["name"])
@@ -93,6 +93,15 @@ def test_masked_gradients_are_flagged_and_robust_accuracy_matches_apgdt(small_cn
         assert result.metrics["robustness.stochastic_model"] == 0.0
     for eps in EPSILONS:
         ours = curve.loc[eps, "robust_accuracy"]
+        if eps < CONFIG["epsilon"]:  # below the configured epsilon only FGSM and PGD run, and the curve says so
+            assert curve.loc[eps, "attacks"] == "FGSM, PGD"
+            k = list(EPSILONS).index(eps)
+            arrays = result.arrays
+            assert np.array_equal(arrays["robust_correct"][:, k],
+                                  arrays["fgsm_correct"][:, k] & arrays["pgd_correct"][:, k])
+            continue
+        assert curve.loc[eps, "attacks"] == "FGSM, PGD" + (", APGD-CE, APGD-T" if name == "noisy" else
+                                                           ", APGD-CE, APGD-T, Square")
         reference = apgdt_accuracy(model, small_cnn, images, eps, plain_apgdt[eps], stochastic=name == "noisy")
         # Never more than 3 points kinder than APGD-T. Lower is no error (every point that counts as broken
         # was checked on the model), and happens where APGD-T itself is blinded (rounding, noise).

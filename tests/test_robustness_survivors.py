@@ -1,5 +1,6 @@
 """The attack sweep attacks only what no attack has broken yet: on a linear model, whose distance to the
-boundary is known, an example broken at a small epsilon is never attacked at a larger one, the robust
+boundary is known, an example broken at a small epsilon is never attacked at a larger one, APGD and Square run
+only from the configured epsilon on (there on all that FGSM and PGD left), the robust
 accuracy equals that of attacking every example at every epsilon (and the truth), and the flip epsilon
 found by bisection from the sweep's adversarials is within the bisection's resolution of a fine sweep."""
 
@@ -25,6 +26,7 @@ from audit.methods.robustness.stochastic import voted_correct
 
 sweep_module = importlib.import_module("audit.analyzers.robustness.sweep")
 GRID = np.array([0.1, 0.2, 0.4, 0.8, 1.6])
+AT = 2  # the configured epsilon's place in GRID: APGD and Square run there and at the larger epsilons only
 OPTIONS = Robustness(steps=10, apgd_steps=10, square_queries=100)
 ATTACK = PGD(steps=OPTIONS.steps)
 
@@ -76,13 +78,17 @@ def test_an_example_broken_at_a_small_epsilon_is_never_attacked_again(linear, mo
 
     for name, attack in (("fgsm", fgsm), ("pgd", pgd), ("apgd", apgd), ("square", square_attack)):
         monkeypatch.setattr(sweep_module, attack.__name__, counted(name, attack))
-    sweep = sweep_module.attack_sweep(model, x, y, correct, GRID, domain, ATTACK, OPTIONS, False, 0)
+    sweep = sweep_module.attack_sweep(model, x, y, correct, GRID, domain, ATTACK, OPTIONS, False, 0, at=AT)
 
     first_broken = np.where(sweep.robust.all(1), len(GRID), (~sweep.robust).argmax(1))
     first_broken[~correct] = -1
     pgd_broken = np.where(sweep.pgd.all(1), len(GRID), (~sweep.pgd).argmax(1))
+    left_at = set(np.flatnonzero(sweep.fgsm[:, AT] & sweep.pgd[:, AT]))
+    assert attacked["apgd", AT] == left_at and len(left_at) > 10  # the expensive attacks: on what FGSM, PGD left
+    assert attacked["square", AT] <= left_at
     for k in range(len(GRID)):
-        for name in ("apgd", "square"):  # the expensive attacks: only on what nothing has broken before
+        for name in ("apgd", "square"):  # ... from the configured epsilon on, never below it
+            assert k >= AT or not attacked[name, k], (name, k)
             assert all(first_broken[i] >= k for i in attacked[name, k]), (name, k)
         assert all(pgd_broken[i] >= k for i in attacked["pgd", k])
         assert not (set().union(*(attacked[n, k] for n in ("fgsm", "pgd", "apgd", "square"))) & set(
@@ -91,7 +97,7 @@ def test_an_example_broken_at_a_small_epsilon_is_never_attacked_again(linear, mo
     assert (np.diff(sweep.robust.astype(int), axis=1) <= 0).all()
     assert (np.diff(sweep.pgd.astype(int), axis=1) <= 0).all()
     assert len(attacked["pgd", len(GRID) - 1]) < len(attacked["pgd", 0]) / 2
-    assert sum(len(attacked["square", k]) for k in range(len(GRID))) < len(GRID) * correct.sum() / 2
+    assert sum(len(attacked["square", k]) for k in range(len(GRID))) < (len(GRID) - AT) * correct.sum() / 2
 
 
 def exhaustive_robust(model, x, y, correct, domain) -> np.ndarray:
@@ -116,7 +122,7 @@ def exhaustive_robust(model, x, y, correct, domain) -> np.ndarray:
 
 def test_robust_accuracy_equals_the_exhaustive_sweep_and_the_truth(linear):
     model, x, y, domain, distance, correct = linear
-    sweep = sweep_module.attack_sweep(model, x, y, correct, GRID, domain, ATTACK, OPTIONS, False, 0)
+    sweep = sweep_module.attack_sweep(model, x, y, correct, GRID, domain, ATTACK, OPTIONS, False, 0, at=AT)
     exhaustive = exhaustive_robust(model, x, y, correct, domain)
     truth = correct[:, None] & (distance[:, None] > GRID[None, :])
     clear = np.abs(distance[:, None] - GRID[None, :]) > 1e-3  # not on the boundary to float precision
@@ -127,7 +133,7 @@ def test_robust_accuracy_equals_the_exhaustive_sweep_and_the_truth(linear):
 
 def test_flip_epsilon_by_bisection_from_the_sweeps_adversarials_matches_a_fine_sweep(linear):
     model, x, y, domain, distance, correct = linear
-    sweep = sweep_module.attack_sweep(model, x, y, correct, GRID, domain, ATTACK, OPTIONS, False, 0)
+    sweep = sweep_module.attack_sweep(model, x, y, correct, GRID, domain, ATTACK, OPTIONS, False, 0, at=AT)
     refine = 5
     found = flip_epsilons(model, x[correct], y[correct], GRID, sweep.pgd[correct], domain, config=ATTACK,
                           refine=refine, adversarial=sweep.pgd_adv[correct])

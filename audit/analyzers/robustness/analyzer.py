@@ -1,12 +1,12 @@
 """Robustness: adversarial attacks, natural corruptions, attack sanity and robustness by group.
 
 Images and tables: FGSM and PGD over an epsilon sweep in the model's input space (see
-`audit.methods.robustness.domain` for the units and bounds), then, as AutoAttack runs them, each on
-what the attacks before it left: APGD with the cross-entropy and the targeted DLR loss
-(`audit.methods.robustness.apgd`) and the gradient-free Square attack. An example counts as robust
+`audit.methods.robustness.domain` for the units and bounds), and from the configured epsilon on, as
+AutoAttack runs them, each on what the attacks before it left: APGD with the cross-entropy and the
+targeted DLR loss (`audit.methods.robustness.apgd`) and the gradient-free Square attack. An example counts as robust
 only when no attack breaks it; one broken at a smaller epsilon counts as broken at every larger one
 and is not attacked again (`audit.analyzers.robustness.sweep`). What APGD and Square break beyond PGD
-is the check on PGD's gradient at every epsilon. Then the smallest epsilon at which PGD flips each
+is the check on PGD's gradient at the configured epsilon. Then the smallest epsilon at which PGD flips each
 correctly classified example (bisection from PGD's adversarials), and corruptions. A model that is
 random at inference is attacked with expectation over transformation and scored by a vote
 (`audit.methods.robustness.stochastic`). Text: substitution of WordNet synonyms of the same part
@@ -48,10 +48,11 @@ class Robustness(Analyzer):
     `epsilon` (None: 0.1 of the image range or 0.2 standard deviations of a table column,
     L-inf; under L2 that times sqrt(movable features) / 4) is where the gateable metrics
     are taken; `sweep` lists the epsilons of the curve as multiples of it. `samples`
-    examples are drawn (seeded) from the data (None: 256, or 32 texts). At each epsilon APGD-CE
-    and APGD-T (`apgd_targets` most likely wrong classes, 0: none) take `apgd_steps` steps
-    (0: no APGD) on what FGSM and PGD left, then Square runs `square_queries` queries on what
-    they all left, none of them on what an attack broke at a smaller epsilon (AutoAttack: 100 APGD
+    examples are drawn (seeded) from the data (None: 256, or 32 texts). FGSM and PGD run at every
+    epsilon of the sweep; from the configured one on APGD-CE and APGD-T (`apgd_targets` most likely wrong
+    classes, 0: none) take `apgd_steps` steps (0: no APGD) on what FGSM and PGD left, then Square runs
+    `square_queries` queries on what they all left, neither on what an attack broke at a smaller
+    epsilon (AutoAttack: 100 APGD
     steps, 9 targets, 5,000 queries; torchattacks' version 10 steps; these defaults match torchattacks'
     within 0.5 points at a fifth of its time on the models of benchmarks/robustness.py).
     A random model is attacked
@@ -143,16 +144,17 @@ class Robustness(Analyzer):
         return self.samples or DEFAULT_SAMPLES[model.modality]
 
     def cost(self, model, rows: int) -> Cost:
-        """The sweep attacks, smallest epsilon first, only what no attack has broken yet: FGSM and PGD on all
+        """The sweep attacks, smallest epsilon first, only what they have not broken yet: FGSM and PGD on all
         examples at the first epsilon and on a share SURVIVING fewer at each next one, APGD and Square on what
-        they leave; then the flip epsilons' bisection, the large-epsilon check and the corruptions on every
-        example (a ceiling: they run on the correct ones). Texts: TEXT_QUERIES forwards each."""
+        they leave from the configured epsilon on; then the flip epsilons' bisection, the large-epsilon check and
+        the corruptions on every example (a ceiling: they run on the correct ones). Texts: TEXT_QUERIES forwards
+        each."""
         n = min(self.sample_rows(model), rows)
         if model.modality == "text":
             return Cost(forward=n * TEXT_QUERIES, seconds=OWN_SECONDS)
-        grid = len(set(self.sweep) | {1.0})
-        attacked = sum(SURVIVING**k for k in range(grid))  # examples FGSM and PGD attack, summed over the sweep
-        beyond = attacked * SURVIVING  # what they leave to APGD and Square
+        grid = sorted(set(self.sweep) | {1.0})
+        attacked = sum(SURVIVING**k for k in range(len(grid)))  # examples FGSM and PGD attack, summed over the sweep
+        beyond = sum(SURVIVING ** (k + 1) for k in range(grid.index(1.0), len(grid)))  # left to APGD and Square
         targets = min(self.apgd_targets, len(model.classes) - 1)
         apgd = self.apgd_steps * (1 + targets) if self.apgd_steps else 0
         pgd = self.steps * self.restarts

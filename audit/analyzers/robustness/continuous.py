@@ -1,5 +1,6 @@
-"""The robustness of an image or table model: FGSM, PGD, APGD and Square over an epsilon sweep, the smallest
-epsilon that flips each example, attack sanity checks, corruptions and robustness by group."""
+"""The robustness of an image or table model: FGSM and PGD over an epsilon sweep with APGD and Square from the
+configured epsilon on, the smallest epsilon that flips each example, attack sanity checks, corruptions and
+robustness by group."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def _attack(options: Robustness, model, data, sample, seed: int) -> Result:
     attack = PGD(norm=options.norm, steps=options.steps, step_size=options.step_size, restarts=options.restarts,
                  random_start=options.random_start, draws=draws)
     correct = voted_correct(model, x, y, draws)
-    sweep = attack_sweep(model, x, y, correct, grid, domain, attack, options, stochastic, seed)
+    sweep = attack_sweep(model, x, y, correct, grid, domain, attack, options, stochastic, seed, at=at)
 
     flip = np.full(len(y), np.nan)
     flip[correct] = flip_epsilons(model, x[correct], y[correct], grid, sweep.pgd[correct], domain,
@@ -70,7 +71,8 @@ def _attack(options: Robustness, model, data, sample, seed: int) -> Result:
                                                       config=large_attack, seed=seed + len(grid) + 1),
                                            y[correct], draws)
     checks = sanity_checks(grid=grid, clean=float(correct.mean()), fgsm=sweep.fgsm.mean(0), pgd=sweep.pgd.mean(0),
-                           beyond_pgd=(sweep.square_only | sweep.apgd_only).mean(0), large=large_correct.mean(),
+                           beyond_pgd=float((sweep.square_only | sweep.apgd_only)[:, at].mean()), at=at,
+                           large=large_correct.mean(),
                            large_epsilon=large, stochastic=stochastic, draws=draws,
                            tolerance=options.sanity_tolerance, large_max_accuracy=options.large_max_accuracy)
     failed = [c for c in checks if not c.passed]
@@ -79,12 +81,15 @@ def _attack(options: Robustness, model, data, sample, seed: int) -> Result:
 
     corruptions, corrupted_correct = _corruption_table(model, x, y, domain, draws, seed)
     robust = sweep.robust
+    below = np.arange(len(grid)) < at  # where the ensemble has not run: its shares are unknown, not 0
     curve = pd.DataFrame({"epsilon": np.concatenate([[0.0], grid]),
                           "fgsm_accuracy": np.concatenate([[correct.mean()], sweep.fgsm.mean(0)]),
                           "pgd_accuracy": np.concatenate([[correct.mean()], sweep.pgd.mean(0)]),
-                          "square_only_share": np.concatenate([[0.0], sweep.square_only.mean(0)]),
-                          "apgd_only_share": np.concatenate([[0.0], sweep.apgd_only.mean(0)]),
-                          "robust_accuracy": np.concatenate([[correct.mean()], robust.mean(0)])})
+                          "square_only_share": np.concatenate([[0.0], np.where(below, np.nan,
+                                                                               sweep.square_only.mean(0))]),
+                          "apgd_only_share": np.concatenate([[0.0], np.where(below, np.nan, sweep.apgd_only.mean(0))]),
+                          "robust_accuracy": np.concatenate([[correct.mean()], robust.mean(0)]),
+                          "attacks": ["none"] + _attacks_run(options, stochastic, grid, at)})
     clean = float(correct.mean())
     metrics = {
         "robustness.clean_accuracy": clean,
@@ -131,8 +136,9 @@ def _attack(options: Robustness, model, data, sample, seed: int) -> Result:
                        "not run on a random model: its margin changes between draws, so the search would keep "
                        "changes that only a lucky draw made look better")}),
         "apgd": {"steps": options.apgd_steps, "targets": options.apgd_targets, "losses": "cross-entropy, then "
-                 "targeted DLR", "ran_on": "what FGSM and PGD left and no attack broke at a smaller epsilon "
-                 "(Square then runs on what APGD left)"},
+                 "targeted DLR", "ran_on": "what FGSM and PGD left and no attack broke at a smaller "
+                 "epsilon, at the configured epsilon and the larger ones of the sweep (Square then runs on what "
+                 "APGD left); the curve's points below the configured epsilon are FGSM and PGD only"},
         "stochastic": stochastic,
         "scoring": f"majority of {draws} forward passes per example (expectation over transformation)"
                    if stochastic else "one forward pass per example",
@@ -154,6 +160,14 @@ def _attack(options: Robustness, model, data, sample, seed: int) -> Result:
                           "epsilons": grid, "fgsm_correct": sweep.fgsm, "apgd_broke": sweep.apgd_only,
                           "square_broke": sweep.square_only, "corrupted_correct": corrupted_correct},
                   config=options.config(), details=details, warnings=tuple(warnings), summary=summary)
+
+
+def _attacks_run(options: Robustness, stochastic: bool, grid: np.ndarray, at: int) -> list[str]:
+    """The attacks each point of the curve counts: FGSM and PGD, and from the configured epsilon `grid[at]` on
+    the ensemble."""
+    attacks = [name for name, ran in (("APGD-CE", options.apgd_steps), ("APGD-T", options.apgd_steps and
+                                      options.apgd_targets), ("Square", not stochastic)) if ran]
+    return [", ".join(["FGSM", "PGD"] + (attacks if k >= at else [])) for k in range(len(grid))]
 
 
 def _corruption_table(model, x, y, domain: Domain, draws: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:

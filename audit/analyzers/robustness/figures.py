@@ -14,8 +14,8 @@ def curve_figure(curve: pd.DataFrame, eps: float, norm: str, modality: str):
     fig, ax = new_figure(5.0, 3.4)
     ax.plot(curve["epsilon"], curve["fgsm_accuracy"], marker="o", label="FGSM", color="#f58518")
     ax.plot(curve["epsilon"], curve["pgd_accuracy"], marker="o", label="PGD", color="#4c78a8")
-    ax.plot(curve["epsilon"], curve["robust_accuracy"], marker="x", label="all attacks (with Square, APGD)",
-            color="#54a24b")
+    ax.plot(curve["epsilon"], curve["robust_accuracy"], marker="x",
+            label="all attacks (APGD, Square from the dashed line)", color="#54a24b")
     ax.axvline(eps, linestyle="--", color="#888", linewidth=1)
     ax.set_ylim(-0.02, 1.02)
     units = "pixel values" if modality == "image" else "standard deviations"
@@ -25,9 +25,10 @@ def curve_figure(curve: pd.DataFrame, eps: float, norm: str, modality: str):
     return to_figure(fig, title="Robust accuracy by epsilon", caption=(
         "Accuracy on the attacked sample when every input may move by up to epsilon (epsilon 0 is the clean "
         "accuracy). The dashed line marks the configured epsilon, where the gateable metrics are taken. A curve "
-        "that falls fast means small nudges flip the model. PGD should lie at or below FGSM, and the green curve "
-        "(an example counts only if FGSM, PGD, the gradient-free Square attack and APGD all fail on it) close to "
-        "PGD; a gap between them means the gradient is masked and PGD's curve flatters."))
+        "that falls fast means small nudges flip the model. PGD should lie at or below FGSM. In the green curve an "
+        "example counts only if every attack run at that epsilon fails on it: FGSM and PGD below the dashed line, "
+        "and from it on also APGD and the gradient-free Square attack. It should lie close to PGD there; a gap "
+        "means the gradient is masked and PGD's curve flatters."))
 
 
 def image_examples_figure(model, x, adv, y, adv_pred, domain: Domain):

@@ -4,9 +4,9 @@ Images and tables, per example:
 - `robustness.correct`: classified correctly before any attack (the attacks start from these);
 - `robustness.robust`: still correct at the configured epsilon after every attack (FGSM, PGD, APGD, Square);
   its mean is `robustness.robust_accuracy`;
-- `robustness.broken_at`: the smallest epsilon of the sweep at which some attack broke it (0: wrong before any
-  attack; null: none did within the sweep); `robustness.<attack>_broken_at` the same for one attack (fgsm, pgd;
-  apgd and square run on what the attacks before them left);
+- `robustness.broken_at`: the smallest epsilon of the sweep at which some attack run there broke it (0: wrong
+  before any attack; null: none did within the sweep); `robustness.<attack>_broken_at` the same for one attack
+  (fgsm, pgd; apgd and square run from the configured epsilon on, on what the attacks before them left);
 - `robustness.flip_epsilon`: the smallest epsilon at which PGD flips it, refined between the sweep's points (inf:
   not within the sweep; null: wrong before any attack); its median over the correct ones is
   `robustness.median_flip_epsilon`;
