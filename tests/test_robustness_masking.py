@@ -6,6 +6,7 @@ network is never flagged."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torchattacks  # test-only: the reference attack
