@@ -58,7 +58,7 @@ class Share(Analyzer):
     headline = ("share.value",)
     judged_by = "error_rate_gap_max"
 
-    def cost(self, model, rows):
+    def cost(self, model, rows, *, accuracy=1.0):
         return Cost(seconds=float(min(self.samples, rows)) + self.fixed)
 
     def run(self, model, data, *, seed=0):

@@ -3,6 +3,7 @@ before the work, and the budget that cuts examples to fit."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 
@@ -246,3 +247,18 @@ def test_robustness_stops_early_where_its_robust_accuracy_is_decided(digits_cnn)
 def test_a_bad_precision_is_refused(digits_cnn, precision):
     with pytest.raises(audit.AuditInputError, match="expected an interval width"):
         audit.run(digits_cnn, audit.load_dataset("digits", "test"), ["performance"], precision=precision)
+
+
+def test_robustness_is_planned_on_the_examples_the_model_gets_right(digits_cnn, monkeypatch):
+    """The attacks work only on correctly classified examples: the probe measures the model's accuracy on rows
+    spread over the data, and the plan prices the attacks on that share."""
+    data = audit.load_dataset("digits", "test")
+    wrong = dataclasses.replace(data, labels=(data.labels + 1) % len(data.classes))  # every row mislabelled
+    analyzer = ANALYZERS.create("robustness", samples=12, sweep=(0.5, 1.0, 2.0), steps=3, apgd_steps=2,
+                                apgd_targets=1, square_queries=10, flip_refine=1)
+    right, mislabelled = probe(digits_cnn, data), probe(digits_cnn, wrong)
+    assert right.accuracy > 0.8 and mislabelled.accuracy < 0.2, (right, mislabelled)
+    plans = [make_plan(digits_cnn, speed, [analyzer], rows=len(data)).steps[1].cost for speed in (right, mislabelled)]
+    passes = counted(digits_cnn, wrong, analyzer)
+    assert plans[1].backward < 0.25 * plans[0].backward, plans
+    assert close(plans[1].backward, passes.backward, 0.5) or plans[1].backward <= 50, (plans[1], passes)

@@ -89,10 +89,11 @@ class Analyzer(ABC):
         large for the analyzers without a tally."""
         return getattr(self, "samples", None) or 0
 
-    def cost(self, model: Model, rows: int) -> Cost:
-        """The passes `run` will make on data of `rows` rows and its own seconds besides, from this configuration
-        (the rows a tally counts are predicted once by the executor, and cost nothing here). The plan made before
-        the work sums them; tests/test_plan.py counts the passes a run really makes against them."""
+    def cost(self, model: Model, rows: int, *, accuracy: float = 1.0) -> Cost:
+        """The passes `run` will make on data of `rows` rows, of which the model gets about `accuracy` right, and
+        its own seconds besides, from this configuration (the rows a tally counts are predicted once by the
+        executor, and cost nothing here). The plan made before the work sums them; tests/test_plan.py counts the
+        passes a run really makes against them."""
         return Cost()
 
     def sample_size(self, model: Model, rows: int) -> int:

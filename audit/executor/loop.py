@@ -154,7 +154,11 @@ def execute(model, feed: Feed, analyzers: Sequence[Analyzer], *, seed: int, thre
     else:
         sample, sample_proba = reservoir.sample() or (feed.first.subset([]), np.empty((0, len(model.classes))))
         positions = np.sort(reservoir.rows)
-    clock = _Clock(model, speed, feed.rows, budget, started) if plan is not None and budget is not None else None
+    clock = None
+    if plan is not None and budget is not None:
+        if len(sample):  # the accuracy the attacks are re-planned on: the rows read, not the probe's few
+            speed = dataclasses.replace(speed, accuracy=float(np.mean(sample_proba.argmax(1) == model.labels(sample))))
+        clock = _Clock(model, speed, feed.rows, budget, started)
     adaptive = _Adaptive(model, sample, seed, thresholds, precision, clock)
     results = []
     planned = (lambda pair: plan.planned(pair[1].name) or 0.0) if plan is not None else None
@@ -198,7 +202,7 @@ class _Clock:
         self.planned = self.actual = 0.0
 
     def seconds(self, analyzer: Analyzer) -> float:
-        return self.speed.seconds(analyzer.cost(self.model, self.rows))
+        return self.speed.seconds(analyzer.cost(self.model, self.rows, accuracy=self.speed.accuracy))
 
     def fit(self, ahead: list[Analyzer], first: Analyzer | None) -> tuple[Analyzer | Result, float]:
         """The first of `ahead` (the analyzers still to run, as asked) with the examples the seconds left allow,

@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from audit._util.errors import AuditInputError
@@ -36,11 +37,13 @@ SHRINK = 0.8  # a budget cuts every analyzer's examples by this factor at a time
 class Speed:
     """Seconds per example of the model: `forward` without a gradient, `backward` forward and back; `load`: how
     much slower than its CPU time the probe ran (other processes on the cores), which the analyzers' own work
-    (`Cost.seconds`, CPU seconds of an idle core) is slowed by too."""
+    (`Cost.seconds`, CPU seconds of an idle core) is slowed by too; `accuracy`: the share of the probed examples
+    the model gets right, which the attacks are planned on (`Analyzer.cost`)."""
 
     forward: float
     backward: float
     load: float = 1.0
+    accuracy: float = 1.0
 
     def seconds(self, cost: Cost) -> float:
         return cost.forward * self.forward + cost.backward * self.backward + cost.seconds * self.load
@@ -161,7 +164,7 @@ def make_plan(model, speed: Speed, analyzers: Sequence[Analyzer], *, rows: int, 
     """The plan of `analyzers` on data of `rows` rows (a streamed run's analyzers read a sample of it), after the
     prediction pass over them (`predicted`: that pass is done, as when the executor re-plans what is left)."""
     costs = [] if predicted else [(PREDICT, Cost(forward=rows))]
-    costs += [(a.name, a.cost(model, rows)) for a in analyzers]
+    costs += [(a.name, a.cost(model, rows, accuracy=speed.accuracy)) for a in analyzers]
     return Plan(speed, tuple(Step(name, cost, speed.seconds(cost)) for name, cost in costs))
 
 
@@ -220,12 +223,14 @@ def checked_precision(precision: float | None) -> float | None:
 
 
 def probe(model, data: Dataset) -> Speed | None:
-    """Seconds per example of `model` on a batch of `data`'s first rows (repeated up to PROBE_ROWS, fewer where
-    the memory budget says), forward without a gradient and forward and back to the input (the embedding's output
-    for text); None when the model fails on them (the prediction pass then says why, in its words)."""
+    """Seconds per example of `model` on a batch of PROBE_ROWS rows spread evenly over `data` (repeated where it
+    has fewer, fewer where the memory budget says), forward without a gradient and forward and back to the input
+    (the embedding's output for text), and its accuracy on them; None when the model fails on them (the
+    prediction pass then says why, in its words)."""
     if not len(data):
         return None
-    x = model.encode(data.subset(list(range(min(len(data), PROBE_ROWS)))))
+    probed = data.subset(np.unique(np.linspace(0, len(data) - 1, min(len(data), PROBE_ROWS)).astype(int)))
+    x = model.encode(probed)
     began, cpu = time.perf_counter(), time.process_time()
     devices = [model.device] if model.device.type == "cuda" else []
     # A model random at inference draws numbers: the audit's draws stay as seeded.
@@ -236,10 +241,11 @@ def probe(model, data: Dataset) -> Speed | None:
             with torch.no_grad():
                 forward = _timed(lambda: model.module(x)) / len(x)
             backward = _timed(lambda: _input_gradient(model, x)) / len(x)
+            accuracy = float(np.mean(model.predict(probed) == model.labels(probed)))
         except Exception:  # noqa: BLE001 - no plan; the prediction pass reports the model's failure
             return None
     load = (time.perf_counter() - began) / max(time.process_time() - cpu, 1e-9)
-    return Speed(forward, backward, max(1.0, load))
+    return Speed(forward, backward, max(1.0, load), accuracy)
 
 
 def _input_gradient(model, x: torch.Tensor) -> None:

@@ -105,7 +105,7 @@ class ExplanationQuality(Analyzer):
             "mean rank correlation of the top-k features between pairs of methods", "higher"),
     }
 
-    def cost(self, model, rows: int) -> Cost:
+    def cost(self, model, rows: int, *, accuracy: float = 1.0) -> Cost:
         """The methods' attributions on the model and on each copy of the cascade that a clear verdict takes (with the
         copies' fewer steps and samples), and a deletion and an insertion curve per method and for the random order:
         their two shared ends and `steps` - 1 points each (a ceiling: adaptive curves score fewer points)."""

@@ -48,7 +48,7 @@ class Lime(Analyzer):
         "lime.min_fit_r2": MetricSpec("lowest R^2 of lime's local surrogate over the explained examples", "higher"),
     }
 
-    def cost(self, model, rows: int) -> Cost:
+    def cost(self, model, rows: int, *, accuracy: float = 1.0) -> Cost:
         """`num_samples` perturbations per example, scored forward; tables share one set among the examples."""
         n = min(self.samples, rows)
         forward = n + self.num_samples if model.modality == "tabular" else n * self.num_samples

@@ -143,23 +143,24 @@ class Robustness(Analyzer):
     def sample_rows(self, model) -> int:
         return self.samples or DEFAULT_SAMPLES[model.modality]
 
-    def cost(self, model, rows: int) -> Cost:
-        """The sweep attacks, smallest epsilon first, only what they have not broken yet: FGSM and PGD on all
-        examples at the first epsilon and on a share SURVIVING fewer at each next one, APGD and Square on what
-        they leave from the configured epsilon on; then the flip epsilons' bisection, the large-epsilon check and
-        the corruptions on every example (a ceiling: they run on the correct ones). Texts: TEXT_QUERIES forwards
-        each."""
+    def cost(self, model, rows: int, *, accuracy: float = 1.0) -> Cost:
+        """The attacks work on the examples the model gets right (`accuracy` of them), smallest epsilon first,
+        only what they have not broken yet: FGSM and PGD on all of those at the first epsilon and on a share
+        SURVIVING fewer at each next one, APGD and Square on what they leave from the configured epsilon on; then
+        the flip epsilons' bisection and the large-epsilon check on them, and the corruptions on every example.
+        Texts: TEXT_QUERIES forwards per correct text."""
         n = min(self.sample_rows(model), rows)
+        right = n * accuracy
         if model.modality == "text":
-            return Cost(forward=n * TEXT_QUERIES, seconds=OWN_SECONDS)
+            return Cost(forward=right * TEXT_QUERIES, seconds=OWN_SECONDS)
         grid = sorted(set(self.sweep) | {1.0})
         attacked = sum(SURVIVING**k for k in range(len(grid)))  # examples FGSM and PGD attack, summed over the sweep
         beyond = sum(SURVIVING ** (k + 1) for k in range(grid.index(1.0), len(grid)))  # left to APGD and Square
         targets = min(self.apgd_targets, len(model.classes) - 1)
         apgd = self.apgd_steps * (1 + targets) if self.apgd_steps else 0
         pgd = self.steps * self.restarts
-        backward = n * (attacked * (1 + pgd) + beyond * apgd + self.flip_refine * pgd + self.steps)
-        forward = n * (attacked * 2 + beyond * self.square_queries + CORRUPTIONS)
+        backward = right * (attacked * (1 + pgd) + beyond * apgd + self.flip_refine * pgd + self.steps)
+        forward = right * (attacked * 2 + beyond * self.square_queries) + n * CORRUPTIONS
         return Cost(forward=forward, backward=backward, seconds=OWN_SECONDS)
 
     def interval(self, result):

@@ -51,7 +51,7 @@ class SaliencyAnalyzer(Analyzer):
             "high values mean the model leans on one input", "lower"),
     }
 
-    def cost(self, model, rows: int) -> Cost:
+    def cost(self, model, rows: int, *, accuracy: float = 1.0) -> Cost:
         n = min(self.samples, rows)
         own = 0.6 if model.modality == "image" else 0.15  # the figures: CPU s on digits-cnn, adult-mlp
         return Cost(forward=n, seconds=own) + attribution_cost(model, self.methods) * n

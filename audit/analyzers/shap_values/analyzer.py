@@ -63,7 +63,7 @@ class Shap(Analyzer):
             values["background"] = f"{len(self.background)} given rows"
         return values
 
-    def cost(self, model, rows: int) -> Cost:
+    def cost(self, model, rows: int, *, accuracy: float = 1.0) -> Cost:
         """Text: `max_evals` forwards per text; else each example forward and back beside every background row
         (DeepExplainer, and expected gradients' 200 draws alike), the background forward once per class explained."""
         n = min(self.samples, rows)
