@@ -1,11 +1,13 @@
 """Peak memory of a default audit of a ResNet-18-shaped network, and how far each kind of pass's real peak
 exceeds the activation bytes it is sized by.
 
-    python benchmarks/memory_bound.py [--quick] [--rows 500] [--side 64] [--max-memory 2G] [--calibrate]
+    python benchmarks/memory_bound.py [--quick] [--rows 500] [--side 64] [--max-memory 2G] [--trained EPOCHS]
+                                      [--calibrate]
 
 The audit: `audit.run(model, data)` with every default, on `rows` random images 3 x side x side and the
 ResNet-18 of benchmarks/real_models.py (BasicBlocks [2, 2, 2, 2], widths 64-512, in-place ReLU, `+=`,
-BatchNorm; random weights), wrapped as a user would (`audit.wrap`, default batch size). Before the
+BatchNorm; random weights, or with --trained trained that many epochs on images that carry their class as
+a bright corner square), wrapped as a user would (`audit.wrap`, default batch size). Before the
 memory budget this case ran saliency in 164 s and was then killed inside SHAP with 24 GB resident. It
 prints each analyzer's seconds and the passes the budget shrank, then the peak resident memory (VmHWM).
 
@@ -33,17 +35,32 @@ from real_models import CLASSES, ResNet18
 PASSES = {"gradient": 64, "deep_explainer": 200, "gradient_explainer": 100, "inference": 256}  # rows per pass
 
 
-def resnet_case(rows: int, side: int, width: int) -> tuple[audit.Model, audit.Dataset]:
+def resnet_case(rows: int, side: int, width: int, epochs: int = 0) -> tuple[audit.Model, audit.Dataset]:
+    """The network on `rows` noise images of random classes; with `epochs`, each image carries its class as a
+    bright square in one of four corners, and the network is trained on them that many epochs first."""
     torch.manual_seed(0)
-    net = ResNet18(len(CLASSES), width).eval()
+    net = ResNet18(len(CLASSES), width)
     rng = np.random.default_rng(0)
     x = rng.random((rows, 3, side, side), dtype=np.float32)
-    data = audit.Dataset.from_arrays(x, rng.integers(0, len(CLASSES), rows), classes=CLASSES, name=f"noise {side}px")
-    return audit.wrap(net, modality="image", classes=CLASSES, input_shape=(3, side, side)), data
+    y = rng.integers(0, len(CLASSES), rows)
+    if epochs:
+        patch = side // 4
+        for k, (top, left) in enumerate([(0, 0), (0, side - patch), (side - patch, 0), (side - patch, side - patch)]):
+            x[y == k, :, top:top + patch, left:left + patch] = 1.0
+        optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+        net.train()
+        for _ in range(epochs):
+            for batch in np.array_split(rng.permutation(rows), max(1, rows // 32)):
+                optimizer.zero_grad()
+                loss = torch.nn.functional.cross_entropy(net(torch.from_numpy(x[batch])), torch.from_numpy(y[batch]))
+                loss.backward()
+                optimizer.step()
+    data = audit.Dataset.from_arrays(x, y, classes=CLASSES, name=f"{'patched' if epochs else 'noise'} {side}px")
+    return audit.wrap(net.eval(), modality="image", classes=CLASSES, input_shape=(3, side, side)), data
 
 
 def default_audit(args) -> None:
-    model, data = resnet_case(args.rows, args.side, args.width)
+    model, data = resnet_case(args.rows, args.side, args.width, args.trained)
     print(f"default audit of a ResNet-18 (width {args.width}) on {args.rows} images 3x{args.side}x{args.side}, "
           f"batch size {model.batch_size}; resident before: {format_size(resident_bytes())}", flush=True)
     start = time.perf_counter()
@@ -106,6 +123,8 @@ def main() -> int:
     parser.add_argument("--side", type=int, default=64)
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--max-memory", help="the budget (default: audit's own)")
+    parser.add_argument("--trained", type=int, default=0, metavar="EPOCHS",
+                        help="plant each image's class as a bright corner square and train that many epochs first")
     parser.add_argument("--calibrate", action="store_true", help="measure each kind of pass instead")
     parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -230,19 +230,19 @@ def probe(model, data: Dataset) -> Speed | None:
     if not len(data):
         return None
     probed = data.subset(np.unique(np.linspace(0, len(data) - 1, min(len(data), PROBE_ROWS)).astype(int)))
-    x = model.encode(probed)
     began, cpu = time.perf_counter(), time.process_time()
     devices = [model.device] if model.device.type == "cuda" else []
     # A model random at inference draws numbers: the audit's draws stay as seeded.
     with torch.random.fork_rng(devices=devices):
         try:
+            x = model.encode(probed)  # bad input too is the prediction pass's to name, with the data's own rows
             rows = rows_per_pass(model, x, rows=PROBE_ROWS, backward=True, what="the plan's probe")
             x = x[torch.arange(rows) % len(x)].to(model.device)
             with torch.no_grad():
                 forward = _timed(lambda: model.module(x)) / len(x)
             backward = _timed(lambda: _input_gradient(model, x)) / len(x)
             accuracy = float(np.mean(model.predict(probed) == model.labels(probed)))
-        except Exception:  # noqa: BLE001 - no plan; the prediction pass reports the model's failure
+        except Exception:  # noqa: BLE001 - no plan; the prediction pass reports the model's or the data's failure
             return None
     load = (time.perf_counter() - began) / max(time.process_time() - cpu, 1e-9)
     return Speed(forward, backward, max(1.0, load), accuracy)
