@@ -1,8 +1,8 @@
 """Peak memory of a default audit of a ResNet-18-shaped network, and how far each kind of pass's real peak
 exceeds the activation bytes it is sized by.
 
-    python benchmarks/memory_bound.py [--quick] [--rows 500] [--side 64] [--max-memory 2G] [--trained EPOCHS]
-                                      [--calibrate]
+    python benchmarks/memory_bound.py [--quick] [--rows 500] [--side 64] [--max-memory 2G] [--budget 2m]
+                                      [--trained EPOCHS] [--calibrate]
 
 The audit: `audit.run(model, data)` with every default, on `rows` random images 3 x side x side and the
 ResNet-18 of benchmarks/real_models.py (BasicBlocks [2, 2, 2, 2], widths 64-512, in-place ReLU, `+=`,
@@ -64,7 +64,7 @@ def default_audit(args) -> None:
     print(f"default audit of a ResNet-18 (width {args.width}) on {args.rows} images 3x{args.side}x{args.side}, "
           f"batch size {model.batch_size}; resident before: {format_size(resident_bytes())}", flush=True)
     start = time.perf_counter()
-    run = audit.run(model, data, seed=0, max_memory=args.max_memory)
+    run = audit.run(model, data, seed=0, max_memory=args.max_memory, budget=args.budget)
     print(f"finished in {time.perf_counter() - start:.0f} s")
     for result in run.results:
         print(f"  {result.analyzer:<20} {result.seconds:7.1f} s  {result.status}"
@@ -123,6 +123,7 @@ def main() -> int:
     parser.add_argument("--side", type=int, default=64)
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--max-memory", help="the budget (default: audit's own)")
+    parser.add_argument("--budget", help="the audit's time budget, e.g. 2m (default: none)")
     parser.add_argument("--trained", type=int, default=0, metavar="EPOCHS",
                         help="plant each image's class as a bright corner square and train that many epochs first")
     parser.add_argument("--calibrate", action="store_true", help="measure each kind of pass instead")
