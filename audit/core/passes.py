@@ -4,8 +4,8 @@ Every pass is sized here: the model's own inference (`Model.logits`, which text 
 their masked texts with), the gradient attributions, SHAP's explainers, LIME's image scoring and the
 attacks ask `rows_per_pass` how many rows (examples x steps, perturbations or samples) one forward
 pass, or forward and backward pass, may hold; work whose rows are other arrays (LIME's surrogate fits, the
-text explainers' masked texts) asks `rows_that_fit` with its own bytes per row. Two numbers per row are measured on the rows
-the pass will read, by running the model on two of them and on one (what does not grow with rows,
+text explainers' masked texts) asks `rows_that_fit` with its own bytes per row. Two numbers per row are measured
+on the rows the pass will read, by running the model on two of them and on one (what does not grow with rows,
 such as the weights, cancels):
 - forward: the most bytes of tensors alive at once in an inference pass (every operator's output is
   followed until it is freed), plus the input row itself;

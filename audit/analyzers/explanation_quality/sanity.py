@@ -35,22 +35,15 @@ import numpy as np
 import torch
 from scipy.stats import ConstantInputWarning, spearmanr
 
-from audit._util.errors import AuditInputError
 from audit.core.analyzer import Cost
 from audit.core.dataset import Dataset
 from audit.core.model import Model
-from audit.methods.attributions.explain import explain
-from audit.methods.attributions.methods import attribution_cost
+from audit.methods.attributions.methods import attribute_all, attribution_cost
 from audit.methods.attributions.registry import get_method
 from audit.methods.attributions.sampling import seeded
 
 #: method -> (option, value) its randomized copies are attributed with; the value is also its passes per example.
 COPY_SETTINGS = {"integrated_gradients": ("n_steps", 16), "gradient_shap": ("n_samples", 10)}
-
-
-def copy_options(method: str) -> dict:
-    """The options `method` is called with on a randomized copy."""
-    return dict([COPY_SETTINGS[method]]) if method in COPY_SETTINGS else {}
 
 
 def copy_cost(model: Model, methods: list[str]) -> Cost:
@@ -61,15 +54,10 @@ def copy_cost(model: Model, methods: list[str]) -> Cost:
 
 
 def attribute_copy(model: Model, data: Dataset, methods: list[str], target, *, seed: int):
-    """Attributions of a randomized copy per method that ran (with `COPY_SETTINGS`), and a warning per method that
+    """Attributions of a randomized copy per method that ran, with `COPY_SETTINGS`, and a warning per method that
     could not run."""
-    attributions, warnings = {}, []
-    for name in methods:
-        try:
-            attributions[name] = explain(model, data, name, target, seed=seed, **copy_options(name))
-        except AuditInputError as exc:
-            warnings.append(f"{name} skipped: {exc}")
-    return attributions, warnings
+    options = {method: dict([setting]) for method, setting in COPY_SETTINGS.items()}
+    return attribute_all(model, data, methods, target, seed=seed, options=options)
 
 
 def parameter_layers(module: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:

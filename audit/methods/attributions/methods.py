@@ -3,6 +3,8 @@ each that reports the methods that cannot run as warnings instead of failing."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from torch import nn
 
 from audit.methods.attributions.registry import get_method
@@ -33,14 +35,18 @@ def methods_for(model, methods: tuple[str, ...] | None) -> tuple[list[str], list
     return runnable, warnings
 
 
-def attribute_all(model, data: Dataset, methods: list[str], target, *, seed: int):
-    """Attributions per method that ran, and a warning per method that could not run; the same call again on
-    the same model reads the attributions it kept (`shared`)."""
+def attribute_all(model, data: Dataset, methods: list[str], target, *, seed: int,
+                  options: Mapping[str, dict] | None = None):
+    """Attributions per method that ran (each called with its `options`, where given), and a warning per method
+    that could not run; the same call again on the same model reads the attributions it kept (`shared`)."""
     attributions, warnings = {}, []
     for name in methods:
+        given = (options or {}).get(name, {})
         try:
             attributions[name] = shared(model, data, name, get_method(name).fn, target, seed,
-                                        lambda name=name: explain(model, data, name, target, seed=seed))
+                                        lambda name=name, given=given: explain(model, data, name, target, seed=seed,
+                                                                               **given),
+                                        tuple(sorted(given.items())))
         except AuditInputError as exc:
             warnings.append(f"{name} skipped: {exc}")
     return attributions, warnings

@@ -273,7 +273,8 @@ def _explain_tokens(model, ids, index, target, *, seed: int, max_evals: int) -> 
     for b in np.unique(batch):
         chunk = np.flatnonzero(batch == b)
         shown = [permutation_masks(orders[j]) for j in chunk]
-        hidden = torch.cat([_hide_words(model.encoder, ids[texts[j]], index[texts[j]], m) for j, m in zip(chunk, shown)])
+        hidden = torch.cat([_hide_words(model.encoder, ids[texts[j]], index[texts[j]], m)
+                            for j, m in zip(chunk, shown)])
         proba = np.split(model.proba(hidden), np.cumsum([len(m) for m in shown])[:-1])
         for j, p in zip(chunk, proba):
             i = texts[j]

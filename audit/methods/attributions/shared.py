@@ -1,7 +1,7 @@
 """Attributions computed once and read by every analyzer that asks for the same ones: saliency computes them,
-explanation quality checks them. Kept per model (weakly: they go with it) for the same method, examples, targets
-and seed, and the same weights (the parameters' version counters: training in place computes them anew); the
-`KEPT` latest per model."""
+explanation quality checks them. Kept per model (weakly: they go with it) for the same method, options, examples,
+targets and seed, and the same weights (the parameters' version counters: training in place computes them anew);
+the `KEPT` latest per model."""
 
 from __future__ import annotations
 
@@ -20,10 +20,11 @@ _kept: WeakKeyDictionary[Model, OrderedDict[tuple, np.ndarray]] = WeakKeyDiction
 
 
 def shared(model: Model, data: Dataset, method: str, fn: Callable, target, seed: int,
-           compute: Callable[[], np.ndarray]) -> np.ndarray:
-    """`compute()`'s attributions, or a copy of those kept for the same call (`fn` is the method's function)."""
+           compute: Callable[[], np.ndarray], options: tuple = ()) -> np.ndarray:
+    """`compute()`'s attributions, or a copy of those kept for the same call (`fn` is the method's function,
+    `options` the (name, value) pairs it is called with)."""
     weights = tuple(p._version for p in model.module.parameters())
-    key = (method, id(fn), data.sha256, np.asarray(target, dtype=np.int64).tobytes(), seed, weights)
+    key = (method, id(fn), options, data.sha256, np.asarray(target, dtype=np.int64).tobytes(), seed, weights)
     kept = _kept.setdefault(model, OrderedDict())
     if key not in kept:
         kept[key] = compute()

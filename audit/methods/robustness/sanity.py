@@ -58,6 +58,6 @@ def sanity_checks(*, grid: np.ndarray, clean: float, fgsm: np.ndarray, pgd: np.n
                         "doing much better means PGD's gradient misleads"))
     checks.append(Check("large_epsilon_breaks_model", float(large_epsilon), bool(large <= large_max_accuracy),
                         f"PGD accuracy {large:.3f} at epsilon {large_epsilon:g} from the clean input, without a "
-                        f"random start (expected <= {large_max_accuracy:g}): with a perturbation that large the gradient "
-                        "alone should lead to a wrong class for nearly every example"))
+                        f"random start (expected <= {large_max_accuracy:g}): with a perturbation that large the "
+                        "gradient alone should lead to a wrong class for nearly every example"))
     return checks
