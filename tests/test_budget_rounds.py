@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import audit
-from audit.core.analyzer import ANALYZERS, Analyzer, Cost
+from audit.core.analyzer import ANALYZERS, UNPROBED, Analyzer, Cost
 from audit.core.result import Result
 from audit.executor import loop
 from audit.executor.plan import Speed, within_budget
@@ -33,7 +33,7 @@ CLOCK = FakeClock()  # the test analyzers advance it
 @pytest.fixture
 def clock(monkeypatch):
     CLOCK.now = 0.0
-    monkeypatch.setattr(loop, "probe", lambda model, data: SPEED)
+    monkeypatch.setattr(loop, "probe", lambda model, data, analyzers: SPEED)
     monkeypatch.setattr(loop._Clock, "now", staticmethod(CLOCK))
     return CLOCK
 
@@ -58,7 +58,7 @@ class Share(Analyzer):
     headline = ("share.value",)
     judged_by = "error_rate_gap_max"
 
-    def cost(self, model, rows, *, accuracy=1.0):
+    def cost(self, model, rows, *, probed=UNPROBED):
         return Cost(seconds=float(min(self.samples, rows)) + self.fixed)
 
     def run(self, model, data, *, seed=0):

@@ -13,9 +13,11 @@ import audit
 from audit.analyzers.robustness import analyzer as robustness_module
 from audit.cli import main
 from audit.core.analyzer import ANALYZERS, Analyzer
+from audit.core.model import Model
 from audit.core.result import Result
 from audit.executor import loop
 from audit.executor.plan import Speed, make_plan, probe, within_budget
+from masked import Noisy
 from pass_counter import counting
 
 SMALL = {  # every per-example analyzer, configured to run in a second on the test models
@@ -152,7 +154,7 @@ def test_a_budget_that_fits_cuts_nothing(digits_cnn):
 
 
 def test_the_run_reports_what_the_budget_cut(digits_cnn, monkeypatch):
-    monkeypatch.setattr(loop, "probe", lambda model, data: SPEED)  # the same plan on every run
+    monkeypatch.setattr(loop, "probe", lambda model, data, analyzers: SPEED)  # the same plan on every run
     data = audit.load_dataset("digits", "test")
     unlimited = audit.run(digits_cnn, data, ["saliency"], options={"saliency": {"samples": 64}})
     planned = unlimited.provenance["plan"]["steps"]["saliency"]["planned_seconds"]
@@ -257,8 +259,42 @@ def test_robustness_is_planned_on_the_examples_the_model_gets_right(digits_cnn, 
     analyzer = ANALYZERS.create("robustness", samples=12, sweep=(0.5, 1.0, 2.0), steps=3, apgd_steps=2,
                                 apgd_targets=1, square_queries=10, flip_refine=1)
     right, mislabelled = probe(digits_cnn, data), probe(digits_cnn, wrong)
-    assert right.accuracy > 0.8 and mislabelled.accuracy < 0.2, (right, mislabelled)
+    assert right.probed.accuracy > 0.8 and mislabelled.probed.accuracy < 0.2, (right, mislabelled)
     plans = [make_plan(digits_cnn, speed, [analyzer], rows=len(data)).steps[1].cost for speed in (right, mislabelled)]
     passes = counted(digits_cnn, wrong, analyzer)
     assert plans[1].backward < 0.25 * plans[0].backward, plans
     assert close(plans[1].backward, passes.backward, 0.5) or plans[1].backward <= 50, (plans[1], passes)
+
+
+PILOTED = dict(sweep=(0.5, 1.0, 2.0), steps=10, apgd_steps=5, apgd_targets=2, square_queries=50, flip_refine=2)
+
+
+def test_the_pilot_plans_the_attacks_close_to_the_passes_made(digits_cnn):
+    """Where each example breaks decides what the attacks cost: at epsilon 0.3 all break at the first epsilon of
+    the sweep in a few steps, at 0.02 most survive every step and the ensemble. The pilot (PGD with a few steps
+    on the probe's correct rows) plans both within 30% of the passes made; the prior it replaces, a fixed share
+    surviving each epsilon, plans one of them more than twice too high."""
+    data = audit.load_dataset("digits", "test")
+    prior_miss = []
+    for epsilon in (0.02, 0.3):
+        analyzer = ANALYZERS.create("robustness", epsilon=epsilon, **PILOTED)
+        probed = probe(digits_cnn, data, [analyzer]).probed
+        planned = analyzer.cost(digits_cnn, len(data), probed=probed)
+        prior = analyzer.cost(digits_cnn, len(data), probed=dataclasses.replace(probed, pilots={}))
+        passes = counted(digits_cnn, data, analyzer)
+        assert close(planned.backward, passes.backward, 0.3), (epsilon, planned, passes)
+        assert close(planned.forward, passes.forward, 0.3), (epsilon, planned, passes)
+        prior_miss.append(prior.backward / passes.backward)
+    assert max(prior_miss) > 2, prior_miss
+
+
+def test_a_model_random_at_inference_is_planned_with_its_draws(digits_cnn):
+    """Each attack pass of a model random at inference is `draws` passes, and PGD takes every step on it."""
+    noisy = Model(Noisy(digits_cnn.module), digits_cnn.task)
+    data = audit.load_dataset("digits", "test")
+    analyzer = ANALYZERS.create("robustness", samples=32, **PILOTED)
+    probed = probe(noisy, data, [analyzer]).probed
+    assert probed.pilots["robustness"].draws == analyzer.draws
+    planned = analyzer.cost(noisy, len(data), probed=probed)
+    passes = counted(noisy, data, analyzer)
+    assert close(planned.backward, passes.backward, 0.3), (planned, passes)

@@ -48,6 +48,17 @@ class Cost:
         return Cost(self.forward * times, self.backward * times, self.seconds * times)
 
 
+@dataclass(frozen=True)
+class Probed:
+    """What the plan's probe found on a few rows spread over the data, which `Analyzer.cost` may read: the share of
+    them the model gets right, and each analyzer's own `pilot` of them, by the analyzer's name."""
+
+    accuracy: float = 1.0
+    pilots: Mapping[str, object] = dataclasses.field(default_factory=dict)
+
+
+UNPROBED = Probed()  # no probe: the model right on every example, no pilots
+
 MIN_EXAMPLES = 4  # the fewest examples a budget leaves an analyzer
 
 
@@ -89,11 +100,16 @@ class Analyzer(ABC):
         large for the analyzers without a tally."""
         return getattr(self, "samples", None) or 0
 
-    def cost(self, model: Model, rows: int, *, accuracy: float = 1.0) -> Cost:
-        """The passes `run` will make on data of `rows` rows, of which the model gets about `accuracy` right, and
-        its own seconds besides, from this configuration (the rows a tally counts are predicted once by the
-        executor, and cost nothing here). The plan made before the work sums them; tests/test_plan.py counts the
-        passes a run really makes against them."""
+    def pilot(self, model: Model, data: Dataset) -> object | None:
+        """A cheap trial of this analyzer's work on the plan's probe rows `data`, made once before the work, that
+        its `cost` reads (`probed.pilots[name]`) where the passes depend on the model; None: its cost needs none."""
+        return None
+
+    def cost(self, model: Model, rows: int, *, probed: Probed = UNPROBED) -> Cost:
+        """The passes `run` will make on data of `rows` rows, of which the model gets about `probed.accuracy`
+        right, and its own seconds besides, from this configuration and what the probe found (the rows a tally
+        counts are predicted once by the executor, and cost nothing here). The plan made before the work sums
+        them; tests/test_plan.py counts the passes a run really makes against them."""
         return Cost()
 
     def sample_size(self, model: Model, rows: int) -> int:

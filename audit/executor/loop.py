@@ -110,11 +110,11 @@ def execute(model, feed: Feed, analyzers: Sequence[Analyzer], *, seed: int, thre
                 tallies[i] = tally
             spent[i] += time.perf_counter() - began
     plan = None
-    speed = probe(model, feed.first) if feed.model_given else None
+    runnable = [i for i, a in enumerate(analyzers) if skipped[i] is None and i not in failed]
+    chosen = [analyzers[i] for i in runnable]
+    speed = probe(model, feed.first, chosen) if feed.model_given else None
     asked = list(analyzers)  # as configured: what a re-plan cuts from again
     if speed is not None:
-        runnable = [i for i, a in enumerate(analyzers) if skipped[i] is None and i not in failed]
-        chosen = [analyzers[i] for i in runnable]
         if budget is None:
             plan = make_plan(model, speed, chosen, rows=feed.rows)
         else:
@@ -157,7 +157,8 @@ def execute(model, feed: Feed, analyzers: Sequence[Analyzer], *, seed: int, thre
     clock = None
     if plan is not None and budget is not None:
         if len(sample):  # the accuracy the attacks are re-planned on: the rows read, not the probe's few
-            speed = dataclasses.replace(speed, accuracy=float(np.mean(sample_proba.argmax(1) == model.labels(sample))))
+            accuracy = float(np.mean(sample_proba.argmax(1) == model.labels(sample)))
+            speed = dataclasses.replace(speed, probed=dataclasses.replace(speed.probed, accuracy=accuracy))
         clock = _Clock(model, speed, feed.rows, budget, started)
     adaptive = _Adaptive(model, sample, seed, thresholds, precision, clock)
     results = []
@@ -202,7 +203,7 @@ class _Clock:
         self.planned = self.actual = 0.0
 
     def seconds(self, analyzer: Analyzer) -> float:
-        return self.speed.seconds(analyzer.cost(self.model, self.rows, accuracy=self.speed.accuracy))
+        return self.speed.seconds(analyzer.cost(self.model, self.rows, probed=self.speed.probed))
 
     def fit(self, ahead: list[Analyzer], first: Analyzer | None) -> tuple[Analyzer | Result, float]:
         """The first of `ahead` (the analyzers still to run, as asked) with the examples the seconds left allow,

@@ -21,7 +21,7 @@ import torch
 
 from audit._util.errors import AuditInputError
 from audit._util.durations import duration
-from audit.core.analyzer import Analyzer, Cost
+from audit.core.analyzer import UNPROBED, Analyzer, Cost, Probed
 from audit.core.dataset import Dataset
 from audit.core.passes import rows_per_pass
 
@@ -37,13 +37,13 @@ SHRINK = 0.8  # a budget cuts every analyzer's examples by this factor at a time
 class Speed:
     """Seconds per example of the model: `forward` without a gradient, `backward` forward and back; `load`: how
     much slower than its CPU time the probe ran (other processes on the cores), which the analyzers' own work
-    (`Cost.seconds`, CPU seconds of an idle core) is slowed by too; `accuracy`: the share of the probed examples
-    the model gets right, which the attacks are planned on (`Analyzer.cost`)."""
+    (`Cost.seconds`, CPU seconds of an idle core) is slowed by too; `probed`: what the analyzers' costs read of the
+    probed examples (the share the model gets right, which the attacks are planned on, and their pilots)."""
 
     forward: float
     backward: float
     load: float = 1.0
-    accuracy: float = 1.0
+    probed: Probed = UNPROBED
 
     def seconds(self, cost: Cost) -> float:
         return cost.forward * self.forward + cost.backward * self.backward + cost.seconds * self.load
@@ -164,7 +164,7 @@ def make_plan(model, speed: Speed, analyzers: Sequence[Analyzer], *, rows: int, 
     """The plan of `analyzers` on data of `rows` rows (a streamed run's analyzers read a sample of it), after the
     prediction pass over them (`predicted`: that pass is done, as when the executor re-plans what is left)."""
     costs = [] if predicted else [(PREDICT, Cost(forward=rows))]
-    costs += [(a.name, a.cost(model, rows, accuracy=speed.accuracy)) for a in analyzers]
+    costs += [(a.name, a.cost(model, rows, probed=speed.probed)) for a in analyzers]
     return Plan(speed, tuple(Step(name, cost, speed.seconds(cost)) for name, cost in costs))
 
 
@@ -222,11 +222,11 @@ def checked_precision(precision: float | None) -> float | None:
     return None if precision is None else float(precision)
 
 
-def probe(model, data: Dataset) -> Speed | None:
+def probe(model, data: Dataset, analyzers: Sequence[Analyzer] = ()) -> Speed | None:
     """Seconds per example of `model` on a batch of PROBE_ROWS rows spread evenly over `data` (repeated where it
     has fewer, fewer where the memory budget says), forward without a gradient and forward and back to the input
-    (the embedding's output for text), and its accuracy on them; None when the model fails on them (the
-    prediction pass then says why, in its words)."""
+    (the embedding's output for text), its accuracy on them and the `analyzers`' pilots of them; None when the
+    model fails on them (the prediction pass then says why, in its words)."""
     if not len(data):
         return None
     probed = data.subset(np.unique(np.linspace(0, len(data) - 1, min(len(data), PROBE_ROWS)).astype(int)))
@@ -244,8 +244,16 @@ def probe(model, data: Dataset) -> Speed | None:
             accuracy = float(np.mean(model.predict(probed) == model.labels(probed)))
         except Exception:  # noqa: BLE001 - no plan; the prediction pass reports the model's or the data's failure
             return None
-    load = (time.perf_counter() - began) / max(time.process_time() - cpu, 1e-9)
-    return Speed(forward, backward, max(1.0, load), accuracy)
+        load = (time.perf_counter() - began) / max(time.process_time() - cpu, 1e-9)
+        pilots = {a.name: pilot for a in analyzers if (pilot := _pilot(a, model, probed)) is not None}
+    return Speed(forward, backward, max(1.0, load), Probed(accuracy, pilots))
+
+
+def _pilot(analyzer: Analyzer, model, probed: Dataset) -> object | None:
+    try:
+        return analyzer.pilot(model, probed)
+    except Exception:  # noqa: BLE001 - the analyzer's run reports its own failure; its plan goes without a pilot
+        return None
 
 
 def _input_gradient(model, x: torch.Tensor) -> None:

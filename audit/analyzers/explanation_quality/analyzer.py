@@ -52,7 +52,7 @@ from audit.analyzers.explanation_quality.findings import explanation_findings
 from audit.analyzers.explanation_quality.sanity import (cascade_stages, copy_cost, planned_stages, sanity_check,
                                                         spearman)
 from audit.analyzers.explanation_quality.summary import ExplanationSummary, SanityOutcome
-from audit.core.analyzer import Analyzer, Cost, register_analyzer
+from audit.core.analyzer import Analyzer, Cost, Probed, UNPROBED, register_analyzer
 from audit.core.model import Model
 from audit.core.result import MetricSpec, Result
 from audit.methods.attributions.methods import attribute_all, attribution_cost, methods_for
@@ -105,7 +105,7 @@ class ExplanationQuality(Analyzer):
             "mean rank correlation of the top-k features between pairs of methods", "higher"),
     }
 
-    def cost(self, model, rows: int, *, accuracy: float = 1.0) -> Cost:
+    def cost(self, model, rows: int, *, probed: Probed = UNPROBED) -> Cost:
         """The methods' attributions on the model and on each copy of the cascade that a clear verdict takes (with the
         copies' fewer steps and samples), and a deletion and an insertion curve per method and for the random order:
         their two shared ends and `steps` - 1 points each (a ceiling: adaptive curves score fewer points)."""

@@ -50,7 +50,7 @@ from audit._util.errors import AuditInputError
 from audit.analyzers.fairness.disparities import higher_is_worse
 from audit.analyzers.fairness.findings import fairness_findings
 from audit.analyzers.fairness.tally import FairnessTally
-from audit.core.analyzer import Analyzer, Cost, register_analyzer
+from audit.core.analyzer import Analyzer, Cost, Probed, UNPROBED, register_analyzer
 from audit.core.groups import SensitiveValues
 from audit.core.result import MetricSpec, Result
 from audit.methods.fairness.metrics import COMPARES, DISPARITIES
@@ -114,7 +114,7 @@ class Fairness(Analyzer):
     def sample_size(self, model, rows: int) -> int:
         return super().sample_size(model, rows) if model.modality == "text" else 0  # the text probe's sentences
 
-    def cost(self, model, rows: int, *, accuracy: float = 1.0) -> Cost:
+    def cost(self, model, rows: int, *, probed: Probed = UNPROBED) -> Cost:
         """The text probe's forwards (a sentence and its counterfactual, at most); the group intervals and
         mitigations take seconds besides (3.4 CPU s on adult-mlp; a text's probe without groups next to none)."""
         return Cost(forward=2 * self.sample_size(model, rows), seconds=0.1 if model.modality == "text" else 3.4)

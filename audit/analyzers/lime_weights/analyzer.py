@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from audit.core.analyzer import Analyzer, Cost, register_analyzer
+from audit.core.analyzer import Analyzer, Cost, Probed, UNPROBED, register_analyzer
 
 from audit.core.result import MetricSpec, Result
 from audit.methods.attributions.figures import TOP_FEATURES, examples_figure, importance_figure
@@ -48,7 +48,7 @@ class Lime(Analyzer):
         "lime.min_fit_r2": MetricSpec("lowest R^2 of lime's local surrogate over the explained examples", "higher"),
     }
 
-    def cost(self, model, rows: int, *, accuracy: float = 1.0) -> Cost:
+    def cost(self, model, rows: int, *, probed: Probed = UNPROBED) -> Cost:
         """`num_samples` perturbations per example, scored forward; tables share one set among the examples."""
         n = min(self.samples, rows)
         forward = n + self.num_samples if model.modality == "tabular" else n * self.num_samples

@@ -12,7 +12,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 from sklearn.metrics import precision_recall_fscore_support
 
 from audit.analyzers.performance.duplicates import EXACT_ROWS, DuplicateCount
-from audit.core.analyzer import Analyzer, Cost, Tally, register_analyzer
+from audit.core.analyzer import Analyzer, Cost, Probed, UNPROBED, Tally, register_analyzer
 from audit.core.result import Finding, MetricSpec, Result
 from audit.plots import new_figure, to_figure
 
@@ -80,7 +80,7 @@ class Performance(Analyzer):
         tally.add(data, model.predict_proba(data), 0)
         return tally.result(data)
 
-    def cost(self, model, rows: int, *, accuracy: float = 1.0) -> Cost:
+    def cost(self, model, rows: int, *, probed: Probed = UNPROBED) -> Cost:
         return Cost(seconds=0.2)  # the tables and figures: 0.13-0.24 CPU s on the reference models
 
     def tally(self, model, values, *, seed: int) -> PerformanceTally:

@@ -19,21 +19,26 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import numpy as np
 from audit._util.errors import AuditInputError
 from audit.analyzers.robustness.continuous import run_continuous
 from audit.analyzers.robustness.findings import robustness_findings
 from audit.analyzers.robustness.per_example import robustness_examples
+from audit.analyzers.robustness.pilot import pilot
 from audit.analyzers.robustness.text import run_text
-from audit.core.analyzer import Analyzer, Cost, register_analyzer
+from audit.core.analyzer import Analyzer, Cost, Probed, UNPROBED, register_analyzer
 from audit.core.result import MetricSpec, Result
 from audit.methods.attributions.sampling import explained_samples
 from audit.methods.fairness.intervals import wilson
 from audit.methods.robustness.attacks import NORMS
 from audit.methods.robustness.square import P_INIT
+from audit.methods.robustness.stochastic import CHECK_PASSES
 
 DEFAULT_SAMPLES = {"image": 256, "tabular": 256, "text": 32}
 WILSON_Z = 1.96  # 95%
-SURVIVING = 0.82  # planned share of the examples left unbroken at one epsilon of the sweep that the next leaves
+SURVIVING = 0.82  # without a pilot: the planned share of the examples unbroken at one epsilon that survive the next
+TO_BREAK = 0.3  # share of PGD's steps an example takes at the epsilon that breaks it (a step: 2.5 epsilon / steps)
+LARGE_STEPS = 2  # PGD's steps at the sanity check's large epsilon (one or two on every reference model)
 CORRUPTIONS = 16  # planned forwards per example for the corruptions
 TEXT_QUERIES = 400  # planned forwards per text for the synonym, typo and neighbour attacks
 OWN_SECONDS = 4.0  # the attacks' own loops, corruptions and figures (adult-mlp, 256 examples: 4.4 s in all, quiet)
@@ -144,25 +149,46 @@ class Robustness(Analyzer):
     def sample_rows(self, model) -> int:
         return self.samples or DEFAULT_SAMPLES[model.modality]
 
-    def cost(self, model, rows: int, *, accuracy: float = 1.0) -> Cost:
-        """The attacks work on the examples the model gets right (`accuracy` of them), smallest epsilon first,
-        only what they have not broken yet: FGSM and PGD on all of those at the first epsilon and on a share
-        SURVIVING fewer at each next one, APGD and Square on what they leave from the configured epsilon on; then
-        the flip epsilons' bisection and the large-epsilon check on them, and the corruptions on every example.
-        Texts: TEXT_QUERIES forwards per correct text."""
+    def pilot(self, model, data):
+        return None if model.modality == "text" else pilot(self, model, data)
+
+    def cost(self, model, rows: int, *, probed: Probed = UNPROBED) -> Cost:
+        """The attacks work on the examples the model gets right (`probed.accuracy` of them), smallest epsilon
+        first, each until it breaks: FGSM and PGD on what neither has broken yet (every step on what survives an
+        epsilon, a share TO_BREAK of them on what breaks there), APGD and Square on what survives from the
+        configured epsilon on; then the flip epsilons' bisection (half its rounds find no flip and take every
+        step) and the large-epsilon check on them; the corruptions and the randomness check on every example.
+        Where each example first breaks is the pilot's (`audit.analyzers.robustness.pilot`), else a share
+        SURVIVING of those left at one epsilon survives the next. A model random at inference (the pilot's draws)
+        makes each pass `draws` times, takes every PGD step and runs no Square. Texts: TEXT_QUERIES forwards per
+        correct text."""
         n = min(self.sample_rows(model), rows)
-        right = n * accuracy
+        right = n * probed.accuracy
         if model.modality == "text":
             return Cost(forward=right * TEXT_QUERIES, seconds=TEXT_SECONDS)
         grid = sorted(set(self.sweep) | {1.0})
-        attacked = sum(SURVIVING**k for k in range(len(grid)))  # examples FGSM and PGD attack, summed over the sweep
-        beyond = sum(SURVIVING ** (k + 1) for k in range(grid.index(1.0), len(grid)))  # left to APGD and Square
+        at, steps = grid.index(1.0), np.arange(len(grid))
+        piloted = probed.pilots.get(self.name)
+        if piloted is None:
+            attacked, survive, draws = SURVIVING**steps, SURVIVING ** (steps + 1), 1
+        else:
+            broken_at = piloted.broken_at[:, None]
+            attacked, survive, draws = (broken_at >= steps).mean(0), (broken_at > steps).mean(0), piloted.draws
+        broke = attacked - survive
         targets = min(self.apgd_targets, len(model.classes) - 1)
         apgd = self.apgd_steps * (1 + targets) if self.apgd_steps else 0
         pgd = self.steps * self.restarts
-        backward = right * (attacked * (1 + pgd) + beyond * apgd + self.flip_refine * pgd + self.steps)
-        forward = right * (attacked * 2 + beyond * self.square_queries) + n * CORRUPTIONS
-        return Cost(forward=forward, backward=backward, seconds=OWN_SECONDS)
+        if draws > 1:  # on a model random at inference PGD takes every step, and Square does not run
+            to_break, refine, large, queries = self.steps, self.steps, self.steps, 0
+        else:
+            to_break, refine, large = TO_BREAK * self.steps, self.steps / 2 + 1, LARGE_STEPS
+            queries = self.square_queries
+        flipped = 1 - survive[-1]
+        backward = (attacked.sum() + survive.sum() * pgd + broke.sum() * to_break + survive[at:].sum() * apgd
+                    + flipped * self.flip_refine * refine + large)
+        forward = attacked.sum() * 2 + survive[at:].sum() * queries + flipped * self.flip_refine + 1
+        return Cost(forward=(right * forward + n * (CORRUPTIONS + CHECK_PASSES + 1)) * draws,
+                    backward=right * backward * draws, seconds=OWN_SECONDS)
 
     def interval(self, result):
         """The robust accuracy's Wilson interval over the attacked examples, where the result gives none."""

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from audit.analyzers.robustness.epsilons import default_epsilon, default_large_epsilon
+from audit.analyzers.robustness.epsilons import attack_grid, default_large_epsilon
 from audit.analyzers.robustness.examples import table_examples
 from audit.analyzers.robustness.figures import (corruption_figure, curve_figure, image_examples_figure,
                                                 table_examples_figure)
@@ -22,7 +22,7 @@ from audit.core.result import Result
 from audit.methods.attributions.sampling import seeded
 from audit.methods.robustness.attacks import PGD, flip_epsilons, pgd
 from audit.methods.robustness.corruptions import corrupted_images, corrupted_tables
-from audit.methods.robustness.domain import Domain, input_domain
+from audit.methods.robustness.domain import Domain
 from audit.methods.robustness.groups import group_table, largest_gap
 from audit.methods.robustness.sanity import sanity_checks
 from audit.methods.robustness.stochastic import is_stochastic, voted_correct
@@ -38,10 +38,7 @@ def run_continuous(options: Robustness, model, data, sample, seed: int) -> Resul
 
 
 def _attack(options: Robustness, model, data, sample, seed: int) -> Result:
-    domain = input_domain(model, data, model.encode(data))
-    eps = options.epsilon or default_epsilon(model.modality, options.norm, domain)
-    grid = np.unique(np.concatenate([np.asarray(options.sweep) * eps, [eps]]))
-    at = int(np.searchsorted(grid, eps))
+    domain, eps, grid, at = attack_grid(options, model, data)
     x, y = model.encode(sample), torch.from_numpy(model.labels(sample))
     stochastic = is_stochastic(model, x)
     draws = options.draws if stochastic else 1

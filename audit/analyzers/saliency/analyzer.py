@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from audit.core.analyzer import Analyzer, Cost, register_analyzer
+from audit.core.analyzer import Analyzer, Cost, Probed, UNPROBED, register_analyzer
 
 from audit.core.result import MetricSpec, Result
 from audit.methods.attributions.figures import (TOKEN_LINES, TOP_FEATURES, image_grid, importance_figure,
@@ -51,7 +51,7 @@ class SaliencyAnalyzer(Analyzer):
             "high values mean the model leans on one input", "lower"),
     }
 
-    def cost(self, model, rows: int, *, accuracy: float = 1.0) -> Cost:
+    def cost(self, model, rows: int, *, probed: Probed = UNPROBED) -> Cost:
         n = min(self.samples, rows)
         own = 0.6 if model.modality == "image" else 0.15  # the figures: CPU s on digits-cnn, adult-mlp
         return Cost(forward=n, seconds=own) + attribution_cost(model, self.methods) * n

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from audit.core.analyzer import Analyzer, Cost, register_analyzer
+from audit.core.analyzer import Analyzer, Cost, Probed, UNPROBED, register_analyzer
 
 from audit.core.result import MetricSpec, Result
 from audit.methods.attributions.figures import EXAMPLES, TOP_FEATURES, examples_figure, importance_figure
@@ -63,7 +63,7 @@ class Shap(Analyzer):
             values["background"] = f"{len(self.background)} given rows"
         return values
 
-    def cost(self, model, rows: int, *, accuracy: float = 1.0) -> Cost:
+    def cost(self, model, rows: int, *, probed: Probed = UNPROBED) -> Cost:
         """Text: `max_evals` forwards per text; else each example forward and back beside every background row
         (DeepExplainer, and expected gradients' 200 draws alike), the background forward once per class explained."""
         n = min(self.samples, rows)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from audit._util.errors import AuditInputError
 from audit.analyzers.slices.findings import slice_findings
 from audit.analyzers.slices.tally import SlicesTally
-from audit.core.analyzer import Analyzer, Cost, register_analyzer
+from audit.core.analyzer import Analyzer, Cost, Probed, UNPROBED, register_analyzer
 from audit.core.groups import SensitiveValues
 from audit.core.result import MetricSpec, Result
 from audit.methods.slices.discovery import DEFAULT_MIN_ROWS
@@ -68,7 +68,7 @@ class Slices(Analyzer):
         tally.add(data, model.predict_proba(data), 0)
         return tally.result(data)
 
-    def cost(self, model, rows: int, *, accuracy: float = 1.0) -> Cost:
+    def cost(self, model, rows: int, *, probed: Probed = UNPROBED) -> Cost:
         """No model passes: counting every row into the lattice (about 20 us a row at depth 2 on adult, each
         deeper level about four times that) and the tests."""
         return Cost(seconds=0.1 + 2e-5 * rows * 4 ** (self.depth - 2))
