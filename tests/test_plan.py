@@ -146,6 +146,18 @@ def test_a_budget_cuts_examples_until_the_plan_fits(digits_cnn):
     assert cut["saliency"].widening == pytest.approx((32 / fitted[1].samples) ** 0.5)
 
 
+def test_a_budgets_cut_names_the_headline_metrics_the_model_has(digits_cnn, reviews_lstm):
+    """Robustness's interval is a robust accuracy on images and tables, a synonym attack's success rate on texts:
+    a cut names only the one the model's run gives."""
+    robustness = [ANALYZERS.create("robustness", samples=64)]
+    for model, has, lacks in ((digits_cnn, "robust_accuracy", "text_attack"), (reviews_lstm, "text_attack",
+                                                                              "robust_accuracy")):
+        plan = within_budget(model, SPEED, robustness, rows=500,
+                             budget=make_plan(model, SPEED, robustness, rows=500).seconds / 4)[1]
+        line = plan.cuts[0].line()
+        assert f"robustness.{has}" in line and f"robustness.{lacks}" not in line, line
+
+
 def test_a_budget_that_fits_cuts_nothing(digits_cnn):
     analyzers = [ANALYZERS.create("saliency", samples=8)]
     full = make_plan(digits_cnn, SPEED, analyzers, rows=500)

@@ -100,6 +100,10 @@ class Analyzer(ABC):
         large for the analyzers without a tally."""
         return getattr(self, "samples", None) or 0
 
+    def headlines(self, model: Model) -> tuple[str, ...]:
+        """The `headline` metrics a run on `model` gives (what a budget's cut names before the work)."""
+        return self.headline
+
     def pilot(self, model: Model, data: Dataset) -> object | None:
         """A cheap trial of this analyzer's work on the plan's probe rows `data`, made once before the work, that
         its `cost` reads (`probed.pilots[name]`) where the passes depend on the model; None: its cost needs none."""

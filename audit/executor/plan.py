@@ -185,7 +185,7 @@ def within_budget(model, speed: Speed, analyzers: Sequence[Analyzer], *, rows: i
         share *= SHRINK
         fitted = [a.scaled(model, rows, share) for a in kept]
         plan = make_plan(model, speed, fitted, rows=rows, predicted=predicted)
-    cuts = tuple(Cut(a.name, before, after, a.headline)
+    cuts = tuple(Cut(a.name, before, after, a.headlines(model))
                  for a, b in zip(fitted, kept)
                  if (before := b.sample_size(model, rows)) > (after := a.sample_size(model, rows)))
     by_name = {a.name: a for a in fitted}

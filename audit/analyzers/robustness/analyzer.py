@@ -149,6 +149,11 @@ class Robustness(Analyzer):
     def sample_rows(self, model) -> int:
         return self.samples or DEFAULT_SAMPLES[model.modality]
 
+    def headlines(self, model) -> tuple[str, ...]:
+        """Texts: the synonym attack's success rate, never a robust accuracy; images and tables the reverse."""
+        other = "robustness.robust_accuracy" if model.modality == "text" else "robustness.text_attack_success_rate"
+        return tuple(m for m in self.headline if m != other)
+
     def pilot(self, model, data):
         return None if model.modality == "text" else pilot(self, model, data)
 
