@@ -25,7 +25,10 @@ ResNet (`--only resnet`): the analyzer at its defaults on benchmarks/real_models
 weights, noise images of 4 classes; --side 224 --images 32 is the issue's case), this checkout against an
 older one (`--before DIR`: its `audit` on PYTHONPATH, in a subprocess), side by side in one run, one thread
 each, so that a shared machine's load falls on both alike (two threads each under load ran 3x slower):
-seconds, and the robust accuracy at the configured epsilon with its 95% Wilson interval.
+seconds, the robust accuracy at the configured epsilon with its 95% Wilson interval, the median flip epsilon,
+and the seconds of each phase (`PHASES`). The faster run ends first and the slower then has the machine to
+itself for the rest of its run, so the wall-clock ratio understates the gain under load: the ratio of CPU seconds
+of each process (one thread) is shown beside it.
 
 Square and the robust accuracy over attacks: the first 300 of those images at the same
 epsilon, our Square (1,000 queries) against torchattacks' Square
@@ -282,25 +285,43 @@ def autoattack_rows(cache: Path, options: Robustness) -> list[tuple]:
 
 
 RESNET_RUN = """
-import json, sys, time
+import importlib, json, sys, time
 sys.path.insert(0, {benchmarks!r})
 import audit
 from real_models import image_case
 from audit.analyzers.robustness.analyzer import Robustness
+continuous = importlib.import_module("audit.analyzers.robustness.continuous")
+phases = dict.fromkeys({phases!r}, 0.0)
+def timed(name, function):
+    def run(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            phases[name] += time.perf_counter() - start
+    return run
+for name in phases:
+    setattr(continuous, name, timed(name, getattr(continuous, name)))
 model, data = image_case({side}, {images}, 64)
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 result = Robustness(samples={images}).run(model, data, seed=0)
-seconds = time.perf_counter() - start
-print(json.dumps({{"seconds": seconds, "robust": result.metrics["robustness.robust_accuracy"],
+seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+print(json.dumps({{"seconds": seconds, "cpu": cpu, "robust": result.metrics["robustness.robust_accuracy"],
                   "clean": result.metrics["robustness.clean_accuracy"],
                   "flip": result.metrics["robustness.median_flip_epsilon"], "n": {images},
-                  "audit": audit.__file__}}))
+                  "phases": phases, "audit": audit.__file__}}))
 """
+#: The analyzer's phases, timed by their functions in audit.analyzers.robustness.continuous (the same names in
+#: both checkouts): the randomness check, the sweep (FGSM, PGD, APGD, Square), the flip epsilons' bisection,
+#: the corruptions; the rest (clean pass, large-epsilon check, figures) is what is left of the total.
+PHASES = {"is_stochastic": "randomness check", "attack_sweep": "sweep", "flip_epsilons": "flip bisection",
+          "_corruption_table": "corruptions"}
 
 
 def resnet_run(checkout: Path, side: int, images: int) -> dict:
     """The analyzer's seconds and numbers on the ResNet case, with `checkout`'s audit, in a subprocess."""
-    code = RESNET_RUN.format(benchmarks=str(Path(__file__).resolve().parent), side=side, images=images)
+    code = RESNET_RUN.format(benchmarks=str(Path(__file__).resolve().parent), side=side, images=images,
+                             phases=list(PHASES))
     env = {**os.environ, "PYTHONPATH": str(checkout), "OMP_NUM_THREADS": "1"}
     # run in the checkout: `python -c` puts the working directory first on sys.path, before PYTHONPATH, so from
     # another checkout both runs would import that one's audit
@@ -319,9 +340,14 @@ def print_resnet(before: Path, side: int, images: int) -> None:
         runs = {name: future.result() for name, future in futures.items()}
     for name, run in runs.items():
         _, low, high = wilson(round(run["robust"] * run["n"]), run["n"], 1.96)
-        print(f"  {name:<6} {run['seconds']:8.1f} s  clean {run['clean']:.3f}  robust accuracy {run['robust']:.3f} "
+        print(f"  {name:<6} {run['seconds']:8.1f} s ({run['cpu']:.1f} CPU s)  clean {run['clean']:.3f}  "
+              f"robust accuracy {run['robust']:.3f} "
               f"[{float(low):.3f}, {float(high):.3f}]  median flip epsilon {run['flip']:.4g}  ({run['audit']})")
-    print(f"  before / after: {runs['before']['seconds'] / runs['after']['seconds']:.1f}x")
+        rest = run["seconds"] - sum(run["phases"].values())
+        print("         " + ", ".join(f"{PHASES[name]} {t:.1f} s" for name, t in run["phases"].items())
+              + f", rest {rest:.1f} s")
+    print(f"  before / after: {runs['before']['seconds'] / runs['after']['seconds']:.1f}x wall clock, "
+          f"{runs['before']['cpu'] / runs['after']['cpu']:.1f}x CPU seconds")
 
 
 def main() -> None:
