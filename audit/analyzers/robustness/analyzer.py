@@ -20,6 +20,7 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+
 from audit._util.errors import AuditInputError
 from audit.analyzers.robustness.continuous import run_continuous
 from audit.analyzers.robustness.findings import robustness_findings
@@ -31,15 +32,15 @@ from audit.core.result import MetricSpec, Result
 from audit.methods.attributions.sampling import explained_samples
 from audit.methods.fairness.intervals import wilson
 from audit.methods.robustness.attacks import NORMS
+from audit.methods.robustness.corruptions import IMAGE_LEVELS, SEVERITIES, TABLE_LEVELS
 from audit.methods.robustness.square import P_INIT
-from audit.methods.robustness.stochastic import CHECK_PASSES
+from audit.methods.robustness.stochastic import CHECK_PASSES, CHECK_ROWS
 
 DEFAULT_SAMPLES = {"image": 256, "tabular": 256, "text": 32}
 WILSON_Z = 1.96  # 95%
 SURVIVING = 0.82  # without a pilot: the planned share of the examples unbroken at one epsilon that survive the next
 TO_BREAK = 0.3  # share of PGD's steps an example takes at the epsilon that breaks it (a step: 2.5 epsilon / steps)
 LARGE_STEPS = 2  # PGD's steps at the sanity check's large epsilon (one or two on every reference model)
-CORRUPTIONS = 16  # planned forwards per example for the corruptions
 TEXT_QUERIES = 400  # planned forwards per text for the synonym, typo and neighbour attacks
 OWN_SECONDS = 4.0  # the attacks' own loops, corruptions and figures (adult-mlp, 256 examples: 4.4 s in all, quiet)
 TEXT_SECONDS = 0.5  # the text attacks' own work besides the model (reviews-lstm, 32 texts: 0.9 s in all, quiet)
@@ -165,11 +166,11 @@ class Robustness(Analyzer):
         first, each until it breaks: FGSM and PGD on what neither has broken yet (every step on what survives an
         epsilon, a share TO_BREAK of them on what breaks there), APGD and Square on what survives from the
         configured epsilon on; then the flip epsilons' bisection (half its rounds find no flip and take every
-        step) and the large-epsilon check on them; the corruptions and the randomness check on every example.
-        Where each example first breaks is the pilot's (`audit.analyzers.robustness.pilot`), else a share
-        SURVIVING of those left at one epsilon survives the next. A model random at inference (the pilot's draws)
-        makes each pass `draws` times, takes every PGD step and runs no Square. Texts: TEXT_QUERIES forwards per
-        correct text."""
+        step) and the large-epsilon check on them; the clean pass and the corruptions on every example, the
+        randomness check on a few. Where each example first breaks is the pilot's
+        (`audit.analyzers.robustness.pilot`), else a share SURVIVING of those left at one epsilon survives the next.
+        A model random at inference (the pilot's draws) makes each pass `draws` times, takes every PGD step and
+        runs no Square. Texts: TEXT_QUERIES forwards per correct text."""
         n = min(self.sample_rows(model), rows)
         right = n * probed.accuracy
         if model.modality == "text":
@@ -195,7 +196,8 @@ class Robustness(Analyzer):
         backward = (attacked.sum() + survive.sum() * pgd + broke.sum() * to_break + survive[at:].sum() * apgd
                     + flipped * self.flip_refine * refine + large)
         forward = attacked.sum() * 2 + survive[at:].sum() * queries + flipped * self.flip_refine + 1
-        return Cost(forward=(right * forward + n * (CORRUPTIONS + CHECK_PASSES + 1)) * draws,
+        corruptions = len(SEVERITIES) * len(IMAGE_LEVELS if model.modality == "image" else TABLE_LEVELS)
+        return Cost(forward=(right * forward + n * (corruptions + 1)) * draws + CHECK_PASSES * min(n, CHECK_ROWS),
                     backward=right * backward * draws, seconds=OWN_SECONDS)
 
     def interval(self, result):
