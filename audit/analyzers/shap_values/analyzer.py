@@ -20,12 +20,14 @@ from audit.core.result import MetricSpec, Result
 from audit.methods.attributions.figures import EXAMPLES, TOP_FEATURES, examples_figure, importance_figure
 from audit.methods.attributions.per_example import top_attributions
 from audit.methods.attributions.sampling import explained_samples
-from audit.methods.attributions.shap_method import DEFAULT_BACKGROUND, DEFAULT_MAX_EVALS, explain_shap
+from audit.methods.attributions.shap_method import (DEFAULT_BACKGROUND, DEFAULT_MAX_EVALS, deep_explainer_adds_up,
+                                                    explain_shap)
 from audit.methods.attributions.summary import importance_table
 from audit.methods.attributions.targets import class_index
 from audit.core.dataset import Dataset
 
 OWN_SECONDS = 0.5  # the explainer's setup, tables and figures: 0.03-0.6 CPU s on the reference models
+PILOT_ROWS = 4  # rows the pilot explains, against as many others as background
 
 
 @register_analyzer
@@ -63,15 +65,29 @@ class Shap(Analyzer):
             values["background"] = f"{len(self.background)} given rows"
         return values
 
+    def pilot(self, model, data):
+        """The explainer the run will use: DeepExplainer where its values add up to the model's output on a few of
+        the probe's rows against a few others, else GradientExplainer (texts: none to choose)."""
+        if model.modality == "text" or len(data) < 2:
+            return None
+        x = model.encode(data)
+        half = min(PILOT_ROWS, len(x) // 2)
+        return "DeepExplainer" if deep_explainer_adds_up(model, x[:half], x[half : 2 * half]) else "GradientExplainer"
+
     def cost(self, model, rows: int, *, probed: Probed = UNPROBED) -> Cost:
         """Text: `max_evals` forwards per text; else each example forward and back beside every background row
-        (DeepExplainer, and expected gradients' 200 draws alike), the background forward once per class explained."""
+        (DeepExplainer, and expected gradients' 200 draws alike), the background forward once per class explained.
+        Where the pilot found that DeepExplainer's values do not add up, the run tries it on the class with the
+        fewest examples (about one class's share of them) before it falls back to GradientExplainer."""
         n = min(self.samples, rows)
         if model.modality == "text":
             return Cost(forward=n * self.max_evals, seconds=OWN_SECONDS)
         background = self.background if isinstance(self.background, int) else len(self.background)
-        return Cost(forward=n + background * (n + min(n, len(model.classes))), backward=2 * n * background,
-                    seconds=OWN_SECONDS)
+        explained = Cost(forward=n + background * (n + min(n, len(model.classes))), backward=2 * n * background,
+                         seconds=OWN_SECONDS)
+        if probed.pilots.get(self.name, "DeepExplainer") == "DeepExplainer":
+            return explained
+        return explained + explained * (1 / len(model.classes))
 
     def run(self, model, data, *, seed: int = 0) -> Result:
         rows = explained_samples(model, data, self.samples, seed=seed, misclassified=False)

@@ -150,27 +150,40 @@ def explain_shap(model, data: Dataset, target=None, *, seed: int = 0,
 
 
 def _explain_deep(model, x, target, bg, source) -> ShapExplanation:
-    import shap  # takes seconds to import: only runs that use SHAP pay for it
-
+    """DeepExplainer's values, a class at a time, the class with the fewest examples first: ValueError at the first
+    class whose values do not add up to the model's output, before the others are explained (they would be
+    thrown away)."""
     # shap leaves hooks behind when a layer fails mid-way: it only ever sees a copy.
     module = hookable_copy(model.module, bg[:2].to(model.device))
     values = np.zeros(tuple(x.shape), dtype=np.float64)
     base = np.zeros(len(x))
-    classes = [(int(c), x[target == c]) for c in np.unique(target)]
+    outputs = model.logits(x).numpy().astype(np.float64)[np.arange(len(x)), target]
+    classes = sorted(((int(c), x[target == c]) for c in np.unique(target)), key=lambda pair: len(pair[1]))
     rows = rows_per_pass(model, bg, rows=min(PACKED_ROWS, 2 * len(bg) * len(x)), backward=True,
                          what="shap (DeepExplainer)")
     shared = (module, bg, model.device, max(1, rows // (2 * len(bg))))
     for (c, _), (phi, expected) in zip(classes, engine.current().map(deep_class, shared, classes)):
         values[target == c] = phi
         base[target == c] = expected
-    logits = model.logits(x).numpy().astype(np.float64)
-    explanation = ShapExplanation(values, base, logits[np.arange(len(x)), target], target, "DeepExplainer", "logit",
-                                  source)
-    error = explanation.additivity_error.max(initial=0.0)
-    if error >= ADDITIVITY_TOLERANCE:
-        raise ValueError(f"the SHAP values do not sum up to the model's output (off by up to {error:.3g}, "
-                         f"over shap's tolerance of {ADDITIVITY_TOLERANCE:g})")
-    return explanation
+        explanation = ShapExplanation(values, base, outputs, target, "DeepExplainer", "logit", source)
+        error = explanation.additivity_error[target == c].max(initial=0.0)
+        if error >= ADDITIVITY_TOLERANCE:
+            raise ValueError(f"the SHAP values do not sum up to the model's output (off by up to {error:.3g}, "
+                             f"over shap's tolerance of {ADDITIVITY_TOLERANCE:g})")
+    return ShapExplanation(values, base, outputs, target, "DeepExplainer", "logit", source)
+
+
+def deep_explainer_adds_up(model, x: torch.Tensor, bg: torch.Tensor) -> bool:
+    """Whether DeepExplainer's values of the predicted class add up to the model's output on the inputs `x`
+    against the background `bg` (where they do not, `explain_shap` falls back to GradientExplainer)."""
+    target = model.logits(x).argmax(1).numpy()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="unrecognized nn.Module")
+            _explain_deep(model, x, target, bg, "")
+    except Exception:  # noqa: BLE001 - as explain_shap: any failure means the fallback
+        return False
+    return True
 
 
 def deep_class(shared, batch) -> tuple[np.ndarray, float]:
