@@ -70,7 +70,7 @@ class FairnessTally(Tally):
             if f in self.confusion:
                 self.confusion[f] += np.bincount((codes * k + labels) * k + pred, minlength=n * k * k).reshape(n, k, k)
         self.predicted += np.bincount(pred, minlength=k)
-        if self.analyzer.mitigation and len(self.targets) == 1:
+        if self.rules and self.analyzer.mitigation and len(self.targets) == 1:  # the what-if needs groups
             first = self.targets[0]
             outcome = np.column_stack([proba[:, first], labels == first, pred == first])
             self.preview.add((outcome, single), start, len(labels))
