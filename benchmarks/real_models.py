@@ -11,7 +11,9 @@ Sections (random weights: timing only; every input is synthetic or from the ship
   `audit.wrap(..., modality="image")`;
 - tiny-bert, bert6: transformers' BertForSequenceClassification from a BertConfig (2 layers,
   hidden 128; 6 layers, hidden 768, 12 heads) on 256-subword texts (shipped reviews joined), with
-  a WordPiece tokenizer trained offline on the reviews, through `audit.from_transformers`;
+  a WordPiece vocabulary learned offline from the reviews (tests/hf_helpers.py: the same on every run;
+  tokenizers' trainer breaks ties differently from run to run, and so moved the numbers), through
+  `audit.from_transformers`;
 - lstm-shap: text SHAP of the reference LSTM (models/reviews-lstm.pt, trained when missing) on
   32 test reviews, ours against shap's PermutationExplainer called directly, with the same work.
 
@@ -51,6 +53,8 @@ from audit.cli import main as cli_main
 from audit.models.spec import ModelSpec
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from hf_helpers import wordpiece_tokenizer  # noqa: E402  (a WordPiece vocabulary learned from the shipped reviews)
 CLASSES = ("a", "b", "c", "d")
 IG_STEPS = 50  # captum's default, and ours
 
@@ -131,33 +135,19 @@ def long_texts(tokens: int, rows: int) -> list[str]:
     raise SystemExit(f"the reviews make only {len(texts)} texts of {tokens} words")
 
 
-def wordpiece(texts: list[str], size: int = 8000):
-    """A BERT tokenizer trained offline on `texts` (tokenizers' WordPiece trainer)."""
-    import transformers
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
-
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer, tok.pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=size, special_tokens=specials))
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[(t, tok.token_to_id(t)) for t in ("[CLS]", "[SEP]")])
-    return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
-                                                cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
-
-
 def bert_case(layers: int, hidden: int, heads: int, tokens: int, rows: int) -> tuple[audit.Model, audit.Dataset]:
     from transformers import BertConfig, BertForSequenceClassification
 
     texts = long_texts(tokens, rows)
-    tokenizer = wordpiece(audit.load_dataset("reviews", "train").texts)
+    tokenizer = wordpiece_tokenizer()  # the same vocabulary on every run, so the same numbers
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers,
                         num_attention_heads=heads, intermediate_size=4 * hidden, max_position_embeddings=tokens,
                         num_labels=2, pad_token_id=tokenizer.pad_token_id, id2label=dict(enumerate(CLASSES[:2])))
     torch.manual_seed(0)
     bert = BertForSequenceClassification(config).eval()
     labels = np.random.default_rng(0).integers(0, 2, rows)
-    data = audit.Dataset.from_arrays(texts, labels, classes=CLASSES[:2], modality="text", name=f"{tokens}-subword reviews")
+    data = audit.Dataset.from_arrays(texts, labels, classes=CLASSES[:2], modality="text",
+                                     name=f"{tokens}-subword reviews")
     return audit.from_transformers(bert, tokenizer, max_length=tokens, batch_size=32), data
 
 
