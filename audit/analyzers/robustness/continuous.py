@@ -38,7 +38,7 @@ def run_continuous(options: Robustness, model, data, sample, seed: int) -> Resul
 
 
 def _attack(options: Robustness, model, data, sample, seed: int) -> Result:
-    domain, eps, grid, at = attack_grid(options, model, data)
+    domain, eps, grid, at = attack_grid(options, model, data, model.encode(data))
     x, y = model.encode(sample), torch.from_numpy(model.labels(sample))
     stochastic = is_stochastic(model, x)
     draws = options.draws if stochastic else 1

@@ -7,6 +7,7 @@ import math
 from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
 from audit.methods.robustness.domain import Domain, input_domain
 
@@ -29,10 +30,10 @@ def default_large_epsilon(modality: str, norm: str, domain: Domain) -> float:
     return linf if norm == "linf" else linf * math.sqrt(domain.movable)
 
 
-def attack_grid(options: Robustness, model, data) -> tuple[Domain, float, np.ndarray, int]:
-    """Where the attacks on `data` move (its input domain), the configured epsilon there, the sweep's epsilons
-    (ascending, the configured one among them) and the configured one's index in them."""
-    domain = input_domain(model, data, model.encode(data))
+def attack_grid(options: Robustness, model, data, encoded: torch.Tensor) -> tuple[Domain, float, np.ndarray, int]:
+    """Where the attacks on `data` (`encoded`: its model inputs) move (its input domain), the configured epsilon
+    there, the sweep's epsilons (ascending, the configured one among them) and the configured one's index in them."""
+    domain = input_domain(model, data, encoded)
     eps = options.epsilon or default_epsilon(model.modality, options.norm, domain)
     grid = np.unique(np.concatenate([np.asarray(options.sweep) * eps, [eps]]))
     return domain, eps, grid, int(np.searchsorted(grid, eps))

@@ -50,8 +50,8 @@ def pilot(options: Robustness, model, data) -> Pilot | None:
 
 
 def _pilot(options: Robustness, model, data) -> Pilot | None:
-    domain, _, grid, _ = attack_grid(options, model, data)
     x, y = model.encode(data), torch.from_numpy(model.labels(data))
+    domain, _, grid, _ = attack_grid(options, model, data, x)
     draws = options.draws if is_stochastic(model, x) else 1
     rows = max(MIN_PILOT_ROWS, min(PILOT_ROWS, options.sample_rows(model) // 8))
     correct = np.flatnonzero(voted_correct(model, x, y, draws))[:rows]

@@ -138,9 +138,7 @@ def explain_shap(model, data: Dataset, target=None, *, seed: int = 0,
         bg_data, source = background_sample(model, pool, background, seed=seed)
         bg = model.encode(bg_data)
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="unrecognized nn.Module")  # reported by the fallback
-            return _explain_deep(model, x, target, bg, source)
+        return _explain_deep(model, x, target, bg, source)
     except Exception as exc:  # noqa: BLE001 - any layer shap's DeepExplainer cannot handle
         reason = re.split(r"(?<=[.!])\s", str(exc).strip())[0][:200]
         result = _explain_gradient(model, x, target, bg, source, seed=seed)
@@ -155,32 +153,30 @@ def _explain_deep(model, x, target, bg, source) -> ShapExplanation:
     thrown away)."""
     # shap leaves hooks behind when a layer fails mid-way: it only ever sees a copy.
     module = hookable_copy(model.module, bg[:2].to(model.device))
-    values = np.zeros(tuple(x.shape), dtype=np.float64)
-    base = np.zeros(len(x))
     outputs = model.logits(x).numpy().astype(np.float64)[np.arange(len(x)), target]
+    explanation = ShapExplanation(np.zeros(tuple(x.shape)), np.zeros(len(x)), outputs, target, "DeepExplainer",
+                                  "logit", source)  # its values and base values filled in place, class by class
     classes = sorted(((int(c), x[target == c]) for c in np.unique(target)), key=lambda pair: len(pair[1]))
     rows = rows_per_pass(model, bg, rows=min(PACKED_ROWS, 2 * len(bg) * len(x)), backward=True,
                          what="shap (DeepExplainer)")
     shared = (module, bg, model.device, max(1, rows // (2 * len(bg))))
-    for (c, _), (phi, expected) in zip(classes, engine.current().map(deep_class, shared, classes)):
-        values[target == c] = phi
-        base[target == c] = expected
-        explanation = ShapExplanation(values, base, outputs, target, "DeepExplainer", "logit", source)
-        error = explanation.additivity_error[target == c].max(initial=0.0)
-        if error >= ADDITIVITY_TOLERANCE:
-            raise ValueError(f"the SHAP values do not sum up to the model's output (off by up to {error:.3g}, "
-                             f"over shap's tolerance of {ADDITIVITY_TOLERANCE:g})")
-    return ShapExplanation(values, base, outputs, target, "DeepExplainer", "logit", source)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="unrecognized nn.Module")  # the failure it leads to is reported
+        for (c, _), (phi, expected) in zip(classes, engine.current().map(deep_class, shared, classes)):
+            explanation.values[target == c] = phi
+            explanation.base_values[target == c] = expected
+            error = explanation.additivity_error[target == c].max(initial=0.0)
+            if error >= ADDITIVITY_TOLERANCE:
+                raise ValueError(f"the SHAP values do not sum up to the model's output (off by up to {error:.3g}, "
+                                 f"over shap's tolerance of {ADDITIVITY_TOLERANCE:g})")
+    return explanation
 
 
 def deep_explainer_adds_up(model, x: torch.Tensor, bg: torch.Tensor) -> bool:
     """Whether DeepExplainer's values of the predicted class add up to the model's output on the inputs `x`
     against the background `bg` (where they do not, `explain_shap` falls back to GradientExplainer)."""
-    target = model.logits(x).argmax(1).numpy()
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="unrecognized nn.Module")
-            _explain_deep(model, x, target, bg, "")
+        _explain_deep(model, x, model.logits(x).argmax(1).numpy(), bg, "")
     except Exception:  # noqa: BLE001 - as explain_shap: any failure means the fallback
         return False
     return True
